@@ -1,0 +1,139 @@
+"""The Agent: one object holding the model, search, replay layout and learner of a config.
+
+    agent = muzero_jax.Agent(muzero_jax.cartpole())
+    state = agent.init(jax.random.key(0))        # TrainState: params, opt_state, step
+    out = agent.act(state, key, obs)             # jitted search; out.action
+    state, metrics = agent.learn(state, batch)   # jitted optimizer step
+
+Everything it returns is a pure function of its arguments; the object only
+keeps the static parts (shapes, the network, the optimizer) and the compiled
+programs, so it is safe to call from a notebook in any order.
+"""
+
+from __future__ import annotations
+
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from muzero_jax import envs, replay, selfplay
+from muzero_jax.config import Config, validate
+from muzero_jax.learner import Batch, Learner, TrainState
+from muzero_jax.networks import Model
+from muzero_jax.search import Exploration, Searcher, SearchOutput
+from muzero_jax.targets import window_targets
+
+
+class Agent:
+    """MuZero for one configuration and environment.
+
+    Args:
+      config: the configuration (validated here, before anything compiles).
+      env: the JAX environment; by default `envs.make(config.env)`.
+    """
+
+    def __init__(self, config: Config, env: envs.JaxEnv | None = None):
+        if env is None:
+            env = envs.make(config.env, config.max_episode_steps)
+        validate(config, max_abs_reward=env.max_abs_reward,
+                 observation_shape=env.observation_shape, num_actions=env.num_actions)
+        self.config = config
+        self.env = env
+        self.num_actions = env.num_actions
+        self.observation_shape = env.observation_shape
+        self.model = Model(config, env.num_actions, env.observation_shape)
+        self.searcher = Searcher(self.model, config)
+        self.learner = Learner(self.model, config)
+        self.training_exploration = Exploration.training(config)
+
+        self._act = jax.jit(self._act_impl)
+        self._rollout = jax.jit(self._rollout_impl, static_argnames="num_steps")
+        self.learn = jax.jit(self.learner.learn)
+        self.add = jax.jit(replay.add, donate_argnums=0)
+        self.update = jax.jit(self._update_impl, donate_argnums=0)
+
+    # --- state -------------------------------------------------------------------
+    def init(self, key: chex.PRNGKey) -> TrainState:
+        """Fresh parameters and optimizer state."""
+        return self.learner.init(self.model.init(key))
+
+    def init_replay(self) -> replay.ReplayBuffer:
+        """An empty buffer with one stream per self-play environment."""
+        cfg = self.config
+        return replay.init(cfg.num_envs, cfg.replay_length, self.observation_shape,
+                           self.num_actions)
+
+    def reset(self, key: chex.PRNGKey, num_envs: int | None = None) -> envs.EnvState:
+        """`[num_envs]` fresh environments (default: config.num_envs)."""
+        return selfplay.reset(self.env, key, num_envs or self.config.num_envs)
+
+    # --- acting ------------------------------------------------------------------
+    def _act_impl(self, params, key, obs, exploration, invalid_actions):
+        return self.searcher(params, key, obs, exploration, invalid_actions)
+
+    def act(self, state: TrainState, key: chex.PRNGKey, obs: chex.Array, *,
+            greedy: bool = False, invalid_actions: chex.Array | None = None) -> SearchOutput:
+        """Searches from `obs` and picks actions (jitted).
+
+        Args:
+          state: the learner state (its params are used).
+          key: PRNG key (consumed).
+          obs: `[B, *obs_shape]`, or one observation `[*obs_shape]`.
+          greedy: act greedily (no noise, temperature 0), as in evaluation.
+          invalid_actions: optional `[B, A]` (or `[A]`) bool, True where illegal.
+
+        Returns:
+          `SearchOutput` (`[B]` or unbatched, matching `obs`).
+        """
+        obs = jnp.asarray(obs, jnp.float32)
+        single = obs.shape == self.observation_shape
+        if single:
+            obs = obs[None]
+            invalid_actions = None if invalid_actions is None else jnp.asarray(invalid_actions)[None]
+        if obs.shape[1:] != self.observation_shape:
+            raise ValueError(f"obs has shape {obs.shape}; expected [B, "
+                             f"{', '.join(map(str, self.observation_shape))}] or "
+                             f"{self.observation_shape}")
+        exploration = Exploration.greedy() if greedy else self.training_exploration
+        out = self._act(state.params, key, obs, exploration, invalid_actions)
+        return jax.tree.map(lambda x: x[0], out) if single else out
+
+    def _rollout_impl(self, params, env_state, key, exploration, num_steps):
+        return selfplay.rollout(self.env, self.searcher, params, env_state, key,
+                                exploration, num_steps)
+
+    def rollout(self, state: TrainState, env_state: envs.EnvState, key: chex.PRNGKey, *,
+                greedy: bool = False, num_steps: int | None = None):
+        """Self-play for `num_steps` (default rollout_length) steps of `[B]` envs (jitted).
+
+        Returns the new env states and a `[B, T]` `selfplay.Trajectory`.
+        """
+        exploration = Exploration.greedy() if greedy else self.training_exploration
+        return self._rollout(state.params, env_state, key, exploration,
+                             num_steps=num_steps or self.config.rollout_length)
+
+    # --- learning ----------------------------------------------------------------
+    def make_batch(self, buffer: replay.ReplayBuffer, key: chex.PRNGKey) -> Batch:
+        """Samples `batch_size` windows and computes their targets (pure, jit-able)."""
+        cfg = self.config
+        window = replay.sample(buffer, key, cfg.batch_size, cfg.window_length)
+        targets = window_targets(window, discount=cfg.discount, td_steps=cfg.td_steps,
+                                 unroll_steps=cfg.unroll_steps)
+        return Batch(observation=window.observation, targets=targets, weight=window.weight)
+
+    def _update_impl(self, state, buffer, key):
+        def step(state, key):
+            return self.learner.learn(state, self.make_batch(buffer, key))
+
+        keys = jax.random.split(key, self.config.updates_per_iteration)
+        state, metrics = jax.lax.scan(step, state, keys)
+        return state, jax.tree.map(jnp.mean, metrics)
+
+    def ready_to_learn(self, buffer: replay.ReplayBuffer) -> bool:
+        """Whether replay holds min_replay_size positions and a full window per stream."""
+        count = int(buffer.count)
+        return (count * buffer.num_streams >= self.config.min_replay_size
+                and int(replay.num_windows(buffer, self.config.window_length)) > 0)
+
+

@@ -1,0 +1,209 @@
+"""Configuration: one frozen dataclass, presets, and validation with clear errors.
+
+Every field has the paper's default where the paper has one (SPEC.md) and a
+comment saying what it means. Presets override a few fields with
+`dataclasses.replace`; `validate` runs before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+from muzero_jax import support
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message names the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # --- environment -------------------------------------------------------
+    env: str = "CartPole-v1"  # registered JAX environment id (muzero_jax.envs)
+    max_episode_steps: int | None = None  # time limit (truncation); None: env's own
+    observation_shape: tuple[int, ...] | None = None  # None: take the env's; else checked
+    num_envs: int = 16  # B: environments stepped in lock-step by self-play
+    rollout_length: int = 50  # T: self-play steps per env per training iteration
+
+    # --- networks (MLP for vector observations) ------------------------------
+    hidden_size: int = 64  # width of every hidden layer
+    num_hidden_layers: int = 2  # hidden layers in each of h, g, f torsos
+    latent_size: int = 64  # size of the hidden state s
+    value_support_size: int = 300  # S: value atoms -S..S (paper: 300, 601 atoms)
+    reward_support_size: int = 300  # S: reward atoms -S..S (paper: 300)
+
+    # --- search (mctx) ---------------------------------------------------------
+    search: Literal["muzero", "gumbel"] = "muzero"  # mctx.muzero_policy or gumbel_muzero_policy
+    num_simulations: int = 50  # paper: 50 Atari, 800 board games
+    max_depth: int | None = None  # None: unbounded (num_simulations)
+    pb_c_init: float = 1.25  # PUCT c1
+    pb_c_base: float = 19652.0  # PUCT c2
+    dirichlet_alpha: float = 0.25  # paper: 0.25 Atari, 0.3 chess, 0.03 Go
+    dirichlet_fraction: float = 0.25  # root exploration noise share (muzero search)
+    max_num_considered_actions: int = 16  # Gumbel: actions sampled at the root
+    gumbel_scale: float = 1.0  # Gumbel: noise scale while training (0 at evaluation)
+    temperature: float = 1.0  # visit-count temperature while training (muzero search)
+
+    # --- targets and loss --------------------------------------------------------
+    discount: float = 0.997  # gamma
+    td_steps: int = 10  # n in the n-step value target
+    unroll_steps: int = 5  # K in the K-step unroll
+    value_loss_weight: float = 1.0  # paper 1.0; 0.25 with Reanalyze
+    weight_decay: float = 1e-4  # c in c * ||theta||^2, added to the loss
+
+    # --- replay ----------------------------------------------------------------
+    replay_capacity: int = 100_000  # positions held, over all envs (rounded to B)
+    min_replay_size: int = 1_000  # positions collected before the first update
+
+    # --- optimisation ------------------------------------------------------------
+    batch_size: int = 256  # windows per update (paper: 1024 Atari)
+    updates_per_iteration: int = 50  # learner steps after each self-play rollout
+    optimizer: Literal["adam", "sgd"] = "adam"  # paper: SGD with momentum
+    learning_rate: float = 3e-3  # peak learning rate
+    lr_warmup_steps: int = 0  # linear warm-up from 0 to the peak
+    lr_decay_steps: int | None = None  # cosine decay to lr_end_fraction; None: constant
+    lr_end_fraction: float = 0.1  # final lr as a share of the peak
+    momentum: float = 0.9  # SGD momentum
+    max_grad_norm: float | None = 5.0  # global-norm clipping; None: off
+
+    # --- the run ------------------------------------------------------------------
+    seed: int = 0
+    total_env_steps: int = 200_000  # stop after this many env steps
+    eval_every: int = 10  # iterations between greedy evaluations (0: never)
+    eval_episodes: int = 32  # episodes per periodic (JAX env) evaluation
+    solve_return: float | None = 475.0  # stop when a periodic eval reaches it
+    final_eval_episodes: int = 100  # episodes on the Gymnasium env at the end
+    log_every: int = 5  # iterations between progress lines
+
+    @property
+    def window_length(self) -> int:
+        """Positions a replay window spans: K + 1 unrolled plus n for bootstrapping."""
+        return self.unroll_steps + self.td_steps + 1
+
+    @property
+    def replay_length(self) -> int:
+        """Steps held per environment stream."""
+        return max(self.replay_capacity // self.num_envs, 1)
+
+
+def _positive(cfg: Config, name: str) -> None:
+    value = getattr(cfg, name)
+    if not (isinstance(value, int) and not isinstance(value, bool)) or value < 1:
+        raise ConfigError(f"{name}={value!r}: expected an integer >= 1")
+
+
+def validate(cfg: Config, *, max_abs_reward: float | None = None,
+             observation_shape: tuple[int, ...] | None = None,
+             num_actions: int | None = None) -> Config:
+    """Checks `cfg` (and its fit to an environment), raising `ConfigError`.
+
+    Args:
+      cfg: the configuration.
+      max_abs_reward: the environment's largest |reward| per step, if known; the
+        value support must then hold max_abs_reward / (1 - discount) and the
+        reward support max_abs_reward.
+      observation_shape: the environment's observation shape, if known.
+      num_actions: the environment's number of actions, if known.
+
+    Returns:
+      `cfg` unchanged, so that calls can be chained.
+    """
+    for name in ("num_envs", "rollout_length", "hidden_size", "num_hidden_layers",
+                 "latent_size", "value_support_size", "reward_support_size",
+                 "num_simulations", "td_steps", "unroll_steps", "replay_capacity",
+                 "batch_size", "updates_per_iteration", "max_num_considered_actions",
+                 "eval_episodes", "final_eval_episodes", "log_every"):
+        _positive(cfg, name)
+    if cfg.search not in ("muzero", "gumbel"):
+        raise ConfigError(f"search={cfg.search!r}: expected 'muzero' or 'gumbel'")
+    if cfg.optimizer not in ("adam", "sgd"):
+        raise ConfigError(f"optimizer={cfg.optimizer!r}: expected 'adam' or 'sgd'")
+    if not 0.0 < cfg.discount <= 1.0:
+        raise ConfigError(f"discount={cfg.discount!r}: expected 0 < discount <= 1")
+    for name in ("dirichlet_fraction", "lr_end_fraction"):
+        value = getattr(cfg, name)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{name}={value!r}: expected a value in [0, 1]")
+    for name in ("learning_rate", "dirichlet_alpha", "pb_c_init", "pb_c_base"):
+        value = getattr(cfg, name)
+        if not value > 0:
+            raise ConfigError(f"{name}={value!r}: expected a value > 0")
+    for name in ("weight_decay", "temperature", "gumbel_scale", "value_loss_weight",
+                 "min_replay_size", "eval_every", "lr_warmup_steps", "total_env_steps"):
+        value = getattr(cfg, name)
+        if value < 0:
+            raise ConfigError(f"{name}={value!r}: expected a value >= 0")
+    if cfg.max_grad_norm is not None and not cfg.max_grad_norm > 0:
+        raise ConfigError(f"max_grad_norm={cfg.max_grad_norm!r}: expected > 0 or None")
+    if cfg.max_depth is not None and cfg.max_depth < 1:
+        raise ConfigError(f"max_depth={cfg.max_depth!r}: expected an integer >= 1 or None")
+    if cfg.max_episode_steps is not None and cfg.max_episode_steps < 1:
+        raise ConfigError(
+            f"max_episode_steps={cfg.max_episode_steps!r}: expected an integer >= 1 or None")
+    if cfg.lr_decay_steps is not None and cfg.lr_decay_steps < 1:
+        raise ConfigError(f"lr_decay_steps={cfg.lr_decay_steps!r}: expected >= 1 or None")
+    if cfg.replay_length < cfg.window_length + 1:
+        raise ConfigError(
+            f"replay_capacity={cfg.replay_capacity}: holds {cfg.replay_length} steps per "
+            f"env over num_envs={cfg.num_envs}; expected at least unroll_steps + "
+            f"td_steps + 2 = {cfg.window_length + 1} per env, i.e. replay_capacity >= "
+            f"{(cfg.window_length + 1) * cfg.num_envs}")
+    if max_abs_reward is not None:
+        reward_max = support.max_scalar(cfg.reward_support_size)
+        if reward_max < max_abs_reward:
+            raise ConfigError(
+                f"reward_support_size={cfg.reward_support_size}: represents |reward| <= "
+                f"{reward_max:.3g}, but the env's rewards reach {max_abs_reward:g}; expected "
+                f"reward_support_size >= {_support_needed(max_abs_reward)}")
+        if cfg.discount < 1.0:
+            value_bound = max_abs_reward / (1.0 - cfg.discount)
+            value_max = support.max_scalar(cfg.value_support_size)
+            if value_max < value_bound:
+                raise ConfigError(
+                    f"value_support_size={cfg.value_support_size}: represents |value| <= "
+                    f"{value_max:.4g}, but returns reach max_abs_reward / (1 - discount) = "
+                    f"{max_abs_reward:g} / (1 - {cfg.discount}) = {value_bound:.4g}; expected "
+                    f"value_support_size >= {_support_needed(value_bound)}")
+    if observation_shape is not None and cfg.observation_shape is not None:
+        if tuple(cfg.observation_shape) != tuple(observation_shape):
+            raise ConfigError(
+                f"observation_shape={tuple(cfg.observation_shape)}: the env {cfg.env!r} "
+                f"observes shape {tuple(observation_shape)}; expected that shape (or None)")
+    if num_actions is not None and cfg.search == "gumbel" and num_actions < 2:
+        raise ConfigError(f"env {cfg.env!r} has {num_actions} action(s); expected >= 2")
+    return cfg
+
+
+def _support_needed(bound: float) -> int:
+    return int(math.ceil(float(support.transform(bound))))
+
+
+def cartpole(**overrides) -> Config:
+    """CartPole-v1 preset: small MLP, Gumbel search, supports sized for the returns."""
+    base = Config(
+        env="CartPole-v1",
+        num_envs=16,
+        rollout_length=50,
+        hidden_size=64,
+        latent_size=64,
+        value_support_size=20,
+        reward_support_size=2,
+        search="gumbel",
+        num_simulations=16,
+        discount=0.997,
+        td_steps=10,
+        unroll_steps=5,
+        replay_capacity=50_000,
+        min_replay_size=1_600,
+        batch_size=256,
+        updates_per_iteration=50,
+        optimizer="adam",
+        learning_rate=3e-3,
+        total_env_steps=200_000,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+PRESETS = {"cartpole": cartpole}

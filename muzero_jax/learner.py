@@ -1,0 +1,149 @@
+"""Learner: the K-step unroll loss and an Optax update (SPEC.md, "Loss").
+
+    L = sum_k l_r(u_{t+k}, r^k) + l_v(z_{t+k}, v^k) + l_p(pi_{t+k}, p^k) + c ||theta||^2
+
+l_r and l_v are cross-entropies against two-hot targets on the supports, l_p
+against the search policy. Losses of unrolled steps k >= 1 are scaled by 1/K and
+the gradient into the dynamics through each hidden state by 1/2, as in the paper.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from muzero_jax import support
+from muzero_jax.config import Config
+from muzero_jax.networks import Model, Params
+from muzero_jax.targets import Targets
+
+
+@chex.dataclass(frozen=True)
+class Batch:
+    """What one learner step consumes.
+
+    observation: `[N, *obs_shape]` root observations.
+    targets: `Targets` for K unroll steps.
+    weight: `[N]` importance weights (1 for uniform replay).
+    """
+
+    observation: chex.Array
+    targets: Targets
+    weight: chex.Array
+
+
+@chex.dataclass(frozen=True)
+class TrainState:
+    """Learner state: parameters, optimizer state and the update counter (`[]` int32)."""
+
+    params: Params
+    opt_state: optax.OptState
+    step: chex.Array
+
+
+def make_schedule(config: Config) -> optax.Schedule:
+    """Learning rate by update step: linear warm-up, then constant or cosine decay."""
+    peak = config.learning_rate
+    if config.lr_decay_steps is None:
+        main = optax.constant_schedule(peak)
+    else:
+        main = optax.cosine_decay_schedule(peak, config.lr_decay_steps,
+                                           alpha=config.lr_end_fraction)
+    if config.lr_warmup_steps == 0:
+        return main
+    warmup = optax.linear_schedule(0.0, peak, config.lr_warmup_steps)
+    return optax.join_schedules([warmup, main], [config.lr_warmup_steps])
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """Gradient clipping, then Adam or SGD with momentum, on the schedule."""
+    schedule = make_schedule(config)
+    if config.optimizer == "adam":
+        opt = optax.adam(schedule)
+    else:
+        opt = optax.sgd(schedule, momentum=config.momentum)
+    if config.max_grad_norm is None:
+        return opt
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt)
+
+
+def scale_gradient(x: jax.Array, scale: float) -> jax.Array:
+    """Identity forward; multiplies the gradient flowing back through x by `scale`."""
+    return x * scale + jax.lax.stop_gradient(x) * (1.0 - scale)
+
+
+def cross_entropy(target_probs: jax.Array, logits: jax.Array) -> jax.Array:
+    """-sum(target * log_softmax(logits)) over the last axis."""
+    return -jnp.sum(target_probs * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+
+
+class Learner:
+    """The loss and the jit-able update for one model and config."""
+
+    def __init__(self, model: Model, config: Config):
+        self.model = model
+        self.config = config
+        self.optimizer = make_optimizer(config)
+        self.schedule = make_schedule(config)
+
+    def init(self, params: Params) -> TrainState:
+        return TrainState(params=params, opt_state=self.optimizer.init(params),
+                          step=jnp.zeros((), jnp.int32))
+
+    def loss(self, params: Params, batch: Batch) -> tuple[jax.Array, dict]:
+        """Scalar loss and per-term metrics for a batch (see the module docstring)."""
+        cfg = self.config
+        model = self.model
+        t = batch.targets
+        num_unroll = cfg.unroll_steps
+        value_support = cfg.value_support_size
+        reward_support = cfg.reward_support_size
+
+        def value_policy_loss(inference, k):
+            value_ce = cross_entropy(support.scalar_to_support(t.value[:, k], value_support),
+                                     inference.value_logits)
+            policy_ce = cross_entropy(t.policy[:, k], inference.policy_logits)
+            return value_ce * t.value_mask[:, k], policy_ce * t.policy_mask[:, k]
+
+        root = model.initial_inference(params, batch.observation)
+        value_loss, policy_loss = value_policy_loss(root, 0)
+
+        def unroll(state, k):
+            state = scale_gradient(state, 0.5)
+            inference = model.recurrent_inference(params, state, t.actions[:, k - 1])
+            v, p = value_policy_loss(inference, k)
+            r = cross_entropy(support.scalar_to_support(t.reward[:, k - 1], reward_support),
+                              inference.reward_logits) * t.reward_mask[:, k - 1]
+            return inference.state, (v, p, r)
+
+        _, (v_k, p_k, r_k) = jax.lax.scan(unroll, root.state, jnp.arange(1, num_unroll + 1))
+        # Steps k >= 1 each weigh 1/K, so the unroll as a whole weighs as much as the root.
+        value_loss = value_loss + jnp.sum(v_k, axis=0) / num_unroll
+        policy_loss = policy_loss + jnp.sum(p_k, axis=0) / num_unroll
+        reward_loss = jnp.sum(r_k, axis=0) / num_unroll
+
+        per_sample = cfg.value_loss_weight * value_loss + policy_loss + reward_loss
+        data_loss = jnp.mean(batch.weight * per_sample)
+        l2 = sum(jnp.sum(jnp.square(p)) for p in jax.tree.leaves(params))
+        total = data_loss + cfg.weight_decay * l2
+        metrics = {
+            "loss": total,
+            "value_loss": jnp.mean(value_loss),
+            "policy_loss": jnp.mean(policy_loss),
+            "reward_loss": jnp.mean(reward_loss),
+            "l2": l2,
+            "value_target": jnp.mean(t.value[:, 0]),
+            "value_prediction": jnp.mean(root.value),
+        }
+        return total, metrics
+
+    def learn(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        """One optimizer step. Returns the new state and scalar metrics."""
+        grads, metrics = jax.grad(self.loss, has_aux=True)(state.params, batch)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = dict(metrics, grad_norm=optax.tree.norm(grads),
+                       learning_rate=self.schedule(state.step))
+        return TrainState(params=params, opt_state=opt_state, step=state.step + 1), metrics

@@ -1,0 +1,158 @@
+"""Replay: a device-resident ring buffer of self-play streams, sampled inside jit.
+
+The buffer keeps the B self-play streams side by side, `[B, L]` positions each
+(L = replay_capacity // B), in the row layout of `selfplay.Trajectory`. A
+sample is a window of W = K + n + 1 consecutive positions of one stream, so that
+K unrolled steps and their n-step value targets can be read from it; episode
+boundaries inside a window are left to `targets`, which knows how to treat a
+termination (absorbing) and a truncation (bootstrap, then mask).
+
+Every position also has a priority, written as the largest seen so far when the
+position is added; sampling is uniform until prioritised replay uses it.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from muzero_jax.selfplay import Trajectory
+
+# The fields of a Trajectory that replay stores (episode statistics are not).
+_STORED = ("observation", "action", "reward", "terminated", "truncated",
+           "search_policy", "root_value", "final_value")
+
+
+@chex.dataclass(frozen=True)
+class ReplayBuffer:
+    """B streams of L positions each; field shapes are `[B, L, ...]`.
+
+    observation: `[B, L, *obs_shape]`; action: `[B, L]` int32; reward,
+    root_value, final_value: `[B, L]` float32; terminated, truncated: `[B, L]`
+    bool; search_policy: `[B, L, A]`; priority: `[B, L]` float32.
+    count: `[]` int32, positions written per stream since the start (the write
+      head is count % L).
+    max_priority: `[]` float32, the priority new positions get.
+    """
+
+    observation: chex.Array
+    action: chex.Array
+    reward: chex.Array
+    terminated: chex.Array
+    truncated: chex.Array
+    search_policy: chex.Array
+    root_value: chex.Array
+    final_value: chex.Array
+    priority: chex.Array
+    count: chex.Array
+    max_priority: chex.Array
+
+    @property
+    def num_streams(self) -> int:
+        return self.action.shape[0]
+
+    @property
+    def length(self) -> int:
+        return self.action.shape[1]
+
+
+@chex.dataclass(frozen=True)
+class Window:
+    """A batch of N windows of W consecutive positions.
+
+    observation: `[N, *obs_shape]` the observation at the window's first position.
+    action, reward, terminated, truncated, root_value, final_value: `[N, W]`.
+    search_policy: `[N, W, A]`.
+    stream: `[N]` int32 and position: `[N]` int32, where the first position lives
+      (for writing priorities back).
+    weight: `[N]` float32 importance weight (1 under uniform sampling).
+    """
+
+    observation: chex.Array
+    action: chex.Array
+    reward: chex.Array
+    terminated: chex.Array
+    truncated: chex.Array
+    search_policy: chex.Array
+    root_value: chex.Array
+    final_value: chex.Array
+    stream: chex.Array
+    position: chex.Array
+    weight: chex.Array
+
+
+def init(num_streams: int, length: int, observation_shape: tuple[int, ...],
+         num_actions: int, observation_dtype=jnp.float32) -> ReplayBuffer:
+    """An empty buffer of `num_streams` x `length` positions."""
+    shape = (num_streams, length)
+    return ReplayBuffer(
+        observation=jnp.zeros(shape + tuple(observation_shape), observation_dtype),
+        action=jnp.zeros(shape, jnp.int32),
+        reward=jnp.zeros(shape, jnp.float32),
+        terminated=jnp.zeros(shape, bool),
+        truncated=jnp.zeros(shape, bool),
+        search_policy=jnp.zeros(shape + (num_actions,), jnp.float32),
+        root_value=jnp.zeros(shape, jnp.float32),
+        final_value=jnp.zeros(shape, jnp.float32),
+        priority=jnp.zeros(shape, jnp.float32),
+        count=jnp.zeros((), jnp.int32),
+        max_priority=jnp.ones((), jnp.float32),
+    )
+
+
+def add(buffer: ReplayBuffer, trajectory: Trajectory) -> ReplayBuffer:
+    """Appends a `[B, T]` trajectory to the B streams (T <= L), overwriting the oldest."""
+    num_steps = trajectory.action.shape[1]
+    if trajectory.action.shape[0] != buffer.num_streams:
+        raise ValueError(f"trajectory has {trajectory.action.shape[0]} streams; the buffer "
+                         f"holds {buffer.num_streams}")
+    if num_steps > buffer.length:
+        raise ValueError(f"trajectory has {num_steps} steps; the buffer holds only "
+                         f"{buffer.length} per stream")
+    slots = (buffer.count + jnp.arange(num_steps)) % buffer.length
+    updates = {name: getattr(buffer, name).at[:, slots].set(
+        getattr(trajectory, name).astype(getattr(buffer, name).dtype))
+        for name in _STORED}
+    priority = buffer.priority.at[:, slots].set(buffer.max_priority)
+    return buffer.replace(**updates, priority=priority, count=buffer.count + num_steps)
+
+
+def num_windows(buffer: ReplayBuffer, window_length: int) -> jax.Array:
+    """How many window starts each stream offers now (0 until W positions exist)."""
+    oldest = jnp.maximum(buffer.count - buffer.length, 0)
+    return jnp.maximum(buffer.count - window_length + 1 - oldest, 0)
+
+
+def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int,
+           window_length: int) -> Window:
+    """Samples `batch_size` windows uniformly over streams and valid starts.
+
+    A start is valid when all W positions of its window are written and none has
+    been overwritten. Call only once `num_windows(buffer, W) > 0`.
+    """
+    stream_key, start_key = jax.random.split(key)
+    stream = jax.random.randint(stream_key, (batch_size,), 0, buffer.num_streams)
+    oldest = jnp.maximum(buffer.count - buffer.length, 0)
+    offset = jax.random.randint(start_key, (batch_size,), 0,
+                                jnp.maximum(num_windows(buffer, window_length), 1))
+    start = oldest + offset  # logical position in the stream
+    slots = (start[:, None] + jnp.arange(window_length)) % buffer.length  # [N, W]
+    rows = stream[:, None]
+
+    def take(x):
+        return x[rows, slots]
+
+    return Window(
+        observation=buffer.observation[stream, slots[:, 0]].astype(jnp.float32),
+        action=take(buffer.action),
+        reward=take(buffer.reward),
+        terminated=take(buffer.terminated),
+        truncated=take(buffer.truncated),
+        search_policy=take(buffer.search_policy),
+        root_value=take(buffer.root_value),
+        final_value=take(buffer.final_value),
+        stream=stream,
+        position=slots[:, 0],
+        weight=jnp.ones((batch_size,), jnp.float32),
+    )

@@ -1,0 +1,90 @@
+"""Categorical value and reward supports (SPEC.md, "Categorical supports").
+
+Scalars are squashed by the invertible transform of Pohlen et al. (2018),
+
+    h(x) = sign(x) (sqrt(|x| + 1) - 1) + eps x,
+
+clipped to [-S, S] and spread over the 2S + 1 integer atoms -S..S as a two-hot
+vector. Going back, the expectation over atoms under the softmax of the logits is
+mapped through the closed-form inverse h^-1.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+EPSILON = 1e-3
+
+
+def transform(x: jax.Array, eps: float = EPSILON) -> jax.Array:
+    """h(x), elementwise. Any shape."""
+    return jnp.sign(x) * (jnp.sqrt(jnp.abs(x) + 1.0) - 1.0) + eps * x
+
+
+def inverse_transform(y: jax.Array, eps: float = EPSILON) -> jax.Array:
+    """h^-1(y), the closed-form inverse of `transform`, elementwise. Any shape."""
+    inner = (jnp.sqrt(1.0 + 4.0 * eps * (jnp.abs(y) + 1.0 + eps)) - 1.0) / (2.0 * eps)
+    return jnp.sign(y) * (jnp.square(inner) - 1.0)
+
+
+def max_scalar(support_size: int, eps: float = EPSILON) -> float:
+    """Largest |x| a support of atoms -S..S represents without clipping: h^-1(S)."""
+    return float(inverse_transform(jnp.float32(support_size), eps))
+
+
+def scalar_to_two_hot(x: jax.Array, support_size: int) -> jax.Array:
+    """Two-hot encoding of already-transformed scalars over atoms -S..S.
+
+    Args:
+      x: `[...]` values in transformed space; clipped to [-S, S].
+      support_size: S.
+
+    Returns:
+      `[..., 2S + 1]` probabilities with mass on the two atoms around `x`.
+    """
+    x = jnp.clip(x, -support_size, support_size)
+    low = jnp.floor(x)
+    upper_weight = x - low
+    low_index = (low + support_size).astype(jnp.int32)
+    num_atoms = 2 * support_size + 1
+    high_index = jnp.minimum(low_index + 1, num_atoms - 1)
+    # Where x sits exactly on the top atom, low == S and the upper weight is 0,
+    # so the clamped high index carries no mass.
+    return (
+        jax.nn.one_hot(low_index, num_atoms) * (1.0 - upper_weight)[..., None]
+        + jax.nn.one_hot(high_index, num_atoms) * upper_weight[..., None]
+    )
+
+
+def scalar_to_support(x: jax.Array, support_size: int) -> jax.Array:
+    """Scalar targets to two-hot probabilities: transform, clip, two-hot.
+
+    Args:
+      x: `[...]` raw scalars (returns, rewards).
+      support_size: S; the support has 2S + 1 atoms.
+
+    Returns:
+      `[..., 2S + 1]` float32 probabilities.
+    """
+    return scalar_to_two_hot(transform(x.astype(jnp.float32)), support_size)
+
+
+def support_to_scalar(logits: jax.Array, support_size: int) -> jax.Array:
+    """Logits over the support to raw scalars: softmax, expectation, h^-1.
+
+    Args:
+      logits: `[..., 2S + 1]`.
+      support_size: S.
+
+    Returns:
+      `[...]` float32 scalars.
+    """
+    if logits.shape[-1] != 2 * support_size + 1:
+        raise ValueError(
+            f"logits have {logits.shape[-1]} atoms on their last axis; a support of "
+            f"size {support_size} expects {2 * support_size + 1}"
+        )
+    atoms = jnp.arange(-support_size, support_size + 1, dtype=jnp.float32)
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    return inverse_transform(jnp.sum(probs * atoms, axis=-1))

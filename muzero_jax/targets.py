@@ -1,0 +1,130 @@
+"""Training targets from replay windows (SPEC.md, "Targets").
+
+For a window starting at position t, unroll step k (0..K) gets:
+
+- value target z_{t+k} = sum_j gamma^j u_{t+k+j} + gamma^n v_{t+k+n}, where the sum
+  stops at an episode's end: after a termination nothing more is added (the
+  terminal state is absorbing, value 0); after a truncation (a time limit) the
+  network's value of the observation reached is added instead, discounted.
+- reward target u_{t+k-1} for the prediction r^k of g (k >= 1).
+- policy target pi_{t+k}, the search policy stored there.
+
+Positions past the end of the window's first episode are handled as the paper
+says: past a termination the state is absorbing (value 0, reward 0, no policy
+loss); past a truncation nothing is known, so value, reward and policy are all
+masked out of the loss.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from muzero_jax.replay import Window
+
+
+@chex.dataclass(frozen=True)
+class Targets:
+    """Targets for a batch of N windows, K unroll steps.
+
+    actions: `[N, K]` the actions a_t..a_{t+K-1} fed to g.
+    value: `[N, K + 1]` value targets z_{t+k}; value_mask: `[N, K + 1]` float32.
+    reward: `[N, K]` targets for r^1..r^K; reward_mask: `[N, K]` float32.
+    policy: `[N, K + 1, A]` policy targets; policy_mask: `[N, K + 1]` float32.
+    """
+
+    actions: chex.Array
+    value: chex.Array
+    value_mask: chex.Array
+    reward: chex.Array
+    reward_mask: chex.Array
+    policy: chex.Array
+    policy_mask: chex.Array
+
+
+def n_step_values(reward: chex.Array, terminated: chex.Array, truncated: chex.Array,
+                  bootstrap: chex.Array, final_value: chex.Array, *, discount: float,
+                  td_steps: int, num_values: int) -> chex.Array:
+    """n-step value targets z_0..z_{num_values-1} along one stream segment.
+
+    Args:
+      reward, terminated, truncated, final_value: `[W]` rows of the segment.
+      bootstrap: `[W]` the value to bootstrap from at each row (search root values,
+        or fresh network values).
+      discount: gamma.
+      td_steps: n.
+      num_values: how many targets, from row 0; needs W >= num_values + n.
+
+    Returns:
+      `[num_values]` float32.
+    """
+    chex.assert_rank(reward, 1)
+    if reward.shape[0] < num_values + td_steps:
+        raise ValueError(f"segment of {reward.shape[0]} rows; {num_values} targets with "
+                         f"n = {td_steps} need {num_values + td_steps}")
+    done = (terminated | truncated).astype(jnp.float32)
+    rows = jnp.arange(num_values)[:, None] + jnp.arange(td_steps)[None, :]  # [V, n]
+    # alive[k, j]: no episode end in rows k..k+j-1, so row k+j still counts.
+    ended = done[rows]
+    alive = jnp.cumprod(jnp.concatenate(
+        [jnp.ones((num_values, 1)), 1.0 - ended[:, :-1]], axis=1), axis=1)
+    alive_after = alive[:, -1] * (1.0 - ended[:, -1])
+    powers = discount ** jnp.arange(td_steps, dtype=jnp.float32)
+    # A truncation at row k+j adds the discounted value of the state it reached.
+    step_value = reward[rows] + discount * truncated[rows] * final_value[rows]
+    returns = jnp.sum(alive * powers * step_value, axis=1)
+    return returns + alive_after * discount**td_steps * bootstrap[td_steps:td_steps + num_values]
+
+
+def episode_masks(terminated: chex.Array, truncated: chex.Array,
+                  num_steps: int) -> tuple[chex.Array, chex.Array]:
+    """Whether rows 0..num_steps-1 lie past the first episode's end, and past a truncation.
+
+    Args:
+      terminated, truncated: `[W]` with W >= num_steps.
+
+    Returns:
+      past_end: `[num_steps]` bool, an episode ended on an earlier row of the window.
+      past_truncation: `[num_steps]` bool, and that first end was a truncation.
+    """
+    done = (terminated | truncated)[:num_steps]
+    past_end = jnp.concatenate([jnp.zeros((1,), bool), jnp.cumsum(done)[:-1] > 0])
+    first_end = done & ~past_end
+    trunc_first = jnp.cumsum(first_end & truncated[:num_steps]) > 0
+    past_truncation = jnp.concatenate([jnp.zeros((1,), bool), trunc_first[:-1]])
+    return past_end, past_truncation
+
+
+def window_targets(window: Window, *, discount: float, td_steps: int,
+                   unroll_steps: int, bootstrap_value: chex.Array | None = None) -> Targets:
+    """Targets for a batch of windows (see the module docstring).
+
+    Args:
+      window: `[N, W]` windows with W = K + n + 1.
+      discount, td_steps, unroll_steps: gamma, n, K.
+      bootstrap_value: optional `[N, W]` values to bootstrap from instead of the
+        stored search root values (Reanalyze, target network).
+
+    Returns:
+      `Targets` for K unroll steps.
+    """
+    k1 = unroll_steps + 1
+    bootstrap = window.root_value if bootstrap_value is None else bootstrap_value
+
+    def one(reward, terminated, truncated, boot, final_value, policy, action):
+        z = n_step_values(reward, terminated, truncated, boot, final_value,
+                          discount=discount, td_steps=td_steps, num_values=k1)
+        past_end, past_trunc = episode_masks(terminated, truncated, k1)
+        value = jnp.where(past_end, 0.0, z)
+        value_mask = (~past_trunc).astype(jnp.float32)
+        policy_mask = (~past_end).astype(jnp.float32)
+        # r^k predicts the reward of row k-1; k = 1..K reads rows 0..K-1.
+        reward_target = jnp.where(past_end[:-1], 0.0, reward[:unroll_steps])
+        reward_mask = (~past_trunc[:-1]).astype(jnp.float32)
+        return Targets(actions=action[:unroll_steps], value=value, value_mask=value_mask,
+                       reward=reward_target, reward_mask=reward_mask,
+                       policy=policy[:k1], policy_mask=policy_mask)
+
+    return jax.vmap(one)(window.reward, window.terminated, window.truncated, bootstrap,
+                         window.final_value, window.search_policy, window.action)

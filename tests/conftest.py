@@ -1,0 +1,23 @@
+import dataclasses
+
+import pytest
+
+import muzero_jax as mz
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """A CartPole config small enough to compile and run in seconds."""
+    return mz.cartpole(num_envs=4, rollout_length=8, hidden_size=16, latent_size=8,
+                       num_hidden_layers=1, num_simulations=4, batch_size=16,
+                       updates_per_iteration=2, replay_capacity=4 * 64,
+                       min_replay_size=32, td_steps=3, unroll_steps=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_agent(tiny_config):
+    return mz.Agent(tiny_config)
+
+
+def replace(config, **kw):
+    return dataclasses.replace(config, **kw)

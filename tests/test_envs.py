@@ -1,0 +1,120 @@
+import dataclasses
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from gymnasium.envs.phys2d.cartpole import CartPoleFunctional, CartPoleParams
+
+from muzero_jax import envs
+from muzero_jax.envs.functional import JaxEnv
+
+
+def _synced(env, gym_env, obs):
+    """Our env state set to the Gymnasium env's current state."""
+    state = env.reset(jax.random.key(0))
+    return state.replace(inner=jnp.asarray(gym_env.unwrapped.state, jnp.float32),
+                         observation=jnp.asarray(obs),
+                         step_count=jnp.int32(gym_env._elapsed_steps or 0))
+
+
+def test_cartpole_matches_gymnasium_episode_for_episode():
+    """Same start, same (random) actions: same observations, rewards and flags."""
+    env = envs.make("CartPole-v1")
+    step = jax.jit(env.step)
+    rng = np.random.default_rng(0)
+    for episode in range(10):
+        reference = gym.make("CartPole-v1")
+        obs, _ = reference.reset(seed=episode)
+        state = _synced(env, reference, obs)
+        for _ in range(500):
+            action = int(rng.integers(2))
+            obs, reward, terminated, truncated, _ = reference.step(action)
+            state, out = step(state, jnp.int32(action))
+            np.testing.assert_allclose(out.final_observation, obs, rtol=1e-5, atol=1e-5)
+            assert float(out.reward) == reward
+            assert bool(out.terminated) == terminated
+            assert bool(out.truncated) == truncated
+            if terminated or truncated:
+                break
+        assert terminated, "a random policy ends CartPole by termination"
+
+
+def test_cartpole_matches_gymnasium_step_by_step_to_the_time_limit():
+    """A balancing policy for 500 steps, our step applied to Gymnasium's state each time.
+
+    CartPole is chaotic, so float32 and Gymnasium's float64 drift apart over
+    hundreds of open-loop steps; each single step must still agree, and the
+    500th must be reported as truncation.
+    """
+    env = envs.make("CartPole-v1")
+    step = jax.jit(env.step)
+    reference = gym.make("CartPole-v1")
+    obs, _ = reference.reset(seed=3)
+    for t in range(500):
+        state = _synced(env, reference, obs)
+        action = int(obs[2] + 0.5 * obs[3] > 0)
+        obs, reward, terminated, truncated, _ = reference.step(action)
+        _, out = step(state, jnp.int32(action))
+        np.testing.assert_allclose(out.final_observation, obs, rtol=1e-5, atol=1e-6)
+        assert (float(out.reward), bool(out.terminated), bool(out.truncated)) == (
+            reward, terminated, truncated)
+    assert t == 499 and truncated and not terminated
+
+
+def test_gymnasium_default_functional_params_are_not_cartpole_v1():
+    """Why envs.cartpole passes its own parameters: the defaults diverge from v1 at once."""
+    default = JaxEnv(CartPoleFunctional(), CartPoleParams(), max_episode_steps=500,
+                     num_actions=2)
+    reference = gym.make("CartPole-v1")
+    obs, _ = reference.reset(seed=0)
+    state = _synced(default, reference, obs)
+    obs, *_ = reference.step(1)
+    _, out = default.step(state, jnp.int32(1))
+    assert np.abs(np.asarray(out.final_observation) - obs).max() > 1e-3
+    fields = {f.name for f in dataclasses.fields(CartPoleParams)}
+    assert "polemass_length" in fields
+
+
+def test_time_limit_is_truncation_and_auto_resets():
+    env = envs.make("CartPole-v1", max_episode_steps=3)
+    state = env.reset(jax.random.key(1))
+    step = jax.jit(env.step)
+    flags = []
+    for _ in range(3):
+        previous = state
+        state, out = step(state, jnp.int32(0) if _ % 2 else jnp.int32(1))
+        flags.append((bool(out.terminated), bool(out.truncated)))
+    assert flags == [(False, False), (False, False), (False, True)]
+    assert int(state.step_count) == 0
+    assert float(out.episode_return) == 3.0 and int(out.episode_length) == 3
+    # The returned observation is the new episode's; the final one is the old episode's end.
+    assert not np.allclose(out.observation, out.final_observation)
+    assert np.all(np.abs(np.asarray(out.observation)) <= 0.05)
+    del previous
+
+
+def test_termination_is_not_truncation():
+    env = envs.make("CartPole-v1")
+    state = env.reset(jax.random.key(2))
+    step = jax.jit(env.step)
+    for t in range(200):
+        state, out = step(state, jnp.int32(1))  # always push right: falls quickly
+        if bool(out.terminated):
+            break
+    assert bool(out.terminated) and not bool(out.truncated)
+    assert int(out.episode_length) == t + 1
+
+
+def test_vmapped_reset_and_step_keep_the_batch_axis():
+    env = envs.make("CartPole-v1")
+    state = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), 5))
+    state, out = jax.vmap(env.step)(state, jnp.zeros(5, jnp.int32))
+    assert out.observation.shape == (5, 4) and out.observation.dtype == jnp.float32
+    assert out.reward.shape == (5,) and out.terminated.dtype == jnp.bool_
+
+
+def test_unknown_env_names_the_registered_ones():
+    with pytest.raises(ValueError, match="CartPole-v1"):
+        envs.make("NoSuchEnv-v0")

@@ -1,0 +1,54 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from muzero_jax.networks import scale_hidden_state
+
+
+def test_inference_shapes_and_dtypes(tiny_agent):
+    model = tiny_agent.model
+    params = model.init(jax.random.key(0))
+    obs = jax.random.normal(jax.random.key(1), (5, 4))
+    root = model.initial_inference(params, obs)
+    assert root.state.shape == (5, 8) and root.state.dtype == jnp.float32
+    assert root.policy_logits.shape == (5, 2)
+    assert root.value_logits.shape == (5, 41) and root.value.shape == (5,)
+    assert root.reward.shape == (5,)
+    step = model.recurrent_inference(params, root.state, jnp.array([0, 1, 0, 1, 1]))
+    assert step.state.shape == (5, 8)
+    assert step.reward_logits.shape == (5, 5) and step.reward.shape == (5,)
+
+
+def test_hidden_states_are_min_max_scaled(tiny_agent):
+    model = tiny_agent.model
+    params = model.init(jax.random.key(0))
+    obs = 10 * jax.random.normal(jax.random.key(1), (7, 4))
+    for s in (model.initial_inference(params, obs).state,
+              model.recurrent_inference(params, model.initial_inference(params, obs).state,
+                                        jnp.ones(7, jnp.int32)).state):
+        np.testing.assert_allclose(s.min(axis=1), 0.0, atol=1e-6)
+        np.testing.assert_allclose(s.max(axis=1), 1.0, atol=1e-5)
+
+
+def test_scale_hidden_state_of_a_constant_state_is_finite():
+    s = scale_hidden_state(jnp.full((2, 3), 4.0))
+    np.testing.assert_array_equal(s, 0.0)
+
+
+def test_fresh_heads_predict_zero_and_uniform(tiny_agent):
+    model = tiny_agent.model
+    params = model.init(jax.random.key(0))
+    root = model.initial_inference(params, jnp.ones((3, 4)))
+    np.testing.assert_allclose(root.value, 0.0, atol=1e-4)
+    np.testing.assert_allclose(jax.nn.softmax(root.policy_logits), 0.5)
+    step = model.recurrent_inference(params, root.state, jnp.zeros(3, jnp.int32))
+    np.testing.assert_allclose(step.reward, 0.0, atol=1e-4)
+
+
+def test_actions_change_the_dynamics(tiny_agent):
+    model = tiny_agent.model
+    params = model.init(jax.random.key(0))
+    s = model.initial_inference(params, jnp.ones((1, 4))).state
+    a0 = model.recurrent_inference(params, s, jnp.array([0])).state
+    a1 = model.recurrent_inference(params, s, jnp.array([1])).state
+    assert np.abs(np.asarray(a0 - a1)).max() > 1e-3

@@ -1,0 +1,63 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from muzero_jax import replay
+
+
+def test_rollout_shapes_and_row_layout(tiny_agent):
+    cfg = tiny_agent.config
+    state = tiny_agent.init(jax.random.key(0))
+    env_state = tiny_agent.reset(jax.random.key(1))
+    first_obs = np.asarray(env_state.observation)
+    env_state, traj = tiny_agent.rollout(state, env_state, jax.random.key(2), num_steps=40)
+    b, t = cfg.num_envs, 40
+    assert traj.observation.shape == (b, t, 4) and traj.observation.dtype == jnp.float32
+    assert traj.action.shape == (b, t) and traj.action.dtype == jnp.int32
+    assert traj.search_policy.shape == (b, t, 2)
+    assert traj.root_value.shape == traj.reward.shape == traj.final_value.shape == (b, t)
+    np.testing.assert_array_equal(traj.observation[:, 0], first_obs)
+    np.testing.assert_array_equal(traj.reward, 1.0)
+    done = np.asarray(traj.terminated | traj.truncated)
+    assert done.any(), "untrained CartPole episodes end within 40 steps"
+    # An episode's recorded return is the number of steps since the previous end.
+    for stream in range(b):
+        ends = np.flatnonzero(done[stream])
+        starts = np.r_[0, ends[:-1] + 1]
+        for s, e in zip(starts[1:], ends[1:]):
+            assert float(traj.episode_return[stream, e]) == e - s + 1
+    # No truncation at a 500 step limit: no bootstrap values recorded.
+    np.testing.assert_array_equal(traj.final_value, 0.0)
+
+
+def test_truncation_records_the_bootstrap_value(tiny_config):
+    import muzero_jax as mz
+    from tests.conftest import replace
+    agent = mz.Agent(replace(tiny_config, max_episode_steps=5))
+    state = agent.init(jax.random.key(0))
+    # Give the value head a non-zero bias so that the recorded value is visible.
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: x + 1.0 if "prediction" in str(path) and "Dense_1" in str(path)
+        and "bias" in str(path) else x, state.params)
+    state = state.replace(params=params)
+    _, traj = agent.rollout(state, agent.reset(jax.random.key(1)), jax.random.key(2),
+                            num_steps=10)
+    trunc = np.asarray(traj.truncated)
+    assert trunc[:, 4].all()
+    assert np.all(np.asarray(traj.final_value)[trunc] != 0.0)
+    np.testing.assert_array_equal(np.asarray(traj.final_value)[~trunc], 0.0)
+
+
+def test_trajectories_feed_replay(tiny_agent):
+    state = tiny_agent.init(jax.random.key(0))
+    buffer = tiny_agent.init_replay()
+    env_state = tiny_agent.reset(jax.random.key(1))
+    for i in range(3):
+        env_state, traj = tiny_agent.rollout(state, env_state, jax.random.key(i))
+        buffer = tiny_agent.add(buffer, traj)
+    assert int(buffer.count) == 3 * tiny_agent.config.rollout_length
+    assert tiny_agent.ready_to_learn(buffer)
+    batch = tiny_agent.make_batch(buffer, jax.random.key(9))
+    k = tiny_agent.config.unroll_steps
+    assert batch.targets.value.shape == (tiny_agent.config.batch_size, k + 1)
+    assert int(replay.num_windows(buffer, tiny_agent.config.window_length)) > 0

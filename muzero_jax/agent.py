@@ -49,9 +49,10 @@ class Agent:
 
         self._act = jax.jit(self._act_impl)
         self._rollout = jax.jit(self._rollout_impl, static_argnames="num_steps")
-        self.learn = jax.jit(self.learner.learn)
-        self.add = jax.jit(replay.add, donate_argnums=0)
-        self.update = jax.jit(self._update_impl, donate_argnums=0)
+        self._learn = jax.jit(self.learner.learn)
+        self._add = jax.jit(replay.add, donate_argnums=0)
+        self._update = jax.jit(self._update_impl, donate_argnums=0)
+        self._make_batch = jax.jit(self._make_batch_impl)
 
     # --- state -------------------------------------------------------------------
     def init(self, key: chex.PRNGKey) -> TrainState:
@@ -114,17 +115,40 @@ class Agent:
                              num_steps=num_steps or self.config.rollout_length)
 
     # --- learning ----------------------------------------------------------------
-    def make_batch(self, buffer: replay.ReplayBuffer, key: chex.PRNGKey) -> Batch:
-        """Samples `batch_size` windows and computes their targets (pure, jit-able)."""
+    def add(self, buffer: replay.ReplayBuffer,
+            trajectory: selfplay.Trajectory) -> replay.ReplayBuffer:
+        """Appends a `[B, T]` trajectory to replay (jitted; `buffer` is donated)."""
+        return self._add(buffer, trajectory)
+
+    def learn(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        """One optimizer step on `batch` (jitted). Returns the new state and scalar metrics."""
+        return self._learn(state, batch)
+
+    def _make_batch_impl(self, buffer: replay.ReplayBuffer, key: chex.PRNGKey) -> Batch:
         cfg = self.config
         window = replay.sample(buffer, key, cfg.batch_size, cfg.window_length)
         targets = window_targets(window, discount=cfg.discount, td_steps=cfg.td_steps,
                                  unroll_steps=cfg.unroll_steps)
         return Batch(observation=window.observation, targets=targets, weight=window.weight)
 
+    def make_batch(self, buffer: replay.ReplayBuffer, key: chex.PRNGKey) -> Batch:
+        """Samples `batch_size` windows from replay and computes their targets (jitted).
+
+        Returns a `Batch`: observation `[N, *obs_shape]`, targets for K steps, weight `[N]`.
+        """
+        return self._make_batch(buffer, key)
+
+    def update(self, state: TrainState, buffer: replay.ReplayBuffer,
+               key: chex.PRNGKey) -> tuple[TrainState, dict]:
+        """`updates_per_iteration` learner steps in one compiled `lax.scan` (jitted).
+
+        `state` is donated: use the returned one. Metrics are means over the steps.
+        """
+        return self._update(state, buffer, key)
+
     def _update_impl(self, state, buffer, key):
         def step(state, key):
-            return self.learner.learn(state, self.make_batch(buffer, key))
+            return self.learner.learn(state, self._make_batch_impl(buffer, key))
 
         keys = jax.random.split(key, self.config.updates_per_iteration)
         state, metrics = jax.lax.scan(step, state, keys)

@@ -1,5 +1,3 @@
-import dataclasses
-
 import pytest
 
 import muzero_jax as mz
@@ -17,7 +15,3 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def tiny_agent(tiny_config):
     return mz.Agent(tiny_config)
-
-
-def replace(config, **kw):
-    return dataclasses.replace(config, **kw)

@@ -49,4 +49,4 @@ def test_unknown_env_fails_before_compiling():
 def test_presets_validate():
     for preset in mz.PRESETS.values():
         validate(preset())
-    assert mz.cartpole().window_length == 5 + 10 + 1
+    assert mz.cartpole().window_length == 5 + 50 + 1

@@ -7,7 +7,7 @@ import pytest
 from muzero_jax import support
 from muzero_jax.learner import Batch, cross_entropy, make_schedule, scale_gradient
 from muzero_jax.targets import Targets
-from tests.conftest import replace
+from dataclasses import replace
 
 
 def test_scale_gradient_is_identity_forward_and_scales_backward():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import muzero_jax as mz
-from tests.conftest import replace
+from dataclasses import replace
 
 
 @pytest.mark.parametrize("algorithm", ["muzero", "gumbel"])

@@ -32,7 +32,7 @@ def test_rollout_shapes_and_row_layout(tiny_agent):
 
 def test_truncation_records_the_bootstrap_value(tiny_config):
     import muzero_jax as mz
-    from tests.conftest import replace
+    from dataclasses import replace
     agent = mz.Agent(replace(tiny_config, max_episode_steps=5))
     state = agent.init(jax.random.key(0))
     # Give the value head a non-zero bias so that the recorded value is visible.

@@ -12,7 +12,6 @@ programs, so it is safe to call from a notebook in any order.
 
 from __future__ import annotations
 
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -91,7 +90,8 @@ class Agent:
         single = obs.shape == self.observation_shape
         if single:
             obs = obs[None]
-            invalid_actions = None if invalid_actions is None else jnp.asarray(invalid_actions)[None]
+            if invalid_actions is not None:
+                invalid_actions = jnp.asarray(invalid_actions)[None]
         if obs.shape[1:] != self.observation_shape:
             raise ValueError(f"obs has shape {obs.shape}; expected [B, "
                              f"{', '.join(map(str, self.observation_shape))}] or "

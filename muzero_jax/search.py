@@ -10,10 +10,9 @@ traced arguments, so training and greedy evaluation share one compiled program.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import chex
-import jax
 import jax.numpy as jnp
 import mctx
 
@@ -55,13 +54,13 @@ class Exploration:
     gumbel_scale: chex.Array
 
     @classmethod
-    def training(cls, config: Config) -> "Exploration":
+    def training(cls, config: Config) -> Exploration:
         return cls(temperature=jnp.float32(config.temperature),
                    dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
                    gumbel_scale=jnp.float32(config.gumbel_scale))
 
     @classmethod
-    def greedy(cls) -> "Exploration":
+    def greedy(cls) -> Exploration:
         return cls(temperature=jnp.float32(0.0), dirichlet_fraction=jnp.float32(0.0),
                    gumbel_scale=jnp.float32(0.0))
 

@@ -52,7 +52,9 @@ def test_cartpole_matches_gymnasium_step_by_step_to_the_time_limit():
     step = jax.jit(env.step)
     reference = gym.make("CartPole-v1")
     obs, _ = reference.reset(seed=3)
-    for t in range(500):
+    steps = 0
+    for _ in range(500):
+        steps += 1
         state = _synced(env, reference, obs)
         action = int(obs[2] + 0.5 * obs[3] > 0)
         obs, reward, terminated, truncated, _ = reference.step(action)
@@ -60,7 +62,7 @@ def test_cartpole_matches_gymnasium_step_by_step_to_the_time_limit():
         np.testing.assert_allclose(out.final_observation, obs, rtol=1e-5, atol=1e-6)
         assert (float(out.reward), bool(out.terminated), bool(out.truncated)) == (
             reward, terminated, truncated)
-    assert t == 499 and truncated and not terminated
+    assert steps == 500 and truncated and not terminated
 
 
 def test_gymnasium_default_functional_params_are_not_cartpole_v1():
@@ -82,9 +84,8 @@ def test_time_limit_is_truncation_and_auto_resets():
     state = env.reset(jax.random.key(1))
     step = jax.jit(env.step)
     flags = []
-    for _ in range(3):
-        previous = state
-        state, out = step(state, jnp.int32(0) if _ % 2 else jnp.int32(1))
+    for i in range(3):
+        state, out = step(state, jnp.int32(i % 2))
         flags.append((bool(out.terminated), bool(out.truncated)))
     assert flags == [(False, False), (False, False), (False, True)]
     assert int(state.step_count) == 0
@@ -92,19 +93,20 @@ def test_time_limit_is_truncation_and_auto_resets():
     # The returned observation is the new episode's; the final one is the old episode's end.
     assert not np.allclose(out.observation, out.final_observation)
     assert np.all(np.abs(np.asarray(out.observation)) <= 0.05)
-    del previous
 
 
 def test_termination_is_not_truncation():
     env = envs.make("CartPole-v1")
     state = env.reset(jax.random.key(2))
     step = jax.jit(env.step)
-    for t in range(200):
+    steps = 0
+    while steps < 200:
+        steps += 1
         state, out = step(state, jnp.int32(1))  # always push right: falls quickly
         if bool(out.terminated):
             break
     assert bool(out.terminated) and not bool(out.truncated)
-    assert int(out.episode_length) == t + 1
+    assert int(out.episode_length) == steps
 
 
 def test_vmapped_reset_and_step_keep_the_batch_axis():

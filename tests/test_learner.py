@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +9,6 @@ import pytest
 from muzero_jax import support
 from muzero_jax.learner import Batch, cross_entropy, make_schedule, scale_gradient
 from muzero_jax.targets import Targets
-from dataclasses import replace
 
 
 def test_scale_gradient_is_identity_forward_and_scales_backward():

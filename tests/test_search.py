@@ -1,10 +1,11 @@
+from dataclasses import replace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import muzero_jax as mz
-from dataclasses import replace
 
 
 @pytest.mark.parametrize("algorithm", ["muzero", "gumbel"])

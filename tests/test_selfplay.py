@@ -24,15 +24,16 @@ def test_rollout_shapes_and_row_layout(tiny_agent):
     for stream in range(b):
         ends = np.flatnonzero(done[stream])
         starts = np.r_[0, ends[:-1] + 1]
-        for s, e in zip(starts[1:], ends[1:]):
+        for s, e in zip(starts[1:], ends[1:], strict=True):
             assert float(traj.episode_return[stream, e]) == e - s + 1
     # No truncation at a 500 step limit: no bootstrap values recorded.
     np.testing.assert_array_equal(traj.final_value, 0.0)
 
 
 def test_truncation_records_the_bootstrap_value(tiny_config):
-    import muzero_jax as mz
     from dataclasses import replace
+
+    import muzero_jax as mz
     agent = mz.Agent(replace(tiny_config, max_episode_steps=5))
     state = agent.init(jax.random.key(0))
     # Give the value head a non-zero bias so that the recorded value is visible.

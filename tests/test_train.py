@@ -1,5 +1,5 @@
-import numpy as np
 import jax
+import numpy as np
 
 import muzero_jax as mz
 

@@ -139,6 +139,6 @@ class Searcher:
         return SearchOutput(
             action=out.action.astype(jnp.int32),
             search_policy=out.action_weights,
-            root_value=out.search_tree.summary().value,
+            root_value=out.search_tree.node_values[:, out.search_tree.ROOT_INDEX],
             prior_value=root_out.value,
         )

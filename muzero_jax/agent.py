@@ -16,8 +16,9 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from muzero_jax import envs, replay, selfplay
-from muzero_jax.config import Config, validate
+from muzero_jax import envs, history, replay, selfplay
+from muzero_jax.config import Config, ConfigError, validate
+from muzero_jax.envs import atari
 from muzero_jax.learner import Batch, Learner, TrainState
 from muzero_jax.networks import Model
 from muzero_jax.search import Exploration, Searcher, SearchOutput
@@ -29,19 +30,37 @@ class Agent:
 
     Args:
       config: the configuration (validated here, before anything compiles).
-      env: the JAX environment; by default `envs.make(config.env)`.
+      env: the environment: a JAX env (`envs.make(config.env)` by default) or, for
+        `ALE/<Game>-v5` ids, the host-driven `envs.atari.Atari(config)`, whose
+        observations are the stacks of `config.history_length` frames and actions.
+        Either way the same `reset` / `rollout` / `add` / `update` calls drive it.
     """
 
-    def __init__(self, config: Config, env: envs.JaxEnv | None = None):
+    def __init__(self, config: Config, env: envs.JaxEnv | atari.Atari | None = None):
+        validate(config)
         if env is None:
-            env = envs.make(config.env, config.max_episode_steps)
+            env = (atari.Atari(config) if atari.is_atari(config.env)
+                   else envs.make(config.env, config.max_episode_steps))
+        self.host = isinstance(env, atari.Atari)
+        if self.host:
+            if config.history_length < 1:
+                raise ConfigError(f"history_length={config.history_length}: {config.env!r} "
+                                  f"is played from frames; expected >= 1 (paper: 32)")
+            # What replay stores per position, and what h sees (the stack).
+            self.stored_observation_shape = env.frame_shape
+            observation_shape = history.planes_shape(env.frame_shape, config.history_length)
+        else:
+            if config.history_length != 0:
+                raise ConfigError(f"history_length={config.history_length}: frame histories "
+                                  f"are for ALE games, not {config.env!r}; expected 0")
+            self.stored_observation_shape = observation_shape = env.observation_shape
         validate(config, max_abs_reward=env.max_abs_reward,
-                 observation_shape=env.observation_shape, num_actions=env.num_actions)
+                 observation_shape=observation_shape, num_actions=env.num_actions)
         self.config = config
         self.env = env
         self.num_actions = env.num_actions
-        self.observation_shape = env.observation_shape
-        self.model = Model(config, env.num_actions, env.observation_shape)
+        self.observation_shape = observation_shape
+        self.model = Model(config, env.num_actions, observation_shape)
         self.searcher = Searcher(self.model, config)
         self.learner = Learner(self.model, config)
         self.training_exploration = Exploration.training(config)
@@ -52,6 +71,10 @@ class Agent:
         self._add = jax.jit(replay.add, donate_argnums=0)
         self._update = jax.jit(self._update_impl, donate_argnums=0)
         self._make_batch = jax.jit(self._make_batch_impl)
+        if self.host:
+            self._host_search = jax.jit(self._host_search_impl)
+            self._push = jax.jit(history.push)
+            self._final_value = jax.jit(self._final_value_impl)
 
     # --- state -------------------------------------------------------------------
     def init(self, key: chex.PRNGKey) -> TrainState:
@@ -61,12 +84,24 @@ class Agent:
     def init_replay(self) -> replay.ReplayBuffer:
         """An empty buffer with one stream per self-play environment."""
         cfg = self.config
-        return replay.init(cfg.num_envs, cfg.replay_length, self.observation_shape,
-                           self.num_actions)
+        # Frames are stored as the emulator gives them: one uint8 frame per position.
+        dtype = jnp.uint8 if self.host else jnp.float32
+        return replay.init(cfg.num_envs, cfg.replay_length, self.stored_observation_shape,
+                           self.num_actions, observation_dtype=dtype)
 
-    def reset(self, key: chex.PRNGKey, num_envs: int | None = None) -> envs.EnvState:
-        """`[num_envs]` fresh environments (default: config.num_envs)."""
-        return selfplay.reset(self.env, key, num_envs or self.config.num_envs)
+    def reset(self, key: chex.PRNGKey,
+              num_envs: int | None = None) -> envs.EnvState | selfplay.HostEnvState:
+        """`[num_envs]` fresh environments (default: config.num_envs).
+
+        Host games (Atari) are new emulators each call, seeded from `key`, so that an
+        evaluation never disturbs the games self-play is in the middle of.
+        """
+        num_envs = num_envs or self.config.num_envs
+        if self.host:
+            seed = int(jax.random.randint(key, (), 0, 2**31 - 1 - num_envs))
+            return selfplay.host_reset(self.env.make(num_envs), seed,
+                                       self.config.history_length)
+        return selfplay.reset(self.env, key, num_envs)
 
     # --- acting ------------------------------------------------------------------
     def _act_impl(self, params, key, obs, exploration, invalid_actions):
@@ -104,15 +139,33 @@ class Agent:
         return selfplay.rollout(self.env, self.searcher, params, env_state, key,
                                 exploration, num_steps)
 
-    def rollout(self, state: TrainState, env_state: envs.EnvState, key: chex.PRNGKey, *,
-                greedy: bool = False, num_steps: int | None = None):
-        """Self-play for `num_steps` (default rollout_length) steps of `[B]` envs (jitted).
+    def _host_search_impl(self, params, key, hist, exploration):
+        obs = history.history_planes(hist, self.num_actions)
+        return self.searcher(params, key, obs, exploration)
 
+    def _final_value_impl(self, params, hist, final_frame, action):
+        hist = history.push(hist, final_frame, action, jnp.zeros(action.shape, bool))
+        obs = history.history_planes(hist, self.num_actions)
+        return self.model.initial_inference(params, obs).value
+
+    def rollout(self, state: TrainState, env_state: envs.EnvState | selfplay.HostEnvState,
+                key: chex.PRNGKey, *, greedy: bool = False, num_steps: int | None = None):
+        """Self-play for `num_steps` (default rollout_length) steps of `[B]` envs.
+
+        JAX envs: one jitted program. Host games: a Python loop over the steps, one
+        jitted batched search per step (`selfplay.host_rollout`).
         Returns the new env states and a `[B, T]` `selfplay.Trajectory`.
         """
         exploration = Exploration.greedy() if greedy else self.training_exploration
-        return self._rollout(state.params, env_state, key, exploration,
-                             num_steps=num_steps or self.config.rollout_length)
+        num_steps = num_steps or self.config.rollout_length
+        if self.host:
+            params = state.params
+            return selfplay.host_rollout(
+                env_state, key, num_steps,
+                search=lambda k, h: self._host_search(params, k, h, exploration),
+                push=self._push,
+                final_value=lambda h, f, a: self._final_value(params, h, f, a))
+        return self._rollout(state.params, env_state, key, exploration, num_steps=num_steps)
 
     # --- learning ----------------------------------------------------------------
     def add(self, buffer: replay.ReplayBuffer,
@@ -126,7 +179,8 @@ class Agent:
 
     def _make_batch_impl(self, buffer: replay.ReplayBuffer, key: chex.PRNGKey) -> Batch:
         cfg = self.config
-        window = replay.sample(buffer, key, cfg.batch_size, cfg.window_length)
+        window = replay.sample(buffer, key, cfg.batch_size, cfg.window_length,
+                               history_length=cfg.history_length)
         targets = window_targets(window, discount=cfg.discount, td_steps=cfg.td_steps,
                                  unroll_steps=cfg.unroll_steps)
         return Batch(observation=window.observation, targets=targets, weight=window.weight)
@@ -158,6 +212,7 @@ class Agent:
         """Whether replay holds min_replay_size positions and a full window per stream."""
         count = int(buffer.count)
         return (count * buffer.num_streams >= self.config.min_replay_size
-                and int(replay.num_windows(buffer, self.config.window_length)) > 0)
+                and int(replay.num_windows(buffer, self.config.window_length,
+                                           self.config.history_length)) > 0)
 
 

@@ -21,18 +21,29 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Config:
     # --- environment -------------------------------------------------------
-    env: str = "CartPole-v1"  # registered JAX environment id (muzero_jax.envs)
+    env: str = "CartPole-v1"  # a registered JAX env id (muzero_jax.envs) or "ALE/<Game>-v5"
     max_episode_steps: int | None = None  # time limit (truncation); None: env's own
     observation_shape: tuple[int, ...] | None = None  # None: take the env's; else checked
     num_envs: int = 16  # B: environments stepped in lock-step by self-play
     rollout_length: int = 50  # T: self-play steps per env per training iteration
 
-    # --- networks (MLP for vector observations) ------------------------------
-    hidden_size: int = 64  # width of every hidden layer
+    # --- networks: MLP sizes (for vector observations) ----------------------
+    hidden_size: int = 64  # width of every MLP hidden layer (ResNet: of each head's)
     num_hidden_layers: int = 2  # hidden layers in each of h, g, f torsos
     latent_size: int = 64  # size of the hidden state s
     value_support_size: int = 300  # S: value atoms -S..S (paper: 300, 601 atoms)
     reward_support_size: int = 300  # S: reward atoms -S..S (paper: 300)
+
+    # --- networks: choice, and the ResNet for image observations ------------------
+    network: Literal["mlp", "resnet"] = "mlp"  # mlp: vector observations; resnet: images
+    resnet_channels: int = 256  # channels of the hidden state and the towers on it (paper:
+    #   256); the first strided conv of h has half as many (paper: 128)
+    representation_blocks: tuple[int, int, int] = (2, 3, 3)  # residual blocks of h after the
+    #   first strided conv, after the second, after the first average pool (paper: 2, 3, 3)
+    dynamics_blocks: int = 16  # residual blocks of g (paper: 16)
+    prediction_blocks: int = 16  # residual blocks of f (paper: 16)
+    head_channels: int = 16  # 1x1-conv channels in front of each head's dense layers (the
+    #   heads' dense hidden layer has hidden_size units)
 
     # --- search (mctx) ---------------------------------------------------------
     search: Literal["muzero", "gumbel"] = "muzero"  # mctx.muzero_policy or gumbel_muzero_policy
@@ -67,6 +78,17 @@ class Config:
     lr_end_fraction: float = 0.1  # final lr as a share of the peak
     momentum: float = 0.9  # SGD momentum
     max_grad_norm: float | None = 5.0  # global-norm clipping; None: off
+
+    # --- Atari (ALE/<Game>-v5 ids; muzero_jax.envs.atari) ----------------------------
+    frame_size: tuple[int, int] = (96, 96)  # (height, width) of a preprocessed frame
+    grayscale: bool = False  # paper: RGB; grayscale is the cheaper DQN-style choice
+    history_length: int = 0  # H: the last H frames and H actions stacked as planes (paper:
+    #   32); 0: the observation alone (vector envs); stored as single frames in replay
+    frame_skip: int = 4  # emulator frames per agent step, max-pooled over the last two (v5: 4)
+    sticky_action_probability: float = 0.25  # repeat the previous action (v5: 0.25)
+    full_action_space: bool = False  # all 18 actions, or the game's minimal set (v5: False)
+    noop_max: int = 0  # up to this many no-ops after a reset (v5: 0; DQN papers: 30)
+    terminal_on_life_loss: bool = False  # end episodes at a lost life (v5: False)
 
     # --- the run ------------------------------------------------------------------
     seed: int = 0
@@ -116,6 +138,31 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
                  "batch_size", "updates_per_iteration", "max_num_considered_actions",
                  "eval_episodes", "final_eval_episodes", "log_every"):
         _positive(cfg, name)
+    if cfg.network not in ("mlp", "resnet"):
+        raise ConfigError(f"network={cfg.network!r}: expected 'mlp' or 'resnet'")
+    if cfg.network == "resnet":
+        for name in ("resnet_channels", "dynamics_blocks", "prediction_blocks",
+                     "head_channels"):
+            _positive(cfg, name)
+        if cfg.resnet_channels < 2:
+            raise ConfigError(f"resnet_channels={cfg.resnet_channels!r}: expected >= 2 (the "
+                              f"first strided conv has half as many)")
+        blocks = cfg.representation_blocks
+        if len(blocks) != 3 or any(not isinstance(b, int) or b < 0 for b in blocks):
+            raise ConfigError(f"representation_blocks={blocks!r}: expected three integers >= 0")
+    if (len(cfg.frame_size) != 2
+            or any(not isinstance(x, int) or isinstance(x, bool) or x < 1
+                   for x in cfg.frame_size)):
+        raise ConfigError(f"frame_size={cfg.frame_size!r}: expected (height, width), two "
+                          f"integers >= 1")
+    if cfg.history_length < 0:
+        raise ConfigError(f"history_length={cfg.history_length!r}: expected an integer >= 0")
+    if not 0.0 <= cfg.sticky_action_probability <= 1.0:
+        raise ConfigError(f"sticky_action_probability={cfg.sticky_action_probability!r}: "
+                          f"expected a value in [0, 1]")
+    _positive(cfg, "frame_skip")
+    if cfg.noop_max < 0:
+        raise ConfigError(f"noop_max={cfg.noop_max!r}: expected an integer >= 0")
     if cfg.search not in ("muzero", "gumbel"):
         raise ConfigError(f"search={cfg.search!r}: expected 'muzero' or 'gumbel'")
     if cfg.optimizer not in ("adam", "sgd"):
@@ -144,12 +191,14 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
             f"max_episode_steps={cfg.max_episode_steps!r}: expected an integer >= 1 or None")
     if cfg.lr_decay_steps is not None and cfg.lr_decay_steps < 1:
         raise ConfigError(f"lr_decay_steps={cfg.lr_decay_steps!r}: expected >= 1 or None")
-    if cfg.replay_length < cfg.window_length + 1:
+    # A window needs W positions, plus the H - 1 before it for its history.
+    needed = cfg.window_length + max(cfg.history_length, 1)
+    if cfg.replay_length < needed:
         raise ConfigError(
             f"replay_capacity={cfg.replay_capacity}: holds {cfg.replay_length} steps per "
             f"env over num_envs={cfg.num_envs}; expected at least unroll_steps + "
-            f"td_steps + 2 = {cfg.window_length + 1} per env, i.e. replay_capacity >= "
-            f"{(cfg.window_length + 1) * cfg.num_envs}")
+            f"td_steps + max(history_length, 1) + 1 = {needed} per env, i.e. "
+            f"replay_capacity >= {needed * cfg.num_envs}")
     if max_abs_reward is not None:
         reward_max = support.max_scalar(cfg.reward_support_size)
         if reward_max < max_abs_reward:
@@ -171,6 +220,11 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
             raise ConfigError(
                 f"observation_shape={tuple(cfg.observation_shape)}: the env {cfg.env!r} "
                 f"observes shape {tuple(observation_shape)}; expected that shape (or None)")
+    if (observation_shape is not None and cfg.network == "resnet"
+            and len(observation_shape) != 3):
+        raise ConfigError(
+            f"network='resnet': the env {cfg.env!r} observes shape {tuple(observation_shape)}; "
+            f"expected images (height, width, channels), or network='mlp'")
     if num_actions is not None and cfg.search == "gumbel" and num_actions < 2:
         raise ConfigError(f"env {cfg.env!r} has {num_actions} action(s); expected >= 2")
     return cfg
@@ -215,4 +269,104 @@ def cartpole(**overrides) -> Config:
     return dataclasses.replace(base, **overrides)
 
 
-PRESETS = {"cartpole": cartpole}
+def atari_paper(**overrides) -> Config:
+    """Atari as in the paper (SPEC.md, Appendix F), for a GPU or TPU; Breakout by default.
+
+    96x96 RGB frames, 32 frames and 32 actions of history, the paper's ResNet
+    (6x6x256 hidden state, 16-block dynamics and prediction towers), 50 PUCT
+    simulations, n = 10, K = 5, 601-atom supports, batch 1024, SGD with momentum
+    0.9 at lr 0.05, L2 1e-4, 27,000-step episodes, sticky actions, no reward
+    clipping. Two numbers cannot be the paper's on one accelerator: replay (the
+    paper's 125k sequences of 200 steps are 25M positions, ~690 GB of frames)
+    holds 1M positions (~27.7 GB of 96x96x3 frames), and the actors (the paper ran
+    many machines) are `num_envs` games stepped together.
+    """
+    base = Config(
+        env="ALE/Breakout-v5",
+        max_episode_steps=27_000,
+        num_envs=128,
+        rollout_length=50,
+        network="resnet",
+        resnet_channels=256,
+        representation_blocks=(2, 3, 3),
+        dynamics_blocks=16,
+        prediction_blocks=16,
+        head_channels=16,
+        hidden_size=256,
+        value_support_size=300,
+        reward_support_size=300,
+        search="muzero",
+        num_simulations=50,
+        dirichlet_alpha=0.25,
+        dirichlet_fraction=0.25,
+        discount=0.997,
+        td_steps=10,
+        unroll_steps=5,
+        replay_capacity=1_000_000,
+        min_replay_size=50_000,
+        batch_size=1024,
+        updates_per_iteration=1,  # ~6,400 env steps per update, near the paper's ratio
+        optimizer="sgd",
+        learning_rate=0.05,
+        momentum=0.9,
+        lr_decay_steps=1_000_000,
+        lr_end_fraction=0.1,
+        weight_decay=1e-4,
+        max_grad_norm=None,
+        frame_size=(96, 96),
+        grayscale=False,
+        history_length=32,
+        total_env_steps=1_000_000 * 6_400,  # 1M updates, as the paper
+        eval_every=100,
+        eval_episodes=8,
+        solve_return=None,
+        final_eval_episodes=32,
+        log_every=10,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def atari_tiny(**overrides) -> Config:
+    """Atari small enough for a CPU smoke run: the same pipeline, scaled down.
+
+    84x84 grayscale frames, 4 frames and actions of history, a ResNet of 16
+    channels with one block per stage (still 6x6 hidden states), 8 Gumbel
+    simulations, episodes cut at 1,000 steps (so that a greedy evaluation of an
+    untrained agent, which may never press FIRE, ends in seconds).
+    """
+    base = atari_paper(
+        max_episode_steps=1_000,
+        num_envs=8,
+        rollout_length=25,
+        resnet_channels=16,
+        representation_blocks=(1, 1, 1),
+        dynamics_blocks=1,
+        prediction_blocks=1,
+        head_channels=4,
+        hidden_size=32,
+        search="gumbel",
+        num_simulations=8,
+        max_num_considered_actions=4,
+        td_steps=5,
+        unroll_steps=3,
+        replay_capacity=8 * 1_000,
+        min_replay_size=400,
+        batch_size=32,
+        updates_per_iteration=4,
+        optimizer="adam",
+        learning_rate=1e-3,
+        lr_decay_steps=None,
+        max_grad_norm=5.0,
+        frame_size=(84, 84),
+        grayscale=True,
+        history_length=4,
+        total_env_steps=2_000,
+        eval_every=0,
+        eval_episodes=4,
+        final_eval_episodes=4,
+        log_every=5,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+PRESETS = {"cartpole": cartpole, "atari_tiny": atari_tiny, "atari_paper": atari_paper}

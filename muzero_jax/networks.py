@@ -10,6 +10,14 @@ those parameters:
 Value and reward come out as logits over categorical supports (see
 `muzero_jax.support`); `Model` also returns them as scalars for the search.
 Hidden states are min-max scaled to [0, 1] per sample after h and after g.
+
+Two families, picked by `config.network`: MLPs for vector observations
+(`[B, latent]` hidden states), and the paper's ResNet for images (SPEC.md,
+Atari specifics): h downsamples `[B, 96, 96, planes]` to a `[B, 6, 6, C]` hidden
+state, g stacks one-hot action planes onto it, and both g and f are residual
+towers with small convolutional heads. Normalisation is LayerNorm over channels
+instead of the paper's batch norm, so that `apply` stays a pure function of the
+parameters (no batch statistics to carry or to leak between self-play and learning).
 """
 
 from __future__ import annotations
@@ -131,11 +139,136 @@ class MuZeroNetwork(nn.Module):
         return self.recurrent(s, action)
 
 
+# --- ResNet (images) ---------------------------------------------------------------
+
+
+def _conv(features: int, kernel: int = 3, stride: int = 1) -> nn.Conv:
+    return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding="SAME")
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convs with LayerNorm and a skip connection; `[B, H, W, C]` in and out."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        channels = x.shape[-1]
+        y = nn.relu(nn.LayerNorm()(_conv(channels)(x)))
+        y = nn.LayerNorm()(_conv(channels)(y))
+        return nn.relu(x + y)
+
+
+def _tower(x: jax.Array, num_blocks: int) -> jax.Array:
+    for _ in range(num_blocks):
+        x = ResidualBlock()(x)
+    return x
+
+
+def _avg_pool(x: jax.Array) -> jax.Array:
+    return nn.avg_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+
+
+class ConvHead(nn.Module):
+    """1x1 conv to a few channels, then a dense hidden layer and zero-initialised logits."""
+
+    channels: int
+    hidden_size: int
+    outputs: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = nn.relu(nn.LayerNorm()(_conv(self.channels, kernel=1)(x)))
+        x = x.reshape((x.shape[0], -1))
+        x = nn.relu(nn.LayerNorm()(nn.Dense(self.hidden_size)(x)))
+        return nn.Dense(self.outputs, **_zero_head)(x)
+
+
+class ResNetRepresentation(nn.Module):
+    """h: planes `[B, H, W, P]` -> hidden state `[B, ceil(H/16), ceil(W/16), channels]`.
+
+    The paper's downsampling (96x96 -> 6x6): conv stride 2 (channels / 2), blocks,
+    conv stride 2 (channels), blocks, average pool stride 2, blocks, average pool
+    stride 2.
+    """
+
+    channels: int
+    blocks: tuple[int, int, int]
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = obs.astype(jnp.float32)
+        x = nn.relu(nn.LayerNorm()(_conv(self.channels // 2, stride=2)(x)))
+        x = _tower(x, self.blocks[0])
+        x = nn.relu(nn.LayerNorm()(_conv(self.channels, stride=2)(x)))
+        x = _tower(x, self.blocks[1])
+        x = _tower(_avg_pool(x), self.blocks[2])
+        return scale_hidden_state(_avg_pool(x))
+
+
+class ResNetDynamics(nn.Module):
+    """g: (state `[B, h, w, C]`, action `[B]`) -> (reward logits, next state `[B, h, w, C]`).
+
+    The action enters as A constant one-hot planes stacked onto the state.
+    """
+
+    num_blocks: int
+    num_actions: int
+    reward_atoms: int
+    head_channels: int
+    hidden_size: int
+
+    @nn.compact
+    def __call__(self, s: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
+        channels = s.shape[-1]
+        planes = jnp.broadcast_to(jax.nn.one_hot(action, self.num_actions)[:, None, None, :],
+                                  s.shape[:-1] + (self.num_actions,))
+        x = nn.LayerNorm()(_conv(channels)(jnp.concatenate([s, planes], axis=-1)))
+        x = _tower(nn.relu(x + s), self.num_blocks)
+        next_s = scale_hidden_state(x)
+        reward_logits = ConvHead(self.head_channels, self.hidden_size, self.reward_atoms)(x)
+        return reward_logits, next_s
+
+
+class ResNetPrediction(nn.Module):
+    """f: state `[B, h, w, C]` -> (policy logits `[B, A]`, value logits)."""
+
+    num_blocks: int
+    num_actions: int
+    value_atoms: int
+    head_channels: int
+    hidden_size: int
+
+    @nn.compact
+    def __call__(self, s: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = _tower(s, self.num_blocks)
+        policy_logits = ConvHead(self.head_channels, self.hidden_size, self.num_actions)(x)
+        value_logits = ConvHead(self.head_channels, self.hidden_size, self.value_atoms)(x)
+        return policy_logits, value_logits
+
+
+class ResNetMuZeroNetwork(MuZeroNetwork):
+    """The ResNet h, g and f under one parameter tree (same method names as the MLP's)."""
+
+    resnet_channels: int = 256
+    representation_blocks: tuple[int, int, int] = (2, 3, 3)
+    dynamics_blocks: int = 16
+    prediction_blocks: int = 16
+    head_channels: int = 16
+
+    def setup(self):
+        head = dict(head_channels=self.head_channels, hidden_size=self.hidden_sizes[0])
+        self.representation = ResNetRepresentation(self.resnet_channels,
+                                                   tuple(self.representation_blocks))
+        self.dynamics = ResNetDynamics(self.dynamics_blocks, self.num_actions,
+                                       self.reward_atoms, **head)
+        self.prediction = ResNetPrediction(self.prediction_blocks, self.num_actions,
+                                           self.value_atoms, **head)
+
+
 @chex.dataclass(frozen=True)
 class Inference:
     """What the model predicts for a batch of hidden states.
 
-    state: `[B, latent]` hidden state (scaled to [0, 1]).
+    state: `[B, latent]` hidden state (ResNet: `[B, h, w, C]`), scaled to [0, 1].
     policy_logits: `[B, A]`.
     value_logits: `[B, 2 S_v + 1]`; value: `[B]` the same as a scalar.
     reward_logits: `[B, 2 S_r + 1]`; reward: `[B]` the same as a scalar
@@ -165,13 +298,22 @@ class Model:
         self.observation_shape = tuple(observation_shape)
         self.value_support_size = config.value_support_size
         self.reward_support_size = config.reward_support_size
-        self.network = MuZeroNetwork(
+        sizes = dict(
             hidden_sizes=(config.hidden_size,) * config.num_hidden_layers,
             latent_size=config.latent_size,
             num_actions=num_actions,
             value_atoms=2 * config.value_support_size + 1,
             reward_atoms=2 * config.reward_support_size + 1,
         )
+        if config.network == "resnet":
+            self.network = ResNetMuZeroNetwork(
+                **sizes, resnet_channels=config.resnet_channels,
+                representation_blocks=tuple(config.representation_blocks),
+                dynamics_blocks=config.dynamics_blocks,
+                prediction_blocks=config.prediction_blocks,
+                head_channels=config.head_channels)
+        else:
+            self.network = MuZeroNetwork(**sizes)
 
     def init(self, key: chex.PRNGKey) -> Params:
         """Fresh parameters for h, g and f."""
@@ -191,7 +333,7 @@ class Model:
 
     def recurrent_inference(self, params: Params, state: jax.Array,
                             action: jax.Array) -> Inference:
-        """g then f. state: `[B, latent]`, action: `[B]` int32."""
+        """g then f. state: `[B, latent]` (ResNet: `[B, h, w, C]`), action: `[B]` int32."""
         chex.assert_rank(action, 1)
         chex.assert_equal_shape_prefix((state, action), 1)
         next_s, reward_logits, policy_logits, value_logits = self.network.apply(

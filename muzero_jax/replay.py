@@ -9,6 +9,11 @@ termination (absorbing) and a truncation (bootstrap, then mask).
 
 Every position also has a priority, written as the largest seen so far when the
 position is added; sampling is uniform until prioritised replay uses it.
+
+Image observations with a history (Atari) are stored as single uint8 frames,
+one per position, so that replay holds each frame once; `observations` rebuilds
+the stacks of the last H frames and actions of any position when they are read,
+cut at episode starts exactly as self-play's `history.push` cuts them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from muzero_jax import history
 from muzero_jax.selfplay import Trajectory
 
 # The fields of a Trajectory that replay stores (episode statistics are not).
@@ -61,7 +67,8 @@ class ReplayBuffer:
 class Window:
     """A batch of N windows of W consecutive positions.
 
-    observation: `[N, *obs_shape]` the observation at the window's first position.
+    observation: `[N, *obs_shape]` float32, the observation at the window's first
+      position (with a history: its stack of frames and action planes).
     action, reward, terminated, truncated, root_value, final_value: `[N, W]`.
     search_policy: `[N, W, A]`.
     stream: `[N]` int32 and position: `[N]` int32, where the first position lives
@@ -118,24 +125,80 @@ def add(buffer: ReplayBuffer, trajectory: Trajectory) -> ReplayBuffer:
     return buffer.replace(**updates, priority=priority, count=buffer.count + num_steps)
 
 
-def num_windows(buffer: ReplayBuffer, window_length: int) -> jax.Array:
+def _oldest_start(buffer: ReplayBuffer, history_length: int) -> jax.Array:
+    """The oldest logical position whose H - 1 predecessors are all still held."""
+    if history_length <= 1:
+        return jnp.maximum(buffer.count - buffer.length, 0)
+    # Until the buffer wraps, the stream's own start (logical 0) is an episode
+    # start, so every position has all the history it ever had.
+    wrapped = buffer.count > buffer.length
+    return jnp.where(wrapped, buffer.count - buffer.length + history_length - 1, 0)
+
+
+def num_windows(buffer: ReplayBuffer, window_length: int,
+                history_length: int = 0) -> jax.Array:
     """How many window starts each stream offers now (0 until W positions exist)."""
-    oldest = jnp.maximum(buffer.count - buffer.length, 0)
-    return jnp.maximum(buffer.count - window_length + 1 - oldest, 0)
+    return jnp.maximum(
+        buffer.count - window_length + 1 - _oldest_start(buffer, history_length), 0)
+
+
+def observations(buffer: ReplayBuffer, stream: chex.Array, slots: chex.Array, *,
+                 history_length: int = 0) -> jax.Array:
+    """The observations h sees at some positions: `[N, P, *obs_shape]` float32.
+
+    Args:
+      buffer: the replay buffer.
+      stream: `[N]` int32 streams.
+      slots: `[N, P]` int32 buffer slots (physical positions, `logical % L`) in
+        those streams, each holding a written position.
+      history_length: H; 0 returns the stored observations as they are. With
+        H >= 1 each is the stack of the frames at the H positions up to and
+        including the slot, with the actions that led to them (`history.planes`);
+        frames and actions from before the position's episode, or no longer held,
+        are left out (zero), so nothing leaks across episodes.
+    """
+    rows = stream[:, None]
+    if history_length == 0:
+        return buffer.observation[rows, slots].astype(jnp.float32)
+    length = buffer.length
+    num_actions = buffer.search_policy.shape[-1]
+    # The newest logical position that lives in each slot.
+    logical = buffer.count - 1 - (buffer.count - 1 - slots) % length  # [N, P]
+    oldest = jnp.maximum(buffer.count - length, 0)
+    # Positions logical - H .. logical: index j + 1 is frame j of the stack, index j
+    # the row whose action led to it.
+    offsets = jnp.arange(-history_length, 1)
+    positions = logical[..., None] + offsets  # [N, P, H + 1]
+    held = positions >= oldest
+    stream3 = stream[:, None, None]
+    phys = positions % length
+    done = (buffer.terminated | buffer.truncated)[stream3, phys[..., :-1]] & held[..., :-1]
+    # ended[j]: an episode ended at position index j or later (before the current one).
+    ended = jnp.flip(jnp.cumsum(jnp.flip(done, -1), -1), -1) > 0  # [N, P, H]
+    frame_ok = held[..., 1:] & jnp.concatenate(
+        [ended[..., 1:] == 0, jnp.ones(ended.shape[:-1] + (1,), bool)], axis=-1)
+    action_ok = frame_ok & held[..., :-1] & ~ended
+    frames = buffer.observation[stream3, phys[..., 1:]]  # [N, P, H, *frame_shape]
+    mask = frame_ok.reshape(frame_ok.shape + (1,) * (frames.ndim - frame_ok.ndim))
+    frames = jnp.where(mask, frames, jnp.zeros((), frames.dtype))
+    actions = jnp.where(action_ok, buffer.action[stream3, phys[..., :-1]], history.NO_ACTION)
+    return history.planes(frames, actions, num_actions)
 
 
 def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int,
-           window_length: int) -> Window:
+           window_length: int, *, history_length: int = 0) -> Window:
     """Samples `batch_size` windows uniformly over streams and valid starts.
 
     A start is valid when all W positions of its window are written and none has
-    been overwritten. Call only once `num_windows(buffer, W) > 0`.
+    been overwritten (nor, with a history of H frames, the H - 1 positions before
+    it, once the buffer has wrapped). Call only once `num_windows(buffer, W, H) > 0`.
     """
     stream_key, start_key = jax.random.split(key)
     stream = jax.random.randint(stream_key, (batch_size,), 0, buffer.num_streams)
-    oldest = jnp.maximum(buffer.count - buffer.length, 0)
-    offset = jax.random.randint(start_key, (batch_size,), 0,
-                                jnp.maximum(num_windows(buffer, window_length), 1))
+    oldest = _oldest_start(buffer, history_length)
+    offset = jax.random.randint(
+        start_key, (batch_size,), 0,
+        jnp.maximum(num_windows(buffer, window_length, history_length), 1))
     start = oldest + offset  # logical position in the stream
     slots = (start[:, None] + jnp.arange(window_length)) % buffer.length  # [N, W]
     rows = stream[:, None]
@@ -144,7 +207,8 @@ def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int,
         return x[rows, slots]
 
     return Window(
-        observation=buffer.observation[stream, slots[:, 0]].astype(jnp.float32),
+        observation=observations(buffer, stream, slots[:, :1],
+                                 history_length=history_length)[:, 0],
         action=take(buffer.action),
         reward=take(buffer.reward),
         terminated=take(buffer.terminated),

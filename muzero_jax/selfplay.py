@@ -1,20 +1,28 @@
-"""Self-play: B environments stepped T times, searching at every step, in one jit.
+"""Self-play: B environments stepped T times, searching at every step.
 
-The rollout is a `lax.scan` over time whose body searches the whole batch at
-once and steps the vmapped environment. Its output, a `Trajectory`, is the one
-format replay accepts; host-driven environments (Gymnasium, ALE) build the same
-`Trajectory` from the same jitted search (see `Trajectory` for the row layout).
+For JAX environments the rollout is one jitted `lax.scan` over time whose body
+searches the whole batch at once and steps the vmapped environment. Host-driven
+environments (ALE's vectorised Atari) are stepped by `host_rollout`, a Python
+loop over the T steps that calls the same jitted batched search at each and
+keeps each game's frame/action history on the device. Both return a
+`Trajectory`, the one format replay accepts (see it for the row layout).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from muzero_jax import history as history_lib
 from muzero_jax.envs import EnvState, JaxEnv
 from muzero_jax.networks import Params
-from muzero_jax.search import Exploration, Searcher
+from muzero_jax.search import Exploration, Searcher, SearchOutput
 
 
 @chex.dataclass(frozen=True)
@@ -26,7 +34,9 @@ class Trajectory:
     each other in a stream: after a row with `terminated` or `truncated`, the next
     row is the next episode's first observation.
 
-    observation: `[B, T, *obs_shape]` the observation searched at step t.
+    observation: `[B, T, *obs_shape]` the observation searched at step t; with a
+      frame history, only its newest frame `[B, T, *frame_shape]` uint8 (replay
+      rebuilds the stack from consecutive rows).
     action: `[B, T]` int32, the action taken.
     reward: `[B, T]` float32, the reward received for it.
     terminated: `[B, T]` bool, the episode reached a terminal state after it.
@@ -97,3 +107,78 @@ def rollout(env: JaxEnv, searcher: Searcher, params: Params, env_state: EnvState
     env_state, rows = jax.lax.scan(step, env_state,
                                    jax.random.split(key, num_steps))
     return env_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rows)
+
+
+# --- host-driven environments (ALE) ---------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class HostEnvState:
+    """B host-driven games and what self-play keeps of them.
+
+    games: the games (e.g. `envs.atari.AtariGames`): mutable host objects, stepped
+      in place, so an older `HostEnvState` of the same games is stale.
+    history: `[B, H]` `history.History` on the device; its newest frame is `frame`.
+    frame: `[B, *frame_shape]` uint8 numpy, the frame to act on now.
+    """
+
+    games: Any
+    history: history_lib.History
+    frame: np.ndarray
+
+
+def host_reset(games: Any, seed: int, history_length: int) -> HostEnvState:
+    """Resets `games` (game b seeded with seed + b) and starts their histories."""
+    frame = games.reset(seed)
+    return HostEnvState(games=games, history=history_lib.start(jnp.asarray(frame),
+                                                                 history_length),
+                        frame=frame)
+
+
+def host_rollout(env_state: HostEnvState, key: chex.PRNGKey, num_steps: int, *,
+                 search: Callable[[chex.PRNGKey, history_lib.History], SearchOutput],
+                 push: Callable[..., history_lib.History],
+                 final_value: Callable[[history_lib.History, chex.Array, chex.Array],
+                                       chex.Array]) -> tuple[HostEnvState, Trajectory]:
+    """Runs `num_steps` steps of search-and-act on B host games.
+
+    Args:
+      env_state: the games and their histories.
+      key: PRNG key (consumed).
+      num_steps: T.
+      search: jitted `(key, history) -> SearchOutput` for the `[B]` histories.
+      push: jitted `history.push`.
+      final_value: jitted `(history, final_frame, action) -> [B]` the network value
+        of the history extended by the frame a truncated episode ended on.
+
+    Returns:
+      The new state (same games, stepped) and the `[B, T]` trajectory, whose
+      observations are single frames.
+    """
+    games, hist, frame = env_state.games, env_state.history, env_state.frame
+    rows = []
+    for step_key in jax.random.split(key, num_steps):
+        out = search(step_key, hist)
+        action = np.asarray(out.action)
+        step = games.step(action)
+        done = step.terminated | step.truncated
+        value = np.zeros(len(action), np.float32)
+        if step.truncated.any():  # the time limit is rare: pay for the value only then
+            value = np.where(step.truncated,
+                             np.asarray(final_value(hist, step.final_frame, action)), 0.0)
+        rows.append(dict(observation=frame, action=action, reward=step.reward,
+                         terminated=step.terminated, truncated=step.truncated,
+                         search_policy=out.search_policy, root_value=out.root_value,
+                         final_value=value, episode_return=step.episode_return,
+                         episode_length=step.episode_length))
+        hist = push(hist, step.frame, action, done)
+        frame = step.frame
+
+    def stack(name):
+        values = [row[name] for row in rows]
+        if isinstance(values[0], jax.Array):
+            return jnp.stack(values, axis=1)
+        return np.stack(values, axis=1)
+
+    trajectory = Trajectory(**{name: stack(name) for name in rows[0]})
+    return HostEnvState(games=games, history=hist, frame=frame), trajectory

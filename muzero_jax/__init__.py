@@ -2,13 +2,21 @@
 
 The public face:
 
-    config = muzero_jax.cartpole(seed=0)
+    config = muzero_jax.cartpole(seed=0)      # or atari_tiny() / atari_paper()
     agent = muzero_jax.Agent(config)           # init / act / learn, jitted
     result = muzero_jax.train(config)          # the whole loop
 """
 
 from muzero_jax.agent import Agent
-from muzero_jax.config import PRESETS, Config, ConfigError, cartpole, validate
+from muzero_jax.config import (
+    PRESETS,
+    Config,
+    ConfigError,
+    atari_paper,
+    atari_tiny,
+    cartpole,
+    validate,
+)
 from muzero_jax.evaluate import evaluate_gymnasium, evaluate_jax
 from muzero_jax.learner import Batch, TrainState
 from muzero_jax.search import Exploration, SearchOutput
@@ -17,6 +25,6 @@ from muzero_jax.train import TrainResult, train
 
 __all__ = [
     "PRESETS", "Agent", "Batch", "Config", "ConfigError", "Exploration", "SearchOutput",
-    "TrainResult", "TrainState", "Trajectory", "cartpole", "evaluate_gymnasium",
-    "evaluate_jax", "train", "validate",
+    "TrainResult", "TrainState", "Trajectory", "atari_paper", "atari_tiny", "cartpole",
+    "evaluate_gymnasium", "evaluate_jax", "train", "validate",
 ]

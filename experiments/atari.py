@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--env-steps", type=int, default=None,
                         help="training budget in agent steps (default: the preset's)")
+    parser.add_argument("--max-episode-steps", type=int, default=None,
+                        help="episode time limit in agent steps (default: the preset's; "
+                        "paper 27,000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--eval-episodes", type=int, default=None,
                         help="final greedy evaluation episodes (default: the preset's)")
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
     overrides = {"env": args.env, "seed": args.seed}
     if args.env_steps is not None:
         overrides["total_env_steps"] = args.env_steps
+    if args.max_episode_steps is not None:
+        overrides["max_episode_steps"] = args.max_episode_steps
     if args.eval_episodes is not None:
         overrides["final_eval_episodes"] = args.eval_episodes
     try:

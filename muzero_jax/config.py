@@ -141,9 +141,11 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     if cfg.network not in ("mlp", "resnet"):
         raise ConfigError(f"network={cfg.network!r}: expected 'mlp' or 'resnet'")
     if cfg.network == "resnet":
-        for name in ("resnet_channels", "dynamics_blocks", "prediction_blocks",
-                     "head_channels"):
+        for name in ("resnet_channels", "head_channels"):
             _positive(cfg, name)
+        for name in ("dynamics_blocks", "prediction_blocks"):
+            if getattr(cfg, name) < 0:
+                raise ConfigError(f"{name}={getattr(cfg, name)!r}: expected an integer >= 0")
         if cfg.resnet_channels < 2:
             raise ConfigError(f"resnet_channels={cfg.resnet_channels!r}: expected >= 2 (the "
                               f"first strided conv has half as many)")

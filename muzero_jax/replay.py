@@ -126,13 +126,23 @@ def add(buffer: ReplayBuffer, trajectory: Trajectory) -> ReplayBuffer:
 
 
 def _oldest_start(buffer: ReplayBuffer, history_length: int) -> jax.Array:
-    """The oldest logical position whose H - 1 predecessors are all still held."""
-    if history_length <= 1:
+    """The oldest logical position whose stack is whole: its H predecessors are held.
+
+    (A stack of H frames reaches H - 1 positions back for frames and H for the
+    action that led to its oldest frame.)
+    """
+    if history_length == 0:
         return jnp.maximum(buffer.count - buffer.length, 0)
     # Until the buffer wraps, the stream's own start (logical 0) is an episode
     # start, so every position has all the history it ever had.
     wrapped = buffer.count > buffer.length
-    return jnp.where(wrapped, buffer.count - buffer.length + history_length - 1, 0)
+    return jnp.where(wrapped, buffer.count - buffer.length + history_length, 0)
+
+
+def bytes_per_position(buffer: ReplayBuffer) -> int:
+    """Bytes the buffer spends on each stored position (all per-position fields)."""
+    per_position = [x for x in jax.tree.leaves(buffer) if x.ndim >= 2]
+    return sum(x.dtype.itemsize * x[0, 0].size for x in per_position)
 
 
 def num_windows(buffer: ReplayBuffer, window_length: int,
@@ -190,8 +200,8 @@ def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int,
     """Samples `batch_size` windows uniformly over streams and valid starts.
 
     A start is valid when all W positions of its window are written and none has
-    been overwritten (nor, with a history of H frames, the H - 1 positions before
-    it, once the buffer has wrapped). Call only once `num_windows(buffer, W, H) > 0`.
+    been overwritten (nor, with a history of H frames, the H positions before it,
+    once the buffer has wrapped). Call only once `num_windows(buffer, W, H) > 0`.
     """
     stream_key, start_key = jax.random.split(key)
     stream = jax.random.randint(stream_key, (batch_size,), 0, buffer.num_streams)

@@ -8,6 +8,8 @@ from muzero_jax import history, replay
 from muzero_jax.selfplay import Trajectory
 
 A = 4  # actions
+_push = jax.jit(history.push)
+_planes = jax.jit(history.history_planes, static_argnums=1)
 
 
 def _frame(values):
@@ -52,8 +54,8 @@ def _selfplay(num_streams, num_steps, history_length, seed):
     h = history.start(_frame(values[:, 0]), history_length)
     stacks = []
     for t in range(num_steps):
-        stacks.append(history.history_planes(h, A))
-        h = history.push(h, _frame(values[:, t + 1]), jnp.asarray(action[:, t]),
+        stacks.append(_planes(h, A))
+        h = _push(h, _frame(values[:, t + 1]), jnp.asarray(action[:, t]),
                          jnp.asarray(terminated[:, t] | truncated[:, t]))
     zeros = jnp.zeros((num_streams, num_steps))
     frames = np.stack([np.asarray(_frame(values[:, t])) for t in range(num_steps)], axis=1)

@@ -77,6 +77,11 @@ class Config:
     final_eval_episodes: int = 100  # episodes on the Gymnasium env at the end
     log_every: int = 5  # iterations between progress lines
 
+    # --- checkpoints (when train is given a run directory) ------------------------
+    checkpoint_every: int = 1_000  # updates between checkpoints (0: only at the end)
+    checkpoint_keep: int = 3  # most recent checkpoints kept on disk
+    checkpoint_replay: bool | None = None  # save the replay buffer; None: if under 1 GiB
+
     @property
     def window_length(self) -> int:
         """Positions a replay window spans: K + 1 unrolled plus n for bootstrapping."""
@@ -114,7 +119,7 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
                  "latent_size", "value_support_size", "reward_support_size",
                  "num_simulations", "td_steps", "unroll_steps", "replay_capacity",
                  "batch_size", "updates_per_iteration", "max_num_considered_actions",
-                 "eval_episodes", "final_eval_episodes", "log_every"):
+                 "eval_episodes", "final_eval_episodes", "log_every", "checkpoint_keep"):
         _positive(cfg, name)
     if cfg.search not in ("muzero", "gumbel"):
         raise ConfigError(f"search={cfg.search!r}: expected 'muzero' or 'gumbel'")
@@ -131,7 +136,8 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
         if not value > 0:
             raise ConfigError(f"{name}={value!r}: expected a value > 0")
     for name in ("weight_decay", "temperature", "gumbel_scale", "value_loss_weight",
-                 "min_replay_size", "eval_every", "lr_warmup_steps", "total_env_steps"):
+                 "min_replay_size", "eval_every", "lr_warmup_steps", "total_env_steps",
+                 "checkpoint_every"):
         value = getattr(cfg, name)
         if value < 0:
             raise ConfigError(f"{name}={value!r}: expected a value >= 0")
@@ -174,6 +180,24 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     if num_actions is not None and cfg.search == "gumbel" and num_actions < 2:
         raise ConfigError(f"env {cfg.env!r} has {num_actions} action(s); expected >= 2")
     return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    """The config as a JSON-ready dict (run directories keep it as config.json)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(values: dict) -> Config:
+    """Rebuilds a `Config` from `to_dict`'s output (JSON lists become tuples).
+
+    Fields missing from `values` take their defaults; unknown names raise `ConfigError`.
+    """
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown config field(s) {unknown}; expected names among "
+                          f"{sorted(known)}")
+    return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def _support_needed(bound: float) -> int:

@@ -103,8 +103,7 @@ class Checkpointer:
         # Only a writer may delete the leftovers of killed saves: a reader (evaluation
         # during training) would delete the trainer's save in progress.
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create,
-                                               cleanup_tmp_directories=create,
-                                               read_only=not create)
+                                               cleanup_tmp_directories=create)
         try:
             self._manager = ocp.CheckpointManager(self.directory, options=options)
         except Exception as e:  # orbax raises many types; the caller needs one

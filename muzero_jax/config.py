@@ -69,7 +69,7 @@ class Config:
     max_grad_norm: float | None = 5.0  # global-norm clipping; None: off
 
     # --- the run ------------------------------------------------------------------
-    seed: int = 0
+    seed: int = 0  # PRNG seed: parameters, self-play, replay sampling, evaluation
     total_env_steps: int = 200_000  # stop after this many env steps
     eval_every: int = 10  # iterations between greedy evaluations (0: never)
     eval_episodes: int = 32  # episodes per periodic (JAX env) evaluation

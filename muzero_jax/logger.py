@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import time
 from collections.abc import Sequence
 
 from tensorboardX import SummaryWriter
@@ -40,8 +41,10 @@ class Logger:
             self.fields += [k for k in row if k not in self.fields]
         self._rewrite_csv()
         purge = int(self.rows[-1][STEP]) + 1 if self.rows else None
+        # Event files are named by the second they open in; a suffix keeps a quick
+        # resume from truncating the previous session's file.
         self.writer = SummaryWriter(os.path.join(run_dir, TENSORBOARD_DIR), purge_step=purge,
-                                    flush_secs=30)
+                                    flush_secs=30, filename_suffix=f".{time.time_ns()}")
 
     def write(self, row: dict) -> None:
         """Logs one row; `row[STEP]` is its x coordinate. None values are skipped."""

@@ -145,8 +145,9 @@ def train(config: Config, *, log: Callable[[str], None] | None = print,
                 loop.last_eval_return = eval_return
 
             bar.update(steps_per_iteration)
-            bar.set_postfix({"return": f"{recent:.1f}", "eval": loop.last_eval_return,
-                             "updates": int(state.step)}, refresh=False)
+            bar.set_postfix({"return": f"{recent:.1f}", "updates": int(state.step),
+                             **({} if loop.last_eval_return is None
+                                else {"eval": f"{loop.last_eval_return:.1f}"})}, refresh=False)
             if loop.iteration % cfg.log_every == 0 or eval_return is not None or loop.solved:
                 now = time.perf_counter()
                 updates = int(state.step)

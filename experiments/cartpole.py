@@ -1,10 +1,15 @@
 """Train MuZero on CartPole-v1 and evaluate it on Gymnasium's own CartPole-v1.
 
-    python experiments/cartpole.py [--seed S] [--out DIR]
+    python experiments/cartpole.py [--seed S] [--out DIR] [--config.FIELD VALUE ...]
+    python experiments/cartpole.py --resume DIR [--config.FIELD VALUE ...]
 
-Prints progress while training, stops early once a periodic greedy evaluation
-(on our JAX CartPole) reaches the solve return, then plays 100 greedy episodes of
-`gymnasium.make("CartPole-v1")` and writes DIR/summary.json and DIR/metrics.csv.
+Prints progress while training (a bar on a terminal), stops early once a periodic
+greedy evaluation (on our JAX CartPole) reaches the solve return, then plays 100
+greedy episodes of `gymnasium.make("CartPole-v1")`. DIR receives config.json,
+checkpoints/, tensorboard/, metrics.csv, curves.png and summary.json; `--resume
+DIR` continues a stopped run from its latest checkpoint (overrides apply on top
+of its config.json, e.g. a larger total_env_steps). Every Config field can be
+overridden (`--help` lists them with their defaults).
 `wall_seconds` runs from process start to the end of training, compilation
 included (JAX's persistent compilation cache is off unless you turn it on);
 the final evaluation is timed separately as `eval_seconds`.
@@ -12,98 +17,27 @@ the final evaluation is timed separately as `eval_seconds`.
 
 from __future__ import annotations
 
-import time
-
-_START = time.perf_counter()
-
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
+import os
+import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import numpy as np  # noqa: E402
-
 import muzero_jax as mz  # noqa: E402
+from muzero_jax import experiment  # noqa: E402
 
 
-def _seconds_since_process_start() -> float:
-    """Wall seconds since this process started (Linux /proc), else since this module loaded."""
-    try:
-        with open("/proc/self/stat") as f:
-            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return time.perf_counter() - _START
+def evaluate(result: mz.TrainResult, config: mz.Config):
+    # Gymnasium's own CartPole-v1, not our JAX port: the bar is set on theirs.
+    return mz.evaluate_gymnasium(result.agent, result.state, "CartPole-v1",
+                                 config.final_eval_episodes, seed=10_000 + config.seed)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--out", default=None, help="directory for summary.json and "
-                        "metrics.csv (default runs/cartpole-seedS)")
-    parser.add_argument("--total-env-steps", type=int, default=None,
-                        help="training budget in env steps (default: the preset's)")
-    parser.add_argument("--eval-episodes", type=int, default=100,
-                        help="final evaluation episodes on gymnasium's CartPole-v1")
-    args = parser.parse_args(argv)
-
-    overrides = {"seed": args.seed, "final_eval_episodes": args.eval_episodes}
-    if args.total_env_steps is not None:
-        overrides["total_env_steps"] = args.total_env_steps
-    try:
-        config = mz.validate(mz.cartpole(**overrides))
-    except mz.ConfigError as e:
-        parser.error(str(e))
-    out = args.out or os.path.join("runs", f"cartpole-seed{args.seed}")
-    os.makedirs(out, exist_ok=True)
-
-    result = mz.train(config)
-    wall_seconds = _seconds_since_process_start()
-
-    eval_start = time.perf_counter()
-    returns = mz.evaluate_gymnasium(result.agent, result.state, "CartPole-v1",
-                                    config.final_eval_episodes, seed=10_000 + args.seed)
-    eval_seconds = time.perf_counter() - eval_start
-
-    summary = {
-        "env_steps": result.env_steps,
-        "train_steps": result.train_steps,
-        "wall_seconds": round(wall_seconds, 2),
-        "train_seconds": round(result.seconds, 2),
-        "eval_seconds": round(eval_seconds, 2),
-        "eval_return_mean": float(np.mean(returns)),
-        "eval_return_std": float(np.std(returns)),
-        "eval_return_min": float(np.min(returns)),
-        "eval_episodes": int(len(returns)),
-        "solved": bool(np.mean(returns) >= 475.0),
-        "solved_during_training": result.solved,
-        "seed": args.seed,
-        "config": dataclasses.asdict(config),
-    }
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    _write_csv(os.path.join(out, "metrics.csv"), result.history)
-    print(f"eval on gymnasium CartPole-v1: {summary['eval_return_mean']:.1f} "
-          f"+- {summary['eval_return_std']:.1f} over {len(returns)} episodes | "
-          f"wall {summary['wall_seconds']:.1f}s (compile included) | "
-          f"{result.env_steps} env steps | {result.train_steps} updates | "
-          f"eval {eval_seconds:.1f}s -> {out}/summary.json")
-    return summary
-
-
-def _write_csv(path: str, rows: list[dict]) -> None:
-    fields = sorted({k for row in rows for k in row}, key=lambda k: (k not in rows[0], k)) \
-        if rows else []
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    return experiment.main(
+        argv, description=__doc__.split("\n\n")[0], default_preset="cartpole",
+        evaluate=evaluate, eval_label=lambda config: "gymnasium CartPole-v1",
+        default_out=lambda config, preset: os.path.join(
+            "runs", f"{preset}-seed{config.seed}"))
 
 
 if __name__ == "__main__":

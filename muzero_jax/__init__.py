@@ -7,6 +7,8 @@ The public face:
     result = muzero_jax.train(config)          # the whole loop
 """
 
+import warnings
+
 from muzero_jax.agent import Agent
 from muzero_jax.config import (
     PRESETS,
@@ -22,6 +24,11 @@ from muzero_jax.learner import Batch, TrainState
 from muzero_jax.search import Exploration, SearchOutput
 from muzero_jax.selfplay import Trajectory
 from muzero_jax.train import TrainResult, train
+
+# `python -m muzero_jax.evaluate` (or .plot) runs a module the package has already
+# imported; runpy's warning about that is harmless here.
+warnings.filterwarnings("ignore", message=r".*found in sys.modules after import of package "
+                        r"'muzero_jax'", category=RuntimeWarning)
 
 __all__ = [
     "PRESETS", "Agent", "Batch", "Config", "ConfigError", "Exploration", "SearchOutput",

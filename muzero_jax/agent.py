@@ -15,6 +15,7 @@ from __future__ import annotations
 import chex
 import jax
 import jax.numpy as jnp
+import mctx
 
 from muzero_jax import envs, history, replay, selfplay
 from muzero_jax.config import Config, ConfigError, validate
@@ -75,6 +76,7 @@ class Agent:
             self._host_search = jax.jit(self._host_search_impl)
             self._push = jax.jit(history.push)
             self._final_value = jax.jit(self._final_value_impl)
+        self._search_tree = jax.jit(self.searcher.search_tree)
 
     # --- state -------------------------------------------------------------------
     def init(self, key: chex.PRNGKey) -> TrainState:
@@ -134,6 +136,15 @@ class Agent:
         exploration = Exploration.greedy() if greedy else self.training_exploration
         out = self._act(state.params, key, obs, exploration, invalid_actions)
         return jax.tree.map(lambda x: x[0], out) if single else out
+
+    def search_tree(self, state: TrainState, key: chex.PRNGKey, obs: chex.Array, *,
+                    greedy: bool = True) -> mctx.Tree:
+        """The whole mctx search tree from each observation `[B, *obs_shape]` (jitted).
+
+        For looking at one decision (see `treeviz`); acting uses `act`.
+        """
+        exploration = Exploration.greedy() if greedy else self.training_exploration
+        return self._search_tree(state.params, key, jnp.asarray(obs, jnp.float32), exploration)
 
     def _rollout_impl(self, params, env_state, key, exploration, num_steps):
         return selfplay.rollout(self.env, self.searcher, params, env_state, key,

@@ -91,13 +91,18 @@ class Config:
     terminal_on_life_loss: bool = False  # end episodes at a lost life (v5: False)
 
     # --- the run ------------------------------------------------------------------
-    seed: int = 0
+    seed: int = 0  # PRNG seed: parameters, self-play, replay sampling, evaluation
     total_env_steps: int = 200_000  # stop after this many env steps
     eval_every: int = 10  # iterations between greedy evaluations (0: never)
     eval_episodes: int = 32  # episodes per periodic (JAX env) evaluation
     solve_return: float | None = 475.0  # stop when a periodic eval reaches it
     final_eval_episodes: int = 100  # episodes on the Gymnasium env at the end
     log_every: int = 5  # iterations between progress lines
+
+    # --- checkpoints (when train is given a run directory) ------------------------
+    checkpoint_every: int = 1_000  # updates between checkpoints (0: only at the end)
+    checkpoint_keep: int = 3  # most recent checkpoints kept on disk
+    checkpoint_replay: bool | None = None  # save the replay buffer; None: if under 1 GiB
 
     @property
     def window_length(self) -> int:
@@ -136,7 +141,7 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
                  "latent_size", "value_support_size", "reward_support_size",
                  "num_simulations", "td_steps", "unroll_steps", "replay_capacity",
                  "batch_size", "updates_per_iteration", "max_num_considered_actions",
-                 "eval_episodes", "final_eval_episodes", "log_every"):
+                 "eval_episodes", "final_eval_episodes", "log_every", "checkpoint_keep"):
         _positive(cfg, name)
     if cfg.network not in ("mlp", "resnet"):
         raise ConfigError(f"network={cfg.network!r}: expected 'mlp' or 'resnet'")
@@ -180,7 +185,8 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
         if not value > 0:
             raise ConfigError(f"{name}={value!r}: expected a value > 0")
     for name in ("weight_decay", "temperature", "gumbel_scale", "value_loss_weight",
-                 "min_replay_size", "eval_every", "lr_warmup_steps", "total_env_steps"):
+                 "min_replay_size", "eval_every", "lr_warmup_steps", "total_env_steps",
+                 "checkpoint_every"):
         value = getattr(cfg, name)
         if value < 0:
             raise ConfigError(f"{name}={value!r}: expected a value >= 0")
@@ -230,6 +236,24 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     if num_actions is not None and cfg.search == "gumbel" and num_actions < 2:
         raise ConfigError(f"env {cfg.env!r} has {num_actions} action(s); expected >= 2")
     return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    """The config as a JSON-ready dict (run directories keep it as config.json)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(values: dict) -> Config:
+    """Rebuilds a `Config` from `to_dict`'s output (JSON lists become tuples).
+
+    Fields missing from `values` take their defaults; unknown names raise `ConfigError`.
+    """
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown config field(s) {unknown}; expected names among "
+                          f"{sorted(known)}")
+    return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def _support_needed(bound: float) -> int:

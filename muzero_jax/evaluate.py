@@ -5,18 +5,34 @@ reads off each environment's first episode (counting later, shorter episodes
 would bias the mean downwards). `evaluate_gymnasium` plays
 `gymnasium.make(env_id)` instances from the host, one jitted batched search per
 step, so a result can be checked against the reference implementation.
+
+From the command line, on a run directory written by training:
+
+    python -m muzero_jax.evaluate RUN_DIR [--episodes N] [--video] [--tree-png FILE]
+
+loads the latest checkpoint, plays N greedy episodes of the Gymnasium env and
+prints their mean and std return; `--video` records one episode as an MP4
+(Gymnasium's `RecordVideo`, which needs moviepy; CartPole's renderer needs
+pygame) and `--tree-png` draws the search tree of the episode's first decision.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import math
+import os
+import sys
 
 import gymnasium as gym
 import jax
 import numpy as np
 
 from muzero_jax.agent import Agent
+from muzero_jax.config import ConfigError
 from muzero_jax.learner import TrainState
+
+VIDEO_INSTALL = "pip install moviepy==2.2.1 pygame==2.6.1"
 
 
 def evaluate_jax(agent: Agent, state: TrainState, key: jax.Array,
@@ -67,3 +83,108 @@ def evaluate_gymnasium(agent: Agent, state: TrainState, env_id: str, num_episode
     for g in games:
         g.close()
     return returns
+
+
+def record_video(agent: Agent, state: TrainState, env_id: str, video_dir: str, *,
+                 seed: int = 0, key: jax.Array | None = None) -> tuple[str, float]:
+    """Plays one greedy episode of `gymnasium.make(env_id)` and records it as an MP4.
+
+    Returns the video's path and the episode's return.
+    """
+    key = jax.random.key(seed) if key is None else key
+    # pygame renders off-screen; without these SDL looks for a display and complains.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    env = gym.wrappers.RecordVideo(
+        gym.make(env_id, render_mode="rgb_array"), video_dir, name_prefix="eval",
+        episode_trigger=lambda episode: episode == 0, disable_logger=True)
+    obs, _ = env.reset(seed=seed)
+    episode_return, done = 0.0, False
+    while not done:
+        key, act_key = jax.random.split(key)
+        action = int(agent.act(state, act_key, obs, greedy=True).action)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        episode_return += float(reward)
+        done = terminated or truncated
+    env.close()
+    return os.path.join(video_dir, "eval-episode-0.mp4"), episode_return
+
+
+def draw_search_tree(agent: Agent, state: TrainState, env_id: str, png_path: str, *,
+                     seed: int = 0) -> str:
+    """Draws the greedy search tree of the first decision of `gymnasium.make(env_id)`."""
+    from muzero_jax import treeviz
+
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=seed)
+    env.close()
+    key = jax.random.key(seed)
+    tree = agent.search_tree(state, key, np.asarray(obs, np.float32)[None])
+    action = int(agent.act(state, key, obs, greedy=True).action)
+    return treeviz.render_png(treeviz.tree_to_graph(tree, chosen_action=action), png_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m muzero_jax.evaluate RUN_DIR ...`; bad input exits with code 2."""
+    from muzero_jax import checkpoint, treeviz
+
+    parser = argparse.ArgumentParser(
+        prog="python -m muzero_jax.evaluate",
+        description="Greedy evaluation of a run's latest checkpoint on the Gymnasium env.")
+    parser.add_argument("run_dir", help="a run directory written by training (its config.json "
+                        "and checkpoints/)")
+    parser.add_argument("--episodes", type=int, default=10,
+                        help="greedy episodes to play (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
+    parser.add_argument("--env", default=None,
+                        help="Gymnasium env id (default: the run's config.env)")
+    parser.add_argument("--video", action="store_true",
+                        help="record one greedy episode as an MP4 (needs moviepy: "
+                        f"{VIDEO_INSTALL})")
+    parser.add_argument("--video-dir", default=None,
+                        help="where the MP4 goes (default RUN_DIR/videos)")
+    parser.add_argument("--tree-png", metavar="FILE", default=None,
+                        help="draw the search tree of the first decision into FILE (needs "
+                        "Graphviz: apt-get install graphviz; pip install graphviz)")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes {args.episodes}: expected an integer >= 1")
+    # Missing tools fail here, before anything is loaded or compiled.
+    if args.video and importlib.util.find_spec("moviepy") is None:
+        parser.error(f"--video needs moviepy (Gymnasium's RecordVideo encodes with it); "
+                     f"install it with: {VIDEO_INSTALL}")
+    if args.tree_png:
+        import shutil
+
+        if importlib.util.find_spec("graphviz") is None or shutil.which("dot") is None:
+            parser.error(f"--tree-png: {treeviz.INSTALL}")
+
+    try:
+        config = checkpoint.load_config(args.run_dir)
+        agent = Agent(config)
+        step, state = checkpoint.restore_train_state(args.run_dir,
+                                                     agent.init(jax.random.key(0)))
+    except (checkpoint.CheckpointError, ConfigError, ValueError) as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
+    env_id = args.env or config.env
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as e:
+        parser.exit(2, f"{parser.prog}: error: --env {env_id!r}: not a Gymnasium env ({e})\n")
+
+    returns = evaluate_gymnasium(agent, state, env_id, args.episodes, seed=args.seed)
+    print(f"{env_id}: checkpoint {step} ({int(state.step)} updates): return "
+          f"{np.mean(returns):.1f} +- {np.std(returns):.1f} over {len(returns)} greedy "
+          f"episodes (min {np.min(returns):.0f}, max {np.max(returns):.0f})")
+    if args.video:
+        video_dir = args.video_dir or os.path.join(args.run_dir, "videos")
+        path, episode_return = record_video(agent, state, env_id, video_dir, seed=args.seed)
+        print(f"video: {path} (return {episode_return:.0f})")
+    if args.tree_png:
+        path = draw_search_tree(agent, state, env_id, args.tree_png, seed=args.seed)
+        print(f"search tree: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -110,6 +110,32 @@ class Searcher:
         Returns:
           `SearchOutput` with `[B]` actions and values and `[B, A]` policies.
         """
+        root_out, out = self._policy(params, key, obs, exploration, invalid_actions)
+        if self.config.search == "muzero":
+            # At temperature 0 mctx breaks visit-count ties at random; greedy play
+            # should be reproducible, so ties go to the higher Q value instead.
+            summary = out.search_tree.summary()
+            most = summary.visit_counts == summary.visit_counts.max(-1, keepdims=True)
+            greedy = jnp.argmax(jnp.where(most, summary.qvalues, -jnp.inf), axis=-1)
+            out = out.replace(action=jnp.where(exploration.temperature > 0, out.action, greedy))
+        return SearchOutput(
+            action=out.action.astype(jnp.int32),
+            search_policy=out.action_weights,
+            root_value=out.search_tree.node_values[:, out.search_tree.ROOT_INDEX],
+            prior_value=root_out.value,
+        )
+
+    def search_tree(self, params: Params, key: chex.PRNGKey, obs: chex.Array,
+                    exploration: Exploration,
+                    invalid_actions: chex.Array | None = None) -> mctx.Tree:
+        """The whole search tree of each observation, as `__call__` would search it.
+
+        Same arguments as `__call__`. Returns mctx's `Tree` (batch `[B]`, nodes
+        `[B, num_simulations + 1]`): visits, values, rewards, priors, children.
+        """
+        return self._policy(params, key, obs, exploration, invalid_actions)[1].search_tree
+
+    def _policy(self, params, key, obs, exploration, invalid_actions):
         cfg = self.config
         root_out = self.model.initial_inference(params, obs)
         root = mctx.RootFnOutput(prior_logits=root_out.policy_logits,
@@ -124,21 +150,10 @@ class Searcher:
                 dirichlet_fraction=exploration.dirichlet_fraction,
                 dirichlet_alpha=cfg.dirichlet_alpha,
                 temperature=exploration.temperature)
-            # At temperature 0 mctx breaks visit-count ties at random; greedy play
-            # should be reproducible, so ties go to the higher Q value instead.
-            summary = out.search_tree.summary()
-            most = summary.visit_counts == summary.visit_counts.max(-1, keepdims=True)
-            greedy = jnp.argmax(jnp.where(most, summary.qvalues, -jnp.inf), axis=-1)
-            out = out.replace(action=jnp.where(exploration.temperature > 0, out.action, greedy))
         else:
             out = mctx.gumbel_muzero_policy(
                 params, key, root, self.recurrent_fn, cfg.num_simulations,
                 invalid_actions=invalid_actions, max_depth=cfg.max_depth,
                 max_num_considered_actions=cfg.max_num_considered_actions,
                 gumbel_scale=exploration.gumbel_scale)
-        return SearchOutput(
-            action=out.action.astype(jnp.int32),
-            search_policy=out.action_weights,
-            root_value=out.search_tree.node_values[:, out.search_tree.ROOT_INDEX],
-            prior_value=root_out.value,
-        )
+        return root_out, out

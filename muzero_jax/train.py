@@ -2,23 +2,34 @@
 
 Each iteration makes three calls to compiled programs (rollout, replay add,
 `updates_per_iteration` learner steps in one `lax.scan`); the host only counts,
-logs and decides when to evaluate or stop.
+logs and decides when to evaluate, checkpoint or stop.
+
+Given a run directory, the loop checkpoints everything it needs to go on
+exactly (learner state, replay, env states, RNG key and its own counters and
+history) and logs every row to TensorBoard and metrics.csv; `resume=True`
+picks the run up from its latest checkpoint.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
+from tqdm import tqdm
 
+from muzero_jax import checkpoint
 from muzero_jax.agent import Agent
 from muzero_jax.config import Config
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.learner import TrainState
+from muzero_jax.logger import Logger
+from muzero_jax.plot import plot_run
 from muzero_jax.replay import ReplayBuffer
+from muzero_jax.selfplay import Trajectory
 
 
 @dataclasses.dataclass
@@ -45,13 +56,26 @@ class TrainResult:
 
 
 def train(config: Config, *, log: Callable[[str], None] | None = print,
-          on_iteration: Callable[[dict], None] | None = None) -> TrainResult:
+          on_iteration: Callable[[dict], None] | None = None, run_dir: str | None = None,
+          resume: bool = False, progress: bool | None = None) -> TrainResult:
     """Trains MuZero on `config.env` until `total_env_steps` or a solving evaluation.
 
     Args:
       config: the configuration (validated before anything compiles).
       log: where progress lines go (None: silent).
       on_iteration: called with each logged row of metrics.
+      run_dir: if given, the run's directory: config.json, checkpoints/ (every
+        `checkpoint_every` updates and at the end), tensorboard/, metrics.csv and,
+        at the end, curves.png.
+      resume: continue from the latest checkpoint in `run_dir` (the same
+        parameters, replay, env states, RNG and counters; with the replay buffer
+        checkpointed, the run ends exactly as if it had never stopped).
+      progress: show a tqdm bar instead of progress lines (None: when stdout is a
+        terminal and `log` is set).
+
+    Raises:
+      CheckpointError: `resume` without a usable checkpoint, a checkpoint that does
+        not fit `config`, or a fresh run into a directory that holds checkpoints.
     """
     start = time.perf_counter()
     agent = Agent(config)
@@ -61,61 +85,164 @@ def train(config: Config, *, log: Callable[[str], None] | None = print,
     state = agent.init(init_key)
     buffer = agent.init_replay()
     env_state = agent.reset(env_key)
+    loop = LoopState()
+
+    checkpointer, logger = None, None
+    if run_dir is not None:
+        checkpointer = checkpoint.open_run(run_dir, cfg, resume=resume)
+        if resume:
+            restored = checkpoint.restore_run(checkpointer, state=state, buffer=buffer,
+                                              env_state=env_state, key=key)
+            state, buffer, env_state, key, loop_dict = restored
+            loop = LoopState(**loop_dict)
+            if log is not None:
+                log(f"resumed {run_dir} at iteration {loop.iteration}: "
+                    f"{loop.env_steps} env steps, {int(state.step)} updates")
+        logger = Logger(run_dir, loop.history)
+    save_replay = (cfg.checkpoint_replay if cfg.checkpoint_replay is not None
+                   else checkpoint.nbytes(buffer) < checkpoint.AUTO_REPLAY_BYTES)
+    show_bar = progress if progress is not None else (log is not None and sys.stdout.isatty())
+    bar = tqdm(total=cfg.total_env_steps, initial=loop.env_steps, unit="step",
+               unit_scale=True, dynamic_ncols=True, disable=not show_bar)
+
+    earlier_seconds = loop.seconds
+    saved_iteration = loop.iteration if resume else None
+
+    def save(state, buffer, env_state, key) -> None:
+        nonlocal saved_iteration
+        saved_iteration = loop.iteration
+        loop.seconds = earlier_seconds + time.perf_counter() - start
+        loop.last_checkpoint_updates = int(state.step)
+        # Host games (ALE) are live emulators, not arrays: a resumed run starts new ones.
+        checkpointer.save(loop.iteration, {
+            "train_state": state, "rng": {"key": key},
+            **({} if agent.host else {"env_state": env_state}),
+            **({"replay": buffer} if save_replay else {})}, dataclasses.asdict(loop))
 
     steps_per_iteration = cfg.num_envs * cfg.rollout_length
-    env_steps = 0
-    recent_returns: list[float] = []
-    history: list[dict] = []
-    solved = False
-    iteration = 0
     metrics: dict = {}
-    last_time, last_steps, last_updates = time.perf_counter(), 0, 0
-    while env_steps < cfg.total_env_steps and not solved:
-        iteration += 1
-        key, rollout_key, update_key, eval_key = jax.random.split(key, 4)
-        env_state, trajectory = agent.rollout(state, env_state, rollout_key)
-        buffer = agent.add(buffer, trajectory)
-        env_steps += steps_per_iteration
+    search_stats: dict = {}
+    last_time, last_steps, last_updates = time.perf_counter(), loop.env_steps, int(state.step)
+    try:
+        while loop.env_steps < cfg.total_env_steps and not loop.solved:
+            loop.iteration += 1
+            key, rollout_key, update_key, eval_key = jax.random.split(key, 4)
+            env_state, trajectory = agent.rollout(state, env_state, rollout_key)
+            buffer = agent.add(buffer, trajectory)
+            loop.env_steps += steps_per_iteration
+            loop.record_episodes(trajectory)
+            search_stats = search_statistics(trajectory)
+
+            if agent.ready_to_learn(buffer):
+                state, metrics = agent.update(state, buffer, update_key)
+
+            eval_return = None
+            recent = loop.recent_return()
+            due = cfg.eval_every and loop.iteration % cfg.eval_every == 0
+            promising = cfg.solve_return is not None and recent >= cfg.solve_return
+            if (due or promising) and int(state.step) > 0:
+                eval_return = float(np.mean(evaluate_jax(agent, state, eval_key,
+                                                         cfg.eval_episodes)))
+                loop.solved = cfg.solve_return is not None and eval_return >= cfg.solve_return
+                loop.last_eval_return = eval_return
+
+            bar.update(steps_per_iteration)
+            bar.set_postfix({"return": f"{recent:.1f}", "updates": int(state.step),
+                             **({} if loop.last_eval_return is None
+                                else {"eval": f"{loop.last_eval_return:.1f}"})}, refresh=False)
+            last = loop.env_steps >= cfg.total_env_steps  # the CSV ends where training did
+            if (loop.iteration % cfg.log_every == 0 or eval_return is not None or loop.solved
+                    or last):
+                now = time.perf_counter()
+                updates = int(state.step)
+                row = {
+                    "iteration": loop.iteration,
+                    "env_steps": loop.env_steps,
+                    "train_steps": updates,
+                    "wall_seconds": earlier_seconds + now - start,
+                    "episodes_return": recent,
+                    "episode_length": loop.recent_length(),
+                    "eval_return": eval_return,
+                    "env_steps_per_second": (loop.env_steps - last_steps) / (now - last_time),
+                    "updates_per_second": (updates - last_updates) / (now - last_time),
+                    **search_stats,
+                    **{k: float(v) for k, v in metrics.items()},
+                }
+                last_time, last_steps, last_updates = now, loop.env_steps, updates
+                loop.history.append(row)
+                if logger is not None:
+                    logger.write(row)
+                if on_iteration is not None:
+                    on_iteration(row)
+                if log is not None and not show_bar:
+                    log(_progress_line(row))
+
+            if checkpointer is not None and cfg.checkpoint_every and (
+                    int(state.step) // cfg.checkpoint_every
+                    > loop.last_checkpoint_updates // cfg.checkpoint_every):
+                logger.flush()  # events up to the checkpoint are on disk with it
+                save(state, buffer, env_state, key)
+
+        if checkpointer is not None and saved_iteration != loop.iteration:
+            save(state, buffer, env_state, key)
+    finally:
+        bar.close()
+        if checkpointer is not None:
+            checkpointer.wait()
+            checkpointer.close()
+        if logger is not None:
+            logger.close()
+    if run_dir is not None and loop.history:
+        plot_run(run_dir)
+
+    return TrainResult(agent=agent, state=state, buffer=buffer, history=loop.history,
+                       env_steps=loop.env_steps, train_steps=int(state.step),
+                       solved=loop.solved, seconds=time.perf_counter() - start)
+
+
+@dataclasses.dataclass
+class LoopState:
+    """What the host side of the loop keeps between iterations (checkpointed as JSON).
+
+    iteration, env_steps: counters. recent_returns, recent_lengths: the last 100
+    finished episodes. history: the logged rows. solved: a periodic evaluation
+    reached the solve return. last_eval_return: the latest one's mean return.
+    last_checkpoint_updates: the update count at the last checkpoint.
+    seconds: training seconds, over all sessions, up to the last checkpoint (so
+    that `wall_seconds` goes on across a resume).
+    """
+
+    iteration: int = 0
+    env_steps: int = 0
+    recent_returns: list = dataclasses.field(default_factory=list)
+    recent_lengths: list = dataclasses.field(default_factory=list)
+    history: list = dataclasses.field(default_factory=list)
+    solved: bool = False
+    last_eval_return: float | None = None
+    last_checkpoint_updates: int = 0
+    seconds: float = 0.0
+
+    def record_episodes(self, trajectory: Trajectory) -> None:
         done = np.asarray(trajectory.terminated | trajectory.truncated)
-        recent_returns.extend(np.asarray(trajectory.episode_return)[done].tolist())
-        recent_returns = recent_returns[-100:]
+        self.recent_returns = (self.recent_returns
+                               + np.asarray(trajectory.episode_return)[done].tolist())[-100:]
+        self.recent_lengths = (self.recent_lengths
+                               + np.asarray(trajectory.episode_length)[done].tolist())[-100:]
 
-        if agent.ready_to_learn(buffer):
-            state, metrics = agent.update(state, buffer, update_key)
+    def recent_return(self) -> float:
+        return float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
 
-        eval_return = None
-        recent = float(np.mean(recent_returns)) if recent_returns else float("nan")
-        due = cfg.eval_every and iteration % cfg.eval_every == 0
-        promising = cfg.solve_return is not None and recent >= cfg.solve_return
-        if (due or promising) and int(state.step) > 0:
-            eval_return = float(np.mean(evaluate_jax(agent, state, eval_key,
-                                                     cfg.eval_episodes)))
-            solved = cfg.solve_return is not None and eval_return >= cfg.solve_return
+    def recent_length(self) -> float:
+        return float(np.mean(self.recent_lengths)) if self.recent_lengths else float("nan")
 
-        if iteration % cfg.log_every == 0 or eval_return is not None or solved:
-            now = time.perf_counter()
-            updates = int(state.step)
-            row = {
-                "iteration": iteration,
-                "env_steps": env_steps,
-                "train_steps": updates,
-                "wall_seconds": now - start,
-                "episodes_return": recent,
-                "eval_return": eval_return,
-                "env_steps_per_second": (env_steps - last_steps) / (now - last_time),
-                "updates_per_second": (updates - last_updates) / (now - last_time),
-                **{k: float(v) for k, v in metrics.items()},
-            }
-            last_time, last_steps, last_updates = now, env_steps, updates
-            history.append(row)
-            if on_iteration is not None:
-                on_iteration(row)
-            if log is not None:
-                log(_progress_line(row))
 
-    return TrainResult(agent=agent, state=state, buffer=buffer, history=history,
-                       env_steps=env_steps, train_steps=int(state.step), solved=solved,
-                       seconds=time.perf_counter() - start)
+def search_statistics(trajectory: Trajectory) -> dict[str, float]:
+    """Mean root value and mean entropy (nats) of the search policy over a `[B, T]` rollout."""
+    policy = np.asarray(trajectory.search_policy, np.float64)
+    entropy = -np.sum(np.where(policy > 0, policy * np.log(np.maximum(policy, 1e-30)), 0.0),
+                      axis=-1)
+    return {"root_value": float(np.mean(np.asarray(trajectory.root_value))),
+            "policy_entropy": float(np.mean(entropy))}
 
 
 def _progress_line(row: dict) -> str:

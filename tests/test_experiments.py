@@ -1,16 +1,28 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+
+import imageio
+import jax
+import numpy as np
+import pytest
+
+import muzero_jax as mz
+from muzero_jax import checkpoint, evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "experiments", "cartpole.py")
+ENV = dict(os.environ, PYTHONPATH=ROOT)
 
 
 def test_cartpole_experiment_writes_summary_and_metrics(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "experiments", "cartpole.py"), "--seed", "3",
+        [sys.executable, SCRIPT, "--seed", "3",
          "--out", str(out), "--total-env-steps", "2000", "--eval-episodes", "2"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -23,6 +35,20 @@ def test_cartpole_experiment_writes_summary_and_metrics(tmp_path):
     assert summary["env_steps"] >= 2000 and summary["wall_seconds"] > 0
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert rows and {"env_steps", "wall_seconds", "episodes_return"} <= set(rows[0])
+    assert os.listdir(out / "checkpoints") and os.listdir(out / "tensorboard")
+    assert (out / "curves.png").stat().st_size > 10_000
+
+    # Evaluation from the run directory alone: returns, an MP4 and a search tree.
+    proc = subprocess.run(
+        [sys.executable, "-m", "muzero_jax.evaluate", str(out), "--episodes", "2", "--video",
+         "--tree-png", str(tmp_path / "tree.png")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "over 2 greedy episodes" in proc.stdout
+    assert open(tmp_path / "tree.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    video = imageio.get_reader(str(out / "videos" / "eval-episode-0.mp4"))
+    first = next(iter(video))
+    assert first.shape == (400, 600, 3) and first.std() > 0  # a drawn frame, not blank
 
 
 def test_bad_arguments_exit_with_a_message(tmp_path):
@@ -33,3 +59,81 @@ def test_bad_arguments_exit_with_a_message(tmp_path):
     assert proc.returncode == 2
     assert "total_env_steps=-5" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+TINY = ["--config.num_envs", "4", "--config.rollout_length", "8", "--config.hidden_size", "16",
+        "--config.latent_size", "8", "--config.num_hidden_layers", "1",
+        "--config.num_simulations", "4", "--config.batch_size", "16",
+        "--config.updates_per_iteration", "4", "--config.replay_capacity", "256",
+        "--config.min_replay_size", "32", "--config.td_steps", "3", "--config.unroll_steps", "2",
+        "--config.eval_every", "0", "--config.solve_return", "none",
+        "--config.checkpoint_every", "16", "--config.checkpoint_keep", "100",
+        "--total-env-steps", "1600", "--eval-episodes", "1"]
+
+
+def _final_state(run_dir):
+    agent = mz.Agent(checkpoint.load_config(run_dir))
+    return checkpoint.restore_train_state(run_dir, agent.init(jax.random.key(0)))
+
+
+def test_a_run_killed_with_sigkill_resumes_and_matches_an_uninterrupted_one(tmp_path):
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    proc = subprocess.Popen([sys.executable, SCRIPT, "--out", str(killed), *TINY],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+    checkpoints = killed / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not (checkpoints.is_dir() and any(n.isdigit() for n in os.listdir(checkpoints))):
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    assert not (killed / "summary.json").exists()  # killed mid-run, not after it
+    first_steps = sorted(int(n) for n in os.listdir(checkpoints) if n.isdigit())
+    assert first_steps and first_steps[-1] < 50  # 50 iterations in all
+
+    resumed = subprocess.run([sys.executable, SCRIPT, "--resume", str(killed)],
+                             capture_output=True, text=True, timeout=600, env=ENV)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    uninterrupted = subprocess.run([sys.executable, SCRIPT, "--out", str(whole), *TINY],
+                                   capture_output=True, text=True, timeout=600, env=ENV)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (killed, whole)]
+    assert summaries[0]["env_steps"] == summaries[1]["env_steps"] == 1600
+    assert summaries[0]["train_steps"] == summaries[1]["train_steps"] == 50 * 4
+    (step_a, state_a), (step_b, state_b) = _final_state(str(killed)), _final_state(str(whole))
+    assert step_a == step_b == 50
+    for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b), strict=True):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing", "no such run directory"),
+    ("no_checkpoints", "no checkpoints/ directory"),
+    ("corrupted", "corrupted checkpoint"),
+    ("other_network", "different network shape"),
+])
+def test_evaluate_rejects_bad_run_directories_with_exit_2(tmp_path, capsys, case, expected):
+    run_dir = tmp_path / "run"
+    config = mz.cartpole(hidden_size=16, latent_size=8, num_hidden_layers=1)
+    if case != "missing":
+        checkpoint.save_config(str(run_dir), config)
+    if case in ("corrupted", "other_network"):
+        agent = mz.Agent(config)
+        ckpt = checkpoint.Checkpointer(str(run_dir / "checkpoints"))
+        ckpt.save(1, {"train_state": agent.init(jax.random.key(0))}, {})
+        ckpt.wait()
+    if case == "corrupted":
+        item = run_dir / "checkpoints" / "1" / "train_state"
+        for name in os.listdir(item):
+            if (item / name).is_file():
+                (item / name).write_bytes(b"garbage")
+    if case == "other_network":
+        checkpoint.save_config(str(run_dir), mz.cartpole(hidden_size=32, latent_size=8,
+                                                         num_hidden_layers=1))
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main([str(run_dir), "--episodes", "1"])
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err

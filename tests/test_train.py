@@ -1,7 +1,15 @@
+import csv
+import dataclasses
+import json
+import os
+import shutil
+
 import jax
 import numpy as np
+import pytest
 
 import muzero_jax as mz
+from muzero_jax.checkpoint import CheckpointError
 
 
 def test_training_learns_to_balance_the_pole():
@@ -31,3 +39,88 @@ def test_gymnasium_evaluation_plays_whole_episodes(tiny_agent):
     assert returns.shape == (3,)
     assert np.all(returns >= 8) and np.all(returns <= 500)
     assert np.all(returns == np.round(returns))
+
+
+# --- determinism, checkpoints and resume ------------------------------------------------
+
+def _run_config(tiny_config, **overrides):
+    return dataclasses.replace(tiny_config, total_env_steps=640, eval_every=3, eval_episodes=4,
+                               solve_return=None, log_every=2, checkpoint_every=6,
+                               checkpoint_keep=20, **overrides)
+
+
+def _same(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b),
+                                                     strict=True))
+
+
+_CLOCKS = ("wall_seconds", "env_steps_per_second", "updates_per_second")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_config, tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("uninterrupted"))
+    return run_dir, mz.train(_run_config(tiny_config), run_dir=run_dir, log=None)
+
+
+def test_same_config_and_seed_give_the_same_parameters(tiny_config, uninterrupted):
+    _, first = uninterrupted
+    again = mz.train(_run_config(tiny_config), log=None)
+    assert first.train_steps == again.train_steps == 20 * 2  # learning from iteration 1
+    assert _same(first.state, again.state)
+    assert [{k: v for k, v in row.items() if k not in _CLOCKS} for row in first.history] == \
+        [{k: v for k, v in row.items() if k not in _CLOCKS} for row in again.history]
+
+
+def test_the_run_directory_holds_checkpoints_logs_and_curves(uninterrupted):
+    run_dir, result = uninterrupted
+    # 2 updates per iteration: 6, 12, ... are reached at iterations 3, 6, ...; the end
+    # (iteration 20) is saved too.
+    assert sorted(int(s) for s in os.listdir(os.path.join(run_dir, "checkpoints"))) == \
+        [3, 6, 9, 12, 15, 18, 20]
+    assert mz.config.from_dict(json.load(open(os.path.join(run_dir, "config.json")))) == \
+        result.agent.config
+    rows = list(csv.DictReader(open(os.path.join(run_dir, "metrics.csv"))))
+    # Every 2nd iteration, and the evaluations (every 3rd) at odd ones: 3, 9, 15.
+    assert len(rows) == len(result.history) == 10 + 3
+    for name in ("episodes_return", "episode_length", "loss", "value_loss", "policy_loss",
+                 "reward_loss", "learning_rate", "grad_norm", "root_value", "policy_entropy",
+                 "env_steps_per_second", "updates_per_second", "eval_return"):
+        assert name in rows[-1], name
+    assert os.listdir(os.path.join(run_dir, "tensorboard"))
+    assert os.path.getsize(os.path.join(run_dir, "curves.png")) > 10_000
+
+
+def test_a_run_resumed_from_a_checkpoint_ends_exactly_as_one_that_never_stopped(
+        tiny_config, uninterrupted, tmp_path):
+    run_dir, result = uninterrupted
+    # A copy of the run as if killed after its checkpoint at iteration 6.
+    copy = str(tmp_path / "run")
+    shutil.copytree(run_dir, copy)
+    for step in os.listdir(os.path.join(copy, "checkpoints")):
+        if int(step) > 6:
+            shutil.rmtree(os.path.join(copy, "checkpoints", step))
+    resumed = mz.train(_run_config(tiny_config), run_dir=copy, resume=True, log=None)
+    assert resumed.env_steps == result.env_steps and resumed.train_steps == result.train_steps
+    assert _same(resumed.state, result.state)  # params, optimizer state, step
+    assert _same(resumed.buffer, result.buffer)
+    # Logged rows after the checkpoint are rewritten, not duplicated.
+    rows = list(csv.DictReader(open(os.path.join(copy, "metrics.csv"))))
+    assert [int(r["iteration"]) for r in rows] == [r["iteration"] for r in result.history]
+    assert [float(r["loss"]) for r in rows[-3:]] == [r["loss"] for r in result.history[-3:]]
+
+
+def test_resume_refuses_a_checkpoint_of_another_network(tiny_config, uninterrupted):
+    run_dir, _ = uninterrupted
+    bigger = _run_config(tiny_config, hidden_size=32)
+    with pytest.raises(CheckpointError, match=r"'train_state.params.*' is float32\[.*\] in "
+                                              r"the checkpoint but this config expects"):
+        mz.train(bigger, run_dir=run_dir, resume=True, log=None)
+
+
+def test_a_fresh_run_will_not_mix_into_a_run_directory(tiny_config, uninterrupted, tmp_path):
+    run_dir, _ = uninterrupted
+    with pytest.raises(CheckpointError, match=r"already holds checkpoints .*--resume"):
+        mz.train(_run_config(tiny_config), run_dir=run_dir, log=None)
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        mz.train(_run_config(tiny_config), run_dir=str(tmp_path), resume=True, log=None)

@@ -1,0 +1,164 @@
+"""What every experiment script does: parse flags, train into a run directory, evaluate, summarise.
+
+`experiments/cartpole.py` and `experiments/atari.py` are thin: they name their
+preset, their default run directory and how to evaluate, and call `main`. So
+both take the same flags (`--seed`, `--out`, `--total-env-steps`,
+`--eval-episodes`, `--resume DIR`, `--preset`, `--config.FIELD VALUE` for every
+field), write the same run directory (config.json, checkpoints/, tensorboard/,
+metrics.csv, curves.png) and the same `summary.json` keys, and exit with code 2
+and a message, never a traceback, on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from muzero_jax import checkpoint, cli
+from muzero_jax.config import PRESETS, Config, ConfigError
+from muzero_jax.train import TrainResult, train
+
+_IMPORTED = time.perf_counter()
+
+# evaluate(result, config) -> the returns of the final greedy episodes.
+Evaluate = Callable[[TrainResult, Config], np.ndarray]
+
+
+def seconds_since_process_start() -> float:
+    """Wall seconds since this process started (Linux /proc), else since this module loaded.
+
+    Experiments report this as `wall_seconds` so that interpreter start-up, imports
+    and compilation count, as they do for the user waiting on the command.
+    """
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED
+
+
+def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
+         evaluate: Evaluate, eval_label: Callable[[Config], str],
+         default_out: Callable[[Config, str], str],
+         preset_aliases: dict[str, str] | None = None,
+         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+         overrides_from_args: Callable[[argparse.Namespace], dict] | None = None,
+         check: Callable[[Config], None] | None = None) -> dict:
+    """Runs one experiment from command-line flags; returns the summary it writes.
+
+    Args:
+      argv: the flags (None: sys.argv[1:]).
+      description: the script's one-line description, for --help.
+      default_preset: the `PRESETS` name used without `--preset`.
+      evaluate: plays the final greedy episodes.
+      eval_label: what was evaluated, for the last line printed.
+      default_out: the run directory without `--out`, from the config and preset.
+      preset_aliases: short preset names the script accepts (e.g. tiny -> atari_tiny).
+      add_arguments: adds the script's own flags.
+      overrides_from_args: the config fields those flags set.
+      check: raises ConfigError/ValueError for a config the script cannot run,
+        before anything compiles.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    aliases = preset_aliases or {}
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed (default: the preset's, 0)")
+    parser.add_argument("--out", default=None, help="run directory (default: "
+                        "runs/<experiment>-seedS)")
+    parser.add_argument("--total-env-steps", type=int, default=None,
+                        help="training budget in env steps (default: the preset's)")
+    parser.add_argument("--eval-episodes", type=int, default=None,
+                        help="final greedy evaluation episodes (default: "
+                        "config.final_eval_episodes)")
+    parser.add_argument("--resume", metavar="DIR", default=None,
+                        help="continue the run in DIR from its latest checkpoint (flags "
+                        "apply on top of DIR/config.json)")
+    if add_arguments is not None:
+        add_arguments(parser)
+    names = sorted(PRESETS) + sorted(aliases)
+    parser.add_argument("--preset", default=default_preset, choices=names,
+                        help=f"named configuration to start from (default: {default_preset})")
+    preset = cli.preset_from(argv, default_preset)
+    if preset not in names:
+        parser.error(f"--preset {preset!r}: expected one of {names}")
+    preset = aliases.get(preset, preset)
+    cli.add_config_arguments(parser, PRESETS[preset]())
+    cli.check_unknown_fields(parser, argv)
+    args = parser.parse_args(argv)
+
+    overrides = {}
+    for flag, field in (("seed", "seed"), ("eval_episodes", "final_eval_episodes"),
+                        ("total_env_steps", "total_env_steps")):
+        if getattr(args, flag) is not None:
+            overrides[field] = getattr(args, flag)
+    if overrides_from_args is not None:
+        overrides.update(overrides_from_args(args))
+    overrides.update(cli.overrides_from(args))
+    base = None
+    if args.resume is not None:
+        if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
+            parser.error(f"--out {args.out} and --resume {args.resume}: a resumed run "
+                         "stays in its directory; give only --resume")
+        try:
+            base = checkpoint.load_config(args.resume)
+        except checkpoint.CheckpointError as e:
+            parser.error(str(e))
+    config = cli.build(parser, preset, overrides, base)
+    if check is not None:
+        try:
+            check(config)
+        except (ConfigError, ValueError) as e:
+            parser.error(str(e))
+    out = args.resume or args.out or default_out(config, args.preset)
+
+    try:
+        result = train(config, run_dir=out, resume=args.resume is not None)
+    except checkpoint.CheckpointError as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
+    wall_seconds = seconds_since_process_start()
+
+    eval_start = time.perf_counter()
+    returns = np.asarray(evaluate(result, config))
+    eval_seconds = time.perf_counter() - eval_start
+    # The env's own bar (Gymnasium's reward_threshold) where we know it, else the config's.
+    threshold = _SOLVED.get(config.env, config.solve_return)
+    summary = {
+        "env": config.env,
+        "preset": preset,
+        "env_steps": result.env_steps,
+        "train_steps": result.train_steps,
+        "wall_seconds": round(wall_seconds, 2),
+        "train_seconds": round(result.seconds, 2),
+        "eval_seconds": round(eval_seconds, 2),
+        "eval_return_mean": float(np.mean(returns)),
+        "eval_return_std": float(np.std(returns)),
+        "eval_return_min": float(np.min(returns)),
+        "eval_episodes": int(len(returns)),
+        "solved": bool(threshold is not None and np.mean(returns) >= threshold),
+        "solved_during_training": result.solved,
+        "seed": config.seed,
+        "config": dataclasses.asdict(config),
+    }
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    print(f"eval on {eval_label(config)}: {summary['eval_return_mean']:.1f} "
+          f"+- {summary['eval_return_std']:.1f} over {len(returns)} greedy episodes | "
+          f"wall {summary['wall_seconds']:.1f}s (compile included) | "
+          f"{result.env_steps} env steps | {result.train_steps} updates | "
+          f"eval {eval_seconds:.1f}s -> {out}/summary.json")
+    return summary
+
+
+# Gymnasium's reward_threshold for the envs whose bar we know.
+_SOLVED = {"CartPole-v1": 475.0}

@@ -1,0 +1,93 @@
+"""Run logs: TensorBoard event files (tensorboardX) and a CSV of the same scalars.
+
+One row per logged iteration, a dict of scalars keyed by name, goes to both:
+`RUN_DIR/tensorboard/` (x axis: env steps) and `RUN_DIR/metrics.csv` (one
+column per name). Columns appear as metrics do (losses only once learning
+starts), so when a row brings a new name the CSV is rewritten whole with the
+wider header; its rows are the run's history, which the training loop
+checkpoints, so after a resume the CSV is rewritten from the checkpoint's
+history and TensorBoard is told to drop events past it (`purge_step`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections.abc import Sequence
+
+from tensorboardX import SummaryWriter
+
+CSV_NAME = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"
+STEP = "env_steps"  # the x axis of every curve
+
+
+class Logger:
+    """Writes rows of scalars to TensorBoard and CSV under `run_dir`.
+
+    Args:
+      run_dir: the run directory.
+      history: rows already logged (from a checkpoint, when resuming); the CSV is
+        rewritten from them and TensorBoard events after their last step dropped.
+    """
+
+    def __init__(self, run_dir: str, history: Sequence[dict] = ()):
+        self.csv_path = os.path.join(run_dir, CSV_NAME)
+        self.rows: list[dict] = list(history)
+        self.fields: list[str] = []
+        for row in self.rows:
+            self.fields += [k for k in row if k not in self.fields]
+        self._rewrite_csv()
+        purge = int(self.rows[-1][STEP]) + 1 if self.rows else None
+        # Event files are named by the second they open in; a suffix keeps a quick
+        # resume from truncating the previous session's file.
+        self.writer = SummaryWriter(os.path.join(run_dir, TENSORBOARD_DIR), purge_step=purge,
+                                    flush_secs=30, filename_suffix=f".{time.time_ns()}")
+
+    def write(self, row: dict) -> None:
+        """Logs one row; `row[STEP]` is its x coordinate. None values are skipped."""
+        self.rows.append(row)
+        new = [k for k in row if k not in self.fields]
+        if new:
+            self.fields += new
+            self._rewrite_csv()
+        else:
+            with open(self.csv_path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=self.fields).writerow(row)
+        step = int(row[STEP])
+        for name, value in row.items():
+            if name != STEP and isinstance(value, int | float) and not isinstance(value, bool):
+                if not math.isnan(value):
+                    self.writer.add_scalar(name, value, global_step=step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def _rewrite_csv(self) -> None:
+        # Write beside and rename, so a kill mid-write never leaves half a CSV.
+        tmp = self.csv_path + ".tmp"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, self.csv_path)
+
+
+def read_csv(path: str) -> dict[str, list[float]]:
+    """The CSV's columns as floats (empty cells as NaN), by name."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    names = list(rows[0]) if rows else []
+
+    def number(text: str | None) -> float:
+        try:
+            return float(text) if text not in (None, "") else math.nan
+        except ValueError:
+            return math.nan
+
+    return {name: [number(row.get(name)) for row in rows] for name in names}

@@ -1,0 +1,104 @@
+"""Learning curves of a run, drawn from its metrics.csv with matplotlib.
+
+    python -m muzero_jax.plot RUN_DIR [--out FILE]     # default RUN_DIR/curves.png
+
+One panel per group of related scalars (returns, episode length, loss terms,
+learning rate and gradient norm, search statistics, speed), each against env
+steps; groups the CSV lacks are left out, and any other numeric column gets a
+panel of its own, so metrics added later (priorities, say) are drawn too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+from muzero_jax.logger import CSV_NAME, STEP, read_csv
+
+PNG_NAME = "curves.png"
+
+PANELS = (
+    ("return", ("episodes_return", "eval_return")),
+    ("episode length", ("episode_length",)),
+    ("loss", ("loss", "value_loss", "policy_loss", "reward_loss")),
+    ("learning rate", ("learning_rate",)),
+    ("gradient norm", ("grad_norm",)),
+    ("search", ("root_value", "value_target", "value_prediction")),
+    ("search policy entropy", ("policy_entropy",)),
+    ("speed (per second)", ("env_steps_per_second", "updates_per_second")),
+)
+# Columns that are counters or clocks, not curves.
+_SKIP = {STEP, "iteration", "train_steps", "wall_seconds", "l2"}
+
+
+def plot_curves(csv_path: str, png_path: str) -> str:
+    """Draws the CSV's curves into `png_path`; returns the path.
+
+    Raises FileNotFoundError if the CSV is missing, ValueError if it has no rows.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never open a window
+    import matplotlib.pyplot as plt
+
+    columns = read_csv(csv_path)
+    if not columns or not columns.get(STEP):
+        raise ValueError(f"{csv_path}: no rows to plot (expected a '{STEP}' column)")
+    x = columns[STEP]
+    panels = [(title, [n for n in names if n in columns]) for title, names in PANELS]
+    drawn = {n for _, names in panels for n in names}
+    panels += [(name, [name]) for name in columns if name not in drawn | _SKIP]
+    panels = [(title, names) for title, names in panels
+              if any(not math.isnan(v) for n in names for v in columns[n])]
+
+    cols = 3
+    rows = max(1, math.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
+    for ax, (title, names) in zip(axes.flat, panels, strict=False):
+        for name in names:
+            points = [(a, b) for a, b in zip(x, columns[name], strict=True) if not math.isnan(b)]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, marker="." if len(points) < 30 else None, label=name)
+        ax.set_title(title)
+        ax.set_xlabel("env steps")
+        ax.grid(alpha=0.3)
+        if len(names) > 1:
+            ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(os.path.basename(os.path.dirname(os.path.abspath(csv_path))))
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)
+    return png_path
+
+
+def plot_run(run_dir: str, png_path: str | None = None) -> str:
+    """Draws RUN_DIR/metrics.csv into `png_path` (default RUN_DIR/curves.png)."""
+    return plot_curves(os.path.join(run_dir, CSV_NAME),
+                       png_path or os.path.join(run_dir, PNG_NAME))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m muzero_jax.plot",
+                                     description="Draw a run's learning curves.")
+    parser.add_argument("run_dir", help="a run directory holding metrics.csv")
+    parser.add_argument("--out", default=None, help="PNG to write (default RUN_DIR/curves.png)")
+    args = parser.parse_args(argv)
+    csv_path = os.path.join(args.run_dir, CSV_NAME)
+    if not os.path.isfile(csv_path):
+        parser.error(f"{csv_path}: no such file; expected a run directory written by "
+                     f"training (python experiments/cartpole.py --out DIR)")
+    try:
+        path = plot_run(args.run_dir, args.out)
+    except ValueError as e:
+        parser.error(str(e))
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,6 +15,8 @@ Sections:
              `recurrent_inference` calls in a plain `lax.scan`; their ratio is our
              distance from the limit the network sets (at batch 256 also with mctx's
              own backup, to show what the batched backup saves).
+  anatomy    why search costs what it does: tree depths in lock-step, PUCT's per-step
+             randomness (not in --quick).
   iteration  where the time of one training iteration goes, by stage.
   selfplay   env steps/s of `Agent.rollout` (search included).
   learner    updates/s and samples/s of `Agent.learn` (K = 5), and of `Agent.update`.
@@ -38,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import muzero_jax as mz
-from benchmarks import atari, machine, solve
+from benchmarks import anatomy, atari, machine, solve
 from benchmarks.timing import Timing, measure
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.search import Searcher
@@ -267,6 +269,19 @@ def bench_solve(s: Settings, out: str, device: str, log) -> dict:
     return result
 
 
+def profile_search(out: str) -> str:
+    """A jax.profiler trace of 5 warm `Agent.act` calls per search at batch 256
+    (open perfetto_trace.json.gz in ui.perfetto.dev)."""
+    for algorithm in ("muzero", "gumbel"):
+        agent, state = agent_for(mz.cartpole(search=algorithm, num_simulations=SIMULATIONS))
+        obs, key = _observations(256), jax.random.key(2)
+        jax.block_until_ready(agent.act(state, key, obs))
+        with jax.profiler.trace(os.path.join(out, algorithm), create_perfetto_trace=True):
+            for _ in range(5):
+                jax.block_until_ready(agent.act(state, key, obs))
+    return out
+
+
 # --- report --------------------------------------------------------------------------
 
 
@@ -298,7 +313,7 @@ def markdown(results: dict) -> str:
         lines.append("")
     with_mctx = [r for r in sec.get("search", {}).get("rows", [])
                  if "search_with_mctx_backward" in r]
-    if with_mctx or "iteration" in sec:
+    if with_mctx or "iteration" in sec or "anatomy" in sec:
         lines += ["## Where the time goes", ""]
     if with_mctx:
         lines += ["Search at batch 256, 50 simulations, ms per call: the tree (selection, "
@@ -314,6 +329,8 @@ def markdown(results: dict) -> str:
                          f"{theirs:.2f} | {r['ratio']:.2f} | "
                          f"{r['ratio_with_mctx_backward']:.2f} |")
         lines.append("")
+    if "anatomy" in sec:
+        lines += anatomy.markdown(sec["anatomy"]) + [""]
     if "iteration" in sec:
         it = sec["iteration"]
         lines += [f"One training iteration ({it['config']}), ms:", "",
@@ -368,7 +385,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = ("search", "iteration", "selfplay", "learner", "solve", "atari")
+SECTIONS = ("search", "anatomy", "iteration", "selfplay", "learner", "solve", "atari")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -379,6 +396,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="directory for results-<device>.json/.md (default benchmarks/results)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=None,
                         help="run only these sections (default: all)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also write a jax.profiler trace (Perfetto) of Agent.act at batch "
+                             "256 for each search to DIR/profile-<device>/")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -391,17 +411,23 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"machine": info, "quick": args.quick, "sections": {}}
     runners = {
         "search": lambda: bench_search(settings, print),
+        "anatomy": lambda: anatomy.benchmark(settings, print, agent_for, _observations,
+                                             make_network_only),
         "iteration": lambda: bench_iteration(settings, print),
         "selfplay": lambda: bench_selfplay(settings, print),
         "learner": lambda: bench_learner(settings, print),
         "solve": lambda: bench_solve(settings, args.out, device, print),
         "atari": lambda: atari.benchmark(settings, print),
     }
-    for name in args.only or SECTIONS:
+    sections = args.only or [n for n in SECTIONS if not (args.quick and n == "anatomy")]
+    for name in sections:
         print(f"[{name}]")
         section_start = time.perf_counter()
         results["sections"][name] = runners[name]()
         results["sections"][name]["section_seconds"] = time.perf_counter() - section_start
+    if args.profile:
+        results["profile"] = profile_search(os.path.join(args.out, f"profile-{device}"))
+        print(f"[profile] traces in {results['profile']}")
     results["seconds"] = time.perf_counter() - start
 
     suffix = "-quick" if args.quick else ""

@@ -99,6 +99,8 @@ def plot(result: dict, path: str, title: str) -> None:
     for ax, xlabel in zip(axes, ("wall seconds since process start (compilation included)",
                                  "env steps"), strict=True):
         ax.axhline(SOLVED, color="grey", linestyle="--", linewidth=1)
+        ax.set_xlim(left=0)
+        ax.set_ylim(0, 520)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("greedy eval return (JAX CartPole-v1)")

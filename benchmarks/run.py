@@ -269,17 +269,49 @@ def bench_solve(s: Settings, out: str, device: str, log) -> dict:
     return result
 
 
-def profile_search(out: str) -> str:
-    """A jax.profiler trace of 5 warm `Agent.act` calls per search at batch 256
-    (open perfetto_trace.json.gz in ui.perfetto.dev)."""
+PROFILE_CALLS = 5
+
+
+def profile_search(out: str) -> dict:
+    """A jax.profiler trace of warm `Agent.act` calls per search at batch 256 (open
+    DIR/<search>/**/perfetto_trace.json.gz in ui.perfetto.dev), and the XLA operations
+    that took the most time in it, in ms per call."""
+    summary = {"directory": out, "calls": PROFILE_CALLS, "top_ms_per_call": {}}
     for algorithm in ("muzero", "gumbel"):
         agent, state = agent_for(mz.cartpole(search=algorithm, num_simulations=SIMULATIONS))
         obs, key = _observations(256), jax.random.key(2)
         jax.block_until_ready(agent.act(state, key, obs))
-        with jax.profiler.trace(os.path.join(out, algorithm), create_perfetto_trace=True):
-            for _ in range(5):
+        trace_dir = os.path.join(out, algorithm)
+        with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+            for _ in range(PROFILE_CALLS):
                 jax.block_until_ready(agent.act(state, key, obs))
-    return out
+        summary["top_ms_per_call"][algorithm] = top_operations(trace_dir, PROFILE_CALLS)
+    return summary
+
+
+def top_operations(trace_dir: str, calls: int, count: int = 8) -> list[tuple[str, float]]:
+    """The XLA operations with the most time in a Perfetto trace (nested loops include
+    their bodies), summed over threads, in ms per call."""
+    import collections
+    import glob
+    import gzip
+
+    paths = glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"), recursive=True)
+    if not paths:
+        return []
+    with gzip.open(sorted(paths)[-1]) as f:
+        trace = json.load(f)
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
+               if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    totals: collections.Counter = collections.Counter()
+    for e in events:
+        if e.get("ph") != "X" or threads.get((e["pid"], e["tid"]), "").startswith("python"):
+            continue
+        if e["name"].startswith(("ThunkExecutor", "$")):
+            continue
+        totals[e["name"]] += e.get("dur", 0) / 1e3 / calls
+    return [(name, round(ms, 3)) for name, ms in totals.most_common(count)]
 
 
 # --- report --------------------------------------------------------------------------
@@ -380,6 +412,15 @@ def markdown(results: dict) -> str:
         if "plot" in r:
             lines += ["", f"![learning curves]({r['plot']})"]
         lines.append("")
+    if "profile" in results:
+        p = results["profile"]
+        lines += ["## Profile: XLA operations with the most time in `Agent.act`, batch 256 "
+                  "(ms per call; a loop's time includes its body)", "",
+                  "| search | operation: ms |", "|---|---|"]
+        for algorithm, top in p["top_ms_per_call"].items():
+            lines.append(f"| {algorithm} | " + ", ".join(f"`{n}`: {ms:.2f}" for n, ms in top)
+                         + " |")
+        lines.append("")
     if "atari" in sec:
         lines += ["## Atari network", ""] + atari.markdown(sec["atari"]) + [""]
     return "\n".join(lines)
@@ -427,7 +468,8 @@ def main(argv: list[str] | None = None) -> dict:
         results["sections"][name]["section_seconds"] = time.perf_counter() - section_start
     if args.profile:
         results["profile"] = profile_search(os.path.join(args.out, f"profile-{device}"))
-        print(f"[profile] traces in {results['profile']}")
+        print(f"[profile] traces in {results['profile']['directory']}: "
+              f"{results['profile']['top_ms_per_call']}")
     results["seconds"] = time.perf_counter() - start
 
     suffix = "-quick" if args.quick else ""

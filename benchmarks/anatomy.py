@@ -91,14 +91,16 @@ def benchmark(settings, log, agent_for, observations, make_network_only) -> dict
         tree = _search_tree(agent, policy, state.params, key, root)
         row = {"algorithm": algorithm, "batch": BATCH, **tree_depths(tree)}
         if algorithm == "muzero":
-            act = settings.measure(lambda: agent.act(state, key, obs))  # noqa: B023
             plain = _plain_search(agent, action_selection.muzero_action_selection)
             quiet = _plain_search(agent, _puct_without_noise)
-            with_noise = settings.measure(lambda: plain(state.params, key, obs))  # noqa: B023
-            without = settings.measure(lambda: quiet(state.params, key, obs))  # noqa: B023
             network_only = make_network_only(agent.model, SIMULATIONS)
             actions = jnp.zeros((SIMULATIONS, BATCH), jnp.int32)
-            net = settings.measure(lambda: network_only(state.params, obs, actions))  # noqa: B023
+            t = settings.measure_interleaved({
+                "act": lambda: agent.act(state, key, obs),  # noqa: B023
+                "plain": lambda: plain(state.params, key, obs),  # noqa: B023
+                "quiet": lambda: quiet(state.params, key, obs),  # noqa: B023
+                "net": lambda: network_only(state.params, obs, actions)})  # noqa: B023
+            act, with_noise, without, net = t["act"], t["plain"], t["quiet"], t["net"]
             row.update({"act_ms": 1e3 * act.median_s,
                         "search_puct_ms": 1e3 * with_noise.median_s,
                         "search_puct_without_tiebreak_noise_ms": 1e3 * without.median_s,

@@ -41,7 +41,7 @@ import numpy as np
 
 import muzero_jax as mz
 from benchmarks import anatomy, atari, machine, solve
-from benchmarks.timing import Timing, measure
+from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.search import Searcher
 
@@ -66,6 +66,10 @@ class Settings:
 
     def measure(self, fn) -> Timing:
         return measure(fn, repeats=self.repeats, min_repeat_seconds=self.min_repeat_seconds)
+
+    def measure_interleaved(self, fns: dict) -> dict[str, Timing]:
+        return measure_interleaved(fns, repeats=self.repeats,
+                                   min_repeat_seconds=self.min_repeat_seconds)
 
 
 def _timing_record(timing: Timing, unit: str, work_per_call: float) -> dict:
@@ -134,25 +138,30 @@ def bench_search(s: Settings, log) -> dict:
         for batch in s.batches:
             obs = _observations(batch)
             key = jax.random.key(2)
-            act = s.measure(lambda: agent.act(state, key, obs))  # noqa: B023
             actions = jax.random.randint(jax.random.key(3), (SIMULATIONS, batch), 0,
                                          agent.num_actions)
-            net = s.measure(lambda: network_only(state.params, obs, actions))  # noqa: B023
+            fns = {"search": lambda: agent.act(state, key, obs),  # noqa: B023
+                   "network_only": lambda: network_only(state.params, obs, actions)}  # noqa: B023
+            if batch == 256:
+                # The same search with mctx's own backup, to show what the batched one saves.
+                exploration = mz.Exploration.training(config)
+                mctx_backup = jax.jit(Searcher(agent.model, config, batched_backward=False))
+                fns["search_with_mctx_backward"] = lambda: mctx_backup(  # noqa: B023
+                    state.params, key, obs, exploration)  # noqa: B023
+            t = s.measure_interleaved(fns)
+            act, net = t["search"], t["network_only"]
             work = batch * SIMULATIONS
             row = {"algorithm": algorithm, "batch": batch, "simulations": SIMULATIONS,
                    "search": _timing_record(act, "simulations/s", work),
                    "network_only": _timing_record(net, "simulations/s", work),
-                   "ratio": act.median_s / net.median_s}
+                   "ratio": median_ratio(act, net)}
             line = (f"  search {algorithm:6s} B={batch:5d}: {work / act.median_s:10,.0f} sims/s "
                     f"(+-{act.spread:.0%}), network only {work / net.median_s:10,.0f} sims/s, "
                     f"ratio {row['ratio']:.2f}, compile {act.first_call_s:.1f}s")
-            if batch == 256:
-                exploration = mz.Exploration.training(config)
-                mctx_backup = jax.jit(Searcher(agent.model, config, batched_backward=False))
-                theirs = s.measure(
-                    lambda: mctx_backup(state.params, key, obs, exploration))  # noqa: B023
+            if "search_with_mctx_backward" in t:
+                theirs = t["search_with_mctx_backward"]
                 row["search_with_mctx_backward"] = _timing_record(theirs, "simulations/s", work)
-                row["ratio_with_mctx_backward"] = theirs.median_s / net.median_s
+                row["ratio_with_mctx_backward"] = median_ratio(theirs, net)
                 line += f"; with mctx's backward ratio {row['ratio_with_mctx_backward']:.2f}"
             rows.append(row)
             log(line)
@@ -330,7 +339,8 @@ def markdown(results: dict) -> str:
              f"({m['device_kind']}), mctx {m['versions']['mctx']}; load average at start "
              f"{', '.join(f'{x:.1f}' for x in m['load_average'] or [])}; "
              f"{results['seconds']:.0f} s in all.",
-             "Throughputs: median over repeats (range over repeats); compilation not included.",
+             "Throughputs: median over repeats (range over repeats); compilation not included. "
+             "Ratios: median over interleaved repeats of search and network-only.",
              ""]
     sec = results["sections"]
     if "search" in sec:

@@ -44,21 +44,38 @@ class Timing:
 
 def measure(fn: Callable[[], object], *, repeats: int, min_repeat_seconds: float) -> Timing:
     """Times `fn()`: one warm-up call, then `repeats` repeats lasting >= min_repeat_seconds."""
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - start
+    return measure_interleaved({"fn": fn}, repeats=repeats,
+                               min_repeat_seconds=min_repeat_seconds)["fn"]
 
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    one = max(time.perf_counter() - start, 1e-6)
-    calls = max(1, math.ceil(min_repeat_seconds / one))
 
-    samples = []
-    for _ in range(repeats):
+def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeats: int,
+                        min_repeat_seconds: float) -> dict[str, Timing]:
+    """Times several functions with their repeats interleaved (a, b, a, b, ...), so that a
+    change of load on a shared machine weighs on all of them alike and their ratios hold."""
+    first, calls = {}, {}
+    for name, fn in fns.items():
         start = time.perf_counter()
-        for _ in range(calls):
-            jax.block_until_ready(fn())
-        samples.append((time.perf_counter() - start) / calls)
-    return Timing(first_call_s=first, median_s=statistics.median(samples), min_s=min(samples),
-                  max_s=max(samples), repeats=repeats, calls_per_repeat=calls,
-                  samples_s=tuple(samples))
+        jax.block_until_ready(fn())
+        first[name] = time.perf_counter() - start
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        one = max(time.perf_counter() - start, 1e-6)
+        calls[name] = max(1, math.ceil(min_repeat_seconds / one))
+
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                jax.block_until_ready(fn())
+            samples[name].append((time.perf_counter() - start) / calls[name])
+    return {name: Timing(first_call_s=first[name], median_s=statistics.median(s),
+                         min_s=min(s), max_s=max(s), repeats=repeats,
+                         calls_per_repeat=calls[name], samples_s=tuple(s))
+            for name, s in samples.items()}
+
+
+def median_ratio(a: Timing, b: Timing) -> float:
+    """Median over interleaved repeats of a's time over b's (robust to drifting load)."""
+    return statistics.median(x / y for x, y in zip(a.samples_s, b.samples_s, strict=True))

@@ -294,8 +294,46 @@ def profile_search(out: str) -> dict:
         with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
             for _ in range(PROFILE_CALLS):
                 jax.block_until_ready(agent.act(state, key, obs))
-        summary["top_ms_per_call"][algorithm] = top_operations(trace_dir, PROFILE_CALLS)
+        labels = loop_labels(agent, state, key, obs)
+        summary["top_ms_per_call"][algorithm] = [
+            (f"{name} ({labels[name]})" if name in labels else name, ms)
+            for name, ms in top_operations(trace_dir, PROFILE_CALLS)]
     return summary
+
+
+def loop_labels(agent: mz.Agent, state: mz.TrainState, key, obs) -> dict[str, str]:
+    """Names the while loops of the compiled `Agent.act` by what their bodies hold: a
+    heuristic reading of the optimised HLO (the names are those in the trace)."""
+    import re
+
+    try:
+        text = agent._act.lower(state.params, key, obs, agent.training_exploration,
+                                None).compile().as_text()
+    except Exception:  # noqa: BLE001 - labels are a convenience
+        return {}
+    bodies: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        match = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
+        if match:
+            current = match.group(1)
+            bodies[current] = ""
+        elif current is not None:
+            bodies[current] += line + "\n"
+    labels = {}
+    for match in re.finditer(r"%?(while\.\d+) = .*body=%?([\w.\-]+)", text):
+        body = bodies.get(match.group(2), "")
+        if "_gamma" in body:
+            labels[match.group(1)] = "gamma sampling (Dirichlet noise)"
+        elif "ynn" in body or "dot(" in body:
+            labels[match.group(1)] = "simulation loop: network and tree"
+        elif re.search(r"threefry|_uniform|random_bits|_split", body) and body.count("\n") < 40:
+            labels[match.group(1)] = "threefry rounds (rolled on CPU)"
+        elif "scatter" in body:
+            labels[match.group(1)] = "backup walk"
+        else:
+            labels[match.group(1)] = "selection walk"
+    return labels
 
 
 def top_operations(trace_dir: str, calls: int, count: int = 8) -> list[tuple[str, float]]:
@@ -328,6 +366,10 @@ def top_operations(trace_dir: str, calls: int, count: int = 8) -> list[tuple[str
 
 def _rate(record: dict) -> str:
     return f"{record['median']:,.0f} ({record['min']:,.0f}-{record['max']:,.0f})"
+
+
+def _or_dash(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def markdown(results: dict) -> str:
@@ -415,8 +457,8 @@ def markdown(results: dict) -> str:
                   "| env steps | final eval return | solved |", "|---|---|---|---|---|---|---|"]
         for run in r["runs"]:
             lines.append(f"| {run['seed']} | {run['wall_seconds']:.1f} | {run['env_steps']:,} | "
-                         f"{run['first_eval_475_wall_seconds'] or '-'} | "
-                         f"{run['first_eval_475_env_steps'] or '-'} | "
+                         f"{_or_dash(run['first_eval_475_wall_seconds'], '.1f')} | "
+                         f"{_or_dash(run['first_eval_475_env_steps'], ',')} | "
                          f"{run['final_eval_return']:.1f} ({run['final_eval_episodes']} ep.) | "
                          f"{'yes' if run['solved'] else 'no'} |")
         if "plot" in r:
@@ -424,8 +466,10 @@ def markdown(results: dict) -> str:
         lines.append("")
     if "profile" in results:
         p = results["profile"]
-        lines += ["## Profile: XLA operations with the most time in `Agent.act`, batch 256 "
-                  "(ms per call; a loop's time includes its body)", "",
+        lines += ["## Profile: XLA operations with the most time in `Agent.act`, batch 256", "",
+                  f"ms per call, from a `jax.profiler` trace of {p['calls']} calls; the "
+                  "profiler's cost per event inflates loops of many small steps, so read it "
+                  "for where time goes, not for how much.", "",
                   "| search | operation: ms |", "|---|---|"]
         for algorithm, top in p["top_ms_per_call"].items():
             lines.append(f"| {algorithm} | " + ", ".join(f"`{n}`: {ms:.2f}" for n, ms in top)

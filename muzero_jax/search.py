@@ -6,15 +6,28 @@ value with the config's discount. `Searcher.__call__` runs `mctx.muzero_policy`
 `mctx.gumbel_muzero_policy` (Gumbel top-k with sequential halving) on a batch of
 observations. Exploration knobs (temperature, noise share, Gumbel scale) are
 traced arguments, so training and greedy evaluation share one compiled program.
+
+Speed: mctx's backup (`mctx._src.search.backward`) is a `vmap` of a per-tree
+`while_loop`. Under `vmap` a while loop whose condition differs across the batch
+runs until every tree is done and, on each step, selects between the old and the
+new value of its whole carry, here the whole tree (`[B, N]` and `[B, N, A]`
+arrays): O(B N A) work per step of the walk up, where the backup itself is O(B).
+`batched_backward` is the same backup written for the batch, with masked
+scatters of O(B); while it traces, the Searcher swaps it in for mctx's
+(`Searcher(batched_backward=False)` keeps mctx's own). The results are the same
+bit for bit (tests/test_search.py); benchmarks/ measures the difference.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import chex
+import jax
 import jax.numpy as jnp
 import mctx
+from mctx._src import search as mctx_search
 
 from muzero_jax.config import Config
 from muzero_jax.networks import Model, Params
@@ -81,18 +94,90 @@ def make_recurrent_fn(model: Model, discount: float) -> RecurrentFn:
     return recurrent_fn
 
 
+def batched_backward(tree: mctx.Tree, leaf_index: chex.Array) -> mctx.Tree:
+    """Backs the leaf values up to the roots of a batch of trees, as mctx's `backward`.
+
+    Walks every tree from `leaf_index` to its root together; a tree that has reached
+    its root rewrites its old values (at the root) until the slowest one is done.
+    The arithmetic is mctx's, in the same order, so the results are identical.
+
+    Args:
+      tree: a batch of `B` trees (`node_values: [B, N]`, `children_values: [B, N, A]`...).
+      leaf_index: `[B]` int32, the node just expanded in each tree.
+
+    Returns:
+      The tree with node values, node visits, children values and children visits
+      updated along each path.
+    """
+    batch = jnp.arange(leaf_index.shape[0])
+    leaf_index = jnp.asarray(leaf_index, jnp.int32)
+    root = mctx.Tree.ROOT_INDEX
+
+    def not_done(loop_state):
+        _, _, index = loop_state
+        return jnp.any(index != root)
+
+    def step(loop_state):
+        tree, leaf_value, index = loop_state
+        active = index != root
+        # Finished trees point at their root with action 0: in-bounds reads whose
+        # writes below put the old values back.
+        parent = jnp.where(active, tree.parents[batch, index], root)
+        action = jnp.where(active, tree.action_from_parent[batch, index], 0)
+        count = tree.node_visits[batch, parent]
+        reward = tree.children_rewards[batch, parent, action]
+        new_leaf_value = reward + tree.children_discounts[batch, parent, action] * leaf_value
+        old_value = tree.node_values[batch, parent]
+        parent_value = (old_value * count + new_leaf_value) / (count + 1.0)
+        child_value = tree.node_values[batch, index]
+        old_child_value = tree.children_values[batch, parent, action]
+        old_child_visits = tree.children_visits[batch, parent, action]
+        tree = tree.replace(
+            node_values=tree.node_values.at[batch, parent].set(
+                jnp.where(active, parent_value, old_value)),
+            node_visits=tree.node_visits.at[batch, parent].set(
+                jnp.where(active, count + 1, count)),
+            children_values=tree.children_values.at[batch, parent, action].set(
+                jnp.where(active, child_value, old_child_value)),
+            children_visits=tree.children_visits.at[batch, parent, action].set(
+                jnp.where(active, old_child_visits + 1, old_child_visits)))
+        return (tree, jnp.where(active, new_leaf_value, leaf_value),
+                jnp.where(active, parent, index))
+
+    init = (tree, tree.node_values[batch, leaf_index], leaf_index)
+    tree, _, _ = jax.lax.while_loop(not_done, step, init)
+    return tree
+
+
+@contextlib.contextmanager
+def _mctx_backward(backward: Callable | None) -> Iterator[None]:
+    """Makes mctx's search call `backward` (None: mctx's own) while tracing inside."""
+    if backward is None or not hasattr(mctx_search, "backward"):
+        yield
+        return
+    original = mctx_search.backward
+    mctx_search.backward = backward
+    try:
+        yield
+    finally:
+        mctx_search.backward = original
+
+
 class Searcher:
     """Batched MuZero search on the learned model.
 
     Args:
       model: the network's pure functions.
       config: search algorithm, simulations and PUCT/Gumbel constants.
+      batched_backward: back values up with `batched_backward` (same results as
+        mctx's own backup, faster for batches; see the module docstring).
     """
 
-    def __init__(self, model: Model, config: Config):
+    def __init__(self, model: Model, config: Config, *, batched_backward: bool = True):
         self.model = model
         self.config = config
         self.recurrent_fn = make_recurrent_fn(model, config.discount)
+        self.batched_backward = batched_backward
 
     def __call__(self, params: Params, key: chex.PRNGKey, obs: chex.Array,
                  exploration: Exploration,
@@ -136,12 +221,17 @@ class Searcher:
         return self._policy(params, key, obs, exploration, invalid_actions)[1].search_tree
 
     def _policy(self, params, key, obs, exploration, invalid_actions):
-        cfg = self.config
         root_out = self.model.initial_inference(params, obs)
         root = mctx.RootFnOutput(prior_logits=root_out.policy_logits,
                                  value=root_out.value, embedding=root_out.state)
         if invalid_actions is not None:
             chex.assert_shape(invalid_actions, root_out.policy_logits.shape)
+        with _mctx_backward(batched_backward if self.batched_backward else None):
+            out = self._search(params, key, root, exploration, invalid_actions)
+        return root_out, out
+
+    def _search(self, params, key, root, exploration, invalid_actions) -> mctx.PolicyOutput:
+        cfg = self.config
         if cfg.search == "muzero":
             out = mctx.muzero_policy(
                 params, key, root, self.recurrent_fn, cfg.num_simulations,
@@ -156,4 +246,4 @@ class Searcher:
                 invalid_actions=invalid_actions, max_depth=cfg.max_depth,
                 max_num_considered_actions=cfg.max_num_considered_actions,
                 gumbel_scale=exploration.gumbel_scale)
-        return root_out, out
+        return out

@@ -2,6 +2,7 @@ from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
+import mctx
 import numpy as np
 import pytest
 
@@ -77,3 +78,49 @@ def test_wrong_observation_shape_is_named(tiny_agent):
     state = tiny_agent.init(jax.random.key(0))
     with pytest.raises(ValueError, match=r"expected \[B, 4\]"):
         tiny_agent.act(state, jax.random.key(1), np.zeros((2, 5), np.float32))
+
+
+def _noisy_params(agent, seed):
+    """Fresh parameters plus noise, so that priors, values and rewards differ per node."""
+    params = agent.init(jax.random.key(seed)).params
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+    return jax.tree.unflatten(treedef, [x + 0.3 * jax.random.normal(k, x.shape)
+                                        for x, k in zip(leaves, keys, strict=True)])
+
+
+def test_batched_backward_matches_mctx_backward(tiny_config):
+    from mctx._src import search as mctx_search
+
+    from muzero_jax.search import batched_backward
+
+    agent = mz.Agent(replace(tiny_config, search="muzero", num_simulations=12))
+    params = _noisy_params(agent, 0)
+    obs = jax.random.normal(jax.random.key(2), (16, 4))
+    root_out = agent.model.initial_inference(params, obs)
+    root = mctx.RootFnOutput(prior_logits=root_out.policy_logits, value=root_out.value,
+                             embedding=root_out.state)
+    tree = mctx.muzero_policy(params, jax.random.key(3), root, agent.searcher.recurrent_fn,
+                              12).search_tree
+    # Back up from nodes at every depth, the root included (nothing to do there).
+    leaf = jnp.arange(16, dtype=jnp.int32) % 13
+    expected = jax.jit(mctx_search.backward)(tree, leaf)
+    got = jax.jit(batched_backward)(tree, leaf)
+    for name in ("node_values", "node_visits", "children_values", "children_visits"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), name)
+    assert not np.array_equal(got.node_visits, tree.node_visits)
+
+
+@pytest.mark.parametrize("algorithm,max_depth", [("gumbel", None), ("muzero", 3)])
+def test_search_results_do_not_depend_on_the_backup_used(tiny_config, algorithm, max_depth):
+    from muzero_jax.search import Searcher
+
+    config = replace(tiny_config, search=algorithm, num_simulations=10, max_depth=max_depth)
+    agent = mz.Agent(config)
+    params = _noisy_params(agent, 4)
+    obs = jax.random.normal(jax.random.key(5), (32, 4))
+    exploration = mz.Exploration.training(config)
+    outs = [jax.jit(Searcher(agent.model, config, batched_backward=b))(
+        params, jax.random.key(6), obs, exploration) for b in (True, False)]
+    for name in ("action", "search_policy", "root_value"):
+        np.testing.assert_array_equal(getattr(outs[0], name), getattr(outs[1], name), name)

@@ -1,0 +1,550 @@
+"""Benchmarks: how fast we search, play, learn and solve, with one command.
+
+    python -m benchmarks [--quick] [--out DIR]      (or: python benchmarks/run.py)
+
+Writes DIR/results-<device>.json, DIR/results-<device>.md (the tables) and, unless
+--quick, DIR/solve-<device>.png (learning curves), where <device> names the machine,
+e.g. `cpu-amd-epyc-2c`. Every figure times the library's own jitted functions
+(`Agent.act`, `Agent.rollout`, `Agent.learn`, `Agent.update`, `Model.recurrent_inference`)
+after a warm-up call whose time (compilation included) is reported apart; throughputs are
+the median over repeats, with the range over repeats beside them.
+
+Sections:
+  search     simulations/s of `Agent.act` (50 simulations, PUCT and Gumbel) at batch
+             1..1024, beside the same network's cost for the same number of
+             `recurrent_inference` calls in a plain `lax.scan`; their ratio is our
+             distance from the limit the network sets (at batch 256 also with mctx's
+             own backup, to show what the batched backup saves).
+  anatomy    why search costs what it does: tree depths in lock-step, PUCT's per-step
+             randomness (not in --quick).
+  iteration  where the time of one training iteration goes, by stage.
+  selfplay   env steps/s of `Agent.rollout` (search included).
+  learner    updates/s and samples/s of `Agent.learn` (K = 5), and of `Agent.update`.
+  solve      time to solve CartPole-v1: experiments/cartpole.py over 5 seeds, cold start.
+  atari      Atari-size search and learn (once `atari_tiny` is among the presets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import muzero_jax as mz
+from benchmarks import anatomy, atari, machine, solve
+from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
+from muzero_jax.evaluate import evaluate_jax
+from muzero_jax.search import Searcher
+
+SIMULATIONS = 50
+BATCHES = (1, 16, 64, 256, 1024)
+QUICK_BATCHES = (256,)
+QUICK_SELFPLAY_BATCHES = (16,)  # the preset's, shared with the iteration breakdown
+LEARN_BATCHES = (256, 1024)
+SEEDS = (0, 1, 2, 3, 4)
+
+
+class Settings:
+    """How hard to measure: repeats per figure and the least time per repeat."""
+
+    def __init__(self, quick: bool):
+        self.quick = quick
+        self.repeats = 3 if quick else 7
+        self.min_repeat_seconds = 0.05 if quick else 0.3
+        self.batches = QUICK_BATCHES if quick else BATCHES
+        self.selfplay_batches = QUICK_SELFPLAY_BATCHES if quick else BATCHES
+        self.learn_batches = LEARN_BATCHES[:1] if quick else LEARN_BATCHES
+
+    def measure(self, fn) -> Timing:
+        return measure(fn, repeats=self.repeats, min_repeat_seconds=self.min_repeat_seconds)
+
+    def measure_interleaved(self, fns: dict) -> dict[str, Timing]:
+        return measure_interleaved(fns, repeats=self.repeats,
+                                   min_repeat_seconds=self.min_repeat_seconds)
+
+
+def _timing_record(timing: Timing, unit: str, work_per_call: float) -> dict:
+    return {"unit": unit, **{f"{k}": v for k, v in timing.rate(work_per_call).items()},
+            "seconds_per_call": timing.median_s, "spread": timing.spread,
+            "first_call_seconds": timing.first_call_s, "repeats": timing.repeats,
+            "calls_per_repeat": timing.calls_per_repeat, "samples_seconds": timing.samples_s}
+
+
+def benchmark_params(agent: mz.Agent, seed: int = 0) -> mz.TrainState:
+    """A fresh state whose parameters carry noise: a fresh network's heads are zero
+    (uniform priors, all values 0), which would make every tree alike."""
+    state = agent.init(jax.random.key(seed))
+    leaves, treedef = jax.tree.flatten(state.params)
+    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+    noisy = [x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
+    return state.replace(params=jax.tree.unflatten(treedef, noisy))
+
+
+def make_network_only(model, num_calls: int):
+    """h then f once, then `num_calls` x (g then f) chained in a `lax.scan`: the network's
+    work in one search of `num_calls` simulations, without the tree."""
+
+    @jax.jit
+    def network_only(params, obs, actions):  # actions: [num_calls, B]
+        root = model.initial_inference(params, obs)
+
+        def step(carry, action):
+            state, total = carry
+            out = model.recurrent_inference(params, state, action)
+            # Use every output, so that XLA cannot drop a head the search needs.
+            total = total + out.value + out.reward + out.policy_logits.sum(-1)
+            return (out.state, total), None
+
+        (_, total), _ = jax.lax.scan(step, (root.state, root.value), actions)
+        return total
+
+    return network_only
+
+
+def _observations(batch: int, seed: int = 1) -> jax.Array:
+    # CartPole-like magnitudes: positions and angles near 0, velocities up to ~1.
+    return 0.5 * jax.random.normal(jax.random.key(seed), (batch, 4))
+
+
+_AGENTS: dict = {}
+
+
+def agent_for(config: mz.Config) -> tuple[mz.Agent, mz.TrainState]:
+    """One Agent (and its compiled programs) per config, shared by the sections."""
+    if config not in _AGENTS:
+        agent = mz.Agent(config)
+        _AGENTS[config] = (agent, benchmark_params(agent), make_network_only(
+            agent.model, config.num_simulations))
+    return _AGENTS[config][:2]
+
+
+def bench_search(s: Settings, log) -> dict:
+    """Simulations/s of Agent.act and of the network alone, and their ratio; at batch 256
+    also the same search with mctx's own backup (`Searcher(batched_backward=False)`)."""
+    rows = []
+    for algorithm in ("muzero", "gumbel"):
+        config = mz.cartpole(search=algorithm, num_simulations=SIMULATIONS)
+        agent, state = agent_for(config)
+        network_only = _AGENTS[config][2]
+        for batch in s.batches:
+            obs = _observations(batch)
+            key = jax.random.key(2)
+            actions = jax.random.randint(jax.random.key(3), (SIMULATIONS, batch), 0,
+                                         agent.num_actions)
+            fns = {"search": lambda: agent.act(state, key, obs),  # noqa: B023
+                   "network_only": lambda: network_only(state.params, obs, actions)}  # noqa: B023
+            if batch == 256:
+                # The same search with mctx's own backup, to show what the batched one saves.
+                exploration = mz.Exploration.training(config)
+                mctx_backup = jax.jit(Searcher(agent.model, config, batched_backward=False))
+                fns["search_with_mctx_backward"] = lambda: mctx_backup(  # noqa: B023
+                    state.params, key, obs, exploration)  # noqa: B023
+            t = s.measure_interleaved(fns)
+            act, net = t["search"], t["network_only"]
+            work = batch * SIMULATIONS
+            row = {"algorithm": algorithm, "batch": batch, "simulations": SIMULATIONS,
+                   "search": _timing_record(act, "simulations/s", work),
+                   "network_only": _timing_record(net, "simulations/s", work),
+                   "ratio": median_ratio(act, net)}
+            line = (f"  search {algorithm:6s} B={batch:5d}: {work / act.median_s:10,.0f} sims/s "
+                    f"(+-{act.spread:.0%}), network only {work / net.median_s:10,.0f} sims/s, "
+                    f"ratio {row['ratio']:.2f}, compile {act.first_call_s:.1f}s")
+            if "search_with_mctx_backward" in t:
+                theirs = t["search_with_mctx_backward"]
+                row["search_with_mctx_backward"] = _timing_record(theirs, "simulations/s", work)
+                row["ratio_with_mctx_backward"] = median_ratio(theirs, net)
+                line += f"; with mctx's backward ratio {row['ratio_with_mctx_backward']:.2f}"
+            rows.append(row)
+            log(line)
+    return {"config": "cartpole preset, num_simulations=50, noisy fresh parameters",
+            "rows": rows}
+
+
+def bench_iteration(s: Settings, log) -> dict:
+    """Where the time of one training iteration of the CartPole preset goes, by stage."""
+    config = mz.cartpole()
+    agent, state = agent_for(config)
+    env_state = agent.reset(jax.random.key(4))
+    buffer = agent.init_replay()
+    for i in range(4):
+        env_state, trajectory = agent.rollout(state, env_state, jax.random.key(10 + i))
+        buffer = agent.add(buffer, trajectory)
+    rollout = s.measure(lambda: agent.rollout(state, env_state, jax.random.key(5)))
+    # add donates the buffer: time it on copies and take the copy's cost off.
+    add = s.measure(lambda: agent.add(jax.tree.map(jnp.copy, buffer), trajectory))
+    copy = s.measure(lambda: jax.tree.map(jnp.copy, buffer))
+    evaluation = measure(lambda: evaluate_jax(agent, state, jax.random.key(7),
+                                              config.eval_episodes),
+                         repeats=1 if s.quick else 3, min_repeat_seconds=0.0)
+    holder = {"state": jax.tree.map(jnp.copy, state)}  # update donates its state
+
+    def update():
+        holder["state"], metrics = agent.update(holder["state"], buffer, jax.random.key(6))
+        return metrics
+
+    upd = s.measure(update)
+    stages = {
+        "rollout": rollout.median_s,
+        "replay_add": max(add.median_s - copy.median_s, 0.0),
+        "update": upd.median_s,
+        "evaluation_per_iteration": evaluation.median_s / config.eval_every,
+    }
+    total = sum(stages.values())
+    log("  training iteration (cartpole preset): " + ", ".join(
+        f"{k} {1e3 * v:.1f} ms ({v / total:.0%})" for k, v in stages.items()))
+    return {"config": f"cartpole preset: {config.num_envs} envs x {config.rollout_length} "
+                      f"steps, {config.search} {config.num_simulations} sims, "
+                      f"{config.updates_per_iteration} updates of batch {config.batch_size}, "
+                      f"eval of {config.eval_episodes} episodes every {config.eval_every} "
+                      "iterations",
+            "seconds": stages, "total_seconds": total, "evaluation_seconds": evaluation.median_s}
+
+
+def bench_selfplay(s: Settings, log) -> dict:
+    """Env steps/s of the jitted rollout (search included) of the CartPole preset."""
+    config = mz.cartpole()
+    agent, state = agent_for(config)
+    rows = []
+    for batch in s.selfplay_batches:
+        env_state = agent.reset(jax.random.key(4), num_envs=batch)
+        key = jax.random.key(5)
+        t = s.measure(lambda: agent.rollout(state, env_state, key))  # noqa: B023
+        work = batch * config.rollout_length
+        rows.append({"batch": batch, "steps": config.rollout_length,
+                     "rollout": _timing_record(t, "env steps/s", work)})
+        log(f"  self-play B={batch:5d}: {work / t.median_s:10,.0f} env steps/s "
+            f"(+-{t.spread:.0%}), compile {t.first_call_s:.1f}s")
+    return {"config": f"cartpole preset: {config.search} search, {config.num_simulations} "
+                      f"simulations, {config.rollout_length} steps per call",
+            "rows": rows}
+
+
+def bench_learner(s: Settings, log) -> dict:
+    """Updates/s of Agent.learn (one step) and Agent.update (many steps, sampling included)."""
+    rows = []
+    for batch in s.learn_batches:
+        config = mz.cartpole(batch_size=batch)
+        agent, state = agent_for(config)
+        env_state = agent.reset(jax.random.key(4))
+        buffer = agent.init_replay()
+        while not agent.ready_to_learn(buffer):
+            env_state, trajectory = agent.rollout(state, env_state, jax.random.key(5))
+            buffer = agent.add(buffer, trajectory)
+        data = agent.make_batch(buffer, jax.random.key(6))
+        learn = s.measure(lambda: agent.learn(state, data))  # noqa: B023
+        holder = {"state": jax.tree.map(jnp.copy, state)}  # update donates its state
+
+        def update():
+            holder["state"], metrics = agent.update(holder["state"], buffer,  # noqa: B023
+                                                    jax.random.key(7))
+            return metrics
+
+        upd = s.measure(update)
+        steps = config.updates_per_iteration
+        rows.append({"batch": batch, "unroll_steps": config.unroll_steps,
+                     "learn": _timing_record(learn, "updates/s", 1),
+                     "learn_samples": _timing_record(learn, "samples/s", batch),
+                     "update": _timing_record(upd, "updates/s", steps),
+                     "updates_per_call": steps})
+        log(f"  learner B={batch:5d}: learn {1 / learn.median_s:8,.1f} updates/s "
+            f"{batch / learn.median_s:10,.0f} samples/s (+-{learn.spread:.0%}); update "
+            f"(sampling + targets included) {steps / upd.median_s:8,.1f} updates/s")
+    return {"config": "cartpole preset (K = 5, td_steps = 50), replay filled by self-play",
+            "rows": rows}
+
+
+def bench_solve(s: Settings, out: str, device: str, log) -> dict:
+    """Time to solve over SEEDS; --quick runs one short seed to check the harness only."""
+    if s.quick:
+        result = solve.time_to_solve([0], os.path.join(out, "solve-quick"),
+                                     ("--total-env-steps", "2000", "--eval-episodes", "2"),
+                                     log=log)
+        result["note"] = "--quick: one seed, 2000 env steps; a smoke run, not a solve time"
+        return result
+    result = solve.time_to_solve(list(SEEDS), os.path.join(out, f"solve-{device}"), log=log)
+    png = f"solve-{device}.png"
+    solve.plot(result, os.path.join(out, png),
+               f"experiments/cartpole.py, {len(SEEDS)} seeds, cold start ({device})")
+    result["plot"] = png
+    return result
+
+
+PROFILE_CALLS = 5
+
+
+def profile_search(out: str) -> dict:
+    """A jax.profiler trace of warm `Agent.act` calls per search at batch 256 (open
+    DIR/<search>/**/perfetto_trace.json.gz in ui.perfetto.dev), and the XLA operations
+    that took the most time in it, in ms per call."""
+    summary = {"directory": out, "calls": PROFILE_CALLS, "top_ms_per_call": {}}
+    for algorithm in ("muzero", "gumbel"):
+        agent, state = agent_for(mz.cartpole(search=algorithm, num_simulations=SIMULATIONS))
+        obs, key = _observations(256), jax.random.key(2)
+        jax.block_until_ready(agent.act(state, key, obs))
+        trace_dir = os.path.join(out, algorithm)
+        with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+            for _ in range(PROFILE_CALLS):
+                jax.block_until_ready(agent.act(state, key, obs))
+        labels = loop_labels(agent, state, key, obs)
+        summary["top_ms_per_call"][algorithm] = [
+            (f"{name} ({labels[name]})" if name in labels else name, ms)
+            for name, ms in top_operations(trace_dir, PROFILE_CALLS)]
+    return summary
+
+
+def loop_labels(agent: mz.Agent, state: mz.TrainState, key, obs) -> dict[str, str]:
+    """Names the while loops of the compiled `Agent.act` by what their bodies hold: a
+    heuristic reading of the optimised HLO (the names are those in the trace)."""
+    import re
+
+    try:
+        text = agent._act.lower(state.params, key, obs, agent.training_exploration,
+                                None).compile().as_text()
+    except Exception:  # noqa: BLE001 - labels are a convenience
+        return {}
+    bodies: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        match = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
+        if match:
+            current = match.group(1)
+            bodies[current] = ""
+        elif current is not None:
+            bodies[current] += line + "\n"
+    labels = {}
+    for match in re.finditer(r"%?(while\.\d+) = .*body=%?([\w.\-]+)", text):
+        body = bodies.get(match.group(2), "")
+        if "_gamma" in body:
+            labels[match.group(1)] = "gamma sampling (Dirichlet noise)"
+        elif "ynn" in body or "dot(" in body:
+            labels[match.group(1)] = "simulation loop: network and tree"
+        elif re.search(r"threefry|_uniform|random_bits|_split", body) and body.count("\n") < 40:
+            labels[match.group(1)] = "threefry rounds (rolled on CPU)"
+        elif "scatter" in body:
+            labels[match.group(1)] = "backup walk"
+        else:
+            labels[match.group(1)] = "selection walk"
+    return labels
+
+
+def top_operations(trace_dir: str, calls: int, count: int = 8) -> list[tuple[str, float]]:
+    """The XLA operations with the most time in a Perfetto trace (nested loops include
+    their bodies), summed over threads, in ms per call."""
+    import collections
+    import glob
+    import gzip
+
+    paths = glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"), recursive=True)
+    if not paths:
+        return []
+    with gzip.open(sorted(paths)[-1]) as f:
+        trace = json.load(f)
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
+               if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    totals: collections.Counter = collections.Counter()
+    for e in events:
+        if e.get("ph") != "X" or threads.get((e["pid"], e["tid"]), "").startswith("python"):
+            continue
+        if e["name"].startswith(("ThunkExecutor", "$")):
+            continue
+        totals[e["name"]] += e.get("dur", 0) / 1e3 / calls
+    return [(name, round(ms, 3)) for name, ms in totals.most_common(count)]
+
+
+# --- report --------------------------------------------------------------------------
+
+
+def _rate(record: dict) -> str:
+    return f"{record['median']:,.0f} ({record['min']:,.0f}-{record['max']:,.0f})"
+
+
+def _or_dash(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(results: dict) -> str:
+    """The results as Markdown tables (what the README's Benchmarks section shows)."""
+    m = results["machine"]
+    lines = [f"# Benchmarks: {m['name']}", "",
+             f"`python -m benchmarks{' --quick' if results['quick'] else ''}` on {m['cpu']} "
+             f"({m['cpu_cores']} cores), JAX {m['versions']['jax']} {m['backend']} "
+             f"({m['device_kind']}), mctx {m['versions']['mctx']}; load average at start "
+             f"{', '.join(f'{x:.1f}' for x in m['load_average'] or [])}; "
+             f"{results['seconds']:.0f} s in all.",
+             "Throughputs: median over repeats (range over repeats); compilation not included. "
+             "Ratios: median over interleaved repeats of search and network-only.",
+             ""]
+    sec = results["sections"]
+    if "search" in sec:
+        lines += ["## Search: simulations/s of `Agent.act`, 50 simulations, CartPole network",
+                  "", "| search | batch | search sims/s | network-only sims/s | search / network "
+                  "| compile s |", "|---|---|---|---|---|---|"]
+        for r in sec["search"]["rows"]:
+            name = {"muzero": "PUCT (muzero_policy)", "gumbel": "Gumbel"}[r["algorithm"]]
+            lines.append(f"| {name} | {r['batch']} | {_rate(r['search'])} | "
+                         f"{_rate(r['network_only'])} | {r['ratio']:.2f} | "
+                         f"{r['search']['first_call_seconds']:.1f} |")
+        lines.append("")
+    with_mctx = [r for r in sec.get("search", {}).get("rows", [])
+                 if "search_with_mctx_backward" in r]
+    if with_mctx or "iteration" in sec or "anatomy" in sec:
+        lines += ["## Where the time goes", ""]
+    if with_mctx:
+        lines += ["Search at batch 256, 50 simulations, ms per call: the tree (selection, "
+                  "expansion, backup, loop overhead) is search minus network-only.", "",
+                  "| search | search | network only | tree and loops | search with mctx's own "
+                  "backward | ratio | ratio with mctx's backward |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in with_mctx:
+            ours = 1e3 * r["search"]["seconds_per_call"]
+            net = 1e3 * r["network_only"]["seconds_per_call"]
+            theirs = 1e3 * r["search_with_mctx_backward"]["seconds_per_call"]
+            lines.append(f"| {r['algorithm']} | {ours:.2f} | {net:.2f} | {ours - net:.2f} | "
+                         f"{theirs:.2f} | {r['ratio']:.2f} | "
+                         f"{r['ratio_with_mctx_backward']:.2f} |")
+        lines.append("")
+    if "anatomy" in sec:
+        lines += anatomy.markdown(sec["anatomy"]) + [""]
+    if "iteration" in sec:
+        it = sec["iteration"]
+        lines += [f"One training iteration ({it['config']}), ms:", "",
+                  "| " + " | ".join(it["seconds"]) + " | total |",
+                  "|" + "---|" * (len(it["seconds"]) + 1),
+                  "| " + " | ".join(f"{1e3 * v:.1f} ({v / it['total_seconds']:.0%})"
+                                    for v in it["seconds"].values())
+                  + f" | {1e3 * it['total_seconds']:.1f} |", ""]
+    if "selfplay" in sec:
+        lines += [f"## Self-play: env steps/s of `Agent.rollout` ({sec['selfplay']['config']})",
+                  "", "| batch | env steps/s | compile s |", "|---|---|---|"]
+        for r in sec["selfplay"]["rows"]:
+            lines.append(f"| {r['batch']} | {_rate(r['rollout'])} | "
+                         f"{r['rollout']['first_call_seconds']:.1f} |")
+        lines.append("")
+    if "learner" in sec:
+        lines += [f"## Learner ({sec['learner']['config']})", "",
+                  "| batch | `learn` updates/s | `learn` samples/s | `update` updates/s "
+                  "(sampling and targets included) |", "|---|---|---|---|"]
+        for r in sec["learner"]["rows"]:
+            lines.append(f"| {r['batch']} | {r['learn']['median']:,.1f} "
+                         f"({r['learn']['min']:,.1f}-{r['learn']['max']:,.1f}) | "
+                         f"{_rate(r['learn_samples'])} | {r['update']['median']:,.1f} "
+                         f"({r['update']['min']:,.1f}-{r['update']['max']:,.1f}) |")
+        lines.append("")
+    if "solve" in sec:
+        r = sec["solve"]
+        lines += ["## Time to solve CartPole-v1 (`experiments/cartpole.py`, cold start)", ""]
+        if "note" in r:
+            lines += [r["note"], ""]
+        if r["wall_seconds"]:
+            w, e = r["wall_seconds"], r["env_steps"]
+            lines += [f"Solved (mean >= 475 on 100 episodes of gymnasium's CartPole-v1): "
+                      f"{r['solved']}/{len(r['seeds'])} seeds; wall seconds median "
+                      f"{w['median']:.1f} (min {w['min']:.1f}, max {w['max']:.1f}); env steps "
+                      f"median {e['median']:,.0f} (min {e['min']:,}, max {e['max']:,}).", ""]
+        else:
+            lines += [f"Solved: {r['solved']}/{len(r['seeds'])} seeds.", ""]
+        lines += ["| seed | wall s (training stopped) | env steps | first eval >= 475: wall s "
+                  "| env steps | final eval return | solved |", "|---|---|---|---|---|---|---|"]
+        for run in r["runs"]:
+            lines.append(f"| {run['seed']} | {run['wall_seconds']:.1f} | {run['env_steps']:,} | "
+                         f"{_or_dash(run['first_eval_475_wall_seconds'], '.1f')} | "
+                         f"{_or_dash(run['first_eval_475_env_steps'], ',')} | "
+                         f"{run['final_eval_return']:.1f} ({run['final_eval_episodes']} ep.) | "
+                         f"{'yes' if run['solved'] else 'no'} |")
+        if "plot" in r:
+            lines += ["", f"![learning curves]({r['plot']})"]
+        lines.append("")
+    if "profile" in results:
+        p = results["profile"]
+        lines += ["## Profile: XLA operations with the most time in `Agent.act`, batch 256", "",
+                  f"ms per call, from a `jax.profiler` trace of {p['calls']} calls; the "
+                  "profiler's cost per event inflates loops of many small steps, so read it "
+                  "for where time goes, not for how much.", "",
+                  "| search | operation: ms |", "|---|---|"]
+        for algorithm, top in p["top_ms_per_call"].items():
+            lines.append(f"| {algorithm} | " + ", ".join(f"`{n}`: {ms:.2f}" for n, ms in top)
+                         + " |")
+        lines.append("")
+    if "atari" in sec:
+        lines += ["## Atari network", ""] + atari.markdown(sec["atari"]) + [""]
+    return "\n".join(lines)
+
+
+SECTIONS = ("search", "anatomy", "iteration", "selfplay", "learner", "solve", "atari")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description="muzero_jax benchmarks (see benchmarks/run.py)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a subset, for a smoke check (under two minutes on 2 cores)")
+    parser.add_argument("--out", default=os.path.join("benchmarks", "results"),
+                        help="directory for results-<device>.json/.md (default benchmarks/results)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=None,
+                        help="run only these sections (default: all)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also write a jax.profiler trace (Perfetto) of Agent.act at batch "
+                             "256 for each search to DIR/profile-<device>/")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    settings = Settings(args.quick)
+    os.makedirs(args.out, exist_ok=True)
+    info = machine.describe()
+    device = info["name"]
+    print(f"benchmarks on {device}: {info['cpu']}, {info['cpu_cores']} cores, "
+          f"{info['backend']} ({info['device_kind']}), load {info['load_average']}")
+    results = {"machine": info, "quick": args.quick, "sections": {}}
+    runners = {
+        "search": lambda: bench_search(settings, print),
+        "anatomy": lambda: anatomy.benchmark(settings, print, agent_for, _observations,
+                                             make_network_only),
+        "iteration": lambda: bench_iteration(settings, print),
+        "selfplay": lambda: bench_selfplay(settings, print),
+        "learner": lambda: bench_learner(settings, print),
+        "solve": lambda: bench_solve(settings, args.out, device, print),
+        "atari": lambda: atari.benchmark(settings, print),
+    }
+    sections = args.only or [n for n in SECTIONS if not (args.quick and n == "anatomy")]
+    for name in sections:
+        print(f"[{name}]")
+        section_start = time.perf_counter()
+        results["sections"][name] = runners[name]()
+        results["sections"][name]["section_seconds"] = time.perf_counter() - section_start
+    if args.profile:
+        results["profile"] = profile_search(os.path.join(args.out, f"profile-{device}"))
+        print(f"[profile] traces in {results['profile']['directory']}: "
+              f"{results['profile']['top_ms_per_call']}")
+    results["seconds"] = time.perf_counter() - start
+
+    suffix = "-quick" if args.quick else ""
+    json_path = os.path.join(args.out, f"results-{device}{suffix}.json")
+    md_path = os.path.join(args.out, f"results-{device}{suffix}.md")
+    with open(json_path, "w") as f:
+        json.dump(results, f, indent=1, default=_jsonable)
+    table = markdown(results)
+    with open(md_path, "w") as f:
+        f.write(table)
+    print()
+    print(table)
+    print(f"wrote {json_path} and {md_path} in {results['seconds']:.0f} s")
+    return results
+
+
+def _jsonable(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+if __name__ == "__main__":
+    main()

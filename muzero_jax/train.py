@@ -1,8 +1,10 @@
 """The training loop: self-play -> replay -> targets/loss -> optimizer, repeated.
 
 Each iteration makes three calls to compiled programs (rollout, replay add,
-`updates_per_iteration` learner steps in one `lax.scan`); the host only counts,
-logs and decides when to evaluate or stop.
+`updates_per_iteration` learner steps in one `lax.scan`, which also reanalyzes,
+writes priorities back and updates the target network); the host only counts,
+logs, sets the acting temperature from training progress and decides when to
+evaluate or stop.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from muzero_jax.config import Config
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.learner import TrainState
 from muzero_jax.replay import ReplayBuffer
+from muzero_jax.search import Exploration
 
 
 @dataclasses.dataclass
@@ -73,7 +76,10 @@ def train(config: Config, *, log: Callable[[str], None] | None = print,
     while env_steps < cfg.total_env_steps and not solved:
         iteration += 1
         key, rollout_key, update_key, eval_key = jax.random.split(key, 4)
-        env_state, trajectory = agent.rollout(state, env_state, rollout_key)
+        # The acting temperature follows training progress (SPEC.md, "Acting").
+        exploration = Exploration.scheduled(cfg, env_steps / max(cfg.total_env_steps, 1))
+        env_state, trajectory = agent.rollout(state, env_state, rollout_key,
+                                              exploration=exploration)
         buffer = agent.add(buffer, trajectory)
         env_steps += steps_per_iteration
         done = np.asarray(trajectory.terminated | trajectory.truncated)
@@ -81,7 +87,7 @@ def train(config: Config, *, log: Callable[[str], None] | None = print,
         recent_returns = recent_returns[-100:]
 
         if agent.ready_to_learn(buffer):
-            state, metrics = agent.update(state, buffer, update_key)
+            state, buffer, metrics = agent.update(state, buffer, update_key)
 
         eval_return = None
         recent = float(np.mean(recent_returns)) if recent_returns else float("nan")

@@ -1,6 +1,7 @@
 """Train MuZero on CartPole-v1 and evaluate it on Gymnasium's own CartPole-v1.
 
-    python experiments/cartpole.py [--seed S] [--out DIR]
+    python experiments/cartpole.py [--seed S] [--out DIR] [--preset NAME]
+                                   [--set FIELD=VALUE ...]
 
 Prints progress while training, stops early once a periodic greedy evaluation
 (on our JAX CartPole) reaches the solve return, then plays 100 greedy episodes of
@@ -17,6 +18,7 @@ import time
 _START = time.perf_counter()
 
 import argparse  # noqa: E402
+import ast  # noqa: E402
 import csv  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
@@ -51,14 +53,24 @@ def main(argv: list[str] | None = None) -> dict:
                         help="training budget in env steps (default: the preset's)")
     parser.add_argument("--eval-episodes", type=int, default=100,
                         help="final evaluation episodes on gymnasium's CartPole-v1")
+    parser.add_argument("--preset", default="cartpole",
+                        choices=sorted(mz.PRESETS),
+                        help="the configuration preset (default cartpole)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a config field, e.g. --set priority_alpha=1.0 "
+                        "(Python literal; repeatable)")
     args = parser.parse_args(argv)
 
     overrides = {"seed": args.seed, "final_eval_episodes": args.eval_episodes}
     if args.total_env_steps is not None:
         overrides["total_env_steps"] = args.total_env_steps
     try:
-        config = mz.validate(mz.cartpole(**overrides))
-    except mz.ConfigError as e:
+        overrides.update(_parse_overrides(args.set))
+        config = mz.validate(mz.PRESETS[args.preset](**overrides))
+        if config.env != "CartPole-v1":
+            raise ValueError(f"--preset {args.preset}: its env is {config.env!r}; this "
+                             "script trains and evaluates CartPole-v1")
+    except (mz.ConfigError, ValueError, TypeError) as e:
         parser.error(str(e))
     out = args.out or os.path.join("runs", f"cartpole-seed{args.seed}")
     os.makedirs(out, exist_ok=True)
@@ -84,6 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
         "solved": bool(np.mean(returns) >= 475.0),
         "solved_during_training": result.solved,
         "seed": args.seed,
+        "preset": args.preset,
+        "overrides": args.set,
         "config": dataclasses.asdict(config),
     }
     with open(os.path.join(out, "summary.json"), "w") as f:
@@ -95,6 +109,22 @@ def main(argv: list[str] | None = None) -> dict:
           f"{result.env_steps} env steps | {result.train_steps} updates | "
           f"eval {eval_seconds:.1f}s -> {out}/summary.json")
     return summary
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    """`["a=1", "b=(0.5, 0.5)"]` -> {"a": 1, "b": (0.5, 0.5)}; values are Python literals."""
+    fields = {f.name for f in dataclasses.fields(mz.Config)}
+    overrides = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or name not in fields:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
+                             f"the Config fields ({', '.join(sorted(fields))})")
+        try:
+            overrides[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[name] = text  # a bare string, e.g. search=muzero
+    return overrides
 
 
 def _write_csv(path: str, rows: list[dict]) -> None:

@@ -8,7 +8,14 @@ The public face:
 """
 
 from muzero_jax.agent import Agent
-from muzero_jax.config import PRESETS, Config, ConfigError, cartpole, validate
+from muzero_jax.config import (
+    PRESETS,
+    Config,
+    ConfigError,
+    cartpole,
+    sample_efficient,
+    validate,
+)
 from muzero_jax.evaluate import evaluate_gymnasium, evaluate_jax
 from muzero_jax.learner import Batch, TrainState
 from muzero_jax.search import Exploration, SearchOutput
@@ -18,5 +25,6 @@ from muzero_jax.train import TrainResult, train
 __all__ = [
     "PRESETS", "Agent", "Batch", "Config", "ConfigError", "Exploration", "SearchOutput",
     "TrainResult", "TrainState", "Trajectory", "cartpole", "evaluate_gymnasium",
+    "sample_efficient",
     "evaluate_jax", "train", "validate",
 ]

@@ -160,7 +160,10 @@ class Agent:
     def _sample_batch(self, state, buffer, key):
         """Sample -> Reanalyze -> targets. Returns the batch, its windows and statistics."""
         cfg = self.config
-        sample_key, search_key = jax.random.split(key)
+        # Split only when a search needs a key, so runs without Reanalyze draw the
+        # same samples as before it existed.
+        sample_key, search_key = (jax.random.split(key) if cfg.num_reanalyzed_policies
+                                  else (key, None))
         beta = self.priority_beta(state.step) if state is not None else cfg.priority_beta
         window = replay.sample(buffer, sample_key, cfg.batch_size, cfg.window_length,
                                priority_alpha=cfg.priority_alpha, priority_beta=beta)

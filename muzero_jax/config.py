@@ -279,4 +279,27 @@ def cartpole(**overrides) -> Config:
     return dataclasses.replace(base, **overrides)
 
 
-PRESETS = {"cartpole": cartpole}
+def sample_efficient(**overrides) -> Config:
+    """CartPole-v1 with fewer env steps per update: more updates per step, Reanalyze.
+
+    Wall time matters less here than env steps: each iteration collects few steps
+    and trains many times on them, with prioritised replay and a share of every
+    batch re-searched with the latest parameters (SPEC.md, "MuZero Reanalyze").
+    """
+    base = cartpole(
+        num_envs=8,
+        rollout_length=25,
+        min_replay_size=800,
+        updates_per_iteration=50,
+        priority_alpha=1.0,
+        priority_beta=0.4,
+        priority_beta_anneal_steps=2_000,
+        reanalyze_fraction=0.25,
+        reanalyze_policy_fraction=0.8,
+        eval_every=2,
+        total_env_steps=30_000,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+PRESETS = {"cartpole": cartpole, "sample_efficient": sample_efficient}

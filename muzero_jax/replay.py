@@ -153,10 +153,12 @@ def window_slots(position: chex.Array, window_length: int, length: int) -> chex.
 
 def valid_starts(buffer: ReplayBuffer, window_length: int) -> jax.Array:
     """`[B, L]` bool: the slot starts a window whose W positions are all written and current."""
-    # age 0 is the newest position; a start needs W - 1 newer positions after it
-    # and must have been written (age < count).
+    # The newest logical position in each slot (age 0 is the newest written); a
+    # start needs W - 1 newer positions after it and must still be held.
     age = (buffer.count - 1 - jnp.arange(buffer.length)) % buffer.length
-    valid = (age >= window_length - 1) & (age < buffer.count)
+    logical = buffer.count - 1 - age
+    oldest = jnp.maximum(buffer.count - buffer.length, 0)
+    valid = (age >= window_length - 1) & (logical >= oldest)
     return jnp.broadcast_to(valid, (buffer.num_streams, buffer.length))
 
 

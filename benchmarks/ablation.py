@@ -30,6 +30,7 @@ import csv
 import json
 import os
 import platform
+import resource
 import shlex
 import statistics
 import subprocess
@@ -70,7 +71,9 @@ def run(name: str, seed: int, out: str, max_env_steps: int, eval_episodes: int) 
         args += ["--total-env-steps", str(max_env_steps)]
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     load_before = os.getloadavg()[0]
+    cpu_before = _children_cpu_seconds()
     proc = subprocess.run(args, capture_output=True, text=True, env=env)
+    cpu_seconds = _children_cpu_seconds() - cpu_before
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed (exit {proc.returncode}):\n"
                            f"{proc.stderr[-2000:]}")
@@ -92,9 +95,17 @@ def run(name: str, seed: int, out: str, max_env_steps: int, eval_episodes: int) 
         "wall_seconds": summary["wall_seconds"],
         "gymnasium_eval_return": summary["eval_return_mean"],
         "gymnasium_eval_episodes": summary["eval_episodes"],
+        # CPU seconds of the whole process (training, compilation and the final
+        # evaluation): less sensitive than wall seconds to other jobs on the cores.
+        "cpu_seconds": round(cpu_seconds, 1),
         "load_average_1min_before": round(load_before, 2),
         "load_average_1min_after": round(os.getloadavg()[0], 2),
     }
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def summarise(runs: list[dict]) -> list[dict]:

@@ -127,6 +127,7 @@ def summarise(runs: list[dict]) -> list[dict]:
                      "median_wall_seconds": median("wall_seconds_to_solve"),
                      "env_steps": [r["env_steps_to_solve"] for r in mine],
                      "wall_seconds": [r["wall_seconds_to_solve"] for r in mine],
+                     "cpu_seconds": [r.get("cpu_seconds") for r in mine],
                      "gymnasium_eval_return": [r["gymnasium_eval_return"] for r in mine]})
     return rows
 
@@ -145,10 +146,12 @@ def write_markdown(path: str, rows: list[dict], meta: dict) -> None:
         f"periodic greedy evaluation with mean >= {SOLVED:g}; runs capped at "
         f"{meta['max_env_steps']:,} env steps (an unsolved run counts as infinite). 1-minute "
         f"load average during the runs: {meta['load_min']:.1f} to {meta['load_max']:.1f} "
-        "(other jobs on the same cores inflate wall seconds; env steps are unaffected).", "",
+        "(other jobs on the same cores inflate wall seconds; env steps are unaffected). "
+        "CPU s: the whole run's CPU time (user + system, final evaluation included; - where "
+        "not recorded).", "",
         "| variant | solved | median env steps | median wall s | env steps per seed | "
-        "wall s per seed | gymnasium eval per seed |",
-        "|---|---|---|---|---|---|---|",
+        "wall s per seed | CPU s per run | gymnasium eval per seed |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
@@ -156,6 +159,7 @@ def write_markdown(path: str, rows: list[dict], meta: dict) -> None:
             f"{_fmt(r['median_wall_seconds'], 1)} | "
             f"{', '.join(_fmt(x) for x in r['env_steps'])} | "
             f"{', '.join(_fmt(x, 1) for x in r['wall_seconds'])} | "
+            f"{', '.join('-' if x is None else f'{x:.0f}' for x in r['cpu_seconds'])} | "
             f"{', '.join(f'{x:.1f}' for x in r['gymnasium_eval_return'])} |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

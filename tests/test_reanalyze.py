@@ -101,7 +101,7 @@ def test_agent_reanalyzes_with_a_fresh_network(tiny_config):
     import muzero_jax as mz
 
     cfg = dataclasses.replace(tiny_config, reanalyze_fraction=1.0,
-                              reanalyze_policy_fraction=1.0)
+                              reanalyze_policy_fraction=1.0, target_update_period=0)
     agent = mz.Agent(cfg)
     state = agent.init(jax.random.key(0))
     b, t = cfg.num_envs, cfg.replay_length
@@ -120,6 +120,6 @@ def test_agent_reanalyzes_with_a_fresh_network(tiny_config):
     reward_sum = sum(g**j for j in range(n))
     np.testing.assert_allclose(batch.targets.value, reward_sum, rtol=1e-5)
     np.testing.assert_allclose(batch.targets.policy, 0.5, atol=1e-6)
-    stored = dataclasses.replace(tiny_config)
+    stored = dataclasses.replace(tiny_config, target_update_period=0)
     plain = mz.Agent(stored).make_batch(buf, jax.random.key(2))
     np.testing.assert_allclose(plain.targets.value, reward_sum + g**n * 7.0, rtol=1e-5)

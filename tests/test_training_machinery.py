@@ -48,7 +48,8 @@ def test_target_network_is_copied_every_period(tiny_config):
 
 
 def test_target_network_moving_average(tiny_config):
-    agent = mz.Agent(dataclasses.replace(tiny_config, target_ema=0.75))
+    agent = mz.Agent(dataclasses.replace(tiny_config, target_update_period=0,
+                                        target_ema=0.75))
     state = agent.init(jax.random.key(0))
     old = state.target_params
     state, _ = agent.learn(state, _batch(agent))

@@ -4,6 +4,7 @@
     state = agent.init(jax.random.key(0))        # TrainState: params, opt_state, step
     out = agent.act(state, key, obs)             # jitted search; out.action
     state, metrics = agent.learn(state, batch)   # jitted optimizer step
+    state, buffer, metrics = agent.update(state, buffer, key)  # U steps in one lax.scan
 
 Everything it returns is a pure function of its arguments; the object only
 keeps the static parts (shapes, the network, the optimizer) and the compiled
@@ -17,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import mctx
 
-from muzero_jax import envs, history, replay, selfplay
+from muzero_jax import envs, history, reanalyze, replay, selfplay
 from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.envs import atari
 from muzero_jax.learner import Batch, Learner, TrainState
@@ -70,7 +71,7 @@ class Agent:
         self._rollout = jax.jit(self._rollout_impl, static_argnames="num_steps")
         self._learn = jax.jit(self.learner.learn)
         self._add = jax.jit(replay.add, donate_argnums=0)
-        self._update = jax.jit(self._update_impl, donate_argnums=0)
+        self._update = jax.jit(self._update_impl, donate_argnums=(0, 1))
         self._make_batch = jax.jit(self._make_batch_impl)
         if self.host:
             self._host_search = jax.jit(self._host_search_impl)
@@ -160,14 +161,20 @@ class Agent:
         return self.model.initial_inference(params, obs).value
 
     def rollout(self, state: TrainState, env_state: envs.EnvState | selfplay.HostEnvState,
-                key: chex.PRNGKey, *, greedy: bool = False, num_steps: int | None = None):
+                key: chex.PRNGKey, *, greedy: bool = False, num_steps: int | None = None,
+                exploration: Exploration | None = None):
         """Self-play for `num_steps` (default rollout_length) steps of `[B]` envs.
 
         JAX envs: one jitted program. Host games: a Python loop over the steps, one
         jitted batched search per step (`selfplay.host_rollout`).
+        `exploration` (e.g. `Exploration.scheduled(config, progress)`) overrides the
+        config's training knobs; `greedy` plays without noise at temperature 0.
         Returns the new env states and a `[B, T]` `selfplay.Trajectory`.
         """
-        exploration = Exploration.greedy() if greedy else self.training_exploration
+        if exploration is None:
+            exploration = Exploration.greedy() if greedy else self.training_exploration
+        elif greedy:
+            raise ValueError("pass either greedy=True or an exploration, not both")
         num_steps = num_steps or self.config.rollout_length
         if self.host:
             params = state.params
@@ -188,36 +195,103 @@ class Agent:
         """One optimizer step on `batch` (jitted). Returns the new state and scalar metrics."""
         return self._learn(state, batch)
 
-    def _make_batch_impl(self, buffer: replay.ReplayBuffer, key: chex.PRNGKey) -> Batch:
-        cfg = self.config
-        window = replay.sample(buffer, key, cfg.batch_size, cfg.window_length,
-                               history_length=cfg.history_length)
-        targets = window_targets(window, discount=cfg.discount, td_steps=cfg.td_steps,
-                                 unroll_steps=cfg.unroll_steps)
-        return Batch(observation=window.observation, targets=targets, weight=window.weight)
-
-    def make_batch(self, buffer: replay.ReplayBuffer, key: chex.PRNGKey) -> Batch:
+    def make_batch(self, buffer: replay.ReplayBuffer, key: chex.PRNGKey,
+                   state: TrainState | None = None) -> Batch:
         """Samples `batch_size` windows from replay and computes their targets (jitted).
+
+        `state` is needed when the config reanalyzes or has a target network (its
+        parameters give the fresh values and policies).
 
         Returns a `Batch`: observation `[N, *obs_shape]`, targets for K steps, weight `[N]`.
         """
-        return self._make_batch(buffer, key)
+        cfg = self.config
+        if state is None and (cfg.use_target_network or cfg.num_reanalyzed):
+            raise ValueError("this config reanalyzes or uses a target network: pass the "
+                             "TrainState, make_batch(buffer, key, state)")
+        return self._make_batch(buffer, key, state)
 
-    def update(self, state: TrainState, buffer: replay.ReplayBuffer,
-               key: chex.PRNGKey) -> tuple[TrainState, dict]:
+    def _make_batch_impl(self, buffer, key, state):
+        return self._sample_batch(state, buffer, key)[0]
+
+    def priority_beta(self, step: chex.Array) -> chex.Array:
+        """The importance-weight exponent at learner `step`, annealed linearly to 1."""
+        cfg = self.config
+        if cfg.priority_beta_anneal_steps == 0:
+            return jnp.float32(cfg.priority_beta)
+        progress = jnp.minimum(step / cfg.priority_beta_anneal_steps, 1.0)
+        return cfg.priority_beta + (1.0 - cfg.priority_beta) * progress
+
+    def _sample_batch(self, state, buffer, key):
+        """Sample -> Reanalyze -> targets. Returns the batch, its windows and statistics."""
+        cfg = self.config
+        # Split only when a search needs a key, so runs without Reanalyze draw the
+        # same samples as before it existed.
+        sample_key, search_key = (jax.random.split(key) if cfg.num_reanalyzed_policies
+                                  else (key, None))
+        beta = self.priority_beta(state.step) if state is not None else cfg.priority_beta
+        window = replay.sample(buffer, sample_key, cfg.batch_size, cfg.window_length,
+                               priority_alpha=cfg.priority_alpha, priority_beta=beta,
+                               history_length=cfg.history_length)
+        # A target network gives every window's bootstrap values; Reanalyze alone
+        # refreshes its share with the latest parameters.
+        num_values = cfg.batch_size if cfg.use_target_network else cfg.num_reanalyzed
+        num_policies = cfg.num_reanalyzed_policies
+        bootstrap, policy, stats = None, window.search_policy, {}
+        if num_values:
+            def value_fn(obs):
+                params = (state.params if state.target_params is None
+                          else state.target_params)
+                return self.model.initial_inference(params, obs).value
+
+            def policy_fn(obs):
+                return self.searcher(state.params, search_key, obs,
+                                     Exploration.greedy()).search_policy
+
+            bootstrap, policy, stats = reanalyze.reanalyze(
+                buffer, window, value_fn=value_fn, policy_fn=policy_fn,
+                num_values=num_values, num_policies=num_policies,
+                td_steps=cfg.td_steps, unroll_steps=cfg.unroll_steps,
+                history_length=cfg.history_length)
+        targets = window_targets(window.replace(search_policy=policy), discount=cfg.discount,
+                                 td_steps=cfg.td_steps, unroll_steps=cfg.unroll_steps,
+                                 bootstrap_value=bootstrap)
+        batch = Batch(observation=window.observation, targets=targets, weight=window.weight)
+        return batch, window, stats
+
+    def update(self, state: TrainState, buffer: replay.ReplayBuffer, key: chex.PRNGKey
+               ) -> tuple[TrainState, replay.ReplayBuffer, dict]:
         """`updates_per_iteration` learner steps in one compiled `lax.scan` (jitted).
 
-        `state` is donated: use the returned one. Metrics are means over the steps.
+        Each step samples a batch (by priority when priority_alpha > 0),
+        reanalyzes its share, computes targets, takes an optimizer step, writes
+        the fresh priorities back and updates the target network.
+        `state` and `buffer` are donated: use the returned ones. Metrics are
+        means over the steps, except `priority_max` (the max) and
+        `importance_weight_min` (the min).
         """
         return self._update(state, buffer, key)
 
     def _update_impl(self, state, buffer, key):
-        def step(state, key):
-            return self.learner.learn(state, self._make_batch_impl(buffer, key))
+        cfg = self.config
 
-        keys = jax.random.split(key, self.config.updates_per_iteration)
-        state, metrics = jax.lax.scan(step, state, keys)
-        return state, jax.tree.map(jnp.mean, metrics)
+        def step(carry, key):
+            state, buffer = carry
+            batch, window, stats = self._sample_batch(state, buffer, key)
+            state, metrics, priority = self.learner.step(state, batch)
+            if cfg.priority_alpha > 0:
+                buffer = replay.update_priorities(buffer, window.stream, window.position,
+                                                  priority)
+            metrics = dict(metrics, **stats, priority_mean=jnp.mean(priority),
+                           priority_max=jnp.max(priority),
+                           importance_weight_min=jnp.min(window.weight),
+                           importance_weight_mean=jnp.mean(window.weight))
+            return (state, buffer), metrics
+
+        keys = jax.random.split(key, cfg.updates_per_iteration)
+        (state, buffer), metrics = jax.lax.scan(step, (state, buffer), keys)
+        reduce = {"priority_max": jnp.max, "importance_weight_min": jnp.min}
+        metrics = {k: reduce.get(k, jnp.mean)(v) for k, v in metrics.items()}
+        return state, buffer, metrics
 
     def ready_to_learn(self, buffer: replay.ReplayBuffer) -> bool:
         """Whether replay holds min_replay_size positions and a full window per stream."""

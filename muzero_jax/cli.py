@@ -6,7 +6,8 @@
 Each field `f` of `Config` becomes an option `--config.f VALUE` (or
 `--config.f=VALUE`), typed from the field's annotation: ints, floats, strings,
 booleans (true/false, yes/no, 1/0), choices for `Literal` fields, `none` for
-optional fields, comma-separated ints for tuples. `--help` shows each field's
+optional fields, comma-separated ints for tuples, `a:b,c:d` for tuples of
+pairs (temperature_schedule). `--help` shows each field's
 comment from config.py and its default in the chosen preset. A bad value or an
 unknown field ends the program with a message and exit code 2 (argparse's
 convention), before anything compiles.
@@ -73,6 +74,22 @@ def _converter(annotation: Any) -> tuple[Callable[[str], Any], str]:
 
         choice.__name__ = f"choice (one of {', '.join(choices)})"
         return choice, "{" + ",".join(choices) + "}"
+    if origin is tuple and typing.get_origin(args[0]) is tuple:
+        # Pairs such as temperature_schedule: "0.5:0.5,0.75:0.25" (empty: no pairs).
+        first, second = (_converter(a)[0] for a in typing.get_args(args[0]))
+
+        def to_pairs(text: str) -> tuple:
+            pairs = [p for p in text.strip("()[] ").split(",") if p.strip()]
+            out = []
+            for pair in pairs:
+                left, sep, right = pair.partition(":")
+                if not sep:
+                    raise ValueError(text)
+                out.append((first(left.strip()), second(right.strip())))
+            return tuple(out)
+
+        to_pairs.__name__ = "list of pairs A:B,C:D (e.g. 0.5:0.5,0.75:0.25)"
+        return to_pairs, "A:B,C:D,..."
     if origin is tuple:
         element, _ = _converter(args[0])
 

@@ -36,11 +36,20 @@ class Batch:
 
 @chex.dataclass(frozen=True)
 class TrainState:
-    """Learner state: parameters, optimizer state and the update counter (`[]` int32)."""
+    """Learner state.
+
+    params: the network parameters being trained.
+    opt_state: the optimizer's state.
+    step: `[]` int32, learner steps taken.
+    target_params: the target network's parameters, which lag `params` and give
+      bootstrap values, when the config has a target network
+      (`config.use_target_network`); None otherwise (`params` serve instead).
+    """
 
     params: Params
     opt_state: optax.OptState
     step: chex.Array
+    target_params: Params
 
 
 def make_schedule(config: Config) -> optax.Schedule:
@@ -90,10 +99,17 @@ class Learner:
 
     def init(self, params: Params) -> TrainState:
         return TrainState(params=params, opt_state=self.optimizer.init(params),
-                          step=jnp.zeros((), jnp.int32))
+                          step=jnp.zeros((), jnp.int32),
+                          # A copy: donating a state whose two fields share buffers fails.
+                          target_params=jax.tree.map(jnp.copy, params)
+                          if self.config.use_target_network else None)
 
     def loss(self, params: Params, batch: Batch) -> tuple[jax.Array, dict]:
         """Scalar loss and per-term metrics for a batch (see the module docstring)."""
+        total, (metrics, _) = self._loss(params, batch)
+        return total, metrics
+
+    def _loss(self, params, batch):
         cfg = self.config
         model = self.model
         t = batch.targets
@@ -137,13 +153,35 @@ class Learner:
             "value_target": jnp.mean(t.value[:, 0]),
             "value_prediction": jnp.mean(root.value),
         }
-        return total, metrics
+        # Replay priority: how far the root value is from its target (SPEC.md, "Replay").
+        priority = jnp.abs(jax.lax.stop_gradient(root.value) - t.value[:, 0])
+        return total, (metrics, priority + cfg.priority_epsilon)
 
     def learn(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         """One optimizer step. Returns the new state and scalar metrics."""
-        grads, metrics = jax.grad(self.loss, has_aux=True)(state.params, batch)
+        state, metrics, _ = self.step(state, batch)
+        return state, metrics
+
+    def step(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict, jax.Array]:
+        """One optimizer step, then the target network's update.
+
+        Returns the new state, scalar metrics and `[N]` replay priorities
+        |v^0 - z_0| + priority_epsilon from the root values before the step.
+        """
+        cfg = self.config
+        grads, (metrics, priority) = jax.grad(self._loss, has_aux=True)(state.params, batch)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        step = state.step + 1
+        if cfg.target_ema > 0:
+            target = optax.incremental_update(params, state.target_params, 1.0 - cfg.target_ema)
+        elif cfg.target_update_period > 0:
+            target = optax.periodic_update(params, state.target_params, step,
+                                           cfg.target_update_period)
+        else:
+            target = None
         metrics = dict(metrics, grad_norm=optax.tree.norm(grads),
                        learning_rate=self.schedule(state.step))
-        return TrainState(params=params, opt_state=opt_state, step=state.step + 1), metrics
+        new_state = TrainState(params=params, opt_state=opt_state, step=step,
+                               target_params=target)
+        return new_state, metrics, priority

@@ -7,13 +7,18 @@ K unrolled steps and their n-step value targets can be read from it; episode
 boundaries inside a window are left to `targets`, which knows how to treat a
 termination (absorbing) and a truncation (bootstrap, then mask).
 
-Every position also has a priority, written as the largest seen so far when the
-position is added; sampling is uniform until prioritised replay uses it.
+Every position also has a priority (SPEC.md, "Replay"): new positions get the
+largest priority in the buffer, and the learner writes back |v - z| for the
+windows it trained on (`update_priorities`). `sample` draws window starts with
+probability P(i) = p_i^alpha / sum_j p_j^alpha over the valid starts (uniformly
+when alpha = 0) and returns importance weights (N P(i))^-beta normalised by the
+batch's largest.
 
-Image observations with a history (Atari) are stored as single uint8 frames,
-one per position, so that replay holds each frame once; `observations` rebuilds
-the stacks of the last H frames and actions of any position when they are read,
-cut at episode starts exactly as self-play's `history.push` cuts them.
+Observations leave the buffer only through `observations`. Image observations
+with a history (Atari) are stored as single uint8 frames, one per position, so
+that replay holds each frame once; `observations` rebuilds the stacks of the
+last H frames and actions of any position when they are read, cut at episode
+starts exactly as self-play's `history.push` cuts them.
 """
 
 from __future__ import annotations
@@ -195,22 +200,55 @@ def observations(buffer: ReplayBuffer, stream: chex.Array, slots: chex.Array, *,
     return history.planes(frames, actions, num_actions)
 
 
-def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int,
-           window_length: int, *, history_length: int = 0) -> Window:
-    """Samples `batch_size` windows uniformly over streams and valid starts.
+def window_slots(position: chex.Array, window_length: int, length: int) -> chex.Array:
+    """`[N, W]` slots of windows starting at slot `position` (`[N]`) of L-slot streams."""
+    return (position[:, None] + jnp.arange(window_length)) % length
+
+
+def valid_starts(buffer: ReplayBuffer, window_length: int,
+                 history_length: int = 0) -> jax.Array:
+    """`[B, L]` bool: the slot starts a window whose W positions are all written and current
+    (and, with a history of H frames, whose stack is whole: see `num_windows`)."""
+    # The newest logical position in each slot (age 0 is the newest written); a
+    # start needs W - 1 newer positions after it and must still be held.
+    age = (buffer.count - 1 - jnp.arange(buffer.length)) % buffer.length
+    logical = buffer.count - 1 - age
+    valid = (age >= window_length - 1) & (logical >= _oldest_start(buffer, history_length))
+    return jnp.broadcast_to(valid, (buffer.num_streams, buffer.length))
+
+
+def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int, window_length: int,
+           *, priority_alpha: float = 0.0, priority_beta: chex.Numeric = 1.0,
+           history_length: int = 0) -> Window:
+    """Samples `batch_size` windows, uniformly (alpha = 0) or by priority.
 
     A start is valid when all W positions of its window are written and none has
     been overwritten (nor, with a history of H frames, the H positions before it,
-    once the buffer has wrapped). Call only once `num_windows(buffer, W, H) > 0`.
+    once the buffer has wrapped). With alpha > 0 start i is drawn with probability
+    P(i) = p_i^alpha / sum_j p_j^alpha over the valid starts, and its importance
+    weight is (N P(i))^-beta (N valid starts) divided by the largest in the batch.
+    Call only once `num_windows(buffer, W, H) > 0`.
+
+    Args:
+      buffer: the replay buffer.
+      key: PRNG key (consumed).
+      batch_size: N windows (static).
+      window_length: W (static).
+      priority_alpha: the priority exponent (static; 0 samples uniformly).
+      priority_beta: the importance-weight exponent (may be traced).
+      history_length: H, frames per observation stack (0: observations stored whole).
+
+    Returns:
+      A `Window` batch.
     """
-    stream_key, start_key = jax.random.split(key)
-    stream = jax.random.randint(stream_key, (batch_size,), 0, buffer.num_streams)
-    oldest = _oldest_start(buffer, history_length)
-    offset = jax.random.randint(
-        start_key, (batch_size,), 0,
-        jnp.maximum(num_windows(buffer, window_length, history_length), 1))
-    start = oldest + offset  # logical position in the stream
-    slots = (start[:, None] + jnp.arange(window_length)) % buffer.length  # [N, W]
+    if priority_alpha == 0:
+        stream, position, weight = _sample_uniform(buffer, key, batch_size, window_length,
+                                                   history_length)
+    else:
+        stream, position, weight = _sample_prioritised(
+            buffer, key, batch_size, window_length, priority_alpha, priority_beta,
+            history_length)
+    slots = window_slots(position, window_length, buffer.length)  # [N, W]
     rows = stream[:, None]
 
     def take(x):
@@ -227,6 +265,57 @@ def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int,
         root_value=take(buffer.root_value),
         final_value=take(buffer.final_value),
         stream=stream,
-        position=slots[:, 0],
-        weight=jnp.ones((batch_size,), jnp.float32),
+        position=position,
+        weight=weight,
     )
+
+
+def _sample_uniform(buffer, key, batch_size, window_length, history_length):
+    stream_key, start_key = jax.random.split(key)
+    stream = jax.random.randint(stream_key, (batch_size,), 0, buffer.num_streams)
+    oldest = _oldest_start(buffer, history_length)
+    offset = jax.random.randint(
+        start_key, (batch_size,), 0,
+        jnp.maximum(num_windows(buffer, window_length, history_length), 1))
+    position = (oldest + offset) % buffer.length
+    return stream, position, jnp.ones((batch_size,), jnp.float32)
+
+
+def sampling_probabilities(buffer: ReplayBuffer, window_length: int,
+                           priority_alpha: float, history_length: int = 0) -> jax.Array:
+    """`[B, L]` P(i) = p_i^alpha / sum_j p_j^alpha over valid starts, 0 elsewhere."""
+    valid = valid_starts(buffer, window_length, history_length)
+    mass = jnp.where(valid, buffer.priority ** priority_alpha, 0.0)
+    return mass / jnp.maximum(jnp.sum(mass), jnp.finfo(jnp.float32).tiny)
+
+
+def _sample_prioritised(buffer, key, batch_size, window_length, alpha, beta, history_length):
+    valid = valid_starts(buffer, window_length, history_length)
+    mass = jnp.where(valid, buffer.priority ** alpha, 0.0).reshape(-1)
+    # Inverse-CDF sampling: the first slot whose cumulative mass exceeds u. A slot of
+    # zero mass never exceeds its predecessor, so it cannot be drawn; u is kept below
+    # the total so the search never runs off the end.
+    cdf = jnp.cumsum(mass)
+    total = cdf[-1]
+    u = jax.random.uniform(key, (batch_size,)) * total
+    u = jnp.minimum(u, jnp.nextafter(total, jnp.float32(0.0)))
+    flat = jnp.searchsorted(cdf, u, side="right")
+    # Guard against rounding in a parallel cumsum: never return an empty slot.
+    flat = jnp.where(mass[flat] > 0, flat, jnp.argmax(mass))
+    stream, position = jnp.divmod(flat, buffer.length)
+    probability = mass[flat] / total
+    num_valid = jnp.sum(valid)
+    weight = (num_valid * probability) ** -beta
+    return (stream.astype(jnp.int32), position.astype(jnp.int32),
+            (weight / jnp.max(weight)).astype(jnp.float32))
+
+
+def update_priorities(buffer: ReplayBuffer, stream: chex.Array, position: chex.Array,
+                      priority: chex.Array) -> ReplayBuffer:
+    """Writes `[N]` priorities at the `[N]` (stream, slot) positions sampled.
+
+    Where a position was sampled twice, one of its new priorities is kept. New
+    positions are then added at the largest priority now in the buffer.
+    """
+    updated = buffer.priority.at[stream, position].set(priority.astype(jnp.float32))
+    return buffer.replace(priority=updated, max_priority=jnp.max(updated))

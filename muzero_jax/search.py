@@ -73,9 +73,33 @@ class Exploration:
                    gumbel_scale=jnp.float32(config.gumbel_scale))
 
     @classmethod
+    def scheduled(cls, config: Config, progress: float) -> Exploration:
+        """Training knobs at `progress` (0..1) through `config.temperature_schedule`.
+
+        The temperature is the last schedule entry whose threshold progress has
+        reached, else `config.temperature`. Gumbel search scales gumbel_scale by
+        that temperature relative to `config.temperature`, since
+        argmax(logits + T g) samples softmax(logits / T).
+        """
+        temperature = temperature_at(config, progress)
+        ratio = temperature / config.temperature if config.temperature > 0 else temperature
+        return cls(temperature=jnp.float32(temperature),
+                   dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
+                   gumbel_scale=jnp.float32(config.gumbel_scale * ratio))
+
+    @classmethod
     def greedy(cls) -> Exploration:
         return cls(temperature=jnp.float32(0.0), dirichlet_fraction=jnp.float32(0.0),
                    gumbel_scale=jnp.float32(0.0))
+
+
+def temperature_at(config: Config, progress: float) -> float:
+    """The acting temperature at training `progress` (see `Exploration.scheduled`)."""
+    temperature = config.temperature
+    for threshold, scheduled in config.temperature_schedule:
+        if progress >= threshold:
+            temperature = scheduled
+    return float(temperature)
 
 
 def make_recurrent_fn(model: Model, discount: float) -> RecurrentFn:

@@ -1,8 +1,10 @@
 """The training loop: self-play -> replay -> targets/loss -> optimizer, repeated.
 
 Each iteration makes three calls to compiled programs (rollout, replay add,
-`updates_per_iteration` learner steps in one `lax.scan`); the host only counts,
-logs and decides when to evaluate, checkpoint or stop.
+`updates_per_iteration` learner steps in one `lax.scan`, which also reanalyzes,
+writes priorities back and updates the target network); the host only counts,
+logs, sets the acting temperature from training progress and decides when to
+evaluate, checkpoint or stop.
 
 Given a run directory, the loop checkpoints everything it needs to go on
 exactly (learner state, replay, env states, RNG key and its own counters and
@@ -29,6 +31,7 @@ from muzero_jax.learner import TrainState
 from muzero_jax.logger import Logger
 from muzero_jax.plot import plot_run
 from muzero_jax.replay import ReplayBuffer
+from muzero_jax.search import Exploration
 from muzero_jax.selfplay import Trajectory
 
 
@@ -127,14 +130,18 @@ def train(config: Config, *, log: Callable[[str], None] | None = print,
         while loop.env_steps < cfg.total_env_steps and not loop.solved:
             loop.iteration += 1
             key, rollout_key, update_key, eval_key = jax.random.split(key, 4)
-            env_state, trajectory = agent.rollout(state, env_state, rollout_key)
+            # The acting temperature follows training progress (SPEC.md, "Acting").
+            exploration = Exploration.scheduled(
+                cfg, loop.env_steps / max(cfg.total_env_steps, 1))
+            env_state, trajectory = agent.rollout(state, env_state, rollout_key,
+                                                  exploration=exploration)
             buffer = agent.add(buffer, trajectory)
             loop.env_steps += steps_per_iteration
             loop.record_episodes(trajectory)
             search_stats = search_statistics(trajectory)
 
             if agent.ready_to_learn(buffer):
-                state, metrics = agent.update(state, buffer, update_key)
+                state, buffer, metrics = agent.update(state, buffer, update_key)
 
             eval_return = None
             recent = loop.recent_return()

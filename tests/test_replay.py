@@ -65,3 +65,91 @@ def test_add_rejects_mismatched_trajectories():
     buf = replay.init(B + 1, L, (1,), 2)
     with pytest.raises(ValueError, match="streams"):
         replay.add(buf, _trajectory(0))
+
+
+def _full_stream(priority, length=6):
+    """One stream of `length` positions, all written once (no wrap), with given priorities."""
+    buf = replay.init(1, length, (1,), 2)
+    buf = buf.replace(observation=jnp.arange(length, dtype=jnp.float32)[None, :, None],
+                      reward=jnp.arange(length, dtype=jnp.float32)[None],
+                      priority=jnp.asarray([priority], jnp.float32),
+                      count=jnp.int32(length))
+    return buf
+
+
+def test_prioritised_probabilities_and_importance_weights_by_hand():
+    # W = 3 in 6 written slots: starts 0..3 are valid; slots 4, 5 hold priority 100
+    # but cannot start a window. p = [1, 1, 2, 4], alpha = 1: P = [1, 1, 2, 4] / 8.
+    buf = _full_stream([1.0, 1.0, 2.0, 4.0, 100.0, 100.0])
+    probs = replay.sampling_probabilities(buf, 3, 1.0)
+    np.testing.assert_allclose(probs[0], [1 / 8, 1 / 8, 2 / 8, 4 / 8, 0, 0], rtol=1e-6)
+    # alpha = 2: p^2 = [1, 1, 4, 16] / 22.
+    np.testing.assert_allclose(replay.sampling_probabilities(buf, 3, 2.0)[0],
+                               np.r_[1, 1, 4, 16, 0, 0] / 22, rtol=1e-6)
+
+    sample = jax.jit(replay.sample, static_argnums=(2, 3),
+                     static_argnames="priority_alpha")
+    w = sample(buf, jax.random.key(0), 4000, 3, priority_alpha=1.0, priority_beta=1.0)
+    start = np.asarray(w.position)
+    counts = np.bincount(start, minlength=6)
+    assert counts[4] == counts[5] == 0
+    np.testing.assert_allclose(counts[:4] / 4000, [1 / 8, 1 / 8, 2 / 8, 4 / 8], atol=0.025)
+    # (N P)^-beta with N = 4 valid starts, beta = 1: [2, 2, 1, 0.5], over the max 2.
+    expected = {0: 1.0, 1: 1.0, 2: 0.5, 3: 0.25}
+    np.testing.assert_allclose(np.asarray(w.weight), [expected[s] for s in start], rtol=1e-6)
+    # The window holds the rows that follow its start.
+    np.testing.assert_array_equal(np.asarray(w.reward), start[:, None] + np.arange(3))
+    np.testing.assert_array_equal(np.asarray(w.observation[:, 0]), start)
+    # beta = 0.5: (N P)^-0.5 = [sqrt 2, sqrt 2, 1, 1 / sqrt 2] over sqrt 2.
+    w = sample(buf, jax.random.key(0), 4000, 3, priority_alpha=1.0, priority_beta=0.5)
+    expected = {0: 1.0, 1: 1.0, 2: 0.5**0.5, 3: 0.5}
+    np.testing.assert_allclose(np.asarray(w.weight),
+                               [expected[s] for s in np.asarray(w.position)], rtol=1e-6)
+
+
+def test_prioritised_sampling_never_draws_an_empty_or_unwritten_slot():
+    # 3 streams of 20 slots, 8 written: slots 8..19 are empty but given a huge
+    # priority, the last W - 1 written slots cannot start a window, and one valid
+    # start has priority 0 (it must never be drawn either).
+    buf = replay.add(replay.init(B, L, (1,), 2), _trajectory(0))
+    priority = np.ones((B, L), np.float32)
+    priority[:, 8:] = 1e6
+    priority[1, 2] = 0.0
+    buf = buf.replace(priority=jnp.asarray(priority))
+    w = replay.sample(buf, jax.random.key(3), 2048, W, priority_alpha=1.0)
+    start = np.asarray(w.position)
+    assert start.max() <= T - W
+    drawn = set(zip(np.asarray(w.stream).tolist(), start.tolist(), strict=True))
+    assert (1, 2) not in drawn
+    assert len(drawn) == B * (T - W + 1) - 1  # every other valid start appears
+    assert np.all(np.asarray(w.weight) > 0) and np.all(np.asarray(w.weight) <= 1)
+
+
+def test_valid_starts_after_wrapping_around():
+    buf = replay.init(B, L, (1,), 2)
+    for i in range(3):  # 24 positions into 20 slots: logical 4..23 held
+        buf = replay.add(buf, _trajectory(i * T))
+    valid = np.asarray(replay.valid_starts(buf, W))[0]
+    # Logical starts 4..19 are valid; slot = logical % 20, so slots 0..3 hold 20..23.
+    np.testing.assert_array_equal(np.flatnonzero(valid), np.arange(4, 20))
+
+
+def test_priorities_are_written_back_and_new_data_gets_the_max():
+    buf = replay.add(replay.init(B, L, (1,), 2), _trajectory(0))
+    buf = replay.update_priorities(buf, jnp.array([0, 2]), jnp.array([1, 3]),
+                                   jnp.array([5.0, 0.25]))
+    assert float(buf.priority[0, 1]) == 5.0 and float(buf.priority[2, 3]) == 0.25
+    assert float(buf.priority[1, 1]) == 1.0
+    assert float(buf.max_priority) == 5.0
+    buf = replay.add(buf, _trajectory(T))
+    np.testing.assert_array_equal(buf.priority[:, T:2 * T], 5.0)
+
+
+def test_observations_reads_any_slots_of_any_stream():
+    buf = replay.init(B, L, (1,), 2)
+    for i in range(3):
+        buf = replay.add(buf, _trajectory(i * T))
+    obs = replay.observations(buf, jnp.array([2, 0]), jnp.array([[0, 19], [3, 4]]))
+    assert obs.shape == (2, 2, 1) and obs.dtype == jnp.float32
+    # Slots 0..3 hold logical 20..23 after the wrap; slot 19 holds 19.
+    np.testing.assert_array_equal(obs[..., 0], [[20, 19], [23, 4]])

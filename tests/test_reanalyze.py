@@ -1,0 +1,125 @@
+"""Reanalyze targets computed by hand.
+
+One stream of 8 positions with reward t and observation [t] at logical time t;
+discount 0.5, n = 2, K = 1, so windows have W = 4 rows.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from muzero_jax import replay
+from muzero_jax.reanalyze import reanalyze
+from muzero_jax.selfplay import Trajectory
+from muzero_jax.targets import window_targets
+
+GAMMA, N, K, W = 0.5, 2, 1, 4
+
+
+def _buffer():
+    t = np.arange(8, dtype=np.float32)[None]
+    traj = Trajectory(
+        observation=jnp.asarray(t[..., None]), action=jnp.zeros((1, 8), jnp.int32),
+        reward=jnp.asarray(t), terminated=jnp.zeros((1, 8), bool),
+        truncated=jnp.zeros((1, 8), bool),
+        search_policy=jnp.tile(jnp.array([0.9, 0.1]), (1, 8, 1)),
+        root_value=jnp.full((1, 8), 50.0), final_value=jnp.zeros((1, 8)),
+        episode_return=jnp.zeros((1, 8)), episode_length=jnp.zeros((1, 8), jnp.int32))
+    return replay.add(replay.init(1, 8, (1,), 2), traj)
+
+
+def _windows(buf, starts):
+    """Windows starting at the given slots of stream 0 (uniform weights)."""
+    w = replay.sample(buf, jax.random.key(0), len(starts), W)
+    slots = replay.window_slots(jnp.asarray(starts), W, buf.length)
+    take = lambda x: x[0][slots]  # noqa: E731
+    return w.replace(
+        observation=buf.observation[0, jnp.asarray(starts)], action=take(buf.action),
+        reward=take(buf.reward), terminated=take(buf.terminated),
+        truncated=take(buf.truncated), search_policy=take(buf.search_policy),
+        root_value=take(buf.root_value), final_value=take(buf.final_value),
+        stream=jnp.zeros(len(starts), jnp.int32), position=jnp.asarray(starts, jnp.int32))
+
+
+def value_fn(obs):
+    """A tiny known model: the value of observation [t] is 100 + t."""
+    return 100.0 + obs[:, 0]
+
+
+def policy_fn(obs):
+    """... and its search policy there is [t / 10, 1 - t / 10]."""
+    return jnp.stack([obs[:, 0] / 10, 1 - obs[:, 0] / 10], axis=-1)
+
+
+def test_reanalyzed_targets_by_hand():
+    buf = _buffer()
+    window = _windows(buf, [1, 3])
+    boot, policy, stats = reanalyze(buf, window, value_fn=value_fn, policy_fn=policy_fn,
+                                    num_values=1, num_policies=1, td_steps=N, unroll_steps=K)
+    targets = window_targets(window.replace(search_policy=policy), discount=GAMMA,
+                             td_steps=N, unroll_steps=K, bootstrap_value=boot)
+    # Window 0 starts at t = 1: z_0 = 1 + 0.5 * 2 + 0.25 * v(o_3) = 2 + 0.25 * 103 = 27.75,
+    # z_1 = 2 + 0.5 * 3 + 0.25 * v(o_4) = 3.5 + 0.25 * 104 = 29.5.
+    np.testing.assert_allclose(targets.value[0], [27.75, 29.5])
+    # Its policy targets at t = 1, 2 come from the fresh search.
+    np.testing.assert_allclose(targets.policy[0], [[0.1, 0.9], [0.2, 0.8]], rtol=1e-6)
+    # Window 1 (t = 3) is not reanalyzed: stored root values 50 and stored policies.
+    np.testing.assert_allclose(targets.value[1], [3 + 2 + 12.5, 4 + 2.5 + 12.5])
+    np.testing.assert_allclose(targets.policy[1], [[0.9, 0.1], [0.9, 0.1]])
+    # |fresh - stored| values: |103 - 50|, |104 - 50|; policies move by 0.8 and 0.7.
+    assert float(stats["reanalyze_value_change"]) == pytest.approx(53.5)
+    assert float(stats["reanalyze_policy_change"]) == pytest.approx(0.75)
+
+
+def test_fresh_values_without_fresh_policies():
+    buf = _buffer()
+    window = _windows(buf, [2, 0])
+    boot, policy, stats = reanalyze(buf, window, value_fn=value_fn, policy_fn=None,
+                                    num_values=2, num_policies=0, td_steps=N, unroll_steps=K)
+    # Rows n..n+K = 2, 3 of each window hold the fresh values of o_{start+2}, o_{start+3}.
+    np.testing.assert_allclose(boot, [[50, 50, 104, 105], [50, 50, 102, 103]])
+    np.testing.assert_array_equal(policy, window.search_policy)
+    assert "reanalyze_policy_change" not in stats
+
+
+def test_reanalyze_rejects_more_policies_than_values():
+    buf = _buffer()
+    with pytest.raises(ValueError, match="num_policies=2, num_values=1"):
+        reanalyze(buf, _windows(buf, [0, 1]), value_fn=value_fn, policy_fn=policy_fn,
+                  num_values=1, num_policies=2, td_steps=N, unroll_steps=K)
+
+
+def test_agent_reanalyzes_with_a_fresh_network(tiny_config):
+    """Zero-initialised heads: every fresh value is 0 and every fresh policy uniform.
+
+    So with a whole batch reanalyzed, each value target is the bare discounted
+    reward sum, where the stored root values (7) would have added 7 gamma^n.
+    """
+    import muzero_jax as mz
+
+    cfg = dataclasses.replace(tiny_config, reanalyze_fraction=1.0,
+                              reanalyze_policy_fraction=1.0, target_update_period=0)
+    agent = mz.Agent(cfg)
+    state = agent.init(jax.random.key(0))
+    b, t = cfg.num_envs, cfg.replay_length
+    traj = Trajectory(
+        observation=jax.random.normal(jax.random.key(1), (b, t, 4)),
+        action=jnp.zeros((b, t), jnp.int32), reward=jnp.ones((b, t)),
+        terminated=jnp.zeros((b, t), bool), truncated=jnp.zeros((b, t), bool),
+        search_policy=jnp.tile(jnp.array([1.0, 0.0]), (b, t, 1)),
+        root_value=jnp.full((b, t), 7.0), final_value=jnp.zeros((b, t)),
+        episode_return=jnp.zeros((b, t)), episode_length=jnp.zeros((b, t), jnp.int32))
+    buf = agent.add(agent.init_replay(), traj)
+    with pytest.raises(ValueError, match="pass the TrainState"):
+        agent.make_batch(buf, jax.random.key(2))
+    batch = agent.make_batch(buf, jax.random.key(2), state)
+    g, n = cfg.discount, cfg.td_steps
+    reward_sum = sum(g**j for j in range(n))
+    np.testing.assert_allclose(batch.targets.value, reward_sum, rtol=1e-5)
+    np.testing.assert_allclose(batch.targets.policy, 0.5, atol=1e-6)
+    stored = dataclasses.replace(tiny_config, target_update_period=0)
+    plain = mz.Agent(stored).make_batch(buf, jax.random.key(2))
+    np.testing.assert_allclose(plain.targets.value, reward_sum + g**n * 7.0, rtol=1e-5)

@@ -58,7 +58,7 @@ def test_trajectories_feed_replay(tiny_agent):
         buffer = tiny_agent.add(buffer, traj)
     assert int(buffer.count) == 3 * tiny_agent.config.rollout_length
     assert tiny_agent.ready_to_learn(buffer)
-    batch = tiny_agent.make_batch(buffer, jax.random.key(9))
+    batch = tiny_agent.make_batch(buffer, jax.random.key(9), state)
     k = tiny_agent.config.unroll_steps
     assert batch.targets.value.shape == (tiny_agent.config.batch_size, k + 1)
     assert int(replay.num_windows(buffer, tiny_agent.config.window_length)) > 0

@@ -61,7 +61,7 @@ class Config:
     # threshold on, its temperature replaces `temperature`. Paper (Atari):
     # ((0.5, 0.5), (0.75, 0.25)). Gumbel search scales gumbel_scale by the ratio of
     # that temperature to `temperature`: argmax(logits + T gumbel) ~ softmax(logits / T).
-    temperature_schedule: tuple[tuple[float, float], ...] = ()
+    temperature_schedule: tuple[tuple[float, float], ...] = ()  # (progress, T) pairs; ()=off
 
     # --- targets and loss --------------------------------------------------------
     discount: float = 0.997  # gamma

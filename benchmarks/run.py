@@ -185,10 +185,12 @@ def bench_iteration(s: Settings, log) -> dict:
     evaluation = measure(lambda: evaluate_jax(agent, state, jax.random.key(7),
                                               config.eval_episodes),
                          repeats=1 if s.quick else 3, min_repeat_seconds=0.0)
-    holder = {"state": jax.tree.map(jnp.copy, state)}  # update donates its state
+    # update donates its state and buffer (it writes priorities back): give it copies.
+    holder = {"state": jax.tree.map(jnp.copy, state), "buffer": jax.tree.map(jnp.copy, buffer)}
 
     def update():
-        holder["state"], metrics = agent.update(holder["state"], buffer, jax.random.key(6))
+        holder["state"], holder["buffer"], metrics = agent.update(
+            holder["state"], holder["buffer"], jax.random.key(6))
         return metrics
 
     upd = s.measure(update)
@@ -239,13 +241,14 @@ def bench_learner(s: Settings, log) -> dict:
         while not agent.ready_to_learn(buffer):
             env_state, trajectory = agent.rollout(state, env_state, jax.random.key(5))
             buffer = agent.add(buffer, trajectory)
-        data = agent.make_batch(buffer, jax.random.key(6))
+        data = agent.make_batch(buffer, jax.random.key(6), state)
         learn = s.measure(lambda: agent.learn(state, data))  # noqa: B023
-        holder = {"state": jax.tree.map(jnp.copy, state)}  # update donates its state
+        # update donates its state and buffer (it writes priorities back).
+        holder = {"state": jax.tree.map(jnp.copy, state), "buffer": buffer}
 
-        def update():
-            holder["state"], metrics = agent.update(holder["state"], buffer,  # noqa: B023
-                                                    jax.random.key(7))
+        def update(agent=agent, holder=holder):
+            holder["state"], holder["buffer"], metrics = agent.update(
+                holder["state"], holder["buffer"], jax.random.key(7))
             return metrics
 
         upd = s.measure(update)

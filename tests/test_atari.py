@@ -162,7 +162,7 @@ def test_host_self_play_keeps_each_games_history(atari_agent):
                                     jnp.asarray(traj.action[:, 14:17]), agent.num_actions)
     np.testing.assert_allclose(stacks[:, 1], searched_at_17)
     assert agent.ready_to_learn(buf)
-    state, metrics = agent.update(state, buf, jax.random.key(9))
+    state, buf, metrics = agent.update(state, buf, jax.random.key(9))
     assert int(state.step) == 1 and np.isfinite(float(metrics["loss"]))
     returns = mz.evaluate_jax(agent, state, jax.random.key(4), 2)
     assert returns.shape == (2,) and np.all(returns >= 0)

@@ -397,6 +397,9 @@ def atari_paper(**overrides) -> Config:
         num_simulations=50,
         dirichlet_alpha=0.25,
         dirichlet_fraction=0.25,
+        # T = 1, then 0.5 and 0.25 after 500k and 750k of 1M updates; updates are
+        # proportional to env steps here, so progress by env steps is the same.
+        temperature_schedule=((0.5, 0.5), (0.75, 0.25)),
         discount=0.997,
         td_steps=10,
         unroll_steps=5,

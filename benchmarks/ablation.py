@@ -27,20 +27,18 @@ Writes OUT/ablation-cpu.json, .md and .png (rewritten after every run).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
 import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "experiments", "cartpole.py")
-SOLVED = 475.0
+from benchmarks import solve
+
+SOLVED = solve.SOLVED
 
 _PRIORITISED = ("priority_alpha=1.0", "priority_beta=1.0")
 _REANALYZE = ("reanalyze_fraction=0.25", "reanalyze_policy_fraction=0.8")
@@ -62,41 +60,27 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def run(name: str, seed: int, out: str, max_env_steps: int, eval_episodes: int) -> dict:
-    """One cold-start run of a variant; returns what the table needs."""
+    """One cold-start run of a variant (`solve.run_seed`); returns what the table needs."""
     preset, overrides = VARIANTS[name]
-    args = [sys.executable, SCRIPT, "--seed", str(seed), "--out", out, "--preset", preset,
-            "--eval-episodes", str(eval_episodes)]
+    args = ["--preset", preset, "--eval-episodes", str(eval_episodes)]
     for item in overrides:
         field, value = item.split("=", 1)
         args += [f"--config.{field}", value]
     if preset == "cartpole":
         args += ["--total-env-steps", str(max_env_steps)]
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     load_before = os.getloadavg()[0]
     cpu_before = _children_cpu_seconds()
-    proc = subprocess.run(args, capture_output=True, text=True, env=env)
+    result = solve.run_seed(seed, out, tuple(args))
     cpu_seconds = _children_cpu_seconds() - cpu_before
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed (exit {proc.returncode}):\n"
-                           f"{proc.stderr[-2000:]}")
-    with open(os.path.join(out, "summary.json")) as f:
-        summary = json.load(f)
-    with open(os.path.join(out, "metrics.csv"), newline="") as f:
-        rows = list(csv.DictReader(f))
-    # metrics.csv times run from the start of train(); shift them to process start.
-    startup = summary["wall_seconds"] - summary["train_seconds"]
-    evals = [(int(r["env_steps"]), float(r["wall_seconds"]) + startup, float(r["eval_return"]))
-             for r in rows if r.get("eval_return") not in (None, "", "None")]
-    first = next((e for e in evals if e[2] >= SOLVED), None)
     return {
         "variant": name, "seed": seed, "preset": preset, "overrides": list(overrides),
-        "solved": first is not None,
-        "env_steps_to_solve": first and first[0],
-        "wall_seconds_to_solve": first and round(first[1], 2),
-        "env_steps": summary["env_steps"], "train_steps": summary["train_steps"],
-        "wall_seconds": summary["wall_seconds"],
-        "gymnasium_eval_return": summary["eval_return_mean"],
-        "gymnasium_eval_episodes": summary["eval_episodes"],
+        "solved": result["first_eval_475_env_steps"] is not None,
+        "env_steps_to_solve": result["first_eval_475_env_steps"],
+        "wall_seconds_to_solve": result["first_eval_475_wall_seconds"],
+        "env_steps": result["env_steps"], "train_steps": result["train_steps"],
+        "wall_seconds": result["wall_seconds"],
+        "gymnasium_eval_return": result["final_eval_return"],
+        "gymnasium_eval_episodes": result["final_eval_episodes"],
         # CPU seconds of the whole process (training, compilation and the final
         # evaluation): less sensitive than wall seconds to other jobs on the cores.
         "cpu_seconds": round(cpu_seconds, 1),

@@ -51,6 +51,9 @@ class Config:
     max_depth: int | None = None  # None: unbounded (num_simulations)
     pb_c_init: float = 1.25  # PUCT c1
     pb_c_base: float = 19652.0  # PUCT c2
+    q_normalisation: Literal["tree_min_max", "parent_and_siblings"] = "tree_min_max"  # PUCT's
+    #   Q in [0, 1]: min-max over the whole tree (paper) or over the node and its children
+    #   (mctx's default)
     dirichlet_alpha: float = 0.25  # paper: 0.25 Atari, 0.3 chess, 0.03 Go
     dirichlet_fraction: float = 0.25  # root exploration noise share (muzero search)
     max_num_considered_actions: int = 16  # Gumbel: actions sampled at the root
@@ -90,8 +93,11 @@ class Config:
     optimizer: Literal["adam", "sgd"] = "adam"  # paper: SGD with momentum
     learning_rate: float = 3e-3  # peak learning rate
     lr_warmup_steps: int = 0  # linear warm-up from 0 to the peak
-    lr_decay_steps: int | None = None  # cosine decay to lr_end_fraction; None: constant
-    lr_end_fraction: float = 0.1  # final lr as a share of the peak
+    lr_decay_steps: int | None = None  # steps of the decay (see lr_decay); None: constant
+    lr_decay: Literal["cosine", "exponential"] = "cosine"  # cosine: to lr_end_fraction of
+    #   the peak at lr_decay_steps, then flat; exponential: peak * lr_end_fraction **
+    #   (step / lr_decay_steps), the paper's (Atari: 0.05 * 0.1 ** (step / 350k))
+    lr_end_fraction: float = 0.1  # lr as a share of the peak after lr_decay_steps
     momentum: float = 0.9  # SGD momentum
     max_grad_norm: float | None = 5.0  # global-norm clipping; None: off
 
@@ -139,6 +145,12 @@ class Config:
     def num_reanalyzed_policies(self) -> int:
         """Of those, windows whose policy targets come from a fresh search."""
         return int(round(self.reanalyze_policy_fraction * self.num_reanalyzed))
+
+    @property
+    def samples_per_state(self) -> float:
+        """Replay ratio: windows trained on per env step collected (paper: 0.1; Reanalyze 2.0)."""
+        return (self.batch_size * self.updates_per_iteration
+                / (self.num_envs * self.rollout_length))
 
     @property
     def replay_length(self) -> int:
@@ -203,6 +215,11 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
         raise ConfigError(f"noop_max={cfg.noop_max!r}: expected an integer >= 0")
     if cfg.search not in ("muzero", "gumbel"):
         raise ConfigError(f"search={cfg.search!r}: expected 'muzero' or 'gumbel'")
+    if cfg.q_normalisation not in ("tree_min_max", "parent_and_siblings"):
+        raise ConfigError(f"q_normalisation={cfg.q_normalisation!r}: expected "
+                          "'tree_min_max' or 'parent_and_siblings'")
+    if cfg.lr_decay not in ("cosine", "exponential"):
+        raise ConfigError(f"lr_decay={cfg.lr_decay!r}: expected 'cosine' or 'exponential'")
     if cfg.optimizer not in ("adam", "sgd"):
         raise ConfigError(f"optimizer={cfg.optimizer!r}: expected 'adam' or 'sgd'")
     if not 0.0 < cfg.discount <= 1.0:
@@ -368,27 +385,28 @@ def cartpole(**overrides) -> Config:
 
 
 def atari_paper(**overrides) -> Config:
-    """Atari as in the paper (SPEC.md, Appendix F), for a GPU or TPU; Breakout by default.
+    """Atari as in the paper (SPEC.md, Appendices B, E-G), for a GPU or TPU; Breakout by default.
 
     96x96 RGB frames, 32 frames and 32 actions of history, the paper's ResNet
-    (6x6x256 hidden state, 16-block dynamics and prediction towers), 50 PUCT
-    simulations, n = 10, K = 5, 601-atom supports, batch 1024, SGD with momentum
-    0.9 at lr 0.05, L2 1e-4, 27,000-step episodes, sticky actions, no reward
-    clipping. Two numbers cannot be the paper's on one accelerator: replay (the
-    paper's 125k sequences of 200 steps are 25M positions, ~690 GB of frames)
-    holds 1M positions (~27.7 GB of 96x96x3 frames), and the actors (the paper ran
-    many machines) are `num_envs` games stepped together.
+    (6x6x256 hidden state, a 16-block dynamics tower, prediction heads without a
+    tower), 50 PUCT simulations with tree-wide min-max Q normalisation, n = 10,
+    K = 5, 601-atom supports, prioritised replay with alpha = beta = 1, batch
+    1024 at 0.1 samples per state, SGD with momentum 0.9 at lr 0.05 decayed by
+    0.1 every 350k steps (the pseudocode's schedule), L2 1e-4, 27,000-step
+    episodes, no reward clipping. What cannot be the paper's on one accelerator,
+    and what the paper leaves open, is listed in the README ("atari_paper
+    against the paper").
     """
     base = Config(
         env="ALE/Breakout-v5",
         max_episode_steps=27_000,
         num_envs=128,
-        rollout_length=50,
+        rollout_length=80,  # 128 x 80 = 10,240 env steps per update: 0.1 samples per state
         network="resnet",
         resnet_channels=256,
         representation_blocks=(2, 3, 3),
         dynamics_blocks=16,
-        prediction_blocks=16,
+        prediction_blocks=0,  # "the same architecture as AlphaZero": conv and dense heads
         head_channels=16,
         hidden_size=256,
         value_support_size=300,
@@ -405,19 +423,22 @@ def atari_paper(**overrides) -> Config:
         unroll_steps=5,
         replay_capacity=1_000_000,
         min_replay_size=50_000,
+        priority_alpha=1.0,
+        priority_beta=1.0,
         batch_size=1024,
-        updates_per_iteration=1,  # ~6,400 env steps per update, near the paper's ratio
+        updates_per_iteration=1,
         optimizer="sgd",
         learning_rate=0.05,
         momentum=0.9,
-        lr_decay_steps=1_000_000,
+        lr_decay="exponential",
+        lr_decay_steps=350_000,
         lr_end_fraction=0.1,
         weight_decay=1e-4,
         max_grad_norm=None,
         frame_size=(96, 96),
         grayscale=False,
         history_length=32,
-        total_env_steps=1_000_000 * 6_400,  # 1M updates, as the paper
+        total_env_steps=1_000_000 * 10_240,  # 1M updates, as the paper
         eval_every=100,
         eval_episodes=8,
         solve_return=None,

@@ -4,7 +4,8 @@
 
 l_r and l_v are cross-entropies against two-hot targets on the supports, l_p
 against the search policy. Losses of unrolled steps k >= 1 are scaled by 1/K and
-the gradient into the dynamics through each hidden state by 1/2, as in the paper.
+the gradient through each hidden state that g produced, into the next g, by 1/2,
+as in the paper's pseudocode (the root state from h is not scaled).
 """
 
 from __future__ import annotations
@@ -53,10 +54,12 @@ class TrainState:
 
 
 def make_schedule(config: Config) -> optax.Schedule:
-    """Learning rate by update step: linear warm-up, then constant or cosine decay."""
+    """Learning rate by update step: linear warm-up, then constant, cosine or exponential decay."""
     peak = config.learning_rate
     if config.lr_decay_steps is None:
         main = optax.constant_schedule(peak)
+    elif config.lr_decay == "exponential":
+        main = optax.exponential_decay(peak, config.lr_decay_steps, config.lr_end_fraction)
     else:
         main = optax.cosine_decay_schedule(peak, config.lr_decay_steps,
                                            alpha=config.lr_end_fraction)
@@ -127,12 +130,13 @@ class Learner:
         value_loss, policy_loss = value_policy_loss(root, 0)
 
         def unroll(state, k):
-            state = scale_gradient(state, 0.5)
             inference = model.recurrent_inference(params, state, t.actions[:, k - 1])
             v, p = value_policy_loss(inference, k)
             r = cross_entropy(support.scalar_to_support(t.reward[:, k - 1], reward_support),
                               inference.reward_logits) * t.reward_mask[:, k - 1]
-            return inference.state, (v, p, r)
+            # As the paper's pseudocode: halve the gradient through each state g made,
+            # on its way into the next g; the root state from h is not scaled.
+            return scale_gradient(inference.state, 0.5), (v, p, r)
 
         _, (v_k, p_k, r_k) = jax.lax.scan(unroll, root.state, jnp.arange(1, num_unroll + 1))
         # Steps k >= 1 each weigh 1/K, so the unroll as a whole weighs as much as the root.

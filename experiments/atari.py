@@ -57,9 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
         argv, description=__doc__.split("\n\n")[0], default_preset="atari_tiny",
         preset_aliases={"tiny": "atari_tiny", "paper": "atari_paper"},
         add_arguments=add_arguments, overrides_from_args=overrides_from_args,
-        evaluate=evaluate, eval_label=lambda config: config.env, default_out=default_out,
-        # Builds the games and checks the config's fit to them, compiling nothing.
-        check=mz.Agent)
+        evaluate=evaluate, eval_label=lambda config: config.env, default_out=default_out)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from muzero_jax import checkpoint, cli
+from muzero_jax.agent import Agent
 from muzero_jax.config import PRESETS, Config, ConfigError
 from muzero_jax.train import TrainResult, train
 
@@ -47,6 +48,13 @@ def seconds_since_process_start() -> float:
         return time.perf_counter() - _IMPORTED
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line: its usage, a flag per config field, would bury them."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
          evaluate: Evaluate, eval_label: Callable[[Config], str],
          default_out: Callable[[Config, str], str],
@@ -67,11 +75,15 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
       add_arguments: adds the script's own flags.
       overrides_from_args: the config fields those flags set.
       check: raises ConfigError/ValueError for a config the script cannot run,
-        before anything compiles.
+        before anything compiles (default: building the `Agent`, which builds the
+        environment and checks the config against it).
+
+    Every user-facing error (a bad flag, value, environment or run directory)
+    ends the program with exit code 2 and a one-line message.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     aliases = preset_aliases or {}
-    parser = argparse.ArgumentParser(description=description)
+    parser = _Parser(description=description)
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed (default: the preset's, 0)")
     parser.add_argument("--out", default=None, help="run directory (default: "
@@ -115,17 +127,16 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
         except checkpoint.CheckpointError as e:
             parser.error(str(e))
     config = cli.build(parser, preset, overrides, base)
-    if check is not None:
-        try:
-            check(config)
-        except (ConfigError, ValueError) as e:
-            parser.error(str(e))
+    try:
+        (check or Agent)(config)
+    except (ConfigError, ValueError) as e:
+        parser.error(str(e))
     out = args.resume or args.out or default_out(config, args.preset)
 
     try:
         result = train(config, run_dir=out, resume=args.resume is not None)
     except checkpoint.CheckpointError as e:
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
+        parser.error(str(e))
     wall_seconds = seconds_since_process_start()
 
     eval_start = time.perf_counter()

@@ -86,6 +86,21 @@ def test_bad_overrides_exit_with_a_message(tmp_path):
         assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["--config.env", "Pong"], "env='Pong': not a registered"),  # fails building the env
+    (["--config.history_length", "4"], "history_length=4"),  # fails building the Agent
+    (["--config.num_simulation", "8"], "unknown config field 'num_simulation'"),
+    (["--config.num_simulations", "eight"], "invalid int value: 'eight'"),
+])
+def test_user_errors_exit_2_with_one_line(tmp_path, args, expected):
+    proc = subprocess.run([sys.executable, SCRIPT, "--out", str(tmp_path / "run"), *args],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1, proc.stderr  # one line, no usage, no traceback
+    assert proc.stderr.startswith("cartpole.py: error: ") and expected in proc.stderr
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
 TINY = ["--config.num_envs", "4", "--config.rollout_length", "8", "--config.hidden_size", "16",
         "--config.latent_size", "8", "--config.num_hidden_layers", "1",
         "--config.num_simulations", "4", "--config.batch_size", "16",

@@ -151,7 +151,8 @@ def test_priorities_written_back_are_the_value_errors_by_hand(tiny_config):
         action=jnp.zeros((b, t), jnp.int32), reward=jnp.ones((b, t)),
         terminated=jnp.zeros((b, t), bool), truncated=jnp.zeros((b, t), bool),
         search_policy=jnp.full((b, t, 2), 0.5), root_value=jnp.full((b, t), 7.0),
-        final_value=jnp.zeros((b, t)), episode_return=jnp.zeros((b, t)),
+        final_value=jnp.zeros((b, t)), final_observation=jnp.zeros((b, t, 4)),
+        episode_return=jnp.zeros((b, t)),
         episode_length=jnp.zeros((b, t), jnp.int32))
     buffer = agent.add(agent.init_replay(), traj)
     step_key = jax.random.split(jax.random.key(5), 1)[0]  # update's key for its one step

@@ -17,6 +17,7 @@ from muzero_jax.config import (
     atari_paper,
     atari_tiny,
     cartpole,
+    muzero_reanalyze,
     sample_efficient,
     validate,
 )
@@ -34,5 +35,6 @@ warnings.filterwarnings("ignore", message=r".*found in sys.modules after import 
 __all__ = [
     "PRESETS", "Agent", "Batch", "Config", "ConfigError", "Exploration", "SearchOutput",
     "TrainResult", "TrainState", "Trajectory", "atari_paper", "atari_tiny", "cartpole",
-    "evaluate_gymnasium", "evaluate_jax", "sample_efficient", "train", "validate",
+    "evaluate_gymnasium", "evaluate_jax", "muzero_reanalyze", "sample_efficient", "train",
+    "validate",
 ]

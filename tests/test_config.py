@@ -73,3 +73,17 @@ def test_atari_paper_has_the_papers_numbers():
     assert cfg.max_episode_steps == 27_000 and cfg.value_loss_weight == 1.0
     assert not cfg.use_target_network and cfg.num_reanalyzed == 0  # plain MuZero
     assert cfg.total_env_steps // (cfg.num_envs * cfg.rollout_length) == 1_000_000  # updates
+
+
+def test_reanalyze_preset_is_the_papers_reanalyze():
+    """SPEC.md, "MuZero Reanalyze": target-network values in every z, fresh policies for
+    80% of each batch, value loss weight 0.25, n = 5."""
+    cfg = mz.PRESETS["reanalyze"]()
+    assert cfg == mz.muzero_reanalyze()
+    assert cfg.use_target_network  # so every window bootstraps from the target network
+    assert cfg.num_reanalyzed == cfg.batch_size
+    assert cfg.num_reanalyzed_policies == round(0.8 * cfg.batch_size)
+    assert (cfg.value_loss_weight, cfg.td_steps) == (0.25, 5)
+    # sample_efficient is not it: a quarter reanalyzed, no target network, n = 50.
+    other = mz.sample_efficient()
+    assert (other.num_reanalyzed, other.use_target_network, other.td_steps) == (64, False, 50)

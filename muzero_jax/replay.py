@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from muzero_jax import history
+from muzero_jax.envs import to_float
 from muzero_jax.selfplay import Trajectory
 
 # The fields of a Trajectory that replay stores (episode statistics are not).
@@ -159,7 +160,7 @@ def num_windows(buffer: ReplayBuffer, window_length: int,
 
 def observations(buffer: ReplayBuffer, stream: chex.Array, slots: chex.Array, *,
                  history_length: int = 0) -> jax.Array:
-    """The observations h sees at some positions: `[N, P, *obs_shape]` float32.
+    """The observations h sees at some positions: `[N, P, *obs_shape]` float32 (frames in [0, 1]).
 
     Args:
       buffer: the replay buffer.
@@ -174,7 +175,7 @@ def observations(buffer: ReplayBuffer, stream: chex.Array, slots: chex.Array, *,
     """
     rows = stream[:, None]
     if history_length == 0:
-        return buffer.observation[rows, slots].astype(jnp.float32)
+        return to_float(buffer.observation[rows, slots])
     length = buffer.length
     num_actions = buffer.search_policy.shape[-1]
     # The newest logical position that lives in each slot.

@@ -8,7 +8,7 @@ import pytest
 from gymnasium.envs.phys2d.cartpole import CartPoleFunctional, CartPoleParams
 
 from muzero_jax import envs
-from muzero_jax.envs.functional import JaxEnv
+from muzero_jax.envs.functional import FuncJaxEnv
 
 
 def _synced(env, gym_env, obs):
@@ -21,7 +21,7 @@ def _synced(env, gym_env, obs):
 
 def test_cartpole_matches_gymnasium_episode_for_episode():
     """Same start, same (random) actions: same observations, rewards and flags."""
-    env = envs.make("CartPole-v1")
+    env = envs.make_jax("jax/CartPole-v1")
     step = jax.jit(env.step)
     rng = np.random.default_rng(0)
     for episode in range(10):
@@ -48,7 +48,7 @@ def test_cartpole_matches_gymnasium_step_by_step_to_the_time_limit():
     hundreds of open-loop steps; each single step must still agree, and the
     500th must be reported as truncation.
     """
-    env = envs.make("CartPole-v1")
+    env = envs.make_jax("jax/CartPole-v1")
     step = jax.jit(env.step)
     reference = gym.make("CartPole-v1")
     obs, _ = reference.reset(seed=3)
@@ -67,8 +67,8 @@ def test_cartpole_matches_gymnasium_step_by_step_to_the_time_limit():
 
 def test_gymnasium_default_functional_params_are_not_cartpole_v1():
     """Why envs.cartpole passes its own parameters: the defaults diverge from v1 at once."""
-    default = JaxEnv(CartPoleFunctional(), CartPoleParams(), max_episode_steps=500,
-                     num_actions=2)
+    default = FuncJaxEnv(CartPoleFunctional(), CartPoleParams(), max_episode_steps=500,
+                         num_actions=2)
     reference = gym.make("CartPole-v1")
     obs, _ = reference.reset(seed=0)
     state = _synced(default, reference, obs)
@@ -80,7 +80,7 @@ def test_gymnasium_default_functional_params_are_not_cartpole_v1():
 
 
 def test_time_limit_is_truncation_and_auto_resets():
-    env = envs.make("CartPole-v1", max_episode_steps=3)
+    env = envs.make_jax("jax/CartPole-v1", max_episode_steps=3)
     state = env.reset(jax.random.key(1))
     step = jax.jit(env.step)
     flags = []
@@ -96,7 +96,7 @@ def test_time_limit_is_truncation_and_auto_resets():
 
 
 def test_termination_is_not_truncation():
-    env = envs.make("CartPole-v1")
+    env = envs.make_jax("jax/CartPole-v1")
     state = env.reset(jax.random.key(2))
     step = jax.jit(env.step)
     steps = 0
@@ -110,7 +110,7 @@ def test_termination_is_not_truncation():
 
 
 def test_vmapped_reset_and_step_keep_the_batch_axis():
-    env = envs.make("CartPole-v1")
+    env = envs.make_jax("jax/CartPole-v1")
     state = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), 5))
     state, out = jax.vmap(env.step)(state, jnp.zeros(5, jnp.int32))
     assert out.observation.shape == (5, 4) and out.observation.dtype == jnp.float32
@@ -118,5 +118,5 @@ def test_vmapped_reset_and_step_keep_the_batch_axis():
 
 
 def test_unknown_env_names_the_registered_ones():
-    with pytest.raises(ValueError, match="CartPole-v1"):
-        envs.make("NoSuchEnv-v0")
+    with pytest.raises(ValueError, match="jax/CartPole-v1"):
+        envs.make_jax("jax/NoSuchEnv-v0")

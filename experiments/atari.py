@@ -20,8 +20,6 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import jax  # noqa: E402
-
 import muzero_jax as mz  # noqa: E402
 from muzero_jax import experiment  # noqa: E402
 
@@ -41,12 +39,6 @@ def overrides_from_args(args) -> dict:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def evaluate(result: mz.TrainResult, config: mz.Config):
-    # evaluate_jax drives fresh emulators through the same preprocessing and history.
-    return mz.evaluate_jax(result.agent, result.state, jax.random.key(10_000 + config.seed),
-                           config.final_eval_episodes)
-
-
 def default_out(config: mz.Config, preset: str) -> str:
     game = config.env.split("/")[-1].split("-")[0].lower()
     return os.path.join("runs", f"atari-{game}-{preset}-seed{config.seed}")
@@ -57,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
         argv, description=__doc__.split("\n\n")[0], default_preset="atari_tiny",
         preset_aliases={"tiny": "atari_tiny", "paper": "atari_paper"},
         add_arguments=add_arguments, overrides_from_args=overrides_from_args,
-        evaluate=evaluate, eval_label=lambda config: config.env, default_out=default_out)
+        default_out=default_out)
 
 
 if __name__ == "__main__":

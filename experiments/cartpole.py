@@ -22,20 +22,12 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import muzero_jax as mz  # noqa: E402
 from muzero_jax import experiment  # noqa: E402
-
-
-def evaluate(result: mz.TrainResult, config: mz.Config):
-    # Gymnasium's own CartPole-v1, not our JAX port: the bar is set on theirs.
-    return mz.evaluate_gymnasium(result.agent, result.state, "CartPole-v1",
-                                 config.final_eval_episodes, seed=10_000 + config.seed)
 
 
 def main(argv: list[str] | None = None) -> dict:
     return experiment.main(
         argv, description=__doc__.split("\n\n")[0], default_preset="cartpole",
-        evaluate=evaluate, eval_label=lambda config: "gymnasium CartPole-v1",
         default_out=lambda config, preset: os.path.join(
             "runs", f"{preset}-seed{config.seed}"))
 

@@ -20,7 +20,6 @@ import mctx
 
 from muzero_jax import envs, history, reanalyze, replay, selfplay
 from muzero_jax.config import Config, ConfigError, validate
-from muzero_jax.envs import atari
 from muzero_jax.learner import Batch, Learner, TrainState
 from muzero_jax.networks import Model
 from muzero_jax.search import Exploration, Searcher, SearchOutput
@@ -32,51 +31,41 @@ class Agent:
 
     Args:
       config: the configuration (validated here, before anything compiles).
-      env: the environment: a JAX env (`envs.make(config.env)` by default) or, for
-        `ALE/<Game>-v5` ids, the host-driven `envs.atari.Atari(config)`, whose
-        observations are the stacks of `config.history_length` frames and actions.
-        Either way the same `reset` / `rollout` / `add` / `update` calls drive it.
+      env: the environment, any realisation of `muzero_jax.envs`'s protocol (a
+        `JaxEnv` or a `HostEnv`); default `envs.make(config)`, from `config.env`'s
+        id. The same `reset` / `rollout` / `add` / `update` calls drive either.
     """
 
-    def __init__(self, config: Config, env: envs.JaxEnv | atari.Atari | None = None):
+    def __init__(self, config: Config, env: envs.Env | None = None):
         validate(config)
         if env is None:
-            env = (atari.Atari(config) if atari.is_atari(config.env)
-                   else envs.make(config.env, config.max_episode_steps))
-        self.host = isinstance(env, atari.Atari)
-        if self.host:
-            if config.history_length < 1:
-                raise ConfigError(f"history_length={config.history_length}: {config.env!r} "
-                                  f"is played from frames; expected >= 1 (paper: 32)")
-            # What replay stores per position, and what h sees (the stack).
-            self.stored_observation_shape = env.frame_shape
-            observation_shape = history.planes_shape(env.frame_shape, config.history_length)
-        else:
-            if config.history_length != 0:
-                raise ConfigError(f"history_length={config.history_length}: frame histories "
-                                  f"are for ALE games, not {config.env!r}; expected 0")
-            self.stored_observation_shape = observation_shape = env.observation_shape
-        validate(config, max_abs_reward=env.max_abs_reward,
-                 observation_shape=observation_shape, num_actions=env.num_actions)
+            env = envs.make(config)
+        spec = env.spec
         self.config = config
         self.env = env
-        self.num_actions = env.num_actions
+        self.spec = spec
+        self.num_actions = spec.num_actions
+        # What h sees (with a frame history: the stack of planes); replay stores what
+        # the env gives, one observation per position.
+        observation_shape = _actor_observation_shape(env, config)
+        max_abs_reward = (config.max_abs_reward if config.max_abs_reward is not None
+                          else spec.max_abs_reward)
+        validate(config, max_abs_reward=max_abs_reward,
+                 observation_shape=observation_shape, num_actions=spec.num_actions)
         self.observation_shape = observation_shape
-        self.model = Model(config, env.num_actions, observation_shape)
+        self.stored_observation_shape = spec.observation_shape
+        self.model = Model(config, spec.num_actions, observation_shape)
         self.searcher = Searcher(self.model, config)
+        self.actor = selfplay.make_actor(env, self.searcher, config)
+        self.host = self.actor.host
         self.learner = Learner(self.model, config)
         self.training_exploration = Exploration.training(config)
 
         self._act = jax.jit(self._act_impl)
-        self._rollout = jax.jit(self._rollout_impl, static_argnames="num_steps")
         self._learn = jax.jit(self.learner.learn)
         self._add = jax.jit(replay.add, donate_argnums=0)
         self._update = jax.jit(self._update_impl, donate_argnums=(0, 1))
         self._make_batch = jax.jit(self._make_batch_impl)
-        if self.host:
-            self._host_search = jax.jit(self._host_search_impl)
-            self._push = jax.jit(history.push)
-            self._final_value = jax.jit(self._final_value_impl)
         self._search_tree = jax.jit(self.searcher.search_tree)
 
     # --- state -------------------------------------------------------------------
@@ -87,25 +76,20 @@ class Agent:
     def init_replay(self) -> replay.ReplayBuffer:
         """An empty buffer with one stream per self-play environment."""
         cfg = self.config
-        # Frames are stored as the emulator gives them: one uint8 frame per position.
-        dtype = jnp.uint8 if self.host else jnp.float32
+        # Frames are stored as the env gives them: one uint8 frame per position.
+        dtype = jnp.uint8 if self.spec.frames else jnp.float32
         return replay.init(cfg.num_envs, cfg.replay_length, self.stored_observation_shape,
                            self.num_actions, observation_dtype=dtype,
-                           max_episode_steps=self.env.max_episode_steps)
+                           max_episode_steps=self.spec.max_episode_steps)
 
     def reset(self, key: chex.PRNGKey,
               num_envs: int | None = None) -> envs.EnvState | selfplay.HostEnvState:
         """`[num_envs]` fresh environments (default: config.num_envs).
 
-        Host games (Atari) are new emulators each call, seeded from `key`, so that an
-        evaluation never disturbs the games self-play is in the middle of.
+        Host envs are new instances each call, seeded from `key`, so that an
+        evaluation never disturbs the ones self-play is in the middle of.
         """
-        num_envs = num_envs or self.config.num_envs
-        if self.host:
-            seed = int(jax.random.randint(key, (), 0, 2**31 - 1 - num_envs))
-            return selfplay.host_reset(self.env.make(num_envs), seed,
-                                       self.config.history_length)
-        return selfplay.reset(self.env, key, num_envs)
+        return self.actor.reset(key, num_envs or self.config.num_envs)
 
     # --- acting ------------------------------------------------------------------
     def _act_impl(self, params, key, obs, exploration, invalid_actions):
@@ -118,14 +102,15 @@ class Agent:
         Args:
           state: the learner state (its params are used).
           key: PRNG key (consumed).
-          obs: `[B, *obs_shape]`, or one observation `[*obs_shape]`.
+          obs: `[B, *obs_shape]`, or one observation `[*obs_shape]` (uint8 frames
+            are scaled to [0, 1]; with a frame history, obs is the stack of planes).
           greedy: act greedily (no noise, temperature 0), as in evaluation.
           invalid_actions: optional `[B, A]` (or `[A]`) bool, True where illegal.
 
         Returns:
           `SearchOutput` (`[B]` or unbatched, matching `obs`).
         """
-        obs = jnp.asarray(obs, jnp.float32)
+        obs = envs.to_float(obs)
         single = obs.shape == self.observation_shape
         if single:
             obs = obs[None]
@@ -146,28 +131,15 @@ class Agent:
         For looking at one decision (see `treeviz`); acting uses `act`.
         """
         exploration = Exploration.greedy() if greedy else self.training_exploration
-        return self._search_tree(state.params, key, jnp.asarray(obs, jnp.float32), exploration)
-
-    def _rollout_impl(self, params, env_state, key, exploration, num_steps):
-        return selfplay.rollout(self.env, self.searcher, params, env_state, key,
-                                exploration, num_steps)
-
-    def _host_search_impl(self, params, key, hist, exploration):
-        obs = history.history_planes(hist, self.num_actions)
-        return self.searcher(params, key, obs, exploration)
-
-    def _final_value_impl(self, params, hist, final_frame, action):
-        hist = history.push(hist, final_frame, action, jnp.zeros(action.shape, bool))
-        obs = history.history_planes(hist, self.num_actions)
-        return self.model.initial_inference(params, obs).value
+        return self._search_tree(state.params, key, envs.to_float(obs), exploration)
 
     def rollout(self, state: TrainState, env_state: envs.EnvState | selfplay.HostEnvState,
                 key: chex.PRNGKey, *, greedy: bool = False, num_steps: int | None = None,
                 exploration: Exploration | None = None):
         """Self-play for `num_steps` (default rollout_length) steps of `[B]` envs.
 
-        JAX envs: one jitted program. Host games: a Python loop over the steps, one
-        jitted batched search per step (`selfplay.host_rollout`).
+        JAX envs: one jitted program. Host envs: a Python loop over the steps, one
+        jitted batched search per step (`selfplay.HostActor`).
         `exploration` (e.g. `Exploration.scheduled(config, progress)`) overrides the
         config's training knobs; `greedy` plays without noise at temperature 0.
         Returns the new env states and a `[B, T]` `selfplay.Trajectory`.
@@ -177,14 +149,7 @@ class Agent:
         elif greedy:
             raise ValueError("pass either greedy=True or an exploration, not both")
         num_steps = num_steps or self.config.rollout_length
-        if self.host:
-            params = state.params
-            return selfplay.host_rollout(
-                env_state, key, num_steps,
-                search=lambda k, h: self._host_search(params, k, h, exploration),
-                push=self._push,
-                final_value=lambda h, f, a: self._final_value(params, h, f, a))
-        return self._rollout(state.params, env_state, key, exploration, num_steps=num_steps)
+        return self.actor.rollout(state.params, env_state, key, exploration, num_steps)
 
     # --- learning ----------------------------------------------------------------
     def add(self, buffer: replay.ReplayBuffer,
@@ -303,3 +268,16 @@ class Agent:
                                            self.config.history_length)) > 0)
 
 
+
+
+def _actor_observation_shape(env: envs.Env, config: Config) -> tuple[int, ...]:
+    """What h sees: the env's observation, or with a frame history the stack of planes."""
+    spec = env.spec
+    if config.history_length:
+        if not spec.frames:
+            raise ConfigError(
+                f"history_length={config.history_length}: frame histories need uint8 frame "
+                f"observations (height, width, channels); {spec.env_id!r} observes "
+                f"{spec.observation_dtype} {spec.observation_shape}; expected 0")
+        return history.planes_shape(spec.observation_shape, config.history_length)
+    return spec.observation_shape

@@ -21,8 +21,12 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Config:
     # --- environment -------------------------------------------------------
-    env: str = "CartPole-v1"  # a registered JAX env id (muzero_jax.envs) or "ALE/<Game>-v5"
+    env: str = "jax/CartPole-v1"  # jax/<name>, gymnax/<id>, ALE/<Game>-v5 or a gymnasium id
+    #   (muzero_jax.envs: the rule that maps an id to its env)
     max_episode_steps: int | None = None  # time limit (truncation); None: env's own
+    max_abs_reward: float | None = None  # largest |reward| of a step; None: the env's, if known
+    vector_mode: Literal["sync", "async"] = "sync"  # gymnasium ids: envs in this process or
+    #   in worker processes (gymnasium.make_vec)
     observation_shape: tuple[int, ...] | None = None  # None: take the env's; else checked
     num_envs: int = 16  # B: environments stepped in lock-step by self-play
     rollout_length: int = 50  # T: self-play steps per env per training iteration
@@ -213,6 +217,11 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     _positive(cfg, "frame_skip")
     if cfg.noop_max < 0:
         raise ConfigError(f"noop_max={cfg.noop_max!r}: expected an integer >= 0")
+    if cfg.vector_mode not in ("sync", "async"):
+        raise ConfigError(f"vector_mode={cfg.vector_mode!r}: expected 'sync' or 'async'")
+    if cfg.max_abs_reward is not None and not cfg.max_abs_reward > 0:
+        raise ConfigError(f"max_abs_reward={cfg.max_abs_reward!r}: expected a value > 0 or "
+                          "None")
     if cfg.search not in ("muzero", "gumbel"):
         raise ConfigError(f"search={cfg.search!r}: expected 'muzero' or 'gumbel'")
     if cfg.q_normalisation not in ("tree_min_max", "parent_and_siblings"):
@@ -357,7 +366,7 @@ def cartpole(**overrides) -> Config:
     did not pay for themselves at this replay ratio.
     """
     base = Config(
-        env="CartPole-v1",
+        env="jax/CartPole-v1",
         num_envs=16,
         rollout_length=25,
         hidden_size=64,

@@ -10,10 +10,12 @@ From the command line, on a run directory written by training:
 
     python -m muzero_jax.evaluate RUN_DIR [--episodes N] [--video] [--tree-png FILE]
 
-loads the latest checkpoint, plays N greedy episodes of the Gymnasium env and
-prints their mean and std return; `--video` records one episode as an MP4
-(Gymnasium's `RecordVideo`, which needs moviepy; CartPole's renderer needs
-pygame) and `--tree-png` draws the search tree of the episode's first decision.
+loads the latest checkpoint, plays N greedy episodes of the run's env in its
+Gymnasium form (`--env` names another; envs without one, such as gymnax games,
+are played as they trained) and prints their mean and std return; `--video`
+records one episode as an MP4 (Gymnasium's `RecordVideo`, which needs moviepy;
+CartPole's renderer needs pygame) and `--tree-png` draws the search tree of the
+episode's first decision.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import jax
 import numpy as np
 
 from muzero_jax.agent import Agent
-from muzero_jax.config import ConfigError
+from muzero_jax.config import Config, ConfigError
 from muzero_jax.learner import TrainState
 
 VIDEO_INSTALL = "pip install moviepy==2.2.1 pygame==2.6.1"
@@ -37,10 +39,15 @@ VIDEO_INSTALL = "pip install moviepy==2.2.1 pygame==2.6.1"
 
 def evaluate_jax(agent: Agent, state: TrainState, key: jax.Array,
                  num_episodes: int) -> np.ndarray:
-    """Returns of `num_episodes` greedy episodes on the agent's JAX env. `[E]` float."""
+    """Returns of `num_episodes` greedy episodes on the agent's own env. `[E]` float.
+
+    Plays fresh envs through the agent's actor (JAX or host, with its frame history),
+    `config.num_envs` at a time, counting each env's first episode.
+    """
     cfg = agent.config
     num_envs, chunk = cfg.num_envs, cfg.rollout_length
-    max_chunks = math.ceil(agent.env.max_episode_steps / chunk) + 1
+    # An env without a time limit gets one here, so an evaluation always ends.
+    max_chunks = math.ceil((agent.spec.max_episode_steps or 100_000) / chunk) + 1
     returns = []
     for _ in range(math.ceil(num_episodes / num_envs)):
         key, reset_key = jax.random.split(key)
@@ -69,7 +76,8 @@ def evaluate_gymnasium(agent: Agent, state: TrainState, env_id: str, num_episode
     """
     key = jax.random.key(seed) if key is None else key
     games = [gym.make(env_id) for _ in range(num_episodes)]
-    obs = np.stack([g.reset(seed=seed + i)[0] for i, g in enumerate(games)]).astype(np.float32)
+    # Observations keep their dtype: `act` scales uint8 frames as training did.
+    obs = np.stack([np.asarray(g.reset(seed=seed + i)[0]) for i, g in enumerate(games)])
     returns = np.zeros(num_episodes)
     active = np.ones(num_episodes, bool)
     while active.any():
@@ -83,6 +91,39 @@ def evaluate_gymnasium(agent: Agent, state: TrainState, env_id: str, num_episode
     for g in games:
         g.close()
     return returns
+
+
+def evaluate_final(agent: Agent, state: TrainState, config: Config,
+                   num_episodes: int | None = None) -> tuple[np.ndarray, str]:
+    """The end-of-run greedy evaluation on the env the user named. Returns (`[E]` returns, label).
+
+    An env with a Gymnasium form (`spec.eval_id`: jax/CartPole-v1's twin CartPole-v1, a
+    Gymnasium id itself) is played on `gymnasium.make(eval_id)`, the reference
+    implementation; every other env (ALE with its frame history, gymnax envs without
+    a twin) on fresh instances of itself through the agent's actor. `num_episodes`
+    defaults to config.final_eval_episodes; episode seeds and keys start at
+    10,000 + config.seed, apart from training's.
+    """
+    num_episodes = num_episodes or config.final_eval_episodes
+    spec = agent.spec
+    # A frame history lives in the actor, so such envs are played through it.
+    if spec.eval_id is not None and not config.history_length:
+        returns = evaluate_gymnasium(agent, state, spec.eval_id, num_episodes,
+                                     seed=10_000 + config.seed)
+        return returns, f"gymnasium {spec.eval_id}"
+    returns = evaluate_jax(agent, state, jax.random.key(10_000 + config.seed), num_episodes)
+    return returns, spec.env_id
+
+
+def solve_threshold(agent: Agent, config: Config) -> float | None:
+    """The return that counts as solved: Gymnasium's reward_threshold for the evaluated
+    env where it has one (CartPole-v1: 475, Acrobot-v1: -100), else config.solve_return."""
+    env_id = agent.spec.eval_id or agent.spec.env_id
+    try:
+        threshold = gym.spec(env_id).reward_threshold
+    except gym.error.Error:
+        threshold = None
+    return threshold if threshold is not None else config.solve_return
 
 
 def record_video(agent: Agent, state: TrainState, env_id: str, video_dir: str, *,
@@ -166,13 +207,21 @@ def main(argv: list[str] | None = None) -> int:
                                                      agent.init(jax.random.key(0)))
     except (checkpoint.CheckpointError, ConfigError, ValueError) as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
-    env_id = args.env or config.env
-    try:
-        gym.spec(env_id)
-    except gym.error.Error as e:
-        parser.exit(2, f"{parser.prog}: error: --env {env_id!r}: not a Gymnasium env ({e})\n")
-
-    returns = evaluate_gymnasium(agent, state, env_id, args.episodes, seed=args.seed)
+    # The Gymnasium env to play: --env, else the run's env's Gymnasium form, if it has one.
+    env_id = args.env or (agent.spec.eval_id if not config.history_length else None)
+    if env_id is None:
+        if args.video or args.tree_png:
+            parser.error(f"--video and --tree-png play a Gymnasium env; {config.env!r} has no "
+                         "Gymnasium form: name one with --env")
+        returns = evaluate_jax(agent, state, jax.random.key(args.seed), args.episodes)
+        env_id = config.env
+    else:
+        try:
+            gym.spec(env_id)
+        except gym.error.Error as e:
+            parser.exit(2, f"{parser.prog}: error: --env {env_id!r}: not a Gymnasium env "
+                        f"({e})\n")
+        returns = evaluate_gymnasium(agent, state, env_id, args.episodes, seed=args.seed)
     print(f"{env_id}: checkpoint {step} ({int(state.step)} updates): return "
           f"{np.mean(returns):.1f} +- {np.std(returns):.1f} over {len(returns)} greedy "
           f"episodes (min {np.min(returns):.0f}, max {np.max(returns):.0f})")

@@ -24,12 +24,18 @@ import numpy as np
 from muzero_jax import checkpoint, cli
 from muzero_jax.agent import Agent
 from muzero_jax.config import PRESETS, Config, ConfigError
+from muzero_jax.evaluate import evaluate_final, solve_threshold
 from muzero_jax.train import TrainResult, train
 
 _IMPORTED = time.perf_counter()
 
-# evaluate(result, config) -> the returns of the final greedy episodes.
-Evaluate = Callable[[TrainResult, Config], np.ndarray]
+# evaluate(result, config) -> the returns of the final greedy episodes, and what was played.
+Evaluate = Callable[[TrainResult, Config], tuple[np.ndarray, str]]
+
+
+def evaluate_named_env(result: TrainResult, config: Config) -> tuple[np.ndarray, str]:
+    """The default final evaluation: `evaluate.evaluate_final` on the trained agent."""
+    return evaluate_final(result.agent, result.state, config)
 
 
 def seconds_since_process_start() -> float:
@@ -56,8 +62,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
-         evaluate: Evaluate, eval_label: Callable[[Config], str],
          default_out: Callable[[Config, str], str],
+         evaluate: Evaluate = evaluate_named_env,
          preset_aliases: dict[str, str] | None = None,
          add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
          overrides_from_args: Callable[[argparse.Namespace], dict] | None = None,
@@ -68,8 +74,8 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
       argv: the flags (None: sys.argv[1:]).
       description: the script's one-line description, for --help.
       default_preset: the `PRESETS` name used without `--preset`.
-      evaluate: plays the final greedy episodes.
-      eval_label: what was evaluated, for the last line printed.
+      evaluate: plays the final greedy episodes (default: on the env the config names,
+        or its Gymnasium twin).
       default_out: the run directory without `--out`, from the config and preset.
       preset_aliases: short preset names the script accepts (e.g. tiny -> atari_tiny).
       add_arguments: adds the script's own flags.
@@ -140,10 +146,11 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
     wall_seconds = seconds_since_process_start()
 
     eval_start = time.perf_counter()
-    returns = np.asarray(evaluate(result, config))
+    returns, eval_label = evaluate(result, config)
+    returns = np.asarray(returns)
     eval_seconds = time.perf_counter() - eval_start
-    # The env's own bar (Gymnasium's reward_threshold) where we know it, else the config's.
-    threshold = _SOLVED.get(config.env, config.solve_return)
+    # The env's own bar (Gymnasium's reward_threshold) where it has one, else the config's.
+    threshold = solve_threshold(result.agent, config)
     summary = {
         "env": config.env,
         "preset": preset,
@@ -156,6 +163,7 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
         "eval_return_std": float(np.std(returns)),
         "eval_return_min": float(np.min(returns)),
         "eval_episodes": int(len(returns)),
+        "eval_env": eval_label,
         "solved": bool(threshold is not None and np.mean(returns) >= threshold),
         "solved_during_training": result.solved,
         "seed": config.seed,
@@ -163,13 +171,10 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
     }
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    print(f"eval on {eval_label(config)}: {summary['eval_return_mean']:.1f} "
+    print(f"eval on {eval_label}: {summary['eval_return_mean']:.1f} "
           f"+- {summary['eval_return_std']:.1f} over {len(returns)} greedy episodes | "
           f"wall {summary['wall_seconds']:.1f}s (compile included) | "
           f"{result.env_steps} env steps | {result.train_steps} updates | "
           f"eval {eval_seconds:.1f}s -> {out}/summary.json")
     return summary
 
-
-# Gymnasium's reward_threshold for the envs whose bar we know.
-_SOLVED = {"CartPole-v1": 475.0}

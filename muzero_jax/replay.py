@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from muzero_jax import history
+from muzero_jax.envs import to_float
 from muzero_jax.selfplay import Trajectory
 
 # The fields of a Trajectory that replay stores (episode statistics are not).
@@ -214,7 +215,7 @@ def num_windows(buffer: ReplayBuffer, window_length: int,
 
 def observations(buffer: ReplayBuffer, stream: chex.Array, slots: chex.Array, *,
                  history_length: int = 0) -> jax.Array:
-    """The observations h sees at some positions: `[N, P, *obs_shape]` float32.
+    """The observations h sees at some positions: `[N, P, *obs_shape]` float32 (frames in [0, 1]).
 
     Args:
       buffer: the replay buffer.
@@ -228,7 +229,7 @@ def observations(buffer: ReplayBuffer, stream: chex.Array, slots: chex.Array, *,
         are left out (zero), so nothing leaks across episodes.
     """
     if history_length == 0:
-        return buffer.observation[stream[:, None], slots].astype(jnp.float32)
+        return to_float(buffer.observation[stream[:, None], slots])
     frames, actions = _stack_parts(buffer, stream, slots, history_length)
     return history.planes(frames, actions, buffer.search_policy.shape[-1])
 
@@ -287,7 +288,7 @@ def final_observations(buffer: ReplayBuffer, stream: chex.Array, position: chex.
     found = jnp.any(match, axis=1)
     frame = buffer.final_observation[stream, jnp.argmax(match, axis=1)]
     if history_length == 0:
-        return frame.astype(jnp.float32), found
+        return to_float(frame), found
     slot = position % buffer.length
     frames, actions = _stack_parts(buffer, stream, slot[:, None], history_length)
     frames = jnp.concatenate([frames[:, 0, 1:], frame[:, None]], axis=1)

@@ -1,18 +1,21 @@
 """Self-play: B environments stepped T times, searching at every step.
 
-For JAX environments the rollout is one jitted `lax.scan` over time whose body
-searches the whole batch at once and steps the vmapped environment. Host-driven
-environments (ALE's vectorised Atari) are stepped by `host_rollout`, a Python
-loop over the T steps that calls the same jitted batched search at each and
-keeps each game's frame/action history on the device. Both return a
-`Trajectory`, the one format replay accepts (see it for the row layout).
+An actor drives one realisation of the env protocol (`muzero_jax.envs.base`):
+
+- `JaxActor` (JAX-native envs): the rollout is one jitted `lax.scan` over time
+  whose body searches the whole batch at once and steps the vmapped environment.
+- `HostActor` (Gymnasium, ALE): a Python loop over the T steps that calls one
+  jitted batched search per step; with `history_length` H > 0 (frames) it keeps
+  each env's last H frames and actions on the device (`muzero_jax.history`).
+
+`make_actor` picks one from the env; both return a `Trajectory`, the one format
+replay accepts (see it for the row layout), and both mask illegal actions at the
+root where the env reports legal-action masks.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
 
 import chex
 import jax
@@ -20,9 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from muzero_jax import history as history_lib
-from muzero_jax.envs import EnvState, JaxEnv
+from muzero_jax.config import Config, ConfigError
+from muzero_jax.envs import EnvState, HostEnv, HostEnvs, JaxEnv, to_float
 from muzero_jax.networks import Params
-from muzero_jax.search import Exploration, Searcher, SearchOutput
+from muzero_jax.search import Exploration, Searcher
 
 
 @chex.dataclass(frozen=True)
@@ -34,9 +38,9 @@ class Trajectory:
     each other in a stream: after a row with `terminated` or `truncated`, the next
     row is the next episode's first observation.
 
-    observation: `[B, T, *obs_shape]` the observation searched at step t; with a
-      frame history, only its newest frame `[B, T, *frame_shape]` uint8 (replay
-      rebuilds the stack from consecutive rows).
+    observation: `[B, T, *obs_shape]` the observation searched at step t, as the env
+      gives it (uint8 frames stay uint8); with a frame history, only its newest
+      frame (replay rebuilds the stack from consecutive rows).
     action: `[B, T]` int32, the action taken.
     reward: `[B, T]` float32, the reward received for it.
     terminated: `[B, T]` bool, the episode reached a terminal state after it.
@@ -66,126 +70,198 @@ class Trajectory:
     episode_length: chex.Array
 
 
-def reset(env: JaxEnv, key: chex.PRNGKey, num_envs: int) -> EnvState:
-    """`[num_envs]` fresh environments."""
-    return jax.vmap(env.reset)(jax.random.split(key, num_envs))
+def _invalid(legal_action_mask: chex.Array | None) -> chex.Array | None:
+    return None if legal_action_mask is None else ~jnp.asarray(legal_action_mask, bool)
 
 
-def rollout(env: JaxEnv, searcher: Searcher, params: Params, env_state: EnvState,
-            key: chex.PRNGKey, exploration: Exploration,
-            num_steps: int) -> tuple[EnvState, Trajectory]:
-    """Runs `num_steps` steps of search-and-act on every environment.
+class JaxActor:
+    """Self-play on a JAX env: reset and rollout are pure and jitted.
 
     Args:
       env: the single-env JAX environment (vmapped here).
       searcher: the batched search.
-      params: network parameters.
-      env_state: `[B]` environment states.
-      key: PRNG key (consumed).
-      exploration: acting knobs (training or greedy).
-      num_steps: T (static).
-
-    Returns:
-      The `[B]` environment states after T steps, and the `[B, T]` trajectory.
     """
-    model = searcher.model
 
-    def step(env_state: EnvState, step_key):
-        observation = env_state.observation
-        out = searcher(params, step_key, observation, exploration)
-        env_state, env_out = jax.vmap(env.step)(env_state, out.action)
-        # The time limit is rare: only pay for the extra network call when it hits.
-        final_value = jax.lax.cond(
-            jnp.any(env_out.truncated),
-            lambda: jnp.where(env_out.truncated,
-                              model.initial_inference(params, env_out.final_observation).value,
-                              0.0),
-            lambda: jnp.zeros_like(env_out.reward))
-        row = Trajectory(
-            observation=observation, action=out.action, reward=env_out.reward,
-            terminated=env_out.terminated, truncated=env_out.truncated,
-            search_policy=out.search_policy, root_value=out.root_value,
-            final_value=final_value, final_observation=env_out.final_observation,
-            episode_return=env_out.episode_return,
-            episode_length=env_out.episode_length)
-        return env_state, row
+    host = False
 
-    env_state, rows = jax.lax.scan(step, env_state,
-                                   jax.random.split(key, num_steps))
-    return env_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rows)
+    def __init__(self, env: JaxEnv, searcher: Searcher):
+        self.env = env
+        self.spec = env.spec
+        self.searcher = searcher
+        self._rollout = jax.jit(self.rollout_fn, static_argnames="num_steps")
 
+    def reset(self, key: chex.PRNGKey, num_envs: int) -> EnvState:
+        """`[num_envs]` fresh environments. key: consumed."""
+        return jax.vmap(self.env.reset)(jax.random.split(key, num_envs))
 
-# --- host-driven environments (ALE) ---------------------------------------------------
+    def rollout(self, params: Params, env_state: EnvState, key: chex.PRNGKey,
+                exploration: Exploration, num_steps: int) -> tuple[EnvState, Trajectory]:
+        """`rollout_fn`, jitted."""
+        return self._rollout(params, env_state, key, exploration, num_steps=num_steps)
+
+    def rollout_fn(self, params: Params, env_state: EnvState, key: chex.PRNGKey,
+                   exploration: Exploration, num_steps: int) -> tuple[EnvState, Trajectory]:
+        """Runs `num_steps` steps of search-and-act on every environment (pure).
+
+        Args:
+          params: network parameters.
+          env_state: `[B]` environment states.
+          key: PRNG key (consumed).
+          exploration: acting knobs (training or greedy).
+          num_steps: T (static).
+
+        Returns:
+          The `[B]` environment states after T steps, and the `[B, T]` trajectory.
+        """
+        model = self.searcher.model
+        legal = self.spec.legal_actions
+
+        def step(env_state: EnvState, step_key):
+            observation = env_state.observation
+            out = self.searcher(params, step_key, to_float(observation), exploration,
+                                _invalid(env_state.legal_action_mask) if legal else None)
+            env_state, env_out = jax.vmap(self.env.step)(env_state, out.action)
+            # The time limit is rare: only pay for the extra network call when it hits.
+            final_value = jax.lax.cond(
+                jnp.any(env_out.truncated),
+                lambda: jnp.where(env_out.truncated,
+                                  model.initial_inference(
+                                      params, to_float(env_out.final_observation)).value,
+                                  0.0),
+                lambda: jnp.zeros_like(env_out.reward))
+            row = Trajectory(
+                observation=observation, action=out.action, reward=env_out.reward,
+                terminated=env_out.terminated, truncated=env_out.truncated,
+                search_policy=out.search_policy, root_value=out.root_value,
+                final_value=final_value, final_observation=env_out.final_observation,
+                episode_return=env_out.episode_return,
+                episode_length=env_out.episode_length)
+            return env_state, row
+
+        env_state, rows = jax.lax.scan(step, env_state, jax.random.split(key, num_steps))
+        return env_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rows)
 
 
 @dataclasses.dataclass(frozen=True)
 class HostEnvState:
-    """B host-driven games and what self-play keeps of them.
+    """B host environments and what self-play keeps of them.
 
-    games: the games (e.g. `envs.atari.AtariGames`): mutable host objects, stepped
-      in place, so an older `HostEnvState` of the same games is stale.
-    history: `[B, H]` `history.History` on the device; its newest frame is `frame`.
-    frame: `[B, *frame_shape]` uint8 numpy, the frame to act on now.
+    envs: the environments (`HostEnvs`): mutable host objects, stepped in place, so
+      an older `HostEnvState` of the same envs is stale.
+    observation: `[B, *obs_shape]` numpy, the observation to act on now (with a
+      frame history: the newest frame).
+    history: `[B, H]` `history.History` on the device (frame histories), else None.
+    legal_action_mask: `[B, A]` bool numpy for `observation`, or None (all legal).
     """
 
-    games: Any
-    history: history_lib.History
-    frame: np.ndarray
+    envs: HostEnvs
+    observation: np.ndarray
+    history: history_lib.History | None
+    legal_action_mask: np.ndarray | None = None
 
 
-def host_reset(games: Any, seed: int, history_length: int) -> HostEnvState:
-    """Resets `games` (game b seeded with seed + b) and starts their histories."""
-    frame = games.reset(seed)
-    return HostEnvState(games=games, history=history_lib.start(jnp.asarray(frame),
-                                                                 history_length),
-                        frame=frame)
-
-
-def host_rollout(env_state: HostEnvState, key: chex.PRNGKey, num_steps: int, *,
-                 search: Callable[[chex.PRNGKey, history_lib.History], SearchOutput],
-                 push: Callable[..., history_lib.History],
-                 final_value: Callable[[history_lib.History, chex.Array, chex.Array],
-                                       chex.Array]) -> tuple[HostEnvState, Trajectory]:
-    """Runs `num_steps` steps of search-and-act on B host games.
+class HostActor:
+    """Self-play on host environments: a Python loop, one jitted batched search per step.
 
     Args:
-      env_state: the games and their histories.
-      key: PRNG key (consumed).
-      num_steps: T.
-      search: jitted `(key, history) -> SearchOutput` for the `[B]` histories.
-      push: jitted `history.push`.
-      final_value: jitted `(history, final_frame, action) -> [B]` the network value
-        of the history extended by the frame a truncated episode ended on.
-
-    Returns:
-      The new state (same games, stepped) and the `[B, T]` trajectory, whose
-      observations are single frames.
+      env: the host environment.
+      searcher: the batched search.
+      history_length: H > 0 stacks the last H frames and actions (frame envs only,
+        checked by the Agent); 0 feeds each observation alone.
     """
-    games, hist, frame = env_state.games, env_state.history, env_state.frame
-    rows = []
-    for step_key in jax.random.split(key, num_steps):
-        out = search(step_key, hist)
-        action = np.asarray(out.action)
-        step = games.step(action)
-        done = step.terminated | step.truncated
-        value = np.zeros(len(action), np.float32)
-        if step.truncated.any():  # the time limit is rare: pay for the value only then
-            value = np.where(step.truncated,
-                             np.asarray(final_value(hist, step.final_frame, action)), 0.0)
-        rows.append(dict(observation=frame, action=action, reward=step.reward,
-                         terminated=step.terminated, truncated=step.truncated,
-                         search_policy=out.search_policy, root_value=out.root_value,
-                         final_value=value, final_observation=step.final_frame,
-                         episode_return=step.episode_return,
-                         episode_length=step.episode_length))
-        hist = push(hist, step.frame, action, done)
-        frame = step.frame
 
-    def stack(name):
-        values = [row[name] for row in rows]
-        if isinstance(values[0], jax.Array):
-            return jnp.stack(values, axis=1)
-        return np.stack(values, axis=1)
+    host = True
 
-    trajectory = Trajectory(**{name: stack(name) for name in rows[0]})
-    return HostEnvState(games=games, history=hist, frame=frame), trajectory
+    def __init__(self, env: HostEnv, searcher: Searcher, history_length: int = 0):
+        self.env = env
+        self.spec = env.spec
+        self.searcher = searcher
+        self.history_length = history_length
+        self._search = jax.jit(self._search_impl)
+        self._push = jax.jit(history_lib.push)
+        self._final_value = jax.jit(self._final_value_impl)
+
+    def _network_input(self, hist, observation):
+        if self.history_length:
+            return history_lib.history_planes(hist, self.spec.num_actions)
+        return to_float(observation)
+
+    def _search_impl(self, params, key, hist, observation, exploration, invalid_actions):
+        obs = self._network_input(hist, observation)
+        return self.searcher(params, key, obs, exploration, invalid_actions)
+
+    def _final_value_impl(self, params, hist, final_observation, action):
+        if self.history_length:
+            hist = history_lib.push(hist, final_observation, action,
+                                    jnp.zeros(action.shape, bool))
+        obs = self._network_input(hist, final_observation)
+        return self.searcher.model.initial_inference(params, obs).value
+
+    def reset(self, key: chex.PRNGKey, num_envs: int) -> HostEnvState:
+        """`[num_envs]` new environments, seeded from `key`.
+
+        New envs each call, so that an evaluation never disturbs the envs self-play is
+        in the middle of.
+        """
+        seed = int(jax.random.randint(key, (), 0, 2**31 - 1 - num_envs))
+        envs = self.env.make(num_envs)
+        observation = envs.reset(seed)
+        hist = (history_lib.start(jnp.asarray(observation), self.history_length)
+                if self.history_length else None)
+        return HostEnvState(envs=envs, observation=observation, history=hist,
+                            legal_action_mask=envs.legal_action_mask)
+
+    def rollout(self, params: Params, env_state: HostEnvState, key: chex.PRNGKey,
+                exploration: Exploration, num_steps: int) -> tuple[HostEnvState, Trajectory]:
+        """Runs `num_steps` steps of search-and-act on the B host environments.
+
+        Returns the new state (same envs, stepped) and the `[B, T]` trajectory.
+        """
+        envs, hist = env_state.envs, env_state.history
+        observation, legal = env_state.observation, env_state.legal_action_mask
+        rows = []
+        for step_key in jax.random.split(key, num_steps):
+            out = self._search(params, step_key, hist, observation, exploration,
+                               _invalid(legal))
+            action = np.asarray(out.action)
+            step = envs.step(action)
+            done = step.terminated | step.truncated
+            value = np.zeros(len(action), np.float32)
+            if step.truncated.any():  # the time limit is rare: pay for the value only then
+                value = np.where(step.truncated, np.asarray(
+                    self._final_value(params, hist, step.final_observation, action)), 0.0)
+            rows.append(dict(observation=observation, action=action, reward=step.reward,
+                             terminated=step.terminated, truncated=step.truncated,
+                             search_policy=out.search_policy, root_value=out.root_value,
+                             final_value=value, final_observation=step.final_observation,
+                             episode_return=step.episode_return,
+                             episode_length=step.episode_length))
+            if self.history_length:
+                hist = self._push(hist, step.observation, action, done)
+            observation, legal = step.observation, step.legal_action_mask
+
+        def stack(name):
+            values = [row[name] for row in rows]
+            if isinstance(values[0], jax.Array):
+                return jnp.stack(values, axis=1)
+            return np.stack(values, axis=1)
+
+        trajectory = Trajectory(**{name: stack(name) for name in rows[0]})
+        return HostEnvState(envs=envs, observation=observation, history=hist,
+                            legal_action_mask=legal), trajectory
+
+
+Actor = JaxActor | HostActor
+
+
+def make_actor(env: JaxEnv | HostEnv, searcher: Searcher, config: Config) -> Actor:
+    """The actor for `env`'s realisation (the one place that tells them apart)."""
+    if isinstance(env, JaxEnv):
+        if config.history_length:
+            raise ConfigError(
+                f"history_length={config.history_length}: frame histories are kept by the "
+                f"host path; {env.spec.env_id!r} is a JAX env; expected 0")
+        return JaxActor(env, searcher)
+    if isinstance(env, HostEnv):
+        return HostActor(env, searcher, config.history_length)
+    raise TypeError(f"env {env!r}: expected a muzero_jax.envs.JaxEnv or HostEnv")

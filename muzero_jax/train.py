@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from muzero_jax import checkpoint
+from muzero_jax import checkpoint, envs
 from muzero_jax.agent import Agent
 from muzero_jax.config import Config
 from muzero_jax.evaluate import evaluate_jax
@@ -58,13 +58,16 @@ class TrainResult:
     seconds: float
 
 
-def train(config: Config, *, log: Callable[[str], None] | None = print,
+def train(config: Config, *, env: envs.Env | None = None,
+          log: Callable[[str], None] | None = print,
           on_iteration: Callable[[dict], None] | None = None, run_dir: str | None = None,
           resume: bool = False, progress: bool | None = None) -> TrainResult:
     """Trains MuZero on `config.env` until `total_env_steps` or a solving evaluation.
 
     Args:
       config: the configuration (validated before anything compiles).
+      env: the environment object (a `muzero_jax.envs.JaxEnv` or `HostEnv`); default
+        `envs.make(config)` from the id `config.env`.
       log: where progress lines go (None: silent).
       on_iteration: called with each logged row of metrics.
       run_dir: if given, the run's directory: config.json, checkpoints/ (every
@@ -81,7 +84,7 @@ def train(config: Config, *, log: Callable[[str], None] | None = print,
         not fit `config`, or a fresh run into a directory that holds checkpoints.
     """
     start = time.perf_counter()
-    agent = Agent(config)
+    agent = Agent(config, env)
     cfg = agent.config
     key = jax.random.key(cfg.seed)
     key, init_key, env_key = jax.random.split(key, 3)

@@ -43,7 +43,7 @@ def test_preprocessed_frames_have_the_configured_shape_and_dtype(overrides, shap
     frame = games.reset(seed=0)
     assert frame.shape == (2, *shape) and frame.dtype == np.uint8
     step = games.step(np.array([1, 0]))
-    for x in (step.frame, step.final_frame):
+    for x in (step.observation, step.final_observation):
         assert x.shape == (2, *shape) and x.dtype == np.uint8
     assert step.reward.dtype == np.float32 and step.terminated.dtype == bool
     assert frame.max() > 0  # a picture, not a blank buffer
@@ -74,14 +74,12 @@ def test_time_limit_truncates_and_reports_the_episode():
     games.close()
 
 
-def test_unknown_games_and_missing_histories_are_named():
+def test_unknown_games_and_misplaced_histories_are_named():
     with pytest.raises(ValueError, match="env='ALE/NoSuchGame-v5'"):
         Atari(mz.atari_tiny(env="ALE/NoSuchGame-v5"))
     with pytest.raises(ValueError, match="env='ALE/Breakout-v4'.*-v5"):
         Atari(mz.atari_tiny(env="ALE/Breakout-v4"))
-    with pytest.raises(ConfigError, match="history_length=0: 'ALE/Breakout-v5'.*expected >= 1"):
-        mz.Agent(mz.atari_tiny(history_length=0))
-    with pytest.raises(ConfigError, match="history_length=4: .*'CartPole-v1'; expected 0"):
+    with pytest.raises(ConfigError, match="history_length=4: .*'jax/CartPole-v1'.*expected 0"):
         mz.Agent(mz.cartpole(history_length=4))
     with pytest.raises(ConfigError, match="network='resnet'.*shape \\(4,\\)"):
         mz.Agent(mz.cartpole(network="resnet"))
@@ -150,7 +148,7 @@ def test_host_self_play_keeps_each_games_history(atari_agent):
     hist = env_state.history
     np.testing.assert_array_equal(hist.actions, traj.action[:, 15:18])
     np.testing.assert_array_equal(hist.frames[:, :-1], traj.observation[:, 16:18])
-    np.testing.assert_array_equal(hist.frames[:, -1], env_state.frame)
+    np.testing.assert_array_equal(hist.frames[:, -1], env_state.observation)
     # Replay rebuilds what the games' histories hold now, and the stack at the second
     # episode's first step holds nothing of the first episode.
     buf = agent.init_replay()

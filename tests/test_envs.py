@@ -8,7 +8,7 @@ import pytest
 from gymnasium.envs.phys2d.cartpole import CartPoleFunctional, CartPoleParams
 
 from muzero_jax import envs
-from muzero_jax.envs.functional import JaxEnv
+from muzero_jax.envs.functional import FuncJaxEnv
 
 
 def _synced(env, gym_env, obs):
@@ -21,7 +21,7 @@ def _synced(env, gym_env, obs):
 
 def test_cartpole_matches_gymnasium_episode_for_episode():
     """Same start, same (random) actions: same observations, rewards and flags."""
-    env = envs.make("CartPole-v1")
+    env = envs.make_jax("jax/CartPole-v1")
     step = jax.jit(env.step)
     rng = np.random.default_rng(0)
     for episode in range(10):
@@ -48,7 +48,7 @@ def test_cartpole_matches_gymnasium_step_by_step_to_the_time_limit():
     hundreds of open-loop steps; each single step must still agree, and the
     500th must be reported as truncation.
     """
-    env = envs.make("CartPole-v1")
+    env = envs.make_jax("jax/CartPole-v1")
     step = jax.jit(env.step)
     reference = gym.make("CartPole-v1")
     obs, _ = reference.reset(seed=3)
@@ -67,8 +67,8 @@ def test_cartpole_matches_gymnasium_step_by_step_to_the_time_limit():
 
 def test_gymnasium_default_functional_params_are_not_cartpole_v1():
     """Why envs.cartpole passes its own parameters: the defaults diverge from v1 at once."""
-    default = JaxEnv(CartPoleFunctional(), CartPoleParams(), max_episode_steps=500,
-                     num_actions=2)
+    default = FuncJaxEnv(CartPoleFunctional(), CartPoleParams(), max_episode_steps=500,
+                         num_actions=2)
     reference = gym.make("CartPole-v1")
     obs, _ = reference.reset(seed=0)
     state = _synced(default, reference, obs)
@@ -80,7 +80,7 @@ def test_gymnasium_default_functional_params_are_not_cartpole_v1():
 
 
 def test_time_limit_is_truncation_and_auto_resets():
-    env = envs.make("CartPole-v1", max_episode_steps=3)
+    env = envs.make_jax("jax/CartPole-v1", max_episode_steps=3)
     state = env.reset(jax.random.key(1))
     step = jax.jit(env.step)
     flags = []
@@ -96,7 +96,7 @@ def test_time_limit_is_truncation_and_auto_resets():
 
 
 def test_termination_is_not_truncation():
-    env = envs.make("CartPole-v1")
+    env = envs.make_jax("jax/CartPole-v1")
     state = env.reset(jax.random.key(2))
     step = jax.jit(env.step)
     steps = 0
@@ -110,7 +110,7 @@ def test_termination_is_not_truncation():
 
 
 def test_vmapped_reset_and_step_keep_the_batch_axis():
-    env = envs.make("CartPole-v1")
+    env = envs.make_jax("jax/CartPole-v1")
     state = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), 5))
     state, out = jax.vmap(env.step)(state, jnp.zeros(5, jnp.int32))
     assert out.observation.shape == (5, 4) and out.observation.dtype == jnp.float32
@@ -118,5 +118,56 @@ def test_vmapped_reset_and_step_keep_the_batch_axis():
 
 
 def test_unknown_env_names_the_registered_ones():
-    with pytest.raises(ValueError, match="CartPole-v1"):
-        envs.make("NoSuchEnv-v0")
+    with pytest.raises(ValueError, match="jax/CartPole-v1"):
+        envs.make_jax("jax/NoSuchEnv-v0")
+
+
+def test_host_envs_step_in_worker_processes_as_in_this_one():
+    """vector_mode='async' (gymnasium's AsyncVectorEnv) gives the same steps as 'sync'."""
+    import muzero_jax as mz
+
+    outs = {}
+    for mode in ("sync", "async"):
+        batch = envs.make(mz.cartpole(env="CartPole-v1", vector_mode=mode)).make(2)
+        try:
+            first = batch.reset(seed=5)
+            steps = [batch.step(np.array([t % 2, 1])) for t in range(30)]
+        finally:
+            batch.close()
+        outs[mode] = (first, [(s.observation, s.final_observation, s.reward, s.terminated,
+                               s.episode_return) for s in steps])
+    np.testing.assert_array_equal(outs["sync"][0], outs["async"][0])
+    for sync, asynchronous in zip(outs["sync"][1], outs["async"][1], strict=True):
+        for a, b in zip(sync, asynchronous, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert any(s[3].any() for s in outs["sync"][1])  # an episode ended on the way
+
+
+def test_a_custom_jax_env_object_trains_without_registration():
+    """`train(config, env=...)` takes an env object; the protocol is all it needs."""
+    import muzero_jax as mz
+    from muzero_jax.envs import EnvSpec, JaxEnv, Transition
+
+    class Coin(JaxEnv):
+        """Guess a coin shown in the observation: reward 1 if right; 4 steps an episode."""
+
+        spec = EnvSpec(env_id="coin", observation_shape=(2,), num_actions=2,
+                       max_episode_steps=4, max_abs_reward=1.0)
+
+        def initial(self, key):
+            side = jax.random.bernoulli(key).astype(jnp.int32)
+            return side, jax.nn.one_hot(side, 2)
+
+        def transition(self, inner, action, key):
+            side = jax.random.bernoulli(key).astype(jnp.int32)
+            return Transition(inner=side, observation=jax.nn.one_hot(side, 2),
+                              reward=(action == inner).astype(jnp.float32),
+                              terminated=jnp.bool_(False))
+
+    cfg = mz.cartpole(num_envs=4, rollout_length=4, num_simulations=4,
+                      max_num_considered_actions=2, replay_capacity=400, min_replay_size=32,
+                      batch_size=16, updates_per_iteration=2, td_steps=2, unroll_steps=2,
+                      total_env_steps=64, eval_every=0, solve_return=None)
+    result = mz.train(cfg, env=Coin(), log=None)
+    assert result.env_steps == 64 and result.train_steps > 0
+    assert result.agent.spec.env_id == "coin"

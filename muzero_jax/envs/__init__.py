@@ -1,38 +1,104 @@
-"""Environments: JAX environments built on Gymnasium's functional API.
+"""Environments: one protocol (`base`), JAX-native and host realisations, and one id rule.
 
-`make(env_id)` returns a `JaxEnv` for a registered id; `register` adds one.
+`make(config)` builds the env `config.env` names. The rule, checked in this order:
+
+| id                      | realisation                                   | path         |
+|-------------------------|-----------------------------------------------|--------------|
+| `jax/<name>`            | a JAX env registered here (`register`), e.g.  | jitted scan  |
+|                         | `jax/CartPole-v1` (Gymnasium's functional one) |              |
+| `gymnax/<id>`           | `gymnax.make(id)`, e.g. `gymnax/Breakout-MinAtar` | jitted scan |
+| `ALE/<Game>-v5`         | ale-py's vectorised emulators (frames)        | host loop    |
+| anything else           | `gymnasium.make_vec(id)`, `module:EnvId` too  | host loop    |
+
+So one id never means two envs: `CartPole-v1` is Gymnasium's numpy CartPole on
+the host, `jax/CartPole-v1` its JAX port (same dynamics, checked step for step),
+`gymnax/CartPole-v1` gymnax's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from muzero_jax.config import Config, ConfigError
+from muzero_jax.envs.base import (
+    EnvSpec,
+    EnvState,
+    HostEnv,
+    HostEnvs,
+    HostStep,
+    JaxEnv,
+    StepOutput,
+    Transition,
+    to_float,
+)
 from muzero_jax.envs.cartpole import CARTPOLE_V1_PARAMS, make_cartpole
-from muzero_jax.envs.functional import EnvState, JaxEnv, StepOutput
+from muzero_jax.envs.functional import FuncJaxEnv
 
+Env = JaxEnv | HostEnv
+
+JAX_PREFIX = "jax/"
+
+# A factory takes the time limit (None: the env's own) and returns a JaxEnv.
 _REGISTRY: dict[str, Callable[..., JaxEnv]] = {
     "CartPole-v1": make_cartpole,
 }
 
+# The families of ids, for --help and error messages.
+FAMILIES = {
+    "jax/<name>": "JAX envs registered with muzero_jax.envs.register (jax/CartPole-v1); "
+                  "jitted self-play",
+    "gymnax/<id>": "gymnax envs, e.g. gymnax/Acrobot-v1, gymnax/Breakout-MinAtar; jitted "
+                   "self-play",
+    "ALE/<Game>-v5": "Atari through ale-py (frames; pip install ale-py); host self-play",
+    "<gymnasium id>": "any gymnasium.make id with Discrete actions, or module:EnvId; host "
+                      "self-play (gymnasium.make_vec)",
+}
 
-def register(env_id: str, factory: Callable[..., JaxEnv]) -> None:
-    """Registers `factory(max_episode_steps=...) -> JaxEnv` under `env_id`."""
-    _REGISTRY[env_id] = factory
+
+def register(name: str, factory: Callable[..., JaxEnv]) -> None:
+    """Registers `factory(max_episode_steps=None) -> JaxEnv`, made by the id `jax/<name>`."""
+    if name.startswith(JAX_PREFIX):
+        name = name[len(JAX_PREFIX):]
+    _REGISTRY[name] = factory
 
 
 def registered() -> tuple[str, ...]:
-    return tuple(sorted(_REGISTRY))
+    """The ids of the registered JAX envs (`jax/<name>`)."""
+    return tuple(JAX_PREFIX + name for name in sorted(_REGISTRY))
 
 
-def make(env_id: str, max_episode_steps: int | None = None) -> JaxEnv:
-    """The JAX environment registered as `env_id`, with an optional time limit."""
-    if env_id not in _REGISTRY:
-        raise ValueError(
+def make_jax(env_id: str, max_episode_steps: int | None = None) -> JaxEnv:
+    """The registered JAX env `jax/<name>`, with an optional time limit."""
+    name = env_id[len(JAX_PREFIX):] if env_id.startswith(JAX_PREFIX) else env_id
+    if name not in _REGISTRY:
+        raise ConfigError(
             f"env={env_id!r}: not a registered JAX environment; expected one of "
             f"{list(registered())} (or muzero_jax.envs.register your own)")
-    factory = _REGISTRY[env_id]
-    return factory() if max_episode_steps is None else factory(max_episode_steps=max_episode_steps)
+    return _REGISTRY[name](max_episode_steps=max_episode_steps)
 
 
-__all__ = ["CARTPOLE_V1_PARAMS", "EnvState", "JaxEnv", "StepOutput", "make",
-           "make_cartpole", "register", "registered"]
+def make(config: Config) -> Env:
+    """The environment `config.env` names (see the module docstring for the rule).
+
+    Raises `ConfigError` naming the id for unknown ids and unsupported spaces, before
+    anything compiles.
+    """
+    env_id = config.env
+    if env_id.startswith(JAX_PREFIX):
+        return make_jax(env_id, config.max_episode_steps)
+    if env_id.startswith("gymnax/"):
+        from muzero_jax.envs.gymnax_env import GymnaxEnv
+
+        return GymnaxEnv(env_id[len("gymnax/"):], config.max_episode_steps)
+    if env_id.startswith("ALE/"):
+        from muzero_jax.envs import atari
+
+        return atari.Atari(config)
+    from muzero_jax.envs.gymnasium_host import GymnasiumEnv
+
+    return GymnasiumEnv(config)
+
+
+__all__ = ["CARTPOLE_V1_PARAMS", "FAMILIES", "Env", "EnvSpec", "EnvState", "FuncJaxEnv",
+           "HostEnv", "HostEnvs", "HostStep", "JaxEnv", "StepOutput", "Transition", "make",
+           "make_cartpole", "make_jax", "register", "registered", "to_float"]

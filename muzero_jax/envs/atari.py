@@ -20,13 +20,13 @@ state of a truncation).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import weakref
 
 import numpy as np
 
 from muzero_jax.config import Config
+from muzero_jax.envs.base import EnvSpec, EpisodeStats, HostEnv, HostStep
 
 
 def is_atari(env_id: str) -> bool:
@@ -50,28 +50,10 @@ def _game(env_id: str) -> str:
     return spec.kwargs["game"]
 
 
-@dataclasses.dataclass(frozen=True)
-class AtariStep:
-    """What one step of B games reports (numpy, leading `[B]` axis).
-
-    frame: `[B, *frame_shape]` uint8, the next frame (a new episode's first where done).
-    final_frame: `[B, *frame_shape]` uint8, the frame the step reached, before any reset.
-    reward: `[B]` float32, unclipped. terminated, truncated: `[B]` bool.
-    episode_return: `[B]` float32, the finished episode's return where done, else 0.
-    episode_length: `[B]` int32, likewise its length in agent steps.
-    """
-
-    frame: np.ndarray
-    final_frame: np.ndarray
-    reward: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    episode_return: np.ndarray
-    episode_length: np.ndarray
-
-
 class AtariGames:
     """B Atari games stepped together on the host (a mutable object, not a pytree)."""
+
+    legal_action_mask = None  # every action of the set is legal
 
     def __init__(self, atari: Atari, num_envs: int):
         from ale_py import AtariVectorEnv
@@ -92,8 +74,7 @@ class AtariGames:
             reward_clipping=False, use_fire_reset=False)
         # The emulators run threads; release them with the object, not at exit.
         self._finalizer = weakref.finalize(self, self._env.close)
-        self._return = np.zeros(num_envs, np.float32)
-        self._length = np.zeros(num_envs, np.int32)
+        self._stats = EpisodeStats(num_envs)
 
     def _frames(self, obs: np.ndarray) -> np.ndarray:
         obs = obs[:, 0]  # stack_num = 1
@@ -102,11 +83,10 @@ class AtariGames:
     def reset(self, seed: int) -> np.ndarray:
         """Starts every game afresh (game b seeded with seed + b). `[B, *frame_shape]` uint8."""
         obs, _ = self._env.reset(seed=int(seed))
-        self._return[:] = 0.0
-        self._length[:] = 0
+        self._stats.reset()
         return self._frames(obs)
 
-    def step(self, action: np.ndarray) -> AtariStep:
+    def step(self, action: np.ndarray) -> HostStep:
         """Plays `[B]` actions (auto-resetting games that end)."""
         obs, reward, terminated, truncated, info = self._env.step(
             np.asarray(action, np.int32))
@@ -119,21 +99,16 @@ class AtariGames:
         if done.any():  # ALE adds the frames the episodes ended on, `[B]` like `obs`
             final_frame = np.where(done.reshape((-1,) + (1,) * (frame.ndim - 1)),
                                    self._frames(info["final_obs"]), frame)
-        self._return += reward
-        self._length += 1
-        episode_return = np.where(done, self._return, 0.0).astype(np.float32)
-        episode_length = np.where(done, self._length, 0).astype(np.int32)
-        self._return[done] = 0.0
-        self._length[done] = 0
-        return AtariStep(frame=frame, final_frame=final_frame, reward=reward,
-                         terminated=terminated, truncated=truncated,
-                         episode_return=episode_return, episode_length=episode_length)
+        episode_return, episode_length = self._stats.step(reward, done)
+        return HostStep(observation=frame, final_observation=final_frame, reward=reward,
+                        terminated=terminated, truncated=truncated,
+                        episode_return=episode_return, episode_length=episode_length)
 
     def close(self) -> None:
         self._finalizer()
 
 
-class Atari:
+class Atari(HostEnv):
     """An ALE game preprocessed as the config says; makes `AtariGames`.
 
     Attributes:
@@ -141,10 +116,10 @@ class Atari:
       num_actions: A (the minimal action set unless config.full_action_space).
       frame_shape: `(height, width, C)`, C = 1 (grayscale) or 3.
       max_episode_steps: the time limit in agent steps (default 27,000 as v5).
-      max_abs_reward: None (unknown: rewards are not clipped).
+      spec: the protocol's description: uint8 frames, no known reward bound (rewards
+        are not clipped), evaluated on fresh emulators (no Gymnasium twin: v5's
+        preprocessing is not ours).
     """
-
-    max_abs_reward = None
 
     def __init__(self, config: Config):
         self.config = config
@@ -154,6 +129,9 @@ class Atari:
         probe = AtariGames(self, 1)
         self.num_actions = int(probe._env.single_action_space.n)
         probe.close()
+        self.spec = EnvSpec(env_id=config.env, observation_shape=self.frame_shape,
+                            observation_dtype="uint8", num_actions=self.num_actions,
+                            max_episode_steps=self.max_episode_steps)
 
     def make(self, num_envs: int) -> AtariGames:
         """`num_envs` games (call `reset` on them before stepping)."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from gymnasium.envs.phys2d.cartpole import CartPoleFunctional, CartPoleParams
 
-from muzero_jax.envs.functional import JaxEnv
+from muzero_jax.envs.functional import FuncJaxEnv
 
-# Gymnasium 1.4's CartPoleParams sets polemass_length = masspole + length (0.6);
+# Gymnasium's CartPoleParams sets polemass_length = masspole + length (0.6);
 # CartPole-v1 (classic_control) uses masspole * length (0.05). Every other default
 # matches v1; tests/test_envs.py checks the dynamics step for step against
 # gymnasium.make("CartPole-v1").
@@ -22,7 +22,8 @@ CARTPOLE_V1_PARAMS = CartPoleParams(
 )
 
 
-def make_cartpole(max_episode_steps: int = 500) -> JaxEnv:
+def make_cartpole(max_episode_steps: int | None = None) -> FuncJaxEnv:
     """CartPole-v1: 2 actions, reward 1 per step, time limit 500 (truncation)."""
-    return JaxEnv(CartPoleFunctional(), CARTPOLE_V1_PARAMS,
-                  max_episode_steps=max_episode_steps, num_actions=2, max_abs_reward=1.0)
+    return FuncJaxEnv(CartPoleFunctional(), CARTPOLE_V1_PARAMS, env_id="jax/CartPole-v1",
+                      max_episode_steps=max_episode_steps or 500, num_actions=2,
+                      max_abs_reward=1.0, eval_id="CartPole-v1")

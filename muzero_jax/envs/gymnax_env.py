@@ -1,0 +1,78 @@
+"""gymnax environments (`gymnax.make(id)`: classic control, MinAtar, bsuite...) as `JaxEnv`s.
+
+Selected by the id `gymnax/<id>`, e.g. `gymnax/Breakout-MinAtar`. gymnax's own
+`step` auto-resets and keeps the time limit in its params; we call the
+environment-specific `reset_env` / `step_env` instead, so that termination comes
+from the game alone and the base class applies the time limit
+(`max_steps_in_episode`, or `Config.max_episode_steps`) as truncation, with the
+observation a truncated episode reached kept for its bootstrap.
+
+MinAtar observations are `(10, 10, channels)` boolean-valued planes, stored as
+float32 (they are not frames: no scaling, no frame history).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chex
+import jax.numpy as jnp
+
+from muzero_jax.config import ConfigError
+from muzero_jax.envs.base import EnvSpec, JaxEnv, Transition
+
+PREFIX = "gymnax/"
+
+# Largest |reward| of one step where we know it (sizes the value and reward supports).
+_MAX_ABS_REWARD = {
+    "CartPole-v1": 1.0, "Acrobot-v1": 1.0, "MountainCar-v0": 1.0,
+    "Asterix-MinAtar": 1.0, "Breakout-MinAtar": 1.0, "Freeway-MinAtar": 1.0,
+    "SpaceInvaders-MinAtar": 1.0,
+}
+
+
+def gymnax_ids() -> list[str]:
+    """The ids gymnax registers (for messages and --help)."""
+    import gymnax
+
+    return list(gymnax.registered_envs)
+
+
+class GymnaxEnv(JaxEnv):
+    """`gymnax.make(name)` with its default params, as a single-env `JaxEnv`.
+
+    Args:
+      name: the gymnax id (without the `gymnax/` prefix).
+      max_episode_steps: the time limit (None: the env's `max_steps_in_episode`).
+    """
+
+    def __init__(self, name: str, max_episode_steps: int | None = None):
+        import gymnax
+        from gymnax.environments import spaces
+
+        if name not in gymnax.registered_envs:
+            raise ConfigError(f"env={PREFIX + name!r}: not a gymnax env; expected "
+                              f"'{PREFIX}<id>' with <id> one of {gymnax_ids()}")
+        self.name = name
+        self.env, self.params = gymnax.make(name)
+        action_space = self.env.action_space(self.params)
+        if not isinstance(action_space, spaces.Discrete):
+            raise ConfigError(f"env={PREFIX + name!r}: action space "
+                              f"{type(action_space).__name__} is not supported; expected "
+                              "Discrete actions")
+        observation_space = self.env.observation_space(self.params)
+        limit = max_episode_steps or int(self.params.max_steps_in_episode)
+        self.spec = EnvSpec(env_id=PREFIX + name,
+                            observation_shape=tuple(observation_space.shape),
+                            num_actions=int(action_space.n), max_episode_steps=limit,
+                            max_abs_reward=_MAX_ABS_REWARD.get(name))
+
+    def initial(self, key: chex.PRNGKey) -> tuple[Any, chex.Array]:
+        observation, inner = self.env.reset_env(key, self.params)
+        return inner, observation
+
+    def transition(self, inner: Any, action: chex.Array, key: chex.PRNGKey) -> Transition:
+        observation, inner, reward, terminated, _ = self.env.step_env(
+            key, inner, action, self.params)
+        return Transition(inner=inner, observation=observation,
+                          reward=jnp.asarray(reward, jnp.float32), terminated=terminated)

@@ -130,7 +130,9 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
 
     try:
         result = train(config, run_dir=out, resume=args.resume is not None)
-    except checkpoint.CheckpointError as e:
+    # An env that cannot be trained (unknown id, unsupported spaces) is found when the
+    # Agent makes it, before anything compiles or the run directory is written.
+    except (checkpoint.CheckpointError, ConfigError) as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     wall_seconds = seconds_since_process_start()
 

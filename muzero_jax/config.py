@@ -69,6 +69,9 @@ class Config:
     # ((0.5, 0.5), (0.75, 0.25)). Gumbel search scales gumbel_scale by the ratio of
     # that temperature to `temperature`: argmax(logits + T gumbel) ~ softmax(logits / T).
     temperature_schedule: tuple[tuple[float, float], ...] = ()  # (progress, T) pairs; ()=off
+    exploration_repeat_probability: float = 0.0  # chance self-play repeats its last action
+    #   instead of the search's while training: temporally extended exploration (runs of
+    #   mean length 1 / (1 - p)); 0: off, as in the paper
 
     # --- targets and loss --------------------------------------------------------
     discount: float = 0.997  # gamma
@@ -233,6 +236,10 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
         raise ConfigError(f"optimizer={cfg.optimizer!r}: expected 'adam' or 'sgd'")
     if not 0.0 < cfg.discount <= 1.0:
         raise ConfigError(f"discount={cfg.discount!r}: expected 0 < discount <= 1")
+    if not 0.0 <= cfg.exploration_repeat_probability < 1.0:
+        raise ConfigError(
+            f"exploration_repeat_probability={cfg.exploration_repeat_probability!r}: "
+            "expected a value in [0, 1) (1 would never act on the search)")
     for name in ("dirichlet_fraction", "lr_end_fraction", "priority_beta",
                  "reanalyze_fraction", "reanalyze_policy_fraction"):
         value = getattr(cfg, name)

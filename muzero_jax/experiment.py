@@ -141,7 +141,8 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
 
     try:
         result = train(config, run_dir=out, resume=args.resume is not None)
-    except checkpoint.CheckpointError as e:
+    # Checked again here: an env that only fails once training starts still gets one line.
+    except (checkpoint.CheckpointError, ConfigError) as e:
         parser.error(str(e))
     wall_seconds = seconds_since_process_start()
 

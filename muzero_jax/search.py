@@ -61,17 +61,21 @@ class Exploration:
     temperature: visit-count temperature (muzero search); 0 is greedy.
     dirichlet_fraction: share of Dirichlet noise in the root prior (muzero search).
     gumbel_scale: scale of the root Gumbel noise (Gumbel search); 0 is greedy.
+    repeat_probability: chance that self-play repeats the action it took on the step
+      before instead of the search's (the actors apply it; 0 is greedy).
     """
 
     temperature: chex.Array
     dirichlet_fraction: chex.Array
     gumbel_scale: chex.Array
+    repeat_probability: chex.Array
 
     @classmethod
     def training(cls, config: Config) -> Exploration:
         return cls(temperature=jnp.float32(config.temperature),
                    dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
-                   gumbel_scale=jnp.float32(config.gumbel_scale))
+                   gumbel_scale=jnp.float32(config.gumbel_scale),
+                   repeat_probability=jnp.float32(config.exploration_repeat_probability))
 
     @classmethod
     def scheduled(cls, config: Config, progress: float) -> Exploration:
@@ -86,12 +90,13 @@ class Exploration:
         ratio = temperature / config.temperature if config.temperature > 0 else temperature
         return cls(temperature=jnp.float32(temperature),
                    dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
-                   gumbel_scale=jnp.float32(config.gumbel_scale * ratio))
+                   gumbel_scale=jnp.float32(config.gumbel_scale * ratio),
+                   repeat_probability=jnp.float32(config.exploration_repeat_probability))
 
     @classmethod
     def greedy(cls) -> Exploration:
         return cls(temperature=jnp.float32(0.0), dirichlet_fraction=jnp.float32(0.0),
-                   gumbel_scale=jnp.float32(0.0))
+                   gumbel_scale=jnp.float32(0.0), repeat_probability=jnp.float32(0.0))
 
 
 def temperature_at(config: Config, progress: float) -> float:

@@ -10,7 +10,9 @@ An actor drives one realisation of the env protocol (`muzero_jax.envs.base`):
 
 `make_actor` picks one from the env; both return a `Trajectory`, the one format
 replay accepts (see it for the row layout), and both mask illegal actions at the
-root where the env reports legal-action masks.
+root where the env reports legal-action masks. While training, both may repeat an
+env's previous action instead of the search's (`Config.exploration_repeat_probability`,
+`repeat_actions`): runs of one action reach states that independent draws rarely do.
 """
 
 from __future__ import annotations
@@ -115,12 +117,20 @@ class JaxActor:
         """
         model = self.searcher.model
         legal = self.spec.legal_actions
+        repeats = self.searcher.config.exploration_repeat_probability > 0
 
-        def step(env_state: EnvState, step_key):
+        def step(carry, step_key):
+            env_state, previous = carry
             observation = env_state.observation
+            if repeats:  # split only then, so that runs without repeats keep their keys
+                step_key, repeat_key = jax.random.split(step_key)
             out = self.searcher(params, step_key, to_float(observation), exploration,
                                 _invalid(env_state.legal_action_mask) if legal else None)
-            env_state, env_out = jax.vmap(self.env.step)(env_state, out.action)
+            action = out.action
+            if repeats:
+                action = repeat_actions(repeat_key, action, previous,
+                                        exploration.repeat_probability)
+            env_state, env_out = jax.vmap(self.env.step)(env_state, action)
             # The time limit is rare: only pay for the extra network call when it hits.
             final_value = jax.lax.cond(
                 jnp.any(env_out.truncated),
@@ -130,16 +140,33 @@ class JaxActor:
                                   0.0),
                 lambda: jnp.zeros_like(env_out.reward))
             row = Trajectory(
-                observation=observation, action=out.action, reward=env_out.reward,
+                observation=observation, action=action, reward=env_out.reward,
                 terminated=env_out.terminated, truncated=env_out.truncated,
                 search_policy=out.search_policy, root_value=out.root_value,
                 final_value=final_value, final_observation=env_out.final_observation,
                 episode_return=env_out.episode_return,
                 episode_length=env_out.episode_length)
-            return env_state, row
+            previous = jnp.where(env_out.terminated | env_out.truncated, -1, action)
+            return (env_state, previous), row
 
-        env_state, rows = jax.lax.scan(step, env_state, jax.random.split(key, num_steps))
+        no_action = jnp.full(env_state.step_count.shape, -1, jnp.int32)
+        (env_state, _), rows = jax.lax.scan(step, (env_state, no_action),
+                                            jax.random.split(key, num_steps))
         return env_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rows)
+
+
+def repeat_actions(key: chex.PRNGKey, action: chex.Array, previous: chex.Array,
+                   probability: chex.Array) -> jax.Array:
+    """`[B]` actions: each env's `previous` action with chance `probability`, else `action`.
+
+    previous: `[B]` int32, the action taken on the step before, or -1 where there is
+    none (a rollout's first step, an episode's first step), which never repeats.
+    key: consumed. The search's policy is still what replay learns from; only the
+    action played (and stored) changes, so runs of one action explore further than
+    independent draws (e.g. pumping energy into Acrobot).
+    """
+    repeat = (jax.random.uniform(key, action.shape) < probability) & (previous >= 0)
+    return jnp.where(repeat, previous, action).astype(jnp.int32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +207,7 @@ class HostActor:
         self._search = jax.jit(self._search_impl)
         self._push = jax.jit(history_lib.push)
         self._final_value = jax.jit(self._final_value_impl)
+        self._repeat = jax.jit(repeat_actions)
 
     def _network_input(self, hist, observation):
         if self.history_length:
@@ -219,13 +247,22 @@ class HostActor:
         """
         envs, hist = env_state.envs, env_state.history
         observation, legal = env_state.observation, env_state.legal_action_mask
+        repeats = self.searcher.config.exploration_repeat_probability > 0
+        previous = np.full(envs.num_envs, -1, np.int32)
         rows = []
         for step_key in jax.random.split(key, num_steps):
+            if repeats:  # split only then, so that runs without repeats keep their keys
+                step_key, repeat_key = jax.random.split(step_key)
             out = self._search(params, step_key, hist, observation, exploration,
                                _invalid(legal))
-            action = np.asarray(out.action)
+            action = out.action
+            if repeats:
+                action = self._repeat(repeat_key, action, previous,
+                                      exploration.repeat_probability)
+            action = np.asarray(action)
             step = envs.step(action)
             done = step.terminated | step.truncated
+            previous = np.where(done, -1, action).astype(np.int32)
             value = np.zeros(len(action), np.float32)
             if step.truncated.any():  # the time limit is rare: pay for the value only then
                 value = np.where(step.truncated, np.asarray(

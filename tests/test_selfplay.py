@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from muzero_jax import replay
 
@@ -72,3 +73,45 @@ def test_trajectories_feed_replay(tiny_agent):
     k = tiny_agent.config.unroll_steps
     assert batch.targets.value.shape == (tiny_agent.config.batch_size, k + 1)
     assert int(replay.num_windows(buffer, tiny_agent.config.window_length)) > 0
+
+
+def test_repeat_actions_keeps_the_previous_action_with_its_probability():
+    from muzero_jax.selfplay import repeat_actions
+
+    n = 20_000
+    action = jnp.zeros(n, jnp.int32)
+    previous = jnp.where(jnp.arange(n) < 100, -1, 1)  # the first 100 have none to repeat
+    key = jax.random.key(0)
+    np.testing.assert_array_equal(repeat_actions(key, action, previous, 0.0), 0)
+    out = np.asarray(repeat_actions(key, action, previous, 0.75))
+    np.testing.assert_array_equal(out[:100], 0)
+    assert abs(out[100:].mean() - 0.75) < 0.01  # fixed key: deterministic
+    assert out.dtype == np.int32
+
+
+@pytest.mark.parametrize("env_id", ["jax/CartPole-v1", "CartPole-v1"])
+def test_training_rollouts_repeat_actions_and_greedy_ones_do_not(tiny_config, env_id):
+    """Both actors: runs of one action while training; the search's own choice when greedy."""
+    from dataclasses import replace
+
+    import muzero_jax as mz
+    agent = mz.Agent(replace(tiny_config, env=env_id, exploration_repeat_probability=0.9))
+    state = agent.init(jax.random.key(0))
+
+    def repeated(trajectory):
+        action = np.asarray(trajectory.action)
+        done = np.asarray(trajectory.terminated | trajectory.truncated)
+        same = (action[:, 1:] == action[:, :-1])[~done[:, :-1]]
+        return same.mean()
+
+    _, trajectory = agent.rollout(state, agent.reset(jax.random.key(1)), jax.random.key(2),
+                                  num_steps=40)
+    assert repeated(trajectory) > 0.9
+    # The stored policy target is still the search's, not the action repeated.
+    assert not np.allclose(np.asarray(trajectory.search_policy).max(-1), 1.0)
+    # Greedy play (evaluation) ignores it: the same actions as an agent without repeats.
+    plain = mz.Agent(replace(tiny_config, env=env_id))
+    greedy = [a.rollout(state, a.reset(jax.random.key(1)), jax.random.key(2), num_steps=40,
+                        greedy=True)[1] for a in (agent, plain)]
+    np.testing.assert_array_equal(greedy[0].action, greedy[1].action)
+    np.testing.assert_array_equal(greedy[0].observation, greedy[1].observation)

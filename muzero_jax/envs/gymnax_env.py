@@ -7,6 +7,10 @@ from the game alone and the base class applies the time limit
 (`max_steps_in_episode`, or `Config.max_episode_steps`) as truncation, with the
 observation a truncated episode reached kept for its bootstrap.
 
+gymnax's CartPole-v1, Acrobot-v1 and MountainCar-v0 match Gymnasium's step for
+step, so with their own time limit their final evaluation plays Gymnasium's
+(`EnvSpec.eval_id`); other gymnax envs are evaluated on their JAX form.
+
 MinAtar observations are `(10, 10, channels)` boolean-valued planes, stored as
 float32 (they are not frames: no scaling, no frame history).
 """
@@ -29,6 +33,13 @@ _MAX_ABS_REWARD = {
     "Asterix-MinAtar": 1.0, "Breakout-MinAtar": 1.0, "Freeway-MinAtar": 1.0,
     "SpaceInvaders-MinAtar": 1.0,
 }
+
+
+# gymnax ports that match Gymnasium's env step for step (same reset ranges, dynamics,
+# rewards, termination and time limit; tests/test_gymnax_env.py checks them): the final
+# evaluation plays the Gymnasium env, and Gymnasium's reward_threshold is the bar.
+_GYMNASIUM_TWIN = {"CartPole-v1": "CartPole-v1", "Acrobot-v1": "Acrobot-v1",
+                   "MountainCar-v0": "MountainCar-v0"}
 
 
 def gymnax_ids() -> list[str]:
@@ -65,7 +76,11 @@ class GymnaxEnv(JaxEnv):
         self.spec = EnvSpec(env_id=PREFIX + name,
                             observation_shape=tuple(observation_space.shape),
                             num_actions=int(action_space.n), max_episode_steps=limit,
-                            max_abs_reward=_MAX_ABS_REWARD.get(name))
+                            max_abs_reward=_MAX_ABS_REWARD.get(name),
+                            # Another time limit is no longer the Gymnasium env's.
+                            eval_id=(_GYMNASIUM_TWIN.get(name) if max_episode_steps is None
+                                     or limit == int(self.params.max_steps_in_episode)
+                                     else None))
 
     def initial(self, key: chex.PRNGKey) -> tuple[Any, chex.Array]:
         observation, inner = self.env.reset_env(key, self.params)

@@ -1,0 +1,133 @@
+"""gymnax envs through the JaxEnv protocol: time limits, MinAtar, and the Gymnasium twins."""
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import muzero_jax as mz
+from muzero_jax import envs
+from muzero_jax.config import ConfigError
+from muzero_jax.envs.gymnax_env import GymnaxEnv
+
+# How each twin's gymnax state is set from Gymnasium's `unwrapped.state`.
+STATE_FIELDS = {
+    "CartPole-v1": ("x", "x_dot", "theta", "theta_dot"),
+    "Acrobot-v1": ("joint_angle1", "joint_angle2", "velocity_1", "velocity_2"),
+    "MountainCar-v0": ("position", "velocity"),
+}
+
+
+def _policy(name: str, obs: np.ndarray, rng: np.random.Generator) -> int:
+    """Mostly a policy that ends episodes early (by termination), with random actions."""
+    if rng.random() < 0.2:
+        return int(rng.integers(3 if name != "CartPole-v1" else 2))
+    if name == "CartPole-v1":
+        return 1  # pushes one way: the pole falls
+    if name == "Acrobot-v1":
+        return 2 if obs[5] > 0 else 0  # torque along the second joint's velocity
+    return 2 if obs[1] >= 0 else 0  # MountainCar: push along the velocity
+
+
+@pytest.mark.parametrize("name", sorted(STATE_FIELDS))
+def test_gymnax_twin_matches_gymnasium_step_for_step(name):
+    """Our step from Gymnasium's state each step: same observation, reward and flags, to a
+    termination and to the time limit; so the twin's final evaluation may play Gymnasium's."""
+    env = GymnaxEnv(name)
+    assert env.spec.eval_id == name
+    reference = gym.make(name)
+    assert env.spec.max_episode_steps == reference.spec.max_episode_steps
+
+
+    @jax.jit
+    def synced_step(state, values, t, obs, action):
+        """Our step from Gymnasium's state `values` at step t."""
+        inner = state.inner.replace(time=t, **{
+            k: values[i] for i, k in enumerate(STATE_FIELDS[name])})
+        return env.step(state.replace(inner=inner, observation=obs, step_count=t), action)
+
+    rng = np.random.default_rng(0)
+    endings = []
+    for episode, limit_only in ((0, False), (1, True)):
+        obs, _ = reference.reset(seed=episode)
+        state = env.reset(jax.random.key(episode))
+        for t in range(reference.spec.max_episode_steps):
+            values = np.asarray(reference.unwrapped.state, np.float32)
+            previous_obs = obs
+            action = 1 if limit_only and name != "CartPole-v1" else _policy(name, obs, rng)
+            if limit_only and name == "CartPole-v1":
+                action = int(obs[2] + 0.5 * obs[3] > 0)  # balances to the limit
+            obs, reward, terminated, truncated, _ = reference.step(action)
+            state, out = synced_step(state, values, jnp.int32(t), previous_obs,
+                                     jnp.int32(action))
+            np.testing.assert_allclose(out.final_observation, obs, rtol=0, atol=1e-5)
+            assert (float(out.reward), bool(out.terminated), bool(out.truncated)) == (
+                reward, terminated, truncated), (name, episode, t)
+            if terminated or truncated:
+                endings.append((terminated, truncated))
+                break
+    assert endings == [(True, False), (False, True)]
+
+
+def test_time_limit_is_truncation_with_the_final_observation_kept():
+    env = GymnaxEnv("Acrobot-v1", max_episode_steps=4)
+    assert env.spec.max_episode_steps == 4
+    assert env.spec.eval_id is None  # a 4-step Acrobot is not Gymnasium's Acrobot-v1
+    step = jax.jit(env.step)
+    state = env.reset(jax.random.key(0))
+    inner = state.inner
+    for t in range(4):
+        state, out = step(state, jnp.int32(1))
+        # What gymnax itself reaches from the same state (zero torque noise: no key use).
+        expected, inner, *_ = env.env.step_env(jax.random.key(0), inner, 1, env.params)
+        assert (bool(out.terminated), bool(out.truncated)) == (False, t == 3)
+    np.testing.assert_allclose(out.final_observation, expected, rtol=0, atol=1e-6)
+    assert not np.allclose(out.observation, out.final_observation)  # a new episode's first
+    assert float(out.episode_return) == -4.0 and int(out.episode_length) == 4
+    assert int(state.step_count) == 0
+
+
+def test_default_time_limit_is_the_envs_own():
+    assert GymnaxEnv("Acrobot-v1").spec.max_episode_steps == 500
+    spec = GymnaxEnv("Breakout-MinAtar").spec
+    assert spec.max_episode_steps == 1_000 and spec.eval_id is None
+
+
+def test_minatar_observes_float32_planes_and_steps_inside_jit_and_vmap():
+    env = envs.make(mz.cartpole(env="gymnax/Breakout-MinAtar"))
+    assert isinstance(env, envs.JaxEnv)
+    assert env.spec.env_id == "gymnax/Breakout-MinAtar"
+    assert env.spec.observation_shape == (10, 10, 4) and env.spec.num_actions == 3
+    assert env.spec.observation_dtype == "float32" and not env.spec.frames
+    num_envs = 4
+    state = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), num_envs))
+    assert state.observation.shape == (num_envs, 10, 10, 4)
+    assert state.observation.dtype == jnp.float32
+
+    @jax.jit
+    def rollout(state, key):
+        def body(state, key):
+            action = jax.random.randint(key, (num_envs,), 0, 3)
+            return jax.vmap(env.step)(state, action)
+
+        return jax.lax.scan(body, state, jax.random.split(key, 300))
+
+    state, out = rollout(state, jax.random.key(1))
+    assert out.observation.shape == (300, num_envs, 10, 10, 4)
+    assert set(np.unique(np.asarray(out.observation))) == {0.0, 1.0}
+    terminated = np.asarray(out.terminated)
+    # Random paddles miss the ball: the game ends its episodes, not the time limit.
+    assert terminated.any() and not np.asarray(out.truncated).any()
+    lengths = np.asarray(out.episode_length)[terminated]
+    assert np.all((lengths > 0) & (lengths < 300))
+
+
+def test_unknown_gymnax_id_names_the_registered_ones():
+    with pytest.raises(ConfigError, match="Breakout-MinAtar"):
+        GymnaxEnv("NoSuchGame-MinAtar")
+
+
+def test_continuous_gymnax_actions_are_refused():
+    with pytest.raises(ConfigError, match="Box"):
+        GymnaxEnv("Pendulum-v1")

@@ -40,6 +40,7 @@ def evaluate_named_env(result: TrainResult, config: Config) -> tuple[np.ndarray,
     """The default final evaluation: `evaluate.evaluate_final` on the trained agent."""
     return evaluate_final(result.agent, result.state, config)
 
+
 # The preset for small vector envs without a preset of their own. Merge point (issue 10):
 # "classic" once config.py has it; until then CartPole's, the closest we have.
 CLASSIC_PRESET = "classic" if "classic" in PRESETS else "cartpole"

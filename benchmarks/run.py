@@ -22,6 +22,12 @@ Sections:
   learner    updates/s and samples/s of `Agent.learn` (K = 5), and of `Agent.update`.
   solve      time to solve CartPole-v1: experiments/cartpole.py over 5 seeds, cold start.
   atari      Atari-size search and learn (once `atari_tiny` is among the presets).
+  envs       self-play env steps/s per env realisation at batch 16, same search: the
+             jitted path (jax/CartPole-v1, gymnax/CartPole-v1, gymnax/Breakout-MinAtar)
+             beside the host path (Gymnasium's CartPole-v1, sync).
+
+`--only SECTION ...` writes DIR/results-<device>-<sections>.*, so a partial run never
+overwrites the full one.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import muzero_jax as mz
-from benchmarks import anatomy, atari, machine, solve
+from benchmarks import anatomy, atari, envs, machine, solve
 from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.search import Searcher
@@ -480,10 +486,13 @@ def markdown(results: dict) -> str:
         lines.append("")
     if "atari" in sec:
         lines += ["## Atari network", ""] + atari.markdown(sec["atari"]) + [""]
+    if "envs" in sec:
+        lines += ["## Self-play per environment: jitted and host paths", ""]
+        lines += envs.markdown(sec["envs"]) + [""]
     return "\n".join(lines)
 
 
-SECTIONS = ("search", "anatomy", "iteration", "selfplay", "learner", "solve", "atari")
+SECTIONS = ("search", "anatomy", "iteration", "selfplay", "learner", "solve", "atari", "envs")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -516,6 +525,7 @@ def main(argv: list[str] | None = None) -> dict:
         "learner": lambda: bench_learner(settings, print),
         "solve": lambda: bench_solve(settings, args.out, device, print),
         "atari": lambda: atari.benchmark(settings, print),
+        "envs": lambda: envs.benchmark(settings, print),
     }
     sections = args.only or [n for n in SECTIONS if not (args.quick and n == "anatomy")]
     for name in sections:
@@ -529,7 +539,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{results['profile']['top_ms_per_call']}")
     results["seconds"] = time.perf_counter() - start
 
-    suffix = "-quick" if args.quick else ""
+    suffix = ("-quick" if args.quick else "") + ("-" + "-".join(args.only) if args.only else "")
     json_path = os.path.join(args.out, f"results-{device}{suffix}.json")
     md_path = os.path.join(args.out, f"results-{device}{suffix}.md")
     with open(json_path, "w") as f:

@@ -21,12 +21,14 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Config:
     # --- environment -------------------------------------------------------
-    env: str = "jax/CartPole-v1"  # jax/<name>, gymnax/<id>, ALE/<Game>-v5 or a gymnasium id
-    #   (muzero_jax.envs: the rule that maps an id to its env)
+
+    # jax/<name>, gymnax/<id>, ALE/<Game>-v5 or a gymnasium id (muzero_jax.envs: the rule
+    # that maps an id to its env)
+    env: str = "jax/CartPole-v1"
     max_episode_steps: int | None = None  # time limit (truncation); None: env's own
     max_abs_reward: float | None = None  # largest |reward| of a step; None: the env's, if known
-    vector_mode: Literal["sync", "async"] = "sync"  # gymnasium ids: envs in this process or
-    #   in worker processes (gymnasium.make_vec)
+    # gymnasium ids: envs in this process or in worker processes (gymnasium.make_vec)
+    vector_mode: Literal["sync", "async"] = "sync"
     observation_shape: tuple[int, ...] | None = None  # None: take the env's; else checked
     num_envs: int = 16  # B: environments stepped in lock-step by self-play
     rollout_length: int = 50  # T: self-play steps per env per training iteration
@@ -40,14 +42,17 @@ class Config:
 
     # --- networks: choice, and the ResNet for image observations ------------------
     network: Literal["mlp", "resnet"] = "mlp"  # mlp: vector observations; resnet: images
-    resnet_channels: int = 256  # channels of the hidden state and the towers on it (paper:
-    #   256); the first strided conv of h has half as many (paper: 128)
-    representation_blocks: tuple[int, int, int] = (2, 3, 3)  # residual blocks of h after the
-    #   first strided conv, after the second, after the first average pool (paper: 2, 3, 3)
+    # channels of the hidden state and the towers on it (paper: 256); the first strided
+    # conv of h has half as many (paper: 128)
+    resnet_channels: int = 256
+    # residual blocks of h after the first strided conv, after the second, after the
+    # first average pool (paper: 2, 3, 3)
+    representation_blocks: tuple[int, int, int] = (2, 3, 3)
     dynamics_blocks: int = 16  # residual blocks of g (paper: 16)
     prediction_blocks: int = 16  # residual blocks of f (paper: 16)
-    head_channels: int = 16  # 1x1-conv channels in front of each head's dense layers (the
-    #   heads' dense hidden layer has hidden_size units)
+    # 1x1-conv channels in front of each head's dense layers (the heads' dense hidden
+    # layer has hidden_size units)
+    head_channels: int = 16
 
     # --- search (mctx) ---------------------------------------------------------
     search: Literal["muzero", "gumbel"] = "muzero"  # mctx.muzero_policy or gumbel_muzero_policy
@@ -63,12 +68,13 @@ class Config:
     max_num_considered_actions: int = 16  # Gumbel: actions sampled at the root
     gumbel_scale: float = 1.0  # Gumbel: noise scale while training (0 at evaluation)
     temperature: float = 1.0  # visit-count temperature while training (muzero search)
-    # Acting temperature by training progress (env steps / total_env_steps), as pairs
-    # (progress threshold, temperature), thresholds increasing in (0, 1]: from each
-    # threshold on, its temperature replaces `temperature`. Paper (Atari):
-    # ((0.5, 0.5), (0.75, 0.25)). Gumbel search scales gumbel_scale by the ratio of
-    # that temperature to `temperature`: argmax(logits + T gumbel) ~ softmax(logits / T).
-    temperature_schedule: tuple[tuple[float, float], ...] = ()  # (progress, T) pairs; ()=off
+    # acting temperature by training progress (env steps / total_env_steps): pairs
+    # (progress threshold, temperature), thresholds increasing in (0, 1]; from each
+    # threshold on, its temperature replaces `temperature`; () = off. Paper (Atari):
+    # ((0.5, 0.5), (0.75, 0.25)), on the command line 0.5 0.5 0.75 0.25. Gumbel search
+    # scales gumbel_scale by that temperature over `temperature`: argmax(logits + T
+    # gumbel) ~ softmax(logits / T).
+    temperature_schedule: tuple[tuple[float, float], ...] = ()
     exploration_repeat_probability: float = 0.0  # chance self-play repeats its last action
     #   instead of the search's while training: temporally extended exploration (runs of
     #   mean length 1 / (1 - p)); 0: off, as in the paper
@@ -111,8 +117,9 @@ class Config:
     # --- Atari (ALE/<Game>-v5 ids; muzero_jax.envs.atari) ----------------------------
     frame_size: tuple[int, int] = (96, 96)  # (height, width) of a preprocessed frame
     grayscale: bool = False  # paper: RGB; grayscale is the cheaper DQN-style choice
-    history_length: int = 0  # H: the last H frames and H actions stacked as planes (paper:
-    #   32); 0: the observation alone (vector envs); stored as single frames in replay
+    # H: the last H frames and H actions stacked as planes (paper: 32); 0: the
+    # observation alone (vector envs); stored as single frames in replay
+    history_length: int = 0
     frame_skip: int = 4  # emulator frames per agent step, max-pooled over the last two (v5: 4)
     sticky_action_probability: float = 0.25  # repeat the previous action (v5: 0.25)
     full_action_space: bool = False  # all 18 actions, or the game's minimal set (v5: False)

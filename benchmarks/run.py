@@ -22,6 +22,9 @@ Sections:
   learner    updates/s and samples/s of `Agent.learn` (K = 5), and of `Agent.update`.
   solve      time to solve CartPole-v1: experiments/cartpole.py over 5 seeds, cold start.
   atari      Atari-size search and learn (once `atari_tiny` is among the presets).
+  compile    compile seconds per program of a cold experiments/cartpole.py process.
+  soak       RSS against env steps of a 520k-step run after its buffer fills, checkpoints
+             on (only with --only soak).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import muzero_jax as mz
-from benchmarks import anatomy, atari, machine, solve
+from benchmarks import anatomy, atari, machine, soak, solve
 from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.search import Searcher
@@ -480,10 +483,12 @@ def markdown(results: dict) -> str:
         lines.append("")
     if "atari" in sec:
         lines += ["## Atari network", ""] + atari.markdown(sec["atari"]) + [""]
+    lines += soak.markdown(sec)
     return "\n".join(lines)
 
 
-SECTIONS = ("search", "anatomy", "iteration", "selfplay", "learner", "solve", "atari")
+SECTIONS = ("search", "anatomy", "iteration", "selfplay", "learner", "solve", "atari", "compile",
+            "soak")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -516,8 +521,12 @@ def main(argv: list[str] | None = None) -> dict:
         "learner": lambda: bench_learner(settings, print),
         "solve": lambda: bench_solve(settings, args.out, device, print),
         "atari": lambda: atari.benchmark(settings, print),
+        "compile": lambda: soak.cold_start(settings, print),
+        "soak": lambda: soak.soak(settings, print),
     }
-    sections = args.only or [n for n in SECTIONS if not (args.quick and n == "anatomy")]
+    # The soak runs half a million env steps: only when asked for (--only soak).
+    sections = args.only or [n for n in SECTIONS if not (args.quick and n == "anatomy")
+                             and n != "soak"]
     for name in sections:
         print(f"[{name}]")
         section_start = time.perf_counter()

@@ -28,6 +28,7 @@ stays one scalar for all runs and the evaluation stays a real `lax.cond` (under
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import chex
@@ -76,7 +77,7 @@ class RunnerState:
     episodes_finished: chex.Array
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class TrainProgram:
     """The pure pieces of a run, built once by `make_train`.
 
@@ -110,29 +111,127 @@ class TrainProgram:
             episodes_finished=jnp.int32(0))
 
     # --- one iteration --------------------------------------------------------------
-    def iterate(self, runner: RunnerState, iteration: chex.Array
+    def iterate(self, runners: RunnerState, iteration: chex.Array
                 ) -> tuple[RunnerState, dict]:
-        """Iteration number `iteration` (1-based; the same for every run of a chunk).
+        """Iteration number `iteration` (1-based) of `[S]` runs side by side.
 
-        A run that is done is left as it was (its metrics say `active = False`).
+        collect -> store -> learn, then (every `eval_every` iterations) evaluate. Self-play
+        and evaluation are rounds of one `lax.while_loop` around a single rollout call
+        (round 0: training, with the training envs and exploration; rounds 1..: greedy
+        episodes on fresh envs, with the parameters just learned), so the search, the
+        biggest part of the program, is compiled once. Runs that are done are left as
+        they were (their metrics say `active = False`). Returns `[S]` runs and metrics.
         """
-        return jax.lax.cond(runner.done, self._idle, self._iterate, runner, iteration)
-
-    def _iterate(self, runner: RunnerState, iteration):
         agent, cfg = self.agent, self.agent.config
-        key, rollout_key, update_key, eval_key = jax.random.split(runner.key, 4)
+        num_envs, num_steps = cfg.num_envs, cfg.rollout_length
+        per_run = functools.partial(_per_run, num_runs=runners.iteration.shape[0])
+        keys = per_run(lambda k: jax.random.split(k, 4))(runners.key)
+        key, rollout_key, update_key, eval_key = (keys[:, i] for i in range(4))
+        active = ~runners.done
+        exploration = jax.vmap(lambda steps: scheduled_exploration(
+            cfg, steps / max(cfg.total_env_steps, 1)))(runners.env_steps)
+        greedy = jax.tree.map(lambda x: jnp.broadcast_to(x, active.shape), Exploration.greedy())
 
-        # collect: acting temperature by training progress (SPEC.md, "Acting").
-        exploration = scheduled_exploration(cfg, runner.env_steps / max(cfg.total_env_steps, 1))
-        env_state, trajectory = agent.actor.rollout_fn(
-            runner.train_state.params, runner.env_state, rollout_key, exploration,
-            cfg.rollout_length)
-        # store
+        # Evaluation: the schedule is the iteration's, one scalar for all runs.
+        due = jnp.bool_(False)
+        if cfg.eval_every:
+            due = iteration % cfg.eval_every == 0
+        num_sets = math.ceil(cfg.eval_episodes / num_envs)  # eval envs come num_envs at a time
+        max_rounds = num_sets * (math.ceil(
+            (agent.spec.max_episode_steps or 100_000) / num_steps) + 1)
+        reset = per_run(lambda k: agent.actor.reset(k, num_envs))
+
+        def eval_reset_key(set_index):
+            return jax.vmap(jax.random.fold_in)(eval_key, set_index)
+
+        Carry = tuple  # (round, runners, eval env states, set index [S], first returns
+        #                 [S, sets, B], training stats)
+
+        def rollout(runners, env_state, key, exploration):
+            return per_run(lambda p, e, k, x: agent.actor.rollout_fn(p, e, k, x, num_steps))(
+                runners.train_state.params, env_state, key, exploration)
+
+        def play(carry: Carry) -> Carry:
+            round_, runners, eval_env, set_index, first, stats = carry
+            training = round_ == 0
+            pick = functools.partial(jax.tree.map, lambda a, b: jnp.where(training, a, b))
+            env_state, trajectory = rollout(
+                runners, pick(runners.env_state, eval_env),
+                jnp.where(training, rollout_key,
+                          jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_key, round_)),
+                pick(exploration, greedy))
+
+            def after_training(runners, eval_env, set_index, first, stats):
+                learned, stats = per_run(self._store_and_learn)(
+                    runners, env_state, trajectory, update_key)
+                runners = _where(active, learned, runners)
+                # Runs that are done or still untrained are not evaluated.
+                wanted = active & (runners.train_state.step > 0)
+                first = jnp.where(wanted[:, None, None], first, 0.0)
+                return runners, eval_env, set_index, first, stats
+
+            def after_evaluation(runners, eval_env, set_index, first, stats):
+                eval_env, set_index, first = per_run(self._record_first_episodes)(
+                    env_state, trajectory, set_index, first, eval_reset_key(set_index + 1))
+                return runners, eval_env, set_index, first, stats
+
+            out = jax.lax.cond(training, after_training, after_evaluation,
+                               runners, eval_env, set_index, first, stats)
+            return (round_ + 1, *out)
+
+        def evaluating(carry: Carry) -> jax.Array:
+            round_, runners, _, _, first, _ = carry
+            pending = jnp.any(jnp.isnan(first), axis=(1, 2))
+            return (round_ == 0) | (due & (round_ <= max_rounds) & jnp.any(pending))
+
+        first = jnp.full((len(active), num_sets, num_envs), jnp.nan, jnp.float32)
+        stats = jax.tree.map(lambda s: jnp.zeros((len(active), *s.shape), s.dtype),
+                             self._training_stat_shapes)
+        carry = (jnp.int32(0), runners, reset(eval_reset_key(jnp.zeros_like(runners.iteration))),
+                 jnp.zeros_like(runners.iteration), first, stats)
+        _, runners, _, _, first, stats = jax.lax.while_loop(evaluating, play, carry)
+
+        evaluated = due & active & (runners.train_state.step > 0)
+        eval_return = jnp.where(evaluated, jnp.mean(
+            first.reshape(len(active), -1)[:, :cfg.eval_episodes], axis=1), jnp.nan)
+        solved = runners.solved
+        if cfg.solve_return is not None:
+            solved = solved | (evaluated & (eval_return >= cfg.solve_return))
+        done = solved | (runners.env_steps >= cfg.total_env_steps)
+        runners = runners.replace(
+            key=_where(active, key, runners.key),
+            solved=jnp.where(active, solved, runners.solved),
+            done=jnp.where(active, done, runners.done),
+            last_eval_return=jnp.where(evaluated, eval_return, runners.last_eval_return))
+        metrics = {
+            "active": active, "evaluated": evaluated, "solved": runners.solved,
+            "iteration": runners.iteration, "env_steps": runners.env_steps,
+            "train_steps": runners.train_state.step,
+            "episodes_return": jnp.nanmean(runners.recent_returns, axis=1),
+            "episode_length": jnp.nanmean(runners.recent_lengths, axis=1),
+            "eval_return": eval_return, **stats}
+        return runners, metrics
+
+    def _record_first_episodes(self, env_state, trajectory, set_index, first, next_key):
+        """Records one run's first finished episode per eval env (`first`: `[sets, B]`);
+        once every env of the current set has finished one, fresh envs start the next set."""
+        done = trajectory.terminated | trajectory.truncated  # [B, T]
+        episode_return = jnp.take_along_axis(
+            trajectory.episode_return, jnp.argmax(done, axis=1)[:, None], axis=1)[:, 0]
+        row = first[set_index]
+        row = jnp.where(jnp.isnan(row) & jnp.any(done, axis=1), episode_return, row)
+        first = first.at[set_index].set(row)
+        next_set = ~jnp.any(jnp.isnan(row)) & (set_index + 1 < first.shape[0])
+        fresh = self.agent.actor.reset(next_key, row.shape[0])
+        env_state = jax.tree.map(lambda a, b: jnp.where(next_set, a, b), fresh, env_state)
+        return env_state, set_index + next_set.astype(set_index.dtype), first
+
+    def _store_and_learn(self, runner: RunnerState, env_state, trajectory, update_key):
+        """store -> learn for one run, after its training rollout."""
+        agent, cfg = self.agent, self.agent.config
         buffer = replay.add(runner.buffer, trajectory)
-        env_steps = runner.env_steps + cfg.num_envs * cfg.rollout_length
         returns, lengths, finished = record_episodes(runner, trajectory)
 
-        # learn, once replay holds min_replay_size positions and a window per stream.
         def learn(state, buffer):
             return agent._update_impl(state, buffer, update_key)
 
@@ -141,76 +240,36 @@ class TrainProgram:
 
         state, buffer, update_metrics = jax.lax.cond(
             ready_to_learn(buffer, cfg), learn, wait, runner.train_state, buffer)
-
-        # evaluate: the schedule is the iteration's, the same for all runs of a chunk (an
-        # unbatched predicate, so the cond stays one under vmap); untrained runs do not count.
-        due = jnp.bool_(False)
-        if cfg.eval_every:
-            due = iteration % cfg.eval_every == 0
-        eval_return = jax.lax.cond(due, lambda: self.evaluate(state.params, eval_key),
-                                   lambda: jnp.float32(jnp.nan))
-        due = due & (state.step > 0)
-        eval_return = jnp.where(due, eval_return, jnp.nan)
-        solved = runner.solved
-        if cfg.solve_return is not None:
-            solved = solved | (due & (eval_return >= cfg.solve_return))
-        runner = RunnerState(
-            train_state=state, buffer=buffer, env_state=env_state, key=key,
-            iteration=runner.iteration + 1, env_steps=env_steps, solved=solved,
-            done=solved | (env_steps >= cfg.total_env_steps),
-            last_eval_return=jnp.where(due, eval_return, runner.last_eval_return),
+        runner = runner.replace(
+            train_state=state, buffer=buffer, env_state=env_state,
+            iteration=runner.iteration + 1,
+            env_steps=runner.env_steps + cfg.num_envs * cfg.rollout_length,
             recent_returns=returns, recent_lengths=lengths, episodes_finished=finished)
-        metrics = {
-            "active": jnp.bool_(True), "evaluated": due, "solved": solved,
-            "iteration": runner.iteration, "env_steps": env_steps, "train_steps": state.step,
-            "episodes_return": jnp.nanmean(returns), "episode_length": jnp.nanmean(lengths),
-            "eval_return": eval_return, **search_statistics(trajectory), **update_metrics}
-        return runner, metrics
+        return runner, {**search_statistics(trajectory), **update_metrics}
 
-    def _idle(self, runner: RunnerState, iteration):
-        del iteration
-        metrics = jax.eval_shape(self._iterate, runner, jnp.int32(0))[1]
-        metrics = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics)
-        return runner, dict(metrics, active=jnp.bool_(False))
+    @functools.cached_property
+    def _training_stat_shapes(self) -> dict:
+        """Shapes of one run's training statistics (search statistics, learner metrics)."""
+        return {"root_value": jax.ShapeDtypeStruct((), jnp.float32),
+                "policy_entropy": jax.ShapeDtypeStruct((), jnp.float32),
+                **self._update_metric_shapes}
+
+    @functools.cached_property
+    def _update_metric_shapes(self) -> dict:
+        agent = self.agent
+        return jax.eval_shape(agent._update_impl, jax.eval_shape(agent.init, jax.random.key(0)),
+                              jax.eval_shape(agent.init_replay), jax.random.key(0))[2]
 
     @property
     def _no_update_metrics(self) -> dict:
-        agent = self.agent
-        shapes = jax.eval_shape(agent._update_impl, jax.eval_shape(agent.init, jax.random.key(0)),
-                                jax.eval_shape(agent.init_replay), jax.random.key(0))[2]
-        return jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
+        return jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype),
+                            self._update_metric_shapes)
 
-    # --- evaluation -----------------------------------------------------------------
-    def evaluate(self, params, key: chex.PRNGKey) -> jax.Array:
-        """Mean return of `eval_episodes` greedy episodes on fresh envs (pure).
-
-        Each env's first episode counts (later, shorter ones would bias the mean down);
-        the envs play rollout_length steps at a time until every first episode ended.
-        """
-        agent, cfg = self.agent, self.agent.config
-        num_episodes, chunk = cfg.eval_episodes, cfg.rollout_length
-        max_chunks = math.ceil((agent.spec.max_episode_steps or 100_000) / chunk) + 1
-        reset_key, key = jax.random.split(key)
-        env_state = agent.actor.reset(reset_key, num_episodes)
-
-        def unfinished(carry):
-            i, _, _, first = carry
-            return (i < max_chunks) & jnp.any(jnp.isnan(first))
-
-        def play(carry):
-            i, env_state, key, first = carry
-            key, rollout_key = jax.random.split(key)
-            env_state, traj = agent.actor.rollout_fn(params, env_state, rollout_key,
-                                                     Exploration.greedy(), chunk)
-            done = traj.terminated | traj.truncated
-            episode_return = jnp.take_along_axis(
-                traj.episode_return, jnp.argmax(done, axis=1)[:, None], axis=1)[:, 0]
-            first = jnp.where(jnp.isnan(first) & jnp.any(done, axis=1), episode_return, first)
-            return i + 1, env_state, key, first
-
-        first = jnp.full((num_episodes,), jnp.nan, jnp.float32)
-        _, _, _, first = jax.lax.while_loop(unfinished, play, (0, env_state, key, first))
-        return jnp.mean(first)
+    @functools.cached_property
+    def metric_shapes(self) -> dict:
+        """The shapes of one iteration's metrics of `[S]` runs (traced once)."""
+        runners = jax.eval_shape(lambda k: jax.vmap(self.init)(k[None]), jax.random.key(0))
+        return jax.eval_shape(self.iterate, runners, jnp.int32(1))[1]
 
     # --- chunks and whole runs -----------------------------------------------------
     def run_chunk(self, runners: RunnerState, first_iteration: chex.Array
@@ -221,15 +280,9 @@ class TrainProgram:
         (rows past the early stop have `active = False`).
         """
         num_runs = runners.iteration.shape[0]
-        if num_runs == 1:  # one run: no vmap, so the conds inside stay conds
-            def step(runners, iteration):
-                runner, metrics = self.iterate(jax.tree.map(lambda x: x[0], runners), iteration)
-                return jax.tree.map(lambda x: x[None], (runner, metrics))
-        else:
-            step = jax.vmap(self.iterate, in_axes=(0, None))
-        shapes = jax.eval_shape(step, runners, jnp.int32(0))[1]
-        metrics = jax.tree.map(lambda s: jnp.zeros((self.num_iterations, *s.shape), s.dtype),
-                               shapes)
+        metrics = jax.tree.map(
+            lambda s: jnp.zeros((self.num_iterations, num_runs, *s.shape[1:]), s.dtype),
+            self.metric_shapes)
 
         def going(carry):
             i, runners, _ = carry
@@ -237,7 +290,7 @@ class TrainProgram:
 
         def body(carry):
             i, runners, metrics = carry
-            runners, row = step(runners, first_iteration + i)
+            runners, row = self.iterate(runners, first_iteration + i)
             metrics = jax.tree.map(lambda m, r: m.at[i].set(r), metrics, row)
             return i + 1, runners, metrics
 
@@ -250,12 +303,10 @@ class TrainProgram:
         Returns the final state and `[max_iterations]` metrics (`active` marks the
         iterations that ran).
         """
-        runner = self.init(key)
-
-        def body(runner, iteration):
-            return self.iterate(runner, iteration)
-
-        return jax.lax.scan(body, runner, jnp.arange(1, self.max_iterations + 1))
+        runners = jax.tree.map(lambda x: x[None], self.init(key))
+        runners, metrics = jax.lax.scan(self.iterate, runners,
+                                        jnp.arange(1, self.max_iterations + 1))
+        return jax.tree.map(lambda x: x[0], runners), jax.tree.map(lambda x: x[:, 0], metrics)
 
 
 def make_train(config: Config, env: envs.Env | None = None, *,
@@ -289,6 +340,26 @@ def scheduled_exploration(config: Config, progress: chex.Array) -> Exploration:
     return Exploration(temperature=temperature,
                        dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
                        gumbel_scale=jnp.float32(config.gumbel_scale) * ratio)
+
+
+def _per_run(fn, *, num_runs: int):
+    """`fn` over a leading `[S]` axis of every argument: `jax.vmap`, or for one run a
+    plain call (a vmap of size 1 would still add a batch dimension to every gather and
+    scatter of the search, which XLA compiles more slowly)."""
+    if num_runs > 1:
+        return jax.vmap(fn)
+
+    def one(*args):
+        out = fn(*jax.tree.map(lambda x: x[0], args))
+        return jax.tree.map(lambda x: x[None], out)
+
+    return one
+
+
+def _where(mask: jax.Array, new, old):
+    """Per run: `new` where `mask[s]`, else `old` (pytrees with a leading `[S]` axis)."""
+    return jax.tree.map(
+        lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b), new, old)
 
 
 def ready_to_learn(buffer: replay.ReplayBuffer, config: Config) -> jax.Array:

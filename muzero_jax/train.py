@@ -505,8 +505,9 @@ def search_statistics(trajectory: Trajectory) -> dict[str, float]:
 
 
 def _progress_line(row: dict) -> str:
-    parts = ([row["run"]] if "run" in row else []) + [f"steps {row['env_steps']:>7d}", f"updates {row['train_steps']:>6d}",
-             f"t {row['wall_seconds']:6.1f}s", f"return {row['episodes_return']:6.1f}"]
+    parts = ([row["run"]] if "run" in row else []) + [
+        f"steps {row['env_steps']:>7d}", f"updates {row['train_steps']:>6d}",
+        f"t {row['wall_seconds']:6.1f}s", f"return {row['episodes_return']:6.1f}"]
     if row["eval_return"] is not None:
         parts.append(f"eval {row['eval_return']:6.1f}")
     if "loss" in row:

@@ -1,9 +1,8 @@
 """The training loop as one compiled program, in the manner of purejaxrl's `make_train`.
 
     program = make_train(config)            # Python-side work once: env, networks, optimizer
-    runner = program.init(jax.random.key(0))
-    runner, metrics = program.train(jax.random.key(0))   # a whole run, pure and jittable
-    runners, metrics = jax.jit(jax.vmap(program.train))(keys)   # seeds in one program
+    runner, metrics = jax.jit(program.train)(jax.random.key(0))   # a whole run, pure
+    runners, metrics = jax.jit(program.run_chunk)(runners, first_iteration)  # what train() calls
 
 One training iteration, `iterate`, reads top to bottom as the algorithm does:
 
@@ -12,17 +11,19 @@ One training iteration, `iterate`, reads top to bottom as the algorithm does:
     learn     U learner steps in a `lax.scan`, once replay holds enough (`Agent._update_impl`)
     evaluate  every `eval_every` iterations: greedy episodes on fresh envs, the solve check
 
-A `RunnerState` holds everything a run needs to go on (learner state, replay, env
-states, key, counters, the last 100 episode returns), so that it is also what a
-checkpoint saves. A finished run (budget spent, or solved) stops changing: its
-iterations leave the state as it was and report `active = False`.
+Self-play and evaluation are rounds of one `lax.while_loop` around a single rollout
+call, so the search (the largest part of the program) is compiled once, not once for
+self-play and again for evaluation.
 
-`run_chunk(runners, first_iteration)` is what `muzero_jax.train` calls: up to
-`num_iterations` iterations of `[S]` runs side by side (seeds, or a sweep's values),
-in one `while_loop` that stops early once every run is done. The runs are vmapped
-inside the loop rather than the loop under a vmap, so that the iteration count
-stays one scalar for all runs and the evaluation stays a real `lax.cond` (under
-`vmap` a cond on a batched predicate runs both branches every iteration).
+Every function works on `[S]` runs side by side (seeds, or a sweep's values), a leading
+axis on every leaf of `RunnerState`; the runs are vmapped inside the loop rather than
+the loop under a vmap, so that the iteration count stays one scalar for all runs and the
+evaluation stays a real `lax.cond` (under `vmap`, a cond on a batched predicate runs
+both branches every iteration). A single run is called without vmap at all. A run that
+is done (budget spent, or solved) stops changing: its iterations leave its state as it
+was and report `active = False`, while the others go on; `run_chunk` returns early once
+every run is done. `RunnerState` holds everything a run needs to go on, so it is also
+what a checkpoint saves.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ class TrainProgram:
     """The pure pieces of a run, built once by `make_train`.
 
     agent: the Agent whose building blocks the program calls.
-    init: key -> RunnerState (optionally `learning_rate=` for a sweep's run).
-    iterate: (RunnerState, iteration) -> (RunnerState, metrics of that iteration).
+    init: key -> RunnerState of one run (optionally `learning_rate=` for a sweep's run).
+    iterate: ([S] RunnerState, iteration) -> ([S] RunnerState, `[S]` metrics).
     run_chunk: ([S] RunnerState, first iteration) -> ([S] RunnerState, `[C, S]` metrics).
     train: key -> (final RunnerState, `[max_iterations]` metrics): a whole run.
     num_iterations: C, iterations per `run_chunk` call.
@@ -298,7 +299,8 @@ class TrainProgram:
         return runners, metrics
 
     def train(self, key: chex.PRNGKey) -> tuple[RunnerState, dict]:
-        """A whole run from `key`: pure, so `jax.vmap(program.train)(keys)` trains seeds.
+        """A whole run from `key`, as one pure function (`jax.vmap` of it trains seeds,
+        though `run_chunk` on `[S]` runs is faster: its evaluation stays a real cond).
 
         Returns the final state and `[max_iterations]` metrics (`active` marks the
         iterations that ran).

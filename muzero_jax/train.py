@@ -1,10 +1,13 @@
 """The training loop: self-play -> replay -> targets/loss -> optimizer, repeated.
 
-Each iteration makes three calls to compiled programs (rollout, replay add,
-`updates_per_iteration` learner steps in one `lax.scan`, which also reanalyzes,
-writes priorities back and updates the target network); the host only counts,
-logs, sets the acting temperature from training progress and decides when to
-evaluate, checkpoint or stop.
+JAX-native envs: `muzero_jax.loop.make_train` compiles whole chunks of iterations
+(rollout, replay add, learner updates, greedy evaluation, the solve check) into one
+program, for one run or `[S]` runs side by side (seeds, a learning-rate sweep); `train`
+calls it chunk by chunk and, between calls, logs, checkpoints and shows progress.
+Host envs (Gymnasium, ALE): each iteration makes three calls to compiled programs
+(rollout, replay add, `updates_per_iteration` learner steps in one `lax.scan`); the
+host counts, logs, sets the acting temperature and decides when to evaluate,
+checkpoint or stop.
 
 Given a run directory, the loop checkpoints everything it needs to go on
 exactly (learner state, replay, env states, RNG key and its own counters and

@@ -10,15 +10,16 @@ from muzero_jax.loop import make_train
 
 
 def _config(tiny_config, **overrides):
-    return dataclasses.replace(tiny_config, total_env_steps=320, eval_every=3, eval_episodes=4,
-                               solve_return=None, log_every=5, **overrides)
+    values = dict(total_env_steps=320, eval_every=3, eval_episodes=4, solve_return=None,
+                  log_every=5)
+    return dataclasses.replace(tiny_config, **{**values, **overrides})
 
 
 def test_a_done_run_stops_changing_while_the_others_go_on(tiny_config):
     program = make_train(_config(tiny_config))
     runners = jax.vmap(program.init)(jnp.stack([jax.random.key(0), jax.random.key(1)]))
     runners = runners.replace(done=jnp.array([True, False]))
-    before = jax.tree.map(np.asarray, runners)
+    before = jax.tree.map(lambda x: x.copy(), runners)  # run_chunk donates nothing here
     after, metrics = jax.jit(program.run_chunk)(runners, jnp.int32(1))
     assert metrics["active"].shape == (5, 2)
     assert not metrics["active"][:, 0].any() and metrics["active"][:, 1].all()

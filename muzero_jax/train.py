@@ -126,11 +126,11 @@ def train(config: Config, *, env: envs.Env | None = None,
     program = make_train(cfg, agent=agent, num_iterations=iterations_per_call)
     compile_before = compile_stats.snapshot()
 
-    keys = jax.numpy.stack([jax.random.key(run["seed"]) for run in runs])
-    learning_rates = jax.numpy.asarray([run.get("learning_rate", cfg.learning_rate)
-                                        for run in runs], jax.numpy.float32)
-    runners = jax.jit(jax.vmap(lambda k, lr: program.init(k, learning_rate=lr)))(
-        keys, learning_rates)
+    # One compiled init, called per run (a vmapped init compiles a far larger program).
+    init = jax.jit(lambda key, lr: program.init(key, learning_rate=lr))
+    runners = jax.tree.map(lambda *xs: jax.numpy.stack(xs), *[
+        init(jax.random.key(run["seed"]),
+             jax.numpy.float32(run.get("learning_rate", cfg.learning_rate))) for run in runs])
     meta = {"iteration": 0, "history": [], "seconds": 0.0, "last_checkpoint_updates": 0,
             "runs": runs}
 

@@ -28,6 +28,7 @@ from muzero_jax import checkpoint, cli, envs
 from muzero_jax.agent import Agent
 from muzero_jax.config import PRESETS, Config, ConfigError
 from muzero_jax.evaluate import evaluate_final, solve_threshold
+from muzero_jax.loop import SWEEPABLE
 from muzero_jax.train import TrainResult, train
 
 _IMPORTED = time.perf_counter()
@@ -86,6 +87,12 @@ class Flags:
     total_env_steps: Annotated[int | None, _flag("INT", "the preset's")] = None
     # final greedy evaluation episodes, as --config.final_eval_episodes
     eval_episodes: Annotated[int | None, _flag("INT", "the preset's")] = None
+    # train these seeds side by side in one compiled program (JAX envs): one run
+    # directory, a TensorBoard run and a summary.json entry each
+    seeds: Annotated[tuple[int, ...] | None, _flag("S [S ...]", "one run, --seed")] = None
+    # one run per comma-separated value of a config field, in one program (with --seeds:
+    # per seed), e.g. --sweep learning_rate 1e-3,3e-3,1e-2
+    sweep: Annotated[tuple[str, str] | None, _flag("FIELD VALUES", "none")] = None
     config: Config = Config()  # every field of muzero_jax.Config; defaults are the preset's
 
     def overrides(self) -> dict:
@@ -190,6 +197,13 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
         (check or Agent)(config)
     except (ConfigError, ValueError) as e:
         cli.error(str(e))
+    seeds, sweep = runs_from_flags(flags)
+    if seeds is not None or sweep is not None:
+        out = flags.resume or flags.out or default_out(config, preset).replace(
+            f"-seed{config.seed}", "-" + "-".join(
+                ([f"seeds{'_'.join(map(str, seeds))}"] if seeds else [])
+                + ([f"sweep-{sweep[0]}"] if sweep else [])))
+        return _main_runs(config, preset, out, flags, seeds, sweep, evaluate)
     out = flags.resume or flags.out or default_out(config, preset)
 
     try:
@@ -218,6 +232,7 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
         "eval_return_min": float(np.min(returns)),
         "eval_episodes": int(len(returns)),
         "eval_env": eval_label,
+        "compile_seconds": result.compile_seconds,
         "solved": bool(threshold is not None and np.mean(returns) >= threshold),
         "solved_during_training": result.solved,
         "seed": config.seed,
@@ -232,3 +247,86 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
           f"eval {eval_seconds:.1f}s -> {out}/summary.json")
     return summary
 
+
+# --- several runs in one program: --seeds and --sweep ---------------------------------
+RUNS_NAME = "runs.json"  # a multi-run directory's seeds and sweep, for --resume
+
+
+def runs_from_flags(flags: Flags):
+    """(seeds, sweep) from the flags (or a resumed run's runs.json); exits 2 on bad input."""
+    seeds = list(flags.seeds) if flags.seeds is not None else None
+    sweep = None
+    if flags.sweep is not None:
+        field, text = flags.sweep
+        if field not in SWEEPABLE:
+            cli.error(f"--sweep {field}: supported fields are {list(SWEEPABLE)} (a sweep "
+                         "in one program varies a value that changes no shapes)")
+        try:
+            sweep = (field, tuple(float(v) for v in text.split(",") if v.strip()))
+        except ValueError:
+            cli.error(f"--sweep {field} {text!r}: expected comma-separated numbers")
+        if not sweep[1]:
+            cli.error(f"--sweep {field} {text!r}: expected at least one value")
+    if flags.seed is not None and seeds is not None:
+        cli.error("--seed and --seeds: give one of them")
+    if flags.resume is not None and seeds is None and sweep is None:
+        path = os.path.join(flags.resume, RUNS_NAME)
+        if os.path.isfile(path):
+            with open(path) as f:
+                saved = json.load(f)
+            seeds = saved.get("seeds")
+            sweep = tuple(saved["sweep"]) if saved.get("sweep") else None
+    return seeds, sweep
+
+
+def _main_runs(config, preset, out, flags, seeds, sweep, evaluate) -> dict:
+    try:
+        results = train(config, seeds=seeds, sweep=sweep, run_dir=out,
+                        resume=flags.resume is not None)
+    except (checkpoint.CheckpointError, ConfigError) as e:
+        cli.error(str(e))
+    wall_seconds = seconds_since_process_start()
+    with open(os.path.join(out, RUNS_NAME), "w") as f:
+        json.dump({"seeds": seeds, "sweep": list(sweep) if sweep else None}, f)
+    threshold = solve_threshold(results[0].agent, config)
+    eval_start = time.perf_counter()
+    entries = []
+    for result in results:
+        run_config = dataclasses.replace(config, seed=result.seed, **result.hyperparameters)
+        start = time.perf_counter()
+        returns, eval_label = evaluate(result, run_config)
+        returns = np.asarray(returns)
+        entries.append({
+            "seed": result.seed, **result.hyperparameters,
+            "env_steps": result.env_steps, "train_steps": result.train_steps,
+            "eval_return_mean": float(np.mean(returns)),
+            "eval_return_std": float(np.std(returns)),
+            "eval_return_min": float(np.min(returns)), "eval_episodes": int(len(returns)),
+            "eval_env": eval_label, "eval_seconds": round(time.perf_counter() - start, 2),
+            "solved": bool(threshold is not None and np.mean(returns) >= threshold),
+            "solved_during_training": result.solved})
+        print(f"seed {result.seed}"
+              + "".join(f" {k} {v:g}" for k, v in result.hyperparameters.items())
+              + f": eval on {eval_label}: {entries[-1]['eval_return_mean']:.1f} "
+              f"+- {entries[-1]['eval_return_std']:.1f} | {result.env_steps} env steps")
+    means = [e["eval_return_mean"] for e in entries]
+    summary = {
+        "env": config.env, "preset": preset, "seeds": seeds, "sweep": list(sweep) if sweep
+        else None, "wall_seconds": round(wall_seconds, 2),
+        "train_seconds": round(results[0].seconds, 2),
+        "eval_seconds": round(time.perf_counter() - eval_start, 2),
+        "compile_seconds": results[0].compile_seconds,
+        "aggregate": {"eval_return_median": float(np.median(means)),
+                      "eval_return_min": float(np.min(means)),
+                      "eval_return_max": float(np.max(means)),
+                      "solved": sum(e["solved"] for e in entries), "runs": len(entries)},
+        "runs": entries, "config": dataclasses.asdict(config),
+    }
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    agg = summary["aggregate"]
+    print(f"{agg['solved']}/{agg['runs']} solved | eval median {agg['eval_return_median']:.1f} "
+          f"(min {agg['eval_return_min']:.1f}, max {agg['eval_return_max']:.1f}) | wall "
+          f"{summary['wall_seconds']:.1f}s (compile included) | eval "
+          f"{summary['eval_seconds']:.1f}s -> {out}/summary.json")
+    return summary

@@ -47,11 +47,14 @@ class Logger:
             self.fields += [k for k in row if k not in self.fields]
         self._rewrite_csv()
         self.writers: dict[str | None, SummaryWriter] = {}
+        # TensorBoard drops each run's events after its last checkpointed row.
+        self._purge: dict[str | None, int] = {}
+        for row in self.rows:
+            self._purge[None if run_key is None else row.get(run_key)] = int(row[STEP]) + 1
 
     def _writer(self, run: str | None) -> SummaryWriter:
         if run not in self.writers:
-            rows = [r for r in self.rows if self.run_key is None or r.get(self.run_key) == run]
-            purge = int(rows[-1][STEP]) + 1 if rows else None
+            purge = self._purge.get(run)
             directory = (self.tensorboard_dir if run is None
                          else os.path.join(self.tensorboard_dir, str(run)))
             # Event files are named by the second they open in; a suffix keeps a quick

@@ -13,14 +13,11 @@ from the repository root, Gymnasium's `module:EnvId` form.
 """
 
 import argparse
-import os
-import sys
 
 import gymnasium as gym
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import muzero_jax as mz  # noqa: E402
+import muzero_jax as mz
 
 MAZE = ("S.#..", "..#.#", "#....", "..##.", ".#..G")  # S start, G goal, # wall
 

@@ -12,15 +12,12 @@ steps it inside one compiled `lax.scan`. Registered with
 """
 
 import argparse
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import muzero_jax as mz  # noqa: E402
-from muzero_jax import envs  # noqa: E402
+import muzero_jax as mz
+from muzero_jax import envs
 
 
 class Catch(envs.JaxEnv):  # a ball falls down a 10 x 5 board; catch it with the paddle

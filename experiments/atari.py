@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-import muzero_jax as mz  # noqa: E402
-from muzero_jax import experiment  # noqa: E402
+import muzero_jax as mz
+from muzero_jax import experiment
 
 
 @dataclasses.dataclass(frozen=True)

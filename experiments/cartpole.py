@@ -20,11 +20,8 @@ final evaluation is timed separately as `eval_seconds`.
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from muzero_jax import experiment  # noqa: E402
+from muzero_jax import experiment
 
 
 def main(argv: list[str] | None = None) -> dict:

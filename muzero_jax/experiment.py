@@ -166,6 +166,10 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
         environment and checks the config against it, compiling nothing).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    # `--env my_package.envs:Maze-v0` imports the user's module as `python -m` would, from
+    # the working directory (a script's own directory is what Python puts on sys.path).
+    if os.getcwd() not in sys.path:
+        sys.path.insert(1, os.getcwd())
     aliases = preset_aliases or {}
     pre = cli.pre_parse(argv, "--env", "--config.env", "--preset", "--resume")
     base = None

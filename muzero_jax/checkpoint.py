@@ -24,6 +24,7 @@ import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
@@ -287,14 +288,42 @@ def restore_run(checkpointer: Checkpointer, *, state: Any, buffer: Any, env_stat
 
 
 def restore_train_state(run_dir: str, state: Any) -> tuple[int, Any]:
-    """The learner state of a run's latest checkpoint (for evaluation): (step, state)."""
+    """The learner state of a one-run directory's latest checkpoint: (step, state)."""
+    step, runs = restore_train_states(run_dir, state)
+    if len(runs) > 1:
+        raise CheckpointError(f"{run_dir}: holds {len(runs)} runs "
+                              f"({[run['name'] for run, _ in runs]}); expected one")
+    return step, runs[0][1]
+
+
+def restore_train_states(run_dir: str, state: Any) -> tuple[int, list[tuple[dict, Any]]]:
+    """The learner state of every run in a directory's latest checkpoint (for evaluation).
+
+    A directory trained with `seeds` or `sweep` holds `[S]` runs side by side (every
+    leaf with a leading axis); one trained without holds one. `state` is one run's
+    fresh state of the same config (the template). Returns (step, [(run, state)]) with
+    `run` the run's {"name", "seed", ...} entry ({"name": "run", "seed": config seed}
+    for a one-run directory).
+    """
     directory = os.path.join(run_dir, CHECKPOINT_DIR)
     if not os.path.isdir(directory):
         raise CheckpointError(f"{run_dir}: no {CHECKPOINT_DIR}/ directory; expected a run "
                               f"directory written by training")
     checkpointer = Checkpointer(directory, create=False)
-    step, trees, _ = checkpointer.restore({"train_state": state})
-    checkpointer.close()
-    if trees["train_state"] is None:
+    try:
+        _, _, meta = checkpointer.restore({})
+        runs = meta.get("runs") or [{"name": "run", "seed": None}]
+        # Runs side by side are saved stacked, even one of them (`seeds=(3,)`).
+        stacked = meta.get("stacked", len(runs) > 1)
+        template = (jax.tree.map(lambda x: jnp.stack([x] * len(runs)), state) if stacked
+                    else state)
+        step, trees, _ = checkpointer.restore({"train_state": template})
+    finally:
+        checkpointer.close()
+    restored = trees["train_state"]
+    if restored is None:
         raise CheckpointError(f"{directory}/{step}: corrupted checkpoint (no train_state)")
-    return step, trees["train_state"]
+    if not stacked:
+        return step, [(runs[0], restored)]
+    return step, [(run, jax.tree.map(lambda x, i=i: x[i], restored))
+                  for i, run in enumerate(runs)]

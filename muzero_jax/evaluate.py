@@ -179,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
     parser.add_argument("--env", default=None,
                         help="Gymnasium env id (default: the run's config.env)")
+    parser.add_argument("--run", default=None,
+                        help="in a directory trained with --seeds or --sweep, the run to "
+                        "evaluate, by name (e.g. seed3; default: each run in turn)")
     parser.add_argument("--video", action="store_true",
                         help="record one greedy episode as an MP4 (needs moviepy: "
                         f"{VIDEO_INSTALL})")
@@ -203,28 +206,37 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = checkpoint.load_config(args.run_dir)
         agent = Agent(config)
-        step, state = checkpoint.restore_train_state(args.run_dir,
+        step, runs = checkpoint.restore_train_states(args.run_dir,
                                                      agent.init(jax.random.key(0)))
     except (checkpoint.CheckpointError, ConfigError, ValueError) as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
+    if args.run is not None:
+        names = [run["name"] for run, _ in runs]
+        if args.run not in names:
+            parser.exit(2, f"{parser.prog}: error: --run {args.run!r}: the checkpoint holds "
+                        f"runs {names}\n")
+        runs = [runs[names.index(args.run)]]
     # The Gymnasium env to play: --env, else the run's env's Gymnasium form, if it has one.
     env_id = args.env or (agent.spec.eval_id if not config.history_length else None)
-    if env_id is None:
-        if args.video or args.tree_png:
-            parser.error(f"--video and --tree-png play a Gymnasium env; {config.env!r} has no "
-                         "Gymnasium form: name one with --env")
-        returns = evaluate_jax(agent, state, jax.random.key(args.seed), args.episodes)
-        env_id = config.env
-    else:
+    if env_id is None and (args.video or args.tree_png):
+        parser.error(f"--video and --tree-png play a Gymnasium env; {config.env!r} has no "
+                     "Gymnasium form: name one with --env")
+    if env_id is not None:
         try:
             gym.spec(env_id)
         except gym.error.Error as e:
             parser.exit(2, f"{parser.prog}: error: --env {env_id!r}: not a Gymnasium env "
                         f"({e})\n")
-        returns = evaluate_gymnasium(agent, state, env_id, args.episodes, seed=args.seed)
-    print(f"{env_id}: checkpoint {step} ({int(state.step)} updates): return "
-          f"{np.mean(returns):.1f} +- {np.std(returns):.1f} over {len(returns)} greedy "
-          f"episodes (min {np.min(returns):.0f}, max {np.max(returns):.0f})")
+    for run, state in runs:
+        if env_id is None:
+            returns = evaluate_jax(agent, state, jax.random.key(args.seed), args.episodes)
+        else:
+            returns = evaluate_gymnasium(agent, state, env_id, args.episodes, seed=args.seed)
+        label = f"{run['name']}: " if len(runs) > 1 or args.run else ""
+        print(f"{label}{env_id or config.env}: checkpoint {step} ({int(state.step)} updates): "
+              f"return {np.mean(returns):.1f} +- {np.std(returns):.1f} over {len(returns)} "
+              f"greedy episodes (min {np.min(returns):.0f}, max {np.max(returns):.0f})")
+    state = runs[0][1]  # the video and the tree: the first run's (or --run's)
     if args.video:
         video_dir = args.video_dir or os.path.join(args.run_dir, "videos")
         path, episode_return = record_video(agent, state, env_id, video_dir, seed=args.seed)

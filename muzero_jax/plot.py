@@ -11,6 +11,7 @@ panel of its own, so metrics added later (priorities, say) are drawn too.
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import os
 import sys
@@ -30,42 +31,72 @@ PANELS = (
     ("speed (per second)", ("env_steps_per_second", "updates_per_second")),
 )
 # Columns that are counters or clocks, not curves.
-_SKIP = {STEP, "iteration", "train_steps", "wall_seconds", "l2"}
+_SKIP = {STEP, "iteration", "train_steps", "wall_seconds", "l2", "seed", "run"}
+_STYLES = ("-", "--", ":", "-.")
+
+
+def panel_series(csv_path: str) -> list[tuple[str, list[dict]]]:
+    """What `plot_curves` draws: [(panel title, [series])], each series a dict with
+    "label", "run" (the CSV's `run` column: a seed or sweep value, "" for a one-run
+    CSV), "metric", "x" (env steps) and "y", NaN rows left out; panels with nothing
+    to draw are left out.
+
+    Raises FileNotFoundError if the CSV is missing, ValueError if it has no rows.
+    """
+    columns = read_csv(csv_path)
+    if not columns or not columns.get(STEP):
+        raise ValueError(f"{csv_path}: no rows to plot (expected a '{STEP}' column)")
+    runs = _rows_by_run(csv_path)
+    panels = [(title, [n for n in names if n in columns]) for title, names in PANELS]
+    drawn = {n for _, names in panels for n in names}
+    panels += [(name, [name]) for name in columns if name not in drawn | _SKIP]
+    out = []
+    for title, names in panels:
+        series = []
+        for run, rows in runs.items():
+            for name in names:
+                points = [(columns[STEP][i], columns[name][i]) for i in rows
+                          if not math.isnan(columns[name][i])]
+                if points:
+                    label = " ".join(p for p in (name if len(names) > 1 else "", run) if p)
+                    series.append({"label": label, "run": run, "metric": name,
+                                   "x": [p[0] for p in points], "y": [p[1] for p in points]})
+        if series:
+            out.append((title, series))
+    return out
 
 
 def plot_curves(csv_path: str, png_path: str) -> str:
-    """Draws the CSV's curves into `png_path`; returns the path.
+    """Draws the CSV's curves into `png_path` (see `panel_series`); returns the path.
 
-    Raises FileNotFoundError if the CSV is missing, ValueError if it has no rows.
+    With seeds or a sweep (a `run` column) each run is a colour and each metric of a
+    panel a line style; otherwise each metric is a colour. Raises FileNotFoundError
+    if the CSV is missing, ValueError if it has no rows.
     """
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never open a window
     import matplotlib.pyplot as plt
 
-    columns = read_csv(csv_path)
-    if not columns or not columns.get(STEP):
-        raise ValueError(f"{csv_path}: no rows to plot (expected a '{STEP}' column)")
-    x = columns[STEP]
-    panels = [(title, [n for n in names if n in columns]) for title, names in PANELS]
-    drawn = {n for _, names in panels for n in names}
-    panels += [(name, [name]) for name in columns if name not in drawn | _SKIP]
-    panels = [(title, names) for title, names in panels
-              if any(not math.isnan(v) for n in names for v in columns[n])]
-
+    panels = panel_series(csv_path)
+    runs = sorted({s["run"] for _, series in panels for s in series}, key=str)
     cols = 3
-    rows = max(1, math.ceil(len(panels) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
-    for ax, (title, names) in zip(axes.flat, panels, strict=False):
-        for name in names:
-            points = [(a, b) for a, b in zip(x, columns[name], strict=True) if not math.isnan(b)]
-            if points:
-                xs, ys = zip(*points, strict=True)
-                ax.plot(xs, ys, marker="." if len(points) < 30 else None, label=name)
+    grid_rows = max(1, math.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(grid_rows, cols, figsize=(5 * cols, 3.2 * grid_rows),
+                             squeeze=False)
+    for ax, (title, series) in zip(axes.flat, panels, strict=False):
+        metrics = list(dict.fromkeys(s["metric"] for s in series))
+        for s in series:
+            m = metrics.index(s["metric"])
+            many = len(runs) > 1
+            ax.plot(s["x"], s["y"], marker="." if len(s["x"]) < 30 else None,
+                    label=s["label"] or None,
+                    color=f"C{(runs.index(s['run']) if many else m) % 10}",
+                    linestyle=_STYLES[m % len(_STYLES)] if many else "-")
         ax.set_title(title)
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
-        if len(names) > 1:
+        if len(series) > 1:
             ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
@@ -74,6 +105,16 @@ def plot_curves(csv_path: str, png_path: str) -> str:
     fig.savefig(png_path, dpi=90)
     plt.close(fig)
     return png_path
+
+
+def _rows_by_run(csv_path: str) -> dict[str, list[int]]:
+    """Row indices by the CSV's `run` column ({"": every row} without one)."""
+    with open(csv_path, newline="") as f:
+        names = [row.get("run") or "" for row in csv.DictReader(f)]
+    runs: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        runs.setdefault(name, []).append(i)
+    return runs
 
 
 def plot_run(run_dir: str, png_path: str | None = None) -> str:

@@ -132,7 +132,7 @@ def train(config: Config, *, env: envs.Env | None = None,
         init(jax.random.key(run["seed"]),
              jax.numpy.float32(run.get("learning_rate", cfg.learning_rate))) for run in runs])
     meta = {"iteration": 0, "history": [], "seconds": 0.0, "last_checkpoint_updates": 0,
-            "runs": runs}
+            "runs": runs, "stacked": multi}
 
     checkpointer, logger = None, None
     if run_dir is not None:

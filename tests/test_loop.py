@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import muzero_jax as mz
+from muzero_jax import checkpoint, evaluate
 from muzero_jax.loop import make_train
 
 
@@ -31,7 +32,7 @@ def test_a_done_run_stops_changing_while_the_others_go_on(tiny_config):
     assert int(after.iteration[1]) == 5 and int(after.train_state.step[1]) > 0
 
 
-def test_seeds_train_in_one_program_with_their_own_logs(tiny_config, tmp_path):
+def test_seeds_train_in_one_program_with_their_own_logs(tiny_config, tmp_path, capsys):
     results = mz.train(_config(tiny_config), seeds=(3, 4), run_dir=str(tmp_path), log=None)
     assert [r.seed for r in results] == [3, 4]
     for r in results:
@@ -43,6 +44,16 @@ def test_seeds_train_in_one_program_with_their_own_logs(tiny_config, tmp_path):
     assert sorted(p.name for p in (tmp_path / "tensorboard").iterdir()) == ["seed3", "seed4"]
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "seed" in header and "run" in header
+    # The evaluation CLI reads each seed's parameters out of the stacked checkpoint.
+    _, runs = checkpoint.restore_train_states(str(tmp_path), results[0].agent.init(
+        jax.random.key(0)))
+    assert [run["name"] for run, _ in runs] == ["seed3", "seed4"]
+    for (_, state), result in zip(runs, results, strict=True):
+        for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(result.state.params),
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert evaluate.main([str(tmp_path), "--episodes", "1", "--run", "seed4"]) == 0
+    assert capsys.readouterr().out.startswith("seed4: CartPole-v1: checkpoint ")
 
 
 def test_a_learning_rate_sweep_gives_each_run_its_rate(tiny_config):

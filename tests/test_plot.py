@@ -16,6 +16,21 @@ def test_curves_png_from_a_runs_csv(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
+def test_seeds_get_a_curve_each(tmp_path):
+    logger = Logger(str(tmp_path), run_key="run")
+    for step in range(1, 4):
+        for seed in (0, 1):
+            logger.write({"env_steps": 100 * step, "run": f"seed{seed}", "seed": seed,
+                          "episodes_return": 10.0 * step + seed, "eval_return": None})
+    logger.close()
+    panels = dict(plot.panel_series(str(tmp_path / "metrics.csv")))
+    assert [(s["label"], s["y"]) for s in panels["return"]] == [
+        ("episodes_return seed0", [10.0, 20.0, 30.0]),
+        ("episodes_return seed1", [11.0, 21.0, 31.0])]
+    assert "seed" not in panels and "run" not in panels  # labels, not curves
+    assert plot.main([str(tmp_path)]) == 0
+
+
 def test_a_missing_csv_exits_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         plot.main([str(tmp_path)])

@@ -68,7 +68,8 @@ class Config:
     temperature_schedule: tuple[tuple[float, float], ...] = ()  # (progress, T) pairs; ()=off
     exploration_repeat_probability: float = 0.0  # chance self-play repeats its last action
     #   instead of the search's while training: temporally extended exploration (runs of
-    #   mean length 1 / (1 - p)); 0: off, as in the paper
+    #   mean length 1 / (1 - p)); 0: off, as in the paper. temperature_schedule scales it
+    #   down with the temperature.
 
     # --- targets and loss --------------------------------------------------------
     discount: float = 0.997  # gamma

@@ -83,14 +83,17 @@ class Exploration:
         The temperature is the last schedule entry whose threshold progress has
         reached, else `config.temperature`. Gumbel search scales gumbel_scale by
         that temperature relative to `config.temperature`, since
-        argmax(logits + T g) samples softmax(logits / T).
+        argmax(logits + T g) samples softmax(logits / T). The chance of repeating
+        the previous action falls in the same ratio (never rises), so that late in
+        training self-play acts, and its value targets measure, the search's choices.
         """
         temperature = temperature_at(config, progress)
         ratio = temperature / config.temperature if config.temperature > 0 else temperature
+        repeat = config.exploration_repeat_probability * min(ratio, 1.0)
         return cls(temperature=jnp.float32(temperature),
                    dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
                    gumbel_scale=jnp.float32(config.gumbel_scale * ratio),
-                   repeat_probability=jnp.float32(config.exploration_repeat_probability))
+                   repeat_probability=jnp.float32(repeat))
 
     @classmethod
     def greedy(cls) -> Exploration:

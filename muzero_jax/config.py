@@ -70,6 +70,9 @@ class Config:
     #   instead of the search's while training: temporally extended exploration (runs of
     #   mean length 1 / (1 - p)); 0: off, as in the paper. temperature_schedule scales it
     #   down with the temperature.
+    exploration_epsilon: float = 0.0  # chance a training step not repeated plays a random
+    #   legal action instead of the search's (with repeats: runs of random actions, even
+    #   once the search has settled on one); 0: off, as in the paper; scheduled likewise
 
     # --- targets and loss --------------------------------------------------------
     discount: float = 0.997  # gamma
@@ -224,7 +227,7 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
         raise ConfigError(
             f"exploration_repeat_probability={cfg.exploration_repeat_probability!r}: "
             "expected a value in [0, 1) (1 would never act on the search)")
-    for name in ("dirichlet_fraction", "lr_end_fraction", "priority_beta",
+    for name in ("dirichlet_fraction", "lr_end_fraction", "priority_beta", "exploration_epsilon",
                  "reanalyze_fraction", "reanalyze_policy_fraction"):
         value = getattr(cfg, name)
         if not 0.0 <= value <= 1.0:

@@ -22,6 +22,15 @@ Sections:
   learner    updates/s and samples/s of `Agent.learn` (K = 5), and of `Agent.update`.
   solve      time to solve CartPole-v1: experiments/cartpole.py over 5 seeds, cold start.
   atari      Atari-size search and learn (once `atari_tiny` is among the presets).
+  envs       self-play env steps/s per env realisation at batch 16, same search: the
+             jitted path (jax/CartPole-v1, gymnax/CartPole-v1, gymnax/Breakout-MinAtar)
+             beside the host path (Gymnasium's CartPole-v1, sync).
+  compile    compile seconds per program of a cold experiments/cartpole.py process.
+  soak       RSS against env steps of a 520k-step run after its buffer fills, checkpoints
+             on (only with --only soak).
+
+`--only SECTION ...` writes DIR/results-<device>-<sections>.*, so a partial run never
+overwrites the full one.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import muzero_jax as mz
-from benchmarks import anatomy, atari, machine, solve
+from benchmarks import anatomy, atari, envs, machine, soak, solve
 from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.search import Searcher
@@ -480,10 +489,15 @@ def markdown(results: dict) -> str:
         lines.append("")
     if "atari" in sec:
         lines += ["## Atari network", ""] + atari.markdown(sec["atari"]) + [""]
+    if "envs" in sec:
+        lines += ["## Self-play per environment: jitted and host paths", ""]
+        lines += envs.markdown(sec["envs"]) + [""]
+    lines += soak.markdown(sec)
     return "\n".join(lines)
 
 
-SECTIONS = ("search", "anatomy", "iteration", "selfplay", "learner", "solve", "atari")
+SECTIONS = ("search", "anatomy", "iteration", "selfplay", "learner", "solve", "atari", "envs",
+            "compile", "soak")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -516,8 +530,13 @@ def main(argv: list[str] | None = None) -> dict:
         "learner": lambda: bench_learner(settings, print),
         "solve": lambda: bench_solve(settings, args.out, device, print),
         "atari": lambda: atari.benchmark(settings, print),
+        "envs": lambda: envs.benchmark(settings, print),
+        "compile": lambda: soak.cold_start(settings, print),
+        "soak": lambda: soak.soak(settings, print),
     }
-    sections = args.only or [n for n in SECTIONS if not (args.quick and n == "anatomy")]
+    # The soak runs half a million env steps: only when asked for (--only soak).
+    sections = args.only or [n for n in SECTIONS if not (args.quick and n == "anatomy")
+                             and n != "soak"]
     for name in sections:
         print(f"[{name}]")
         section_start = time.perf_counter()
@@ -529,7 +548,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{results['profile']['top_ms_per_call']}")
     results["seconds"] = time.perf_counter() - start
 
-    suffix = "-quick" if args.quick else ""
+    suffix = ("-quick" if args.quick else "") + ("-" + "-".join(args.only) if args.only else "")
     json_path = os.path.join(args.out, f"results-{device}{suffix}.json")
     md_path = os.path.join(args.out, f"results-{device}{suffix}.md")
     with open(json_path, "w") as f:

@@ -15,6 +15,7 @@ counters, and starts new games: emulators are not checkpointed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -24,19 +25,19 @@ import muzero_jax as mz  # noqa: E402
 from muzero_jax import experiment  # noqa: E402
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--env", default=None,
-                        help="an ALE/<Game>-v5 id (default: the preset's, ALE/Breakout-v5)")
-    parser.add_argument("--env-steps", dest="total_env_steps", type=int, default=None,
-                        help="training budget in agent steps (same as --total-env-steps)")
-    parser.add_argument("--max-episode-steps", type=int, default=None,
-                        help="episode time limit in agent steps (default: the preset's; "
-                        "paper 27,000)")
+@dataclasses.dataclass(frozen=True)
+class AtariFlags(experiment.Flags):
+    """experiment.Flags, and two of their own."""
 
+    env_steps: int | None = None  # training budget in agent steps, as --total-env-steps
+    # episode time limit in agent steps, as --config.max_episode_steps (default: the
+    # preset's; paper 27,000)
+    max_episode_steps: int | None = None
 
-def overrides_from_args(args) -> dict:
-    fields = {"env": args.env, "max_episode_steps": args.max_episode_steps}
-    return {k: v for k, v in fields.items() if v is not None}
+    def overrides(self) -> dict:
+        fields = {"total_env_steps": self.env_steps,
+                  "max_episode_steps": self.max_episode_steps}
+        return super().overrides() | {k: v for k, v in fields.items() if v is not None}
 
 
 def default_out(config: mz.Config, preset: str) -> str:
@@ -48,10 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     return experiment.main(
         argv, description=__doc__.split("\n\n")[0], default_preset="atari_tiny",
         preset_aliases={"tiny": "atari_tiny", "paper": "atari_paper"},
-        add_arguments=add_arguments, overrides_from_args=overrides_from_args,
-        default_out=default_out,
-        # Builds the games and checks the config's fit to them, compiling nothing.
-        check=mz.Agent)
+        flags_type=AtariFlags, default_out=default_out)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,18 @@
     python experiments/cartpole.py [--seed S] [--out DIR] [--config.FIELD VALUE ...]
     python experiments/cartpole.py --resume DIR [--config.FIELD VALUE ...]
 
-Prints progress while training (a bar on a terminal), stops early once a periodic
-greedy evaluation (on our JAX CartPole) reaches the solve return, then plays 100
-greedy episodes of `gymnasium.make("CartPole-v1")`. DIR receives config.json,
-checkpoints/, tensorboard/, metrics.csv, curves.png and summary.json; `--resume
-DIR` continues a stopped run from its latest checkpoint (overrides apply on top
-of its config.json, e.g. a larger total_env_steps). Every Config field can be
-overridden (`--help` lists them with their defaults).
+`experiments/train.py --env jax/CartPole-v1` with the `cartpole` preset by
+default (also for `--env CartPole-v1`, Gymnasium's numpy CartPole on the host).
+Prints progress while training (a bar on a terminal), stops early once a
+periodic greedy evaluation (on our JAX CartPole) reaches the solve return, then
+plays 100 greedy episodes of `gymnasium.make("CartPole-v1")`. DIR receives
+config.json, checkpoints/, tensorboard/, metrics.csv, curves.png and
+summary.json; `--resume DIR` continues a stopped run from its latest checkpoint
+(overrides apply on top of its config.json, e.g. a larger total_env_steps).
+Every Config field can be overridden (`--help` lists them with their defaults).
 `wall_seconds` runs from process start to the end of training, compilation
-included (JAX's persistent compilation cache is off unless you turn it on);
-the final evaluation is timed separately as `eval_seconds`.
+included (JAX's persistent compilation cache is off unless you turn it on); the
+final evaluation is timed separately as `eval_seconds`.
 """
 
 from __future__ import annotations

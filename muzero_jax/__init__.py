@@ -9,6 +9,7 @@ The public face:
 
 import warnings
 
+from muzero_jax import compile_stats, loop
 from muzero_jax.agent import Agent
 from muzero_jax.config import (
     PRESETS,
@@ -18,11 +19,13 @@ from muzero_jax.config import (
     atari_tiny,
     cartpole,
     classic,
+    muzero_reanalyze,
     sample_efficient,
     validate,
 )
 from muzero_jax.evaluate import evaluate_gymnasium, evaluate_jax
 from muzero_jax.learner import Batch, TrainState
+from muzero_jax.loop import make_train
 from muzero_jax.search import Exploration, SearchOutput
 from muzero_jax.selfplay import Trajectory
 from muzero_jax.train import TrainResult, train
@@ -35,5 +38,6 @@ warnings.filterwarnings("ignore", message=r".*found in sys.modules after import 
 __all__ = [
     "PRESETS", "Agent", "Batch", "Config", "ConfigError", "Exploration", "SearchOutput",
     "TrainResult", "TrainState", "Trajectory", "atari_paper", "atari_tiny", "cartpole",
-    "classic", "evaluate_gymnasium", "evaluate_jax", "sample_efficient", "train", "validate",
+    "classic", "compile_stats", "evaluate_gymnasium", "evaluate_jax", "loop", "make_train",
+    "muzero_reanalyze", "sample_efficient", "train", "validate",
 ]

@@ -79,7 +79,8 @@ class Agent:
         # Frames are stored as the env gives them: one uint8 frame per position.
         dtype = jnp.uint8 if self.spec.frames else jnp.float32
         return replay.init(cfg.num_envs, cfg.replay_length, self.stored_observation_shape,
-                           self.num_actions, observation_dtype=dtype)
+                           self.num_actions, observation_dtype=dtype,
+                           max_episode_steps=self.spec.max_episode_steps)
 
     def reset(self, key: chex.PRNGKey,
               num_envs: int | None = None) -> envs.EnvState | selfplay.HostEnvState:
@@ -197,8 +198,8 @@ class Agent:
         window = replay.sample(buffer, sample_key, cfg.batch_size, cfg.window_length,
                                priority_alpha=cfg.priority_alpha, priority_beta=beta,
                                history_length=cfg.history_length)
-        # A target network gives every window's bootstrap values; Reanalyze alone
-        # refreshes its share with the latest parameters.
+        # A target network gives every window's bootstrap values (at time limits
+        # too); Reanalyze alone refreshes its share with the latest parameters.
         num_values = cfg.batch_size if cfg.use_target_network else cfg.num_reanalyzed
         num_policies = cfg.num_reanalyzed_policies
         bootstrap, policy, stats = None, window.search_policy, {}
@@ -212,11 +213,12 @@ class Agent:
                 return self.searcher(state.params, search_key, obs,
                                      Exploration.greedy()).search_policy
 
-            bootstrap, policy, stats = reanalyze.reanalyze(
+            bootstrap, final_value, policy, stats = reanalyze.reanalyze(
                 buffer, window, value_fn=value_fn, policy_fn=policy_fn,
                 num_values=num_values, num_policies=num_policies,
                 td_steps=cfg.td_steps, unroll_steps=cfg.unroll_steps,
                 history_length=cfg.history_length)
+            window = window.replace(final_value=final_value)
         targets = window_targets(window.replace(search_policy=policy), discount=cfg.discount,
                                  td_steps=cfg.td_steps, unroll_steps=cfg.unroll_steps,
                                  bootstrap_value=bootstrap)

@@ -1,190 +1,172 @@
-"""Command-line overrides for every `Config` field, with `--help` from config.py's comments.
+"""The command line: flags from dataclasses, every `Config` field as `--config.FIELD VALUE`.
 
-    python experiments/cartpole.py --preset cartpole --config.num_simulations 8 \
+    python experiments/train.py --env CartPole-v1 --config.num_simulations 8 \
         --config.max_grad_norm none --config.observation_shape 4
 
-Each field `f` of `Config` becomes an option `--config.f VALUE` (or
-`--config.f=VALUE`), typed from the field's annotation: ints, floats, strings,
-booleans (true/false, yes/no, 1/0), choices for `Literal` fields, `none` for
-optional fields, comma-separated ints for tuples, `a:b,c:d` for tuples of
-pairs (temperature_schedule). `--help` shows each field's
-comment from config.py and its default in the chosen preset. A bad value or an
-unknown field ends the program with a message and exit code 2 (argparse's
-convention), before anything compiles.
+tyro (https://brentyi.github.io/tyro/) builds the parser from the dataclasses
+themselves: a field's type gives its parser and metavar (`Literal` fields take one
+of their choices, `X | None` fields also `none`), its comment in the source is its
+`--help` text, shown beside its default (the chosen preset's), a nested dataclass
+gets a prefix (`--config.`), a misspelt flag gets "Perhaps you meant", and `-` and
+`_` are interchangeable in flag names. Tuples take their items space-separated:
+`--config.observation_shape 4 84 84`, and `--config.temperature_schedule 0.5 0.5
+0.75 0.25` for ((0.5, 0.5), (0.75, 0.25)); a bare `--config.temperature_schedule`
+is ().
+
+What we add to tyro: booleans and None in any case (`true`, `False`, `none`, as
+config.json and Python spell them), and errors on one line, `PROG: error: ...`
+with exit code 2 (argparse's convention; tyro draws a box), before anything
+compiles.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
-import difflib
-import inspect
+import io
+import os
 import re
-import types
-import typing
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn, TypeVar
+
+import tyro
+from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec, PrimitiveTypeInfo
 
 from muzero_jax import config as config_lib
 from muzero_jax.config import PRESETS, Config, ConfigError
 
-PREFIX = "--config."
+T = TypeVar("T")
+
+REGISTRY = ConstructorRegistry()
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
-def field_comments() -> dict[str, str]:
-    """Field name -> the comment on its line in `Config`'s source."""
-    comments = {}
-    pattern = re.compile(r"^\s+(\w+):[^#]*#\s*(.*)$")
-    for line in inspect.getsource(Config).splitlines():
-        match = pattern.match(line)
-        if match:
-            comments[match.group(1)] = match.group(2).strip()
-    return comments
+@REGISTRY.primitive_rule
+def _bool_rule(info: PrimitiveTypeInfo) -> PrimitiveConstructorSpec | None:
+    # tyro's own takes only True/False; users type `false`, and config.json has it.
+    if info.type is not bool:
+        return None
+
+    def parse(args: list[str]) -> bool:
+        text = args[0].lower()
+        if text not in _TRUE + _FALSE:
+            raise ValueError(f"{args[0]!r} is not a boolean; expected true or false")
+        return text in _TRUE
+
+    return PrimitiveConstructorSpec(
+        nargs=1, metavar="{true,false}", instance_from_str=parse,
+        is_instance=lambda x: isinstance(x, bool),
+        str_from_instance=lambda x: ["true" if x else "false"])
 
 
-def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("true", "yes", "1", "on"):
-        return True
-    if lowered in ("false", "no", "0", "off"):
-        return False
-    raise ValueError(text)
+@REGISTRY.primitive_rule
+def _none_rule(info: PrimitiveTypeInfo) -> PrimitiveConstructorSpec | None:
+    # tyro's own takes only `None`; `none` is what the README has always shown.
+    if info.type is not type(None):
+        return None
+
+    def parse(args: list[str]) -> None:
+        if args[0].lower() != "none":
+            raise ValueError(f"{args[0]!r} is not none")
+
+    return PrimitiveConstructorSpec(
+        nargs=1, metavar="none", instance_from_str=parse, is_instance=lambda x: x is None,
+        str_from_instance=lambda x: ["none"])
 
 
-def _converter(annotation: Any) -> tuple[Callable[[str], Any], str]:
-    """A str -> value function for a field's type, and the metavar shown in --help."""
-    args = typing.get_args(annotation)
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType) and type(None) in args:
-        inner = next(a for a in args if a is not type(None))
-        convert, metavar = _converter(inner)
-
-        def optional(text: str) -> Any:
-            return None if text.strip().lower() == "none" else convert(text)
-
-        optional.__name__ = convert.__name__  # argparse names the type in its errors
-        return optional, f"{metavar}|none"
-    if origin is Literal:
-        choices = [str(a) for a in args]
-
-        def choice(text: str) -> str:
-            if text not in choices:
-                raise ValueError(text)
-            return text
-
-        choice.__name__ = f"choice (one of {', '.join(choices)})"
-        return choice, "{" + ",".join(choices) + "}"
-    if origin is tuple and typing.get_origin(args[0]) is tuple:
-        # Pairs such as temperature_schedule: "0.5:0.5,0.75:0.25" (empty: no pairs).
-        first, second = (_converter(a)[0] for a in typing.get_args(args[0]))
-
-        def to_pairs(text: str) -> tuple:
-            pairs = [p for p in text.strip("()[] ").split(",") if p.strip()]
-            out = []
-            for pair in pairs:
-                left, sep, right = pair.partition(":")
-                if not sep:
-                    raise ValueError(text)
-                out.append((first(left.strip()), second(right.strip())))
-            return tuple(out)
-
-        to_pairs.__name__ = "list of pairs A:B,C:D (e.g. 0.5:0.5,0.75:0.25)"
-        return to_pairs, "A:B,C:D,..."
-    if origin is tuple:
-        element, _ = _converter(args[0])
-
-        def to_tuple(text: str) -> tuple:
-            parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
-            return tuple(element(p.strip()) for p in parts)
-
-        to_tuple.__name__ = "tuple of ints (e.g. 4,84,84)"
-        return to_tuple, "A,B,..."
-    if annotation is bool:
-        _parse_bool.__name__ = "bool (true/false)"
-        return _parse_bool, "true|false"
-    if annotation is int:
-        return int, "INT"
-    if annotation is float:
-        return float, "FLOAT"
-    if annotation is str:
-        return str, "STR"
-    raise TypeError(f"no command-line parser for config type {annotation!r}")
+def error(message: str, prog: str | None = None) -> NoReturn:
+    """Ends the program as argparse does: `PROG: error: MESSAGE` on one line, exit code 2."""
+    prog = prog or os.path.basename(sys.argv[0])
+    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(2)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, defaults: Config) -> None:
-    """Adds `--config.FIELD` for every field of `Config`, documented from config.py."""
-    hints = typing.get_type_hints(Config)
-    comments = field_comments()
-    group = parser.add_argument_group(
-        "config overrides", "every Config field; defaults are the preset's")
-    for f in dataclasses.fields(Config):
-        convert, metavar = _converter(hints[f.name])
-        comment = comments.get(f.name, "")
-        default = getattr(defaults, f.name)
-        group.add_argument(PREFIX + f.name, dest="config." + f.name, type=convert,
-                           metavar=metavar, default=argparse.SUPPRESS,
-                           help=f"{comment} (default: {default!r})".replace("%", "%%"))
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RULE_CHARS = "╭╮╰╯─-"
 
 
-def check_unknown_fields(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
-    """Exits (code 2) naming any `--config.NAME` that is not a field, with a suggestion."""
-    names = [f.name for f in dataclasses.fields(Config)]
-    for arg in argv:
-        if arg.startswith(PREFIX):
-            name = arg[len(PREFIX):].split("=", 1)[0]
-            if name not in names:
-                close = difflib.get_close_matches(name, names, n=1)
-                hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
-                parser.error(f"unknown config field {name!r}{hint} (see --help for all fields)")
+def one_line(box: str) -> str:
+    """tyro's error box as one line: its sections joined, without borders, its title,
+    the argument's help text or the pointer to --help."""
+    lines = [_ANSI.sub("", line).strip().strip("│").strip() for line in box.splitlines()]
+    starts = [i for i, line in enumerate(lines) if line.startswith("╭")]
+    lines = lines[starts[-1] if starts else 0:]
+    sections, current = [], []
+    for line in lines[1:]:  # the first holds the box's title
+        if line and not line.strip(_RULE_CHARS):  # a rule between sections, or the bottom
+            sections.append(" ".join(current))
+            current = []
+        elif line:
+            current.append(line)
+    sections.append(" ".join(current))
+    kept = [s for s in sections
+            if s and not s.startswith(("Argument helptext", "For full helptext"))]
+    message = "; ".join(kept) or " ".join(box.split())
+    if "Could not find valid parse" in message:  # a tuple in another syntax, e.g. 4,84,84
+        message += " (tuple items go space-separated, e.g. --config.observation_shape 4 84 84)"
+    return message
 
 
-def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    """The `--config.FIELD` values given on the command line, by field name."""
-    return {key[len("config."):]: value for key, value in vars(args).items()
-            if key.startswith("config.")}
+def parse(flags_type: type[T], argv: Sequence[str], *, default: T, description: str,
+          prog: str | None = None) -> T:
+    """The flags of `flags_type` (a dataclass) from argv, over the values in `default`.
 
-
-def preset_from(argv: Sequence[str], default: str) -> str:
-    """The `--preset NAME` in argv (or `default`), read before the full parser is built."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default=default)
-    known, _ = pre.parse_known_args(argv)
-    return known.preset
-
-
-def add_preset_argument(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument("--preset", default=default, choices=sorted(PRESETS),
-                        help=f"named configuration to start from (default: {default})")
-
-
-def build(parser: argparse.ArgumentParser, preset: str, overrides: dict[str, Any],
-          base: Config | None = None) -> Config:
-    """`base` (or the preset) with `overrides`, validated; a bad value exits with code 2."""
-    try:
-        cfg = (dataclasses.replace(base, **overrides) if base is not None
-               else PRESETS[preset](**overrides))
-        return config_lib.validate(cfg)
-    except (ConfigError, TypeError) as e:
-        parser.error(str(e))
-    raise AssertionError("unreachable")  # parser.error exits
-
-
-def parse(argv: Sequence[str] | None = None, *, preset: str = "cartpole",
-          description: str | None = None) -> tuple[Config, argparse.Namespace]:
-    """Parses `--preset` and `--config.FIELD` options into a validated `Config`.
-
-    For scripts that need nothing else; experiments with flags of their own call
-    `add_preset_argument`, `add_config_arguments`, `check_unknown_fields` and `build`.
+    `--help` prints every field with its comment and its value in `default`, then
+    exits 0; a bad flag or value exits 2 with one line (`error`).
     """
-    import sys
+    prog = prog or os.path.basename(sys.argv[0])
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            flags = tyro.cli(flags_type, args=list(argv), default=default, prog=prog,
+                             description=description, use_underscores=True,
+                             config=(tyro.conf.FlagConversionOff,), registry=REGISTRY)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            error(one_line(captured.getvalue()), prog)
+        sys.stderr.write(captured.getvalue())
+        raise
+    sys.stderr.write(captured.getvalue())
+    return flags
 
+
+def build(config: Config, **overrides) -> Config:
+    """`config` with `overrides` (fields given as flags), validated; raises `ConfigError`."""
+    return config_lib.validate(dataclasses.replace(config, **overrides))
+
+
+def pre_parse(argv: Sequence[str], *names: str) -> argparse.Namespace:
+    """The values of the flags `names` (e.g. "--preset") in argv, or None each, read before
+    the full parser is built: they choose its defaults (the preset, the run to resume)."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for name in names:
+        pre.add_argument(name, default=None)
+    known, _ = pre.parse_known_args(list(argv))
+    return known
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigFlags:
+    """A preset and overrides of any of its fields."""
+
+    preset: str = "cartpole"  # named configuration to start from
+    config: Config = Config()  # every field; defaults are the preset's
+
+
+def parse_config(argv: Sequence[str] | None = None, *, preset: str = "cartpole",
+                 description: str = "MuZero configuration") -> Config:
+    """`--preset NAME` and `--config.FIELD VALUE` into a validated `Config`, for scripts
+    that need nothing else (experiments use `experiment.main`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(description=description)
-    add_preset_argument(parser, preset)
-    chosen = preset_from(argv, preset)
-    if chosen not in PRESETS:
-        parser.error(f"--preset {chosen!r}: expected one of {sorted(PRESETS)}")
-    add_config_arguments(parser, PRESETS[chosen]())
-    check_unknown_fields(parser, argv)
-    args = parser.parse_args(argv)
-    return build(parser, args.preset, overrides_from(args)), args
+    name = pre_parse(argv, "--preset").preset or preset
+    if name not in PRESETS:
+        error(f"--preset {name!r}: expected one of {sorted(PRESETS)}")
+    flags = parse(ConfigFlags, argv, default=ConfigFlags(name, PRESETS[name]()),
+                  description=description)
+    try:
+        return build(flags.config)
+    except ConfigError as e:
+        error(str(e))

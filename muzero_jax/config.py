@@ -21,12 +21,14 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Config:
     # --- environment -------------------------------------------------------
-    env: str = "jax/CartPole-v1"  # jax/<name>, gymnax/<id>, ALE/<Game>-v5 or a gymnasium id
-    #   (muzero_jax.envs: the rule that maps an id to its env)
+
+    # jax/<name>, gymnax/<id>, ALE/<Game>-v5 or a gymnasium id (muzero_jax.envs: the rule
+    # that maps an id to its env)
+    env: str = "jax/CartPole-v1"
     max_episode_steps: int | None = None  # time limit (truncation); None: env's own
     max_abs_reward: float | None = None  # largest |reward| of a step; None: the env's, if known
-    vector_mode: Literal["sync", "async"] = "sync"  # gymnasium ids: envs in this process or
-    #   in worker processes (gymnasium.make_vec)
+    # gymnasium ids: envs in this process or in worker processes (gymnasium.make_vec)
+    vector_mode: Literal["sync", "async"] = "sync"
     observation_shape: tuple[int, ...] | None = None  # None: take the env's; else checked
     num_envs: int = 16  # B: environments stepped in lock-step by self-play
     rollout_length: int = 50  # T: self-play steps per env per training iteration
@@ -40,14 +42,17 @@ class Config:
 
     # --- networks: choice, and the ResNet for image observations ------------------
     network: Literal["mlp", "resnet"] = "mlp"  # mlp: vector observations; resnet: images
-    resnet_channels: int = 256  # channels of the hidden state and the towers on it (paper:
-    #   256); the first strided conv of h has half as many (paper: 128)
-    representation_blocks: tuple[int, int, int] = (2, 3, 3)  # residual blocks of h after the
-    #   first strided conv, after the second, after the first average pool (paper: 2, 3, 3)
+    # channels of the hidden state and the towers on it (paper: 256); the first strided
+    # conv of h has half as many (paper: 128)
+    resnet_channels: int = 256
+    # residual blocks of h after the first strided conv, after the second, after the
+    # first average pool (paper: 2, 3, 3)
+    representation_blocks: tuple[int, int, int] = (2, 3, 3)
     dynamics_blocks: int = 16  # residual blocks of g (paper: 16)
     prediction_blocks: int = 16  # residual blocks of f (paper: 16)
-    head_channels: int = 16  # 1x1-conv channels in front of each head's dense layers (the
-    #   heads' dense hidden layer has hidden_size units)
+    # 1x1-conv channels in front of each head's dense layers (the heads' dense hidden
+    # layer has hidden_size units)
+    head_channels: int = 16
 
     # --- search (mctx) ---------------------------------------------------------
     search: Literal["muzero", "gumbel"] = "muzero"  # mctx.muzero_policy or gumbel_muzero_policy
@@ -55,17 +60,21 @@ class Config:
     max_depth: int | None = None  # None: unbounded (num_simulations)
     pb_c_init: float = 1.25  # PUCT c1
     pb_c_base: float = 19652.0  # PUCT c2
+    q_normalisation: Literal["tree_min_max", "parent_and_siblings"] = "tree_min_max"  # PUCT's
+    #   Q in [0, 1]: min-max over the whole tree (paper) or over the node and its children
+    #   (mctx's default)
     dirichlet_alpha: float = 0.25  # paper: 0.25 Atari, 0.3 chess, 0.03 Go
     dirichlet_fraction: float = 0.25  # root exploration noise share (muzero search)
     max_num_considered_actions: int = 16  # Gumbel: actions sampled at the root
     gumbel_scale: float = 1.0  # Gumbel: noise scale while training (0 at evaluation)
     temperature: float = 1.0  # visit-count temperature while training (muzero search)
-    # Acting temperature by training progress (env steps / total_env_steps), as pairs
-    # (progress threshold, temperature), thresholds increasing in (0, 1]: from each
-    # threshold on, its temperature replaces `temperature`. Paper (Atari):
-    # ((0.5, 0.5), (0.75, 0.25)). Gumbel search scales gumbel_scale by the ratio of
-    # that temperature to `temperature`: argmax(logits + T gumbel) ~ softmax(logits / T).
-    temperature_schedule: tuple[tuple[float, float], ...] = ()  # (progress, T) pairs; ()=off
+    # acting temperature by training progress (env steps / total_env_steps): pairs
+    # (progress threshold, temperature), thresholds increasing in (0, 1]; from each
+    # threshold on, its temperature replaces `temperature`; () = off. Paper (Atari):
+    # ((0.5, 0.5), (0.75, 0.25)), on the command line 0.5 0.5 0.75 0.25. Gumbel search
+    # scales gumbel_scale by that temperature over `temperature`: argmax(logits + T
+    # gumbel) ~ softmax(logits / T).
+    temperature_schedule: tuple[tuple[float, float], ...] = ()
     exploration_repeat_probability: float = 0.0  # chance self-play repeats its last action
     #   instead of the search's while training: temporally extended exploration (runs of
     #   mean length 1 / (1 - p)); 0: off, as in the paper. temperature_schedule scales it
@@ -101,16 +110,20 @@ class Config:
     optimizer: Literal["adam", "sgd"] = "adam"  # paper: SGD with momentum
     learning_rate: float = 3e-3  # peak learning rate
     lr_warmup_steps: int = 0  # linear warm-up from 0 to the peak
-    lr_decay_steps: int | None = None  # cosine decay to lr_end_fraction; None: constant
-    lr_end_fraction: float = 0.1  # final lr as a share of the peak
+    lr_decay_steps: int | None = None  # steps of the decay (see lr_decay); None: constant
+    lr_decay: Literal["cosine", "exponential"] = "cosine"  # cosine: to lr_end_fraction of
+    #   the peak at lr_decay_steps, then flat; exponential: peak * lr_end_fraction **
+    #   (step / lr_decay_steps), the paper's (Atari: 0.05 * 0.1 ** (step / 350k))
+    lr_end_fraction: float = 0.1  # lr as a share of the peak after lr_decay_steps
     momentum: float = 0.9  # SGD momentum
     max_grad_norm: float | None = 5.0  # global-norm clipping; None: off
 
     # --- Atari (ALE/<Game>-v5 ids; muzero_jax.envs.atari) ----------------------------
     frame_size: tuple[int, int] = (96, 96)  # (height, width) of a preprocessed frame
     grayscale: bool = False  # paper: RGB; grayscale is the cheaper DQN-style choice
-    history_length: int = 0  # H: the last H frames and H actions stacked as planes (paper:
-    #   32); 0: the observation alone (vector envs); stored as single frames in replay
+    # H: the last H frames and H actions stacked as planes (paper: 32); 0: the
+    # observation alone (vector envs); stored as single frames in replay
+    history_length: int = 0
     frame_skip: int = 4  # emulator frames per agent step, max-pooled over the last two (v5: 4)
     sticky_action_probability: float = 0.25  # repeat the previous action (v5: 0.25)
     full_action_space: bool = False  # all 18 actions, or the game's minimal set (v5: False)
@@ -150,6 +163,12 @@ class Config:
     def num_reanalyzed_policies(self) -> int:
         """Of those, windows whose policy targets come from a fresh search."""
         return int(round(self.reanalyze_policy_fraction * self.num_reanalyzed))
+
+    @property
+    def samples_per_state(self) -> float:
+        """Replay ratio: windows trained on per env step collected (paper: 0.1; Reanalyze 2.0)."""
+        return (self.batch_size * self.updates_per_iteration
+                / (self.num_envs * self.rollout_length))
 
     @property
     def replay_length(self) -> int:
@@ -219,6 +238,11 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
                           "None")
     if cfg.search not in ("muzero", "gumbel"):
         raise ConfigError(f"search={cfg.search!r}: expected 'muzero' or 'gumbel'")
+    if cfg.q_normalisation not in ("tree_min_max", "parent_and_siblings"):
+        raise ConfigError(f"q_normalisation={cfg.q_normalisation!r}: expected "
+                          "'tree_min_max' or 'parent_and_siblings'")
+    if cfg.lr_decay not in ("cosine", "exponential"):
+        raise ConfigError(f"lr_decay={cfg.lr_decay!r}: expected 'cosine' or 'exponential'")
     if cfg.optimizer not in ("adam", "sgd"):
         raise ConfigError(f"optimizer={cfg.optimizer!r}: expected 'adam' or 'sgd'")
     if not 0.0 < cfg.discount <= 1.0:
@@ -388,27 +412,28 @@ def cartpole(**overrides) -> Config:
 
 
 def atari_paper(**overrides) -> Config:
-    """Atari as in the paper (SPEC.md, Appendix F), for a GPU or TPU; Breakout by default.
+    """Atari as in the paper (SPEC.md, Appendices B, E-G), for a GPU or TPU; Breakout by default.
 
     96x96 RGB frames, 32 frames and 32 actions of history, the paper's ResNet
-    (6x6x256 hidden state, 16-block dynamics and prediction towers), 50 PUCT
-    simulations, n = 10, K = 5, 601-atom supports, batch 1024, SGD with momentum
-    0.9 at lr 0.05, L2 1e-4, 27,000-step episodes, sticky actions, no reward
-    clipping. Two numbers cannot be the paper's on one accelerator: replay (the
-    paper's 125k sequences of 200 steps are 25M positions, ~690 GB of frames)
-    holds 1M positions (~27.7 GB of 96x96x3 frames), and the actors (the paper ran
-    many machines) are `num_envs` games stepped together.
+    (6x6x256 hidden state, a 16-block dynamics tower, prediction heads without a
+    tower), 50 PUCT simulations with tree-wide min-max Q normalisation, n = 10,
+    K = 5, 601-atom supports, prioritised replay with alpha = beta = 1, batch
+    1024 at 0.1 samples per state, SGD with momentum 0.9 at lr 0.05 decayed by
+    0.1 every 350k steps (the pseudocode's schedule), L2 1e-4, 27,000-step
+    episodes, no reward clipping. What cannot be the paper's on one accelerator,
+    and what the paper leaves open, is listed in the README ("atari_paper
+    against the paper").
     """
     base = Config(
         env="ALE/Breakout-v5",
         max_episode_steps=27_000,
         num_envs=128,
-        rollout_length=50,
+        rollout_length=80,  # 128 x 80 = 10,240 env steps per update: 0.1 samples per state
         network="resnet",
         resnet_channels=256,
         representation_blocks=(2, 3, 3),
         dynamics_blocks=16,
-        prediction_blocks=16,
+        prediction_blocks=0,  # "the same architecture as AlphaZero": conv and dense heads
         head_channels=16,
         hidden_size=256,
         value_support_size=300,
@@ -425,19 +450,22 @@ def atari_paper(**overrides) -> Config:
         unroll_steps=5,
         replay_capacity=1_000_000,
         min_replay_size=50_000,
+        priority_alpha=1.0,
+        priority_beta=1.0,
         batch_size=1024,
-        updates_per_iteration=1,  # ~6,400 env steps per update, near the paper's ratio
+        updates_per_iteration=1,
         optimizer="sgd",
         learning_rate=0.05,
         momentum=0.9,
-        lr_decay_steps=1_000_000,
+        lr_decay="exponential",
+        lr_decay_steps=350_000,
         lr_end_fraction=0.1,
         weight_decay=1e-4,
         max_grad_norm=None,
         frame_size=(96, 96),
         grayscale=False,
         history_length=32,
-        total_env_steps=1_000_000 * 6_400,  # 1M updates, as the paper
+        total_env_steps=1_000_000 * 10_240,  # 1M updates, as the paper
         eval_every=100,
         eval_episodes=8,
         solve_return=None,
@@ -491,11 +519,13 @@ def atari_tiny(**overrides) -> Config:
 
 
 def sample_efficient(**overrides) -> Config:
-    """CartPole-v1 with fewer env steps per update: more updates per step, Reanalyze.
+    """CartPole-v1 with fewer env steps per update: many updates per step, partial Reanalyze.
 
-    Wall time matters less here than env steps: each iteration collects few steps
-    and trains many times on them, with prioritised replay and a share of every
-    batch re-searched with the latest parameters (SPEC.md, "MuZero Reanalyze").
+    Wall time matters less here than env steps: each iteration collects 200 steps
+    and trains 50 batches of 256 on them (64 samples per state), with prioritised
+    replay and a quarter of every batch given fresh values (latest parameters, no
+    target network) and, for 80% of that quarter, fresh search policies. Not the
+    paper's MuZero Reanalyze: that is `muzero_reanalyze`.
     """
     base = cartpole(
         num_envs=8,
@@ -508,6 +538,39 @@ def sample_efficient(**overrides) -> Config:
         reanalyze_fraction=0.25,
         reanalyze_policy_fraction=0.8,
         target_update_period=0,  # measured without; Reanalyze's fresh values suffice
+        eval_every=2,
+        total_env_steps=30_000,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def muzero_reanalyze(**overrides) -> Config:
+    """MuZero Reanalyze (paper, Appendix H; SPEC.md) on CartPole-v1: `--preset reanalyze`.
+
+    As the paper changes MuZero: every value target bootstraps from the target
+    network's fresh value (every window, time limits included), 80% of every
+    batch trains on fresh search policies (latest parameters), value loss weight
+    0.25, n = 5. PUCT search, as the paper's: with n = 5 the values of most
+    CartPole states differ little at first, and Gumbel search's policy target
+    (softmax of prior plus min-max-rescaled completed Q, two actions) then turns
+    the noise in those differences into near-one-hot targets (policy entropy
+    0.003 nats measured), where PUCT's visit counts stay soft. Q is normalised as
+    mctx does by default (the README measures the paper's tree-wide rule). The
+    replay ratio, 64 samples per state, is not the paper's 2.0: see the README.
+    """
+    base = cartpole(
+        num_envs=8,
+        rollout_length=25,
+        min_replay_size=800,
+        search="muzero",
+        q_normalisation="parent_and_siblings",
+        td_steps=5,
+        value_loss_weight=0.25,
+        reanalyze_fraction=1.0,
+        reanalyze_policy_fraction=0.8,
+        target_update_period=100,
+        batch_size=256,
+        updates_per_iteration=50,
         eval_every=2,
         total_env_steps=30_000,
     )
@@ -583,4 +646,5 @@ def classic(**overrides) -> Config:
 
 
 PRESETS = {"cartpole": cartpole, "classic": classic, "sample_efficient": sample_efficient,
+           "reanalyze": muzero_reanalyze,
            "atari_tiny": atari_tiny, "atari_paper": atari_paper}

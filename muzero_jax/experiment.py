@@ -1,29 +1,34 @@
 """What every experiment script does: parse flags, train into a run directory, evaluate, summarise.
 
-`experiments/cartpole.py` and `experiments/atari.py` are thin: they name their
-preset, their default run directory and how to evaluate, and call `main`. So
-both take the same flags (`--seed`, `--out`, `--total-env-steps`,
-`--eval-episodes`, `--resume DIR`, `--preset`, `--config.FIELD VALUE` for every
+`experiments/train.py` (any env), `experiments/cartpole.py` and
+`experiments/atari.py` are thin: they name their default preset, their default
+run directory and how to evaluate, and call `main`. So all take the same flags
+(`Flags`: `--env`, `--preset`, `--seed`, `--out`, `--resume DIR`,
+`--total-env-steps`, `--eval-episodes`, and `--config.FIELD VALUE` for every
 field), write the same run directory (config.json, checkpoints/, tensorboard/,
 metrics.csv, curves.png) and the same `summary.json` keys, and exit with code 2
-and a message, never a traceback, on bad input.
+and one line, never a traceback, on bad input, before anything compiles.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import numpy as np
+import tyro
 
-from muzero_jax import checkpoint, cli
+from muzero_jax import checkpoint, cli, envs
+from muzero_jax.agent import Agent
 from muzero_jax.config import PRESETS, Config, ConfigError
 from muzero_jax.evaluate import evaluate_final, solve_threshold
+from muzero_jax.loop import SWEEPABLE
 from muzero_jax.train import TrainResult, train
 
 _IMPORTED = time.perf_counter()
@@ -35,6 +40,66 @@ Evaluate = Callable[[TrainResult, Config], tuple[np.ndarray, str]]
 def evaluate_named_env(result: TrainResult, config: Config) -> tuple[np.ndarray, str]:
     """The default final evaluation: `evaluate.evaluate_final` on the trained agent."""
     return evaluate_final(result.agent, result.state, config)
+
+
+# The preset for small vector envs without a preset of their own. Merge point (issue 10):
+# "classic" once config.py has it; until then CartPole's, the closest we have.
+CLASSIC_PRESET = "classic" if "classic" in PRESETS else "cartpole"
+CARTPOLE_IDS = ("jax/CartPole-v1", "CartPole-v1", "gymnax/CartPole-v1")
+
+
+def preset_for_env(env_id: str) -> str:
+    """The preset that suits `env_id`'s family, used when no --preset is given."""
+    if env_id in CARTPOLE_IDS:
+        return "cartpole"
+    if env_id.startswith("ALE/"):
+        return "atari_tiny"
+    if env_id.startswith("gymnax/") and env_id.endswith("-MinAtar"):
+        return "minatar" if "minatar" in PRESETS else CLASSIC_PRESET
+    return CLASSIC_PRESET
+
+
+PRESET_RULE = (f"without --preset: cartpole for {', '.join(CARTPOLE_IDS)}; atari_tiny for "
+               f"ALE/<Game>-v5; {preset_for_env('gymnax/Breakout-MinAtar')} for "
+               f"gymnax/<game>-MinAtar; {CLASSIC_PRESET} for any other id")
+
+
+def _flag(metavar: str, default: str):
+    # These flags are None unless given (the preset's value then stands); say so in --help.
+    return tyro.conf.arg(metavar=metavar, help_behavior_hint=f"(default: {default})")
+
+
+@dataclasses.dataclass(frozen=True)
+class Flags:
+    """The flags of every experiment script (`--help` shows these comments)."""
+
+    # env id, one of the families above
+    env: Annotated[str | None, _flag("ID", "the preset's")] = None
+    preset: str = "cartpole"  # named configuration to start from, one of the presets above
+    # random seed, as --config.seed
+    seed: Annotated[int | None, _flag("INT", "the preset's")] = None
+    # run directory
+    out: Annotated[str | None, _flag("DIR", "runs/<env>-<preset>-seed<S>")] = None
+    # continue the run in this directory from its latest checkpoint (flags apply on top
+    # of its config.json)
+    resume: Annotated[str | None, _flag("DIR", "a fresh run")] = None
+    # training budget in env steps, as --config.total_env_steps
+    total_env_steps: Annotated[int | None, _flag("INT", "the preset's")] = None
+    # final greedy evaluation episodes, as --config.final_eval_episodes
+    eval_episodes: Annotated[int | None, _flag("INT", "the preset's")] = None
+    # train these seeds side by side in one compiled program (JAX envs): one run
+    # directory, a TensorBoard run and a summary.json entry each
+    seeds: Annotated[tuple[int, ...] | None, _flag("S [S ...]", "one run, --seed")] = None
+    # one run per comma-separated value of a config field, in one program (with --seeds:
+    # per seed), e.g. --sweep learning_rate 1e-3,3e-3,1e-2
+    sweep: Annotated[tuple[str, str] | None, _flag("FIELD VALUES", "none")] = None
+    config: Config = Config()  # every field of muzero_jax.Config; defaults are the preset's
+
+    def overrides(self) -> dict:
+        """The config fields these flags set (those given)."""
+        fields = {"env": self.env, "seed": self.seed, "total_env_steps": self.total_env_steps,
+                  "final_eval_episodes": self.eval_episodes}
+        return {k: v for k, v in fields.items() if v is not None}
 
 
 def seconds_since_process_start() -> float:
@@ -53,87 +118,99 @@ def seconds_since_process_start() -> float:
         return time.perf_counter() - _IMPORTED
 
 
-def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
-         default_out: Callable[[Config, str], str],
+def default_out(config: Config, preset: str) -> str:
+    """runs/<env id as a file name>-<preset>-seed<S>."""
+    env = re.sub(r"[^A-Za-z0-9.]+", "-", config.env).strip("-")
+    return os.path.join("runs", f"{env}-{preset}-seed{config.seed}")
+
+
+def help_text(description: str, aliases: dict[str, str], preset_rule: str | None) -> str:
+    """The script's description, then the env id families and the presets, one line each."""
+    width = max(map(len, list(envs.FAMILIES) + list(PRESETS))) + 2
+    lines = [description, "", "env ids (--env; muzero_jax.envs.make):"]
+    lines += [f"  {name:<{width}}{what}" for name, what in envs.FAMILIES.items()]
+    lines += ["", "presets (--preset; muzero_jax.PRESETS):"]
+    for name, make in PRESETS.items():
+        also = [alias for alias, target in aliases.items() if target == name]
+        first = (make.__doc__ or "").strip().split("\n")[0]
+        lines.append(f"  {name:<{width}}{first}" + (f" (also: {', '.join(also)})"
+                                                    if also else ""))
+    if preset_rule:
+        lines += ["", preset_rule]
+    lines += ["", "Flags take - or _ alike; lists go space-separated (--config.observation_shape "
+              "4 84 84); none for no value."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None, *, description: str, default_preset: str | None,
+         default_out: Callable[[Config, str], str] = default_out,
          evaluate: Evaluate = evaluate_named_env,
          preset_aliases: dict[str, str] | None = None,
-         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
-         overrides_from_args: Callable[[argparse.Namespace], dict] | None = None,
-         check: Callable[[Config], None] | None = None) -> dict:
+         flags_type: type[Flags] = Flags,
+         check: Callable[[Config], object] | None = None) -> dict:
     """Runs one experiment from command-line flags; returns the summary it writes.
 
     Args:
       argv: the flags (None: sys.argv[1:]).
       description: the script's one-line description, for --help.
-      default_preset: the `PRESETS` name used without `--preset`.
-      evaluate: plays the final greedy episodes (default: on the env the config names,
-        or its Gymnasium twin).
+      default_preset: the `PRESETS` name used without `--preset`; None: the one that
+        suits the env's family (`preset_for_env`), with the env set to the id given.
       default_out: the run directory without `--out`, from the config and preset.
+      evaluate: plays the final greedy episodes (default: `evaluate.evaluate_final`,
+        on the env the config names, or its Gymnasium twin).
       preset_aliases: short preset names the script accepts (e.g. tiny -> atari_tiny).
-      add_arguments: adds the script's own flags.
-      overrides_from_args: the config fields those flags set.
+      flags_type: `Flags`, or a subclass with the script's own flags (its
+        `overrides()` says which config fields they set).
       check: raises ConfigError/ValueError for a config the script cannot run,
-        before anything compiles.
+        before anything compiles (default: building the `Agent`, which builds the
+        environment and checks the config against it, compiling nothing).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     aliases = preset_aliases or {}
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--seed", type=int, default=None,
-                        help="random seed (default: the preset's, 0)")
-    parser.add_argument("--out", default=None, help="run directory (default: "
-                        "runs/<experiment>-seedS)")
-    parser.add_argument("--total-env-steps", type=int, default=None,
-                        help="training budget in env steps (default: the preset's)")
-    parser.add_argument("--eval-episodes", type=int, default=None,
-                        help="final greedy evaluation episodes (default: "
-                        "config.final_eval_episodes)")
-    parser.add_argument("--resume", metavar="DIR", default=None,
-                        help="continue the run in DIR from its latest checkpoint (flags "
-                        "apply on top of DIR/config.json)")
-    if add_arguments is not None:
-        add_arguments(parser)
-    names = sorted(PRESETS) + sorted(aliases)
-    parser.add_argument("--preset", default=default_preset, choices=names,
-                        help=f"named configuration to start from (default: {default_preset})")
-    preset = cli.preset_from(argv, default_preset)
-    if preset not in names:
-        parser.error(f"--preset {preset!r}: expected one of {names}")
-    preset = aliases.get(preset, preset)
-    cli.add_config_arguments(parser, PRESETS[preset]())
-    cli.check_unknown_fields(parser, argv)
-    args = parser.parse_args(argv)
-
-    overrides = {}
-    for flag, field in (("seed", "seed"), ("eval_episodes", "final_eval_episodes"),
-                        ("total_env_steps", "total_env_steps")):
-        if getattr(args, flag) is not None:
-            overrides[field] = getattr(args, flag)
-    if overrides_from_args is not None:
-        overrides.update(overrides_from_args(args))
-    overrides.update(cli.overrides_from(args))
+    pre = cli.pre_parse(argv, "--env", "--config.env", "--preset", "--resume")
     base = None
-    if args.resume is not None:
-        if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
-            parser.error(f"--out {args.out} and --resume {args.resume}: a resumed run "
-                         "stays in its directory; give only --resume")
+    if pre.resume is not None:
         try:
-            base = checkpoint.load_config(args.resume)
+            base = checkpoint.load_config(pre.resume)
         except checkpoint.CheckpointError as e:
-            parser.error(str(e))
-    config = cli.build(parser, preset, overrides, base)
-    if check is not None:
-        try:
-            check(config)
-        except (ConfigError, ValueError) as e:
-            parser.error(str(e))
-    out = args.resume or args.out or default_out(config, args.preset)
+            cli.error(str(e))
+    env_id = pre.env or getattr(pre, "config.env") or (base.env if base else None)
+    preset = pre.preset or default_preset or preset_for_env(env_id or Config.env)
+    names = sorted(PRESETS) + sorted(aliases)
+    if preset not in names:
+        cli.error(f"--preset {preset!r}: expected one of {names}")
+    preset = aliases.get(preset, preset)
+    default_config = base or PRESETS[preset]()
+    if env_id is not None and base is None:
+        default_config = dataclasses.replace(default_config, env=env_id)
+    flags = cli.parse(
+        flags_type, argv, default=flags_type(preset=preset, config=default_config),
+        description=help_text(description, aliases,
+                              PRESET_RULE if default_preset is None else None))
+
+    if (flags.resume is not None and flags.out is not None
+            and os.path.abspath(flags.out) != os.path.abspath(flags.resume)):
+        cli.error(f"--out {flags.out} and --resume {flags.resume}: a resumed run stays in "
+                  "its directory; give only --resume")
+    try:
+        config = cli.build(flags.config, **flags.overrides())
+        (check or Agent)(config)
+    except (ConfigError, ValueError) as e:
+        cli.error(str(e))
+    seeds, sweep = runs_from_flags(flags)
+    if seeds is not None or sweep is not None:
+        out = flags.resume or flags.out or default_out(config, preset).replace(
+            f"-seed{config.seed}", "-" + "-".join(
+                ([f"seeds{'_'.join(map(str, seeds))}"] if seeds else [])
+                + ([f"sweep-{sweep[0]}"] if sweep else [])))
+        return _main_runs(config, preset, out, flags, seeds, sweep, evaluate)
+    out = flags.resume or flags.out or default_out(config, preset)
 
     try:
-        result = train(config, run_dir=out, resume=args.resume is not None)
-    # An env that cannot be trained (unknown id, unsupported spaces) is found when the
-    # Agent makes it, before anything compiles or the run directory is written.
+        result = train(config, run_dir=out, resume=flags.resume is not None)
+    # Checked again here: an env that only fails once training starts still gets one line.
     except (checkpoint.CheckpointError, ConfigError) as e:
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
+        cli.error(str(e))
     wall_seconds = seconds_since_process_start()
 
     eval_start = time.perf_counter()
@@ -155,6 +232,7 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
         "eval_return_min": float(np.min(returns)),
         "eval_episodes": int(len(returns)),
         "eval_env": eval_label,
+        "compile_seconds": result.compile_seconds,
         "solved": bool(threshold is not None and np.mean(returns) >= threshold),
         "solved_during_training": result.solved,
         "seed": config.seed,
@@ -169,3 +247,86 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str,
           f"eval {eval_seconds:.1f}s -> {out}/summary.json")
     return summary
 
+
+# --- several runs in one program: --seeds and --sweep ---------------------------------
+RUNS_NAME = "runs.json"  # a multi-run directory's seeds and sweep, for --resume
+
+
+def runs_from_flags(flags: Flags):
+    """(seeds, sweep) from the flags (or a resumed run's runs.json); exits 2 on bad input."""
+    seeds = list(flags.seeds) if flags.seeds is not None else None
+    sweep = None
+    if flags.sweep is not None:
+        field, text = flags.sweep
+        if field not in SWEEPABLE:
+            cli.error(f"--sweep {field}: supported fields are {list(SWEEPABLE)} (a sweep "
+                         "in one program varies a value that changes no shapes)")
+        try:
+            sweep = (field, tuple(float(v) for v in text.split(",") if v.strip()))
+        except ValueError:
+            cli.error(f"--sweep {field} {text!r}: expected comma-separated numbers")
+        if not sweep[1]:
+            cli.error(f"--sweep {field} {text!r}: expected at least one value")
+    if flags.seed is not None and seeds is not None:
+        cli.error("--seed and --seeds: give one of them")
+    if flags.resume is not None and seeds is None and sweep is None:
+        path = os.path.join(flags.resume, RUNS_NAME)
+        if os.path.isfile(path):
+            with open(path) as f:
+                saved = json.load(f)
+            seeds = saved.get("seeds")
+            sweep = tuple(saved["sweep"]) if saved.get("sweep") else None
+    return seeds, sweep
+
+
+def _main_runs(config, preset, out, flags, seeds, sweep, evaluate) -> dict:
+    try:
+        results = train(config, seeds=seeds, sweep=sweep, run_dir=out,
+                        resume=flags.resume is not None)
+    except (checkpoint.CheckpointError, ConfigError) as e:
+        cli.error(str(e))
+    wall_seconds = seconds_since_process_start()
+    with open(os.path.join(out, RUNS_NAME), "w") as f:
+        json.dump({"seeds": seeds, "sweep": list(sweep) if sweep else None}, f)
+    threshold = solve_threshold(results[0].agent, config)
+    eval_start = time.perf_counter()
+    entries = []
+    for result in results:
+        run_config = dataclasses.replace(config, seed=result.seed, **result.hyperparameters)
+        start = time.perf_counter()
+        returns, eval_label = evaluate(result, run_config)
+        returns = np.asarray(returns)
+        entries.append({
+            "seed": result.seed, **result.hyperparameters,
+            "env_steps": result.env_steps, "train_steps": result.train_steps,
+            "eval_return_mean": float(np.mean(returns)),
+            "eval_return_std": float(np.std(returns)),
+            "eval_return_min": float(np.min(returns)), "eval_episodes": int(len(returns)),
+            "eval_env": eval_label, "eval_seconds": round(time.perf_counter() - start, 2),
+            "solved": bool(threshold is not None and np.mean(returns) >= threshold),
+            "solved_during_training": result.solved})
+        print(f"seed {result.seed}"
+              + "".join(f" {k} {v:g}" for k, v in result.hyperparameters.items())
+              + f": eval on {eval_label}: {entries[-1]['eval_return_mean']:.1f} "
+              f"+- {entries[-1]['eval_return_std']:.1f} | {result.env_steps} env steps")
+    means = [e["eval_return_mean"] for e in entries]
+    summary = {
+        "env": config.env, "preset": preset, "seeds": seeds, "sweep": list(sweep) if sweep
+        else None, "wall_seconds": round(wall_seconds, 2),
+        "train_seconds": round(results[0].seconds, 2),
+        "eval_seconds": round(time.perf_counter() - eval_start, 2),
+        "compile_seconds": results[0].compile_seconds,
+        "aggregate": {"eval_return_median": float(np.median(means)),
+                      "eval_return_min": float(np.min(means)),
+                      "eval_return_max": float(np.max(means)),
+                      "solved": sum(e["solved"] for e in entries), "runs": len(entries)},
+        "runs": entries, "config": dataclasses.asdict(config),
+    }
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    agg = summary["aggregate"]
+    print(f"{agg['solved']}/{agg['runs']} solved | eval median {agg['eval_return_median']:.1f} "
+          f"(min {agg['eval_return_min']:.1f}, max {agg['eval_return_max']:.1f}) | wall "
+          f"{summary['wall_seconds']:.1f}s (compile included) | eval "
+          f"{summary['eval_seconds']:.1f}s -> {out}/summary.json")
+    return summary

@@ -4,7 +4,8 @@
 
 l_r and l_v are cross-entropies against two-hot targets on the supports, l_p
 against the search policy. Losses of unrolled steps k >= 1 are scaled by 1/K and
-the gradient into the dynamics through each hidden state by 1/2, as in the paper.
+the gradient through each hidden state that g produced, into the next g, by 1/2,
+as in the paper's pseudocode (the root state from h is not scaled).
 """
 
 from __future__ import annotations
@@ -52,11 +53,16 @@ class TrainState:
     target_params: Params
 
 
-def make_schedule(config: Config) -> optax.Schedule:
-    """Learning rate by update step: linear warm-up, then constant or cosine decay."""
-    peak = config.learning_rate
+def make_schedule(config: Config, peak: chex.Numeric | None = None) -> optax.Schedule:
+    """Learning rate by update step: linear warm-up, then constant, cosine or exponential decay.
+
+    `peak` (default config.learning_rate) may be traced: a sweep's runs each have theirs.
+    """
+    peak = config.learning_rate if peak is None else peak
     if config.lr_decay_steps is None:
         main = optax.constant_schedule(peak)
+    elif config.lr_decay == "exponential":
+        main = optax.exponential_decay(peak, config.lr_decay_steps, config.lr_end_fraction)
     else:
         main = optax.cosine_decay_schedule(peak, config.lr_decay_steps,
                                            alpha=config.lr_end_fraction)
@@ -67,15 +73,37 @@ def make_schedule(config: Config) -> optax.Schedule:
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """Gradient clipping, then Adam or SGD with momentum, on the schedule."""
-    schedule = make_schedule(config)
-    if config.optimizer == "adam":
-        opt = optax.adam(schedule)
-    else:
-        opt = optax.sgd(schedule, momentum=config.momentum)
-    if config.max_grad_norm is None:
-        return opt
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt)
+    """Gradient clipping, then Adam or SGD with momentum, on the schedule.
+
+    The peak learning rate lives in the optimizer state (`optax.inject_hyperparams`:
+    `opt_state.hyperparams["learning_rate"]`), so runs of a learning-rate sweep share
+    one compiled program and differ only in their state.
+    """
+
+    def optimizer(learning_rate):
+        schedule = make_schedule(config, learning_rate)
+        if config.optimizer == "adam":
+            opt = optax.adam(schedule)
+        else:
+            opt = optax.sgd(schedule, momentum=config.momentum)
+        if config.max_grad_norm is None:
+            return opt
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt)
+
+    return optax.inject_hyperparams(optimizer)(learning_rate=config.learning_rate)
+
+
+def peak_learning_rate(state: TrainState) -> jax.Array:
+    """The run's peak learning rate, from its optimizer state (see `make_optimizer`)."""
+    return state.opt_state.hyperparams["learning_rate"]
+
+
+def with_peak_learning_rate(state: TrainState, learning_rate: chex.Numeric) -> TrainState:
+    """`state` with another peak learning rate (a sweep's run), same shapes and dtypes."""
+    hyperparams = dict(state.opt_state.hyperparams)
+    hyperparams["learning_rate"] = jnp.asarray(learning_rate,
+                                               hyperparams["learning_rate"].dtype)
+    return state.replace(opt_state=state.opt_state._replace(hyperparams=hyperparams))
 
 
 def scale_gradient(x: jax.Array, scale: float) -> jax.Array:
@@ -127,12 +155,13 @@ class Learner:
         value_loss, policy_loss = value_policy_loss(root, 0)
 
         def unroll(state, k):
-            state = scale_gradient(state, 0.5)
             inference = model.recurrent_inference(params, state, t.actions[:, k - 1])
             v, p = value_policy_loss(inference, k)
             r = cross_entropy(support.scalar_to_support(t.reward[:, k - 1], reward_support),
                               inference.reward_logits) * t.reward_mask[:, k - 1]
-            return inference.state, (v, p, r)
+            # As the paper's pseudocode: halve the gradient through each state g made,
+            # on its way into the next g; the root state from h is not scaled.
+            return scale_gradient(inference.state, 0.5), (v, p, r)
 
         _, (v_k, p_k, r_k) = jax.lax.scan(unroll, root.state, jnp.arange(1, num_unroll + 1))
         # Steps k >= 1 each weigh 1/K, so the unroll as a whole weighs as much as the root.
@@ -180,8 +209,9 @@ class Learner:
                                            cfg.target_update_period)
         else:
             target = None
+        schedule = make_schedule(cfg, peak_learning_rate(state))
         metrics = dict(metrics, grad_norm=optax.tree.norm(grads),
-                       learning_rate=self.schedule(state.step))
+                       learning_rate=schedule(state.step))
         new_state = TrainState(params=params, opt_state=opt_state, step=step,
                                target_params=target)
         return new_state, metrics, priority

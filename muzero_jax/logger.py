@@ -31,20 +31,42 @@ class Logger:
       run_dir: the run directory.
       history: rows already logged (from a checkpoint, when resuming); the CSV is
         rewritten from them and TensorBoard events after their last step dropped.
+      run_key: with several runs in one CSV (seeds trained together), the column
+        naming each row's run; each run gets its own TensorBoard run,
+        `tensorboard/<name>/`.
     """
 
-    def __init__(self, run_dir: str, history: Sequence[dict] = ()):
+    def __init__(self, run_dir: str, history: Sequence[dict] = (), *,
+                 run_key: str | None = None):
         self.csv_path = os.path.join(run_dir, CSV_NAME)
+        self.tensorboard_dir = os.path.join(run_dir, TENSORBOARD_DIR)
+        self.run_key = run_key
         self.rows: list[dict] = list(history)
         self.fields: list[str] = []
         for row in self.rows:
             self.fields += [k for k in row if k not in self.fields]
         self._rewrite_csv()
-        purge = int(self.rows[-1][STEP]) + 1 if self.rows else None
-        # Event files are named by the second they open in; a suffix keeps a quick
-        # resume from truncating the previous session's file.
-        self.writer = SummaryWriter(os.path.join(run_dir, TENSORBOARD_DIR), purge_step=purge,
-                                    flush_secs=30, filename_suffix=f".{time.time_ns()}")
+        self.writers: dict[str | None, SummaryWriter] = {}
+        # TensorBoard drops each run's events after its last checkpointed row.
+        self._purge: dict[str | None, int] = {}
+        for row in self.rows:
+            self._purge[None if run_key is None else row.get(run_key)] = int(row[STEP]) + 1
+
+    def _writer(self, run: str | None) -> SummaryWriter:
+        if run not in self.writers:
+            purge = self._purge.get(run)
+            directory = (self.tensorboard_dir if run is None
+                         else os.path.join(self.tensorboard_dir, str(run)))
+            # Event files are named by the second they open in; a suffix keeps a quick
+            # resume from truncating the previous session's file.
+            self.writers[run] = SummaryWriter(directory, purge_step=purge, flush_secs=30,
+                                              filename_suffix=f".{time.time_ns()}")
+        return self.writers[run]
+
+    @property
+    def writer(self) -> SummaryWriter:
+        """The TensorBoard writer of a single-run log."""
+        return self._writer(None)
 
     def write(self, row: dict) -> None:
         """Logs one row; `row[STEP]` is its x coordinate. None values are skipped."""
@@ -57,16 +79,19 @@ class Logger:
             with open(self.csv_path, "a", newline="") as f:
                 csv.DictWriter(f, fieldnames=self.fields).writerow(row)
         step = int(row[STEP])
+        writer = self._writer(None if self.run_key is None else row[self.run_key])
         for name, value in row.items():
             if name != STEP and isinstance(value, int | float) and not isinstance(value, bool):
                 if not math.isnan(value):
-                    self.writer.add_scalar(name, value, global_step=step)
+                    writer.add_scalar(name, value, global_step=step)
 
     def flush(self) -> None:
-        self.writer.flush()
+        for writer in self.writers.values():
+            writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        for writer in self.writers.values():
+            writer.close()
 
     def _rewrite_csv(self) -> None:
         # Write beside and rename, so a kill mid-write never leaves half a CSV.

@@ -7,7 +7,9 @@ first windows are a random share of it):
 
 - bootstrap values: for `num_values` windows, the value v_{t+k+n} in each n-step
   target z_{t+k} (k = 0..K) becomes `value_fn` of the stored observation there,
-  i.e. the (target) network's fresh value;
+  i.e. the (target) network's fresh value; and where the window's first episode
+  end is a time limit, so does the value of the observation it ended on (kept by
+  replay's ring of final observations), the bootstrap of every z reaching it;
 - policies: for the first `num_policies` of those, the policy targets pi_{t+k}
   (k = 0..K) become `policy_fn` of the stored observations, i.e. a fresh search
   with the latest parameters.
@@ -22,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import chex
+import jax
 import jax.numpy as jnp
 
 from muzero_jax import replay
@@ -34,7 +37,7 @@ PolicyFn = Callable[[chex.Array], chex.Array]  # obs [M, *obs_shape] -> policies
 def reanalyze(buffer: ReplayBuffer, window: Window, *, value_fn: ValueFn | None,
               policy_fn: PolicyFn | None, num_values: int, num_policies: int,
               td_steps: int, unroll_steps: int,
-              history_length: int = 0) -> tuple[chex.Array, chex.Array, dict]:
+              history_length: int = 0) -> tuple[chex.Array, chex.Array, chex.Array, dict]:
     """Fresh bootstrap values and policy targets for the first windows of a batch.
 
     Args:
@@ -51,9 +54,13 @@ def reanalyze(buffer: ReplayBuffer, window: Window, *, value_fn: ValueFn | None,
     Returns:
       bootstrap_value: `[N, W]`, window.root_value with rows n..n+K of the first
         num_values windows replaced.
+      final_value: `[N, W]`, window.final_value with, in each of the first
+        num_values windows whose first episode end is a truncation, the value at
+        that row replaced (`value_fn` of the observation the episode ended on).
       search_policy: `[N, W, A]`, window.search_policy with rows 0..K of the first
         num_policies windows replaced.
-      stats: scalars `reanalyze_value_change` (mean |fresh - stored| value) and
+      stats: scalars `reanalyze_value_change` (mean |fresh - stored| value),
+        `reanalyze_final_value_change` (the same at truncations, 0 without one) and
         `reanalyze_policy_change` (mean total variation between fresh and stored
         policies), over the replaced entries.
     """
@@ -67,6 +74,7 @@ def reanalyze(buffer: ReplayBuffer, window: Window, *, value_fn: ValueFn | None,
                          f"need {n + k1}")
     slots = replay.window_slots(window.position, window_length, buffer.length)
     bootstrap = window.root_value
+    final_value = window.final_value
     policy = window.search_policy
     stats = {}
     if num_values:
@@ -76,6 +84,8 @@ def reanalyze(buffer: ReplayBuffer, window: Window, *, value_fn: ValueFn | None,
         fresh = value_fn(obs.reshape((m * k1,) + obs.shape[2:])).reshape(m, k1)
         stats["reanalyze_value_change"] = jnp.mean(jnp.abs(fresh - bootstrap[:m, n:n + k1]))
         bootstrap = bootstrap.at[:m, n:n + k1].set(fresh)
+        final_value, stats["reanalyze_final_value_change"] = _fresh_final_values(
+            buffer, window, m, value_fn, history_length)
     if num_policies:
         m = num_policies
         obs = replay.observations(buffer, window.stream[:m], slots[:m, :k1],
@@ -85,4 +95,35 @@ def reanalyze(buffer: ReplayBuffer, window: Window, *, value_fn: ValueFn | None,
         stats["reanalyze_policy_change"] = jnp.mean(
             0.5 * jnp.sum(jnp.abs(fresh - policy[:m, :k1]), axis=-1))
         policy = policy.at[:m, :k1].set(fresh.astype(policy.dtype))
-    return bootstrap, policy, stats
+    return bootstrap, final_value, policy, stats
+
+
+def _fresh_final_values(buffer, window, m, value_fn, history_length):
+    """window.final_value with the first m windows' truncation values made fresh.
+
+    Only a window's first episode end matters to its targets (past it, rows are
+    absorbing or masked), so each window needs at most one final observation: m
+    values, not m x W.
+    """
+    window_length = window.final_value.shape[1]
+    done = window.terminated[:m] | window.truncated[:m]
+    row = jnp.argmax(done, axis=1)  # the first end (0 when there is none)
+    first_is_truncation = jnp.any(done, axis=1) & jnp.take_along_axis(
+        window.truncated[:m], row[:, None], axis=1)[:, 0]
+    stored = jnp.take_along_axis(window.final_value[:m], row[:, None], axis=1)[:, 0]
+
+    def fresh():
+        position = replay.logical_positions(buffer, window.position[:m]) + row
+        obs, found = replay.final_observations(buffer, window.stream[:m], position,
+                                               history_length=history_length)
+        return jnp.where(first_is_truncation & found, value_fn(obs), stored)
+
+    # Time limits are rare (Atari: one per 27,000 steps): skip the network when no
+    # window reaches one.
+    value = jax.lax.cond(jnp.any(first_is_truncation), fresh, lambda: stored)
+    at_row = first_is_truncation[:, None] & (jnp.arange(window_length) == row[:, None])
+    final_value = window.final_value.at[:m].set(
+        jnp.where(at_row, value[:, None], window.final_value[:m]))
+    change = (jnp.sum(jnp.abs(value - stored) * first_is_truncation)
+              / jnp.maximum(jnp.sum(first_is_truncation), 1))
+    return final_value, change

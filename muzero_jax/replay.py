@@ -19,6 +19,15 @@ with a history (Atari) are stored as single uint8 frames, one per position, so
 that replay holds each frame once; `observations` rebuilds the stacks of the
 last H frames and actions of any position when they are read, cut at episode
 starts exactly as self-play's `history.push` cuts them.
+
+Where a time limit cut an episode, the value target bootstraps from the value of
+the observation the episode was cut on, which is no position's observation (the
+next row is the next episode's first). A small ring per stream keeps those final
+observations, tagged with the logical position of their row: L positions hold at
+most L // max_episode_steps + 1 truncations, so M = L // max_episode_steps + 2
+slots never overwrite one still held. `final_observations` reads them back
+(with a history: as the stack self-play would have pushed), so that the target
+network or Reanalyze can give a fresh value there as everywhere else.
 """
 
 from __future__ import annotations
@@ -38,11 +47,17 @@ _STORED = ("observation", "action", "reward", "terminated", "truncated",
 
 @chex.dataclass(frozen=True)
 class ReplayBuffer:
-    """B streams of L positions each; field shapes are `[B, L, ...]`.
+    """B streams of L positions each; per-position field shapes are `[B, L, ...]`.
 
     observation: `[B, L, *obs_shape]`; action: `[B, L]` int32; reward,
     root_value, final_value: `[B, L]` float32; terminated, truncated: `[B, L]`
     bool; search_policy: `[B, L, A]`; priority: `[B, L]` float32.
+    final_observation: `[B, M, *obs_shape]`, a ring of the observations truncated
+      episodes ended on (see the module docstring).
+    final_position: `[B, M]` int32, the logical position (count at writing + row)
+      of the truncated row each ring slot belongs to; -1 for none.
+    final_count: `[B]` int32, final observations written per stream (the ring's
+      head is final_count % M).
     count: `[]` int32, positions written per stream since the start (the write
       head is count % L).
     max_priority: `[]` float32, the priority new positions get.
@@ -57,6 +72,9 @@ class ReplayBuffer:
     root_value: chex.Array
     final_value: chex.Array
     priority: chex.Array
+    final_observation: chex.Array
+    final_position: chex.Array
+    final_count: chex.Array
     count: chex.Array
     max_priority: chex.Array
 
@@ -95,10 +113,27 @@ class Window:
     weight: chex.Array
 
 
+def final_slots(length: int, max_episode_steps: int | None) -> int:
+    """M: final observations a stream of `length` positions can hold at once, plus one.
+
+    A truncation needs max_episode_steps steps of its episode, so `length`
+    consecutive positions hold at most length // max_episode_steps + 1 of them.
+    Without a known time limit every position could be one (M = length).
+    """
+    if max_episode_steps is None:
+        return length
+    return min(length // max_episode_steps + 2, length)
+
+
 def init(num_streams: int, length: int, observation_shape: tuple[int, ...],
-         num_actions: int, observation_dtype=jnp.float32) -> ReplayBuffer:
-    """An empty buffer of `num_streams` x `length` positions."""
+         num_actions: int, observation_dtype=jnp.float32, *,
+         max_episode_steps: int | None = None) -> ReplayBuffer:
+    """An empty buffer of `num_streams` x `length` positions.
+
+    `max_episode_steps` sizes the ring of final observations (`final_slots`).
+    """
     shape = (num_streams, length)
+    ring = (num_streams, final_slots(length, max_episode_steps))
     return ReplayBuffer(
         observation=jnp.zeros(shape + tuple(observation_shape), observation_dtype),
         action=jnp.zeros(shape, jnp.int32),
@@ -109,6 +144,9 @@ def init(num_streams: int, length: int, observation_shape: tuple[int, ...],
         root_value=jnp.zeros(shape, jnp.float32),
         final_value=jnp.zeros(shape, jnp.float32),
         priority=jnp.zeros(shape, jnp.float32),
+        final_observation=jnp.zeros(ring + tuple(observation_shape), observation_dtype),
+        final_position=jnp.full(ring, -1, jnp.int32),
+        final_count=jnp.zeros((num_streams,), jnp.int32),
         count=jnp.zeros((), jnp.int32),
         max_priority=jnp.ones((), jnp.float32),
     )
@@ -128,7 +166,21 @@ def add(buffer: ReplayBuffer, trajectory: Trajectory) -> ReplayBuffer:
         getattr(trajectory, name).astype(getattr(buffer, name).dtype))
         for name in _STORED}
     priority = buffer.priority.at[:, slots].set(buffer.max_priority)
-    return buffer.replace(**updates, priority=priority, count=buffer.count + num_steps)
+    # Truncated rows take the next ring slots of their stream, in order; the other
+    # rows are sent past the ring's end and dropped (static shapes, no branching).
+    truncated = trajectory.truncated
+    ring = buffer.final_position.shape[1]
+    ring_slot = (buffer.final_count[:, None] + jnp.cumsum(truncated, axis=1) - 1) % ring
+    ring_slot = jnp.where(truncated, ring_slot, ring)
+    rows = jnp.arange(buffer.num_streams)[:, None]
+    final_observation = buffer.final_observation.at[rows, ring_slot].set(
+        trajectory.final_observation.astype(buffer.final_observation.dtype), mode="drop")
+    final_position = buffer.final_position.at[rows, ring_slot].set(
+        jnp.broadcast_to(buffer.count + jnp.arange(num_steps), truncated.shape), mode="drop")
+    return buffer.replace(**updates, priority=priority, final_observation=final_observation,
+                          final_position=final_position,
+                          final_count=buffer.final_count + jnp.sum(truncated, axis=1),
+                          count=buffer.count + num_steps)
 
 
 def _oldest_start(buffer: ReplayBuffer, history_length: int) -> jax.Array:
@@ -146,8 +198,11 @@ def _oldest_start(buffer: ReplayBuffer, history_length: int) -> jax.Array:
 
 
 def bytes_per_position(buffer: ReplayBuffer) -> int:
-    """Bytes the buffer spends on each stored position (all per-position fields)."""
-    per_position = [x for x in jax.tree.leaves(buffer) if x.ndim >= 2]
+    """Bytes the buffer spends on each stored position (all `[B, L, ...]` fields).
+
+    The ring of final observations comes on top: `final_slots` observations per stream.
+    """
+    per_position = [getattr(buffer, name) for name in _STORED + ("priority",)]
     return sum(x.dtype.itemsize * x[0, 0].size for x in per_position)
 
 
@@ -173,13 +228,18 @@ def observations(buffer: ReplayBuffer, stream: chex.Array, slots: chex.Array, *,
         frames and actions from before the position's episode, or no longer held,
         are left out (zero), so nothing leaks across episodes.
     """
-    rows = stream[:, None]
     if history_length == 0:
-        return to_float(buffer.observation[rows, slots])
+        return to_float(buffer.observation[stream[:, None], slots])
+    frames, actions = _stack_parts(buffer, stream, slots, history_length)
+    return history.planes(frames, actions, buffer.search_policy.shape[-1])
+
+
+def _stack_parts(buffer: ReplayBuffer, stream: chex.Array, slots: chex.Array,
+                 history_length: int) -> tuple[jax.Array, jax.Array]:
+    """`observations`' stacks before `history.planes`: frames `[N, P, H, *frame_shape]`
+    (zeros where left out) and the actions that led to them `[N, P, H]`."""
     length = buffer.length
-    num_actions = buffer.search_policy.shape[-1]
-    # The newest logical position that lives in each slot.
-    logical = buffer.count - 1 - (buffer.count - 1 - slots) % length  # [N, P]
+    logical = logical_positions(buffer, slots)  # [N, P]
     oldest = jnp.maximum(buffer.count - length, 0)
     # Positions logical - H .. logical: index j + 1 is frame j of the stack, index j
     # the row whose action led to it.
@@ -198,7 +258,42 @@ def observations(buffer: ReplayBuffer, stream: chex.Array, slots: chex.Array, *,
     mask = frame_ok.reshape(frame_ok.shape + (1,) * (frames.ndim - frame_ok.ndim))
     frames = jnp.where(mask, frames, jnp.zeros((), frames.dtype))
     actions = jnp.where(action_ok, buffer.action[stream3, phys[..., :-1]], history.NO_ACTION)
-    return history.planes(frames, actions, num_actions)
+    return frames, actions
+
+
+def logical_positions(buffer: ReplayBuffer, slots: chex.Array) -> jax.Array:
+    """The logical positions (writing order, from 0) that live in `slots` now (any shape)."""
+    return buffer.count - 1 - (buffer.count - 1 - slots) % buffer.length
+
+
+def final_observations(buffer: ReplayBuffer, stream: chex.Array, position: chex.Array, *,
+                       history_length: int = 0) -> tuple[jax.Array, jax.Array]:
+    """What h sees of the observations truncated episodes ended on.
+
+    Args:
+      buffer: the replay buffer.
+      stream: `[N]` int32 streams.
+      position: `[N]` int32 logical positions of truncated rows (`logical_positions`).
+      history_length: H. With H >= 1 the observation is the stack self-play's
+        `history.push` builds from the row's own stack and the final frame: the
+        row's last H - 1 frames and the final frame, with the actions that led to
+        them (the last being the row's action), cut at the episode's start.
+
+    Returns:
+      observation: `[N, *obs_shape]` float32 (zeros where there is none).
+      found: `[N]` bool, whether the ring holds a final observation for the row
+        (always, for a truncated row still held and a ring sized by `final_slots`).
+    """
+    match = buffer.final_position[stream] == position[:, None]  # [N, M]
+    found = jnp.any(match, axis=1)
+    frame = buffer.final_observation[stream, jnp.argmax(match, axis=1)]
+    if history_length == 0:
+        return to_float(frame), found
+    slot = position % buffer.length
+    frames, actions = _stack_parts(buffer, stream, slot[:, None], history_length)
+    frames = jnp.concatenate([frames[:, 0, 1:], frame[:, None]], axis=1)
+    actions = jnp.concatenate([actions[:, 0, 1:], buffer.action[stream, slot][:, None]], axis=1)
+    return history.planes(frames, actions, buffer.search_policy.shape[-1]), found
 
 
 def window_slots(position: chex.Array, window_length: int, length: int) -> chex.Array:

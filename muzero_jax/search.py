@@ -21,6 +21,7 @@ bit for bit (tests/test_search.py); benchmarks/ measures the difference.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 
 import chex
@@ -81,8 +82,9 @@ class Exploration:
                    epsilon=jnp.float32(config.exploration_epsilon))
 
     @classmethod
-    def scheduled(cls, config: Config, progress: float) -> Exploration:
-        """Training knobs at `progress` (0..1) through `config.temperature_schedule`.
+    def scheduled(cls, config: Config, progress: float | chex.Array) -> Exploration:
+        """Training knobs at `progress` (0..1, a float or a traced `[]` array, as the
+        compiled loop passes) through `config.temperature_schedule`.
 
         The temperature is the last schedule entry whose threshold progress has
         reached, else `config.temperature`. Gumbel search scales gumbel_scale by
@@ -92,14 +94,16 @@ class Exploration:
         so that late in training self-play plays, and its value targets measure, the
         search's choices.
         """
-        temperature = temperature_at(config, progress)
+        temperature = jnp.float32(config.temperature)
+        for threshold, scheduled in config.temperature_schedule:
+            temperature = jnp.where(progress >= threshold, jnp.float32(scheduled), temperature)
         ratio = temperature / config.temperature if config.temperature > 0 else temperature
-        fall = min(ratio, 1.0)
-        return cls(temperature=jnp.float32(temperature),
+        fall = jnp.minimum(ratio, 1.0)
+        return cls(temperature=temperature,
                    dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
-                   gumbel_scale=jnp.float32(config.gumbel_scale * ratio),
-                   repeat_probability=jnp.float32(config.exploration_repeat_probability * fall),
-                   epsilon=jnp.float32(config.exploration_epsilon * fall))
+                   gumbel_scale=jnp.float32(config.gumbel_scale) * ratio,
+                   repeat_probability=jnp.float32(config.exploration_repeat_probability) * fall,
+                   epsilon=jnp.float32(config.exploration_epsilon) * fall)
 
     @classmethod
     def greedy(cls) -> Exploration:
@@ -131,6 +135,44 @@ def make_recurrent_fn(model: Model, discount: float) -> RecurrentFn:
         ), out.state
 
     return recurrent_fn
+
+
+def qtransform_by_tree_min_max(tree: mctx.Tree, node_index: chex.Numeric, *,
+                               epsilon: float = 1e-8) -> chex.Array:
+    """Q-values of a node's children, min-max normalised over the whole tree (paper).
+
+    The paper (Appendix B) normalises Q(s, a) by the smallest and largest value
+    seen in the search tree; mctx's default for `muzero_policy`,
+    `qtransform_by_parent_and_siblings`, uses only the node's own value and its
+    children's. Here the bounds run over every visited edge's
+    Q = r + discount * V(child) (the paper's text) and every visited node's V
+    (its pseudocode's `MinMaxStats.update(node.value())`), as they stand now.
+    Unvisited children score 0, as in the paper's `ucb_score`.
+
+    Args:
+      tree: one, unbatched, mctx tree (mctx vmaps action selection over the batch).
+      node_index: `[]` int, the node whose children are scored.
+      epsilon: the smallest denominator (bounds still equal give scores of 0).
+
+    Returns:
+      `[A]` normalised Q-values in [0, 1].
+    """
+    chex.assert_shape(node_index, ())
+    edge_q = tree.children_rewards + tree.children_discounts * tree.children_values
+    edge_seen = tree.children_visits > 0  # [N, A]
+    node_seen = tree.node_visits > 0  # [N]
+    inf = jnp.inf
+    low = jnp.minimum(jnp.min(jnp.where(edge_seen, edge_q, inf)),
+                      jnp.min(jnp.where(node_seen, tree.node_values, inf)))
+    high = jnp.maximum(jnp.max(jnp.where(edge_seen, edge_q, -inf)),
+                       jnp.max(jnp.where(node_seen, tree.node_values, -inf)))
+    visits = tree.children_visits[node_index]
+    normalised = (tree.qvalues(node_index) - low) / jnp.maximum(high - low, epsilon)
+    return jnp.where(visits > 0, normalised, 0.0)
+
+
+_QTRANSFORMS = {"tree_min_max": qtransform_by_tree_min_max,
+                "parent_and_siblings": mctx.qtransform_by_parent_and_siblings}
 
 
 def batched_backward(tree: mctx.Tree, leaf_index: chex.Array) -> mctx.Tree:
@@ -188,12 +230,44 @@ def batched_backward(tree: mctx.Tree, leaf_index: chex.Array) -> mctx.Tree:
     return tree
 
 
+# The mctx release whose private `mctx._src.search.backward` hook `batched_backward`
+# replaces (pyproject.toml and requirements.txt pin it; tests/test_search.py checks it).
+MCTX_VERSION = "0.0.71"
+
+
+class MctxHookError(RuntimeError):
+    """mctx's private backup hook is missing or changed: this mctx is not the pinned one."""
+
+
+def check_mctx_hook() -> None:
+    """Raises `MctxHookError` unless mctx's search still backs up through `search.backward`.
+
+    `search.search` looks `backward(tree, leaf_index)` up in its module when it is
+    traced, which is what lets `_mctx_backward` swap the batched backup in. A
+    release that renames or re-signs it would otherwise fall back, silently, to
+    the slow path (or fail deep inside tracing).
+    """
+    backward = getattr(mctx_search, "backward", None)
+    if backward is None:
+        raise MctxHookError(
+            f"mctx {mctx.__version__}: mctx._src.search.backward is missing; muzero_jax "
+            f"swaps its batched backup in there and was checked against mctx=={MCTX_VERSION} "
+            f"(pip install mctx=={MCTX_VERSION}, or Searcher(..., batched_backward=False))")
+    params = list(inspect.signature(backward).parameters)
+    if params != ["tree", "leaf_index"]:
+        raise MctxHookError(
+            f"mctx {mctx.__version__}: mctx._src.search.backward takes {params}; expected "
+            f"['tree', 'leaf_index'] as in mctx=={MCTX_VERSION} (pip install "
+            f"mctx=={MCTX_VERSION}, or Searcher(..., batched_backward=False))")
+
+
 @contextlib.contextmanager
 def _mctx_backward(backward: Callable | None) -> Iterator[None]:
     """Makes mctx's search call `backward` (None: mctx's own) while tracing inside."""
-    if backward is None or not hasattr(mctx_search, "backward"):
+    if backward is None:
         yield
         return
+    check_mctx_hook()
     original = mctx_search.backward
     mctx_search.backward = backward
     try:
@@ -217,6 +291,8 @@ class Searcher:
         self.config = config
         self.recurrent_fn = make_recurrent_fn(model, config.discount)
         self.batched_backward = batched_backward
+        if batched_backward:
+            check_mctx_hook()  # fail here, before anything compiles
 
     def __call__(self, params: Params, key: chex.PRNGKey, obs: chex.Array,
                  exploration: Exploration,
@@ -278,7 +354,8 @@ class Searcher:
                 pb_c_init=cfg.pb_c_init, pb_c_base=cfg.pb_c_base,
                 dirichlet_fraction=exploration.dirichlet_fraction,
                 dirichlet_alpha=cfg.dirichlet_alpha,
-                temperature=exploration.temperature)
+                temperature=exploration.temperature,
+                qtransform=_QTRANSFORMS[cfg.q_normalisation])
         else:
             out = mctx.gumbel_muzero_policy(
                 params, key, root, self.recurrent_fn, cfg.num_simulations,

@@ -50,8 +50,12 @@ class Trajectory:
     truncated: `[B, T]` bool, the episode hit its time limit after it.
     search_policy: `[B, T, A]` the search's policy target.
     root_value: `[B, T]` the search's root value.
-    final_value: `[B, T]` the network's value of the observation the episode was
-      truncated on (0 elsewhere): the bootstrap value at a time limit.
+    final_value: `[B, T]` the acting network's value of the observation the
+      episode was truncated on (0 elsewhere): the bootstrap value at a time limit
+      when neither a target network nor Reanalyze gives a fresh one.
+    final_observation: `[B, T, *obs_shape]` the observation the step reached,
+      before any reset (with a frame history: its newest frame); replay keeps it
+      only where the episode was truncated, to refresh the value there.
     episode_return: `[B, T]` the finished episode's return where it ended, else 0.
     episode_length: `[B, T]` int32, likewise its length.
     """
@@ -64,6 +68,7 @@ class Trajectory:
     search_policy: chex.Array
     root_value: chex.Array
     final_value: chex.Array
+    final_observation: chex.Array
     episode_return: chex.Array
     episode_length: chex.Array
 
@@ -139,7 +144,8 @@ class JaxActor:
                 observation=observation, action=action, reward=env_out.reward,
                 terminated=env_out.terminated, truncated=env_out.truncated,
                 search_policy=out.search_policy, root_value=out.root_value,
-                final_value=final_value, episode_return=env_out.episode_return,
+                final_value=final_value, final_observation=env_out.final_observation,
+                episode_return=env_out.episode_return,
                 episode_length=env_out.episode_length)
             previous = jnp.where(env_out.terminated | env_out.truncated, -1, action)
             return (env_state, previous), row
@@ -292,7 +298,8 @@ class HostActor:
             rows.append(dict(observation=observation, action=action, reward=step.reward,
                              terminated=step.terminated, truncated=step.truncated,
                              search_policy=out.search_policy, root_value=out.root_value,
-                             final_value=value, episode_return=step.episode_return,
+                             final_value=value, final_observation=step.final_observation,
+                             episode_return=step.episode_return,
                              episode_length=step.episode_length))
             if self.history_length:
                 hist = self._push(hist, step.observation, action, done)

@@ -1,10 +1,13 @@
 """The training loop: self-play -> replay -> targets/loss -> optimizer, repeated.
 
-Each iteration makes three calls to compiled programs (rollout, replay add,
-`updates_per_iteration` learner steps in one `lax.scan`, which also reanalyzes,
-writes priorities back and updates the target network); the host only counts,
-logs, sets the acting temperature from training progress and decides when to
-evaluate, checkpoint or stop.
+JAX-native envs: `muzero_jax.loop.make_train` compiles whole chunks of iterations
+(rollout, replay add, learner updates, greedy evaluation, the solve check) into one
+program, for one run or `[S]` runs side by side (seeds, a learning-rate sweep); `train`
+calls it chunk by chunk and, between calls, logs, checkpoints and shows progress.
+Host envs (Gymnasium, ALE): each iteration makes three calls to compiled programs
+(rollout, replay add, `updates_per_iteration` learner steps in one `lax.scan`); the
+host counts, logs, sets the acting temperature and decides when to evaluate,
+checkpoint or stop.
 
 Given a run directory, the loop checkpoints everything it needs to go on
 exactly (learner state, replay, env states, RNG key and its own counters and
@@ -15,20 +18,22 @@ picks the run up from its latest checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
 from tqdm import tqdm
 
-from muzero_jax import checkpoint
+from muzero_jax import checkpoint, compile_stats, envs
 from muzero_jax.agent import Agent
-from muzero_jax.config import Config
+from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.learner import TrainState
 from muzero_jax.logger import Logger
+from muzero_jax.loop import SWEEPABLE, RunnerState, make_train
 from muzero_jax.plot import plot_run
 from muzero_jax.replay import ReplayBuffer
 from muzero_jax.search import Exploration
@@ -46,6 +51,8 @@ class TrainResult:
     env_steps, train_steps: totals.
     solved: whether a periodic evaluation reached config.solve_return.
     seconds: wall time spent in `train`.
+    seed: the run's seed. hyperparameters: a sweep's field and value for this run.
+    compile_seconds: seconds compiling each program of the training loop, by name.
     """
 
     agent: Agent
@@ -56,32 +63,280 @@ class TrainResult:
     train_steps: int
     solved: bool
     seconds: float
+    seed: int | None = None
+    hyperparameters: dict = dataclasses.field(default_factory=dict)
+    compile_seconds: dict = dataclasses.field(default_factory=dict)
 
 
-def train(config: Config, *, log: Callable[[str], None] | None = print,
+Sweep = tuple[str, Sequence[float]]
+
+
+def train(config: Config, *, env: envs.Env | None = None,
+          seeds: Sequence[int] | None = None, sweep: Sweep | None = None,
+          log: Callable[[str], None] | None = print,
           on_iteration: Callable[[dict], None] | None = None, run_dir: str | None = None,
-          resume: bool = False, progress: bool | None = None) -> TrainResult:
+          resume: bool = False, progress: bool | None = None,
+          iterations_per_call: int | None = None) -> TrainResult | list[TrainResult]:
     """Trains MuZero on `config.env` until `total_env_steps` or a solving evaluation.
+
+    JAX-native envs train in one compiled program (`loop.make_train`) that runs
+    `iterations_per_call` iterations (rollout, replay add, learner updates, periodic
+    greedy evaluation and the solve check) per call; between calls the host logs,
+    checkpoints and shows progress. Host envs (Gymnasium, ALE) keep a Python loop
+    over the same jitted pieces.
 
     Args:
       config: the configuration (validated before anything compiles).
+      env: the environment object (a `muzero_jax.envs.JaxEnv` or `HostEnv`); default
+        `envs.make(config)` from the id `config.env`.
+      seeds: train one run per seed side by side in one program (JAX envs); each
+        stops on its own once solved. Returns a list of results, one per run.
+      sweep: (field, values): one run per value (per seed) of a config field that
+        changes no shapes; supported: `loop.SWEEPABLE` (the learning rate).
       log: where progress lines go (None: silent).
       on_iteration: called with each logged row of metrics.
       run_dir: if given, the run's directory: config.json, checkpoints/ (every
-        `checkpoint_every` updates and at the end), tensorboard/, metrics.csv and,
-        at the end, curves.png.
+        `checkpoint_every` updates, at the end of a call, and at the end),
+        tensorboard/ (one run per seed with `seeds`), metrics.csv (with a `run` and
+        `seed` column with `seeds`) and, at the end, curves.png.
       resume: continue from the latest checkpoint in `run_dir` (the same
         parameters, replay, env states, RNG and counters; with the replay buffer
         checkpointed, the run ends exactly as if it had never stopped).
       progress: show a tqdm bar instead of progress lines (None: when stdout is a
         terminal and `log` is set).
+      iterations_per_call: iterations per call of the compiled program (default
+        config.log_every); checkpoints fall between calls.
 
     Raises:
       CheckpointError: `resume` without a usable checkpoint, a checkpoint that does
         not fit `config`, or a fresh run into a directory that holds checkpoints.
+      ConfigError: an unsupported sweep, or seeds/sweeps on a host env.
     """
     start = time.perf_counter()
-    agent = Agent(config)
+    agent = Agent(config, env)
+    multi = seeds is not None or sweep is not None
+    if agent.host:
+        if multi:
+            raise ConfigError(f"seeds and sweeps in one program need a JAX env; "
+                              f"{agent.spec.env_id!r} is a host env: run one process per seed")
+        return _train_host(agent, log=log, on_iteration=on_iteration, run_dir=run_dir,
+                           resume=resume, progress=progress)
+    cfg = agent.config
+    runs = make_runs(cfg, seeds, sweep)
+    program = make_train(cfg, agent=agent, num_iterations=iterations_per_call)
+    compile_before = compile_stats.snapshot()
+
+    # One compiled init, called per run (a vmapped init compiles a far larger program).
+    init = jax.jit(lambda key, lr: program.init(key, learning_rate=lr))
+    runners = jax.tree.map(lambda *xs: jax.numpy.stack(xs), *[
+        init(jax.random.key(run["seed"]),
+             jax.numpy.float32(run.get("learning_rate", cfg.learning_rate))) for run in runs])
+    meta = {"iteration": 0, "history": [], "seconds": 0.0, "last_checkpoint_updates": 0,
+            "runs": runs}
+
+    checkpointer, logger = None, None
+    if run_dir is not None:
+        checkpointer = checkpoint.open_run(run_dir, cfg, resume=resume)
+        if resume:
+            runners, meta = _restore(checkpointer, runners, meta, multi, run_dir)
+            if log is not None:
+                log(f"resumed {run_dir} at iteration {meta['iteration']}: "
+                    f"{int(jax.numpy.max(runners.env_steps))} env steps, "
+                    f"{int(jax.numpy.max(runners.train_state.step))} updates")
+        logger = Logger(run_dir, meta["history"], run_key="run" if multi else None)
+    save_replay = (cfg.checkpoint_replay if cfg.checkpoint_replay is not None
+                   else checkpoint.nbytes(runners.buffer) < checkpoint.AUTO_REPLAY_BYTES)
+    show_bar = progress if progress is not None else (log is not None and sys.stdout.isatty())
+    bar = tqdm(total=cfg.total_env_steps, initial=int(jax.numpy.max(runners.env_steps)),
+               unit="step", unit_scale=True, dynamic_ncols=True, disable=not show_bar)
+
+    earlier_seconds = meta["seconds"]
+    saved_iteration = meta["iteration"] if resume else None
+
+    def save(runners) -> None:
+        nonlocal saved_iteration
+        saved_iteration = meta["iteration"]
+        meta["seconds"] = earlier_seconds + time.perf_counter() - start
+        meta["last_checkpoint_updates"] = int(jax.numpy.max(runners.train_state.step))
+        trees = _checkpoint_trees(runners if multi else _first(runners), save_replay)
+        checkpointer.save(meta["iteration"], trees, meta)
+
+    run_chunk = jax.jit(program.run_chunk, donate_argnums=0)
+    compiled = run_chunk.lower(runners, jax.numpy.int32(1)).compile()
+    history = meta["history"]
+    last_time = time.perf_counter()
+    last_steps = int(jax.numpy.max(runners.env_steps))
+    last_updates = [int(u) for u in np.asarray(runners.train_state.step)]
+    try:
+        while not bool(jax.numpy.all(runners.done)):
+            runners, metrics = compiled(runners, jax.numpy.int32(meta["iteration"] + 1))
+            metrics = jax.device_get(metrics)
+            now = time.perf_counter()
+            active = metrics["active"]  # [C, S]
+            ran = int(np.max(np.sum(active, axis=0)))
+            steps_now = int(np.max(np.asarray(runners.env_steps)))
+            chunk_seconds = now - last_time
+            for i in range(ran):
+                iteration = meta["iteration"] + i + 1
+                for r, run in enumerate(runs):
+                    if not active[i, r]:
+                        continue
+                    m = {k: v[i, r] for k, v in metrics.items()}
+                    last = bool(m["env_steps"] >= cfg.total_env_steps)
+                    if not (iteration % cfg.log_every == 0 or m["evaluated"] or m["solved"]
+                            or last):
+                        continue
+                    row = _row(m, run, multi, wall_seconds=earlier_seconds + last_time - start
+                               + chunk_seconds * (i + 1) / ran,
+                               steps_per_second=(steps_now - last_steps) / chunk_seconds,
+                               updates_per_second=(int(np.asarray(
+                                   runners.train_state.step)[r]) - last_updates[r])
+                               / chunk_seconds)
+                    history.append(row)
+                    if logger is not None:
+                        logger.write(row)
+                    if on_iteration is not None:
+                        on_iteration(row)
+                    if log is not None and not show_bar:
+                        log(_progress_line(row))
+            meta["iteration"] += ran
+            bar.update(steps_now - last_steps)
+            last_time, last_steps = now, steps_now
+            last_updates = [int(u) for u in np.asarray(runners.train_state.step)]
+            updates = max(last_updates)
+            if checkpointer is not None and cfg.checkpoint_every and (
+                    updates // cfg.checkpoint_every
+                    > meta["last_checkpoint_updates"] // cfg.checkpoint_every):
+                logger.flush()  # events up to the checkpoint are on disk with it
+                save(runners)
+        if checkpointer is not None and saved_iteration != meta["iteration"]:
+            save(runners)
+    finally:
+        bar.close()
+        if checkpointer is not None:
+            checkpointer.wait()
+            checkpointer.close()
+        if logger is not None:
+            logger.close()
+    if run_dir is not None and history:
+        plot_run(run_dir)
+    compile_seconds = compile_stats.totals(compile_stats.since(compile_before))
+    if log is not None:
+        log(compile_stats.format_table(compile_stats.since(compile_before)))
+
+    seconds = time.perf_counter() - start
+    results = []
+    for r, run in enumerate(runs):
+        runner = jax.tree.map(lambda x, r=r: x[r], runners)
+        results.append(TrainResult(
+            agent=agent, state=runner.train_state, buffer=runner.buffer,
+            history=[row for row in history if not multi or row["run"] == run["name"]],
+            env_steps=int(runner.env_steps), train_steps=int(runner.train_state.step),
+            solved=bool(runner.solved), seconds=seconds, seed=run["seed"],
+            hyperparameters={k: v for k, v in run.items() if k in SWEEPABLE},
+            compile_seconds=compile_seconds))
+    return results if multi else results[0]
+
+
+def make_runs(config: Config, seeds: Sequence[int] | None, sweep: Sweep | None
+              ) -> list[dict]:
+    """The runs of one program: [{"name", "seed", (swept field: value)}], seeds outermost."""
+    seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
+    if not seeds:
+        raise ConfigError("seeds=(): expected at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds={tuple(seeds)}: expected distinct seeds")
+    values: list = [None]
+    field = None
+    if sweep is not None:
+        field, values = sweep
+        if field not in SWEEPABLE:
+            raise ConfigError(f"sweep of {field!r}: a sweep in one program varies a field "
+                              f"that changes no shapes and lives in the state; supported: "
+                              f"{list(SWEEPABLE)}")
+        values = [float(v) for v in values]
+        if not values:
+            raise ConfigError(f"sweep of {field!r}: expected at least one value")
+        for v in values:
+            validate(dataclasses.replace(config, **{field: v}))
+    runs = []
+    for seed in seeds:
+        for value in values:
+            run = {"name": f"seed{seed}", "seed": seed}
+            if field is not None:
+                run["name"] += f"-{field}{value:g}"
+                run[field] = value
+            runs.append(run)
+    return runs
+
+
+def _first(tree):
+    return jax.tree.map(lambda x: x[0], tree)
+
+
+def _checkpoint_trees(runner: RunnerState, save_replay: bool) -> dict:
+    counters = {name: getattr(runner, name) for name in (
+        "iteration", "env_steps", "solved", "done", "last_eval_return", "recent_returns",
+        "recent_lengths", "episodes_finished")}
+    return {"train_state": runner.train_state, "env_state": runner.env_state,
+            "rng": {"key": runner.key}, "counters": counters,
+            **({"replay": runner.buffer} if save_replay else {})}
+
+
+def _restore(checkpointer, runners: RunnerState, meta: dict, multi: bool, run_dir: str):
+    template = runners if multi else _first(runners)
+    _, trees, saved_meta = checkpointer.restore(_checkpoint_trees(template, True))
+    if saved_meta.get("runs", meta["runs"]) != meta["runs"]:
+        raise checkpoint.CheckpointError(
+            f"{run_dir}: the checkpoint holds runs {[r['name'] for r in saved_meta['runs']]}; "
+            f"expected {[r['name'] for r in meta['runs']]} (resume with the same seeds and "
+            f"sweep)")
+    if trees["counters"] is None:
+        raise checkpoint.CheckpointError(
+            f"{run_dir}: the checkpoint predates the compiled training loop (no counters); "
+            f"start a fresh run")
+    restored = template.replace(
+        train_state=trees["train_state"], env_state=trees["env_state"],
+        key=trees["rng"]["key"], buffer=(template.buffer if trees["replay"] is None
+                                         else trees["replay"]), **trees["counters"])
+    if not multi:
+        restored = jax.tree.map(lambda x: jax.numpy.asarray(x)[None], restored)
+    return restored, dict(meta, **saved_meta)
+
+
+_UPDATE_FREE = ("active", "evaluated", "solved")
+
+
+def _row(m: dict, run: dict, multi: bool, *, wall_seconds: float, steps_per_second: float,
+         updates_per_second: float) -> dict:
+    """One logged row from one iteration's metrics of one run."""
+    def number(v):
+        v = v.item() if hasattr(v, "item") else v
+        return None if isinstance(v, float) and math.isnan(v) else v
+
+    row = {}
+    if multi:
+        row.update({"run": run["name"], "seed": run["seed"],
+                    **{k: v for k, v in run.items() if k in SWEEPABLE}})
+    row.update({
+        "iteration": int(m["iteration"]), "env_steps": int(m["env_steps"]),
+        "train_steps": int(m["train_steps"]), "wall_seconds": wall_seconds,
+        "episodes_return": float(m["episodes_return"]),
+        "episode_length": float(m["episode_length"]),
+        "eval_return": number(m["eval_return"]) if m["evaluated"] else None,
+        "env_steps_per_second": steps_per_second, "updates_per_second": updates_per_second,
+        "root_value": float(m["root_value"]), "policy_entropy": float(m["policy_entropy"]),
+    })
+    if int(m["train_steps"]) > 0:  # learner metrics once learning has started
+        skip = set(row) | set(_UPDATE_FREE)
+        row.update({k: float(v) for k, v in m.items() if k not in skip})
+    return row
+
+
+def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
+                ) -> TrainResult:
+    """The host loop (Gymnasium, ALE envs): Python over the same jitted pieces."""
+    start = time.perf_counter()
     cfg = agent.config
     key = jax.random.key(cfg.seed)
     key, init_key, env_key = jax.random.split(key, 3)
@@ -253,8 +508,9 @@ def search_statistics(trajectory: Trajectory) -> dict[str, float]:
 
 
 def _progress_line(row: dict) -> str:
-    parts = [f"steps {row['env_steps']:>7d}", f"updates {row['train_steps']:>6d}",
-             f"t {row['wall_seconds']:6.1f}s", f"return {row['episodes_return']:6.1f}"]
+    parts = ([row["run"]] if "run" in row else []) + [
+        f"steps {row['env_steps']:>7d}", f"updates {row['train_steps']:>6d}",
+        f"t {row['wall_seconds']:6.1f}s", f"return {row['episodes_return']:6.1f}"]
     if row["eval_return"] is not None:
         parts.append(f"eval {row['eval_return']:6.1f}")
     if "loss" in row:

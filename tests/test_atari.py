@@ -139,6 +139,10 @@ def test_host_self_play_keeps_each_games_history(atari_agent):
     np.testing.assert_allclose(final_value[:, 9], fresh_value, atol=1e-6)
     assert np.all(final_value[:, 9] != 0.0)
     np.testing.assert_array_equal(np.delete(final_value, 9, axis=1), 0.0)
+    # Replay keeps the frame the time limit hit on, for fresh values there later.
+    final_frames = np.asarray(traj.final_observation)
+    assert final_frames.shape == traj.observation.shape and final_frames.dtype == np.uint8
+    np.testing.assert_array_equal(final_frames[:, 3:8], traj.observation[:, 4:9])
     # The histories now hold frames 16..18 of the second episode (it began at step 10)
     # and the actions 15..17 that led to them.
     hist = env_state.history

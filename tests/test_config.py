@@ -52,6 +52,43 @@ def test_presets_validate():
     assert mz.cartpole().window_length == 5 + 50 + 1
 
 
+def test_atari_paper_has_the_papers_numbers():
+    """Each number as the paper gives it (Appendices B, E-G and its pseudocode)."""
+    cfg = mz.atari_paper()
+    assert (cfg.priority_alpha, cfg.priority_beta) == (1.0, 1.0)
+    assert cfg.samples_per_state == pytest.approx(0.1)  # 1024 per 10,240 env steps
+    assert (cfg.batch_size, cfg.td_steps, cfg.unroll_steps, cfg.discount) == (1024, 10, 5, 0.997)
+    assert (cfg.search, cfg.num_simulations, cfg.q_normalisation) == ("muzero", 50,
+                                                                       "tree_min_max")
+    assert (cfg.dirichlet_alpha, cfg.dirichlet_fraction, cfg.pb_c_init, cfg.pb_c_base) == (
+        0.25, 0.25, 1.25, 19652.0)
+    assert (cfg.optimizer, cfg.learning_rate, cfg.momentum, cfg.weight_decay) == (
+        "sgd", 0.05, 0.9, 1e-4)
+    assert (cfg.lr_decay, cfg.lr_decay_steps, cfg.lr_end_fraction) == ("exponential",
+                                                                        350_000, 0.1)
+    assert cfg.temperature_schedule == ((0.5, 0.5), (0.75, 0.25))
+    assert (cfg.value_support_size, cfg.reward_support_size) == (300, 300)
+    assert (cfg.resnet_channels, cfg.dynamics_blocks, cfg.prediction_blocks) == (256, 16, 0)
+    assert (cfg.frame_size, cfg.grayscale, cfg.history_length) == ((96, 96), False, 32)
+    assert cfg.max_episode_steps == 27_000 and cfg.value_loss_weight == 1.0
+    assert not cfg.use_target_network and cfg.num_reanalyzed == 0  # plain MuZero
+    assert cfg.total_env_steps // (cfg.num_envs * cfg.rollout_length) == 1_000_000  # updates
+
+
+def test_reanalyze_preset_is_the_papers_reanalyze():
+    """SPEC.md, "MuZero Reanalyze": target-network values in every z, fresh policies for
+    80% of each batch, value loss weight 0.25, n = 5."""
+    cfg = mz.PRESETS["reanalyze"]()
+    assert cfg == mz.muzero_reanalyze()
+    assert cfg.use_target_network  # so every window bootstraps from the target network
+    assert cfg.num_reanalyzed == cfg.batch_size
+    assert cfg.num_reanalyzed_policies == round(0.8 * cfg.batch_size)
+    assert (cfg.value_loss_weight, cfg.td_steps) == (0.25, 5)
+    # sample_efficient is not it: a quarter reanalyzed, no target network, n = 50.
+    other = mz.sample_efficient()
+    assert (other.num_reanalyzed, other.use_target_network, other.td_steps) == (64, False, 50)
+
+
 def test_classic_stops_at_a_margin_over_each_envs_gymnasium_threshold():
     assert mz.classic().env == "Acrobot-v1" and mz.classic().solve_return == -90.0
     assert mz.classic(env="gymnax/Acrobot-v1").solve_return == -90.0  # its Gymnasium twin

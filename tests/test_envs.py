@@ -120,3 +120,54 @@ def test_vmapped_reset_and_step_keep_the_batch_axis():
 def test_unknown_env_names_the_registered_ones():
     with pytest.raises(ValueError, match="jax/CartPole-v1"):
         envs.make_jax("jax/NoSuchEnv-v0")
+
+
+def test_host_envs_step_in_worker_processes_as_in_this_one():
+    """vector_mode='async' (gymnasium's AsyncVectorEnv) gives the same steps as 'sync'."""
+    import muzero_jax as mz
+
+    outs = {}
+    for mode in ("sync", "async"):
+        batch = envs.make(mz.cartpole(env="CartPole-v1", vector_mode=mode)).make(2)
+        try:
+            first = batch.reset(seed=5)
+            steps = [batch.step(np.array([t % 2, 1])) for t in range(30)]
+        finally:
+            batch.close()
+        outs[mode] = (first, [(s.observation, s.final_observation, s.reward, s.terminated,
+                               s.episode_return) for s in steps])
+    np.testing.assert_array_equal(outs["sync"][0], outs["async"][0])
+    for sync, asynchronous in zip(outs["sync"][1], outs["async"][1], strict=True):
+        for a, b in zip(sync, asynchronous, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert any(s[3].any() for s in outs["sync"][1])  # an episode ended on the way
+
+
+def test_a_custom_jax_env_object_trains_without_registration():
+    """`train(config, env=...)` takes an env object; the protocol is all it needs."""
+    import muzero_jax as mz
+    from muzero_jax.envs import EnvSpec, JaxEnv, Transition
+
+    class Coin(JaxEnv):
+        """Guess a coin shown in the observation: reward 1 if right; 4 steps an episode."""
+
+        spec = EnvSpec(env_id="coin", observation_shape=(2,), num_actions=2,
+                       max_episode_steps=4, max_abs_reward=1.0)
+
+        def initial(self, key):
+            side = jax.random.bernoulli(key).astype(jnp.int32)
+            return side, jax.nn.one_hot(side, 2)
+
+        def transition(self, inner, action, key):
+            side = jax.random.bernoulli(key).astype(jnp.int32)
+            return Transition(inner=side, observation=jax.nn.one_hot(side, 2),
+                              reward=(action == inner).astype(jnp.float32),
+                              terminated=jnp.bool_(False))
+
+    cfg = mz.cartpole(num_envs=4, rollout_length=4, num_simulations=4,
+                      max_num_considered_actions=2, replay_capacity=400, min_replay_size=32,
+                      batch_size=16, updates_per_iteration=2, td_steps=2, unroll_steps=2,
+                      total_env_steps=64, eval_every=0, solve_return=None)
+    result = mz.train(cfg, env=Coin(), log=None)
+    assert result.env_steps == 64 and result.train_steps > 0
+    assert result.agent.spec.env_id == "coin"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import muzero_jax as mz
-from muzero_jax import checkpoint, evaluate
+from muzero_jax import checkpoint, envs, evaluate, experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "experiments", "cartpole.py")
@@ -25,7 +25,7 @@ def test_cartpole_experiment_writes_summary_and_metrics(tmp_path):
     proc = subprocess.run(
         [sys.executable, SCRIPT, "--seed", "3",
          "--out", str(out), "--total-env-steps", "2000", "--eval-episodes", "2",
-         "--config.priority_alpha", "1.0", "--config.temperature_schedule", "0.5:0.5"],
+         "--config.priority_alpha", "1.0", "--config.temperature_schedule", "0.5", "0.5"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "eval on gymnasium CartPole-v1" in proc.stdout
@@ -84,6 +84,84 @@ def test_bad_overrides_exit_with_a_message(tmp_path):
         assert proc.returncode == 2, args
         assert expected in proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+TRAIN = os.path.join(ROOT, "experiments", "train.py")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--env", "Pendulum-v1"], "env='Pendulum-v1': action space Box(-2.0, 2.0, (1,), float32) "
+                               "is not supported"),
+    (["--env", "NoSuchEnv-v0"], "env='NoSuchEnv-v0': not a registered Gymnasium env"),
+    (["--env", "gymnax/NoSuchEnv"], "env='gymnax/NoSuchEnv': not a gymnax env"),
+    (["--env", "jax/NoSuchEnv"], "env='jax/NoSuchEnv': not a registered JAX environment"),
+    (["--env", "CartPole-v1", "--config.num_simulations", "0"], "num_simulations=0"),
+    (["--env", "CartPole-v1", "--config.num_simulation", "8"],
+     "Perhaps you meant: --config.num_simulations"),
+    (["--env", "CartPole-v1", "--config.num_simulations", "eight"], "'eight'"),
+    (["--env", "CartPole-v1", "--preset", "atari9"], "--preset 'atari9'"),
+])
+def test_train_py_user_errors_exit_2_with_one_line(tmp_path, args, expected):
+    proc = subprocess.run([sys.executable, TRAIN, "--out", str(tmp_path / "run"), *args],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1, proc.stderr  # one line, no usage, no traceback
+    assert proc.stderr.startswith("train.py: error: ") and expected in proc.stderr
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_train_py_help_lists_env_families_and_presets(tmp_path):
+    proc = subprocess.run([sys.executable, TRAIN, "--env", "Acrobot-v1", "--help"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env=dict(os.environ, COLUMNS="100"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = " ".join(proc.stdout.replace("│", " ").split())
+    for family, what in envs.FAMILIES.items():
+        assert f"{family} {' '.join(what.split())}" in text, family
+    for name, make in mz.PRESETS.items():
+        assert f"{name} {make.__doc__.strip().splitlines()[0]}" in text, name
+    assert "without --preset: cartpole for jax/CartPole-v1, CartPole-v1, gymnax/CartPole-v1" \
+        in text
+    # Defaults shown are those of the preset the env's family picks, with the env given.
+    assert f"(default: {experiment.preset_for_env('Acrobot-v1')})" in text
+    assert "--config.env STR" in text and "(default: Acrobot-v1)" in text
+    assert "--total_env_steps INT" in text and "--config.num_simulations INT" in text
+
+
+@pytest.mark.parametrize("env_id, preset", [
+    ("jax/CartPole-v1", "cartpole"), ("CartPole-v1", "cartpole"),
+    ("gymnax/CartPole-v1", "cartpole"), ("ALE/Pong-v5", "atari_tiny"),
+    ("Acrobot-v1", experiment.CLASSIC_PRESET), ("gymnax/Acrobot-v1", experiment.CLASSIC_PRESET),
+    ("my_package.envs:Maze-v0", experiment.CLASSIC_PRESET),
+    ("gymnax/Breakout-MinAtar",
+     "minatar" if "minatar" in mz.PRESETS else experiment.CLASSIC_PRESET),
+])
+def test_without_preset_the_envs_family_picks_it(env_id, preset):
+    assert experiment.preset_for_env(env_id) == preset
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("argv, preset, env_id", [
+    (["--env", "CartPole-v1"], "cartpole", "CartPole-v1"),
+    (["--config.env", "gymnax/CartPole-v1"], "cartpole", "gymnax/CartPole-v1"),
+    (["--env", "Acrobot-v1"], experiment.CLASSIC_PRESET, "Acrobot-v1"),
+    (["--env", "Acrobot-v1", "--preset", "sample_efficient"], "sample_efficient", "Acrobot-v1"),
+    ([], "cartpole", "jax/CartPole-v1"),
+])
+def test_train_py_runs_the_family_preset_on_the_env_given(argv, preset, env_id):
+    seen = {}
+
+    def check(config):  # stops main before it trains
+        seen["config"] = config
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        experiment.main(argv + ["--seed", "3"], description="", default_preset=None,
+                        check=check)
+    assert seen["config"] == mz.PRESETS[preset](env=env_id, seed=3)
 
 
 TINY = ["--config.num_envs", "4", "--config.rollout_length", "8", "--config.hidden_size", "16",

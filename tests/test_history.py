@@ -44,32 +44,42 @@ def test_action_planes_hold_the_actions_in_order_after_a_reset():
 def _selfplay(num_streams, num_steps, history_length, seed):
     """Synthetic self-play: unique frames, random actions and episode ends.
 
-    Returns the trajectory and the `[B, T]` stacks self-play searched at each step.
+    Returns the trajectory, the `[B, T]` stacks self-play searched at each step and
+    the `[B, T]` stacks it would bootstrap from where a step truncated its episode
+    (its stack pushed with the final frame, as `Agent` does; zeros elsewhere).
     """
     rng = np.random.default_rng(seed)
     values = (np.arange(num_streams * (num_steps + 1)).reshape(num_streams, -1) % 250) + 1
     action = rng.integers(0, A, (num_streams, num_steps)).astype(np.int32)
     terminated = rng.random((num_streams, num_steps)) < 0.12
     truncated = (rng.random((num_streams, num_steps)) < 0.05) & ~terminated
+    final_values = 255 - np.arange(num_streams * num_steps).reshape(num_streams, -1) % 4
     h = history.start(_frame(values[:, 0]), history_length)
-    stacks = []
+    stacks, final_stacks = [], []
+    no_start = jnp.zeros(num_streams, bool)
     for t in range(num_steps):
         stacks.append(_planes(h, A))
+        final = _planes(_push(h, _frame(final_values[:, t]), jnp.asarray(action[:, t]),
+                              no_start), A)
+        final_stacks.append(jnp.where(truncated[:, t, None, None, None], final, 0.0))
         h = _push(h, _frame(values[:, t + 1]), jnp.asarray(action[:, t]),
                          jnp.asarray(terminated[:, t] | truncated[:, t]))
     zeros = jnp.zeros((num_streams, num_steps))
     frames = np.stack([np.asarray(_frame(values[:, t])) for t in range(num_steps)], axis=1)
+    final_frames = np.stack([np.asarray(_frame(final_values[:, t])) for t in range(num_steps)],
+                            axis=1)
     trajectory = Trajectory(
         observation=frames, action=action, reward=zeros, terminated=terminated,
         truncated=truncated, search_policy=jnp.full((num_streams, num_steps, A), 1 / A),
-        root_value=zeros, final_value=zeros, episode_return=zeros,
+        root_value=zeros, final_value=zeros, final_observation=final_frames,
+        episode_return=zeros,
         episode_length=jnp.zeros((num_streams, num_steps), jnp.int32))
-    return trajectory, jnp.stack(stacks, axis=1)
+    return trajectory, jnp.stack(stacks, axis=1), jnp.stack(final_stacks, axis=1)
 
 
 def test_replay_rebuilds_the_stacks_self_play_searched():
     B, T, H = 3, 40, 5
-    trajectory, stacks = _selfplay(B, T, H, seed=0)
+    trajectory, stacks, _ = _selfplay(B, T, H, seed=0)
     buf = replay.init(B, 64, (2, 2, 1), A, observation_dtype=jnp.uint8)
     buf = replay.add(buf, trajectory)
     slots = jnp.broadcast_to(jnp.arange(T), (B, T))
@@ -86,7 +96,7 @@ def test_replay_rebuilds_the_stacks_self_play_searched():
 
 def test_stacks_never_reach_into_overwritten_positions():
     B, T, H, L = 2, 60, 4, 24
-    trajectory, stacks = _selfplay(B, T, H, seed=1)
+    trajectory, stacks, _ = _selfplay(B, T, H, seed=1)
     buf = replay.init(B, L, (2, 2, 1), A, observation_dtype=jnp.uint8)
     for start in range(0, T, 12):
         buf = replay.add(buf, jax.tree.map(lambda x, s=start: x[:, s:s + 12], trajectory))
@@ -108,3 +118,23 @@ def test_stacks_never_reach_into_overwritten_positions():
     assert int(replay.num_windows(buf, 6, H)) == L - 6 + 1 - H
     starts = {int(p) for p in np.asarray(w.position)}
     assert starts == {x % L for x in range(oldest + H, T - 6 + 1)}
+
+
+def test_final_stacks_at_time_limits_are_what_self_play_would_push():
+    """Where a step truncated its episode, replay rebuilds the stack ending in the final
+    frame exactly as self-play's history.push builds it (the Agent's acting-time value)."""
+    B, T, H = 3, 40, 5
+    trajectory, _, final_stacks = _selfplay(B, T, H, seed=2)
+    buf = replay.init(B, 64, (2, 2, 1), A, observation_dtype=jnp.uint8)
+    buf = replay.add(buf, trajectory)
+    stream, position = np.nonzero(np.asarray(trajectory.truncated))
+    assert len(stream) >= 3
+    rebuilt, found = replay.final_observations(buf, jnp.asarray(stream), jnp.asarray(position),
+                                               history_length=H)
+    assert np.all(np.asarray(found))
+    np.testing.assert_array_equal(rebuilt, np.asarray(final_stacks)[stream, position])
+    # The final frame is the stack's newest and the row's action led to it.
+    frames, codes = _frame_values(rebuilt, H)
+    np.testing.assert_array_equal(frames[:, -1], np.asarray(
+        trajectory.final_observation)[stream, position, 0, 0, 0])
+    np.testing.assert_array_equal(codes[:, -1], np.asarray(trajectory.action)[stream, position])

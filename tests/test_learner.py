@@ -3,10 +3,8 @@ from dataclasses import replace
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from muzero_jax import support
 from muzero_jax.learner import Batch, cross_entropy, make_schedule, scale_gradient
 from muzero_jax.targets import Targets
 
@@ -82,19 +80,76 @@ def test_learning_fits_a_fixed_batch(tiny_agent):
     assert np.isfinite(float(m["grad_norm"]))
 
 
-def test_gradient_into_dynamics_is_halved(tiny_agent):
-    """d(loss)/d(root state) through the unroll is half what it is without scaling."""
-    model = tiny_agent.model
-    params = tiny_agent.init(jax.random.key(0)).params
-    s0 = model.initial_inference(params, jnp.ones((1, 4))).state
-    a = jnp.zeros((1,), jnp.int32)
+def _noisy_params(agent, seed=0):
+    """Fresh parameters plus noise, so that every head depends on its input."""
+    params = agent.init(jax.random.key(seed)).params
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+    return jax.tree.unflatten(treedef, [x + 0.3 * jax.random.normal(k, x.shape)
+                                        for x, k in zip(leaves, keys, strict=True)])
 
-    def reward_after_one_step(s, scale):
-        return model.recurrent_inference(params, scale_gradient(s, scale), a).state.sum()
 
-    full = jax.grad(reward_after_one_step)(s0, 1.0)
-    half = jax.grad(reward_after_one_step)(s0, 0.5)
-    np.testing.assert_allclose(half, 0.5 * full, rtol=1e-6)
+@pytest.mark.parametrize("step, expected_ratio", [(1, 1.0), (2, 0.5)])
+def test_learner_halves_the_gradient_through_states_g_made_not_the_root(
+        tiny_config, monkeypatch, step, expected_ratio):
+    """The paper's pseudocode: `hidden_state = scale_gradient(hidden_state, 0.5)` after
+    each recurrent step. With only the value loss at unroll step k, h's gradient
+    passes k - 1 such states: 1 at k = 1 (the root from h is not scaled), 1/2 at k = 2.
+    """
+    import muzero_jax as mz
+    from muzero_jax import learner as learner_module
+
+    agent = mz.Agent(replace(tiny_config, weight_decay=0.0))  # K = 2
+    params = _noisy_params(agent)
+    batch = _batch(agent)
+    only = jnp.zeros((8, 3)).at[:, step].set(1.0)
+    t = batch.targets
+    batch = batch.replace(targets=t.replace(value_mask=only,
+                                            policy_mask=jnp.zeros_like(t.policy_mask),
+                                            reward_mask=jnp.zeros_like(t.reward_mask)))
+
+    def representation_grad():
+        grads = jax.grad(lambda p: agent.learner.loss(p, batch)[0])(params)
+        return jax.tree.leaves(grads["params"]["representation"])
+
+    scaled = representation_grad()
+    monkeypatch.setattr(learner_module, "scale_gradient", lambda x, scale: x)
+    unscaled = representation_grad()
+    assert max(float(jnp.abs(g).max()) for g in unscaled) > 1e-4  # a gradient to compare
+    for a, b in zip(scaled, unscaled, strict=True):
+        np.testing.assert_allclose(a, expected_ratio * b, rtol=1e-5, atol=1e-9)
+
+
+def _value_head_params(agent, logits):
+    """Parameters whose value head outputs `logits` for every hidden state (zero kernel)."""
+    params = agent.init(jax.random.key(0)).params
+    head = params["params"]["prediction"]["Dense_1"]
+    assert not np.any(np.asarray(head["kernel"]))  # zero-initialised: the bias is the output
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: jnp.asarray(logits, jnp.float32)
+        if "prediction" in str(path) and "'Dense_1'" in str(path) and "bias" in str(path)
+        else x, params)
+
+
+def test_value_target_reaches_the_support_edge_without_clipping(tiny_agent):
+    """CartPole's largest return 1 / (1 - 0.997) = 333.3 lands inside the 41-atom support.
+
+    h(333) = sqrt(334) - 1 + 0.333 = 17.6087: two-hot weights 0.3913 on atom 17 and
+    0.6087 on atom 18 (indices 37, 38), so the value loss is that cross-entropy against
+    the prediction, twice (the root, plus K steps at 1/K each). A target past the edge,
+    1000 > h^-1(20) = 483, is clipped onto the top atom (index 40).
+    """
+    cfg = tiny_agent.config
+    assert cfg.value_support_size == 20
+    logits = 0.1 * np.arange(41)
+    log_q = logits - np.log(np.sum(np.exp(logits)))
+    params = _value_head_params(tiny_agent, logits)
+    batch = _batch(tiny_agent)
+    for target, expected_ce in ((333.0, -(0.39133 * log_q[37] + 0.60867 * log_q[38])),
+                                (1000.0, -log_q[40])):
+        t = batch.targets.replace(value=jnp.full_like(batch.targets.value, target))
+        _, m = tiny_agent.learner.loss(params, batch.replace(targets=t))
+        assert float(m["value_loss"]) == pytest.approx(2 * expected_ce, rel=1e-4), target
 
 
 def test_schedule_warms_up_then_decays(tiny_config):
@@ -107,17 +162,32 @@ def test_schedule_warms_up_then_decays(tiny_config):
     assert float(schedule(110)) == pytest.approx(0.1)
 
 
-def test_sgd_with_momentum_is_selectable(tiny_config):
+def test_exponential_schedule_is_the_papers(tiny_config):
+    # Paper pseudocode (Atari): lr = 0.05 * 0.1 ** (step / 350k).
+    cfg = replace(tiny_config, learning_rate=0.05, lr_decay="exponential",
+                  lr_decay_steps=350_000, lr_end_fraction=0.1)
+    schedule = make_schedule(cfg)
+    assert float(schedule(0)) == pytest.approx(0.05)
+    assert float(schedule(175_000)) == pytest.approx(0.05 * 0.1**0.5)
+    assert float(schedule(700_000)) == pytest.approx(0.0005)
+
+
+def test_sgd_with_momentum_takes_the_papers_steps(tiny_config):
+    """SGD, momentum 0.9: the first step is -lr g1, the second -lr (g2 + 0.9 g1)."""
     import muzero_jax as mz
-    agent = mz.Agent(replace(tiny_config, optimizer="sgd", learning_rate=0.05))
-    state = agent.init(jax.random.key(0))
-    assert any(isinstance(s, optax.TraceState)
-               for s in jax.tree.leaves(state.opt_state, is_leaf=lambda x: isinstance(
-                   x, optax.TraceState)))
-    state, m = agent.learn(state, _batch(agent))
+    agent = mz.Agent(replace(tiny_config, optimizer="sgd", learning_rate=0.05,
+                             max_grad_norm=None))
+    batch = _batch(agent)
+    state0 = agent.init(jax.random.key(0))
+
+    def grad(params):
+        return jax.grad(lambda p: agent.learner.loss(p, batch)[0])(params)
+
+    state1, m = agent.learn(state0, batch)
+    state2, _ = agent.learn(state1, batch)
+    g1, g2 = grad(state0.params), grad(state1.params)
+    for p0, p1, p2, a, b in zip(*map(jax.tree.leaves, (state0.params, state1.params,
+                                                        state2.params, g1, g2)), strict=True):
+        np.testing.assert_allclose(p1 - p0, -0.05 * a, rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(p2 - p1, -0.05 * (b + 0.9 * a), rtol=1e-4, atol=1e-7)
     assert np.isfinite(float(m["loss"]))
-
-
-def test_value_target_reaches_the_support_edge_without_clipping(tiny_agent):
-    # The CartPole value support covers 1 / (1 - 0.997) = 333 (validated by config).
-    assert support.max_scalar(tiny_agent.config.value_support_size) >= 333

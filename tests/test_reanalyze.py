@@ -27,6 +27,7 @@ def _buffer():
         truncated=jnp.zeros((1, 8), bool),
         search_policy=jnp.tile(jnp.array([0.9, 0.1]), (1, 8, 1)),
         root_value=jnp.full((1, 8), 50.0), final_value=jnp.zeros((1, 8)),
+        final_observation=jnp.asarray(t[..., None]),
         episode_return=jnp.zeros((1, 8)), episode_length=jnp.zeros((1, 8), jnp.int32))
     return replay.add(replay.init(1, 8, (1,), 2), traj)
 
@@ -57,7 +58,7 @@ def policy_fn(obs):
 def test_reanalyzed_targets_by_hand():
     buf = _buffer()
     window = _windows(buf, [1, 3])
-    boot, policy, stats = reanalyze(buf, window, value_fn=value_fn, policy_fn=policy_fn,
+    boot, _, policy, stats = reanalyze(buf, window, value_fn=value_fn, policy_fn=policy_fn,
                                     num_values=1, num_policies=1, td_steps=N, unroll_steps=K)
     targets = window_targets(window.replace(search_policy=policy), discount=GAMMA,
                              td_steps=N, unroll_steps=K, bootstrap_value=boot)
@@ -77,7 +78,7 @@ def test_reanalyzed_targets_by_hand():
 def test_fresh_values_without_fresh_policies():
     buf = _buffer()
     window = _windows(buf, [2, 0])
-    boot, policy, stats = reanalyze(buf, window, value_fn=value_fn, policy_fn=None,
+    boot, _, policy, stats = reanalyze(buf, window, value_fn=value_fn, policy_fn=None,
                                     num_values=2, num_policies=0, td_steps=N, unroll_steps=K)
     # Rows n..n+K = 2, 3 of each window hold the fresh values of o_{start+2}, o_{start+3}.
     np.testing.assert_allclose(boot, [[50, 50, 104, 105], [50, 50, 102, 103]])
@@ -111,6 +112,7 @@ def test_agent_reanalyzes_with_a_fresh_network(tiny_config):
         terminated=jnp.zeros((b, t), bool), truncated=jnp.zeros((b, t), bool),
         search_policy=jnp.tile(jnp.array([1.0, 0.0]), (b, t, 1)),
         root_value=jnp.full((b, t), 7.0), final_value=jnp.zeros((b, t)),
+        final_observation=jnp.zeros((b, t, 4)),
         episode_return=jnp.zeros((b, t)), episode_length=jnp.zeros((b, t), jnp.int32))
     buf = agent.add(agent.init_replay(), traj)
     with pytest.raises(ValueError, match="pass the TrainState"):
@@ -123,3 +125,63 @@ def test_agent_reanalyzes_with_a_fresh_network(tiny_config):
     stored = dataclasses.replace(tiny_config, target_update_period=0)
     plain = mz.Agent(stored).make_batch(buf, jax.random.key(2))
     np.testing.assert_allclose(plain.targets.value, reward_sum + g**n * 7.0, rtol=1e-5)
+
+
+def _value_head(params, atom):
+    """`params` with a value head that puts all its mass on `atom` for every state."""
+    head = params["params"]["prediction"]["Dense_1"]
+    logits = jnp.full(head["bias"].shape, -1e9).at[atom].set(0.0)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: (jnp.zeros_like(x) if "kernel" in str(path) else logits)
+        if "prediction" in str(path) and "'Dense_1'" in str(path) else x, params)
+
+
+@pytest.mark.parametrize("fresh_by", ["target_network", "reanalyze"])
+def test_value_target_at_a_time_limit_moves_with_the_fresh_network(tiny_config, fresh_by):
+    """Episodes truncated at a 5-step limit; then the network giving fresh values changes.
+
+    Every value becomes V1 = h^-1(2) (all mass on atom +2) where it was V0 (a fresh
+    network's). Target z_k then moves by g^d (V1 - V0): d = n where the n-step sum
+    runs through, and d = r - k + 1 where it stops at a truncation on row r, whose
+    bootstrap is the value of the observation the episode ended on. A value kept
+    from acting time would not move there at all.
+    """
+    import muzero_jax as mz
+
+    machinery = ({"target_update_period": 100} if fresh_by == "target_network" else
+                 {"target_update_period": 0, "reanalyze_fraction": 1.0,
+                  "reanalyze_policy_fraction": 0.0})
+    cfg = dataclasses.replace(tiny_config, max_episode_steps=5, **machinery)
+    agent = mz.Agent(cfg)
+    state = agent.init(jax.random.key(0))
+    buffer, env_state = agent.init_replay(), agent.reset(jax.random.key(1))
+    for i in range(4):
+        env_state, traj = agent.rollout(state, env_state, jax.random.key(2 + i))
+        assert not np.any(np.asarray(traj.terminated))  # CartPole cannot fall in 5 steps
+        buffer = agent.add(buffer, traj)
+    size = cfg.value_support_size
+    v1 = float(mz.support.inverse_transform(jnp.float32(2.0)))
+    if fresh_by == "target_network":
+        changed = state.replace(target_params=_value_head(state.target_params, size + 2))
+    else:
+        changed = state.replace(params=_value_head(state.params, size + 2))
+    v0 = float(agent.model.initial_inference(state.params, jnp.zeros((1, 4))).value[0])
+    key = jax.random.key(9)
+    before = agent.make_batch(buffer, key, state)
+    after = agent.make_batch(buffer, key, changed)
+    # The windows both batches were built from (same key, sampling ignores the network).
+    window = replay.sample(buffer, key, cfg.batch_size, cfg.window_length)
+    truncated = np.asarray(window.truncated)
+    n, g = cfg.td_steps, cfg.discount
+    mask = np.asarray(before.targets.value_mask)
+    moved = np.asarray(after.targets.value - before.targets.value)
+    at_truncation = 0
+    for i in range(cfg.batch_size):
+        for k in range(cfg.unroll_steps + 1):
+            if not mask[i, k]:
+                continue
+            ends = np.flatnonzero(truncated[i, k:k + n])
+            d = ends[0] + 1 if len(ends) else n
+            at_truncation += bool(len(ends))
+            assert moved[i, k] == pytest.approx(g**d * (v1 - v0), rel=1e-4), (i, k, d)
+    assert at_truncation >= 10  # the time limit is inside many of the targets

@@ -20,6 +20,7 @@ def _trajectory(start):
         reward=jnp.asarray(1000.0 * b + t, jnp.float32),
         terminated=jnp.zeros((B, T), bool), truncated=jnp.zeros((B, T), bool),
         search_policy=jnp.full((B, T, 2), 0.5), root_value=zeros, final_value=zeros,
+        final_observation=jnp.zeros((B, T, 1)),
         episode_return=zeros, episode_length=jnp.zeros((B, T), jnp.int32))
 
 
@@ -153,3 +154,32 @@ def test_observations_reads_any_slots_of_any_stream():
     assert obs.shape == (2, 2, 1) and obs.dtype == jnp.float32
     # Slots 0..3 hold logical 20..23 after the wrap; slot 19 holds 19.
     np.testing.assert_array_equal(obs[..., 0], [[20, 19], [23, 4]])
+
+
+def test_final_observations_of_truncated_rows_are_kept_in_a_ring():
+    """Truncations every 4th step (a time limit of 4): M = 20 // 4 + 2 = 7 ring slots."""
+    buf = replay.init(B, L, (1,), 2, max_episode_steps=4)
+    assert buf.final_observation.shape == (B, 7, 1)
+    for i in range(4):  # 32 positions into 20 slots: logical 12..31 held
+        traj = _trajectory(i * T)
+        t = np.arange(i * T, (i + 1) * T)
+        truncated = np.broadcast_to(t % 4 == 3, (B, T))
+        # The final observation of row t is -(1000 b + t), unlike any stored observation.
+        final = -(1000.0 * np.arange(B)[:, None] + t)
+        buf = replay.add(buf, traj.replace(truncated=jnp.asarray(truncated),
+                                           final_observation=jnp.asarray(final)[..., None]))
+    np.testing.assert_array_equal(buf.final_count, 8)
+    stream = jnp.array([0, 1, 2, 2, 1])
+    position = jnp.array([15, 31, 19, 20, 3])  # held truncations; a plain row; overwritten
+    obs, found = replay.final_observations(buf, stream, position)
+    np.testing.assert_array_equal(found, [True, True, True, False, False])
+    np.testing.assert_array_equal(obs[:3, 0], [-15, -1031, -2019])
+    # Rows that were not truncated wrote nothing: the ring holds exactly the last 7.
+    np.testing.assert_array_equal(np.sort(np.asarray(buf.final_position[0])),
+                                  [7, 11, 15, 19, 23, 27, 31])
+
+
+def test_ring_size_covers_every_truncation_still_held():
+    assert replay.final_slots(20, 4) == 7
+    assert replay.final_slots(7_812, 27_000) == 2  # atari_paper: 1M positions / 128 streams
+    assert replay.final_slots(20, None) == 20  # no known time limit: one per position

@@ -1,3 +1,4 @@
+import os
 from dataclasses import replace
 
 import jax
@@ -124,3 +125,111 @@ def test_search_results_do_not_depend_on_the_backup_used(tiny_config, algorithm,
         params, jax.random.key(6), obs, exploration) for b in (True, False)]
     for name in ("action", "search_policy", "root_value"):
         np.testing.assert_array_equal(getattr(outs[0], name), getattr(outs[1], name), name)
+
+
+# --- the private mctx hook ---------------------------------------------------------
+
+
+def test_mctx_is_the_pinned_release_and_its_hook_is_used(tiny_config, monkeypatch):
+    """batched_backward rides on mctx._src.search.backward: pinned, and really swapped in."""
+    import re
+
+    from muzero_jax import search
+
+    assert mctx.__version__ == search.MCTX_VERSION
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for name in ("pyproject.toml", "requirements.txt"):
+        pins = re.findall(r"mctx\s*([=<>!~]=?)\s*([\w.]+)", open(os.path.join(root, name)).read())
+        assert pins == [("==", search.MCTX_VERSION)], (name, pins)
+    search.check_mctx_hook()
+    calls = []
+    real = search.batched_backward
+
+    def spy(tree, leaf_index):
+        calls.append(leaf_index.shape)
+        return real(tree, leaf_index)
+
+    monkeypatch.setattr(search, "batched_backward", spy)
+    agent = mz.Agent(replace(tiny_config, search="muzero", num_simulations=3))
+    params = agent.init(jax.random.key(0)).params
+    jax.jit(agent.searcher)(params, jax.random.key(1), jnp.zeros((5, 4)),
+                            mz.Exploration.greedy())
+    assert calls == [(5,)]  # traced once, inside mctx's simulation loop
+
+
+def test_a_missing_or_changed_hook_fails_loudly(tiny_config, monkeypatch):
+    from mctx._src import search as mctx_search
+
+    from muzero_jax import search
+
+    model = mz.Agent(tiny_config).model
+    monkeypatch.delattr(mctx_search, "backward")
+    with pytest.raises(search.MctxHookError, match=r"search.backward is missing.*"
+                                                   r"mctx==0\.0\.71"):
+        search.Searcher(model, tiny_config)
+    search.Searcher(model, tiny_config, batched_backward=False)  # mctx's own path still works
+    monkeypatch.setattr(mctx_search, "backward", lambda tree, leaf, depth: tree, raising=False)
+    with pytest.raises(search.MctxHookError, match=r"takes \['tree', 'leaf', 'depth'\]"):
+        search.Searcher(model, tiny_config)
+
+
+# --- Q normalisation ---------------------------------------------------------------
+
+
+def _small_tree():
+    """Root 0 (V = 1) -a0-> node 1 (V = 2) -a0-> node 2 (V = 5); every a1 unvisited.
+
+    Rewards 1 (root, a0) and 0.5 (node 1, a0), discount 0.5: the visited edges'
+    Q are 1 + 0.5 * 2 = 2 and 0.5 + 0.5 * 5 = 3.
+    """
+    n, a = 3, 2
+    zeros = jnp.zeros((n, a))
+    visits = zeros.at[0, 0].set(2).at[1, 0].set(1)
+    tree = mctx.Tree(
+        node_visits=jnp.array([3, 2, 1]), raw_values=jnp.array([1.0, 2.0, 5.0]),
+        node_values=jnp.array([1.0, 2.0, 5.0]), parents=jnp.array([-1, 0, 1]),
+        action_from_parent=jnp.array([-1, 0, 0]),
+        children_index=jnp.full((n, a), -1).at[0, 0].set(1).at[1, 0].set(2),
+        children_prior_logits=zeros, children_visits=visits,
+        children_rewards=zeros.at[0, 0].set(1.0).at[1, 0].set(0.5),
+        children_discounts=jnp.full((n, a), 0.5),
+        children_values=zeros.at[0, 0].set(2.0).at[1, 0].set(5.0),
+        embeddings=jnp.zeros((n, 1)), root_invalid_actions=jnp.zeros(a), extra_data=None)
+    return tree
+
+
+def test_tree_min_max_normalises_q_by_the_whole_tree():
+    from muzero_jax.search import qtransform_by_tree_min_max
+
+    tree = _small_tree()
+    # Bounds over the edges' Q {2, 3} and the nodes' V {1, 2, 5}: [1, 5].
+    np.testing.assert_allclose(qtransform_by_tree_min_max(tree, jnp.int32(0)), [0.25, 0.0])
+    np.testing.assert_allclose(qtransform_by_tree_min_max(tree, jnp.int32(1)), [0.5, 0.0])
+    # mctx's default sees only the root (V = 1) and its child's Q = 2: a0 scores 1.
+    np.testing.assert_allclose(mctx.qtransform_by_parent_and_siblings(tree, jnp.int32(0)),
+                               [1.0, 0.0])
+
+
+def test_q_normalisation_is_chosen_by_the_config(tiny_config):
+    config = replace(tiny_config, search="muzero", num_simulations=24)
+    agent = mz.Agent(config)
+    params = _noisy_params(agent, 7)
+    obs = jax.random.normal(jax.random.key(8), (64, 4))
+    root_out = agent.model.initial_inference(params, obs)
+    root = mctx.RootFnOutput(prior_logits=root_out.policy_logits, value=root_out.value,
+                             embedding=root_out.state)
+    mctx_default = mctx.muzero_policy(params, jax.random.key(9), root,
+                                      agent.searcher.recurrent_fn, 24,
+                                      dirichlet_fraction=0.0, temperature=1.0)
+    policies = {}
+    for name in ("parent_and_siblings", "tree_min_max"):
+        searcher = mz.Agent(replace(config, q_normalisation=name)).searcher
+        policies[name] = np.asarray(searcher(
+            params, jax.random.key(9), obs,
+            mz.Exploration(temperature=jnp.float32(1.0), dirichlet_fraction=jnp.float32(0.0),
+                           gumbel_scale=jnp.float32(1.0),
+                           repeat_probability=jnp.float32(0.0),
+                           epsilon=jnp.float32(0.0))).search_policy)
+    np.testing.assert_array_equal(policies["parent_and_siblings"],
+                                  np.asarray(mctx_default.action_weights))
+    assert not np.array_equal(policies["tree_min_max"], policies["parent_and_siblings"])

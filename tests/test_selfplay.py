@@ -37,16 +37,26 @@ def test_truncation_records_the_bootstrap_value(tiny_config):
     import muzero_jax as mz
     agent = mz.Agent(replace(tiny_config, max_episode_steps=5))
     state = agent.init(jax.random.key(0))
-    # Give the value head a non-zero bias so that the recorded value is visible.
+    # Tilt the value head's logits towards high atoms so that the recorded value is visible
+    # (a constant shift would leave the softmax uniform and the value 0).
     params = jax.tree_util.tree_map_with_path(
-        lambda path, x: x + 1.0 if "prediction" in str(path) and "Dense_1" in str(path)
-        and "bias" in str(path) else x, state.params)
+        lambda path, x: x + jnp.linspace(0.0, 2.0, x.shape[0])
+        if "prediction" in str(path) and "'Dense_1'" in str(path) and "bias" in str(path)
+        else x, state.params)
     state = state.replace(params=params)
-    _, traj = agent.rollout(state, agent.reset(jax.random.key(1)), jax.random.key(2),
-                            num_steps=10)
+    env_state = agent.reset(jax.random.key(1))
+    _, traj = agent.rollout(state, env_state, jax.random.key(2), num_steps=10)
     trunc = np.asarray(traj.truncated)
-    assert trunc[:, 4].all()
-    assert np.all(np.asarray(traj.final_value)[trunc] != 0.0)
+    assert trunc[:, 4].all() and trunc[:, 9].all() and trunc.sum() == 2 * agent.config.num_envs
+    # The observation reached is recorded beside the one searched: the next row starts
+    # a new episode, so at a truncation the two differ; elsewhere it is the next row's.
+    final = np.asarray(traj.final_observation)
+    np.testing.assert_array_equal(final[:, :4], np.asarray(traj.observation)[:, 1:5])
+    assert not np.allclose(final[:, 4], np.asarray(traj.observation)[:, 5])
+    # The acting network's value of it is the bootstrap value recorded there.
+    values = agent.model.initial_inference(params, jnp.asarray(final[trunc])).value
+    np.testing.assert_allclose(np.asarray(traj.final_value)[trunc], values, rtol=1e-5)
+    assert np.all(np.abs(np.asarray(values)) > 0.1)
     np.testing.assert_array_equal(np.asarray(traj.final_value)[~trunc], 0.0)
 
 

@@ -74,10 +74,11 @@ def test_same_config_and_seed_give_the_same_parameters(tiny_config, uninterrupte
 
 def test_the_run_directory_holds_checkpoints_logs_and_curves(uninterrupted):
     run_dir, result = uninterrupted
-    # 2 updates per iteration: 6, 12, ... are reached at iterations 3, 6, ...; the end
-    # (iteration 20) is saved too.
+    # 2 updates per iteration: 6, 12, ... are reached at iterations 3, 6, ...; checkpoints
+    # fall between calls of the compiled loop (log_every = 2 iterations each): at 4, 6, ...;
+    # the end (iteration 20) is saved too.
     assert sorted(int(s) for s in os.listdir(os.path.join(run_dir, "checkpoints"))) == \
-        [3, 6, 9, 12, 15, 18, 20]
+        [4, 6, 10, 12, 16, 18, 20]
     assert mz.config.from_dict(json.load(open(os.path.join(run_dir, "config.json")))) == \
         result.agent.config
     rows = list(csv.DictReader(open(os.path.join(run_dir, "metrics.csv"))))

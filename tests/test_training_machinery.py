@@ -84,8 +84,8 @@ def test_temperature_schedule_by_progress(tiny_config):
     assert float(no_schedule.gumbel_scale) == tiny_config.gumbel_scale
 
 
-def test_greedy_acting_ignores_the_schedule(tiny_agent):
-    """Temperature 0 / no noise is what evaluation uses; a scheduled exploration differs."""
+def test_greedy_rollouts_do_not_depend_on_the_key(tiny_agent):
+    """greedy=True is Exploration.greedy(): no noise, temperature 0, whatever the key."""
     state = tiny_agent.init(jax.random.key(0))
     env_state = tiny_agent.reset(jax.random.key(1))
     with pytest.raises(ValueError, match="either greedy"):
@@ -115,7 +115,7 @@ def test_bad_machinery_fields_are_named(overrides, expected):
         validate(mz.cartpole(**overrides))
 
 
-def test_prioritised_update_writes_priorities_and_reports_them(tiny_config):
+def test_prioritised_update_reports_its_metrics(tiny_config):
     cfg = dataclasses.replace(tiny_config, priority_alpha=1.0, priority_beta=0.5,
                               priority_beta_anneal_steps=4, reanalyze_fraction=0.5,
                               target_update_period=2)
@@ -127,12 +127,8 @@ def test_prioritised_update_writes_priorities_and_reports_them(tiny_config):
         env_state, traj = agent.rollout(state, env_state, jax.random.key(i))
         buffer = agent.add(buffer, traj)
     assert agent.ready_to_learn(buffer)
-    np.testing.assert_array_equal(buffer.priority[:, :int(buffer.count)], 1.0)
     state, buffer, metrics = agent.update(state, buffer, jax.random.key(5))
     assert int(state.step) == cfg.updates_per_iteration
-    priority = np.asarray(buffer.priority[:, :int(buffer.count)])
-    assert np.any(priority != 1.0)  # refreshed from the learner's errors
-    assert np.all(priority >= cfg.priority_epsilon)
     for name in ("priority_mean", "priority_max", "importance_weight_min",
                  "importance_weight_mean", "reanalyze_value_change",
                  "reanalyze_policy_change", "loss"):
@@ -142,6 +138,45 @@ def test_prioritised_update_writes_priorities_and_reports_them(tiny_config):
     # beta anneals linearly from 0.5 to 1 over 4 learner steps.
     assert float(agent.priority_beta(jnp.int32(2))) == pytest.approx(0.75)
     assert float(agent.priority_beta(jnp.int32(10))) == 1.0
+
+
+def test_priorities_written_back_are_the_value_errors_by_hand(tiny_config):
+    """One learner step on a hand-made buffer: rewards 1, stored root values 7, no episode end.
+
+    Every window's z_0 = 1 + g + g^2 + g^3 * 7 (n = 3, g = 0.997); a fresh network's
+    root value is 0, so each sampled start's priority becomes |0 - z_0| + 1e-3 and
+    every other start keeps the initial 1.0, which new data would now get too.
+    """
+    cfg = dataclasses.replace(tiny_config, priority_alpha=1.0, priority_beta=1.0,
+                              updates_per_iteration=1, target_update_period=0)
+    agent = mz.Agent(cfg)
+    state = agent.init(jax.random.key(0))
+    b, t = cfg.num_envs, cfg.replay_length
+    traj = mz.selfplay.Trajectory(
+        observation=jax.random.normal(jax.random.key(1), (b, t, 4)),
+        action=jnp.zeros((b, t), jnp.int32), reward=jnp.ones((b, t)),
+        terminated=jnp.zeros((b, t), bool), truncated=jnp.zeros((b, t), bool),
+        search_policy=jnp.full((b, t, 2), 0.5), root_value=jnp.full((b, t), 7.0),
+        final_value=jnp.zeros((b, t)), final_observation=jnp.zeros((b, t, 4)),
+        episode_return=jnp.zeros((b, t)),
+        episode_length=jnp.zeros((b, t), jnp.int32))
+    buffer = agent.add(agent.init_replay(), traj)
+    step_key = jax.random.split(jax.random.key(5), 1)[0]  # update's key for its one step
+    sampled = agent.make_batch(buffer, step_key, state)
+    window = mz.replay.sample(buffer, step_key, cfg.batch_size, cfg.window_length,
+                              priority_alpha=1.0)
+    starts = np.asarray(window.stream), np.asarray(window.position)
+    state, buffer, metrics = agent.update(state, buffer, jax.random.key(5))  # donates buffer
+    g = 0.997
+    z0 = 1 + g + g**2 + g**3 * 7.0  # 29.863...
+    np.testing.assert_allclose(sampled.targets.value[:, 0], z0, rtol=1e-6)
+    expected = np.ones((b, t), np.float32)
+    expected[starts] = z0 + 1e-3
+    np.testing.assert_allclose(buffer.priority, expected, rtol=1e-4)
+    assert float(buffer.max_priority) == pytest.approx(z0 + 1e-3, rel=1e-4)
+    assert float(metrics["priority_mean"]) == pytest.approx(z0 + 1e-3, rel=1e-4)
+    # Equal priorities when it sampled: uniform probabilities, every weight 1.
+    assert float(metrics["importance_weight_min"]) == 1.0
 
 
 def _terminated_window():

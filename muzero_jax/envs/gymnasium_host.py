@@ -3,8 +3,8 @@
 `GymnasiumEnv(config)` reads the env's spaces once (one `gymnasium.make`, before
 anything compiles) and makes batches with `gymnasium.make_vec` in same-step
 auto-reset, in this process (`vector_mode="sync"`) or in worker processes
-("async"). Gymnasium's `"module:EnvId"` form imports the module first, so a
-user's registered env trains by id.
+("async", spawned workers). Gymnasium's `"module:EnvId"` form imports the
+module first, so a user's registered env trains by id.
 
 Spaces: the action space must be `Discrete`. Observations may be a `Box` (float
 vectors or arrays, stored as float32; uint8 `(height, width, channels)` images,
@@ -117,9 +117,15 @@ class GymnasiumEnvs:
 
         self.env = env
         self.num_envs = num_envs
+        vector_kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP}
+        if env.config.vector_mode == "async":
+            # Forking a process that runs JAX's threads can deadlock the child; spawned
+            # workers import the env afresh ('module:EnvId', or a script's registration
+            # under `if __name__ == "__main__":`).
+            vector_kwargs["context"] = "spawn"
         self._vec = gym.make_vec(
             env.env_id, num_envs=num_envs, vectorization_mode=env.config.vector_mode,
-            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **env._kwargs())
+            vector_kwargs=vector_kwargs, **env._kwargs())
         self._stats = EpisodeStats(num_envs)
 
     def reset(self, seed: int) -> np.ndarray:

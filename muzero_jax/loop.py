@@ -1,0 +1,387 @@
+"""The training loop as one compiled program, in the manner of purejaxrl's `make_train`.
+
+    program = make_train(config)            # Python-side work once: env, networks, optimizer
+    runner, metrics = jax.jit(program.train)(jax.random.key(0))   # a whole run, pure
+    runners, metrics = jax.jit(program.run_chunk)(runners, first_iteration)  # what train() calls
+
+One training iteration, `iterate`, reads top to bottom as the algorithm does:
+
+    collect   self-play rollout of B envs for T steps (`JaxActor.rollout_fn`)
+    store     the [B, T] trajectory into replay (`replay.add`)
+    learn     U learner steps in a `lax.scan`, once replay holds enough (`Agent._update_impl`)
+    evaluate  every `eval_every` iterations: greedy episodes on fresh envs, the solve check
+
+Self-play and evaluation are rounds of one `lax.while_loop` around a single rollout
+call, so the search (the largest part of the program) is compiled once, not once for
+self-play and again for evaluation.
+
+Every function works on `[S]` runs side by side (seeds, or a sweep's values), a leading
+axis on every leaf of `RunnerState`; the runs are vmapped inside the loop rather than
+the loop under a vmap, so that the iteration count stays one scalar for all runs and the
+evaluation stays a real `lax.cond` (under `vmap`, a cond on a batched predicate runs
+both branches every iteration). A single run is called without vmap at all. A run that
+is done (budget spent, or solved) stops changing: its iterations leave its state as it
+was and report `active = False`, while the others go on; `run_chunk` returns early once
+every run is done. `RunnerState` holds everything a run needs to go on, so it is also
+what a checkpoint saves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from muzero_jax import envs, replay
+from muzero_jax.agent import Agent
+from muzero_jax.config import Config, ConfigError
+from muzero_jax.learner import TrainState, with_peak_learning_rate
+from muzero_jax.search import Exploration
+
+RECENT = 100  # finished episodes behind `episodes_return` and `episode_length`
+
+# Config fields a sweep may vary inside one compiled program (they change no shape and
+# live in the state as traced values).
+SWEEPABLE = ("learning_rate",)
+
+
+@chex.dataclass(frozen=True)
+class RunnerState:
+    """Everything one run carries from iteration to iteration.
+
+    train_state: the learner state. buffer: the replay buffer. env_state: `[B]`
+    self-play envs. key: the run's PRNG key.
+    iteration, env_steps: `[]` int32 counters.
+    solved: `[]` bool, a periodic evaluation reached config.solve_return.
+    done: `[]` bool, solved or the env-step budget spent: the run no longer changes.
+    last_eval_return: `[]` float32, the latest evaluation's mean return (NaN: none yet).
+    recent_returns, recent_lengths: `[100]` float32, the last finished episodes
+      (a ring; `episodes_finished` counts all of them).
+    episodes_finished: `[]` int32.
+    """
+
+    train_state: TrainState
+    buffer: replay.ReplayBuffer
+    env_state: envs.EnvState
+    key: chex.PRNGKey
+    iteration: chex.Array
+    env_steps: chex.Array
+    solved: chex.Array
+    done: chex.Array
+    last_eval_return: chex.Array
+    recent_returns: chex.Array
+    recent_lengths: chex.Array
+    episodes_finished: chex.Array
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainProgram:
+    """The pure pieces of a run, built once by `make_train`.
+
+    agent: the Agent whose building blocks the program calls.
+    init: key -> RunnerState of one run (optionally `learning_rate=` for a sweep's run).
+    iterate: ([S] RunnerState, iteration) -> ([S] RunnerState, `[S]` metrics).
+    run_chunk: ([S] RunnerState, first iteration) -> ([S] RunnerState, `[C, S]` metrics).
+    train: key -> (final RunnerState, `[max_iterations]` metrics): a whole run.
+    num_iterations: C, iterations per `run_chunk` call.
+    max_iterations: iterations of the whole env-step budget.
+    """
+
+    agent: Agent
+    num_iterations: int
+    max_iterations: int
+
+    def init(self, key: chex.PRNGKey, *, learning_rate: chex.Numeric | None = None
+             ) -> RunnerState:
+        """A fresh run from `key` (consumed); `learning_rate` overrides the config's peak."""
+        agent = self.agent
+        key, init_key, env_key = jax.random.split(key, 3)
+        train_state = agent.init(init_key)
+        if learning_rate is not None:
+            train_state = with_peak_learning_rate(train_state, learning_rate)
+        nan = jnp.float32(jnp.nan)
+        return RunnerState(
+            train_state=train_state, buffer=agent.init_replay(), env_state=agent.reset(env_key),
+            key=key, iteration=jnp.int32(0), env_steps=jnp.int32(0), solved=jnp.bool_(False),
+            done=jnp.bool_(False), last_eval_return=nan,
+            recent_returns=jnp.full((RECENT,), nan), recent_lengths=jnp.full((RECENT,), nan),
+            episodes_finished=jnp.int32(0))
+
+    # --- one iteration --------------------------------------------------------------
+    def iterate(self, runners: RunnerState, iteration: chex.Array
+                ) -> tuple[RunnerState, dict]:
+        """Iteration number `iteration` (1-based) of `[S]` runs side by side.
+
+        collect -> store -> learn, then (every `eval_every` iterations) evaluate. Self-play
+        and evaluation are rounds of one `lax.while_loop` around a single rollout call
+        (round 0: training, with the training envs and exploration; rounds 1..: greedy
+        episodes on fresh envs, with the parameters just learned), so the search, the
+        biggest part of the program, is compiled once. Runs that are done are left as
+        they were (their metrics say `active = False`). Returns `[S]` runs and metrics.
+        """
+        agent, cfg = self.agent, self.agent.config
+        num_envs, num_steps = cfg.num_envs, cfg.rollout_length
+        per_run = functools.partial(_per_run, num_runs=runners.iteration.shape[0])
+        keys = per_run(lambda k: jax.random.split(k, 4))(runners.key)
+        key, rollout_key, update_key, eval_key = (keys[:, i] for i in range(4))
+        active = ~runners.done
+        exploration = jax.vmap(lambda steps: Exploration.scheduled(
+            cfg, steps / max(cfg.total_env_steps, 1)))(runners.env_steps)
+        greedy = jax.tree.map(lambda x: jnp.broadcast_to(x, active.shape), Exploration.greedy())
+
+        # Evaluation: the schedule is the iteration's, one scalar for all runs.
+        due = jnp.bool_(False)
+        if cfg.eval_every:
+            due = iteration % cfg.eval_every == 0
+        num_sets = math.ceil(cfg.eval_episodes / num_envs)  # eval envs come num_envs at a time
+        max_rounds = num_sets * (math.ceil(
+            (agent.spec.max_episode_steps or 100_000) / num_steps) + 1)
+        reset = per_run(lambda k: agent.actor.reset(k, num_envs))
+
+        def eval_reset_key(set_index):
+            return jax.vmap(jax.random.fold_in)(eval_key, set_index)
+
+        Carry = tuple  # (round, runners, eval env states, set index [S], first returns
+        #                 [S, sets, B], training stats)
+
+        def rollout(runners, env_state, key, exploration):
+            return per_run(lambda p, e, k, x: agent.actor.rollout_fn(p, e, k, x, num_steps))(
+                runners.train_state.params, env_state, key, exploration)
+
+        def play(carry: Carry) -> Carry:
+            round_, runners, eval_env, set_index, first, stats = carry
+            training = round_ == 0
+            pick = functools.partial(jax.tree.map, lambda a, b: jnp.where(training, a, b))
+            env_state, trajectory = rollout(
+                runners, pick(runners.env_state, eval_env),
+                jnp.where(training, rollout_key,
+                          jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_key, round_)),
+                pick(exploration, greedy))
+
+            def after_training(runners, eval_env, set_index, first, stats):
+                learned, stats = per_run(self._store_and_learn)(
+                    runners, env_state, trajectory, update_key)
+                runners = _where(active, learned, runners)
+                # Runs that are done or still untrained are not evaluated.
+                wanted = active & (runners.train_state.step > 0)
+                first = jnp.where(wanted[:, None, None], first, 0.0)
+                return runners, eval_env, set_index, first, stats
+
+            def after_evaluation(runners, eval_env, set_index, first, stats):
+                eval_env, set_index, first = per_run(self._record_first_episodes)(
+                    env_state, trajectory, set_index, first, eval_reset_key(set_index + 1))
+                return runners, eval_env, set_index, first, stats
+
+            out = jax.lax.cond(training, after_training, after_evaluation,
+                               runners, eval_env, set_index, first, stats)
+            return (round_ + 1, *out)
+
+        def evaluating(carry: Carry) -> jax.Array:
+            round_, runners, _, _, first, _ = carry
+            pending = jnp.any(jnp.isnan(first), axis=(1, 2))
+            return (round_ == 0) | (due & (round_ <= max_rounds) & jnp.any(pending))
+
+        first = jnp.full((len(active), num_sets, num_envs), jnp.nan, jnp.float32)
+        stats = jax.tree.map(lambda s: jnp.zeros((len(active), *s.shape), s.dtype),
+                             self._training_stat_shapes)
+        carry = (jnp.int32(0), runners, reset(eval_reset_key(jnp.zeros_like(runners.iteration))),
+                 jnp.zeros_like(runners.iteration), first, stats)
+        _, runners, _, _, first, stats = jax.lax.while_loop(evaluating, play, carry)
+
+        evaluated = due & active & (runners.train_state.step > 0)
+        eval_return = jnp.where(evaluated, jnp.mean(
+            first.reshape(len(active), -1)[:, :cfg.eval_episodes], axis=1), jnp.nan)
+        solved = runners.solved
+        if cfg.solve_return is not None:
+            solved = solved | (evaluated & (eval_return >= cfg.solve_return))
+        done = solved | (runners.env_steps >= cfg.total_env_steps)
+        runners = runners.replace(
+            key=_where(active, key, runners.key),
+            solved=jnp.where(active, solved, runners.solved),
+            done=jnp.where(active, done, runners.done),
+            last_eval_return=jnp.where(evaluated, eval_return, runners.last_eval_return))
+        metrics = {
+            "active": active, "evaluated": evaluated, "solved": runners.solved,
+            "iteration": runners.iteration, "env_steps": runners.env_steps,
+            "train_steps": runners.train_state.step,
+            "episodes_return": jnp.nanmean(runners.recent_returns, axis=1),
+            "episode_length": jnp.nanmean(runners.recent_lengths, axis=1),
+            "eval_return": eval_return, **stats}
+        return runners, metrics
+
+    def _record_first_episodes(self, env_state, trajectory, set_index, first, next_key):
+        """Records one run's first finished episode per eval env (`first`: `[sets, B]`);
+        once every env of the current set has finished one, fresh envs start the next set."""
+        done = trajectory.terminated | trajectory.truncated  # [B, T]
+        episode_return = jnp.take_along_axis(
+            trajectory.episode_return, jnp.argmax(done, axis=1)[:, None], axis=1)[:, 0]
+        row = first[set_index]
+        row = jnp.where(jnp.isnan(row) & jnp.any(done, axis=1), episode_return, row)
+        first = first.at[set_index].set(row)
+        next_set = ~jnp.any(jnp.isnan(row)) & (set_index + 1 < first.shape[0])
+        fresh = self.agent.actor.reset(next_key, row.shape[0])
+        env_state = jax.tree.map(lambda a, b: jnp.where(next_set, a, b), fresh, env_state)
+        return env_state, set_index + next_set.astype(set_index.dtype), first
+
+    def _store_and_learn(self, runner: RunnerState, env_state, trajectory, update_key):
+        """store -> learn for one run, after its training rollout."""
+        agent, cfg = self.agent, self.agent.config
+        buffer = replay.add(runner.buffer, trajectory)
+        returns, lengths, finished = record_episodes(runner, trajectory)
+
+        def learn(state, buffer):
+            return agent._update_impl(state, buffer, update_key)
+
+        def wait(state, buffer):
+            return state, buffer, self._no_update_metrics
+
+        state, buffer, update_metrics = jax.lax.cond(
+            ready_to_learn(buffer, cfg), learn, wait, runner.train_state, buffer)
+        runner = runner.replace(
+            train_state=state, buffer=buffer, env_state=env_state,
+            iteration=runner.iteration + 1,
+            env_steps=runner.env_steps + cfg.num_envs * cfg.rollout_length,
+            recent_returns=returns, recent_lengths=lengths, episodes_finished=finished)
+        return runner, {**search_statistics(trajectory), **update_metrics}
+
+    @functools.cached_property
+    def _training_stat_shapes(self) -> dict:
+        """Shapes of one run's training statistics (search statistics, learner metrics)."""
+        return {"root_value": jax.ShapeDtypeStruct((), jnp.float32),
+                "policy_entropy": jax.ShapeDtypeStruct((), jnp.float32),
+                **self._update_metric_shapes}
+
+    @functools.cached_property
+    def _update_metric_shapes(self) -> dict:
+        agent = self.agent
+        return jax.eval_shape(agent._update_impl, jax.eval_shape(agent.init, jax.random.key(0)),
+                              jax.eval_shape(agent.init_replay), jax.random.key(0))[2]
+
+    @property
+    def _no_update_metrics(self) -> dict:
+        return jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype),
+                            self._update_metric_shapes)
+
+    @functools.cached_property
+    def metric_shapes(self) -> dict:
+        """The shapes of one iteration's metrics of `[S]` runs (traced once)."""
+        runners = jax.eval_shape(lambda k: jax.vmap(self.init)(k[None]), jax.random.key(0))
+        return jax.eval_shape(self.iterate, runners, jnp.int32(1))[1]
+
+    # --- chunks and whole runs -----------------------------------------------------
+    def run_chunk(self, runners: RunnerState, first_iteration: chex.Array
+                  ) -> tuple[RunnerState, dict]:
+        """Up to `num_iterations` iterations of `[S]` runs, numbered from `first_iteration`.
+
+        Stops early once every run is done. Returns the runs and `[C, S]` metrics
+        (rows past the early stop have `active = False`).
+        """
+        num_runs = runners.iteration.shape[0]
+        metrics = jax.tree.map(
+            lambda s: jnp.zeros((self.num_iterations, num_runs, *s.shape[1:]), s.dtype),
+            self.metric_shapes)
+
+        def going(carry):
+            i, runners, _ = carry
+            return (i < self.num_iterations) & ~jnp.all(runners.done)
+
+        def body(carry):
+            i, runners, metrics = carry
+            runners, row = self.iterate(runners, first_iteration + i)
+            metrics = jax.tree.map(lambda m, r: m.at[i].set(r), metrics, row)
+            return i + 1, runners, metrics
+
+        _, runners, metrics = jax.lax.while_loop(going, body, (0, runners, metrics))
+        return runners, metrics
+
+    def train(self, key: chex.PRNGKey) -> tuple[RunnerState, dict]:
+        """A whole run from `key`, as one pure function (`jax.vmap` of it trains seeds,
+        though `run_chunk` on `[S]` runs is faster: its evaluation stays a real cond).
+
+        Returns the final state and `[max_iterations]` metrics (`active` marks the
+        iterations that ran).
+        """
+        runners = jax.tree.map(lambda x: x[None], self.init(key))
+        runners, metrics = jax.lax.scan(self.iterate, runners,
+                                        jnp.arange(1, self.max_iterations + 1))
+        return jax.tree.map(lambda x: x[0], runners), jax.tree.map(lambda x: x[:, 0], metrics)
+
+
+def make_train(config: Config, env: envs.Env | None = None, *,
+               num_iterations: int | None = None, agent: Agent | None = None) -> TrainProgram:
+    """Builds the compiled training program of `config` (JAX-native envs only).
+
+    Args:
+      config: the configuration (validated here).
+      env: the env object (default `envs.make(config)`); must be a `JaxEnv`: host envs
+        (Gymnasium, ALE) train through `muzero_jax.train`'s host loop.
+      num_iterations: C, iterations per `run_chunk` call (default config.log_every).
+      agent: an Agent of `config` to build on (default: a new one).
+    """
+    agent = agent or Agent(config, env)
+    if agent.host:
+        raise ConfigError(f"env {agent.spec.env_id!r} is a host env: it trains through "
+                          f"muzero_jax.train's host loop, not a compiled program")
+    cfg = agent.config
+    steps = cfg.num_envs * cfg.rollout_length
+    return TrainProgram(agent=agent, num_iterations=num_iterations or cfg.log_every,
+                        max_iterations=max(1, math.ceil(cfg.total_env_steps / steps)))
+
+
+# --- pieces -------------------------------------------------------------------------
+def _per_run(fn, *, num_runs: int):
+    """`fn` over a leading `[S]` axis of every argument: `jax.vmap`, or for one run a
+    plain call (a vmap of size 1 would still add a batch dimension to every gather and
+    scatter of the search, which XLA compiles more slowly)."""
+    if num_runs > 1:
+        return jax.vmap(fn)
+
+    def one(*args):
+        out = fn(*jax.tree.map(lambda x: x[0], args))
+        return jax.tree.map(lambda x: x[None], out)
+
+    return one
+
+
+def _where(mask: jax.Array, new, old):
+    """Per run: `new` where `mask[s]`, else `old` (pytrees with a leading `[S]` axis)."""
+    return jax.tree.map(
+        lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b), new, old)
+
+
+def ready_to_learn(buffer: replay.ReplayBuffer, config: Config) -> jax.Array:
+    """`Agent.ready_to_learn`, traced."""
+    return ((buffer.count * buffer.num_streams >= config.min_replay_size)
+            & (replay.num_windows(buffer, config.window_length, config.history_length) > 0))
+
+
+def record_episodes(runner: RunnerState, trajectory) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The last 100 finished episodes' returns and lengths, with those of `trajectory`.
+
+    Episodes enter in the trajectory's row-major `[B, T]` order; returns the two rings
+    and the new count.
+    """
+    done = (trajectory.terminated | trajectory.truncated).reshape(-1)
+    rank = jnp.cumsum(done) - 1  # among this rollout's finished episodes
+    total = jnp.sum(done)
+    keep = done & (rank >= total - RECENT)  # at most one write per slot
+    slot = jnp.where(keep, (runner.episodes_finished + rank) % RECENT, RECENT)
+
+    def put(ring, values):
+        return ring.at[slot].set(values.reshape(-1).astype(ring.dtype), mode="drop")
+
+    return (put(runner.recent_returns, trajectory.episode_return),
+            put(runner.recent_lengths, trajectory.episode_length),
+            runner.episodes_finished + total.astype(jnp.int32))
+
+
+def search_statistics(trajectory) -> dict[str, jax.Array]:
+    """Mean root value and mean entropy (nats) of the search policy over a `[B, T]` rollout."""
+    policy = trajectory.search_policy
+    entropy = -jnp.sum(jnp.where(policy > 0, policy * jnp.log(jnp.maximum(policy, 1e-30)), 0.0),
+                       axis=-1)
+    return {"root_value": jnp.mean(trajectory.root_value), "policy_entropy": jnp.mean(entropy)}

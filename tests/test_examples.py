@@ -1,0 +1,37 @@
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("name, env_id, worst, best", [
+    ("custom_env.py", "GridMaze-v0", -50.0, -8.0),
+    ("custom_jax_env.py", "jax/Catch-v0", -1.0, 1.0),
+])
+def test_example_runs_as_pasted_from_another_directory(tmp_path, name, env_id, worst, best):
+    # A fresh process, no PYTHONPATH, another working directory: as a user would run it.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", name),
+                           "--total-env-steps", "2000"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    match = re.search(rf"greedy return on {re.escape(env_id)}: (-?[\d.]+) .* after (\d+) env "
+                      r"steps", proc.stdout)
+    assert match, proc.stdout[-2000:]
+    assert worst <= float(match.group(1)) <= best
+    assert int(match.group(2)) == 2000
+
+
+def test_a_users_gymnasium_module_is_found_by_module_colon_id(tmp_path):
+    # train.py imports examples.custom_env (which registers GridMaze-v0) and builds the env:
+    # the config's observation_shape is then checked against the maze's 25 cells.
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "train.py"),
+                           "--env", "examples.custom_env:GridMaze-v0",
+                           "--config.observation_shape", "3"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "observes shape (25,)" in proc.stderr and proc.stderr.count("\n") == 1

@@ -1,0 +1,66 @@
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import muzero_jax as mz
+from muzero_jax.loop import make_train
+
+
+def _config(tiny_config, **overrides):
+    values = dict(total_env_steps=320, eval_every=3, eval_episodes=4, solve_return=None,
+                  log_every=5)
+    return dataclasses.replace(tiny_config, **{**values, **overrides})
+
+
+def test_a_done_run_stops_changing_while_the_others_go_on(tiny_config):
+    program = make_train(_config(tiny_config))
+    runners = jax.vmap(program.init)(jnp.stack([jax.random.key(0), jax.random.key(1)]))
+    runners = runners.replace(done=jnp.array([True, False]))
+    before = jax.tree.map(lambda x: x.copy(), runners)  # run_chunk donates nothing here
+    after, metrics = jax.jit(program.run_chunk)(runners, jnp.int32(1))
+    assert metrics["active"].shape == (5, 2)
+    assert not metrics["active"][:, 0].any() and metrics["active"][:, 1].all()
+    first = jax.tree.map(lambda x: x[0], (before, after))
+    for a, b in zip(*(jax.tree.leaves(t) for t in first), strict=True):
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        assert np.array_equal(a, b, equal_nan=True)
+    assert int(after.iteration[1]) == 5 and int(after.train_state.step[1]) > 0
+
+
+def test_seeds_train_in_one_program_with_their_own_logs(tiny_config, tmp_path):
+    results = mz.train(_config(tiny_config), seeds=(3, 4), run_dir=str(tmp_path), log=None)
+    assert [r.seed for r in results] == [3, 4]
+    for r in results:
+        assert r.env_steps == 320 and r.train_steps > 0
+        assert {row["seed"] for row in r.history} == {r.seed}
+        assert any(row["eval_return"] is not None for row in r.history)
+    assert not np.array_equal(jax.tree.leaves(results[0].state.params)[0],
+                              jax.tree.leaves(results[1].state.params)[0])
+    assert sorted(p.name for p in (tmp_path / "tensorboard").iterdir()) == ["seed3", "seed4"]
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "seed" in header and "run" in header
+
+
+def test_a_learning_rate_sweep_gives_each_run_its_rate(tiny_config):
+    results = mz.train(_config(tiny_config, eval_every=0), sweep=("learning_rate", (1e-3, 1e-2)),
+                       log=None)
+    assert [r.hyperparameters for r in results] == [{"learning_rate": 1e-3},
+                                                    {"learning_rate": 1e-2}]
+    rates = [r.history[-1]["learning_rate"] for r in results]
+    assert rates == pytest.approx([1e-3, 1e-2])
+
+
+def test_a_sweep_of_a_shape_field_is_refused(tiny_config):
+    with pytest.raises(mz.ConfigError, match=r"supported: \['learning_rate'\]"):
+        mz.train(_config(tiny_config), sweep=("hidden_size", (8, 16)), log=None)
+
+
+def test_the_whole_run_is_one_pure_function(tiny_config):
+    program = make_train(_config(tiny_config, total_env_steps=96, eval_every=0))
+    runner, metrics = jax.jit(program.train)(jax.random.key(0))
+    assert int(runner.env_steps) == 96 and bool(runner.done)
+    assert metrics["active"].shape == (3,) and metrics["active"].all()

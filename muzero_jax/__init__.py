@@ -2,7 +2,7 @@
 
 The public face:
 
-    config = muzero_jax.cartpole(seed=0)      # or atari_tiny() / atari_paper()
+    config = muzero_jax.cartpole(seed=0)      # or classic() / atari_tiny() / atari_paper()
     agent = muzero_jax.Agent(config)           # init / act / learn, jitted
     result = muzero_jax.train(config)          # the whole loop
 """
@@ -18,6 +18,7 @@ from muzero_jax.config import (
     atari_paper,
     atari_tiny,
     cartpole,
+    classic,
     muzero_reanalyze,
     sample_efficient,
     validate,
@@ -37,6 +38,6 @@ warnings.filterwarnings("ignore", message=r".*found in sys.modules after import 
 __all__ = [
     "PRESETS", "Agent", "Batch", "Config", "ConfigError", "Exploration", "SearchOutput",
     "TrainResult", "TrainState", "Trajectory", "atari_paper", "atari_tiny", "cartpole",
-    "compile_stats", "evaluate_gymnasium", "evaluate_jax", "loop", "make_train",
+    "classic", "compile_stats", "evaluate_gymnasium", "evaluate_jax", "loop", "make_train",
     "muzero_reanalyze", "sample_efficient", "train", "validate",
 ]

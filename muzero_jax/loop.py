@@ -129,7 +129,7 @@ class TrainProgram:
         keys = per_run(lambda k: jax.random.split(k, 4))(runners.key)
         key, rollout_key, update_key, eval_key = (keys[:, i] for i in range(4))
         active = ~runners.done
-        exploration = jax.vmap(lambda steps: scheduled_exploration(
+        exploration = jax.vmap(lambda steps: Exploration.scheduled(
             cfg, steps / max(cfg.total_env_steps, 1)))(runners.env_steps)
         greedy = jax.tree.map(lambda x: jnp.broadcast_to(x, active.shape), Exploration.greedy())
 
@@ -333,18 +333,6 @@ def make_train(config: Config, env: envs.Env | None = None, *,
 
 
 # --- pieces -------------------------------------------------------------------------
-def scheduled_exploration(config: Config, progress: chex.Array) -> Exploration:
-    """`Exploration.scheduled` with a traced `progress` (0..1)."""
-    temperature = jnp.float32(config.temperature)
-    for threshold, scheduled in config.temperature_schedule:
-        temperature = jnp.where(progress >= threshold, jnp.float32(scheduled), temperature)
-    ratio = temperature / config.temperature if config.temperature > 0 else temperature
-    return Exploration(temperature=temperature,
-                       dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
-                       gumbel_scale=jnp.float32(config.gumbel_scale) * ratio,
-                       repeat_probability=jnp.float32(config.exploration_repeat_probability))
-
-
 def _per_run(fn, *, num_runs: int):
     """`fn` over a leading `[S]` axis of every argument: `jax.vmap`, or for one run a
     plain call (a vmap of size 1 would still add a batch dimension to every gather and

@@ -63,40 +63,53 @@ class Exploration:
     gumbel_scale: scale of the root Gumbel noise (Gumbel search); 0 is greedy.
     repeat_probability: chance that self-play repeats the action it took on the step
       before instead of the search's (the actors apply it; 0 is greedy).
+    epsilon: chance that self-play plays a uniformly random action instead of the
+      search's, where it does not repeat (the actors apply it; 0 is greedy).
     """
 
     temperature: chex.Array
     dirichlet_fraction: chex.Array
     gumbel_scale: chex.Array
     repeat_probability: chex.Array
+    epsilon: chex.Array
 
     @classmethod
     def training(cls, config: Config) -> Exploration:
         return cls(temperature=jnp.float32(config.temperature),
                    dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
                    gumbel_scale=jnp.float32(config.gumbel_scale),
-                   repeat_probability=jnp.float32(config.exploration_repeat_probability))
+                   repeat_probability=jnp.float32(config.exploration_repeat_probability),
+                   epsilon=jnp.float32(config.exploration_epsilon))
 
     @classmethod
-    def scheduled(cls, config: Config, progress: float) -> Exploration:
-        """Training knobs at `progress` (0..1) through `config.temperature_schedule`.
+    def scheduled(cls, config: Config, progress: float | chex.Array) -> Exploration:
+        """Training knobs at `progress` (0..1, a float or a traced `[]` array, as the
+        compiled loop passes) through `config.temperature_schedule`.
 
         The temperature is the last schedule entry whose threshold progress has
         reached, else `config.temperature`. Gumbel search scales gumbel_scale by
         that temperature relative to `config.temperature`, since
-        argmax(logits + T g) samples softmax(logits / T).
+        argmax(logits + T g) samples softmax(logits / T). The chances of repeating
+        the previous action and of a random one fall in the same ratio (never rise),
+        so that late in training self-play plays, and its value targets measure, the
+        search's choices.
         """
-        temperature = temperature_at(config, progress)
+        temperature = jnp.float32(config.temperature)
+        for threshold, scheduled in config.temperature_schedule:
+            temperature = jnp.where(progress >= threshold, jnp.float32(scheduled), temperature)
         ratio = temperature / config.temperature if config.temperature > 0 else temperature
-        return cls(temperature=jnp.float32(temperature),
+        fall = jnp.minimum(ratio, 1.0)
+        return cls(temperature=temperature,
                    dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
-                   gumbel_scale=jnp.float32(config.gumbel_scale * ratio),
-                   repeat_probability=jnp.float32(config.exploration_repeat_probability))
+                   gumbel_scale=jnp.float32(config.gumbel_scale) * ratio,
+                   repeat_probability=jnp.float32(config.exploration_repeat_probability) * fall,
+                   epsilon=jnp.float32(config.exploration_epsilon) * fall)
 
     @classmethod
     def greedy(cls) -> Exploration:
         return cls(temperature=jnp.float32(0.0), dirichlet_fraction=jnp.float32(0.0),
-                   gumbel_scale=jnp.float32(0.0), repeat_probability=jnp.float32(0.0))
+                   gumbel_scale=jnp.float32(0.0), repeat_probability=jnp.float32(0.0),
+                   epsilon=jnp.float32(0.0))
 
 
 def temperature_at(config: Config, progress: float) -> float:

@@ -10,9 +10,10 @@ An actor drives one realisation of the env protocol (`muzero_jax.envs.base`):
 
 `make_actor` picks one from the env; both return a `Trajectory`, the one format
 replay accepts (see it for the row layout), and both mask illegal actions at the
-root where the env reports legal-action masks. While training, both may repeat an
-env's previous action instead of the search's (`Config.exploration_repeat_probability`,
-`repeat_actions`): runs of one action reach states that independent draws rarely do.
+root where the env reports legal-action masks. While training, both may play runs
+of one action instead of the search's choices (`explore_actions`:
+`Config.exploration_repeat_probability`, `Config.exploration_epsilon`): runs reach
+states that independent draws rarely do.
 """
 
 from __future__ import annotations
@@ -117,19 +118,19 @@ class JaxActor:
         """
         model = self.searcher.model
         legal = self.spec.legal_actions
-        repeats = self.searcher.config.exploration_repeat_probability > 0
+        explores = _explores(self.searcher.config)
 
         def step(carry, step_key):
             env_state, previous = carry
             observation = env_state.observation
-            if repeats:  # split only then, so that runs without repeats keep their keys
-                step_key, repeat_key = jax.random.split(step_key)
+            if explores:  # split only then, so that runs without it keep their keys
+                step_key, explore_key = jax.random.split(step_key)
             out = self.searcher(params, step_key, to_float(observation), exploration,
                                 _invalid(env_state.legal_action_mask) if legal else None)
             action = out.action
-            if repeats:
-                action = repeat_actions(repeat_key, action, previous,
-                                        exploration.repeat_probability)
+            if explores:
+                action = explore_actions(explore_key, action, previous, exploration,
+                                         env_state.legal_action_mask)
             env_state, env_out = jax.vmap(self.env.step)(env_state, action)
             # The time limit is rare: only pay for the extra network call when it hits.
             final_value = jax.lax.cond(
@@ -155,18 +156,43 @@ class JaxActor:
         return env_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rows)
 
 
-def repeat_actions(key: chex.PRNGKey, action: chex.Array, previous: chex.Array,
-                   probability: chex.Array) -> jax.Array:
-    """`[B]` actions: each env's `previous` action with chance `probability`, else `action`.
+def _explores(config: Config) -> bool:
+    return config.exploration_repeat_probability > 0 or config.exploration_epsilon > 0
 
-    previous: `[B]` int32, the action taken on the step before, or -1 where there is
-    none (a rollout's first step, an episode's first step), which never repeats.
-    key: consumed. The search's policy is still what replay learns from; only the
-    action played (and stored) changes, so runs of one action explore further than
-    independent draws (e.g. pumping energy into Acrobot).
+
+def explore_actions(key: chex.PRNGKey, action: chex.Array, previous: chex.Array,
+                    exploration: Exploration, legal_action_mask: chex.Array) -> jax.Array:
+    """`[B]` actions played while training, from the search's `[B]` int32 `action`.
+
+    Each env repeats its `previous` action with chance `exploration.repeat_probability`
+    (where it is still legal); otherwise it plays a uniformly random legal action with
+    chance `exploration.epsilon`, else the search's. So runs of one action have mean
+    length 1 / (1 - repeat_probability), and a share epsilon of them start from a
+    random action even once the search has settled on one (temporally extended
+    epsilon-greedy, Dabney et al. 2021). The policy target stays the search's: only
+    the action played (and stored) changes.
+
+    Args:
+      key: PRNG key (consumed).
+      action: `[B]` int32, the search's actions.
+      previous: `[B]` int32, each env's action on the step before, or -1 where there
+        is none (a rollout's first step, an episode's first step).
+      exploration: its `repeat_probability` and `epsilon` (0 for both: `action`).
+      legal_action_mask: `[B, A]` bool, True where an action is legal now.
     """
-    repeat = (jax.random.uniform(key, action.shape) < probability) & (previous >= 0)
-    return jnp.where(repeat, previous, action).astype(jnp.int32)
+    repeat_key, random_key, choice_key = jax.random.split(key, 3)
+    batch = action.shape[0]
+    legal_action_mask = jnp.asarray(legal_action_mask, bool)
+    num_actions = legal_action_mask.shape[-1]
+    previous_legal = jnp.take_along_axis(
+        legal_action_mask, jnp.clip(previous, 0, num_actions - 1)[:, None], axis=-1)[:, 0]
+    repeat = ((jax.random.uniform(repeat_key, (batch,)) < exploration.repeat_probability)
+              & (previous >= 0) & previous_legal)
+    random_action = jax.random.categorical(
+        choice_key, jnp.where(legal_action_mask, 0.0, -jnp.inf), axis=-1)
+    explore = jax.random.uniform(random_key, (batch,)) < exploration.epsilon
+    played = jnp.where(explore, random_action, action)
+    return jnp.where(repeat, previous, played).astype(jnp.int32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,7 +233,7 @@ class HostActor:
         self._search = jax.jit(self._search_impl)
         self._push = jax.jit(history_lib.push)
         self._final_value = jax.jit(self._final_value_impl)
-        self._repeat = jax.jit(repeat_actions)
+        self._explore = jax.jit(explore_actions)
 
     def _network_input(self, hist, observation):
         if self.history_length:
@@ -247,18 +273,20 @@ class HostActor:
         """
         envs, hist = env_state.envs, env_state.history
         observation, legal = env_state.observation, env_state.legal_action_mask
-        repeats = self.searcher.config.exploration_repeat_probability > 0
+        explores = _explores(self.searcher.config)
         previous = np.full(envs.num_envs, -1, np.int32)
         rows = []
         for step_key in jax.random.split(key, num_steps):
-            if repeats:  # split only then, so that runs without repeats keep their keys
-                step_key, repeat_key = jax.random.split(step_key)
+            if explores:  # split only then, so that runs without it keep their keys
+                step_key, explore_key = jax.random.split(step_key)
             out = self._search(params, step_key, hist, observation, exploration,
                                _invalid(legal))
             action = out.action
-            if repeats:
-                action = self._repeat(repeat_key, action, previous,
-                                      exploration.repeat_probability)
+            if explores:
+                action = self._explore(
+                    explore_key, action, previous, exploration,
+                    np.ones((len(previous), self.spec.num_actions), bool) if legal is None
+                    else legal)
             action = np.asarray(action)
             step = envs.step(action)
             done = step.terminated | step.truncated

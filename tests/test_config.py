@@ -87,3 +87,18 @@ def test_reanalyze_preset_is_the_papers_reanalyze():
     # sample_efficient is not it: a quarter reanalyzed, no target network, n = 50.
     other = mz.sample_efficient()
     assert (other.num_reanalyzed, other.use_target_network, other.td_steps) == (64, False, 50)
+
+
+def test_classic_stops_at_a_margin_over_each_envs_gymnasium_threshold():
+    assert mz.classic().env == "Acrobot-v1" and mz.classic().solve_return == -90.0
+    assert mz.classic(env="gymnax/Acrobot-v1").solve_return == -90.0  # its Gymnasium twin
+    assert mz.classic(env="CartPole-v1").solve_return == 490.0
+    assert mz.classic(env="FrozenLake-v1").solve_return == 0.7  # reward_threshold itself
+    assert mz.classic(env="gymnax/Breakout-MinAtar").solve_return is None  # none known
+    assert mz.classic(env="CartPole-v1", solve_return=400.0).solve_return == 400.0
+
+
+def test_classic_supports_hold_unit_rewards_at_its_discount():
+    validate(mz.classic(), max_abs_reward=1.0)  # value support holds 1 / (1 - 0.99) = 100
+    with pytest.raises(ConfigError, match="value_support_size"):
+        validate(mz.classic(discount=0.997), max_abs_reward=1.0)

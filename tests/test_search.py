@@ -228,7 +228,8 @@ def test_q_normalisation_is_chosen_by_the_config(tiny_config):
             params, jax.random.key(9), obs,
             mz.Exploration(temperature=jnp.float32(1.0), dirichlet_fraction=jnp.float32(0.0),
                            gumbel_scale=jnp.float32(1.0),
-                           repeat_probability=jnp.float32(0.0))).search_policy)
+                           repeat_probability=jnp.float32(0.0),
+                           epsilon=jnp.float32(0.0))).search_policy)
     np.testing.assert_array_equal(policies["parent_and_siblings"],
                                   np.asarray(mctx_default.action_weights))
     assert not np.array_equal(policies["tree_min_max"], policies["parent_and_siblings"])

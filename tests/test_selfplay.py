@@ -75,18 +75,36 @@ def test_trajectories_feed_replay(tiny_agent):
     assert int(replay.num_windows(buffer, tiny_agent.config.window_length)) > 0
 
 
-def test_repeat_actions_keeps_the_previous_action_with_its_probability():
-    from muzero_jax.selfplay import repeat_actions
+def _exploration(repeat, epsilon):
+    from muzero_jax.search import Exploration
+
+    return Exploration(temperature=jnp.float32(1.0), dirichlet_fraction=jnp.float32(0.0),
+                       gumbel_scale=jnp.float32(1.0), repeat_probability=jnp.float32(repeat),
+                       epsilon=jnp.float32(epsilon))
+
+
+def test_explore_actions_repeats_and_draws_random_legal_actions_at_their_rates():
+    from muzero_jax.selfplay import explore_actions
 
     n = 20_000
     action = jnp.zeros(n, jnp.int32)
     previous = jnp.where(jnp.arange(n) < 100, -1, 1)  # the first 100 have none to repeat
+    legal = jnp.ones((n, 4), bool)
     key = jax.random.key(0)
-    np.testing.assert_array_equal(repeat_actions(key, action, previous, 0.0), 0)
-    out = np.asarray(repeat_actions(key, action, previous, 0.75))
+    np.testing.assert_array_equal(
+        explore_actions(key, action, previous, _exploration(0.0, 0.0), legal), 0)
+    out = np.asarray(explore_actions(key, action, previous, _exploration(0.75, 0.0), legal))
+    assert out.dtype == np.int32
     np.testing.assert_array_equal(out[:100], 0)
     assert abs(out[100:].mean() - 0.75) < 0.01  # fixed key: deterministic
-    assert out.dtype == np.int32
+    # epsilon 1, no repeats: uniform over the legal actions (here 1 and 3).
+    legal = jnp.zeros((n, 4), bool).at[:, 1].set(True).at[:, 3].set(True)
+    out = np.asarray(explore_actions(key, action, previous, _exploration(0.0, 1.0), legal))
+    assert set(np.unique(out)) == {1, 3} and abs((out == 3).mean() - 0.5) < 0.01
+    # A previous action that is no longer legal is never repeated.
+    previous = jnp.full(n, 2, jnp.int32)
+    out = np.asarray(explore_actions(key, action, previous, _exploration(0.99, 0.0), legal))
+    np.testing.assert_array_equal(out, 0)
 
 
 @pytest.mark.parametrize("env_id", ["jax/CartPole-v1", "CartPole-v1"])
@@ -107,6 +125,12 @@ def test_training_rollouts_repeat_actions_and_greedy_ones_do_not(tiny_config, en
     _, trajectory = agent.rollout(state, agent.reset(jax.random.key(1)), jax.random.key(2),
                                   num_steps=40)
     assert repeated(trajectory) > 0.9
+    # With epsilon as well, some runs start from random actions: both actions are played.
+    noisy = mz.Agent(replace(tiny_config, env=env_id, exploration_repeat_probability=0.9,
+                             exploration_epsilon=1.0))
+    _, trajectory = noisy.rollout(state, noisy.reset(jax.random.key(1)), jax.random.key(2),
+                                  num_steps=40)
+    assert repeated(trajectory) > 0.85 and set(np.unique(trajectory.action)) == {0, 1}
     # The stored policy target is still the search's, not the action repeated.
     assert not np.allclose(np.asarray(trajectory.search_policy).max(-1), 1.0)
     # Greedy play (evaluation) ignores it: the same actions as an agent without repeats.

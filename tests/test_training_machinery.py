@@ -66,13 +66,19 @@ def test_no_target_network_keeps_no_copy(tiny_config):
 
 def test_temperature_schedule_by_progress(tiny_config):
     cfg = dataclasses.replace(tiny_config, temperature_schedule=((0.5, 0.5), (0.75, 0.25)),
-                              gumbel_scale=2.0)
+                              gumbel_scale=2.0, exploration_repeat_probability=0.8,
+                              exploration_epsilon=0.4)
     assert [temperature_at(cfg, p) for p in (0.0, 0.49, 0.5, 0.74, 0.75, 1.0)] == \
         [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
     late = Exploration.scheduled(cfg, 0.8)
     assert float(late.temperature) == 0.25
     assert float(late.gumbel_scale) == 0.5  # 2.0 * 0.25 / 1.0
     assert float(late.dirichlet_fraction) == cfg.dirichlet_fraction
+    assert float(late.repeat_probability) == np.float32(0.2)  # 0.8 * 0.25 / 1.0
+    assert float(late.epsilon) == np.float32(0.1)  # 0.4 * 0.25 / 1.0
+    assert float(Exploration.scheduled(cfg, 0.1).repeat_probability) == np.float32(0.8)
+    hotter = dataclasses.replace(cfg, temperature_schedule=((0.5, 2.0),))
+    assert float(Exploration.scheduled(hotter, 0.6).repeat_probability) == np.float32(0.8)
     no_schedule = Exploration.scheduled(tiny_config, 0.9)
     assert float(no_schedule.temperature) == tiny_config.temperature
     assert float(no_schedule.gumbel_scale) == tiny_config.gumbel_scale

@@ -14,6 +14,7 @@ a listener that sums them by name, so that a run can say where its cold start we
 from __future__ import annotations
 
 import collections
+import os
 import threading
 
 import jax
@@ -83,6 +84,27 @@ def format_table(stats: dict[str, dict[str, float]], *, top: int = 6) -> str:
     if len(per_program) > top:
         parts.append(f"{len(per_program) - top} others {rest:.1f}s")
     return f"compile {total:.1f}s over {len(per_program)} programs: " + ", ".join(parts)
+
+
+DEFAULT_CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                             "muzero_jax", "jax")
+
+
+def use_cache(directory: str | None) -> str | None:
+    """Keeps compiled programs in `directory` (JAX's persistent compilation cache), so a
+    later process with the same programs skips XLA's compile (tracing and lowering still
+    run); None leaves JAX's setting as it is. A directory set through JAX's own
+    JAX_COMPILATION_CACHE_DIR wins. Returns the directory in use, or None.
+    """
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return os.environ["JAX_COMPILATION_CACHE_DIR"]
+    if directory is None:
+        return jax.config.jax_compilation_cache_dir
+    os.makedirs(directory, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", directory)
+    # JAX's default skips programs under 1 s; every one of ours counts at start-up.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return directory
 
 
 install()

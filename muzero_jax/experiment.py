@@ -24,7 +24,7 @@ from typing import Annotated
 import numpy as np
 import tyro
 
-from muzero_jax import checkpoint, cli, envs
+from muzero_jax import checkpoint, cli, compile_stats, envs
 from muzero_jax.agent import Agent
 from muzero_jax.config import PRESETS, Config, ConfigError
 from muzero_jax.evaluate import evaluate_final, solve_threshold
@@ -44,7 +44,7 @@ def evaluate_named_env(result: TrainResult, config: Config) -> tuple[np.ndarray,
 
 # The preset for small vector envs without a preset of their own. Merge point (issue 10):
 # "classic" once config.py has it; until then CartPole's, the closest we have.
-CLASSIC_PRESET = "classic" if "classic" in PRESETS else "cartpole"
+CLASSIC_PRESET = "classic"
 CARTPOLE_IDS = ("jax/CartPole-v1", "CartPole-v1", "gymnax/CartPole-v1")
 
 
@@ -93,6 +93,10 @@ class Flags:
     # one run per comma-separated value of a config field, in one program (with --seeds:
     # per seed), e.g. --sweep learning_rate 1e-3,3e-3,1e-2
     sweep: Annotated[tuple[str, str] | None, _flag("FIELD VALUES", "none")] = None
+    # keep compiled programs here, so that the next run with the same shapes skips XLA's
+    # compile (JAX's persistent cache); none: compile afresh every run
+    compile_cache: Annotated[str | None, _flag("DIR", compile_stats.DEFAULT_CACHE)] = (
+        compile_stats.DEFAULT_CACHE)
     config: Config = Config()  # every field of muzero_jax.Config; defaults are the preset's
 
     def overrides(self) -> dict:
@@ -196,6 +200,7 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
             and os.path.abspath(flags.out) != os.path.abspath(flags.resume)):
         cli.error(f"--out {flags.out} and --resume {flags.resume}: a resumed run stays in "
                   "its directory; give only --resume")
+    compile_stats.use_cache(flags.compile_cache)
     try:
         config = cli.build(flags.config, **flags.overrides())
         (check or Agent)(config)

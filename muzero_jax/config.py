@@ -138,6 +138,11 @@ class Config:
     solve_return: float | None = 475.0  # stop when a periodic eval reaches it
     final_eval_episodes: int = 100  # episodes on the Gymnasium env at the end
     log_every: int = 5  # iterations between progress lines
+    # several runs in one program (seeds, a sweep): "map" steps them one after another
+    # inside the compiled iteration and skips those that are done (on a CPU, where the
+    # learner is compute-bound and a vmap buys nothing); "vmap" steps them side by side
+    # (accelerators); "auto": map on CPU, vmap elsewhere
+    run_layout: Literal["auto", "map", "vmap"] = "auto"
 
     # --- checkpoints (when train is given a run directory) ------------------------
     checkpoint_every: int = 1_000  # updates between checkpoints (0: only at the end)
@@ -241,6 +246,8 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     if cfg.q_normalisation not in ("tree_min_max", "parent_and_siblings"):
         raise ConfigError(f"q_normalisation={cfg.q_normalisation!r}: expected "
                           "'tree_min_max' or 'parent_and_siblings'")
+    if cfg.run_layout not in ("auto", "map", "vmap"):
+        raise ConfigError(f"run_layout={cfg.run_layout!r}: expected 'auto', 'map' or 'vmap'")
     if cfg.lr_decay not in ("cosine", "exponential"):
         raise ConfigError(f"lr_decay={cfg.lr_decay!r}: expected 'cosine' or 'exponential'")
     if cfg.optimizer not in ("adam", "sgd"):

@@ -15,15 +15,18 @@ Self-play and evaluation are rounds of one `lax.while_loop` around a single roll
 call, so the search (the largest part of the program) is compiled once, not once for
 self-play and again for evaluation.
 
-Every function works on `[S]` runs side by side (seeds, or a sweep's values), a leading
-axis on every leaf of `RunnerState`; the runs are vmapped inside the loop rather than
-the loop under a vmap, so that the iteration count stays one scalar for all runs and the
-evaluation stays a real `lax.cond` (under `vmap`, a cond on a batched predicate runs
-both branches every iteration). A single run is called without vmap at all. A run that
-is done (budget spent, or solved) stops changing: its iterations leave its state as it
-was and report `active = False`, while the others go on; `run_chunk` returns early once
-every run is done. `RunnerState` holds everything a run needs to go on, so it is also
-what a checkpoint saves.
+Every function works on `[S]` runs (seeds, or a sweep's values), a leading axis on
+every leaf of `RunnerState`, and the iteration count stays one scalar for all runs. How
+the runs share an iteration is `Config.run_layout`: on a CPU each run's iteration runs
+in turn (`lax.map`), exactly as it would alone, so a run in a five-seed program ends
+with the parameters it would have ended with by itself, and a run that is done costs
+nothing; on accelerators the runs are vmapped inside the iteration (not the loop under a
+vmap, so that the evaluation stays a real `lax.cond`: under `vmap`, a cond on a batched
+predicate runs both branches every iteration), and a done run is computed and masked. A
+single run is called without vmap at all. A run that is done (budget spent, or solved)
+stops changing: its iterations leave its state as it was and report `active = False`,
+while the others go on; `run_chunk` returns early once every run is done. `RunnerState`
+holds everything a run needs to go on, so it is also what a checkpoint saves.
 """
 
 from __future__ import annotations
@@ -112,9 +115,55 @@ class TrainProgram:
             episodes_finished=jnp.int32(0))
 
     # --- one iteration --------------------------------------------------------------
+    @property
+    def run_layout(self) -> str:
+        """How `iterate` steps several runs: "map" or "vmap" (`Config.run_layout`)."""
+        layout = self.agent.config.run_layout
+        if layout == "auto":
+            return "map" if jax.default_backend() == "cpu" else "vmap"
+        return layout
+
     def iterate(self, runners: RunnerState, iteration: chex.Array
                 ) -> tuple[RunnerState, dict]:
-        """Iteration number `iteration` (1-based) of `[S]` runs side by side.
+        """Iteration number `iteration` (1-based) of `[S]` runs.
+
+        One run, or `run_layout` "vmap": `iterate_side_by_side`. "map": each run's
+        iteration in turn (`lax.map`), exactly as it would run alone, and a run that
+        is done costs nothing (a real `lax.cond`, where under vmap a done run is
+        computed and thrown away): on a CPU the learner is compute-bound, so five
+        vmapped runs cost about five times one, and finished runs are what there is
+        to save. Returns `[S]` runs and metrics.
+        """
+        if runners.iteration.shape[0] == 1 or self.run_layout == "vmap":
+            return self.iterate_side_by_side(runners, iteration)
+
+        def one(runner):
+            def go(runner):
+                new, metrics = self.iterate_side_by_side(
+                    jax.tree.map(lambda x: x[None], runner), iteration)
+                return jax.tree.map(lambda x: x[0], (new, metrics))
+
+            return jax.lax.cond(runner.done, lambda r: (r, self._idle_metrics(r)), go, runner)
+
+        return jax.lax.map(one, runners)
+
+    def _idle_metrics(self, runner: RunnerState) -> dict:
+        """One done run's metrics for an iteration it sat out (`active` False)."""
+        shapes = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype),
+                              self.metric_shapes)
+        metrics = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype)
+                               if jnp.issubdtype(s.dtype, jnp.floating)
+                               else jnp.zeros(s.shape, s.dtype), shapes)
+        return {**metrics, "active": jnp.bool_(False), "evaluated": jnp.bool_(False),
+                "solved": runner.solved, "iteration": runner.iteration,
+                "env_steps": runner.env_steps, "train_steps": runner.train_state.step,
+                "episodes_return": jnp.nanmean(runner.recent_returns),
+                "episode_length": jnp.nanmean(runner.recent_lengths)}
+
+    def iterate_side_by_side(self, runners: RunnerState, iteration: chex.Array
+                             ) -> tuple[RunnerState, dict]:
+        """Iteration number `iteration` (1-based) of `[S]` runs side by side (vmapped;
+        one run is called without vmap).
 
         collect -> store -> learn, then (every `eval_every` iterations) evaluate. Self-play
         and evaluation are rounds of one `lax.while_loop` around a single rollout call
@@ -270,7 +319,7 @@ class TrainProgram:
     def metric_shapes(self) -> dict:
         """The shapes of one iteration's metrics of `[S]` runs (traced once)."""
         runners = jax.eval_shape(lambda k: jax.vmap(self.init)(k[None]), jax.random.key(0))
-        return jax.eval_shape(self.iterate, runners, jnp.int32(1))[1]
+        return jax.eval_shape(self.iterate_side_by_side, runners, jnp.int32(1))[1]
 
     # --- chunks and whole runs -----------------------------------------------------
     def run_chunk(self, runners: RunnerState, first_iteration: chex.Array

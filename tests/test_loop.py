@@ -56,6 +56,20 @@ def test_seeds_train_in_one_program_with_their_own_logs(tiny_config, tmp_path, c
     assert capsys.readouterr().out.startswith("seed4: CartPole-v1: checkpoint ")
 
 
+@pytest.mark.parametrize("layout", ["map", "vmap"])
+def test_runs_in_one_program_end_as_they_would_alone(tiny_config, layout):
+    config = _config(tiny_config, total_env_steps=160, run_layout=layout)
+    together = mz.train(config, seeds=(3, 4), log=None)
+    alone = mz.train(dataclasses.replace(config, seed=4), log=None)
+    assert together[1].env_steps == alone.env_steps == 160
+    for a, b in zip(jax.tree.leaves(together[1].state.params),
+                    jax.tree.leaves(alone.state.params), strict=True):
+        if layout == "map":  # the very same computation, run after seed 3's
+            np.testing.assert_array_equal(a, b)
+        else:  # the same maths, batched: XLA may order sums differently
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_a_learning_rate_sweep_gives_each_run_its_rate(tiny_config):
     results = mz.train(_config(tiny_config, eval_every=0), sweep=("learning_rate", (1e-3, 1e-2)),
                        log=None)

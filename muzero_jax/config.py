@@ -608,23 +608,27 @@ def _solve_return_for(env_id: str) -> float | None:
 def classic(**overrides) -> Config:
     """Small vector envs with |reward| <= 1 a step (classic control), host or jitted.
 
-    `Acrobot-v1` (Gymnasium's numpy env, host path) by default; `gymnax/Acrobot-v1`,
-    `CartPole-v1`, `MountainCar-v0` and the like take the same settings. Acrobot
-    gives -1 a step until the tip swings above the bar: nothing tells states apart
-    until the goal has been reached, and uniformly random actions reach it in 2% of
-    episodes, so what mattered (issue 10's measurements) was:
+    `Acrobot-v1` (Gymnasium's numpy env, host path) by default; `gymnax/Acrobot-v1`
+    (the jitted path), `CartPole-v1`, `MountainCar-v0` and the like take the same
+    settings. Acrobot gives -1 a step until the tip swings above the bar: nothing
+    tells states apart until the goal has been reached, and uniformly random actions
+    reach it in 2% of 500-step episodes. What mattered (issue 10's runs, seed 0,
+    gymnax/Acrobot-v1, greedy return at 150k env steps unless said):
 
-    - runs of one action (exploration_repeat_probability 0.75: mean length 4)
-      reach the goal in ~45% of episodes from the first iteration; a share of runs
-      of random actions (exploration_epsilon) keeps the data covering every action
-      after the search settles on one everywhere, as it did in runs without it;
-    - enough learner steps per env step (50 per 400): learning is bound by updates;
-    - discount 0.99, so values stay in [-100, 0] (value support 10 holds 120);
-      0.997 learned slower; n = 50 carries the goal back farther than n = 10;
-    - PUCT with 16 simulations; Gumbel's sharper policy targets locked in wrong
-      actions sooner.
+    - runs of one action (exploration_repeat_probability 0.75, mean length 4) reach
+      the goal in ~45% of episodes from the first iteration; without them PUCT and
+      Gumbel search alike stayed at -500 for 150k steps;
+    - the repeats fall with the temperature schedule (T 1 -> 0.5 at 40% of the
+      budget, 0.25 at 70%), so that late in training self-play plays, and its value
+      targets measure, the search's own choices: a fixed 0.75 stalled near -125;
+    - learner steps per env step (50 per 400 steps, batch 256): 25 gave -159,
+      50 gave -125 at the same env steps;
+    - discount 0.99 (values in [-100, 0], value support 10 holds 120): 0.997 gave
+      -459; n = 50: n = 10 stayed at -500;
+    - PUCT with 50 simulations: with 16 it reached -125 and stalled; Gumbel with
+      16 stayed at -500.
 
-    The supports assume |reward| <= 1 (reward support 2 holds 7.9): for larger
+    The supports assume |reward| <= 1 (reward support 1 holds 3.0): for larger
     rewards set `max_abs_reward` (validation then names the support sizes needed).
     `solve_return` defaults to a margin over the env's Gymnasium reward_threshold.
     """
@@ -633,18 +637,18 @@ def classic(**overrides) -> Config:
         env="Acrobot-v1",
         discount=0.99,
         value_support_size=10,  # h^-1(10) = 120 > 1 / (1 - 0.99) = 100
-        reward_support_size=2,
+        reward_support_size=1,
         search="muzero",
-        num_simulations=16,
+        num_simulations=50,
         dirichlet_alpha=0.25,
         dirichlet_fraction=0.25,
         temperature=1.0,
+        temperature_schedule=((0.4, 0.5), (0.7, 0.25)),
         exploration_repeat_probability=0.75,
-        exploration_epsilon=0.5,
         td_steps=50,
         batch_size=256,
         updates_per_iteration=50,
-        total_env_steps=300_000,
+        total_env_steps=250_000,
         eval_every=20,
         eval_episodes=32,
         solve_return=_solve_return_for(env),

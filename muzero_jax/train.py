@@ -193,31 +193,21 @@ def train(config: Config, *, env: envs.Env | None = None,
                                    runners.train_state.step)[r]) - last_updates[r])
                                / chunk_seconds)
                     history.append(row)
-                    if logger is not None:
-                        logger.write(row)
-                    if on_iteration is not None:
-                        on_iteration(row)
-                    if log is not None and not show_bar:
-                        log(_progress_line(row))
+                    _report(row, logger=logger, on_iteration=on_iteration, log=log,
+                            show_bar=show_bar)
             meta["iteration"] += ran
             bar.update(steps_now - last_steps)
             last_time, last_steps = now, steps_now
             last_updates = [int(u) for u in np.asarray(runners.train_state.step)]
             updates = max(last_updates)
-            if checkpointer is not None and cfg.checkpoint_every and (
-                    updates // cfg.checkpoint_every
-                    > meta["last_checkpoint_updates"] // cfg.checkpoint_every):
+            if checkpointer is not None and _checkpoint_due(
+                    cfg, updates, meta["last_checkpoint_updates"]):
                 logger.flush()  # events up to the checkpoint are on disk with it
                 save(runners)
         if checkpointer is not None and saved_iteration != meta["iteration"]:
             save(runners)
     finally:
-        bar.close()
-        if checkpointer is not None:
-            checkpointer.wait()
-            checkpointer.close()
-        if logger is not None:
-            logger.close()
+        _close(bar, checkpointer, logger)
     if run_dir is not None and history:
         plot_run(run_dir)
     compile_seconds = compile_stats.totals(compile_stats.since(compile_before))
@@ -432,34 +422,50 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
                 }
                 last_time, last_steps, last_updates = now, loop.env_steps, updates
                 loop.history.append(row)
-                if logger is not None:
-                    logger.write(row)
-                if on_iteration is not None:
-                    on_iteration(row)
-                if log is not None and not show_bar:
-                    log(_progress_line(row))
+                _report(row, logger=logger, on_iteration=on_iteration, log=log,
+                        show_bar=show_bar)
 
-            if checkpointer is not None and cfg.checkpoint_every and (
-                    int(state.step) // cfg.checkpoint_every
-                    > loop.last_checkpoint_updates // cfg.checkpoint_every):
+            if checkpointer is not None and _checkpoint_due(
+                    cfg, int(state.step), loop.last_checkpoint_updates):
                 logger.flush()  # events up to the checkpoint are on disk with it
                 save(state, buffer, env_state, key)
 
         if checkpointer is not None and saved_iteration != loop.iteration:
             save(state, buffer, env_state, key)
     finally:
-        bar.close()
-        if checkpointer is not None:
-            checkpointer.wait()
-            checkpointer.close()
-        if logger is not None:
-            logger.close()
+        _close(bar, checkpointer, logger)
     if run_dir is not None and loop.history:
         plot_run(run_dir)
 
     return TrainResult(agent=agent, state=state, buffer=buffer, history=loop.history,
                        env_steps=loop.env_steps, train_steps=int(state.step),
                        solved=loop.solved, seconds=time.perf_counter() - start)
+
+
+def _report(row: dict, *, logger, on_iteration, log, show_bar: bool) -> None:
+    """A logged row to every sink: the run directory's logs, the caller, the terminal."""
+    if logger is not None:
+        logger.write(row)
+    if on_iteration is not None:
+        on_iteration(row)
+    if log is not None and not show_bar:
+        log(_progress_line(row))
+
+
+def _checkpoint_due(cfg: Config, updates: int, last_checkpoint_updates: int) -> bool:
+    """Whether `updates` crossed a multiple of checkpoint_every since the last checkpoint."""
+    every = cfg.checkpoint_every
+    return bool(every) and updates // every > last_checkpoint_updates // every
+
+
+def _close(bar, checkpointer, logger) -> None:
+    """Ends a run's I/O: the bar, checkpoint writes still in flight, the logs."""
+    bar.close()
+    if checkpointer is not None:
+        checkpointer.wait()
+        checkpointer.close()
+    if logger is not None:
+        logger.close()
 
 
 @dataclasses.dataclass

@@ -122,6 +122,9 @@ def train(config: Config, *, env: envs.Env | None = None,
         if multi:
             raise ConfigError(f"seeds and sweeps in one program need a JAX env; "
                               f"{agent.spec.env_id!r} is a host env: run one process per seed")
+        if distributed.num_devices(config) != 1:
+            raise ConfigError(f"num_devices={config.num_devices}: host envs "
+                              f"({agent.spec.env_id!r}) train on one device; expected 1")
         return _train_host(agent, log=log, on_iteration=on_iteration, run_dir=run_dir,
                            resume=resume, progress=progress)
     cfg = agent.config

@@ -26,6 +26,8 @@ Sections:
              jitted path (jax/CartPole-v1, gymnax/CartPole-v1, gymnax/Breakout-MinAtar)
              beside the host path (Gymnasium's CartPole-v1, sync).
   compile    compile seconds per program of a cold experiments/cartpole.py process.
+  scaling    self-play env steps/s and learner updates/s on 1, 2, 4, 8 devices
+             (muzero_jax.distributed; forced CPU devices without accelerators).
   soak       RSS against env steps of a 520k-step run after its buffer fills, checkpoints
              on (only with --only soak).
 
@@ -49,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import muzero_jax as mz
-from benchmarks import anatomy, atari, envs, machine, soak, solve
+from benchmarks import anatomy, atari, envs, machine, scaling, soak, solve
 from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.search import Searcher
@@ -492,12 +494,13 @@ def markdown(results: dict) -> str:
     if "envs" in sec:
         lines += ["## Self-play per environment: jitted and host paths", ""]
         lines += envs.markdown(sec["envs"]) + [""]
+    lines += scaling.markdown(sec)
     lines += soak.markdown(sec)
     return "\n".join(lines)
 
 
 SECTIONS = ("search", "anatomy", "iteration", "selfplay", "learner", "solve", "atari", "envs",
-            "compile", "soak")
+            "compile", "scaling", "soak")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -533,6 +536,7 @@ def main(argv: list[str] | None = None) -> dict:
         "envs": lambda: envs.benchmark(settings, print),
         "compile": lambda: soak.cold_start(settings, print),
         "soak": lambda: soak.soak(settings, print),
+        "scaling": lambda: scaling.benchmark(settings, print),
     }
     # The soak runs half a million env steps: only when asked for (--only soak).
     sections = args.only or [n for n in SECTIONS if not (args.quick and n == "anatomy")

@@ -9,7 +9,7 @@ The public face:
 
 import warnings
 
-from muzero_jax import compile_stats, loop
+from muzero_jax import compile_stats, distributed, loop
 from muzero_jax.agent import Agent
 from muzero_jax.config import (
     PRESETS,
@@ -38,6 +38,7 @@ warnings.filterwarnings("ignore", message=r".*found in sys.modules after import 
 __all__ = [
     "PRESETS", "Agent", "Batch", "Config", "ConfigError", "Exploration", "SearchOutput",
     "TrainResult", "TrainState", "Trajectory", "atari_paper", "atari_tiny", "cartpole",
-    "classic", "compile_stats", "evaluate_gymnasium", "evaluate_jax", "loop", "make_train",
+    "classic", "compile_stats", "distributed", "evaluate_gymnasium", "evaluate_jax", "loop",
+    "make_train",
     "muzero_reanalyze", "sample_efficient", "train", "validate",
 ]

@@ -187,8 +187,10 @@ class Agent:
         progress = jnp.minimum(step / cfg.priority_beta_anneal_steps, 1.0)
         return cfg.priority_beta + (1.0 - cfg.priority_beta) * progress
 
-    def _sample_batch(self, state, buffer, key):
-        """Sample -> Reanalyze -> targets. Returns the batch, its windows and statistics."""
+    def _sample_batch(self, state, buffer, key, axis_name=None):
+        """Sample -> Reanalyze -> targets. Returns the batch, its windows and statistics.
+
+        `axis_name`: per shard of a data axis (see `_update_impl`)."""
         cfg = self.config
         # Split only when a search needs a key, so runs without Reanalyze draw the
         # same samples as before it existed.
@@ -197,7 +199,7 @@ class Agent:
         beta = self.priority_beta(state.step) if state is not None else cfg.priority_beta
         window = replay.sample(buffer, sample_key, cfg.batch_size, cfg.window_length,
                                priority_alpha=cfg.priority_alpha, priority_beta=beta,
-                               history_length=cfg.history_length)
+                               history_length=cfg.history_length, axis_name=axis_name)
         # A target network gives every window's bootstrap values (at time limits
         # too); Reanalyze alone refreshes its share with the latest parameters.
         num_values = cfg.batch_size if cfg.use_target_network else cfg.num_reanalyzed
@@ -238,16 +240,21 @@ class Agent:
         """
         return self._update(state, buffer, key)
 
-    def _update_impl(self, state, buffer, key):
+    def _update_impl(self, state, buffer, key, axis_name=None):
+        """`update`'s body. `axis_name`: inside `shard_map` over a data axis
+        (`muzero_jax.distributed`), its name; this Agent's config is then one shard's
+        (`distributed.shard_config`): `buffer` holds the shard's streams, each step
+        samples the shard's part of the batch from them, gradients and metrics are
+        averaged over the shards, and every shard ends with the same `state`."""
         cfg = self.config
 
         def step(carry, key):
             state, buffer = carry
-            batch, window, stats = self._sample_batch(state, buffer, key)
-            state, metrics, priority = self.learner.step(state, batch)
+            batch, window, stats = self._sample_batch(state, buffer, key, axis_name)
+            state, metrics, priority = self.learner.step(state, batch, axis_name=axis_name)
             if cfg.priority_alpha > 0:
                 buffer = replay.update_priorities(buffer, window.stream, window.position,
-                                                  priority)
+                                                  priority, axis_name=axis_name)
             metrics = dict(metrics, **stats, priority_mean=jnp.mean(priority),
                            priority_max=jnp.max(priority),
                            importance_weight_min=jnp.min(window.weight),
@@ -258,6 +265,10 @@ class Agent:
         (state, buffer), metrics = jax.lax.scan(step, (state, buffer), keys)
         reduce = {"priority_max": jnp.max, "importance_weight_min": jnp.min}
         metrics = {k: reduce.get(k, jnp.mean)(v) for k, v in metrics.items()}
+        if axis_name is not None:
+            across = {"priority_max": jax.lax.pmax, "importance_weight_min": jax.lax.pmin}
+            metrics = {k: across.get(k, jax.lax.pmean)(v, axis_name)
+                       for k, v in metrics.items()}
         return state, buffer, metrics
 
     def ready_to_learn(self, buffer: replay.ReplayBuffer) -> bool:

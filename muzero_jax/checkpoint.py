@@ -266,7 +266,8 @@ def open_run(run_dir: str, cfg: Config, *, resume: bool) -> Checkpointer:
     if not resume and steps:
         raise CheckpointError(f"{run_dir}: already holds checkpoints {steps}; resume it "
                               f"(--resume) or choose another directory")
-    save_config(run_dir, cfg)
+    if jax.process_index() == 0:  # one writer when several processes share the run
+        save_config(run_dir, cfg)
     return checkpointer
 
 

@@ -132,6 +132,11 @@ class Config:
 
     # --- the run ------------------------------------------------------------------
     seed: int = 0  # PRNG seed: parameters, self-play, replay sampling, evaluation
+    # data-parallel devices (muzero_jax.distributed): envs, search, replay streams and
+    # each batch split over them, parameters replicated; num_envs and batch_size are
+    # totals and must divide by it. 1: one device, as without a mesh; 0: every device
+    # the processes see (jax.device_count())
+    num_devices: int = 1
     total_env_steps: int = 200_000  # stop after this many env steps
     eval_every: int = 10  # iterations between greedy evaluations (0: never)
     eval_episodes: int = 32  # episodes per periodic (JAX env) evaluation
@@ -285,6 +290,11 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
             f"{cfg.target_ema}: expected one way to update the target network (set the "
             "other to 0)")
     _validate_temperature_schedule(cfg.temperature_schedule)
+    if cfg.num_devices < 0:
+        raise ConfigError(f"num_devices={cfg.num_devices!r}: expected an integer >= 0 "
+                          "(0: every device)")
+    if cfg.num_devices > 1:
+        validate_divisible(cfg, cfg.num_devices)
     if cfg.max_grad_norm is not None and not cfg.max_grad_norm > 0:
         raise ConfigError(f"max_grad_norm={cfg.max_grad_norm!r}: expected > 0 or None")
     if cfg.max_depth is not None and cfg.max_depth < 1:
@@ -331,6 +341,19 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     if num_actions is not None and cfg.search == "gumbel" and num_actions < 2:
         raise ConfigError(f"env {cfg.env!r} has {num_actions} action(s); expected >= 2")
     return cfg
+
+
+def validate_divisible(cfg: Config, num_devices: int) -> None:
+    """Raises `ConfigError` unless num_envs and batch_size (totals) divide by `num_devices`."""
+    for name in ("num_envs", "batch_size"):
+        value = getattr(cfg, name)
+        if value % num_devices:
+            below = value // num_devices * num_devices
+            nearest = [v for v in (below, below + num_devices) if v > 0]
+            raise ConfigError(
+                f"{name}={value}: a total split over num_devices={num_devices} devices; "
+                f"expected a multiple of {num_devices}, e.g. "
+                f"{' or '.join(map(str, nearest))}")
 
 
 def to_dict(cfg: Config) -> dict:

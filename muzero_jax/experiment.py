@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Annotated
 
+import jax
 import numpy as np
 import tyro
 
-from muzero_jax import checkpoint, cli, compile_stats, envs
+from muzero_jax import checkpoint, cli, compile_stats, distributed, envs
 from muzero_jax.agent import Agent
 from muzero_jax.config import PRESETS, Config, ConfigError
 from muzero_jax.evaluate import evaluate_final, solve_threshold
@@ -97,6 +98,14 @@ class Flags:
     # compile (JAX's persistent cache); none: compile afresh every run
     compile_cache: Annotated[str | None, _flag("DIR", compile_stats.DEFAULT_CACHE)] = (
         compile_stats.DEFAULT_CACHE)
+    # several processes (hosts): process 0's HOST:PORT, which the others connect to
+    # (jax.distributed.initialize); give all three, and --config.num-devices 0 for all
+    # devices of all processes
+    coordinator: Annotated[str | None, _flag("HOST:PORT", "one process")] = None
+    # processes in a multi-process run
+    num_processes: Annotated[int | None, _flag("N", "one process")] = None
+    # this process's index in a multi-process run, 0..N-1
+    process_id: Annotated[int | None, _flag("I", "one process")] = None
     config: Config = Config()  # every field of muzero_jax.Config; defaults are the preset's
 
     def overrides(self) -> dict:
@@ -203,7 +212,9 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
     compile_stats.use_cache(flags.compile_cache)
     try:
         config = cli.build(flags.config, **flags.overrides())
+        distributed.initialize(flags.coordinator, flags.num_processes, flags.process_id)
         (check or Agent)(config)
+        num_devices = distributed.num_devices(config)
     except (ConfigError, ValueError) as e:
         cli.error(str(e))
     seeds, sweep = runs_from_flags(flags)
@@ -212,7 +223,7 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
             f"-seed{config.seed}", "-" + "-".join(
                 ([f"seeds{'_'.join(map(str, seeds))}"] if seeds else [])
                 + ([f"sweep-{sweep[0]}"] if sweep else [])))
-        return _main_runs(config, preset, out, flags, seeds, sweep, evaluate)
+        return _main_runs(config, preset, out, flags, seeds, sweep, evaluate, num_devices)
     out = flags.resume or flags.out or default_out(config, preset)
 
     try:
@@ -221,6 +232,8 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
     except (checkpoint.CheckpointError, ConfigError) as e:
         cli.error(str(e))
     wall_seconds = seconds_since_process_start()
+    if not distributed.is_primary():  # process 0 evaluates and writes the summary
+        return {}
 
     eval_start = time.perf_counter()
     returns, eval_label = evaluate(result, config)
@@ -245,6 +258,8 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
         "solved": bool(threshold is not None and np.mean(returns) >= threshold),
         "solved_during_training": result.solved,
         "seed": config.seed,
+        "num_devices": num_devices,
+        "num_processes": jax.process_count(),
         "config": dataclasses.asdict(config),
     }
     with open(os.path.join(out, "summary.json"), "w") as f:
@@ -288,13 +303,15 @@ def runs_from_flags(flags: Flags):
     return seeds, sweep
 
 
-def _main_runs(config, preset, out, flags, seeds, sweep, evaluate) -> dict:
+def _main_runs(config, preset, out, flags, seeds, sweep, evaluate, num_devices) -> dict:
     try:
         results = train(config, seeds=seeds, sweep=sweep, run_dir=out,
                         resume=flags.resume is not None)
     except (checkpoint.CheckpointError, ConfigError) as e:
         cli.error(str(e))
     wall_seconds = seconds_since_process_start()
+    if not distributed.is_primary():
+        return {}
     with open(os.path.join(out, RUNS_NAME), "w") as f:
         json.dump({"seeds": seeds, "sweep": list(sweep) if sweep else None}, f)
     threshold = solve_threshold(results[0].agent, config)
@@ -325,6 +342,7 @@ def _main_runs(config, preset, out, flags, seeds, sweep, evaluate) -> dict:
         "train_seconds": round(results[0].seconds, 2),
         "eval_seconds": round(time.perf_counter() - eval_start, 2),
         "compile_seconds": results[0].compile_seconds,
+        "num_devices": num_devices, "num_processes": jax.process_count(),
         "aggregate": {"eval_return_median": float(np.median(means)),
                       "eval_return_min": float(np.min(means)),
                       "eval_return_max": float(np.max(means)),

@@ -191,14 +191,20 @@ class Learner:
         state, metrics, _ = self.step(state, batch)
         return state, metrics
 
-    def step(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict, jax.Array]:
+    def step(self, state: TrainState, batch: Batch, *, axis_name: str | None = None
+             ) -> tuple[TrainState, dict, jax.Array]:
         """One optimizer step, then the target network's update.
 
         Returns the new state, scalar metrics and `[N]` replay priorities
         |v^0 - z_0| + priority_epsilon from the root values before the step.
+        `axis_name`: inside `shard_map` over a data axis, its name: `batch` is this
+        shard's part of an equal split, and gradients and metrics are averaged over
+        the shards (`pmean`), so every shard takes the step the whole batch gives.
         """
         cfg = self.config
         grads, (metrics, priority) = jax.grad(self._loss, has_aux=True)(state.params, batch)
+        if axis_name is not None:
+            grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         step = state.step + 1

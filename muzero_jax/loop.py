@@ -39,7 +39,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from muzero_jax import envs, replay
+from muzero_jax import distributed, envs, replay
 from muzero_jax.agent import Agent
 from muzero_jax.config import Config, ConfigError
 from muzero_jax.learner import TrainState, with_peak_learning_rate
@@ -92,11 +92,14 @@ class TrainProgram:
     train: key -> (final RunnerState, `[max_iterations]` metrics): a whole run.
     num_iterations: C, iterations per `run_chunk` call.
     max_iterations: iterations of the whole env-step budget.
+    layout: where the stream kernels (rollout, replay add, learner updates) run: one
+      device, or split over a mesh (`muzero_jax.distributed`).
     """
 
     agent: Agent
     num_iterations: int
     max_iterations: int
+    layout: distributed.Layout = distributed.Single()
 
     def init(self, key: chex.PRNGKey, *, learning_rate: chex.Numeric | None = None
              ) -> RunnerState:
@@ -198,7 +201,8 @@ class TrainProgram:
         #                 [S, sets, B], training stats)
 
         def rollout(runners, env_state, key, exploration):
-            return per_run(lambda p, e, k, x: agent.actor.rollout_fn(p, e, k, x, num_steps))(
+            return per_run(lambda p, e, k, x: self.layout.rollout(
+                agent.actor, p, e, k, x, num_steps))(
                 runners.train_state.params, env_state, key, exploration)
 
         def play(carry: Carry) -> Carry:
@@ -279,11 +283,11 @@ class TrainProgram:
     def _store_and_learn(self, runner: RunnerState, env_state, trajectory, update_key):
         """store -> learn for one run, after its training rollout."""
         agent, cfg = self.agent, self.agent.config
-        buffer = replay.add(runner.buffer, trajectory)
+        buffer = self.layout.add(runner.buffer, trajectory)
         returns, lengths, finished = record_episodes(runner, trajectory)
 
         def learn(state, buffer):
-            return agent._update_impl(state, buffer, update_key)
+            return self.layout.update(agent, state, buffer, update_key)
 
         def wait(state, buffer):
             return state, buffer, self._no_update_metrics
@@ -378,7 +382,8 @@ def make_train(config: Config, env: envs.Env | None = None, *,
     cfg = agent.config
     steps = cfg.num_envs * cfg.rollout_length
     return TrainProgram(agent=agent, num_iterations=num_iterations or cfg.log_every,
-                        max_iterations=max(1, math.ceil(cfg.total_env_steps / steps)))
+                        max_iterations=max(1, math.ceil(cfg.total_env_steps / steps)),
+                        layout=distributed.make_layout(cfg, agent))
 
 
 # --- pieces -------------------------------------------------------------------------

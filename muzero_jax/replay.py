@@ -315,7 +315,7 @@ def valid_starts(buffer: ReplayBuffer, window_length: int,
 
 def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int, window_length: int,
            *, priority_alpha: float = 0.0, priority_beta: chex.Numeric = 1.0,
-           history_length: int = 0) -> Window:
+           history_length: int = 0, axis_name: str | None = None) -> Window:
     """Samples `batch_size` windows, uniformly (alpha = 0) or by priority.
 
     A start is valid when all W positions of its window are written and none has
@@ -333,9 +333,16 @@ def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int, window_leng
       priority_alpha: the priority exponent (static; 0 samples uniformly).
       priority_beta: the importance-weight exponent (may be traced).
       history_length: H, frames per observation stack (0: observations stored whole).
+      axis_name: inside `shard_map` over a data axis (`muzero_jax.distributed`), its
+        name: `buffer` is this shard's streams and the `batch_size` windows come from
+        them alone. Each shard draws the same count, so under priorities start i is
+        drawn with probability P(i) / D within its shard's distribution (D shards); its
+        weight uses that probability and the count N of valid starts over all shards
+        (a `psum`), and is normalised by the largest weight of the whole batch (a
+        `pmax`), so that D shards of N/D windows weigh as one batch does.
 
     Returns:
-      A `Window` batch.
+      A `Window` batch (`stream` indexes the shard's own streams).
     """
     if priority_alpha == 0:
         stream, position, weight = _sample_uniform(buffer, key, batch_size, window_length,
@@ -343,7 +350,7 @@ def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int, window_leng
     else:
         stream, position, weight = _sample_prioritised(
             buffer, key, batch_size, window_length, priority_alpha, priority_beta,
-            history_length)
+            history_length, axis_name)
     slots = window_slots(position, window_length, buffer.length)  # [N, W]
     rows = stream[:, None]
 
@@ -385,7 +392,8 @@ def sampling_probabilities(buffer: ReplayBuffer, window_length: int,
     return mass / jnp.maximum(jnp.sum(mass), jnp.finfo(jnp.float32).tiny)
 
 
-def _sample_prioritised(buffer, key, batch_size, window_length, alpha, beta, history_length):
+def _sample_prioritised(buffer, key, batch_size, window_length, alpha, beta, history_length,
+                        axis_name=None):
     valid = valid_starts(buffer, window_length, history_length)
     mass = jnp.where(valid, buffer.priority ** alpha, 0.0).reshape(-1)
     # Inverse-CDF sampling: the first slot whose cumulative mass exceeds u. A slot of
@@ -401,17 +409,27 @@ def _sample_prioritised(buffer, key, batch_size, window_length, alpha, beta, his
     stream, position = jnp.divmod(flat, buffer.length)
     probability = mass[flat] / total
     num_valid = jnp.sum(valid)
+    if axis_name is not None:
+        probability = probability / jax.lax.axis_size(axis_name)
+        num_valid = jax.lax.psum(num_valid, axis_name)
     weight = (num_valid * probability) ** -beta
+    largest = jnp.max(weight)
+    if axis_name is not None:
+        largest = jax.lax.pmax(largest, axis_name)
     return (stream.astype(jnp.int32), position.astype(jnp.int32),
-            (weight / jnp.max(weight)).astype(jnp.float32))
+            (weight / largest).astype(jnp.float32))
 
 
 def update_priorities(buffer: ReplayBuffer, stream: chex.Array, position: chex.Array,
-                      priority: chex.Array) -> ReplayBuffer:
+                      priority: chex.Array, *, axis_name: str | None = None) -> ReplayBuffer:
     """Writes `[N]` priorities at the `[N]` (stream, slot) positions sampled.
 
     Where a position was sampled twice, one of its new priorities is kept. New
-    positions are then added at the largest priority now in the buffer.
+    positions are then added at the largest priority now in the buffer (with
+    `axis_name`, as `sample`'s: in the buffer of every shard).
     """
     updated = buffer.priority.at[stream, position].set(priority.astype(jnp.float32))
-    return buffer.replace(priority=updated, max_priority=jnp.max(updated))
+    largest = jnp.max(updated)
+    if axis_name is not None:
+        largest = jax.lax.pmax(largest, axis_name)
+    return buffer.replace(priority=updated, max_priority=largest)

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from muzero_jax import checkpoint, compile_stats, envs
+from muzero_jax import checkpoint, compile_stats, distributed, envs
 from muzero_jax.agent import Agent
 from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.evaluate import evaluate_jax
@@ -115,10 +115,16 @@ def train(config: Config, *, env: envs.Env | None = None,
     start = time.perf_counter()
     agent = Agent(config, env)
     multi = seeds is not None or sweep is not None
+    primary = distributed.is_primary()  # only process 0 logs and writes files
+    if not primary:
+        log, on_iteration = None, None
     if agent.host:
         if multi:
             raise ConfigError(f"seeds and sweeps in one program need a JAX env; "
                               f"{agent.spec.env_id!r} is a host env: run one process per seed")
+        if distributed.num_devices(config) != 1:
+            raise ConfigError(f"num_devices={config.num_devices}: host envs "
+                              f"({agent.spec.env_id!r}) train on one device; expected 1")
         return _train_host(agent, log=log, on_iteration=on_iteration, run_dir=run_dir,
                            resume=resume, progress=progress)
     cfg = agent.config
@@ -131,19 +137,24 @@ def train(config: Config, *, env: envs.Env | None = None,
     runners = jax.tree.map(lambda *xs: jax.numpy.stack(xs), *[
         init(jax.random.key(run["seed"]),
              jax.numpy.float32(run.get("learning_rate", cfg.learning_rate))) for run in runs])
+    layout = program.layout
+    runners = layout.place(runners)
     meta = {"iteration": 0, "history": [], "seconds": 0.0, "last_checkpoint_updates": 0,
-            "runs": runs, "stacked": multi}
+            "runs": runs, "stacked": multi, "num_devices": layout.num_devices,
+            "num_processes": jax.process_count()}
 
     checkpointer, logger = None, None
     if run_dir is not None:
         checkpointer = checkpoint.open_run(run_dir, cfg, resume=resume)
         if resume:
             runners, meta = _restore(checkpointer, runners, meta, multi, run_dir)
+            runners = layout.place(runners)
             if log is not None:
                 log(f"resumed {run_dir} at iteration {meta['iteration']}: "
                     f"{int(jax.numpy.max(runners.env_steps))} env steps, "
                     f"{int(jax.numpy.max(runners.train_state.step))} updates")
-        logger = Logger(run_dir, meta["history"], run_key="run" if multi else None)
+        if primary:
+            logger = Logger(run_dir, meta["history"], run_key="run" if multi else None)
     save_replay = (cfg.checkpoint_replay if cfg.checkpoint_replay is not None
                    else checkpoint.nbytes(runners.buffer) < checkpoint.AUTO_REPLAY_BYTES)
     show_bar = progress if progress is not None else (log is not None and sys.stdout.isatty())
@@ -161,7 +172,7 @@ def train(config: Config, *, env: envs.Env | None = None,
         trees = _checkpoint_trees(runners if multi else _first(runners), save_replay)
         checkpointer.save(meta["iteration"], trees, meta)
 
-    run_chunk = jax.jit(program.run_chunk, donate_argnums=0)
+    run_chunk = layout.jit(program.run_chunk, runners)
     compiled = run_chunk.lower(runners, jax.numpy.int32(1)).compile()
     history = meta["history"]
     last_time = time.perf_counter()
@@ -202,13 +213,14 @@ def train(config: Config, *, env: envs.Env | None = None,
             updates = max(last_updates)
             if checkpointer is not None and _checkpoint_due(
                     cfg, updates, meta["last_checkpoint_updates"]):
-                logger.flush()  # events up to the checkpoint are on disk with it
+                if logger is not None:
+                    logger.flush()  # events up to the checkpoint are on disk with it
                 save(runners)
         if checkpointer is not None and saved_iteration != meta["iteration"]:
             save(runners)
     finally:
         _close(bar, checkpointer, logger)
-    if run_dir is not None and history:
+    if run_dir is not None and history and primary:
         plot_run(run_dir)
     compile_seconds = compile_stats.totals(compile_stats.since(compile_before))
     if log is not None:
@@ -219,7 +231,9 @@ def train(config: Config, *, env: envs.Env | None = None,
     for r, run in enumerate(runs):
         runner = jax.tree.map(lambda x, r=r: x[r], runners)
         results.append(TrainResult(
-            agent=agent, state=runner.train_state, buffer=runner.buffer,
+            # Replicated parameters as host arrays: evaluation runs on one device.
+            agent=agent, state=(runner.train_state if layout.num_devices == 1
+                                else distributed.to_host(runner.train_state)), buffer=runner.buffer,
             history=[row for row in history if not multi or row["run"] == run["name"]],
             env_steps=int(runner.env_steps), train_steps=int(runner.train_state.step),
             solved=bool(runner.solved), seconds=seconds, seed=run["seed"],
@@ -276,6 +290,12 @@ def _checkpoint_trees(runner: RunnerState, save_replay: bool) -> dict:
 def _restore(checkpointer, runners: RunnerState, meta: dict, multi: bool, run_dir: str):
     template = runners if multi else _first(runners)
     _, trees, saved_meta = checkpointer.restore(_checkpoint_trees(template, True))
+    saved_processes = saved_meta.get("num_processes", 1)
+    if saved_processes != meta["num_processes"]:
+        raise checkpoint.CheckpointError(
+            f"{run_dir}: the checkpoint was written by {saved_processes} process(es); this "
+            f"run has {meta['num_processes']}: resume with --num-processes "
+            f"{saved_processes} (a checkpoint does not reshard across process counts)")
     if saved_meta.get("runs", meta["runs"]) != meta["runs"]:
         raise checkpoint.CheckpointError(
             f"{run_dir}: the checkpoint holds runs {[r['name'] for r in saved_meta['runs']]}; "

@@ -118,6 +118,7 @@ class JaxActor:
         model = self.searcher.model
         legal = self.spec.legal_actions
         repeats = self.searcher.config.exploration_repeat_probability > 0
+        sample_moves = self.searcher.config.sample_moves
 
         def step(carry, step_key):
             env_state, previous = carry
@@ -125,8 +126,12 @@ class JaxActor:
             if repeats:  # split only then, so that runs without repeats keep their keys
                 step_key, repeat_key = jax.random.split(step_key)
             out = self.searcher(params, step_key, to_float(observation), exploration,
-                                _invalid(env_state.legal_action_mask) if legal else None)
+                                _invalid(env_state.legal_action_mask) if legal else None,
+                                env_state.inner)
             action = out.action
+            if sample_moves is not None:  # AlphaZero: sample early moves, then the best
+                action = jnp.where(env_state.step_count < sample_moves, action,
+                                   jnp.argmax(out.search_policy, axis=-1).astype(jnp.int32))
             if repeats:
                 action = repeat_actions(repeat_key, action, previous,
                                         exploration.repeat_probability)

@@ -665,6 +665,19 @@ def board(game: str = "tic_tac_toe", mode: str = "muzero", **overrides) -> Confi
     return dataclasses.replace(base, **overrides)
 
 
+def _board_preset(game: str):
+    def preset(**overrides) -> Config:
+        return board(game, **overrides)
+
+    preset.__name__ = game
+    preset.__doc__ = (f"pgx/{game}, two players, MuZero mode (experiments/board.py --mode "
+                      f"alphazero for AlphaZero); see `board`.")
+    return preset
+
+
+BOARD_PRESETS = {game: _board_preset(game) for game in BOARD_GAMES}
+
 PRESETS = {"cartpole": cartpole, "sample_efficient": sample_efficient,
            "reanalyze": muzero_reanalyze,
-           "atari_tiny": atari_tiny, "atari_paper": atari_paper, "board": board}
+           "atari_tiny": atari_tiny, "atari_paper": atari_paper,
+           **BOARD_PRESETS}

@@ -146,7 +146,7 @@ WIN = [0, 3, 1, 4]      # A holds 0 1, B holds 3 4: A wins only with 2 (B threat
 BLOCK = [0, 3, 8, 4]    # A holds 0 8, B holds 3 4 and threatens 5: A must block at 5.
 
 
-@pytest.mark.parametrize("search", ["muzero", "gumbel"])
+@pytest.mark.parametrize("search", [pytest.param("muzero", marks=pytest.mark.slow), "gumbel"])
 def test_search_through_discount_minus_one_wins_and_blocks(search):
     # AlphaZero mode with an untrained network (uniform prior, value 0): only the
     # game's rewards, backed up with discount -1 between plies, can find the moves.
@@ -201,3 +201,33 @@ def test_arena_both_ways_and_pure_search_baseline():
     policy = opponents.search_player(TTT.pgx_env, num_simulations=200)
     states = jax.tree.map(lambda *x: jnp.concatenate(x), _position(WIN), _position(BLOCK))
     np.testing.assert_array_equal(policy(jax.random.key(0), states), [2, 5])
+
+
+def test_play_asks_again_until_a_legal_move():
+    from muzero_jax import play
+
+    answers = iter(["", "x", "9", "0", "4"])
+    said = []
+    legal = np.array([False] + [True] * 8)
+    move = play.ask_move(legal, lambda prompt: next(answers), said.append)
+    assert move == 4
+    assert any("'x' is not a move number" in s for s in said)
+    assert any("9 is not a legal move" in s for s in said)
+    assert any("0 is not a legal move" in s for s in said)
+    assert play.ask_move(legal, lambda prompt: "q", said.append) is None
+    board_text = play.draw(jax.tree.map(lambda x: x[0], _position(WIN)))
+    assert board_text.splitlines()[0].startswith("X X .")
+
+
+@pytest.mark.slow
+def test_play_a_whole_game_and_write_svg(tmp_path):
+    from muzero_jax import play
+
+    agent = mz.Agent(tiny("alphazero"))
+    params = agent.init(jax.random.key(0)).params
+    moves = iter(str(a) for a in range(9) for _ in range(1))
+    states, result = play.play_game(agent, params, read=lambda prompt: next(moves),
+                                    write=lambda s: None)
+    assert result in (-1.0, 0.0, 1.0)
+    play.save_svg(states, str(tmp_path / "game.svg"))
+    assert (tmp_path / "game.svg").read_text().startswith("<?xml")

@@ -641,11 +641,16 @@ def board(game: str = "tic_tac_toe", mode: str = "muzero", **overrides) -> Confi
         value_support_size=2,
         reward_support_size=2,
         mode=mode,
-        search="gumbel",
+        # PUCT with Dirichlet noise and visit-count sampling, as AlphaZero: Gumbel search
+        # with a sharp prior repeated the same game over and over (measured on
+        # tic-tac-toe), so positions off that line were never learned.
+        search="muzero",
         num_simulations=32,
         max_num_considered_actions=16,
         dirichlet_alpha=DIRICHLET_ALPHA[game],
-        sample_moves={"tic_tac_toe": 2, "connect_four": 8}.get(game, 30),
+        dirichlet_fraction=0.25,
+        temperature=1.0,
+        sample_moves={"tic_tac_toe": 4, "connect_four": 10}.get(game, 30),
         discount=1.0,
         td_steps=1,
         unroll_steps=0 if mode == "alphazero" else 5,

@@ -1,7 +1,7 @@
 """Self-play positions/s on pgx board games, search included (`--only board`).
 
-`Agent.rollout` of each game's preset (`muzero_jax.config.board`: board ResNet for
-every game but tic-tac-toe, PUCT search with the preset's simulations) at batch
+`Agent.rollout` of the Go 9x9 and chess presets (`muzero_jax.config.board`: the board
+ResNet, PUCT search with the preset's simulations) at batch
 BATCH, in MuZero mode (learned model in the tree) and AlphaZero mode (pgx's real
 step in the tree). A position is one ply of one game, searched and played.
 """
@@ -12,7 +12,7 @@ import jax
 
 import muzero_jax as mz
 
-GAMES = ("tic_tac_toe", "connect_four", "go_9x9", "chess")
+GAMES = ("go_9x9", "chess")
 MODES = ("muzero", "alphazero")
 BATCH = 16
 STEPS = 8

@@ -28,7 +28,7 @@ Sections:
   compile    compile seconds per program of a cold experiments/cartpole.py process.
   soak       RSS against env steps of a 520k-step run after its buffer fills, checkpoints
              on (only with --only soak).
-  board      self-play positions/s (search included) on pgx tic-tac-toe, connect four,
+  board      self-play positions/s (search included) on pgx
              Go 9x9 and chess, MuZero and AlphaZero mode (only with --only board).
 
 `--only SECTION ...` writes DIR/results-<device>-<sections>.*, so a partial run never

@@ -12,7 +12,7 @@ batch of pgx states (only the rows whose player is to move are used). Here:
 - `agent_player`: a trained Agent's greedy search (AlphaZero mode: on the env state).
 
 `play` plays G games of two players in one jitted `lax.while_loop`, `match` both
-ways round, and reports wins, draws and losses from the first player's view.
+ways round (one compiled program), and reports wins, draws and losses per side.
 """
 
 from __future__ import annotations
@@ -167,16 +167,17 @@ def agent_player(agent, params) -> Policy:
 
 
 # --- the arena ------------------------------------------------------------------------
-def play(pgx_env, first: Policy, second: Policy, key: chex.PRNGKey,
-         num_games: int) -> jax.Array:
-    """`[num_games]` outcomes of `first` (moving first) against `second`: +1, 0 or -1.
+def play(pgx_env, player: Policy, opponent: Policy, key: chex.PRNGKey, num_games: int,
+         player_first: chex.Array = True) -> jax.Array:
+    """`[num_games]` outcomes from `player`'s view (+1, 0 or -1) against `opponent`.
 
-    Pure; jit it with the policies closed over. pgx draws which player id starts;
-    "first" is whoever moves first, whatever its id.
+    `player_first` (a bool, may be traced, so that one compiled program plays both
+    sides) says whether `player` makes the first move. Pure; jit it with the policies
+    closed over. pgx draws which player id starts; "first" is whoever moves first.
     """
     init_key, key = jax.random.split(key)
     states = jax.vmap(pgx_env.init)(jax.random.split(init_key, num_games))
-    first_id = states.current_player
+    player_id = jnp.where(player_first, states.current_player, 1 - states.current_player)
 
     def going(carry):
         states, _, _ = carry
@@ -185,11 +186,11 @@ def play(pgx_env, first: Policy, second: Policy, key: chex.PRNGKey,
     def ply(carry):
         states, key, score = carry
         key, key_a, key_b, step_key = jax.random.split(key, 4)
-        action = jnp.where(states.current_player == first_id, first(key_a, states),
-                           second(key_b, states))
+        action = jnp.where(states.current_player == player_id, player(key_a, states),
+                           opponent(key_b, states))
         states = jax.vmap(pgx_env.step)(states, action,
                                         jax.random.split(step_key, num_games))
-        score = score + states.rewards[jnp.arange(num_games), first_id]
+        score = score + states.rewards[jnp.arange(num_games), player_id]
         return states, key, score
 
     _, _, score = jax.lax.while_loop(going, ply, (states, key, jnp.zeros(num_games)))
@@ -210,6 +211,7 @@ def match(pgx_env, player: Policy, opponent: Policy, key: chex.PRNGKey,
     Returns {"first": {wins, draws, losses}, "second": {...}} from `player`'s view.
     """
     first_key, second_key = jax.random.split(key)
-    as_first = jax.jit(lambda k: play(pgx_env, player, opponent, k, games_per_side))
-    as_second = jax.jit(lambda k: -play(pgx_env, opponent, player, k, games_per_side))
-    return {"first": tally(as_first(first_key)), "second": tally(as_second(second_key))}
+    # One program for both sides: compiling the agent's search is most of the cost.
+    games = jax.jit(lambda k, first: play(pgx_env, player, opponent, k, games_per_side,
+                                          first))
+    return {"first": tally(games(first_key, True)), "second": tally(games(second_key, False))}

@@ -100,7 +100,7 @@ def test_game_outcomes_from_each_players_view():
     assert not bool(known[0].any())
 
 
-@pytest.mark.parametrize("mode", ["muzero", "alphazero"])
+@pytest.mark.parametrize("mode", ["muzero", pytest.param("alphazero", marks=pytest.mark.slow)])
 def test_both_modes_learn_a_step(mode):
     agent = mz.Agent(tiny(mode))
     state = agent.init(jax.random.key(0))
@@ -231,3 +231,35 @@ def test_play_a_whole_game_and_write_svg(tmp_path):
     assert result in (-1.0, 0.0, 1.0)
     play.save_svg(states, str(tmp_path / "game.svg"))
     assert (tmp_path / "game.svg").read_text().startswith("<?xml")
+
+
+def test_board_script_rejects_bad_input_before_compiling():
+    import subprocess
+    import sys
+
+    for args, message in ((["--game", "nope"], "--game 'nope'"),
+                          (["--mode", "alpha"], "mode='alpha'")):
+        proc = subprocess.run([sys.executable, "experiments/board.py", *args],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr[-500:]
+        assert message in proc.stderr
+
+
+@pytest.mark.slow
+def test_board_script_trains_and_writes_opponents(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "experiments/board.py", "--game", "tic_tac_toe", "--mode",
+         "alphazero", "--out", str(out), "--total-env-steps", "1024", "--eval-episodes", "4",
+         "--baseline-simulations", "8", "--config.num-envs", "8",
+         "--config.num-simulations", "8", "--config.min-replay-size", "64"],
+        capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["opponents"]) == {"random", "search8", "minimax"}
+    for result in summary["opponents"].values():
+        assert sum(result["first"].values()) == 4 and sum(result["second"].values()) == 4

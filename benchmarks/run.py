@@ -30,6 +30,8 @@ Sections:
              (muzero_jax.distributed; forced CPU devices without accelerators).
   soak       RSS against env steps of a 520k-step run after its buffer fills, checkpoints
              on (only with --only soak).
+  board      self-play positions/s (search included) on pgx
+             Go 9x9 and chess, MuZero and AlphaZero mode (only with --only board).
 
 `--only SECTION ...` writes DIR/results-<device>-<sections>.*, so a partial run never
 overwrites the full one.
@@ -51,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import muzero_jax as mz
-from benchmarks import anatomy, atari, envs, machine, scaling, soak, solve
+from benchmarks import anatomy, atari, board, envs, machine, scaling, soak, solve
 from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.search import Searcher
@@ -496,11 +498,14 @@ def markdown(results: dict) -> str:
         lines += envs.markdown(sec["envs"]) + [""]
     lines += scaling.markdown(sec)
     lines += soak.markdown(sec)
+    if "board" in sec:
+        lines += ["## Board games (pgx): self-play positions/s", ""]
+        lines += board.markdown(sec["board"]) + [""]
     return "\n".join(lines)
 
 
 SECTIONS = ("search", "anatomy", "iteration", "selfplay", "learner", "solve", "atari", "envs",
-            "compile", "scaling", "soak")
+            "compile", "scaling", "soak", "board")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -537,10 +542,12 @@ def main(argv: list[str] | None = None) -> dict:
         "compile": lambda: soak.cold_start(settings, print),
         "soak": lambda: soak.soak(settings, print),
         "scaling": lambda: scaling.benchmark(settings, print),
+        "board": lambda: board.benchmark(settings, print),
     }
-    # The soak runs half a million env steps: only when asked for (--only soak).
+    # The soak runs half a million env steps, the board games compile Go and chess: only
+    # when asked for (--only soak, --only board).
     sections = args.only or [n for n in SECTIONS if not (args.quick and n == "anatomy")
-                             and n != "soak"]
+                             and n not in ("soak", "board")]
     for name in sections:
         print(f"[{name}]")
         section_start = time.perf_counter()

@@ -23,7 +23,7 @@ from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.learner import Batch, Learner, TrainState
 from muzero_jax.networks import Model
 from muzero_jax.search import Exploration, Searcher, SearchOutput
-from muzero_jax.targets import window_targets
+from muzero_jax.targets import game_outcomes, window_targets
 
 
 class Agent:
@@ -55,7 +55,16 @@ class Agent:
         self.observation_shape = observation_shape
         self.stored_observation_shape = spec.observation_shape
         self.model = Model(config, spec.num_actions, observation_shape)
-        self.searcher = Searcher(self.model, config)
+        if config.mode == "alphazero" and not isinstance(env, envs.JaxEnv):
+            raise ConfigError(f"mode='alphazero' searches with the env's own step: "
+                              f"{spec.env_id!r} is a host env; expected a JAX env "
+                              f"(jax/, gymnax/ or pgx/ ids)")
+        if spec.two_player and config.reanalyze_fraction > 0:
+            raise ConfigError(f"reanalyze_fraction={config.reanalyze_fraction}: two-player "
+                              f"{spec.env_id!r} learns game outcomes, which need no fresh "
+                              f"bootstrap values; expected 0")
+        self.searcher = Searcher(self.model, config, two_player=spec.two_player,
+                                 simulator=env if config.mode == "alphazero" else None)
         self.actor = selfplay.make_actor(env, self.searcher, config)
         self.host = self.actor.host
         self.learner = Learner(self.model, config)
@@ -92,11 +101,12 @@ class Agent:
         return self.actor.reset(key, num_envs or self.config.num_envs)
 
     # --- acting ------------------------------------------------------------------
-    def _act_impl(self, params, key, obs, exploration, invalid_actions):
-        return self.searcher(params, key, obs, exploration, invalid_actions)
+    def _act_impl(self, params, key, obs, exploration, invalid_actions, embedding=None):
+        return self.searcher(params, key, obs, exploration, invalid_actions, embedding)
 
     def act(self, state: TrainState, key: chex.PRNGKey, obs: chex.Array, *,
-            greedy: bool = False, invalid_actions: chex.Array | None = None) -> SearchOutput:
+            greedy: bool = False, invalid_actions: chex.Array | None = None,
+            embedding=None) -> SearchOutput:
         """Searches from `obs` and picks actions (jitted).
 
         Args:
@@ -106,6 +116,7 @@ class Agent:
             are scaled to [0, 1]; with a frame history, obs is the stack of planes).
           greedy: act greedily (no noise, temperature 0), as in evaluation.
           invalid_actions: optional `[B, A]` (or `[A]`) bool, True where illegal.
+          embedding: AlphaZero mode: the `[B]` env states (`EnvState.inner`) searched from.
 
         Returns:
           `SearchOutput` (`[B]` or unbatched, matching `obs`).
@@ -116,12 +127,14 @@ class Agent:
             obs = obs[None]
             if invalid_actions is not None:
                 invalid_actions = jnp.asarray(invalid_actions)[None]
+            if embedding is not None:
+                embedding = jax.tree.map(lambda x: jnp.asarray(x)[None], embedding)
         if obs.shape[1:] != self.observation_shape:
             raise ValueError(f"obs has shape {obs.shape}; expected [B, "
                              f"{', '.join(map(str, self.observation_shape))}] or "
                              f"{self.observation_shape}")
         exploration = Exploration.greedy() if greedy else self.training_exploration
-        out = self._act(state.params, key, obs, exploration, invalid_actions)
+        out = self._act(state.params, key, obs, exploration, invalid_actions, embedding)
         return jax.tree.map(lambda x: x[0], out) if single else out
 
     def search_tree(self, state: TrainState, key: chex.PRNGKey, obs: chex.Array, *,
@@ -221,9 +234,17 @@ class Agent:
                 td_steps=cfg.td_steps, unroll_steps=cfg.unroll_steps,
                 history_length=cfg.history_length)
             window = window.replace(final_value=final_value)
+        outcome = None
+        if self.spec.two_player:
+            k1 = cfg.unroll_steps + 1
+            rows = window.stream
+            outcome = game_outcomes(
+                buffer.reward[rows], buffer.terminated[rows], buffer.truncated[rows],
+                buffer.count, replay.window_slots(window.position, k1, buffer.length),
+                discount=self.searcher.discount)
         targets = window_targets(window.replace(search_policy=policy), discount=cfg.discount,
                                  td_steps=cfg.td_steps, unroll_steps=cfg.unroll_steps,
-                                 bootstrap_value=bootstrap)
+                                 bootstrap_value=bootstrap, outcome=outcome)
         batch = Batch(observation=window.observation, targets=targets, weight=window.weight)
         return batch, window, stats
 

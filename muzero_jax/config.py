@@ -41,7 +41,11 @@ class Config:
     reward_support_size: int = 300  # S: reward atoms -S..S (paper: 300)
 
     # --- networks: choice, and the ResNet for image observations ------------------
-    network: Literal["mlp", "resnet"] = "mlp"  # mlp: vector observations; resnet: images
+    # mlp: vector observations; resnet: images (downsampled, Atari); board: a ResNet that
+    # keeps the board's size, for board games (muzero_jax.networks.BoardNetwork)
+    network: Literal["mlp", "resnet", "board"] = "mlp"
+    action_embedding_size: int = 16  # board: g sees the action as a learned embedding of this
+    #   size broadcast over the board (chess's 4,672 one-hot planes would not scale)
     # channels of the hidden state and the towers on it (paper: 256); the first strided
     # conv of h has half as many (paper: 128)
     resnet_channels: int = 256
@@ -55,6 +59,10 @@ class Config:
     head_channels: int = 16
 
     # --- search (mctx) ---------------------------------------------------------
+    # muzero: search the learned model (g, f); alphazero: search with the env's own step
+    # (JAX envs; embedding = env state, illegal moves masked in the tree), learning only
+    # h and f (unroll_steps must be 0)
+    mode: Literal["muzero", "alphazero"] = "muzero"
     search: Literal["muzero", "gumbel"] = "muzero"  # mctx.muzero_policy or gumbel_muzero_policy
     num_simulations: int = 50  # paper: 50 Atari, 800 board games
     max_depth: int | None = None  # None: unbounded (num_simulations)
@@ -75,6 +83,9 @@ class Config:
     # scales gumbel_scale by that temperature over `temperature`: argmax(logits + T
     # gumbel) ~ softmax(logits / T).
     temperature_schedule: tuple[tuple[float, float], ...] = ()
+    # board games: act by the temperature for the first N moves of a game, then play the
+    # most visited move (AlphaZero: 30 for chess and Go); None: the temperature throughout
+    sample_moves: int | None = None
     exploration_repeat_probability: float = 0.0  # chance self-play repeats its last action
     #   instead of the search's while training: temporally extended exploration (runs of
     #   mean length 1 / (1 - p)); 0: off, as in the paper. temperature_schedule scales it
@@ -210,12 +221,31 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     """
     for name in ("num_envs", "rollout_length", "hidden_size", "num_hidden_layers",
                  "latent_size", "value_support_size", "reward_support_size",
-                 "num_simulations", "td_steps", "unroll_steps", "replay_capacity",
+                 "num_simulations", "td_steps", "replay_capacity",
                  "batch_size", "updates_per_iteration", "max_num_considered_actions",
                  "eval_episodes", "final_eval_episodes", "log_every", "checkpoint_keep"):
         _positive(cfg, name)
-    if cfg.network not in ("mlp", "resnet"):
-        raise ConfigError(f"network={cfg.network!r}: expected 'mlp' or 'resnet'")
+    if cfg.network not in ("mlp", "resnet", "board"):
+        raise ConfigError(f"network={cfg.network!r}: expected 'mlp', 'resnet' or 'board'")
+    if cfg.mode not in ("muzero", "alphazero"):
+        raise ConfigError(f"mode={cfg.mode!r}: expected 'muzero' or 'alphazero'")
+    if cfg.mode == "alphazero":
+        if cfg.unroll_steps != 0:
+            raise ConfigError(f"unroll_steps={cfg.unroll_steps!r}: mode='alphazero' searches "
+                              "with the env's own step and learns no dynamics; expected 0")
+        if cfg.reanalyze_fraction > 0:
+            raise ConfigError(f"reanalyze_fraction={cfg.reanalyze_fraction!r}: mode="
+                              "'alphazero' searches env states, which replay does not keep; "
+                              "expected 0")
+    elif not (isinstance(cfg.unroll_steps, int) and cfg.unroll_steps >= 1):
+        raise ConfigError(f"unroll_steps={cfg.unroll_steps!r}: expected an integer >= 1 "
+                          "(0 only with mode='alphazero')")
+    if cfg.sample_moves is not None and cfg.sample_moves < 0:
+        raise ConfigError(f"sample_moves={cfg.sample_moves!r}: expected an integer >= 0 or "
+                          "None")
+    if cfg.network == "board":
+        for name in ("resnet_channels", "head_channels", "action_embedding_size"):
+            _positive(cfg, name)
     if cfg.network == "resnet":
         for name in ("resnet_channels", "head_channels"):
             _positive(cfg, name)
@@ -333,10 +363,10 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
             raise ConfigError(
                 f"observation_shape={tuple(cfg.observation_shape)}: the env {cfg.env!r} "
                 f"observes shape {tuple(observation_shape)}; expected that shape (or None)")
-    if (observation_shape is not None and cfg.network == "resnet"
+    if (observation_shape is not None and cfg.network in ("resnet", "board")
             and len(observation_shape) != 3):
         raise ConfigError(
-            f"network='resnet': the env {cfg.env!r} observes shape {tuple(observation_shape)}; "
+            f"network={cfg.network!r}: the env {cfg.env!r} observes shape {tuple(observation_shape)}; "
             f"expected images (height, width, channels), or network='mlp'")
     if num_actions is not None and cfg.search == "gumbel" and num_actions < 2:
         raise ConfigError(f"env {cfg.env!r} has {num_actions} action(s); expected >= 2")
@@ -679,6 +709,86 @@ def classic(**overrides) -> Config:
     return dataclasses.replace(base, **overrides)
 
 
+# --- board games (pgx; experiments/board.py) ------------------------------------------
+
+# Dirichlet alpha by game: AlphaZero's 0.3 (chess) and 0.03 (Go), about 10 / the typical
+# number of legal moves elsewhere.
+DIRICHLET_ALPHA = {"tic_tac_toe": 1.0, "connect_four": 1.0, "othello": 0.5,
+                   "go_9x9": 0.1, "go_19x19": 0.03, "chess": 0.3}
+BOARD_GAMES = tuple(DIRICHLET_ALPHA)
+
+
+def board(game: str = "tic_tac_toe", mode: str = "muzero", **overrides) -> Config:
+    """A two-player pgx game (`pgx/<game>`) in MuZero or AlphaZero mode, sized for a CPU.
+
+    Value targets are game outcomes (discount 1, n = 1: nothing bootstraps), search
+    backs up with discount -1 (the env's `two_player`), early moves are sampled from
+    the search and later ones are its best (`sample_moves`). AlphaZero mode searches
+    with pgx's own step and learns only h and f (K = 0). Tic-tac-toe uses the MLP;
+    the other games the board ResNet, small enough for a smoke run on a CPU.
+    """
+    if game not in DIRICHLET_ALPHA:
+        raise ConfigError(f"game={game!r}: expected one of {list(DIRICHLET_ALPHA)}")
+    if mode not in ("muzero", "alphazero"):
+        raise ConfigError(f"mode={mode!r}: expected 'muzero' or 'alphazero'")
+    base = Config(
+        env=f"pgx/{game}",
+        num_envs=32,
+        rollout_length=16,
+        hidden_size=64,
+        latent_size=64,
+        network="mlp" if game == "tic_tac_toe" else "board",
+        resnet_channels=32,
+        representation_blocks=(2, 0, 0),
+        dynamics_blocks=2,
+        prediction_blocks=1,
+        head_channels=4,
+        action_embedding_size=16,
+        value_support_size=2,
+        reward_support_size=2,
+        mode=mode,
+        # PUCT with Dirichlet noise and visit-count sampling, as AlphaZero: Gumbel search
+        # with a sharp prior repeated the same game over and over (measured on
+        # tic-tac-toe), so positions off that line were never learned.
+        search="muzero",
+        num_simulations=32,
+        max_num_considered_actions=16,
+        dirichlet_alpha=DIRICHLET_ALPHA[game],
+        dirichlet_fraction=0.25,
+        temperature=1.0,
+        sample_moves={"tic_tac_toe": 4, "connect_four": 10}.get(game, 30),
+        discount=1.0,
+        td_steps=1,
+        unroll_steps=0 if mode == "alphazero" else 5,
+        replay_capacity=32 * 400,
+        min_replay_size=32 * 32,
+        batch_size=128,
+        updates_per_iteration=8,
+        optimizer="adam",
+        learning_rate=1e-3,
+        weight_decay=1e-4,
+        total_env_steps=100_000,
+        eval_every=0,
+        solve_return=None,
+        final_eval_episodes=100,
+        log_every=10,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def _board_preset(game: str):
+    def preset(**overrides) -> Config:
+        return board(game, **overrides)
+
+    preset.__name__ = game
+    preset.__doc__ = (f"pgx/{game}, two players, MuZero mode (experiments/board.py --mode "
+                      f"alphazero for AlphaZero); see `board`.")
+    return preset
+
+
+BOARD_PRESETS = {game: _board_preset(game) for game in BOARD_GAMES}
+
 PRESETS = {"cartpole": cartpole, "classic": classic, "sample_efficient": sample_efficient,
            "reanalyze": muzero_reanalyze,
-           "atari_tiny": atari_tiny, "atari_paper": atari_paper}
+           "atari_tiny": atari_tiny, "atari_paper": atari_paper,
+           **BOARD_PRESETS}

@@ -55,6 +55,8 @@ def preset_for_env(env_id: str) -> str:
         return "cartpole"
     if env_id.startswith("ALE/"):
         return "atari_tiny"
+    if env_id.startswith("pgx/") and env_id[len("pgx/"):] in PRESETS:
+        return env_id[len("pgx/"):]  # the board game's own preset
     if env_id.startswith("gymnax/") and env_id.endswith("-MinAtar"):
         return "minatar" if "minatar" in PRESETS else CLASSIC_PRESET
     return CLASSIC_PRESET

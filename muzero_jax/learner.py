@@ -163,11 +163,14 @@ class Learner:
             # on its way into the next g; the root state from h is not scaled.
             return scale_gradient(inference.state, 0.5), (v, p, r)
 
-        _, (v_k, p_k, r_k) = jax.lax.scan(unroll, root.state, jnp.arange(1, num_unroll + 1))
-        # Steps k >= 1 each weigh 1/K, so the unroll as a whole weighs as much as the root.
-        value_loss = value_loss + jnp.sum(v_k, axis=0) / num_unroll
-        policy_loss = policy_loss + jnp.sum(p_k, axis=0) / num_unroll
-        reward_loss = jnp.sum(r_k, axis=0) / num_unroll
+        reward_loss = jnp.zeros_like(value_loss)
+        if num_unroll:  # K = 0 (AlphaZero mode): no dynamics, no reward loss
+            _, (v_k, p_k, r_k) = jax.lax.scan(unroll, root.state,
+                                              jnp.arange(1, num_unroll + 1))
+            # Steps k >= 1 each weigh 1/K, so the unroll as a whole weighs as much as the root.
+            value_loss = value_loss + jnp.sum(v_k, axis=0) / num_unroll
+            policy_loss = policy_loss + jnp.sum(p_k, axis=0) / num_unroll
+            reward_loss = jnp.sum(r_k, axis=0) / num_unroll
 
         per_sample = cfg.value_loss_weight * value_loss + policy_loss + reward_loss
         data_loss = jnp.mean(batch.weight * per_sample)

@@ -11,11 +11,13 @@ Value and reward come out as logits over categorical supports (see
 `muzero_jax.support`); `Model` also returns them as scalars for the search.
 Hidden states are min-max scaled to [0, 1] per sample after h and after g.
 
-Two families, picked by `config.network`: MLPs for vector observations
+Three families, picked by `config.network`: MLPs for vector observations
 (`[B, latent]` hidden states), and the paper's ResNet for images (SPEC.md,
 Atari specifics): h downsamples `[B, 96, 96, planes]` to a `[B, 6, 6, C]` hidden
 state, g stacks one-hot action planes onto it, and both g and f are residual
-towers with small convolutional heads. Normalisation is LayerNorm over channels
+towers with small convolutional heads. For board games, `BoardNetwork` keeps the
+board's size (`[B, H, W, C]` hidden states, no striding) and gives g the action as
+a learned embedding broadcast over the board. Normalisation is LayerNorm over channels
 instead of the paper's batch norm, so that `apply` stays a pure function of the
 parameters (no batch statistics to carry or to leak between self-play and learning).
 """
@@ -264,6 +266,76 @@ class ResNetMuZeroNetwork(MuZeroNetwork):
                                            self.value_atoms, **head)
 
 
+# --- board ResNet (board games) ------------------------------------------------------
+
+
+class BoardRepresentation(nn.Module):
+    """h: board planes `[B, H, W, P]` -> hidden state `[B, H, W, channels]`, same size.
+
+    A 3x3 conv stem and a residual tower, no striding: every point of a 19x19 board
+    keeps its own column of the hidden state.
+    """
+
+    channels: int
+    num_blocks: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = nn.relu(nn.LayerNorm()(_conv(self.channels)(obs.astype(jnp.float32))))
+        return scale_hidden_state(_tower(x, self.num_blocks))
+
+
+class BoardDynamics(nn.Module):
+    """g: (state `[B, H, W, C]`, action `[B]`) -> (reward logits, next state `[B, H, W, C]`).
+
+    The action enters as a learned embedding of `embedding_size` features broadcast
+    over the board: parameters O(A E) and E planes, where one-hot planes would be A
+    planes (4,672 for chess) at every point.
+    """
+
+    num_blocks: int
+    num_actions: int
+    embedding_size: int
+    reward_atoms: int
+    head_channels: int
+    hidden_size: int
+
+    @nn.compact
+    def __call__(self, s: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
+        channels = s.shape[-1]
+        embedded = nn.Embed(self.num_actions, self.embedding_size)(action)
+        planes = jnp.broadcast_to(embedded[:, None, None, :],
+                                  s.shape[:-1] + (self.embedding_size,))
+        x = nn.LayerNorm()(_conv(channels)(jnp.concatenate([s, planes], axis=-1)))
+        x = _tower(nn.relu(x + s), self.num_blocks)
+        next_s = scale_hidden_state(x)
+        reward_logits = ConvHead(self.head_channels, self.hidden_size, self.reward_atoms)(x)
+        return reward_logits, next_s
+
+
+class BoardNetwork(MuZeroNetwork):
+    """The board ResNet's h, g and f (f is `ResNetPrediction`: a tower and conv heads).
+
+    h has `representation_blocks[0]` blocks, g `dynamics_blocks`, f `prediction_blocks`.
+    """
+
+    resnet_channels: int = 64
+    representation_blocks: tuple[int, int, int] = (2, 0, 0)
+    dynamics_blocks: int = 2
+    prediction_blocks: int = 2
+    head_channels: int = 4
+    action_embedding_size: int = 16
+
+    def setup(self):
+        head = dict(head_channels=self.head_channels, hidden_size=self.hidden_sizes[0])
+        self.representation = BoardRepresentation(self.resnet_channels,
+                                                  self.representation_blocks[0])
+        self.dynamics = BoardDynamics(self.dynamics_blocks, self.num_actions,
+                                      self.action_embedding_size, self.reward_atoms, **head)
+        self.prediction = ResNetPrediction(self.prediction_blocks, self.num_actions,
+                                           self.value_atoms, **head)
+
+
 @chex.dataclass(frozen=True)
 class Inference:
     """What the model predicts for a batch of hidden states.
@@ -312,6 +384,14 @@ class Model:
                 dynamics_blocks=config.dynamics_blocks,
                 prediction_blocks=config.prediction_blocks,
                 head_channels=config.head_channels)
+        elif config.network == "board":
+            self.network = BoardNetwork(
+                **sizes, resnet_channels=config.resnet_channels,
+                representation_blocks=tuple(config.representation_blocks),
+                dynamics_blocks=config.dynamics_blocks,
+                prediction_blocks=config.prediction_blocks,
+                head_channels=config.head_channels,
+                action_embedding_size=config.action_embedding_size)
         else:
             self.network = MuZeroNetwork(**sizes)
 

@@ -7,6 +7,16 @@ value with the config's discount. `Searcher.__call__` runs `mctx.muzero_policy`
 observations. Exploration knobs (temperature, noise share, Gumbel scale) are
 traced arguments, so training and greedy evaluation share one compiled program.
 
+Two-player games (`EnvSpec.two_player`): rewards are from the view of the player
+who moved and values from the view of the player to move, so every edge backs up
+with discount -1 (Q(s, a) = r - v(s')); a terminal state has value 0 and discount 0.
+Illegal actions are masked at the root (`invalid_actions`) in every search.
+
+AlphaZero mode (`Config.mode`): the tree's embeddings are the env's own states and
+`make_simulator_recurrent_fn` steps them with the env's `transition` (pgx's real
+`step`), so rewards, terminals and legality inside the tree are the game's; f(h(obs))
+of the state reached gives the prior (illegal moves at -1e9) and value.
+
 Speed: mctx's backup (`mctx._src.search.backward`) is a `vmap` of a per-tree
 `while_loop`. Under `vmap` a while loop whose condition differs across the batch
 runs until every tree is done and, on each step, selects between the old and the
@@ -133,6 +143,37 @@ def make_recurrent_fn(model: Model, discount: float) -> RecurrentFn:
             prior_logits=out.policy_logits,
             value=out.value,
         ), out.state
+
+    return recurrent_fn
+
+
+# Prior logit of an illegal move inside an AlphaZero tree: never selected while a legal
+# one is left, and finite, so that softmax stays defined where every move is masked.
+ILLEGAL_LOGIT = -1e9
+
+
+def make_simulator_recurrent_fn(model: Model, env, discount: float) -> RecurrentFn:
+    """mctx's `recurrent_fn` on the env's real dynamics (AlphaZero mode).
+
+    The embedding is a `[B]` batch of the env's inner states (`JaxEnv`: `transition`,
+    `legal_action_mask`). A step gives the mover's reward; the state reached is
+    valued by f(h(observation)) unless the game ended there (value 0, discount 0);
+    `discount` (-1 for two-player games) applies between other plies.
+    """
+    from muzero_jax.envs.base import to_float
+
+    def recurrent_fn(params, rng, action, embedding):
+        keys = jax.random.split(rng, action.shape[0])
+        out = jax.vmap(env.transition)(embedding, action, keys)
+        legal = jax.vmap(env.legal_action_mask)(out.inner)
+        inference = model.initial_inference(params, to_float(out.observation))
+        terminated = jnp.asarray(out.terminated, bool)
+        return mctx.RecurrentFnOutput(
+            reward=jnp.asarray(out.reward, jnp.float32),
+            discount=jnp.where(terminated, 0.0, discount).astype(jnp.float32),
+            prior_logits=jnp.where(legal, inference.policy_logits, ILLEGAL_LOGIT),
+            value=jnp.where(terminated, 0.0, inference.value),
+        ), out.inner
 
     return recurrent_fn
 
@@ -282,21 +323,32 @@ class Searcher:
     Args:
       model: the network's pure functions.
       config: search algorithm, simulations and PUCT/Gumbel constants.
+      two_player: back up with discount -1 between plies (`EnvSpec.two_player`).
+      simulator: AlphaZero mode: the `JaxEnv` whose real step the tree follows (then
+        every call needs the env states as `embedding`); None: the learned model.
       batched_backward: back values up with `batched_backward` (same results as
         mctx's own backup, faster for batches; see the module docstring).
     """
 
-    def __init__(self, model: Model, config: Config, *, batched_backward: bool = True):
+    def __init__(self, model: Model, config: Config, *, two_player: bool = False,
+                 simulator=None, batched_backward: bool = True):
         self.model = model
         self.config = config
-        self.recurrent_fn = make_recurrent_fn(model, config.discount)
+        self.two_player = two_player
+        self.simulator = simulator
+        self.discount = -1.0 if two_player else config.discount
+        if simulator is None:
+            self.recurrent_fn = make_recurrent_fn(model, self.discount)
+        else:
+            self.recurrent_fn = make_simulator_recurrent_fn(model, simulator, self.discount)
         self.batched_backward = batched_backward
         if batched_backward:
             check_mctx_hook()  # fail here, before anything compiles
 
     def __call__(self, params: Params, key: chex.PRNGKey, obs: chex.Array,
                  exploration: Exploration,
-                 invalid_actions: chex.Array | None = None) -> SearchOutput:
+                 invalid_actions: chex.Array | None = None,
+                 embedding=None) -> SearchOutput:
         """Searches from each observation.
 
         Args:
@@ -305,12 +357,15 @@ class Searcher:
           obs: `[B, *obs_shape]`.
           exploration: temperature, Dirichlet share and Gumbel scale.
           invalid_actions: optional `[B, A]` bool, True where an action is illegal
-            at the root (mctx masks the root only).
+            at the root (the learned model's tree masks the root only, as the paper).
+          embedding: the `[B]` env states searched from (AlphaZero mode; ignored
+            with the learned model).
 
         Returns:
           `SearchOutput` with `[B]` actions and values and `[B, A]` policies.
         """
-        root_out, out = self._policy(params, key, obs, exploration, invalid_actions)
+        root_out, out = self._policy(params, key, obs, exploration, invalid_actions,
+                                     embedding)
         if self.config.search == "muzero":
             # At temperature 0 mctx breaks visit-count ties at random; greedy play
             # should be reproducible, so ties go to the higher Q value instead.
@@ -327,18 +382,23 @@ class Searcher:
 
     def search_tree(self, params: Params, key: chex.PRNGKey, obs: chex.Array,
                     exploration: Exploration,
-                    invalid_actions: chex.Array | None = None) -> mctx.Tree:
+                    invalid_actions: chex.Array | None = None, embedding=None) -> mctx.Tree:
         """The whole search tree of each observation, as `__call__` would search it.
 
         Same arguments as `__call__`. Returns mctx's `Tree` (batch `[B]`, nodes
         `[B, num_simulations + 1]`): visits, values, rewards, priors, children.
         """
-        return self._policy(params, key, obs, exploration, invalid_actions)[1].search_tree
+        return self._policy(params, key, obs, exploration, invalid_actions,
+                            embedding)[1].search_tree
 
-    def _policy(self, params, key, obs, exploration, invalid_actions):
+    def _policy(self, params, key, obs, exploration, invalid_actions, embedding=None):
         root_out = self.model.initial_inference(params, obs)
+        if self.simulator is None:
+            embedding = root_out.state
+        elif embedding is None:
+            raise ValueError("mode='alphazero' searches env states: pass embedding=")
         root = mctx.RootFnOutput(prior_logits=root_out.policy_logits,
-                                 value=root_out.value, embedding=root_out.state)
+                                 value=root_out.value, embedding=embedding)
         if invalid_actions is not None:
             chex.assert_shape(invalid_actions, root_out.policy_logits.shape)
         with _mctx_backward(batched_backward if self.batched_backward else None):

@@ -119,6 +119,7 @@ class JaxActor:
         model = self.searcher.model
         legal = self.spec.legal_actions
         explores = _explores(self.searcher.config)
+        sample_moves = self.searcher.config.sample_moves
 
         def step(carry, step_key):
             env_state, previous = carry
@@ -126,8 +127,12 @@ class JaxActor:
             if explores:  # split only then, so that runs without it keep their keys
                 step_key, explore_key = jax.random.split(step_key)
             out = self.searcher(params, step_key, to_float(observation), exploration,
-                                _invalid(env_state.legal_action_mask) if legal else None)
+                                _invalid(env_state.legal_action_mask) if legal else None,
+                                env_state.inner)
             action = out.action
+            if sample_moves is not None:  # AlphaZero: sample early moves, then the best
+                action = jnp.where(env_state.step_count < sample_moves, action,
+                                   jnp.argmax(out.search_policy, axis=-1).astype(jnp.int32))
             if explores:
                 action = explore_actions(explore_key, action, previous, exploration,
                                          env_state.legal_action_mask)

@@ -9,6 +9,11 @@ For a window starting at position t, unroll step k (0..K) gets:
 - reward target u_{t+k-1} for the prediction r^k of g (k >= 1).
 - policy target pi_{t+k}, the search policy stored there.
 
+Two-player games (`EnvSpec.two_player`) replace z by the game's outcome from the
+view of the player to move at t + k (`game_outcomes`): read from the row where the
+game ended, however far ahead, not summed over a window as long as the game; rows
+whose game has not ended yet (or ended at a time limit) get no value loss.
+
 Positions past the end of the window's first episode are handled as the paper
 says: past a termination the state is absorbing (value 0, reward 0, no policy
 loss); past a truncation nothing is known, so value, reward and policy are all
@@ -96,8 +101,50 @@ def episode_masks(terminated: chex.Array, truncated: chex.Array,
     return past_end, past_truncation
 
 
+def game_outcomes(reward: chex.Array, terminated: chex.Array, truncated: chex.Array,
+                  count: chex.Array, slots: chex.Array, *,
+                  discount: float = -1.0) -> tuple[jax.Array, jax.Array]:
+    """The outcome of the game each position belongs to, from its player-to-move's view.
+
+    For a position i whose game ended on row e >= i with the mover's reward r_e
+    (rewards of board games come only at the end), z_i = discount^(e - i) r_e:
+    with discount -1, +r_e on the plies of the player who made the last move and
+    -r_e on the opponent's.
+
+    Args:
+      reward, terminated, truncated: `[N, L]` one replay stream per row, in the
+        buffer's physical layout (slot s holds the newest logical position
+        `count - 1 - (count - 1 - s) % L`).
+      count: `[]` positions written per stream (`ReplayBuffer.count`).
+      slots: `[N, P]` int32 physical slots to evaluate.
+      discount: between plies (-1: two players, zero-sum).
+
+    Returns:
+      z: `[N, P]` float32. known: `[N, P]` bool, the game has ended by termination
+        (not yet ended, or cut by a time limit: unknown).
+    """
+    length = reward.shape[1]
+    # Oldest-first order: order[i] is slot (count + i) % L (unwritten slots first,
+    # which are never done and so never end a game).
+    order = (count + jnp.arange(length)) % length
+    done = (terminated | truncated)[:, order]
+    index = jnp.arange(length)
+    end = jax.lax.cummin(jnp.where(done, index, length), axis=1, reverse=True)  # [N, L]
+    at = (slots - count) % length  # [N, P] order index of each slot
+    end_at = jnp.take_along_axis(end, at, axis=1)
+    found = end_at < length
+    end_slot = order[jnp.minimum(end_at, length - 1)]
+    final_reward = jnp.take_along_axis(reward, end_slot, axis=1)
+    known = found & jnp.take_along_axis(terminated, end_slot, axis=1)
+    plies = (end_at - at).astype(jnp.float32)
+    sign = jnp.where(discount < 0, jnp.where(plies % 2 == 0, 1.0, -1.0), 1.0)
+    z = sign * jnp.abs(discount) ** plies * final_reward
+    return jnp.where(known, z, 0.0), known
+
+
 def window_targets(window: Window, *, discount: float, td_steps: int,
-                   unroll_steps: int, bootstrap_value: chex.Array | None = None) -> Targets:
+                   unroll_steps: int, bootstrap_value: chex.Array | None = None,
+                   outcome: tuple[chex.Array, chex.Array] | None = None) -> Targets:
     """Targets for a batch of windows (see the module docstring).
 
     Args:
@@ -105,6 +152,8 @@ def window_targets(window: Window, *, discount: float, td_steps: int,
       discount, td_steps, unroll_steps: gamma, n, K.
       bootstrap_value: optional `[N, W]` values to bootstrap from instead of the
         stored search root values (Reanalyze, target network).
+      outcome: two-player games: `game_outcomes` (z, known) of rows 0..K, `[N, K + 1]`
+        each, the value targets instead of n-step returns.
 
     Returns:
       `Targets` for K unroll steps.
@@ -112,12 +161,23 @@ def window_targets(window: Window, *, discount: float, td_steps: int,
     k1 = unroll_steps + 1
     bootstrap = window.root_value if bootstrap_value is None else bootstrap_value
 
-    def one(reward, terminated, truncated, boot, final_value, policy, action):
-        z = n_step_values(reward, terminated, truncated, boot, final_value,
-                          discount=discount, td_steps=td_steps, num_values=k1)
+    if outcome is None:
+        n = window.reward.shape[0]
+        outcome = (jnp.zeros((n, k1)), jnp.ones((n, k1), bool))
+        use_outcome = False
+    else:
+        use_outcome = True
+
+    def one(reward, terminated, truncated, boot, final_value, policy, action, z_game, known):
         past_end, past_trunc = episode_masks(terminated, truncated, k1)
+        if use_outcome:
+            z = z_game
+            value_mask = (~past_trunc & (known | past_end)).astype(jnp.float32)
+        else:
+            z = n_step_values(reward, terminated, truncated, boot, final_value,
+                              discount=discount, td_steps=td_steps, num_values=k1)
+            value_mask = (~past_trunc).astype(jnp.float32)
         value = jnp.where(past_end, 0.0, z)
-        value_mask = (~past_trunc).astype(jnp.float32)
         policy_mask = (~past_end).astype(jnp.float32)
         # r^k predicts the reward of row k-1; k = 1..K reads rows 0..K-1.
         reward_target = jnp.where(past_end[:-1], 0.0, reward[:unroll_steps])
@@ -127,4 +187,4 @@ def window_targets(window: Window, *, discount: float, td_steps: int,
                        policy=policy[:k1], policy_mask=policy_mask)
 
     return jax.vmap(one)(window.reward, window.terminated, window.truncated, bootstrap,
-                         window.final_value, window.search_policy, window.action)
+                         window.final_value, window.search_policy, window.action, *outcome)

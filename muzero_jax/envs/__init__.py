@@ -7,6 +7,8 @@
 | `jax/<name>`            | a JAX env registered here (`register`), e.g.  | jitted scan  |
 |                         | `jax/CartPole-v1` (Gymnasium's functional one) |              |
 | `gymnax/<id>`           | `gymnax.make(id)`, e.g. `gymnax/Breakout-MinAtar` | jitted scan |
+| `pgx/<game>`            | `pgx.make(game)`, two-player board games, e.g. | jitted scan |
+|                         | `pgx/tic_tac_toe`, `pgx/go_9x9`, `pgx/chess`  |              |
 | `ALE/<Game>-v5`         | ale-py's vectorised emulators (frames)        | host loop    |
 | anything else           | `gymnasium.make_vec(id)`, `module:EnvId` too  | host loop    |
 
@@ -49,6 +51,8 @@ FAMILIES = {
                   "jitted self-play",
     "gymnax/<id>": "gymnax envs, e.g. gymnax/Acrobot-v1, gymnax/Breakout-MinAtar; jitted "
                    "self-play",
+    "pgx/<game>": "two-player board games through pgx, e.g. pgx/tic_tac_toe, "
+                  "pgx/connect_four, pgx/go_9x9, pgx/chess; jitted self-play",
     "ALE/<Game>-v5": "Atari through ale-py (frames; pip install ale-py); host self-play",
     "<gymnasium id>": "any gymnasium.make id with Discrete actions, or module:EnvId; host "
                       "self-play (gymnasium.make_vec)",
@@ -90,6 +94,10 @@ def make(config: Config) -> Env:
         from muzero_jax.envs.gymnax_env import GymnaxEnv
 
         return GymnaxEnv(env_id[len("gymnax/"):], config.max_episode_steps)
+    if env_id.startswith("pgx/"):
+        from muzero_jax.envs.pgx_env import make_pgx
+
+        return make_pgx(env_id, config.max_episode_steps)
     if env_id.startswith("ALE/"):
         from muzero_jax.envs import atari
 

@@ -50,6 +50,10 @@ class EnvSpec:
     legal_actions: whether steps report a legal-action mask (else every action is legal).
     eval_id: a `gymnasium.make` id with the same dynamics, on which the final
       evaluation is played (None: evaluate on this env itself).
+    two_player: a two-player, zero-sum, alternating game: observations are from the
+      view of the player to move and rewards from the view of the player who moved,
+      so search backs values up with discount -1 between plies and value targets are
+      the game's outcome from the mover's view (`muzero_jax.envs.pgx_env`).
     """
 
     env_id: str
@@ -60,6 +64,7 @@ class EnvSpec:
     max_abs_reward: float | None = None
     legal_actions: bool = False
     eval_id: str | None = None
+    two_player: bool = False
 
     def __post_init__(self):
         if self.observation_dtype not in ("float32", "uint8"):

@@ -1,0 +1,89 @@
+"""pgx board games (`pgx.make(id)`) behind the env protocol: ids `pgx/<game>`.
+
+pgx games are pure JAX, so self-play, search and evaluation on them compile like
+CartPole. The adapter reports every game from the view that two-player search
+needs (SPEC.md, "Search"):
+
+- the observation is pgx's, which is already from the view of the player to move;
+- the reward of a step is the reward of the player who moved (+1 for a win made
+  by that move, -1 if it lost, 0 otherwise), so the reward and the next state's
+  value are from opposite views and the search backs up with discount -1;
+- `terminated` is pgx's end of game (pgx's own move caps, e.g. chess's 512 plies
+  or Go's 2 x 81, end the game as a draw there, so they are terminations);
+- a time limit of our own (`max_episode_steps`) is a truncation, as for any env.
+
+The env's inner state is pgx's `State`, which AlphaZero mode searches with
+(`muzero_jax.search.make_simulator_recurrent_fn`).
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+
+from muzero_jax.config import ConfigError
+from muzero_jax.envs.base import EnvSpec, JaxEnv, Transition
+
+PREFIX = "pgx/"
+
+# Two-player, zero-sum, perfect-information games with no chance: what this adapter
+# (and the sign conventions of two-player search) is for.
+GAMES = ("tic_tac_toe", "connect_four", "othello", "go_9x9", "go_19x19", "chess",
+         "gardner_chess", "hex", "animal_shogi", "shogi")
+
+
+class PgxEnv(JaxEnv):
+    """One pgx game as a `JaxEnv` (see the module docstring).
+
+    Args:
+      game: a pgx id, e.g. "tic_tac_toe" (`GAMES`).
+      max_episode_steps: a time limit in plies, reported as truncation (None: the
+        game's own end only).
+    """
+
+    def __init__(self, game: str, max_episode_steps: int | None = None):
+        if game not in GAMES:
+            raise ConfigError(f"env={PREFIX + game!r}: expected one of "
+                              f"{[PREFIX + g for g in GAMES]} (two-player board games)")
+        import pgx
+
+        self.game = game
+        self.pgx_env = pgx.make(game)
+        state = jax.eval_shape(self.pgx_env.init, jax.random.key(0))
+        self.spec = EnvSpec(
+            env_id=PREFIX + game,
+            observation_shape=tuple(state.observation.shape),
+            num_actions=int(state.legal_action_mask.shape[0]),
+            max_episode_steps=max_episode_steps,
+            max_abs_reward=1.0,
+            legal_actions=True,
+            two_player=True,
+        )
+
+    def initial(self, key: chex.PRNGKey):
+        state = self.pgx_env.init(key)
+        return state, state.observation
+
+    def transition(self, inner, action: chex.Array, key: chex.PRNGKey) -> Transition:
+        mover = inner.current_player
+        state = self.pgx_env.step(inner, action, key)
+        return Transition(inner=state, observation=state.observation,
+                          reward=state.rewards[mover],
+                          terminated=state.terminated | state.truncated)
+
+    def legal_action_mask(self, inner) -> chex.Array:
+        return inner.legal_action_mask
+
+    def current_player(self, inner) -> chex.Array:
+        """`[]` int32: pgx's id (0 or 1) of the player to move (pgx draws who starts)."""
+        return inner.current_player
+
+    def terminated(self, inner) -> chex.Array:
+        """`[]` bool: the game in `inner` is over."""
+        return inner.terminated | inner.truncated
+
+
+def make_pgx(env_id: str, max_episode_steps: int | None = None) -> PgxEnv:
+    """The `PgxEnv` of an id `pgx/<game>`."""
+    return PgxEnv(env_id[len(PREFIX):], max_episode_steps)
+

@@ -1,0 +1,265 @@
+"""Two-player board games on pgx: the adapter, sign conventions, outcome targets, search
+through discount -1, AlphaZero mode and the perfect tic-tac-toe player."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import muzero_jax as mz
+from muzero_jax import opponents
+from muzero_jax.config import ConfigError, board
+from muzero_jax.envs import pgx_env
+from muzero_jax.search import Exploration
+from muzero_jax.targets import game_outcomes
+
+TTT = pgx_env.PgxEnv("tic_tac_toe")
+
+
+def tiny(mode="muzero", **overrides):
+    cfg = dict(num_envs=4, rollout_length=10, hidden_size=16, latent_size=16,
+               num_hidden_layers=1, num_simulations=8, max_num_considered_actions=9,
+               batch_size=8, updates_per_iteration=1, replay_capacity=4 * 40,
+               min_replay_size=16)
+    cfg.update(overrides)
+    return board("tic_tac_toe", mode, **cfg)
+
+
+def play_moves(moves, env=TTT):
+    """The env state after `moves` from a fixed start, and each step's output."""
+    state = env.reset(jax.random.key(0))
+    outs = []
+    for a in moves:
+        state, out = env.step(state, jnp.int32(a))
+        outs.append(out)
+    return state, outs
+
+
+def test_spec_and_id_rule():
+    env = mz.envs.make(mz.Config(env="pgx/tic_tac_toe"))
+    assert isinstance(env, pgx_env.PgxEnv)
+    spec = env.spec
+    assert (spec.observation_shape, spec.num_actions) == ((3, 3, 2), 9)
+    assert spec.two_player and spec.legal_actions and spec.max_abs_reward == 1.0
+    with pytest.raises(ConfigError, match="pgx/2048"):
+        pgx_env.PgxEnv("2048")
+
+
+def test_reward_is_the_movers_and_the_game_resets():
+    # Mover A plays 0, 1, 2 (top row); mover B plays 3, 4. A's third move wins.
+    state, outs = play_moves([0, 3, 1, 4])
+    assert state.legal_action_mask.tolist() == [False, False, True, False, False] + [True] * 4
+    # The observation is from the view of the player to move (A): plane 0 is A's marks.
+    np.testing.assert_array_equal(state.observation[..., 0].reshape(-1)[:3], [1, 1, 0])
+    np.testing.assert_array_equal(state.observation[..., 1].reshape(-1)[3:5], [1, 1])
+    assert [float(o.reward) for o in outs] == [0.0] * 4
+    state, out = TTT.step(state, jnp.int32(2))
+    assert float(out.reward) == 1.0 and bool(out.terminated) and not bool(out.truncated)
+    assert int(out.episode_length) == 5
+    assert int(state.step_count) == 0 and bool(state.legal_action_mask.all())  # reset
+
+
+def test_a_losing_move_is_rewarded_from_the_movers_view():
+    # An illegal move ends a pgx game with a penalty for the mover: -1 from its view.
+    state, _ = play_moves([0])
+    _, out = TTT.step(state, jnp.int32(0))
+    assert float(out.reward) == -1.0 and bool(out.terminated)
+
+
+def test_time_limit_is_a_truncation():
+    env = pgx_env.PgxEnv("tic_tac_toe", max_episode_steps=2)
+    state, outs = play_moves([0, 4], env)
+    assert bool(outs[-1].truncated) and not bool(outs[-1].terminated)
+
+
+def test_game_outcomes_from_each_players_view():
+    # One stream, L = 8, written in order: a game of 5 plies won by its last mover
+    # (rows 0-4), then a game still going (rows 5-7).
+    reward = jnp.array([[0, 0, 0, 0, 1, 0, 0, 0]], jnp.float32)
+    terminated = jnp.zeros((1, 8), bool).at[0, 4].set(True)
+    truncated = jnp.zeros((1, 8), bool)
+    slots = jnp.arange(8)[None]
+    z, known = game_outcomes(reward, terminated, truncated, jnp.int32(8), slots)
+    np.testing.assert_array_equal(z[0], [1, -1, 1, -1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(known[0], [True] * 5 + [False] * 3)
+    # The same stream after wrapping: count 11, so slot s holds logical s + 8 for s < 3.
+    # Slots 0-2 are a new game lost by its last mover at slot 2 (reward -1 there).
+    reward = reward.at[0, :3].set(jnp.array([0, 0, -1.0]))
+    terminated = terminated.at[0, :3].set(jnp.array([False, False, True]))
+    z, known = game_outcomes(reward, terminated, truncated, jnp.int32(11), slots)
+    np.testing.assert_array_equal(z[0, :3], [-1, 1, -1])
+    # Slots 5-7 (logical 5-7) belong to the game that ended at slot 2 (logical 10).
+    np.testing.assert_array_equal(z[0, 5:], [1, -1, 1])
+    assert bool(known[0].all()) or not bool(known[0, 3])  # slot 3-4: an older, cut game
+    # A game cut by a time limit has no known outcome.
+    cut = jnp.zeros((1, 8), bool).at[0, 4].set(True)
+    z, known = game_outcomes(jnp.zeros((1, 8)), jnp.zeros((1, 8), bool), cut,
+                             jnp.int32(8), slots)
+    assert not bool(known[0].any())
+
+
+@pytest.mark.parametrize("mode", ["muzero", pytest.param("alphazero", marks=pytest.mark.slow)])
+def test_both_modes_learn_a_step(mode):
+    agent = mz.Agent(tiny(mode))
+    state = agent.init(jax.random.key(0))
+    buffer = agent.init_replay()
+    env_state = agent.reset(jax.random.key(1))
+    for i in range(2):
+        env_state, trajectory = agent.rollout(state, env_state, jax.random.key(i))
+        buffer = agent.add(buffer, trajectory)
+    # Targets: outcomes of finished games, +-1 or 0 (draws), alternating in sign
+    # between consecutive plies of one game (each from its player-to-move's view).
+    t = agent.make_batch(buffer, jax.random.key(4)).targets
+    v, m = np.asarray(t.value), np.asarray(t.value_mask)
+    assert set(np.unique(np.abs(v[m > 0]))) <= {0.0, 1.0}
+    reward, done = np.asarray(trajectory.reward), np.asarray(trajectory.terminated)
+    assert set(np.unique(reward[~done])) <= {0.0}  # board games reward only the end
+    state, buffer, metrics = agent.update(state, buffer, jax.random.key(3))
+    assert np.isfinite(float(metrics["loss"]))
+    assert (float(metrics["reward_loss"]) == 0.0) == (mode == "alphazero")
+    # Only legal moves are played: pgx would end the game with a -1 penalty otherwise,
+    # and the winner of a game always has the last move's reward +1 (or a draw's 0).
+    assert (np.asarray(trajectory.reward) >= 0).all()
+
+
+def test_mode_checks():
+    with pytest.raises(ConfigError, match="unroll_steps=5: mode='alphazero'"):
+        mz.config.validate(dataclasses.replace(tiny("alphazero"), unroll_steps=5))
+    with pytest.raises(ConfigError, match="unroll_steps=0: expected an integer >= 1"):
+        mz.config.validate(dataclasses.replace(tiny(), unroll_steps=0))
+    with pytest.raises(ConfigError, match="mode='alphazero' searches with the env's own"):
+        mz.Agent(mz.cartpole(env="CartPole-v1", mode="alphazero", unroll_steps=0))
+
+
+def _position(moves):
+    """pgx states `[1]` after `moves` from a fixed start."""
+    state = TTT.pgx_env.init(jax.random.key(0))
+    for a in moves:
+        state = TTT.pgx_env.step(state, jnp.int32(a))
+    return jax.tree.map(lambda x: x[None], state)
+
+
+# Board cells: 0 1 2 / 3 4 5 / 6 7 8. The player to move (A) started.
+WIN = [0, 3, 1, 4]      # A holds 0 1, B holds 3 4: A wins only with 2 (B threatens 5).
+BLOCK = [0, 3, 8, 4]    # A holds 0 8, B holds 3 4 and threatens 5: A must block at 5.
+
+
+@pytest.mark.parametrize("search", [pytest.param("muzero", marks=pytest.mark.slow), "gumbel"])
+def test_search_through_discount_minus_one_wins_and_blocks(search):
+    # AlphaZero mode with an untrained network (uniform prior, value 0): only the
+    # game's rewards, backed up with discount -1 between plies, can find the moves.
+    cfg = tiny("alphazero", search=search, num_simulations=128)
+    agent = mz.Agent(cfg)
+    assert agent.searcher.discount == -1.0
+    params = agent.init(jax.random.key(0)).params
+    states = jax.tree.map(lambda *x: jnp.concatenate(x), _position(WIN), _position(BLOCK))
+    out = agent.searcher(params, jax.random.key(1), states.observation.astype(jnp.float32),
+                         Exploration.greedy(), ~states.legal_action_mask, states)
+    np.testing.assert_array_equal(out.action, [2, 5])
+    assert float(out.root_value[0]) > 0  # the win is seen from the mover's view
+    # The minimax player agrees.
+    np.testing.assert_array_equal(opponents.minimax_player(jax.random.key(2), states), [2, 5])
+
+
+def test_minimax_table_on_known_positions():
+    table = opponents.tic_tac_toe_table()
+    empty = table[0]
+    np.testing.assert_array_equal(empty, np.zeros(9))  # every opening draws
+    # X in a corner, O on an adjacent edge: X (to move) wins with best play.
+    code = int(opponents.tic_tac_toe_code(_position([0, 1]).observation)[0])
+    assert table[code].max() == 1.0
+    # X in a corner: O must take the centre; every other reply loses.
+    code = int(opponents.tic_tac_toe_code(_position([0]).observation)[0])
+    assert table[code, 4] == 0.0
+    assert all(table[code, a] == -1.0 for a in (1, 2, 3, 5, 6, 7, 8))
+    # Mover to play with a win on the board and a threat against it: the win.
+    code = int(opponents.tic_tac_toe_code(_position(WIN).observation)[0])
+    assert table[code, 2] == 1.0 and table[code, 6] == -1.0  # 6 lets B win at 5
+
+
+def test_arena_minimax_beats_random():
+    outcomes = jax.jit(lambda k: opponents.play(
+        TTT.pgx_env, opponents.minimax_player, opponents.random_player, k, 20))(
+        jax.random.key(0))
+    tally = opponents.tally(outcomes)
+    assert tally["losses"] == 0 and tally["wins"] > 14 and sum(tally.values()) == 20
+
+
+@pytest.mark.slow
+def test_arena_both_ways_and_pure_search_baseline():
+    games = 50
+    vs_random = opponents.match(TTT.pgx_env, opponents.minimax_player,
+                                opponents.random_player, jax.random.key(0), games)
+    vs_self = opponents.match(TTT.pgx_env, opponents.minimax_player,
+                              opponents.minimax_player, jax.random.key(1), games)
+    for side in ("first", "second"):
+        assert vs_random[side]["losses"] == 0
+        assert sum(vs_random[side].values()) == games
+        assert vs_self[side]["draws"] == games
+    policy = opponents.search_player(TTT.pgx_env, num_simulations=200)
+    states = jax.tree.map(lambda *x: jnp.concatenate(x), _position(WIN), _position(BLOCK))
+    np.testing.assert_array_equal(policy(jax.random.key(0), states), [2, 5])
+
+
+def test_play_asks_again_until_a_legal_move():
+    from muzero_jax import play
+
+    answers = iter(["", "x", "9", "0", "4"])
+    said = []
+    legal = np.array([False] + [True] * 8)
+    move = play.ask_move(legal, lambda prompt: next(answers), said.append)
+    assert move == 4
+    assert any("'x' is not a move number" in s for s in said)
+    assert any("9 is not a legal move" in s for s in said)
+    assert any("0 is not a legal move" in s for s in said)
+    assert play.ask_move(legal, lambda prompt: "q", said.append) is None
+    board_text = play.draw(jax.tree.map(lambda x: x[0], _position(WIN)))
+    assert board_text.splitlines()[0].startswith("X X .")
+
+
+@pytest.mark.slow
+def test_play_a_whole_game_and_write_svg(tmp_path):
+    from muzero_jax import play
+
+    agent = mz.Agent(tiny("alphazero"))
+    params = agent.init(jax.random.key(0)).params
+    moves = iter(str(a) for a in range(9) for _ in range(1))
+    states, result = play.play_game(agent, params, read=lambda prompt: next(moves),
+                                    write=lambda s: None)
+    assert result in (-1.0, 0.0, 1.0)
+    play.save_svg(states, str(tmp_path / "game.svg"))
+    assert (tmp_path / "game.svg").read_text().startswith("<?xml")
+
+
+def test_board_script_rejects_bad_input_before_compiling():
+    import subprocess
+    import sys
+
+    for args, message in ((["--game", "nope"], "--game 'nope'"),
+                          (["--mode", "alpha"], "mode='alpha'")):
+        proc = subprocess.run([sys.executable, "experiments/board.py", *args],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr[-500:]
+        assert message in proc.stderr
+
+
+@pytest.mark.slow
+def test_board_script_trains_and_writes_opponents(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "experiments/board.py", "--game", "tic_tac_toe", "--mode",
+         "alphazero", "--out", str(out), "--total-env-steps", "1024", "--eval-episodes", "4",
+         "--baseline-simulations", "8", "--config.num-envs", "8",
+         "--config.num-simulations", "8", "--config.min-replay-size", "64"],
+        capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["opponents"]) == {"random", "search8", "minimax"}
+    for result in summary["opponents"].values():
+        assert sum(result["first"].values()) == 4 and sum(result["second"].values()) == 4

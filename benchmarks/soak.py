@@ -113,7 +113,10 @@ def markdown(sec: dict) -> list[str]:
                   "earlier run of the same shapes (warm: tracing and lowering still run).", "",
                   "| run | wall s | compile s | share | largest programs |",
                   "|---|---|---|---|---|"]
-        for name, r in runs.items():
+        for name in ("cold", "warm"):
+            if name not in runs:
+                continue
+            r = runs[name]
             top = ", ".join(f"`{k}` {v:.1f}" for k, v in list(r["compile_seconds"].items())[:3])
             lines.append(f"| {name} | {r['wall_seconds']:.1f} | {r['compile_total_seconds']:.1f}"
                          f" | {r['compile_total_seconds'] / r['wall_seconds']:.0%} | {top} |")

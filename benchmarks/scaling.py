@@ -53,8 +53,9 @@ def measure_devices(count: int, quick: bool) -> dict:
         state = agent.init(jax.random.key(0))
         env_state = place(layout, agent.reset(jax.random.key(1)), P(distributed.DATA))
         exploration = agent.training_exploration
-        rollout = jax.jit(lambda p, e, k, x, agent=agent, layout=layout: layout.rollout(
-            agent.actor, p, e, k, x, config.rollout_length))
+        steps = config.rollout_length
+        rollout = jax.jit(lambda p, e, k, x, agent=agent, layout=layout, steps=steps:
+                          layout.rollout(agent.actor, p, e, k, x, steps))
         t = measure(lambda: rollout(state.params, env_state, jax.random.key(2), exploration),  # noqa: B023
                     repeats=repeats, min_repeat_seconds=min_seconds)
         work = envs * config.rollout_length

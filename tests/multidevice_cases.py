@@ -63,7 +63,7 @@ def test_learner_step_on_8_devices_equals_one_device(filled):
                                    err_msg=name)
     np.testing.assert_allclose(priority_d, one_priority, rtol=1e-5, atol=1e-6)
     assert any(not np.allclose(np.asarray(a), np.asarray(b)) for a, b in
-               zip(jax.tree.leaves(state_d.params), jax.tree.leaves(state.params)))
+               zip(jax.tree.leaves(state_d.params), jax.tree.leaves(state.params), strict=True))
 
 
 def test_sharded_rollout_equals_unsharded_for_the_same_keys(filled):

@@ -18,7 +18,6 @@ import time
 import numpy as np
 import pytest
 
-import muzero_jax as mz
 from muzero_jax import distributed, loop
 from muzero_jax.config import ConfigError, validate
 

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def evaluate(result, config):
         flags = cli.pre_parse(rest, "--baseline-simulations")
-        sims = int(getattr(flags, "baseline_simulations") or 100)
+        sims = int(flags.baseline_simulations or 100)
         results.update(board_evaluation(result, config, sims))
         scores = [s for side in results.values() for part in side.values()
                   for s, n in ((1.0, part["wins"]), (0.0, part["draws"]), (-1.0, part["losses"]))

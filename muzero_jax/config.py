@@ -366,8 +366,9 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     if (observation_shape is not None and cfg.network in ("resnet", "board")
             and len(observation_shape) != 3):
         raise ConfigError(
-            f"network={cfg.network!r}: the env {cfg.env!r} observes shape {tuple(observation_shape)}; "
-            f"expected images (height, width, channels), or network='mlp'")
+            f"network={cfg.network!r}: the env {cfg.env!r} observes shape "
+            f"{tuple(observation_shape)}; expected images (height, width, channels), or "
+            "network='mlp'")
     if num_actions is not None and cfg.search == "gumbel" and num_actions < 2:
         raise ConfigError(f"env {cfg.env!r} has {num_actions} action(s); expected >= 2")
     return cfg

@@ -209,7 +209,10 @@ class ResNetRepresentation(nn.Module):
 class ResNetDynamics(nn.Module):
     """g: (state `[B, h, w, C]`, action `[B]`) -> (reward logits, next state `[B, h, w, C]`).
 
-    The action enters as A constant one-hot planes stacked onto the state.
+    The action enters as planes stacked onto the state: A constant one-hot planes, or,
+    with `action_embedding_size` E (board games), a learned embedding of E features
+    broadcast over the board: parameters O(A E) and E planes, where one-hot planes
+    would be A planes (4,672 for chess) at every point.
     """
 
     num_blocks: int
@@ -217,12 +220,17 @@ class ResNetDynamics(nn.Module):
     reward_atoms: int
     head_channels: int
     hidden_size: int
+    action_embedding_size: int | None = None
 
     @nn.compact
     def __call__(self, s: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
         channels = s.shape[-1]
-        planes = jnp.broadcast_to(jax.nn.one_hot(action, self.num_actions)[:, None, None, :],
-                                  s.shape[:-1] + (self.num_actions,))
+        if self.action_embedding_size is None:
+            encoded = jax.nn.one_hot(action, self.num_actions)
+        else:
+            encoded = nn.Embed(self.num_actions, self.action_embedding_size)(action)
+        planes = jnp.broadcast_to(encoded[:, None, None, :],
+                                  s.shape[:-1] + (encoded.shape[-1],))
         x = nn.LayerNorm()(_conv(channels)(jnp.concatenate([s, planes], axis=-1)))
         x = _tower(nn.relu(x + s), self.num_blocks)
         next_s = scale_hidden_state(x)
@@ -285,34 +293,6 @@ class BoardRepresentation(nn.Module):
         return scale_hidden_state(_tower(x, self.num_blocks))
 
 
-class BoardDynamics(nn.Module):
-    """g: (state `[B, H, W, C]`, action `[B]`) -> (reward logits, next state `[B, H, W, C]`).
-
-    The action enters as a learned embedding of `embedding_size` features broadcast
-    over the board: parameters O(A E) and E planes, where one-hot planes would be A
-    planes (4,672 for chess) at every point.
-    """
-
-    num_blocks: int
-    num_actions: int
-    embedding_size: int
-    reward_atoms: int
-    head_channels: int
-    hidden_size: int
-
-    @nn.compact
-    def __call__(self, s: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
-        channels = s.shape[-1]
-        embedded = nn.Embed(self.num_actions, self.embedding_size)(action)
-        planes = jnp.broadcast_to(embedded[:, None, None, :],
-                                  s.shape[:-1] + (self.embedding_size,))
-        x = nn.LayerNorm()(_conv(channels)(jnp.concatenate([s, planes], axis=-1)))
-        x = _tower(nn.relu(x + s), self.num_blocks)
-        next_s = scale_hidden_state(x)
-        reward_logits = ConvHead(self.head_channels, self.hidden_size, self.reward_atoms)(x)
-        return reward_logits, next_s
-
-
 class BoardNetwork(MuZeroNetwork):
     """The board ResNet's h, g and f (f is `ResNetPrediction`: a tower and conv heads).
 
@@ -330,8 +310,9 @@ class BoardNetwork(MuZeroNetwork):
         head = dict(head_channels=self.head_channels, hidden_size=self.hidden_sizes[0])
         self.representation = BoardRepresentation(self.resnet_channels,
                                                   self.representation_blocks[0])
-        self.dynamics = BoardDynamics(self.dynamics_blocks, self.num_actions,
-                                      self.action_embedding_size, self.reward_atoms, **head)
+        self.dynamics = ResNetDynamics(self.dynamics_blocks, self.num_actions,
+                                       self.reward_atoms, **head,
+                                       action_embedding_size=self.action_embedding_size)
         self.prediction = ResNetPrediction(self.prediction_blocks, self.num_actions,
                                            self.value_atoms, **head)
 

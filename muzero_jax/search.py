@@ -123,12 +123,9 @@ class Exploration:
 
 
 def temperature_at(config: Config, progress: float) -> float:
-    """The acting temperature at training `progress` (see `Exploration.scheduled`)."""
-    temperature = config.temperature
-    for threshold, scheduled in config.temperature_schedule:
-        if progress >= threshold:
-            temperature = scheduled
-    return float(temperature)
+    """The acting temperature at training `progress` (see `Exploration.scheduled`, the
+    one place the schedule is read)."""
+    return float(Exploration.scheduled(config, progress).temperature)
 
 
 def make_recurrent_fn(model: Model, discount: float) -> RecurrentFn:

@@ -13,7 +13,7 @@ def test_programs_are_timed_by_name_and_stage():
     jax.jit(a_program_of_its_own)(jnp.ones(3))
     stats = compile_stats.since(before)
     assert set(stats["a_program_of_its_own"]) == {"trace", "lower", "xla"}
-    assert stats["a_program_of_its_own"]["xla"] > 0
+    assert "a_program_of_its_own" not in compile_stats.since(compile_stats.snapshot())
     assert "a_program_of_its_own" in compile_stats.format_table(stats)
 
 

@@ -6,8 +6,8 @@ At batch 256, 50 simulations, on the CartPole network:
 - PUCT's per-step randomness: `mctx.muzero_action_selection` adds 1e-7 * uniform noise
   to break ties, which costs a `jax.random.split` and a `uniform` (threefry, whose CPU
   lowering is itself a rolled loop) for every tree at every step of every selection walk.
-  The variant below drops that noise (and so the split): the same search otherwise,
-  measured only to show the cost; the library keeps mctx's selection.
+  The variant below drops that noise (and so the split): the library's
+  `muzero_jax.search.puct_by_index` (`Config.tie_break="index"`), the same search otherwise.
 """
 
 from __future__ import annotations
@@ -16,27 +16,13 @@ import jax
 import jax.numpy as jnp
 import mctx
 import numpy as np
-from mctx._src import action_selection, qtransforms
+from mctx._src import action_selection
 
 import muzero_jax as mz
-from muzero_jax.search import _mctx_backward, batched_backward
+from muzero_jax.search import _mctx_backward, batched_backward, puct_by_index
 
 BATCH = 256
 SIMULATIONS = 50
-
-
-def _puct_without_noise(rng_key, tree, node_index, depth, *, pb_c_init=1.25,
-                        pb_c_base=19652.0):
-    """mctx's PUCT selection minus its 1e-7 tie-break noise (for this measurement only)."""
-    del rng_key
-    visit_counts = tree.children_visits[node_index]
-    node_visit = tree.node_visits[node_index]
-    pb_c = pb_c_init + jnp.log((node_visit + pb_c_base + 1.0) / pb_c_base)
-    prior_probs = jax.nn.softmax(tree.children_prior_logits[node_index])
-    policy_score = jnp.sqrt(node_visit) * pb_c * prior_probs / (visit_counts + 1)
-    value_score = qtransforms.qtransform_by_parent_and_siblings(tree, node_index)
-    return action_selection.masked_argmax(value_score + policy_score,
-                                          tree.root_invalid_actions * (depth == 0))
 
 
 def _plain_search(agent: mz.Agent, selection):
@@ -92,7 +78,7 @@ def benchmark(settings, log, agent_for, observations, make_network_only) -> dict
         row = {"algorithm": algorithm, "batch": BATCH, **tree_depths(tree)}
         if algorithm == "muzero":
             plain = _plain_search(agent, action_selection.muzero_action_selection)
-            quiet = _plain_search(agent, _puct_without_noise)
+            quiet = _plain_search(agent, puct_by_index)
             network_only = make_network_only(agent.model, SIMULATIONS)
             actions = jnp.zeros((SIMULATIONS, BATCH), jnp.int32)
             t = settings.measure_interleaved({

@@ -71,6 +71,11 @@ class Config:
     q_normalisation: Literal["tree_min_max", "parent_and_siblings"] = "tree_min_max"  # PUCT's
     #   Q in [0, 1]: min-max over the whole tree (paper) or over the node and its children
     #   (mctx's default)
+    # PUCT's ties between equal scores: "noise", mctx's selection (1e-7 * U(0, 1) added to
+    #   every child's score, threefry random numbers for every tree at every step of every
+    #   simulation: on a CPU most of a small search's cost); "index", the same score with
+    #   ties to the lowest action index (no random numbers; 2.7x faster at batch 16 on a CPU)
+    tie_break: Literal["noise", "index"] = "noise"
     dirichlet_alpha: float = 0.25  # paper: 0.25 Atari, 0.3 chess, 0.03 Go
     dirichlet_fraction: float = 0.25  # root exploration noise share (muzero search)
     max_num_considered_actions: int = 16  # Gumbel: actions sampled at the root
@@ -281,6 +286,8 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     if cfg.q_normalisation not in ("tree_min_max", "parent_and_siblings"):
         raise ConfigError(f"q_normalisation={cfg.q_normalisation!r}: expected "
                           "'tree_min_max' or 'parent_and_siblings'")
+    if cfg.tie_break not in ("noise", "index"):
+        raise ConfigError(f"tie_break={cfg.tie_break!r}: expected 'noise' or 'index'")
     if cfg.run_layout not in ("auto", "map", "vmap"):
         raise ConfigError(f"run_layout={cfg.run_layout!r}: expected 'auto', 'map' or 'vmap'")
     if cfg.lr_decay not in ("cosine", "exponential"):
@@ -694,6 +701,7 @@ def classic(**overrides) -> Config:
         reward_support_size=1,
         search="muzero",
         num_simulations=50,
+        tie_break="index",  # 27% less per search than mctx's random tie-break, on a CPU
         dirichlet_alpha=0.25,
         dirichlet_fraction=0.25,
         temperature=1.0,

@@ -26,6 +26,12 @@ arrays): O(B N A) work per step of the walk up, where the backup itself is O(B).
 scatters of O(B); while it traces, the Searcher swaps it in for mctx's
 (`Searcher(batched_backward=False)` keeps mctx's own). The results are the same
 bit for bit (tests/test_search.py); benchmarks/ measures the difference.
+
+mctx's PUCT selection adds 1e-7 * U(0, 1) to every child's score to break ties at
+random: a threefry draw for every tree at every step of every simulation, which on a
+CPU costs more than the rest of a small search (`benchmarks/anatomy.py`).
+`Config.tie_break="index"` selects with `puct_by_index` instead, the same score with
+ties to the lowest action index, swapped in for mctx's while tracing as the backup is.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import mctx
+from mctx._src import action_selection as mctx_action_selection
 from mctx._src import search as mctx_search
 
 from muzero_jax.config import Config
@@ -273,6 +280,28 @@ def batched_backward(tree: mctx.Tree, leaf_index: chex.Array) -> mctx.Tree:
 MCTX_VERSION = "0.0.71"
 
 
+def puct_by_index(rng_key: chex.PRNGKey, tree: mctx.Tree, node_index: chex.Numeric,
+                  depth: chex.Numeric, *, pb_c_init: float = 1.25,
+                  pb_c_base: float = 19652.0,
+                  qtransform: Callable = mctx.qtransform_by_parent_and_siblings
+                  ) -> chex.Array:
+    """PUCT's choice at one node of one (unbatched) tree, ties to the lowest action index.
+
+    score(a) = Q(a) + P(a) sqrt(N) / (1 + N(a)) (c1 + log((N + c2 + 1) / c2)) (SPEC.md,
+    "Search"), Q normalised by `qtransform`; at the root (depth 0) the tree's invalid
+    actions are never chosen. The score is mctx's `muzero_action_selection`'s without
+    its random tie-break term, so `rng_key` is unused. Returns the `[]` int32 action.
+    """
+    del rng_key
+    visits = tree.children_visits[node_index]
+    parent_visits = tree.node_visits[node_index]
+    c = pb_c_init + jnp.log((parent_visits + pb_c_base + 1.0) / pb_c_base)
+    prior = jax.nn.softmax(tree.children_prior_logits[node_index])
+    score = qtransform(tree, node_index) + c * prior * jnp.sqrt(parent_visits) / (visits + 1)
+    invalid = tree.root_invalid_actions * (depth == 0)
+    return jnp.argmax(jnp.where(invalid, -jnp.inf, score)).astype(jnp.int32)
+
+
 class MctxHookError(RuntimeError):
     """mctx's private backup hook is missing or changed: this mctx is not the pinned one."""
 
@@ -297,6 +326,36 @@ def check_mctx_hook() -> None:
             f"mctx {mctx.__version__}: mctx._src.search.backward takes {params}; expected "
             f"['tree', 'leaf_index'] as in mctx=={MCTX_VERSION} (pip install "
             f"mctx=={MCTX_VERSION}, or Searcher(..., batched_backward=False))")
+
+
+def check_mctx_selection_hook() -> None:
+    """Raises `MctxHookError` unless mctx's `muzero_policy` still selects through
+    `action_selection.muzero_action_selection` with the signature `puct_by_index` has."""
+    selection = getattr(mctx_action_selection, "muzero_action_selection", None)
+    expected = list(inspect.signature(puct_by_index).parameters)
+    found = None if selection is None else list(inspect.signature(selection).parameters)
+    if found != expected:
+        raise MctxHookError(
+            f"mctx {mctx.__version__}: mctx._src.action_selection.muzero_action_selection "
+            f"takes {found}; expected {expected} as in mctx=={MCTX_VERSION}, where "
+            f"tie_break='index' swaps its selection in (pip install mctx=={MCTX_VERSION}, "
+            f"or tie_break='noise')")
+
+
+@contextlib.contextmanager
+def _mctx_selection(selection: Callable | None) -> Iterator[None]:
+    """Makes mctx's `muzero_policy` select with `selection` (None: mctx's own) while
+    tracing inside."""
+    if selection is None:
+        yield
+        return
+    check_mctx_selection_hook()
+    original = mctx_action_selection.muzero_action_selection
+    mctx_action_selection.muzero_action_selection = selection
+    try:
+        yield
+    finally:
+        mctx_action_selection.muzero_action_selection = original
 
 
 @contextlib.contextmanager
@@ -341,6 +400,10 @@ class Searcher:
         self.batched_backward = batched_backward
         if batched_backward:
             check_mctx_hook()  # fail here, before anything compiles
+        self.selection = (puct_by_index if config.search == "muzero"
+                          and config.tie_break == "index" else None)
+        if self.selection is not None:
+            check_mctx_selection_hook()
 
     def __call__(self, params: Params, key: chex.PRNGKey, obs: chex.Array,
                  exploration: Exploration,
@@ -398,7 +461,8 @@ class Searcher:
                                  value=root_out.value, embedding=embedding)
         if invalid_actions is not None:
             chex.assert_shape(invalid_actions, root_out.policy_logits.shape)
-        with _mctx_backward(batched_backward if self.batched_backward else None):
+        with (_mctx_backward(batched_backward if self.batched_backward else None),
+              _mctx_selection(self.selection)):
             out = self._search(params, key, root, exploration, invalid_actions)
         return root_out, out
 

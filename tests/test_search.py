@@ -127,6 +127,56 @@ def test_search_results_do_not_depend_on_the_backup_used(tiny_config, algorithm,
         np.testing.assert_array_equal(getattr(outs[0], name), getattr(outs[1], name), name)
 
 
+@pytest.mark.parametrize("q_normalisation", ["tree_min_max", "parent_and_siblings"])
+def test_tie_break_by_index_searches_as_mctx_does_where_nothing_ties(tiny_config,
+                                                                      q_normalisation):
+    """With priors that differ (noisy heads), no two scores tie, and mctx's 1e-7 noise
+    decides nothing: both selections give the same trees, actions and policies."""
+    from muzero_jax.search import Searcher
+
+    outs = []
+    for tie_break in ("noise", "index"):
+        config = replace(tiny_config, search="muzero", num_simulations=16,
+                         tie_break=tie_break, q_normalisation=q_normalisation)
+        agent = mz.Agent(config)
+        params = _noisy_params(agent, 4)
+        obs = jax.random.normal(jax.random.key(5), (32, 4))
+        searcher = Searcher(agent.model, config)
+        outs.append(jax.jit(searcher.search_tree)(params, jax.random.key(6), obs,
+                                                  mz.Exploration.training(config)))
+    for name in ("node_visits", "children_visits", "node_values", "parents"):
+        np.testing.assert_array_equal(getattr(outs[0], name), getattr(outs[1], name), name)
+
+
+def test_puct_by_index_scores_as_the_paper_and_breaks_ties_to_the_lowest_index():
+    from muzero_jax.search import puct_by_index
+
+    tree = _small_tree()
+    # Node 1 after 2 visits: a0 visited once with Q = 0.5 + 0.5 * 5 = 3, a1 unvisited.
+    # parent_and_siblings: Q in [0, 1] by min-max over node 1's value and visited
+    # children's Q: (3 - 2) / (3 - 2) = 1 for a0; a1 takes the parent's 0. Uniform prior.
+    qtransform = mctx.qtransform_by_parent_and_siblings
+    c1, c2 = 1.25, 19652.0
+    c = c1 + np.log((2 + c2 + 1) / c2)
+    scores = np.array([1.0 + c * 0.5 * np.sqrt(2) / 2, 0.0 + c * 0.5 * np.sqrt(2) / 1])
+    want = int(np.argmax(scores))
+    got = puct_by_index(None, tree, 1, 1, pb_c_init=c1, pb_c_base=c2, qtransform=qtransform)
+    assert got.dtype == jnp.int32 and int(got) == want == 0
+    # Equal scores (no visits, equal priors): the lowest index, every time.
+    fresh = tree.replace(children_visits=jnp.zeros_like(tree.children_visits),
+                         node_visits=jnp.array([1, 0, 0]))
+    assert int(puct_by_index(None, fresh, 2, 2, qtransform=qtransform)) == 0
+    # At the root, an invalid lowest index is skipped.
+    masked = fresh.replace(root_invalid_actions=jnp.array([1.0, 0.0]))
+    assert int(puct_by_index(None, masked, 0, 0, qtransform=qtransform)) == 1
+
+
+def test_tie_break_is_validated(tiny_config):
+    with pytest.raises(mz.ConfigError, match=r"tie_break='first': expected 'noise' or "
+                                             r"'index'"):
+        mz.validate(replace(tiny_config, tie_break="first"))
+
+
 # --- the private mctx hook ---------------------------------------------------------
 
 
@@ -171,6 +221,37 @@ def test_a_missing_or_changed_hook_fails_loudly(tiny_config, monkeypatch):
     monkeypatch.setattr(mctx_search, "backward", lambda tree, leaf, depth: tree, raising=False)
     with pytest.raises(search.MctxHookError, match=r"takes \['tree', 'leaf', 'depth'\]"):
         search.Searcher(model, tiny_config)
+
+
+def test_a_changed_selection_hook_fails_loudly_and_the_selection_is_swapped_in(
+        tiny_config, monkeypatch):
+    from mctx._src import action_selection
+
+    from muzero_jax import search
+
+    config = replace(tiny_config, search="muzero", tie_break="index", num_simulations=3)
+    calls = []
+    real = search.puct_by_index
+
+    def spy(rng_key, tree, node_index, depth, *, pb_c_init=1.25, pb_c_base=19652.0,
+            qtransform=None):
+        calls.append(depth)
+        return real(rng_key, tree, node_index, depth, pb_c_init=pb_c_init,
+                    pb_c_base=pb_c_base, qtransform=qtransform)
+
+    monkeypatch.setattr(search, "puct_by_index", spy)
+    agent = mz.Agent(config)
+    jax.jit(agent.searcher)(agent.init(jax.random.key(0)).params, jax.random.key(1),
+                            jnp.zeros((5, 4)), mz.Exploration.greedy())
+    assert calls  # traced inside mctx's simulation loop
+    assert action_selection.muzero_action_selection is not spy  # and put back
+    model = agent.model
+    monkeypatch.setattr(action_selection, "muzero_action_selection",
+                        lambda rng_key, tree, node_index: 0)
+    with pytest.raises(search.MctxHookError, match=r"muzero_action_selection takes "
+                                                   r"\['rng_key', 'tree', 'node_index'\]"):
+        search.Searcher(model, config)
+    search.Searcher(model, replace(config, tie_break="noise"))  # mctx's own still works
 
 
 # --- Q normalisation ---------------------------------------------------------------

@@ -701,7 +701,6 @@ def classic(**overrides) -> Config:
         reward_support_size=1,
         search="muzero",
         num_simulations=50,
-        tie_break="index",  # 27% less per search than mctx's random tie-break, on a CPU
         dirichlet_alpha=0.25,
         dirichlet_fraction=0.25,
         temperature=1.0,

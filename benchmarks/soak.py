@@ -41,10 +41,13 @@ def soak(settings, log, total_env_steps: int | None = None) -> dict:
     total = total_env_steps or (QUICK_SOAK_STEPS if settings.quick else SOAK_STEPS)
     config = mz.cartpole(replay_capacity=CAPACITY, total_env_steps=total, solve_return=None,
                          checkpoint_every=500, eval_every=25)
-    samples = []
+    import jax
+
+    samples, live = [], []
 
     def record(row):
         samples.append((row["env_steps"], rss_mb()))
+        live.append(len(jax.live_arrays()))  # a leak of device buffers would show here
 
     with tempfile.TemporaryDirectory() as run_dir:
         result = mz.train(config, run_dir=run_dir, log=None, on_iteration=record)
@@ -58,8 +61,10 @@ def soak(settings, log, total_env_steps: int | None = None) -> dict:
     steps_after_fill = after_fill[-1][0] - after_fill[0][0]
     log(f"  RSS {start:.0f} MB after the buffer filled -> {end:.0f} MB at "
         f"{result.env_steps:,} env steps ({growth:+.2%} over {steps_after_fill:,} steps, "
-        f"{(end - start) / max(steps_after_fill, 1) * 1000:+.3f} MB per 1,000 steps)")
+        f"{(end - start) / max(steps_after_fill, 1) * 1000:+.3f} MB per 1,000 steps); "
+        f"live JAX arrays {live[0]} -> {live[-1]}")
     return {"env_steps": result.env_steps, "replay_capacity": CAPACITY,
+            "live_arrays_start": live[0], "live_arrays_end": live[-1],
             "checkpoint_every": 500, "rss_start_mb": start, "rss_end_mb": end,
             "rss_growth": growth, "steps_after_fill": steps_after_fill,
             "samples": samples[::max(1, len(samples) // 200)]}

@@ -17,6 +17,7 @@ picks the run up from its latest checkpoint.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import math
 import sys
@@ -170,10 +171,12 @@ def train(config: Config, *, env: envs.Env | None = None,
         meta["seconds"] = earlier_seconds + time.perf_counter() - start
         meta["last_checkpoint_updates"] = int(jax.numpy.max(runners.train_state.step))
         trees = _checkpoint_trees(runners if multi else _first(runners), save_replay)
+        release_free_heap()  # what the last checkpoint's writes and the chunks since freed
         checkpointer.save(meta["iteration"], trees, meta)
 
     run_chunk = layout.jit(program.run_chunk, runners)
     compiled = run_chunk.lower(runners, jax.numpy.int32(1)).compile()
+    release_free_heap()  # compilation's working memory: about half the peak RSS
     history = meta["history"]
     last_time = time.perf_counter()
     last_steps = int(jax.numpy.max(runners.env_steps))
@@ -381,6 +384,7 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
         saved_iteration = loop.iteration
         loop.seconds = earlier_seconds + time.perf_counter() - start
         loop.last_checkpoint_updates = int(state.step)
+        release_free_heap()
         # Host games (ALE) are live emulators, not arrays: a resumed run starts new ones.
         checkpointer.save(loop.iteration, {
             "train_state": state, "rng": {"key": key},
@@ -470,6 +474,30 @@ def _report(row: dict, *, logger, on_iteration, log, show_bar: bool) -> None:
         on_iteration(row)
     if log is not None and not show_bar:
         log(_progress_line(row))
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; absent on macOS and musl
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+
+
+def release_free_heap() -> None:
+    """Hands the C heap's free pages back to the OS (glibc's `malloc_trim`; else nothing).
+
+    glibc keeps what a process frees in its arenas (one per thread: orbax writes
+    checkpoints from threads) and hands it out again only to requests that fit, so
+    without this a long run's resident memory creeps up with nothing leaked: a
+    CartPole run at 50,000 env steps was 1,318 MB resident with 674 MB in use, most
+    of the rest compilation's working memory. Called after compiling and at each
+    checkpoint (milliseconds).
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _checkpoint_due(cfg: Config, updates: int, last_checkpoint_updates: int) -> bool:

@@ -1,3 +1,6 @@
+import os
+
+import jax
 import pytest
 
 import muzero_jax as mz
@@ -20,6 +23,28 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compile_cache(tmp_path_factory):
+    """One persistent compilation cache for the whole test run, empty at its start as on a
+    fresh CI machine: a test that builds a program another test already built (the same
+    config trained twice, an experiment script run again to resume) loads it instead of
+    compiling it again, in this process and in the subprocesses tests start (they read
+    JAX_COMPILATION_CACHE_DIR, which compile_stats.use_cache leaves as it is). A directory
+    already given in JAX_COMPILATION_CACHE_DIR is used instead (to keep a warm one).
+    """
+    directory = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(
+        tmp_path_factory.mktemp("jax-compilation-cache"))
+    patch = pytest.MonkeyPatch()
+    patch.setenv("JAX_COMPILATION_CACHE_DIR", directory)
+    # As the experiment scripts' own cache does: keep small programs too, they add up.
+    patch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    old = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", directory)
+    yield directory
+    jax.config.update("jax_compilation_cache_dir", old)
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,6 @@ with XLA_FLAGS=--xla_force_host_platform_device_count=8; the file name keeps the
 default (one-device) collection from picking them up.
 """
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,8 +32,9 @@ def tiny(**overrides):
 
 @pytest.fixture(scope="module")
 def filled():
-    """A one-device agent of the tiny config, its state and a buffer with 2 rollouts."""
-    agent = mz.Agent(dataclasses.replace(tiny(), num_devices=1))
+    """A one-device agent of the tiny config with 2 envs a device, its state and a buffer
+    with 2 rollouts."""
+    agent = mz.Agent(tiny(num_envs=2 * D, num_devices=1))
     state = agent.init(jax.random.key(0))
     buffer = agent.init_replay()
     env_state = agent.reset(jax.random.key(1))
@@ -71,14 +70,15 @@ def test_sharded_rollout_equals_unsharded_for_the_same_keys(filled):
     layout = distributed.DataParallel(agent, D)
     env_state = agent.reset(jax.random.key(5), 2 * D)
     key = jax.random.key(6)
+    steps = agent.config.rollout_length  # the fixture's rollouts: compiled once
 
     def sharded(exploration):
-        return jax.jit(lambda e, k, x: layout.rollout(agent.actor, state.params, e, k, x, 12))(
-            env_state, key, exploration)
+        return jax.jit(lambda e, k, x: layout.rollout(agent.actor, state.params, e, k, x,
+                                                      steps))(env_state, key, exploration)
 
     # Greedy play has no randomness: the sharded rollout is the one-device rollout.
     greedy = Exploration.greedy()
-    expected = agent.actor.rollout(state.params, env_state, key, greedy, 12)
+    expected = agent.actor.rollout(state.params, env_state, key, greedy, steps)
     got = sharded(greedy)
     assert_trees_close(expected, got)
     # Exploring: shard d plays its envs with key fold_in(key, d).
@@ -87,11 +87,12 @@ def test_sharded_rollout_equals_unsharded_for_the_same_keys(filled):
     per = 2
     for d in range(D):
         part = jax.tree.map(lambda x, d=d: x[d * per:(d + 1) * per], env_state)
-        want = agent.actor.rollout(state.params, part, jax.random.fold_in(key, d), explore, 12)
+        want = agent.actor.rollout(state.params, part, jax.random.fold_in(key, d), explore,
+                                   steps)
         mine = jax.tree.map(lambda x, d=d: x[d * per:(d + 1) * per], got)
         assert_trees_close(want, mine)
     assert not np.array_equal(np.asarray(got[1].action), np.asarray(
-        agent.actor.rollout(state.params, env_state, key, explore, 12)[1].action))
+        agent.actor.rollout(state.params, env_state, key, explore, steps)[1].action))
 
 
 def assert_trees_close(want, got):

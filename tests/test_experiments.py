@@ -1,4 +1,5 @@
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -20,15 +21,33 @@ SCRIPT = os.path.join(ROOT, "experiments", "cartpole.py")
 ENV = dict(os.environ, PYTHONPATH=ROOT)
 
 
-def test_cartpole_experiment_writes_summary_and_metrics(tmp_path):
-    out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, "--seed", "3",
-         "--out", str(out), "--total-env-steps", "2000", "--eval-episodes", "2",
-         "--config.priority_alpha", "1.0", "--config.temperature_schedule", "0.5", "0.5"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+# One tiny config for every test that runs experiments/cartpole.py to check plumbing
+# (summary, logs, checkpoints, resume), not learning: within one test run the later
+# processes find its programs in the persistent compilation cache the first one filled.
+TINY = ["--config.num_envs", "4", "--config.rollout_length", "8", "--config.hidden_size", "16",
+        "--config.latent_size", "8", "--config.num_hidden_layers", "1",
+        "--config.num_simulations", "4", "--config.batch_size", "16",
+        "--config.updates_per_iteration", "4", "--config.replay_capacity", "256",
+        "--config.min_replay_size", "32", "--config.td_steps", "3", "--config.unroll_steps", "2",
+        "--config.eval_every", "0", "--config.solve_return", "none",
+        "--config.checkpoint_every", "16", "--config.checkpoint_keep", "100",
+        "--config.priority_alpha", "1.0", "--config.temperature_schedule", "0.5", "0.5",
+        "--seed", "3", "--total-env-steps", "1600", "--eval-episodes", "2"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """experiments/cartpole.py with TINY, run to the end once: (run directory, stdout)."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    proc = subprocess.run([sys.executable, SCRIPT, "--out", str(out), *TINY],
+                          capture_output=True, text=True, timeout=600, cwd=out.parent, env=ENV)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "eval on gymnasium CartPole-v1" in proc.stdout
+    return out, proc.stdout
+
+
+def test_cartpole_experiment_writes_summary_and_metrics(tiny_run, tmp_path):
+    out, stdout = tiny_run
+    assert "eval on gymnasium CartPole-v1" in stdout
     summary = json.loads((out / "summary.json").read_text())
     for key in ("env_steps", "train_steps", "wall_seconds", "eval_seconds",
                 "eval_return_mean", "eval_return_std", "eval_episodes", "seed"):
@@ -37,7 +56,7 @@ def test_cartpole_experiment_writes_summary_and_metrics(tmp_path):
     assert summary["preset"] == "cartpole"
     assert summary["config"]["priority_alpha"] == 1.0
     assert summary["config"]["temperature_schedule"] == [[0.5, 0.5]]
-    assert summary["env_steps"] >= 2000 and summary["wall_seconds"] > 0
+    assert summary["env_steps"] == 1600 and summary["wall_seconds"] > 0
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert rows and {"env_steps", "wall_seconds", "episodes_return"} <= set(rows[0])
     assert os.listdir(out / "checkpoints") and os.listdir(out / "tensorboard")
@@ -74,16 +93,34 @@ def test_bad_arguments_exit_with_a_message(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_bad_overrides_exit_with_a_message(tmp_path):
-    for args, expected in ((["--config.priority_alpha", "-1"], "priority_alpha=-1"),
-                           (["--config.target_ema", "0.5", "--config.target_update_period",
-                             "5"], "one way to update the target network"),
-                           (["--config.temperature_schedule", "0.5"], "temperature_schedule")):
-        proc = subprocess.run([sys.executable, SCRIPT, "--out", str(tmp_path), *args],
-                              capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 2, args
-        assert expected in proc.stderr
-        assert "Traceback" not in proc.stderr
+def _script_in_process(path, argv, monkeypatch, capsys, cwd):
+    """The script at `path` run in this process as `python PATH ARGV` runs it, for input
+    it must refuse before compiling: (exit code, stderr). No new process and imports for
+    each refusal; test_bad_arguments_exit_with_a_message checks a real process's exit.
+    """
+    spec = importlib.util.spec_from_file_location("script_under_test", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", [path, *argv])  # error lines name the script
+    monkeypatch.setattr(sys, "path", list(sys.path))  # main puts the working directory on it
+    monkeypatch.chdir(cwd)
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(list(argv))
+    return exit_info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--config.priority_alpha", "-1"], "priority_alpha=-1"),
+    (["--config.target_ema", "0.5", "--config.target_update_period", "5"],
+     "one way to update the target network"),
+    (["--config.temperature_schedule", "0.5"], "temperature_schedule"),
+])
+def test_bad_overrides_exit_with_a_message(tmp_path, monkeypatch, capsys, args, expected):
+    code, err = _script_in_process(SCRIPT, ["--out", str(tmp_path), *args], monkeypatch,
+                                   capsys, tmp_path)
+    assert code == 2, args
+    assert expected in err
+    assert "Traceback" not in err
 
 
 TRAIN = os.path.join(ROOT, "experiments", "train.py")
@@ -101,12 +138,13 @@ TRAIN = os.path.join(ROOT, "experiments", "train.py")
     (["--env", "CartPole-v1", "--config.num_simulations", "eight"], "'eight'"),
     (["--env", "CartPole-v1", "--preset", "atari9"], "--preset 'atari9'"),
 ])
-def test_train_py_user_errors_exit_2_with_one_line(tmp_path, args, expected):
-    proc = subprocess.run([sys.executable, TRAIN, "--out", str(tmp_path / "run"), *args],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert proc.stderr.count("\n") == 1, proc.stderr  # one line, no usage, no traceback
-    assert proc.stderr.startswith("train.py: error: ") and expected in proc.stderr
+def test_train_py_user_errors_exit_2_with_one_line(tmp_path, monkeypatch, capsys, args,
+                                                   expected):
+    code, err = _script_in_process(TRAIN, ["--out", str(tmp_path / "run"), *args],
+                                   monkeypatch, capsys, tmp_path)
+    assert code == 2, err[-2000:]
+    assert err.count("\n") == 1, err  # one line, no usage, no traceback
+    assert err.startswith("train.py: error: ") and expected in err
     assert not (tmp_path / "run").exists()  # nothing was started
 
 
@@ -164,23 +202,15 @@ def test_train_py_runs_the_family_preset_on_the_env_given(argv, preset, env_id):
     assert seen["config"] == mz.PRESETS[preset](env=env_id, seed=3)
 
 
-TINY = ["--config.num_envs", "4", "--config.rollout_length", "8", "--config.hidden_size", "16",
-        "--config.latent_size", "8", "--config.num_hidden_layers", "1",
-        "--config.num_simulations", "4", "--config.batch_size", "16",
-        "--config.updates_per_iteration", "4", "--config.replay_capacity", "256",
-        "--config.min_replay_size", "32", "--config.td_steps", "3", "--config.unroll_steps", "2",
-        "--config.eval_every", "0", "--config.solve_return", "none",
-        "--config.checkpoint_every", "16", "--config.checkpoint_keep", "100",
-        "--total-env-steps", "1600", "--eval-episodes", "1"]
-
-
 def _final_state(run_dir):
     agent = mz.Agent(checkpoint.load_config(run_dir))
     return checkpoint.restore_train_state(run_dir, agent.init(jax.random.key(0)))
 
 
-def test_a_run_killed_with_sigkill_resumes_and_matches_an_uninterrupted_one(tmp_path):
-    killed, whole = tmp_path / "killed", tmp_path / "whole"
+def test_a_run_killed_with_sigkill_resumes_and_matches_an_uninterrupted_one(tiny_run,
+                                                                           tmp_path):
+    whole, _ = tiny_run  # the uninterrupted run
+    killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, SCRIPT, "--out", str(killed), *TINY],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     checkpoints = killed / "checkpoints"
@@ -199,9 +229,6 @@ def test_a_run_killed_with_sigkill_resumes_and_matches_an_uninterrupted_one(tmp_
     resumed = subprocess.run([sys.executable, SCRIPT, "--resume", str(killed)],
                              capture_output=True, text=True, timeout=600, env=ENV)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    uninterrupted = subprocess.run([sys.executable, SCRIPT, "--out", str(whole), *TINY],
-                                   capture_output=True, text=True, timeout=600, env=ENV)
-    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
 
     summaries = [json.loads((d / "summary.json").read_text()) for d in (killed, whole)]
     assert summaries[0]["env_steps"] == summaries[1]["env_steps"] == 1600

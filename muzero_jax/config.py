@@ -604,6 +604,7 @@ def sample_efficient(**overrides) -> Config:
         reanalyze_fraction=0.25,
         reanalyze_policy_fraction=0.8,
         target_update_period=0,  # measured without; Reanalyze's fresh values suffice
+        gumbel_scale=0.5,  # less acting noise: longer self-play episodes (README, issue 11)
         eval_every=1,
         total_env_steps=30_000,
     )

@@ -91,10 +91,12 @@ def test_reanalyze_preset_is_the_papers_reanalyze():
 
 def test_sample_efficient_keeps_the_settings_its_readme_table_measured():
     """Issue 11's figures (README) were measured with 100 updates of 256 per 8 x 25 env
-    steps, learning from 400 positions, an evaluation every iteration."""
+    steps, learning from 400 positions, Gumbel noise at scale 0.5, an evaluation every
+    iteration."""
     cfg = mz.sample_efficient()
     assert (cfg.num_envs, cfg.rollout_length, cfg.batch_size) == (8, 25, 256)
     assert (cfg.updates_per_iteration, cfg.min_replay_size, cfg.eval_every) == (100, 400, 1)
+    assert cfg.gumbel_scale == 0.5
 
 
 def test_classic_stops_at_a_margin_over_each_envs_gymnasium_threshold():

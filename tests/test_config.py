@@ -89,6 +89,16 @@ def test_reanalyze_preset_is_the_papers_reanalyze():
     assert (other.num_reanalyzed, other.use_target_network, other.td_steps) == (64, False, 50)
 
 
+def test_sample_efficient_keeps_the_settings_its_readme_table_measured():
+    """Issue 11's figures (README) were measured with 100 updates of 256 per 8 x 25 env
+    steps, learning from 400 positions, Gumbel noise at scale 0.5, an evaluation every
+    iteration."""
+    cfg = mz.sample_efficient()
+    assert (cfg.num_envs, cfg.rollout_length, cfg.batch_size) == (8, 25, 256)
+    assert (cfg.updates_per_iteration, cfg.min_replay_size, cfg.eval_every) == (100, 400, 1)
+    assert cfg.gumbel_scale == 0.5
+
+
 def test_classic_stops_at_a_margin_over_each_envs_gymnasium_threshold():
     assert mz.classic().env == "Acrobot-v1" and mz.classic().solve_return == -90.0
     assert mz.classic(env="gymnax/Acrobot-v1").solve_return == -90.0  # its Gymnasium twin

@@ -160,7 +160,7 @@ def test_search_through_discount_minus_one_wins_and_blocks(search):
     np.testing.assert_array_equal(out.action, [2, 5])
     assert float(out.root_value[0]) > 0  # the win is seen from the mover's view
     # The minimax player agrees.
-    np.testing.assert_array_equal(opponents.minimax_player(jax.random.key(2), states), [2, 5])
+    np.testing.assert_array_equal(opponents.minimax_player(None, jax.random.key(2), states), [2, 5])
 
 
 def test_minimax_table_on_known_positions():
@@ -181,10 +181,37 @@ def test_minimax_table_on_known_positions():
 
 def test_arena_minimax_beats_random():
     outcomes = jax.jit(lambda k: opponents.play(
-        TTT.pgx_env, opponents.minimax_player, opponents.random_player, k, 20))(
-        jax.random.key(0))
+        TTT.pgx_env, opponents.minimax_player, opponents.random_player, k,
+        jnp.arange(20) < 10))(jax.random.key(0))
     tally = opponents.tally(outcomes)
     assert tally["losses"] == 0 and tally["wins"] > 14 and sum(tally.values()) == 20
+
+
+def test_match_plays_both_sides_in_one_program_with_params_as_an_argument():
+    # A "player" whose params say which cell it prefers: the same compiled match must
+    # follow new params without compiling again, and count each side's games apart.
+    def prefer(params, key, states):
+        logits = jnp.where(states.legal_action_mask, -jnp.abs(jnp.arange(9) - params), -1e9)
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+    match = opponents.Match(TTT.pgx_env, prefer, opponents.minimax_player, games_per_side=6)
+    for preference in (0, 4):
+        result = match(jax.random.key(0), jnp.int32(preference))
+        for side in ("first", "second"):
+            assert sum(result[side].values()) == 6
+            assert result[side]["wins"] == 0  # nobody beats perfect play
+    assert match.outcomes._cache_size() == 1
+
+
+def test_search_tree_in_alphazero_mode_searches_the_env_state():
+    agent = mz.Agent(tiny("alphazero", num_simulations=64))
+    state = agent.init(jax.random.key(0))
+    states = _position(WIN)
+    tree = agent.search_tree(state, jax.random.key(1), states.observation,
+                             invalid_actions=~states.legal_action_mask, embedding=states)
+    visits = np.asarray(tree.children_visits[0, tree.ROOT_INDEX])
+    assert visits.argmax() == 2  # the winning move
+    assert (visits[np.asarray(~states.legal_action_mask[0])] == 0).all()
 
 
 @pytest.mark.slow
@@ -200,7 +227,7 @@ def test_arena_both_ways_and_pure_search_baseline():
         assert vs_self[side]["draws"] == games
     policy = opponents.search_player(TTT.pgx_env, num_simulations=200)
     states = jax.tree.map(lambda *x: jnp.concatenate(x), _position(WIN), _position(BLOCK))
-    np.testing.assert_array_equal(policy(jax.random.key(0), states), [2, 5])
+    np.testing.assert_array_equal(policy(None, jax.random.key(0), states), [2, 5])
 
 
 def test_play_asks_again_until_a_legal_move():

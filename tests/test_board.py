@@ -100,6 +100,34 @@ def test_game_outcomes_from_each_players_view():
     assert not bool(known[0].any())
 
 
+def test_window_targets_of_a_two_player_window():
+    # One stream of a 5-ply game won by its last mover (row 4), then a new game. A window
+    # from row 2 with K = 3: rows 2, 3, 4 are the game's last plies, row 5 the next game.
+    from muzero_jax.replay import Window
+    from muzero_jax.targets import window_targets
+
+    reward = jnp.array([[0, 0, 0, 0, 1, 0, 0, 0]], jnp.float32)
+    terminated = jnp.zeros((1, 8), bool).at[0, 4].set(True)
+    truncated = jnp.zeros((1, 8), bool)
+    z, known = game_outcomes(reward, terminated, truncated, jnp.int32(8),
+                             (jnp.int32(2) + jnp.arange(4))[None])
+    rows = slice(2, 7)  # W = K + n + 1 = 5
+    window = Window(observation=jnp.zeros((1, 3, 3, 2)), action=jnp.arange(8)[None, rows],
+                    reward=reward[:, rows], terminated=terminated[:, rows],
+                    truncated=truncated[:, rows], search_policy=jnp.ones((1, 5, 9)) / 9,
+                    root_value=jnp.zeros((1, 5)), final_value=jnp.zeros((1, 5)),
+                    stream=jnp.zeros(1, jnp.int32), position=jnp.full(1, 2, jnp.int32),
+                    weight=jnp.ones(1))
+    t = window_targets(window, discount=1.0, td_steps=1, unroll_steps=3, outcome=(z, known))
+    # Values from the view of the player to move: row 2's mover (the winner) +1, row 3's
+    # -1, row 4's (who makes the winning move) +1; row 5 lies past the end: absorbing 0.
+    np.testing.assert_array_equal(t.value[0], [1, -1, 1, 0])
+    np.testing.assert_array_equal(t.value_mask[0], [1, 1, 1, 1])
+    # r^k predicts the reward of row k - 1 from its mover's view: only the winning move's.
+    np.testing.assert_array_equal(t.reward[0], [0, 0, 1])
+    np.testing.assert_array_equal(t.policy_mask[0], [1, 1, 1, 0])
+
+
 @pytest.mark.parametrize("mode", ["muzero", pytest.param("alphazero", marks=pytest.mark.slow)])
 def test_both_modes_learn_a_step(mode):
     agent = mz.Agent(tiny(mode))
@@ -290,3 +318,25 @@ def test_board_script_trains_and_writes_opponents(tmp_path):
     assert set(summary["opponents"]) == {"random", "search8", "minimax"}
     for result in summary["opponents"].values():
         assert sum(result["first"].values()) == 4 and sum(result["second"].values()) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["alphazero", "muzero"])
+def test_tic_tac_toe_bar_never_loses_to_minimax(mode, tmp_path):
+    # Issue 12's bar: the preset's training (at most 10 minutes on a quiet 2-core CPU),
+    # then no loss in 100 games as each side against perfect play.
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "experiments/board.py", "--game", "tic_tac_toe", "--mode", mode,
+         "--out", str(out), "--baseline-simulations", "16"],
+        capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    minimax = summary["opponents"]["minimax"]
+    print(f"\ntic-tac-toe {mode}: {summary['env_steps']} env steps, "
+          f"{summary['wall_seconds']:.0f} s wall; vs minimax {minimax}")
+    assert minimax["first"]["losses"] == 0 and minimax["second"]["losses"] == 0

@@ -2,9 +2,9 @@
 
 A player is a pure function `policy(params, key, states) -> [G] int32` actions for a
 `[G]` batch of pgx states (only the rows whose player is to move are used); `params`
-are its weights (None for the fixed players), an argument rather than a constant
-closed over, so that XLA does not fold a network's weights into the program while
-compiling it (slow) and one compiled match serves any parameters. Here:
+are its weights (None for the fixed players), an argument rather than constants
+closed over, so that one compiled match serves any parameters (closed over, each
+parameter set compiled a program of its own, with the weights baked in). Here:
 
 - `random_player`: a uniform legal move.
 - `search_player`: the pure-search baseline: mctx PUCT with pgx's real step, a

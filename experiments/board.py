@@ -58,7 +58,7 @@ def board_evaluation(result, config: Config, baseline_simulations: int,
     """{opponent: {"first": {wins, draws, losses}, "second": {...}}} for the trained agent."""
     agent = result.agent
     game = agent.env.pgx_env
-    player = opponents.agent_player(agent, result.state.params)
+    player = opponents.agent_player(agent)
     games = games_per_side or config.final_eval_episodes
     rivals = {"random": opponents.random_player,
               f"search{baseline_simulations}": opponents.search_player(
@@ -69,7 +69,8 @@ def board_evaluation(result, config: Config, baseline_simulations: int,
     out = {}
     for i, (name, rival) in enumerate(rivals.items()):
         start = time.perf_counter()
-        out[name] = opponents.match(game, player, rival, jax.random.fold_in(key, i), games)
+        out[name] = opponents.match(game, player, rival, jax.random.fold_in(key, i), games,
+                                    player_params=result.state.params)
         print(f"vs {name}: as first {out[name]['first']}, as second {out[name]['second']} "
               f"({time.perf_counter() - start:.1f}s)")
     return out

@@ -138,13 +138,17 @@ class Agent:
         return jax.tree.map(lambda x: x[0], out) if single else out
 
     def search_tree(self, state: TrainState, key: chex.PRNGKey, obs: chex.Array, *,
-                    greedy: bool = True) -> mctx.Tree:
+                    greedy: bool = True, invalid_actions: chex.Array | None = None,
+                    embedding=None) -> mctx.Tree:
         """The whole mctx search tree from each observation `[B, *obs_shape]` (jitted).
 
         For looking at one decision (see `treeviz`); acting uses `act`.
+        `invalid_actions` (`[B, A]` bool) and `embedding` (AlphaZero mode: the `[B]` env
+        states) are as for `act`.
         """
         exploration = Exploration.greedy() if greedy else self.training_exploration
-        return self._search_tree(state.params, key, envs.to_float(obs), exploration)
+        return self._search_tree(state.params, key, envs.to_float(obs), exploration,
+                                 invalid_actions, embedding)
 
     def rollout(self, state: TrainState, env_state: envs.EnvState | selfplay.HostEnvState,
                 key: chex.PRNGKey, *, greedy: bool = False, num_steps: int | None = None,

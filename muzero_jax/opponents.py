@@ -1,7 +1,10 @@
 """Opponents for two-player pgx games, and an arena that plays them against each other.
 
-A player is a pure function `policy(key, states) -> [G] int32` actions for a `[G]`
-batch of pgx states (only the rows whose player is to move are used). Here:
+A player is a pure function `policy(params, key, states) -> [G] int32` actions for a
+`[G]` batch of pgx states (only the rows whose player is to move are used); `params`
+are its weights (None for the fixed players), an argument rather than constants
+closed over, so that one compiled match serves any parameters (closed over, each
+parameter set compiled a program of its own, with the weights baked in). Here:
 
 - `random_player`: a uniform legal move.
 - `search_player`: the pure-search baseline: mctx PUCT with pgx's real step, a
@@ -11,8 +14,9 @@ batch of pgx states (only the rows whose player is to move are used). Here:
   between equally good moves are broken at random.
 - `agent_player`: a trained Agent's greedy search (AlphaZero mode: on the env state).
 
-`play` plays G games of two players in one jitted `lax.while_loop`, `match` both
-ways round (one compiled program), and reports wins, draws and losses per side.
+`play` plays G games of two players in one `lax.while_loop`, each game with its own
+first mover; `Match` compiles it once per pair of players for G games as first and G
+as second player, vmapped together, and reports wins, draws and losses per side.
 """
 
 from __future__ import annotations
@@ -28,15 +32,16 @@ import numpy as np
 
 from muzero_jax.search import ILLEGAL_LOGIT, Exploration
 
-Policy = Callable[[chex.PRNGKey, object], jax.Array]
+Policy = Callable[[object, chex.PRNGKey, object], jax.Array]
 
 
 def _masked_logits(legal: chex.Array) -> jax.Array:
     return jnp.where(legal, 0.0, ILLEGAL_LOGIT)
 
 
-def random_player(key: chex.PRNGKey, states) -> jax.Array:
-    """A uniform legal move in each of the `[G]` states."""
+def random_player(params, key: chex.PRNGKey, states) -> jax.Array:
+    """A uniform legal move in each of the `[G]` states (`params` unused)."""
+    del params
     return jax.random.categorical(key, _masked_logits(states.legal_action_mask)).astype(
         jnp.int32)
 
@@ -81,7 +86,8 @@ def search_player(pgx_env, num_simulations: int) -> Policy:
             reward=reward, discount=jnp.where(over, 0.0, -1.0),
             prior_logits=_masked_logits(nxt.legal_action_mask), value=value), nxt
 
-    def policy(key, states):
+    def policy(params, key, states):
+        del params
         root_key, search_key = jax.random.split(key)
         batch = states.current_player.shape[0]
         root = mctx.RootFnOutput(
@@ -148,17 +154,20 @@ def tic_tac_toe_code(observation: chex.Array) -> jax.Array:
     return jnp.sum(cells * jnp.asarray(_POWERS, jnp.int32), axis=-1)
 
 
-def minimax_player(key: chex.PRNGKey, states) -> jax.Array:
-    """A perfect tic-tac-toe move (random among the best) in each of `[G]` states."""
+def minimax_player(params, key: chex.PRNGKey, states) -> jax.Array:
+    """A perfect tic-tac-toe move (random among the best) in each of `[G]` states
+    (`params` unused)."""
+    del params
     q = jnp.asarray(tic_tac_toe_table())[tic_tac_toe_code(states.observation)]
     best = (q == jnp.max(q, axis=-1, keepdims=True)) & states.legal_action_mask
     return jax.random.categorical(key, jnp.where(best, 0.0, ILLEGAL_LOGIT)).astype(jnp.int32)
 
 
-def agent_player(agent, params) -> Policy:
-    """A trained Agent's greedy search on pgx states (`agent.env` must be the PgxEnv)."""
+def agent_player(agent) -> Policy:
+    """A trained Agent's greedy search on pgx states (`agent.env` must be the PgxEnv);
+    its `params` are the Agent's network parameters."""
 
-    def policy(key, states):
+    def policy(params, key, states):
         out = agent.searcher(params, key, states.observation.astype(jnp.float32),
                              Exploration.greedy(), ~states.legal_action_mask, states)
         return out.action
@@ -167,14 +176,15 @@ def agent_player(agent, params) -> Policy:
 
 
 # --- the arena ------------------------------------------------------------------------
-def play(pgx_env, player: Policy, opponent: Policy, key: chex.PRNGKey, num_games: int,
-         player_first: chex.Array = True) -> jax.Array:
-    """`[num_games]` outcomes from `player`'s view (+1, 0 or -1) against `opponent`.
+def play(pgx_env, player: Policy, opponent: Policy, key: chex.PRNGKey,
+         player_first: chex.Array, player_params=None, opponent_params=None) -> jax.Array:
+    """`[G]` outcomes from `player`'s view (+1, 0 or -1) of G games against `opponent`.
 
-    `player_first` (a bool, may be traced, so that one compiled program plays both
-    sides) says whether `player` makes the first move. Pure; jit it with the policies
-    closed over. pgx draws which player id starts; "first" is whoever moves first.
+    `player_first`: `[G]` bool, whether `player` makes the first move of each game
+    (pgx draws which player id starts; "first" is whoever moves first). Pure; all G
+    games advance one ply per step of one `lax.while_loop` until every one is over.
     """
+    num_games = player_first.shape[0]
     init_key, key = jax.random.split(key)
     states = jax.vmap(pgx_env.init)(jax.random.split(init_key, num_games))
     player_id = jnp.where(player_first, states.current_player, 1 - states.current_player)
@@ -186,8 +196,9 @@ def play(pgx_env, player: Policy, opponent: Policy, key: chex.PRNGKey, num_games
     def ply(carry):
         states, key, score = carry
         key, key_a, key_b, step_key = jax.random.split(key, 4)
-        action = jnp.where(states.current_player == player_id, player(key_a, states),
-                           opponent(key_b, states))
+        action = jnp.where(states.current_player == player_id,
+                           player(player_params, key_a, states),
+                           opponent(opponent_params, key_b, states))
         states = jax.vmap(pgx_env.step)(states, action,
                                         jax.random.split(step_key, num_games))
         score = score + states.rewards[jnp.arange(num_games), player_id]
@@ -204,14 +215,31 @@ def tally(outcomes) -> dict[str, int]:
             "losses": int(np.sum(outcomes < 0))}
 
 
-def match(pgx_env, player: Policy, opponent: Policy, key: chex.PRNGKey,
-          games_per_side: int) -> dict[str, dict[str, int]]:
+class Match:
     """`player` against `opponent`, `games_per_side` games as first and as second player.
 
-    Returns {"first": {wins, draws, losses}, "second": {...}} from `player`'s view.
+    One compiled program plays all 2 x `games_per_side` games side by side (the first
+    half with `player` moving first); calling it again with other parameters or keys
+    does not compile again. Call: `match(key, player_params=None, opponent_params=None)`
+    -> {"first": {wins, draws, losses}, "second": {...}} from `player`'s view.
     """
-    first_key, second_key = jax.random.split(key)
-    # One program for both sides: compiling the agent's search is most of the cost.
-    games = jax.jit(lambda k, first: play(pgx_env, player, opponent, k, games_per_side,
-                                          first))
-    return {"first": tally(games(first_key, True)), "second": tally(games(second_key, False))}
+
+    def __init__(self, pgx_env, player: Policy, opponent: Policy, games_per_side: int):
+        self.games_per_side = games_per_side
+        first = jnp.arange(2 * games_per_side) < games_per_side
+        self.outcomes = jax.jit(lambda key, player_params, opponent_params: play(
+            pgx_env, player, opponent, key, first, player_params, opponent_params))
+
+    def __call__(self, key: chex.PRNGKey, player_params=None,
+                 opponent_params=None) -> dict[str, dict[str, int]]:
+        outcomes = np.asarray(self.outcomes(key, player_params, opponent_params))
+        return {"first": tally(outcomes[:self.games_per_side]),
+                "second": tally(outcomes[self.games_per_side:])}
+
+
+def match(pgx_env, player: Policy, opponent: Policy, key: chex.PRNGKey,
+          games_per_side: int, player_params=None,
+          opponent_params=None) -> dict[str, dict[str, int]]:
+    """One `Match` of `games_per_side` games each side, played once."""
+    return Match(pgx_env, player, opponent, games_per_side)(key, player_params,
+                                                            opponent_params)

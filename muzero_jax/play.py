@@ -70,7 +70,7 @@ def play_game(agent: Agent, params, *, human_first: bool = True, seed: int = 0,
     """Plays one game, the human against the agent. Returns (the states played, the
     human's result: +1 win, 0 draw, -1 loss, or None if the human quit)."""
     game = agent.env.pgx_env
-    policy = jax.jit(opponents.agent_player(agent, params))
+    policy = jax.jit(opponents.agent_player(agent))
     step = jax.jit(game.step)
     key = jax.random.key(seed)
     state = jax.jit(game.init)(key)
@@ -86,7 +86,7 @@ def play_game(agent: Agent, params, *, human_first: bool = True, seed: int = 0,
         else:
             key, sub = jax.random.split(key)
             batch = jax.tree.map(lambda x: x[None], state)
-            move = int(policy(sub, batch)[0])
+            move = int(policy(params, sub, batch)[0])
             write(f"agent plays {move}")
         state = step(state, jnp.int32(move))
         states.append(state)

@@ -100,6 +100,34 @@ def test_game_outcomes_from_each_players_view():
     assert not bool(known[0].any())
 
 
+def test_window_targets_of_a_two_player_window():
+    # One stream of a 5-ply game won by its last mover (row 4), then a new game. A window
+    # from row 2 with K = 3: rows 2, 3, 4 are the game's last plies, row 5 the next game.
+    from muzero_jax.replay import Window
+    from muzero_jax.targets import window_targets
+
+    reward = jnp.array([[0, 0, 0, 0, 1, 0, 0, 0]], jnp.float32)
+    terminated = jnp.zeros((1, 8), bool).at[0, 4].set(True)
+    truncated = jnp.zeros((1, 8), bool)
+    z, known = game_outcomes(reward, terminated, truncated, jnp.int32(8),
+                             (jnp.int32(2) + jnp.arange(4))[None])
+    rows = slice(2, 7)  # W = K + n + 1 = 5
+    window = Window(observation=jnp.zeros((1, 3, 3, 2)), action=jnp.arange(8)[None, rows],
+                    reward=reward[:, rows], terminated=terminated[:, rows],
+                    truncated=truncated[:, rows], search_policy=jnp.ones((1, 5, 9)) / 9,
+                    root_value=jnp.zeros((1, 5)), final_value=jnp.zeros((1, 5)),
+                    stream=jnp.zeros(1, jnp.int32), position=jnp.full(1, 2, jnp.int32),
+                    weight=jnp.ones(1))
+    t = window_targets(window, discount=1.0, td_steps=1, unroll_steps=3, outcome=(z, known))
+    # Values from the view of the player to move: row 2's mover (the winner) +1, row 3's
+    # -1, row 4's (who makes the winning move) +1; row 5 lies past the end: absorbing 0.
+    np.testing.assert_array_equal(t.value[0], [1, -1, 1, 0])
+    np.testing.assert_array_equal(t.value_mask[0], [1, 1, 1, 1])
+    # r^k predicts the reward of row k - 1 from its mover's view: only the winning move's.
+    np.testing.assert_array_equal(t.reward[0], [0, 0, 1])
+    np.testing.assert_array_equal(t.policy_mask[0], [1, 1, 1, 0])
+
+
 @pytest.mark.parametrize("mode", ["muzero", pytest.param("alphazero", marks=pytest.mark.slow)])
 def test_both_modes_learn_a_step(mode):
     agent = mz.Agent(tiny(mode))
@@ -160,7 +188,7 @@ def test_search_through_discount_minus_one_wins_and_blocks(search):
     np.testing.assert_array_equal(out.action, [2, 5])
     assert float(out.root_value[0]) > 0  # the win is seen from the mover's view
     # The minimax player agrees.
-    np.testing.assert_array_equal(opponents.minimax_player(jax.random.key(2), states), [2, 5])
+    np.testing.assert_array_equal(opponents.minimax_player(None, jax.random.key(2), states), [2, 5])
 
 
 def test_minimax_table_on_known_positions():
@@ -181,10 +209,37 @@ def test_minimax_table_on_known_positions():
 
 def test_arena_minimax_beats_random():
     outcomes = jax.jit(lambda k: opponents.play(
-        TTT.pgx_env, opponents.minimax_player, opponents.random_player, k, 20))(
-        jax.random.key(0))
+        TTT.pgx_env, opponents.minimax_player, opponents.random_player, k,
+        jnp.arange(20) < 10))(jax.random.key(0))
     tally = opponents.tally(outcomes)
     assert tally["losses"] == 0 and tally["wins"] > 14 and sum(tally.values()) == 20
+
+
+def test_match_plays_both_sides_in_one_program_with_params_as_an_argument():
+    # A "player" whose params say which cell it prefers: the same compiled match must
+    # follow new params without compiling again, and count each side's games apart.
+    def prefer(params, key, states):
+        logits = jnp.where(states.legal_action_mask, -jnp.abs(jnp.arange(9) - params), -1e9)
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+    match = opponents.Match(TTT.pgx_env, prefer, opponents.minimax_player, games_per_side=6)
+    for preference in (0, 4):
+        result = match(jax.random.key(0), jnp.int32(preference))
+        for side in ("first", "second"):
+            assert sum(result[side].values()) == 6
+            assert result[side]["wins"] == 0  # nobody beats perfect play
+    assert match.outcomes._cache_size() == 1
+
+
+def test_search_tree_in_alphazero_mode_searches_the_env_state():
+    agent = mz.Agent(tiny("alphazero", num_simulations=64))
+    state = agent.init(jax.random.key(0))
+    states = _position(WIN)
+    tree = agent.search_tree(state, jax.random.key(1), states.observation,
+                             invalid_actions=~states.legal_action_mask, embedding=states)
+    visits = np.asarray(tree.children_visits[0, tree.ROOT_INDEX])
+    assert visits.argmax() == 2  # the winning move
+    assert (visits[np.asarray(~states.legal_action_mask[0])] == 0).all()
 
 
 @pytest.mark.slow
@@ -200,7 +255,7 @@ def test_arena_both_ways_and_pure_search_baseline():
         assert vs_self[side]["draws"] == games
     policy = opponents.search_player(TTT.pgx_env, num_simulations=200)
     states = jax.tree.map(lambda *x: jnp.concatenate(x), _position(WIN), _position(BLOCK))
-    np.testing.assert_array_equal(policy(jax.random.key(0), states), [2, 5])
+    np.testing.assert_array_equal(policy(None, jax.random.key(0), states), [2, 5])
 
 
 def test_play_asks_again_until_a_legal_move():
@@ -263,3 +318,25 @@ def test_board_script_trains_and_writes_opponents(tmp_path):
     assert set(summary["opponents"]) == {"random", "search8", "minimax"}
     for result in summary["opponents"].values():
         assert sum(result["first"].values()) == 4 and sum(result["second"].values()) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["alphazero", "muzero"])
+def test_tic_tac_toe_bar_never_loses_to_minimax(mode, tmp_path):
+    # Issue 12's bar: the preset's training (at most 10 minutes on a quiet 2-core CPU),
+    # then no loss in 100 games as each side against perfect play.
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "experiments/board.py", "--game", "tic_tac_toe", "--mode", mode,
+         "--out", str(out), "--baseline-simulations", "16"],
+        capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    minimax = summary["opponents"]["minimax"]
+    print(f"\ntic-tac-toe {mode}: {summary['env_steps']} env steps, "
+          f"{summary['wall_seconds']:.0f} s wall; vs minimax {minimax}")
+    assert minimax["first"]["losses"] == 0 and minimax["second"]["losses"] == 0

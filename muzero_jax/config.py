@@ -710,6 +710,56 @@ def classic(**overrides) -> Config:
     return dataclasses.replace(base, **overrides)
 
 
+def minatar(**overrides) -> Config:
+    """MinAtar (gymnax's `gymnax/<Game>-MinAtar`, 10x10xC boolean planes), Breakout by default.
+
+    The board ResNet (`network="board"`: no striding, so the ball, the paddle and the
+    bricks each keep their own cell of the hidden state) with few channels and blocks,
+    sized for a 2-core CPU. Rewards are 0 or 1 a step: discount 0.99 (values at most
+    100, value support 10 holds 120), reward support 1 (holds 3). Gumbel search, whose
+    policy target improves on the prior with few simulations. Evaluation is greedy (no
+    noise, the most visited action), 100 episodes, on gymnax's port, which has no sticky
+    actions (MinAtar's own Python envs repeat the last action with probability 0.1),
+    with its time limits (Breakout 1,000 steps, Freeway 2,500).
+    """
+    base = Config(
+        env="gymnax/Breakout-MinAtar",
+        num_envs=32,
+        rollout_length=16,
+        hidden_size=64,
+        latent_size=64,
+        network="board",
+        resnet_channels=16,
+        representation_blocks=(1, 0, 0),
+        dynamics_blocks=1,
+        prediction_blocks=0,
+        head_channels=4,
+        action_embedding_size=8,
+        value_support_size=10,  # h^-1(10) = 120 > 1 / (1 - 0.99) = 100
+        reward_support_size=1,
+        search="gumbel",
+        num_simulations=8,
+        max_num_considered_actions=4,
+        discount=0.99,
+        td_steps=10,
+        unroll_steps=5,
+        replay_capacity=100_000,
+        min_replay_size=2_000,
+        batch_size=128,
+        updates_per_iteration=4,  # 512 windows per 512 env steps: 1 sample per state
+        optimizer="adam",
+        learning_rate=1e-3,
+        target_update_period=100,
+        total_env_steps=1_000_000,
+        eval_every=10,
+        eval_episodes=32,
+        solve_return=None,
+        final_eval_episodes=100,
+        log_every=5,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
 # --- board games (pgx; experiments/board.py) ------------------------------------------
 
 # Dirichlet alpha by game: AlphaZero's 0.3 (chess) and 0.03 (Go), about 10 / the typical
@@ -790,6 +840,6 @@ def _board_preset(game: str):
 BOARD_PRESETS = {game: _board_preset(game) for game in BOARD_GAMES}
 
 PRESETS = {"cartpole": cartpole, "classic": classic, "sample_efficient": sample_efficient,
-           "reanalyze": muzero_reanalyze,
+           "reanalyze": muzero_reanalyze, "minatar": minatar,
            "atari_tiny": atari_tiny, "atari_paper": atari_paper,
            **BOARD_PRESETS}

@@ -63,3 +63,29 @@ def test_minatar_breakout_bar(seed, tmp_path):
           f"{summary['eval_return_mean']:.1f} over {summary['eval_episodes']} episodes")
     assert summary["eval_episodes"] == 100
     assert summary["eval_return_mean"] >= 15.0
+
+
+def test_benchmark_reads_runs_into_a_table_beside_the_published_figures(tmp_path):
+    from benchmarks import minatar
+
+    runs = []
+    for i, game in enumerate(minatar.GAMES):
+        run_dir = tmp_path / game
+        run_dir.mkdir()
+        (run_dir / "summary.json").write_text(json.dumps({
+            "wall_seconds": 100.0 + i, "train_seconds": 90.0 + i, "env_steps": 20_480,
+            "train_steps": 600, "eval_return_mean": 2.5 + i, "eval_return_std": 1.0,
+            "eval_episodes": 100}))
+        (run_dir / "metrics.csv").write_text(
+            "iteration,env_steps,wall_seconds,eval_return\n10,5120,30.0,\n20,10240,50.5,1.5\n"
+            "40,20480,80.0,3.0\n")
+        runs.append(minatar.read_run(str(run_dir), game, seed=0))
+    # Curve times are shifted from train() start to process start (10 s of start-up).
+    assert runs[0]["curve"] == [{"wall_seconds": 60.5, "env_steps": 10_240, "eval_return": 1.5},
+                                {"wall_seconds": 90.0, "env_steps": 20_480, "eval_return": 3.0}]
+    section = {"config": "test", "env_steps_budget": 20_480, "runs": runs, "plot": "m.png"}
+    table = "\n".join(minatar.markdown(section))
+    assert "| gymnax baselines, PPO | 10M steps | 28 | 15 | 58 | 131 |" in table
+    assert "| Breakout | 20,480 | 100 | 205 | 2.5 +- 1.0 | 3.0 at 20,480 |" in table
+    minatar.plot(runs, str(tmp_path / "m.png"))
+    assert (tmp_path / "m.png").stat().st_size > 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -48,6 +49,10 @@ def run_game(game: str, out: str, env_steps: int, seed: int = 0,
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit {proc.returncode}):\n"
                            f"{proc.stderr[-2000:]}")
+    # Results are committed: keep the figures and curves, not checkpoints (replay
+    # included) or TensorBoard event files.
+    for bulky in ("checkpoints", "tensorboard"):
+        shutil.rmtree(os.path.join(out, bulky), ignore_errors=True)
     return read_run(out, game, seed)
 
 

@@ -32,6 +32,9 @@ Sections:
              on (only with --only soak).
   board      self-play positions/s (search included) on pgx
              Go 9x9 and chess, MuZero and AlphaZero mode (only with --only board).
+  minatar    greedy return against env steps and wall seconds on Breakout, Asterix,
+             Freeway and SpaceInvaders (gymnax MinAtar, preset minatar), beside published
+             figures; --minatar-steps N per game (only with --only minatar).
 
 `--only SECTION ...` writes DIR/results-<device>-<sections>.*, so a partial run never
 overwrites the full one.
@@ -53,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import muzero_jax as mz
-from benchmarks import anatomy, atari, board, envs, machine, scaling, soak, solve
+from benchmarks import anatomy, atari, board, envs, machine, minatar, scaling, soak, solve
 from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.search import Searcher
@@ -501,11 +504,14 @@ def markdown(results: dict) -> str:
     if "board" in sec:
         lines += ["## Board games (pgx): self-play positions/s", ""]
         lines += board.markdown(sec["board"]) + [""]
+    if "minatar" in sec:
+        lines += ["## MinAtar: return against env steps and wall seconds", ""]
+        lines += minatar.markdown(sec["minatar"]) + [""]
     return "\n".join(lines)
 
 
 SECTIONS = ("search", "anatomy", "iteration", "selfplay", "learner", "solve", "atari", "envs",
-            "compile", "scaling", "soak", "board")
+            "compile", "scaling", "soak", "board", "minatar")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -516,6 +522,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="directory for results-<device>.json/.md (default benchmarks/results)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=None,
                         help="run only these sections (default: all)")
+    parser.add_argument("--minatar-steps", type=int, default=minatar.DEFAULT_STEPS,
+                        help="env steps per game of the minatar section (default "
+                             f"{minatar.DEFAULT_STEPS:,}; a CPU runs a short version)")
     parser.add_argument("--profile", action="store_true",
                         help="also write a jax.profiler trace (Perfetto) of Agent.act at batch "
                              "256 for each search to DIR/profile-<device>/")
@@ -543,11 +552,12 @@ def main(argv: list[str] | None = None) -> dict:
         "soak": lambda: soak.soak(settings, print),
         "scaling": lambda: scaling.benchmark(settings, print),
         "board": lambda: board.benchmark(settings, print),
+        "minatar": lambda: minatar.benchmark(args.out, device, print, args.minatar_steps),
     }
-    # The soak runs half a million env steps, the board games compile Go and chess: only
-    # when asked for (--only soak, --only board).
+    # The soak runs half a million env steps, the board games compile Go and chess, MinAtar
+    # trains four games: only when asked for (--only soak, --only board, --only minatar).
     sections = args.only or [n for n in SECTIONS if not (args.quick and n == "anatomy")
-                             and n not in ("soak", "board")]
+                             and n not in ("soak", "board", "minatar")]
     for name in sections:
         print(f"[{name}]")
         section_start = time.perf_counter()

@@ -19,6 +19,7 @@ from muzero_jax.config import (
     atari_tiny,
     cartpole,
     classic,
+    minatar,
     muzero_reanalyze,
     sample_efficient,
     validate,
@@ -39,6 +40,6 @@ __all__ = [
     "PRESETS", "Agent", "Batch", "Config", "ConfigError", "Exploration", "SearchOutput",
     "TrainResult", "TrainState", "Trajectory", "atari_paper", "atari_tiny", "cartpole",
     "classic", "compile_stats", "distributed", "evaluate_gymnasium", "evaluate_jax", "loop",
-    "make_train",
+    "make_train", "minatar",
     "muzero_reanalyze", "sample_efficient", "train", "validate",
 ]

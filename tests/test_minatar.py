@@ -1,0 +1,91 @@
+"""The `minatar` preset on gymnax's MinAtar games: it builds and trains (seconds), and the
+Breakout bar of issue 13 (slow: an hour, --runslow)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import muzero_jax as mz
+from muzero_jax.support import max_scalar
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_minatar_preset_sizes_its_supports():
+    cfg = mz.minatar()
+    assert mz.PRESETS["minatar"] is mz.minatar
+    assert cfg.env == "gymnax/Breakout-MinAtar" and cfg.network == "mlp"
+    # Rewards are 0 or 1 a step: the supports must hold 1 and 1 / (1 - discount).
+    assert max_scalar(cfg.reward_support_size) >= 1.0
+    assert max_scalar(cfg.value_support_size) >= 1 / (1 - cfg.discount)
+    assert cfg.final_eval_episodes == 100
+    mz.validate(cfg, max_abs_reward=1.0, observation_shape=(10, 10, 4), num_actions=3)
+
+
+@pytest.mark.parametrize("game, network", [("Breakout", "mlp"), ("SpaceInvaders", "board")])
+def test_minatar_preset_runs_an_iteration_on_a_minatar_id(game, network):
+    # The preset's search and targets, shrunk in everything that only sets the cost.
+    cfg = mz.minatar(env=f"gymnax/{game}-MinAtar", network=network, num_envs=4,
+                     rollout_length=8, hidden_size=8, latent_size=8, num_hidden_layers=1,
+                     resnet_channels=4, num_simulations=2, batch_size=4,
+                     updates_per_iteration=1, replay_capacity=4 * 32, min_replay_size=16,
+                     td_steps=2, unroll_steps=2, total_env_steps=64, eval_every=0,
+                     log_every=1)
+    result = mz.train(cfg, log=None)
+    assert result.env_steps == 64 and result.train_steps > 0
+    channels = {"Breakout": 4, "SpaceInvaders": 6}[game]
+    h = result.state.params["params"]["representation"]
+    if network == "board":  # keeps the 10x10 board: a 3x3 conv stem over the planes
+        assert h["Conv_0"]["kernel"].shape == (3, 3, channels, 4)
+    else:  # the flattened planes
+        assert h["MLP_0"]["Dense_0"]["kernel"].shape == (10 * 10 * channels, 8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_minatar_breakout_bar(seed, tmp_path):
+    """Issue 13's bar: greedy mean return >= 15 over 100 episodes. The hour it must take at
+    most on the 2-core CPU (compilation included) is printed, not asserted: wall time
+    depends on the machine's load; the env steps it took are deterministic per seed."""
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "experiments", "train.py"), "--env",
+         "gymnax/Breakout-MinAtar", "--preset", "minatar", "--seed", str(seed), "--out",
+         str(out), "--config.solve_return", "15", "--config.eval_episodes", "100"],
+        capture_output=True, text=True, timeout=2 * 3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    print(f"\nBreakout-MinAtar (minatar, seed {seed}): {summary['env_steps']} env steps, "
+          f"{summary['wall_seconds']:.0f} s wall (compile included), greedy eval "
+          f"{summary['eval_return_mean']:.1f} over {summary['eval_episodes']} episodes")
+    assert summary["eval_episodes"] == 100
+    assert summary["eval_return_mean"] >= 15.0
+
+
+def test_benchmark_reads_runs_into_a_table_beside_the_published_figures(tmp_path):
+    from benchmarks import minatar
+
+    runs = []
+    for i, game in enumerate(minatar.GAMES):
+        run_dir = tmp_path / game
+        run_dir.mkdir()
+        (run_dir / "summary.json").write_text(json.dumps({
+            "wall_seconds": 100.0 + i, "train_seconds": 90.0 + i, "env_steps": 20_480,
+            "train_steps": 600, "eval_return_mean": 2.5 + i, "eval_return_std": 1.0,
+            "eval_episodes": 100}))
+        (run_dir / "metrics.csv").write_text(
+            "iteration,env_steps,wall_seconds,eval_return\n10,5120,30.0,\n20,10240,50.5,1.5\n"
+            "40,20480,80.0,3.0\n")
+        runs.append(minatar.read_run(str(run_dir), game, seed=0))
+    # Curve times are shifted from train() start to process start (10 s of start-up).
+    assert runs[0]["curve"] == [{"wall_seconds": 60.5, "env_steps": 10_240, "eval_return": 1.5},
+                                {"wall_seconds": 90.0, "env_steps": 20_480, "eval_return": 3.0}]
+    section = {"config": "test", "env_steps_budget": 20_480, "runs": runs, "plot": "m.png"}
+    table = "\n".join(minatar.markdown(section))
+    assert "| gymnax baselines, PPO | 10M steps | 28 | 15 | 58 | 131 |" in table
+    assert "| Breakout | 20,480 | 100 | 205 | 2.5 +- 1.0 | 3.0 at 20,480 |" in table
+    minatar.plot(runs, str(tmp_path / "m.png"))
+    assert (tmp_path / "m.png").stat().st_size > 0

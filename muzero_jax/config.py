@@ -74,7 +74,8 @@ class Config:
     # PUCT's ties between equal scores: "noise", mctx's selection (1e-7 * U(0, 1) added to
     #   every child's score, threefry random numbers for every tree at every step of every
     #   simulation: on a CPU most of a small search's cost); "index", the same score with
-    #   ties to the lowest action index (no random numbers; 2.7x faster at batch 16 on a CPU)
+    #   ties to the lowest action index (no random numbers: Acrobot's 50-simulation search
+    #   at batch 16 on a CPU, 7.0 ms a call instead of 9.6)
     tie_break: Literal["noise", "index"] = "noise"
     dirichlet_alpha: float = 0.25  # paper: 0.25 Atari, 0.3 chess, 0.03 Go
     dirichlet_fraction: float = 0.25  # root exploration noise share (muzero search)

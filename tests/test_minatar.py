@@ -25,7 +25,11 @@ def test_minatar_preset_sizes_its_supports():
     mz.validate(cfg, max_abs_reward=1.0, observation_shape=(10, 10, 4), num_actions=3)
 
 
-@pytest.mark.parametrize("game, network", [("Breakout", "mlp"), ("SpaceInvaders", "board")])
+@pytest.mark.parametrize("game, network", [
+    ("Breakout", "mlp"),
+    # The board ResNet's own path is tested in test_board.py; here only its MinAtar sizes,
+    # a compile of 40 s on this CPU: slow.
+    pytest.param("SpaceInvaders", "board", marks=pytest.mark.slow)])
 def test_minatar_preset_runs_an_iteration_on_a_minatar_id(game, network):
     # The preset's search and targets, shrunk in everything that only sets the cost.
     cfg = mz.minatar(env=f"gymnax/{game}-MinAtar", network=network, num_envs=4,

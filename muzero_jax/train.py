@@ -479,7 +479,7 @@ def _report(row: dict, *, logger, on_iteration, log, show_bar: bool) -> None:
 def _find_malloc_trim() -> Callable[[int], int] | None:
     try:
         return ctypes.CDLL(None).malloc_trim  # glibc; absent on macOS and musl
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: no CDLL(None) on Windows
         return None
 
 

@@ -303,7 +303,23 @@ def puct_by_index(rng_key: chex.PRNGKey, tree: mctx.Tree, node_index: chex.Numer
 
 
 class MctxHookError(RuntimeError):
-    """mctx's private backup hook is missing or changed: this mctx is not the pinned one."""
+    """A private mctx hook (backup, PUCT selection) is missing or changed: not the pinned mctx."""
+
+
+def _check_hook(module, name: str, expected: list[str], purpose: str, avoid: str) -> None:
+    """Raises `MctxHookError` unless `module.name` exists and takes `expected` parameters."""
+    where = f"{module.__name__}.{name}"
+    hook = getattr(module, name, None)
+    if hook is None:
+        raise MctxHookError(
+            f"mctx {mctx.__version__}: {where} is missing; muzero_jax {purpose} there and was "
+            f"checked against mctx=={MCTX_VERSION} (pip install mctx=={MCTX_VERSION}, or "
+            f"{avoid})")
+    params = list(inspect.signature(hook).parameters)
+    if params != expected:
+        raise MctxHookError(
+            f"mctx {mctx.__version__}: {where} takes {params}; expected {expected} as in "
+            f"mctx=={MCTX_VERSION} (pip install mctx=={MCTX_VERSION}, or {avoid})")
 
 
 def check_mctx_hook() -> None:
@@ -314,63 +330,44 @@ def check_mctx_hook() -> None:
     release that renames or re-signs it would otherwise fall back, silently, to
     the slow path (or fail deep inside tracing).
     """
-    backward = getattr(mctx_search, "backward", None)
-    if backward is None:
-        raise MctxHookError(
-            f"mctx {mctx.__version__}: mctx._src.search.backward is missing; muzero_jax "
-            f"swaps its batched backup in there and was checked against mctx=={MCTX_VERSION} "
-            f"(pip install mctx=={MCTX_VERSION}, or Searcher(..., batched_backward=False))")
-    params = list(inspect.signature(backward).parameters)
-    if params != ["tree", "leaf_index"]:
-        raise MctxHookError(
-            f"mctx {mctx.__version__}: mctx._src.search.backward takes {params}; expected "
-            f"['tree', 'leaf_index'] as in mctx=={MCTX_VERSION} (pip install "
-            f"mctx=={MCTX_VERSION}, or Searcher(..., batched_backward=False))")
+    _check_hook(mctx_search, "backward", ["tree", "leaf_index"],
+                "swaps its batched backup in", "Searcher(..., batched_backward=False)")
 
 
 def check_mctx_selection_hook() -> None:
     """Raises `MctxHookError` unless mctx's `muzero_policy` still selects through
     `action_selection.muzero_action_selection` with the signature `puct_by_index` has."""
-    selection = getattr(mctx_action_selection, "muzero_action_selection", None)
-    expected = list(inspect.signature(puct_by_index).parameters)
-    found = None if selection is None else list(inspect.signature(selection).parameters)
-    if found != expected:
-        raise MctxHookError(
-            f"mctx {mctx.__version__}: mctx._src.action_selection.muzero_action_selection "
-            f"takes {found}; expected {expected} as in mctx=={MCTX_VERSION}, where "
-            f"tie_break='index' swaps its selection in (pip install mctx=={MCTX_VERSION}, "
-            f"or tie_break='noise')")
+    _check_hook(mctx_action_selection, "muzero_action_selection",
+                list(inspect.signature(puct_by_index).parameters),
+                "swaps its PUCT selection in for tie_break='index'", "tie_break='noise'")
 
 
 @contextlib.contextmanager
-def _mctx_selection(selection: Callable | None) -> Iterator[None]:
-    """Makes mctx's `muzero_policy` select with `selection` (None: mctx's own) while
-    tracing inside."""
-    if selection is None:
+def _swapped_in(module, name: str, replacement: Callable | None,
+                check: Callable[[], None]) -> Iterator[None]:
+    """Makes `module.name` be `replacement` (None: leaves it) while tracing inside: mctx
+    looks its backup and its PUCT selection up in their modules when it is traced."""
+    if replacement is None:
         yield
         return
-    check_mctx_selection_hook()
-    original = mctx_action_selection.muzero_action_selection
-    mctx_action_selection.muzero_action_selection = selection
+    check()
+    original = getattr(module, name)
+    setattr(module, name, replacement)
     try:
         yield
     finally:
-        mctx_action_selection.muzero_action_selection = original
+        setattr(module, name, original)
 
 
-@contextlib.contextmanager
-def _mctx_backward(backward: Callable | None) -> Iterator[None]:
+def _mctx_selection(selection: Callable | None):
+    """Makes mctx's `muzero_policy` select with `selection` (None: mctx's own)."""
+    return _swapped_in(mctx_action_selection, "muzero_action_selection", selection,
+                       check_mctx_selection_hook)
+
+
+def _mctx_backward(backward: Callable | None):
     """Makes mctx's search call `backward` (None: mctx's own) while tracing inside."""
-    if backward is None:
-        yield
-        return
-    check_mctx_hook()
-    original = mctx_search.backward
-    mctx_search.backward = backward
-    try:
-        yield
-    finally:
-        mctx_search.backward = original
+    return _swapped_in(mctx_search, "backward", backward, check_mctx_hook)
 
 
 class Searcher:

@@ -23,8 +23,10 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
@@ -395,6 +397,22 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
     metrics: dict = {}
     search_stats: dict = {}
     last_time, last_steps, last_updates = time.perf_counter(), loop.env_steps, int(state.step)
+    # config.act_while_learning: the update an iteration starts runs on this worker while
+    # the next rollout searches with `acting`, a copy of the state from before it (the
+    # update donates `state`). The iteration's evaluation and log row come before
+    # the update starts, so they see `state` whole, and a solved run starts none; a
+    # checkpoint waits for it, so that a resumed run loses no update.
+    learner = (ThreadPoolExecutor(1, thread_name_prefix="learner")
+               if cfg.act_while_learning else None)
+    pending: Future | None = None
+    acting = state
+
+    def finish_update():
+        nonlocal pending, state, buffer, metrics
+        if pending is not None:
+            state, buffer, metrics = pending.result()
+            pending = None
+
     try:
         while loop.env_steps < cfg.total_env_steps and not loop.solved:
             loop.iteration += 1
@@ -402,14 +420,16 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
             # The acting temperature follows training progress (SPEC.md, "Acting").
             exploration = Exploration.scheduled(
                 cfg, loop.env_steps / max(cfg.total_env_steps, 1))
-            env_state, trajectory = agent.rollout(state, env_state, rollout_key,
-                                                  exploration=exploration)
+            env_state, trajectory = agent.rollout(acting if learner else state, env_state,
+                                                  rollout_key, exploration=exploration)
+            finish_update()
             buffer = agent.add(buffer, trajectory)
             loop.env_steps += steps_per_iteration
             loop.record_episodes(trajectory)
             search_stats = search_statistics(trajectory)
 
-            if agent.ready_to_learn(buffer):
+            learn = agent.ready_to_learn(buffer)
+            if learn and learner is None:
                 state, buffer, metrics = agent.update(state, buffer, update_key)
 
             eval_return = None
@@ -449,14 +469,24 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
                 _report(row, logger=logger, on_iteration=on_iteration, log=log,
                         show_bar=show_bar)
 
-            if checkpointer is not None and _checkpoint_due(
-                    cfg, int(state.step), loop.last_checkpoint_updates):
+            checkpoint_due = checkpointer is not None and _checkpoint_due(
+                cfg, int(state.step), loop.last_checkpoint_updates)
+            if learn and learner is not None and not loop.solved:
+                acting = jax.block_until_ready(jax.tree.map(jnp.copy, state))
+                pending = learner.submit(
+                    lambda s, b, k: jax.block_until_ready(agent.update(s, b, k)),
+                    state, buffer, update_key)
+            if checkpoint_due:
+                finish_update()  # the checkpoint holds this iteration's update too
                 logger.flush()  # events up to the checkpoint are on disk with it
                 save(state, buffer, env_state, key)
 
+        finish_update()
         if checkpointer is not None and saved_iteration != loop.iteration:
             save(state, buffer, env_state, key)
     finally:
+        if learner is not None:
+            learner.shutdown(wait=True)
         _close(bar, checkpointer, logger)
     if run_dir is not None and loop.history:
         plot_run(run_dir)

@@ -1,5 +1,6 @@
 """The host path on Gymnasium ids: same trajectories as the JAX path, spaces, clear errors."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -186,3 +187,28 @@ def test_continuous_actions_exit_with_code_2_from_the_command_line(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "action space Box(" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_host_self_play_acts_one_update_behind_while_learning(tiny_config, monkeypatch):
+    # Which parameters each training rollout searched with, by their update count: in
+    # turn, the latest; with act_while_learning, those from before the update running
+    # beside it. Both runs take the same updates.
+    acted_with = []
+    rollout = mz.Agent.rollout
+
+    def spy(self, state, *args, **kwargs):
+        acted_with.append(int(state.step))
+        return rollout(self, state, *args, **kwargs)
+
+    monkeypatch.setattr(mz.Agent, "rollout", spy)
+    # 32 positions an iteration: the first update follows the first rollout.
+    cfg = dataclasses.replace(tiny_config, env="CartPole-v1", total_env_steps=5 * 32,
+                              eval_every=0, solve_return=None)
+    in_turn = mz.train(cfg)
+    in_turn_acted, acted_with[:] = list(acted_with), []
+    beside = mz.train(dataclasses.replace(cfg, act_while_learning=True))
+
+    per_update = cfg.updates_per_iteration
+    assert in_turn_acted == [per_update * i for i in (0, 1, 2, 3, 4)]
+    assert acted_with == [per_update * i for i in (0, 0, 1, 2, 3)]
+    assert in_turn.train_steps == beside.train_steps == 5 * per_update

@@ -14,6 +14,15 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a learning check of minutes; runs only with "
                             "--runslow (python -m pytest -q tests --runslow -m slow)")
+    # Compilation is most of the default run's time, and LLVM's optimisation passes most
+    # of that: without --runslow the tests compile without them (same semantics, slower
+    # code: a third off test_search.py and test_loop.py on 2 cores); the learning checks
+    # run optimised code. Set before jax starts its backend (importing muzero_jax does
+    # not), so that the subprocesses tests start inherit it; an XLA_FLAGS that sets the
+    # level already wins.
+    flags = os.environ.get("XLA_FLAGS", "")
+    if not config.getoption("--runslow") and "xla_backend_optimization_level" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -33,9 +42,15 @@ def compile_cache(tmp_path_factory):
     compiling it again, in this process and in the subprocesses tests start (they read
     JAX_COMPILATION_CACHE_DIR, which compile_stats.use_cache leaves as it is). A directory
     already given in JAX_COMPILATION_CACHE_DIR is used instead (to keep a warm one).
+    Under pytest-xdist the workers share it: the run's temporary root is theirs in common.
     """
-    directory = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(
-        tmp_path_factory.mktemp("jax-compilation-cache"))
+    directory = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if not directory:
+        root = tmp_path_factory.getbasetemp()
+        if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's basetemp is root/popen-gwN
+            root = root.parent
+        directory = str(root / "jax-compilation-cache")
+        os.makedirs(directory, exist_ok=True)
     patch = pytest.MonkeyPatch()
     patch.setenv("JAX_COMPILATION_CACHE_DIR", directory)
     # As the experiment scripts' own cache does: keep small programs too, they add up.

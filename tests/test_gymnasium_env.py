@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import muzero_jax as mz
-from muzero_jax import envs
+from muzero_jax import checkpoint, envs
 from muzero_jax.config import ConfigError
 from muzero_jax.envs.gymnasium_host import GymnasiumEnv
 
@@ -189,10 +189,12 @@ def test_continuous_actions_exit_with_code_2_from_the_command_line(tmp_path):
     assert "action space Box(" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_host_self_play_acts_one_update_behind_while_learning(tiny_config, monkeypatch):
+def test_host_self_play_acts_one_update_behind_while_learning(tiny_config, monkeypatch,
+                                                              tmp_path):
     # Which parameters each training rollout searched with, by their update count: in
     # turn, the latest; with act_while_learning, those from before the update running
-    # beside it. Both runs take the same updates.
+    # beside it. Both runs take the same updates, and a checkpoint at every update (each
+    # waits for the one running) holds them all.
     acted_with = []
     rollout = mz.Agent.rollout
 
@@ -206,9 +208,13 @@ def test_host_self_play_acts_one_update_behind_while_learning(tiny_config, monke
                               eval_every=0, solve_return=None)
     in_turn = mz.train(cfg)
     in_turn_acted, acted_with[:] = list(acted_with), []
-    beside = mz.train(dataclasses.replace(cfg, act_while_learning=True))
+    beside = mz.train(dataclasses.replace(cfg, act_while_learning=True,
+                                          checkpoint_every=cfg.updates_per_iteration),
+                      run_dir=str(tmp_path))
 
     per_update = cfg.updates_per_iteration
     assert in_turn_acted == [per_update * i for i in (0, 1, 2, 3, 4)]
     assert acted_with == [per_update * i for i in (0, 0, 1, 2, 3)]
     assert in_turn.train_steps == beside.train_steps == 5 * per_update
+    _, [(_, restored)] = checkpoint.restore_train_states(str(tmp_path), beside.state)
+    assert int(restored.step) == 5 * per_update

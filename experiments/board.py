@@ -31,7 +31,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from muzero_jax import cli, experiment, opponents  # noqa: E402
-from muzero_jax.config import BOARD_GAMES, Config, from_dict  # noqa: E402
+from muzero_jax.config import BOARD_GAMES, Config, board, from_dict  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +46,16 @@ class BoardFlags(experiment.Flags):
         extra = {}
         if self.mode is not None:
             extra = {"mode": self.mode}
+            # The preset (MuZero mode) is the default config: the fields the mode's own
+            # preset sets otherwise take its values, unless given on the command line.
+            game = self.config.env.removeprefix("pgx/")
+            if game in BOARD_GAMES:
+                preset, moded = board(game), board(game, self.mode)
+                for field in dataclasses.fields(Config):
+                    name = field.name
+                    if (name != "env" and getattr(moded, name) != getattr(preset, name)
+                            and getattr(self.config, name) == getattr(preset, name)):
+                        extra[name] = getattr(moded, name)
             if self.mode == "alphazero":
                 extra["unroll_steps"] = 0
             elif self.config.unroll_steps == 0:

@@ -288,6 +288,29 @@ def test_play_a_whole_game_and_write_svg(tmp_path):
     assert (tmp_path / "game.svg").read_text().startswith("<?xml")
 
 
+def test_board_script_mode_takes_its_presets_values_unless_given(monkeypatch):
+    import importlib.util
+    import os
+    import sys
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "experiments", "board.py")
+    spec = importlib.util.spec_from_file_location("board_script", path)
+    script = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, script)  # dataclasses look their module up
+    spec.loader.exec_module(script)
+    preset = board("tic_tac_toe")  # MuZero mode: the script's default config
+    alphazero = board("tic_tac_toe", "alphazero")
+    assert alphazero.exploration_epsilon != preset.exploration_epsilon
+
+    flags = script.BoardFlags(preset="tic_tac_toe", config=preset, mode="alphazero")
+    assert flags.overrides() == {"mode": "alphazero", "unroll_steps": 0,
+                                 "exploration_epsilon": alphazero.exploration_epsilon}
+    given = dataclasses.replace(preset, exploration_epsilon=0.1)  # --config.exploration_epsilon
+    flags = script.BoardFlags(preset="tic_tac_toe", config=given, mode="alphazero")
+    assert "exploration_epsilon" not in flags.overrides()
+
+
 def test_board_script_rejects_bad_input_before_compiling():
     import subprocess
     import sys

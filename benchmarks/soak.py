@@ -37,7 +37,11 @@ def rss_mb() -> float:
 
 def soak(settings, log, total_env_steps: int | None = None) -> dict:
     import muzero_jax as mz
+    from muzero_jax.train import limit_malloc_arenas
 
+    # As the experiment scripts do first thing (in a `python -m benchmarks` process that
+    # ran other sections first, the arenas JAX's threads made by then stay).
+    limit_malloc_arenas()
     total = total_env_steps or (QUICK_SOAK_STEPS if settings.quick else SOAK_STEPS)
     config = mz.cartpole(replay_capacity=CAPACITY, total_env_steps=total, solve_return=None,
                          checkpoint_every=500, eval_every=25)

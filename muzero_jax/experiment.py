@@ -30,7 +30,7 @@ from muzero_jax.agent import Agent
 from muzero_jax.config import PRESETS, Config, ConfigError
 from muzero_jax.evaluate import evaluate_final, solve_threshold
 from muzero_jax.loop import SWEEPABLE
-from muzero_jax.train import TrainResult, train
+from muzero_jax.train import TrainResult, limit_malloc_arenas, train
 
 _IMPORTED = time.perf_counter()
 
@@ -181,6 +181,7 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
         environment and checks the config against it, compiling nothing).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    limit_malloc_arenas()  # before JAX starts its threads: a long run's memory stays flat
     # `--env my_package.envs:Maze-v0` imports the user's module as `python -m` would, from
     # the working directory (a script's own directory is what Python puts on sys.path).
     if os.getcwd() not in sys.path:

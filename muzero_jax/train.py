@@ -530,6 +530,28 @@ def release_free_heap() -> None:
         _MALLOC_TRIM(0)
 
 
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def limit_malloc_arenas(count: int = 2) -> bool:
+    """Caps glibc's malloc arenas at `count` (`mallopt(M_ARENA_MAX)`); elsewhere nothing.
+
+    glibc gives threads arenas of their own, up to 8 per core, and memory freed in one
+    arena serves only requests made there, so XLA's and orbax's threads each hold
+    pages the others cannot reuse: a CartPole soak (soak benchmark, 500,000 env steps
+    after its buffer filled) grew 8.5% with glibc's default, 0.4% with this called at
+    process start (2.1% with MALLOC_ARENA_MAX=1, 2.7% with 2, set in the environment;
+    one run each, one sitting). It acts on arenas made afterwards, so call it before
+    JAX starts its threads (the experiment scripts do, first thing). Returns whether
+    it took effect.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):  # no glibc (macOS, musl, Windows)
+        return False
+    return bool(mallopt(_M_ARENA_MAX, count))
+
+
 def _checkpoint_due(cfg: Config, updates: int, last_checkpoint_updates: int) -> bool:
     """Whether `updates` crossed a multiple of checkpoint_every since the last checkpoint."""
     every = cfg.checkpoint_every

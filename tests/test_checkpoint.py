@@ -98,3 +98,14 @@ def test_missing_and_corrupted_directories_say_so(tmp_path):
             (item / name).write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match=r"c/1: corrupted checkpoint"):
         ckpt.restore({"state": make_state()})
+
+
+def test_the_malloc_arena_cap_takes_effect_on_glibc():
+    # The experiment scripts call it first thing, so that a long run's memory stays flat.
+    import platform
+
+    from muzero_jax.train import limit_malloc_arenas
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt(M_ARENA_MAX) is glibc's")
+    assert limit_malloc_arenas(8)

@@ -506,14 +506,15 @@ def _report(row: dict, *, logger, on_iteration, log, show_bar: bool) -> None:
         log(_progress_line(row))
 
 
-def _find_malloc_trim() -> Callable[[int], int] | None:
+def _glibc(name: str) -> Callable[..., int] | None:
+    """glibc's function `name` in this process, or None (macOS, musl, Windows)."""
     try:
-        return ctypes.CDLL(None).malloc_trim  # glibc; absent on macOS and musl
+        return getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError, TypeError):  # TypeError: no CDLL(None) on Windows
         return None
 
 
-_MALLOC_TRIM = _find_malloc_trim()
+_MALLOC_TRIM = _glibc("malloc_trim")
 
 
 def release_free_heap() -> None:
@@ -545,11 +546,8 @@ def limit_malloc_arenas(count: int = 2) -> bool:
     JAX starts its threads (the experiment scripts do, first thing). Returns whether
     it took effect.
     """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError, TypeError):  # no glibc (macOS, musl, Windows)
-        return False
-    return bool(mallopt(_M_ARENA_MAX, count))
+    mallopt = _glibc("mallopt")
+    return mallopt is not None and bool(mallopt(_M_ARENA_MAX, count))
 
 
 def _checkpoint_due(cfg: Config, updates: int, last_checkpoint_updates: int) -> bool:

@@ -143,7 +143,10 @@ class Single:
         return replay.add(buffer, trajectory)
 
     def update(self, agent, state, buffer, key):
-        return agent._update_impl(state, buffer, key)
+        # The jitted update, not its body: its trace cache then serves both
+        # `TrainProgram`'s metric shapes and the chunk's call (inside the chunk's jit
+        # the donation does nothing).
+        return agent._update(state, buffer, key)
 
     def place(self, runners):
         return runners

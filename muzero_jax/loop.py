@@ -138,11 +138,11 @@ class TrainProgram:
         to save. Returns `[S]` runs and metrics.
         """
         if runners.iteration.shape[0] == 1 or self.run_layout == "vmap":
-            return self.iterate_side_by_side(runners, iteration)
+            return self._iterate_side_by_side(runners, iteration)
 
         def one(runner):
             def go(runner):
-                new, metrics = self.iterate_side_by_side(
+                new, metrics = self._iterate_side_by_side(
                     jax.tree.map(lambda x: x[None], runner), iteration)
                 return jax.tree.map(lambda x: x[0], (new, metrics))
 
@@ -162,6 +162,13 @@ class TrainProgram:
                 "env_steps": runner.env_steps, "train_steps": runner.train_state.step,
                 "episodes_return": jnp.nanmean(runner.recent_returns),
                 "episode_length": jnp.nanmean(runner.recent_lengths)}
+
+    @functools.cached_property
+    def _iterate_side_by_side(self):
+        # Jitted for its trace cache: `metric_shapes` traces an iteration to size the
+        # chunk's metrics, and the chunk's own call with the same shapes then reuses that
+        # trace instead of tracing the whole iteration (search, learner) a second time.
+        return jax.jit(self.iterate_side_by_side)
 
     def iterate_side_by_side(self, runners: RunnerState, iteration: chex.Array
                              ) -> tuple[RunnerState, dict]:
@@ -311,7 +318,7 @@ class TrainProgram:
     @functools.cached_property
     def _update_metric_shapes(self) -> dict:
         agent = self.agent
-        return jax.eval_shape(agent._update_impl, jax.eval_shape(agent.init, jax.random.key(0)),
+        return jax.eval_shape(agent._update, jax.eval_shape(agent.init, jax.random.key(0)),
                               jax.eval_shape(agent.init_replay), jax.random.key(0))[2]
 
     @property
@@ -323,7 +330,7 @@ class TrainProgram:
     def metric_shapes(self) -> dict:
         """The shapes of one iteration's metrics of `[S]` runs (traced once)."""
         runners = jax.eval_shape(lambda k: jax.vmap(self.init)(k[None]), jax.random.key(0))
-        return jax.eval_shape(self.iterate_side_by_side, runners, jnp.int32(1))[1]
+        return jax.eval_shape(self._iterate_side_by_side, runners, jnp.int32(1))[1]
 
     # --- chunks and whole runs -----------------------------------------------------
     def run_chunk(self, runners: RunnerState, first_iteration: chex.Array

@@ -39,8 +39,8 @@ def soak(settings, log, total_env_steps: int | None = None) -> dict:
     import muzero_jax as mz
     from muzero_jax.train import limit_malloc_arenas
 
-    # As the experiment scripts do first thing (in a `python -m benchmarks` process that
-    # ran other sections first, the arenas JAX's threads made by then stay).
+    # `python -m benchmarks` caps the arenas before JAX starts; this covers other callers
+    # (late: arenas JAX's threads already made stay, so their growth is larger).
     limit_malloc_arenas()
     total = total_env_steps or (QUICK_SOAK_STEPS if settings.quick else SOAK_STEPS)
     config = mz.cartpole(replay_capacity=CAPACITY, total_env_steps=total, solve_return=None,

@@ -89,3 +89,25 @@ def test_the_whole_run_is_one_pure_function(tiny_config):
     runner, metrics = jax.jit(program.train)(jax.random.key(0))
     assert int(runner.env_steps) == 96 and bool(runner.done)
     assert metrics["active"].shape == (3,) and metrics["active"].all()
+
+
+@pytest.mark.parametrize("num_runs", [1, 2])
+def test_a_chunk_traces_the_iteration_and_the_update_once(tiny_config, monkeypatch, num_runs):
+    # The chunk's metric buffers are sized from a trace of one iteration; jit's trace
+    # cache must hand that same trace to the chunk, or the search and learner (most of a
+    # cold start's Python time) are traced again.
+    traced = {"iteration": 0, "update": 0}
+
+    def counting(name, fn):
+        def wrapper(*args, **kwargs):
+            traced[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(mz.loop.TrainProgram, "iterate_side_by_side",
+                        counting("iteration", mz.loop.TrainProgram.iterate_side_by_side))
+    monkeypatch.setattr(mz.Agent, "_update_impl", counting("update", mz.Agent._update_impl))
+    program = make_train(_config(tiny_config))
+    runners = jax.eval_shape(jax.vmap(program.init), jax.random.split(jax.random.key(0), num_runs))
+    program.layout.jit(program.run_chunk, runners).trace(runners, jnp.int32(1))
+    assert traced == {"iteration": 1, "update": 1}

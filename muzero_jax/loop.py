@@ -128,27 +128,37 @@ class TrainProgram:
 
     def iterate(self, runners: RunnerState, iteration: chex.Array
                 ) -> tuple[RunnerState, dict]:
-        """Iteration number `iteration` (1-based) of `[S]` runs.
+        """Iteration number `iteration` (1-based) of `[S]` runs; a run that is done
+        stays as it was (its metrics say `active = False`).
 
-        One run, or `run_layout` "vmap": `iterate_side_by_side`. "map": each run's
-        iteration in turn (`lax.map`), exactly as it would run alone, and a run that
-        is done costs nothing (a real `lax.cond`, where under vmap a done run is
-        computed and thrown away): on a CPU the learner is compute-bound, so five
-        vmapped runs cost about five times one, and finished runs are what there is
-        to save. Returns `[S]` runs and metrics.
+        "vmap" (S > 1): `iterate_side_by_side`. One run, or "map": each run's iteration
+        in turn (`lax.map`), exactly as it would run alone, behind a real `lax.cond` on
+        its `done` (under vmap a done run is computed and thrown away): on a CPU the
+        learner is compute-bound, so five vmapped runs cost about five times one, and
+        finished runs are what there is to save. Returns `[S]` runs and metrics.
         """
-        if runners.iteration.shape[0] == 1 or self.run_layout == "vmap":
+        if runners.iteration.shape[0] > 1 and self.run_layout == "vmap":
             return self._iterate_side_by_side(runners, iteration)
 
         def one(runner):
             def go(runner):
                 new, metrics = self._iterate_side_by_side(
-                    jax.tree.map(lambda x: x[None], runner), iteration)
+                    jax.tree.map(lambda x: x[None], runner), iteration, all_active=True)
                 return jax.tree.map(lambda x: x[0], (new, metrics))
 
             return jax.lax.cond(runner.done, lambda r: (r, self._idle_metrics(r)), go, runner)
 
+        if runners.iteration.shape[0] == 1:
+            return jax.tree.map(lambda x: x[None], one(jax.tree.map(lambda x: x[0], runners)))
         return jax.lax.map(one, runners)
+
+    def _iterate_running(self, runners: RunnerState, iteration: chex.Array
+                         ) -> tuple[RunnerState, dict]:
+        """`iterate` for runs of which at least one is not done (`run_chunk`'s loop
+        stops before): a single run then needs no `lax.cond` on its `done`."""
+        if runners.iteration.shape[0] == 1:
+            return self._iterate_side_by_side(runners, iteration, all_active=True)
+        return self.iterate(runners, iteration)
 
     def _idle_metrics(self, runner: RunnerState) -> dict:
         """One done run's metrics for an iteration it sat out (`active` False)."""
@@ -168,10 +178,10 @@ class TrainProgram:
         # Jitted for its trace cache: `metric_shapes` traces an iteration to size the
         # chunk's metrics, and the chunk's own call with the same shapes then reuses that
         # trace instead of tracing the whole iteration (search, learner) a second time.
-        return jax.jit(self.iterate_side_by_side)
+        return jax.jit(self.iterate_side_by_side, static_argnames="all_active")
 
-    def iterate_side_by_side(self, runners: RunnerState, iteration: chex.Array
-                             ) -> tuple[RunnerState, dict]:
+    def iterate_side_by_side(self, runners: RunnerState, iteration: chex.Array, *,
+                             all_active: bool = False) -> tuple[RunnerState, dict]:
         """Iteration number `iteration` (1-based) of `[S]` runs side by side (vmapped;
         one run is called without vmap).
 
@@ -180,14 +190,18 @@ class TrainProgram:
         (round 0: training, with the training envs and exploration; rounds 1..: greedy
         episodes on fresh envs, with the parameters just learned), so the search, the
         biggest part of the program, is compiled once. Runs that are done are left as
-        they were (their metrics say `active = False`). Returns `[S]` runs and metrics.
+        they were (their metrics say `active = False`); `all_active=True` (static): the
+        caller knows that no run is done, and the masks that keep done runs as they were
+        (a select over every array of the state, the replay buffer included) are left
+        out of the program. Returns `[S]` runs and metrics.
         """
         agent, cfg = self.agent, self.agent.config
         num_envs, num_steps = cfg.num_envs, cfg.rollout_length
         per_run = functools.partial(_per_run, num_runs=runners.iteration.shape[0])
         keys = per_run(lambda k: jax.random.split(k, 4))(runners.key)
         key, rollout_key, update_key, eval_key = (keys[:, i] for i in range(4))
-        active = ~runners.done
+        active = jnp.ones_like(runners.done) if all_active else ~runners.done
+        where = (lambda mask, new, old: new) if all_active else _where
         exploration = jax.vmap(lambda steps: Exploration.scheduled(
             cfg, steps / max(cfg.total_env_steps, 1)))(runners.env_steps)
         greedy = jax.tree.map(lambda x: jnp.broadcast_to(x, active.shape), Exploration.greedy())
@@ -225,7 +239,7 @@ class TrainProgram:
             def after_training(runners, eval_env, set_index, first, stats):
                 learned, stats = per_run(self._store_and_learn)(
                     runners, env_state, trajectory, update_key)
-                runners = _where(active, learned, runners)
+                runners = where(active, learned, runners)
                 # Runs that are done or still untrained are not evaluated.
                 wanted = active & (runners.train_state.step > 0)
                 first = jnp.where(wanted[:, None, None], first, 0.0)
@@ -260,7 +274,7 @@ class TrainProgram:
             solved = solved | (evaluated & (eval_return >= cfg.solve_return))
         done = solved | (runners.env_steps >= cfg.total_env_steps)
         runners = runners.replace(
-            key=_where(active, key, runners.key),
+            key=where(active, key, runners.key),
             solved=jnp.where(active, solved, runners.solved),
             done=jnp.where(active, done, runners.done),
             last_eval_return=jnp.where(evaluated, eval_return, runners.last_eval_return))
@@ -330,7 +344,8 @@ class TrainProgram:
     def metric_shapes(self) -> dict:
         """The shapes of one iteration's metrics of `[S]` runs (traced once)."""
         runners = jax.eval_shape(lambda k: jax.vmap(self.init)(k[None]), jax.random.key(0))
-        return jax.eval_shape(self._iterate_side_by_side, runners, jnp.int32(1))[1]
+        return jax.eval_shape(functools.partial(self._iterate_side_by_side, all_active=True),
+                              runners, jnp.int32(1))[1]
 
     # --- chunks and whole runs -----------------------------------------------------
     def run_chunk(self, runners: RunnerState, first_iteration: chex.Array
@@ -351,7 +366,7 @@ class TrainProgram:
 
         def body(carry):
             i, runners, metrics = carry
-            runners, row = self.iterate(runners, first_iteration + i)
+            runners, row = self._iterate_running(runners, first_iteration + i)
             metrics = jax.tree.map(lambda m, r: m.at[i].set(r), metrics, row)
             return i + 1, runners, metrics
 

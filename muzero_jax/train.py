@@ -135,9 +135,12 @@ def train(config: Config, *, env: envs.Env | None = None,
     program = make_train(cfg, agent=agent, num_iterations=iterations_per_call)
     compile_before = compile_stats.snapshot()
 
-    # One compiled init, called per run (a vmapped init compiles a far larger program).
-    init = jax.jit(lambda key, lr: program.init(key, learning_rate=lr))
-    runners = jax.tree.map(lambda *xs: jax.numpy.stack(xs), *[
+    # One compiled init, called per run (a vmapped init compiles a far larger program),
+    # whose runs are stacked by one compiled program too: eager stacking compiles one
+    # small program per leaf shape.
+    init = jax.jit(lambda key, lr: jax.tree.map(lambda x: x[None],
+                                                program.init(key, learning_rate=lr)))
+    runners = _stack([
         init(jax.random.key(run["seed"]),
              jax.numpy.float32(run.get("learning_rate", cfg.learning_rate))) for run in runs])
     layout = program.layout
@@ -234,7 +237,7 @@ def train(config: Config, *, env: envs.Env | None = None,
     seconds = time.perf_counter() - start
     results = []
     for r, run in enumerate(runs):
-        runner = jax.tree.map(lambda x, r=r: x[r], runners)
+        runner = _take_run(runners, r)
         results.append(TrainResult(
             # Replicated parameters as host arrays: evaluation runs on one device.
             agent=agent, state=(runner.train_state if layout.num_devices == 1
@@ -279,8 +282,22 @@ def make_runs(config: Config, seeds: Sequence[int] | None, sweep: Sweep | None
     return runs
 
 
+@jax.jit
+def _take_run(tree, r):
+    """Run `r` of `[S]`-stacked arrays: one compiled program for every leaf, where eager
+    indexing compiles one per leaf shape (a cold start's share of its compile time)."""
+    return jax.tree.map(lambda x: x[r], tree)
+
+
 def _first(tree):
-    return jax.tree.map(lambda x: x[0], tree)
+    return _take_run(tree, 0)
+
+
+def _stack(trees: list):
+    """`[1]`-stacked runs as one `[S]` stack (a single run as it is)."""
+    if len(trees) == 1:
+        return trees[0]
+    return jax.jit(lambda ts: jax.tree.map(lambda *xs: jax.numpy.concatenate(xs), *ts))(trees)
 
 
 def _checkpoint_trees(runner: RunnerState, save_replay: bool) -> dict:

@@ -32,6 +32,24 @@ def test_a_done_run_stops_changing_while_the_others_go_on(tiny_config):
     assert int(after.iteration[1]) == 5 and int(after.train_state.step[1]) > 0
 
 
+def test_a_single_done_run_stops_changing(tiny_config):
+    # A single run's iteration drops the masks that keep a done run as it was (run_chunk
+    # stops before a done run); iterate() must still leave one alone.
+    program = make_train(_config(tiny_config))
+    runners = jax.vmap(program.init)(jnp.stack([jax.random.key(0)]))
+    runners = runners.replace(done=jnp.array([True]))
+    before = jax.tree.map(lambda x: x.copy(), runners)
+    after, metrics = jax.jit(program.iterate)(runners, jnp.int32(3))
+    assert metrics["active"].shape == (1,) and not metrics["active"][0]
+    for a, b in zip(*(jax.tree.leaves(t) for t in (before, after)), strict=True):
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        assert np.array_equal(a, b, equal_nan=True)
+    going, metrics = jax.jit(program.iterate)(runners.replace(done=jnp.array([False])),
+                                             jnp.int32(3))
+    assert metrics["active"][0] and int(going.iteration[0]) == 1
+
+
 def test_seeds_train_in_one_program_with_their_own_logs(tiny_config, tmp_path, capsys):
     results = mz.train(_config(tiny_config), seeds=(3, 4), run_dir=str(tmp_path), log=None)
     assert [r.seed for r in results] == [3, 4]

@@ -59,6 +59,10 @@ class Agent:
             raise ConfigError(f"mode='alphazero' searches with the env's own step: "
                               f"{spec.env_id!r} is a host env; expected a JAX env "
                               f"(jax/, gymnax/ or pgx/ ids)")
+        if config.random_opening_plies and not isinstance(env, envs.JaxEnv):
+            raise ConfigError(f"random_opening_plies={config.random_opening_plies}: "
+                              f"{spec.env_id!r} is a host env, whose actors do not count "
+                              f"plies; expected 0 (or a JAX env)")
         if spec.two_player and config.reanalyze_fraction > 0:
             raise ConfigError(f"reanalyze_fraction={config.reanalyze_fraction}: two-player "
                               f"{spec.env_id!r} learns game outcomes, which need no fresh "

@@ -99,6 +99,10 @@ class Config:
     exploration_epsilon: float = 0.0  # chance a training step not repeated plays a random
     #   legal action instead of the search's (with repeats: runs of random actions, even
     #   once the search has settled on one); 0: off, as in the paper; scheduled likewise
+    # the first N plies of every self-play game are uniformly random legal moves (JAX
+    #   envs; never at evaluation): openings the agent's own play would not reach, with
+    #   the rest of each game, and so its outcome, played by the search; 0: off
+    random_opening_plies: int = 0
 
     # --- targets and loss --------------------------------------------------------
     discount: float = 0.997  # gamma
@@ -317,7 +321,7 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
         if not value > 0:
             raise ConfigError(f"{name}={value!r}: expected a value > 0")
     for name in ("weight_decay", "temperature", "gumbel_scale", "value_loss_weight",
-                 "min_replay_size", "eval_every", "lr_warmup_steps", "total_env_steps",
+                 "random_opening_plies", "min_replay_size", "eval_every", "lr_warmup_steps", "total_env_steps",
                  "checkpoint_every", "priority_alpha", "priority_beta_anneal_steps",
                  "target_update_period"):
         value = getattr(cfg, name)

@@ -82,6 +82,8 @@ class Exploration:
       before instead of the search's (the actors apply it; 0 is greedy).
     epsilon: chance that self-play plays a uniformly random action instead of the
       search's, where it does not repeat (the actors apply it; 0 is greedy).
+    opening_plies: int32, the plies at the start of each game that self-play plays
+      uniformly at random (JAX actors; 0 is greedy).
     """
 
     temperature: chex.Array
@@ -89,6 +91,7 @@ class Exploration:
     gumbel_scale: chex.Array
     repeat_probability: chex.Array
     epsilon: chex.Array
+    opening_plies: chex.Array = 0
 
     @classmethod
     def training(cls, config: Config) -> Exploration:
@@ -96,7 +99,8 @@ class Exploration:
                    dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
                    gumbel_scale=jnp.float32(config.gumbel_scale),
                    repeat_probability=jnp.float32(config.exploration_repeat_probability),
-                   epsilon=jnp.float32(config.exploration_epsilon))
+                   epsilon=jnp.float32(config.exploration_epsilon),
+                   opening_plies=jnp.int32(config.random_opening_plies))
 
     @classmethod
     def scheduled(cls, config: Config, progress: float | chex.Array) -> Exploration:
@@ -120,13 +124,14 @@ class Exploration:
                    dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
                    gumbel_scale=jnp.float32(config.gumbel_scale) * ratio,
                    repeat_probability=jnp.float32(config.exploration_repeat_probability) * fall,
-                   epsilon=jnp.float32(config.exploration_epsilon) * fall)
+                   epsilon=jnp.float32(config.exploration_epsilon) * fall,
+                   opening_plies=jnp.int32(config.random_opening_plies))
 
     @classmethod
     def greedy(cls) -> Exploration:
         return cls(temperature=jnp.float32(0.0), dirichlet_fraction=jnp.float32(0.0),
                    gumbel_scale=jnp.float32(0.0), repeat_probability=jnp.float32(0.0),
-                   epsilon=jnp.float32(0.0))
+                   epsilon=jnp.float32(0.0), opening_plies=jnp.int32(0))
 
 
 def temperature_at(config: Config, progress: float) -> float:

@@ -135,7 +135,8 @@ class JaxActor:
                                    jnp.argmax(out.search_policy, axis=-1).astype(jnp.int32))
             if explores:
                 action = explore_actions(explore_key, action, previous, exploration,
-                                         env_state.legal_action_mask)
+                                         env_state.legal_action_mask,
+                                         ply=env_state.step_count)
             env_state, env_out = jax.vmap(self.env.step)(env_state, action)
             # The time limit is rare: only pay for the extra network call when it hits.
             final_value = jax.lax.cond(
@@ -162,11 +163,13 @@ class JaxActor:
 
 
 def _explores(config: Config) -> bool:
-    return config.exploration_repeat_probability > 0 or config.exploration_epsilon > 0
+    return (config.exploration_repeat_probability > 0 or config.exploration_epsilon > 0
+            or config.random_opening_plies > 0)
 
 
 def explore_actions(key: chex.PRNGKey, action: chex.Array, previous: chex.Array,
-                    exploration: Exploration, legal_action_mask: chex.Array) -> jax.Array:
+                    exploration: Exploration, legal_action_mask: chex.Array,
+                    ply: chex.Array | None = None) -> jax.Array:
     """`[B]` actions played while training, from the search's `[B]` int32 `action`.
 
     Each env repeats its `previous` action with chance `exploration.repeat_probability`
@@ -184,6 +187,9 @@ def explore_actions(key: chex.PRNGKey, action: chex.Array, previous: chex.Array,
         is none (a rollout's first step, an episode's first step).
       exploration: its `repeat_probability` and `epsilon` (0 for both: `action`).
       legal_action_mask: `[B, A]` bool, True where an action is legal now.
+      ply: `[B]` int32, each env's plies played in its game so far; where it is below
+        `exploration.opening_plies` the random legal action is played whatever else
+        (None: no opening rule, as on the host).
     """
     repeat_key, random_key, choice_key = jax.random.split(key, 3)
     batch = action.shape[0]
@@ -197,7 +203,10 @@ def explore_actions(key: chex.PRNGKey, action: chex.Array, previous: chex.Array,
         choice_key, jnp.where(legal_action_mask, 0.0, -jnp.inf), axis=-1)
     explore = jax.random.uniform(random_key, (batch,)) < exploration.epsilon
     played = jnp.where(explore, random_action, action)
-    return jnp.where(repeat, previous, played).astype(jnp.int32)
+    played = jnp.where(repeat, previous, played)
+    if ply is not None:
+        played = jnp.where(ply < exploration.opening_plies, random_action, played)
+    return played.astype(jnp.int32)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -107,6 +107,57 @@ def test_explore_actions_repeats_and_draws_random_legal_actions_at_their_rates()
     np.testing.assert_array_equal(out, 0)
 
 
+def test_the_opening_plies_are_random_legal_moves_whatever_else_explores():
+    from muzero_jax.selfplay import explore_actions
+
+    n = 20_000
+    action = jnp.zeros(n, jnp.int32)
+    previous = jnp.full(n, 0, jnp.int32)  # repeating it would play 0 too
+    legal = jnp.zeros((n, 4), bool).at[:, 1].set(True).at[:, 3].set(True)
+    ply = jnp.arange(n) % 4  # plies 0-3 of their games
+    exploration = _exploration(0.5, 0.0).replace(opening_plies=jnp.int32(2))
+    out = np.asarray(explore_actions(jax.random.key(0), action, previous, exploration, legal,
+                                     ply=ply))
+    opening = np.asarray(ply) < 2
+    assert set(np.unique(out[opening])) == {1, 3}  # never the search's (illegal) 0
+    assert abs((out[opening] == 3).mean() - 0.5) < 0.02
+    np.testing.assert_array_equal(out[~opening], 0)  # the search's, or the repeated 0
+    # Without plies (the host actors) or at opening_plies 0 the rule is off.
+    for kwargs, plies in (({}, 2), ({"ply": ply}, 0)):
+        off = explore_actions(jax.random.key(0), action, previous,
+                              exploration.replace(opening_plies=jnp.int32(plies)), legal, **kwargs)
+        np.testing.assert_array_equal(off, 0)
+
+
+def test_random_openings_on_a_board_game_and_not_at_evaluation(tiny_config):
+    """pgx tic-tac-toe: with random_opening_plies 2 the first two moves of training games
+    spread over the board; greedy rollouts from the same state play the search's."""
+    from dataclasses import replace
+
+    import muzero_jax as mz
+    from muzero_jax.search import Exploration
+
+    from muzero_jax.config import board
+
+    # No noise, the most visited move, ties to the lowest index: without the rule every
+    # game would open on the same cell.
+    config = board("tic_tac_toe", num_envs=64, rollout_length=3, num_simulations=4,
+                   random_opening_plies=2, tie_break="index", dirichlet_fraction=0.0,
+                   sample_moves=0)
+    agent = mz.Agent(config)
+    state = agent.init(jax.random.key(0))
+    env_state = agent.reset(jax.random.key(1))
+    _, training = agent.actor.rollout(state.params, env_state, jax.random.key(2),
+                                      Exploration.training(config), 3)
+    _, greedy = agent.actor.rollout(state.params, env_state, jax.random.key(2),
+                                    Exploration.greedy(), 3)
+    for ply in (0, 1):  # 64 random moves over the 9 (then 8) free cells
+        assert len(np.unique(np.asarray(training.action[:, ply]))) >= 7
+    assert len(np.unique(np.asarray(greedy.action[:, 0]))) == 1  # the search: ties to index 0
+    with pytest.raises(mz.ConfigError, match="random_opening_plies=-1"):
+        mz.Agent(replace(config, random_opening_plies=-1))
+
+
 @pytest.mark.parametrize("env_id", ["jax/CartPole-v1", "CartPole-v1"])
 def test_training_rollouts_repeat_actions_and_greedy_ones_do_not(tiny_config, env_id):
     """Both actors: runs of one action while training; the search's own choice when greedy."""

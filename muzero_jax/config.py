@@ -152,7 +152,11 @@ class Config:
     # observation alone (vector envs); stored as single frames in replay
     history_length: int = 0
     frame_skip: int = 4  # emulator frames per agent step, max-pooled over the last two (v5: 4)
-    sticky_action_probability: float = 0.25  # repeat the previous action (v5: 0.25)
+    # chance an env step repeats the previous action instead of the agent's (the agent's
+    #   is what replay stores); None: the env's own definition, ALE v5's 0.25 and
+    #   MinAtar's 0.1 (gymnax's MinAtar ports leave it out; we put it back), 0 elsewhere.
+    #   Only ALE and gymnax envs repeat actions.
+    sticky_action_probability: float | None = None
     full_action_space: bool = False  # all 18 actions, or the game's minimal set (v5: False)
     noop_max: int = 0  # up to this many no-ops after a reset (v5: 0; DQN papers: 30)
     terminal_on_life_loss: bool = False  # end episodes at a lost life (v5: False)
@@ -281,7 +285,8 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
                           f"integers >= 1")
     if cfg.history_length < 0:
         raise ConfigError(f"history_length={cfg.history_length!r}: expected an integer >= 0")
-    if not 0.0 <= cfg.sticky_action_probability <= 1.0:
+    if (cfg.sticky_action_probability is not None
+            and not 0.0 <= cfg.sticky_action_probability <= 1.0):
         raise ConfigError(f"sticky_action_probability={cfg.sticky_action_probability!r}: "
                           f"expected a value in [0, 1]")
     _positive(cfg, "frame_skip")
@@ -505,6 +510,7 @@ def atari_paper(**overrides) -> Config:
     """
     base = Config(
         env="ALE/Breakout-v5",
+        sticky_action_probability=0.25,  # v5's (README: "atari_paper against the paper")
         max_episode_steps=27_000,
         num_envs=128,
         rollout_length=80,  # 128 x 80 = 10,240 env steps per update: 0.1 samples per state
@@ -758,9 +764,11 @@ def minatar(**overrides) -> Config:
     step: discount 0.99 (values at most 100, value support 10 holds 120), reward
     support 1 (holds 3). Gumbel search, whose policy target improves on the prior with
     few simulations. Evaluation is greedy (no noise, the search's choice), 100 episodes,
-    on gymnax's port, which has no sticky actions (MinAtar's own Python envs repeat the
-    last action with probability 0.1), with its time limits (Breakout, Asterix and
-    SpaceInvaders 1,000 steps, Freeway 2,500).
+    on gymnax's port with MinAtar's sticky actions put back (each step repeats the last
+    action with probability 0.1, in training and evaluation: `sticky_action_probability`
+    None is the env's own; gymnax's port has none, and without them a greedy agent on
+    Breakout plays one of two episodes, its two starting positions), with gymnax's time
+    limits (Breakout, Asterix and SpaceInvaders 1,000 steps, Freeway 2,500).
     """
     base = Config(
         env="gymnax/Breakout-MinAtar",

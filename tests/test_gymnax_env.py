@@ -131,3 +131,39 @@ def test_unknown_gymnax_id_names_the_registered_ones():
 def test_continuous_gymnax_actions_are_refused():
     with pytest.raises(ConfigError, match="Box"):
         GymnaxEnv("Pendulum-v1")
+
+
+def test_minatar_repeats_the_previous_action_as_minatar_defines():
+    """MinAtar's sticky actions (0.1 by default; gymnax's ports have none): at 1 every step
+    plays the previous action (0 at an episode's start), at 0 the one given, as gymnax."""
+    import gymnax
+
+    assert GymnaxEnv("Breakout-MinAtar").sticky_action_probability == 0.1
+    assert GymnaxEnv("CartPole-v1").sticky_action_probability == 0.0
+    raw, params = gymnax.make("Breakout-MinAtar")
+    actions = jnp.array([1, 1, 2], jnp.int32)  # before the ball can reach the bottom
+
+    def play(env, key):
+        state = env.reset(key)
+        for a in actions:
+            state, _ = env.step(state, a)
+        inner = state.inner[0] if env.sticky_action_probability else state.inner
+        return inner.pos, inner.ball_x, inner.ball_y
+
+    def gymnax_play(key, played):
+        _, inner = raw.reset_env(jax.random.split(key)[1], params)  # EnvState.reset's key
+        for a in played:
+            _, inner, *_ = raw.step_env(jax.random.key(0), inner, a, params)
+        return inner.pos, inner.ball_x, inner.ball_y
+
+    key = jax.random.key(3)
+    stuck = play(GymnaxEnv("Breakout-MinAtar", sticky_action_probability=1.0), key)
+    free = play(GymnaxEnv("Breakout-MinAtar", sticky_action_probability=0.0), key)
+    assert [int(x) for x in stuck] == [int(x) for x in gymnax_play(key, [0] * len(actions))]
+    assert [int(x) for x in free] == [int(x) for x in gymnax_play(key, actions)]
+    assert int(free[0]) != int(stuck[0])  # the paddle moved only without sticking
+
+
+def test_sticky_actions_are_refused_where_the_env_cannot_repeat():
+    with pytest.raises(ConfigError, match="sticky_action_probability=0.1: 'pgx/tic_tac_toe'"):
+        envs.make(mz.Config(env="pgx/tic_tac_toe", sticky_action_probability=0.1))

@@ -88,12 +88,17 @@ def make(config: Config) -> Env:
     anything compiles.
     """
     env_id = config.env
+    if config.sticky_action_probability and not env_id.startswith(("gymnax/", "ALE/")):
+        raise ConfigError(f"sticky_action_probability={config.sticky_action_probability}: "
+                          f"{env_id!r} does not repeat actions (only ALE/ and gymnax/ envs "
+                          f"do); expected None or 0")
     if env_id.startswith(JAX_PREFIX):
         return make_jax(env_id, config.max_episode_steps)
     if env_id.startswith("gymnax/"):
         from muzero_jax.envs.gymnax_env import GymnaxEnv
 
-        return GymnaxEnv(env_id[len("gymnax/"):], config.max_episode_steps)
+        return GymnaxEnv(env_id[len("gymnax/"):], config.max_episode_steps,
+                         config.sticky_action_probability)
     if env_id.startswith("pgx/"):
         from muzero_jax.envs.pgx_env import make_pgx
 

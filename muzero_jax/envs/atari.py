@@ -28,6 +28,10 @@ import numpy as np
 from muzero_jax.config import Config
 from muzero_jax.envs.base import EnvSpec, EpisodeStats, HostEnv, HostStep
 
+# ALE v5's sticky actions (`gymnasium.spec("ALE/<Game>-v5")`), for
+# Config.sticky_action_probability None.
+V5_STICKY_ACTION_PROBABILITY = 0.25
+
 
 def is_atari(env_id: str) -> bool:
     """Whether `env_id` names an ALE game (`ALE/<Game>-v5`)."""
@@ -65,7 +69,9 @@ class AtariGames:
             atari.game, num_envs,
             num_threads=min(num_envs, os.cpu_count() or 1),
             max_num_frames_per_episode=atari.max_episode_steps * cfg.frame_skip,
-            repeat_action_probability=cfg.sticky_action_probability,
+            repeat_action_probability=(V5_STICKY_ACTION_PROBABILITY
+                                       if cfg.sticky_action_probability is None
+                                       else cfg.sticky_action_probability),
             full_action_space=cfg.full_action_space,
             autoreset_mode="SameStep",
             img_height=cfg.frame_size[0], img_width=cfg.frame_size[1],

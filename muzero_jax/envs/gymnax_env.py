@@ -12,7 +12,11 @@ step, so with their own time limit their final evaluation plays Gymnasium's
 (`EnvSpec.eval_id`); other gymnax envs are evaluated on their JAX form.
 
 MinAtar observations are `(10, 10, channels)` boolean-valued planes, stored as
-float32 (they are not frames: no scaling, no frame history).
+float32 (they are not frames: no scaling, no frame history). MinAtar defines sticky
+actions (each step repeats the previous action with probability 0.1, Young & Tian
+2019) and gymnax's ports leave them out; `sticky_action_probability` puts them back
+(MinAtar's 0.1 unless the config says otherwise), so that returns are measured under
+MinAtar's own protocol.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 import chex
+import jax
 import jax.numpy as jnp
 
 from muzero_jax.config import ConfigError
@@ -41,6 +46,13 @@ _MAX_ABS_REWARD = {
 _GYMNASIUM_TWIN = {"CartPole-v1": "CartPole-v1", "Acrobot-v1": "Acrobot-v1",
                    "MountainCar-v0": "MountainCar-v0"}
 
+MINATAR_STICKY_ACTION_PROBABILITY = 0.1  # MinAtar's own envs (Young & Tian, 2019)
+
+
+def default_sticky_action_probability(name: str) -> float:
+    """The sticky actions gymnax id `name` is defined with: MinAtar's 0.1, else 0."""
+    return MINATAR_STICKY_ACTION_PROBABILITY if name.endswith("-MinAtar") else 0.0
+
 
 def gymnax_ids() -> list[str]:
     """The ids gymnax registers (for messages and --help)."""
@@ -55,9 +67,13 @@ class GymnaxEnv(JaxEnv):
     Args:
       name: the gymnax id (without the `gymnax/` prefix).
       max_episode_steps: the time limit (None: the env's `max_steps_in_episode`).
+      sticky_action_probability: each step plays the previous action instead of the
+        one given with this probability (the first step's previous action is 0, as
+        in MinAtar); None: the env's own (`default_sticky_action_probability`).
     """
 
-    def __init__(self, name: str, max_episode_steps: int | None = None):
+    def __init__(self, name: str, max_episode_steps: int | None = None,
+                 sticky_action_probability: float | None = None):
         import gymnax
         from gymnax.environments import spaces
 
@@ -66,6 +82,9 @@ class GymnaxEnv(JaxEnv):
                               f"'{PREFIX}<id>' with <id> one of {gymnax_ids()}")
         self.name = name
         self.env, self.params = gymnax.make(name)
+        self.sticky_action_probability = float(
+            default_sticky_action_probability(name) if sticky_action_probability is None
+            else sticky_action_probability)
         action_space = self.env.action_space(self.params)
         if not isinstance(action_space, spaces.Discrete):
             raise ConfigError(f"env={PREFIX + name!r}: action space "
@@ -77,17 +96,30 @@ class GymnaxEnv(JaxEnv):
                             observation_shape=tuple(observation_space.shape),
                             num_actions=int(action_space.n), max_episode_steps=limit,
                             max_abs_reward=_MAX_ABS_REWARD.get(name),
-                            # Another time limit is no longer the Gymnasium env's.
-                            eval_id=(_GYMNASIUM_TWIN.get(name) if max_episode_steps is None
-                                     or limit == int(self.params.max_steps_in_episode)
-                                     else None))
+                            # Another time limit, or sticky actions, are no longer the
+                            # Gymnasium env's.
+                            eval_id=(_GYMNASIUM_TWIN.get(name) if (
+                                max_episode_steps is None
+                                or limit == int(self.params.max_steps_in_episode))
+                                and not self.sticky_action_probability else None))
 
+    # With sticky actions the inner state is (gymnax's state, the action last played);
+    # without, gymnax's state alone, so that those runs keep their keys and programs.
     def initial(self, key: chex.PRNGKey) -> tuple[Any, chex.Array]:
         observation, inner = self.env.reset_env(key, self.params)
+        if self.sticky_action_probability:
+            inner = (inner, jnp.int32(0))
         return inner, observation
 
     def transition(self, inner: Any, action: chex.Array, key: chex.PRNGKey) -> Transition:
+        if self.sticky_action_probability:
+            inner, previous = inner
+            key, sticky_key = jax.random.split(key)
+            sticks = jax.random.uniform(sticky_key) < self.sticky_action_probability
+            action = jnp.where(sticks, previous, action).astype(jnp.int32)
         observation, inner, reward, terminated, _ = self.env.step_env(
             key, inner, action, self.params)
+        if self.sticky_action_probability:
+            inner = (inner, action)
         return Transition(inner=inner, observation=observation,
                           reward=jnp.asarray(reward, jnp.float32), terminated=terminated)

@@ -301,14 +301,16 @@ def test_board_script_mode_takes_its_presets_values_unless_given(monkeypatch):
     spec.loader.exec_module(script)
     preset = board("tic_tac_toe")  # MuZero mode: the script's default config
     alphazero = board("tic_tac_toe", "alphazero")
-    assert alphazero.exploration_epsilon != preset.exploration_epsilon
+    differ = ("random_opening_plies", "updates_per_iteration", "total_env_steps")
+    assert all(getattr(alphazero, f) != getattr(preset, f) for f in differ)
 
     flags = script.BoardFlags(preset="tic_tac_toe", config=preset, mode="alphazero")
     assert flags.overrides() == {"mode": "alphazero", "unroll_steps": 0,
-                                 "exploration_epsilon": alphazero.exploration_epsilon}
-    given = dataclasses.replace(preset, exploration_epsilon=0.1)  # --config.exploration_epsilon
+                                 **{f: getattr(alphazero, f) for f in differ}}
+    given = dataclasses.replace(preset, updates_per_iteration=16)  # --config.updates_per_...
     flags = script.BoardFlags(preset="tic_tac_toe", config=given, mode="alphazero")
-    assert "exploration_epsilon" not in flags.overrides()
+    assert "updates_per_iteration" not in flags.overrides()
+    assert flags.overrides()["total_env_steps"] == alphazero.total_env_steps
 
 
 def test_board_script_rejects_bad_input_before_compiling():

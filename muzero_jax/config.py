@@ -326,9 +326,9 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
         if not value > 0:
             raise ConfigError(f"{name}={value!r}: expected a value > 0")
     for name in ("weight_decay", "temperature", "gumbel_scale", "value_loss_weight",
-                 "random_opening_plies", "min_replay_size", "eval_every", "lr_warmup_steps", "total_env_steps",
-                 "checkpoint_every", "priority_alpha", "priority_beta_anneal_steps",
-                 "target_update_period"):
+                 "random_opening_plies", "min_replay_size", "eval_every", "lr_warmup_steps",
+                 "total_env_steps", "checkpoint_every", "priority_alpha",
+                 "priority_beta_anneal_steps", "target_update_period"):
         value = getattr(cfg, name)
         if value < 0:
             raise ConfigError(f"{name}={value!r}: expected a value >= 0")

@@ -10,7 +10,7 @@ as in the paper's pseudocode (the root state from h is not scaled).
 The optimizer works on the parameters as one flat vector (`ravel_pytree`): its
 state is a vector per moment, and Adam, clipping, the L2 term's gradient and the
 update are each one kernel rather than one per parameter array (34 of them in
-CartPole's networks), which is a fifth of the learner's compiled kernels.
+CartPole's networks): CartPole's update compiles 676 fusions instead of 955.
 """
 
 from __future__ import annotations

@@ -135,9 +135,8 @@ def test_random_openings_on_a_board_game_and_not_at_evaluation(tiny_config):
     from dataclasses import replace
 
     import muzero_jax as mz
-    from muzero_jax.search import Exploration
-
     from muzero_jax.config import board
+    from muzero_jax.search import Exploration
 
     # No noise, the most visited move, ties to the lowest index: without the rule every
     # game would open on the same cell.

@@ -293,11 +293,15 @@ def _first(tree):
     return _take_run(tree, 0)
 
 
+@jax.jit
+def _concatenate_runs(trees: list):
+    return jax.tree.map(lambda *xs: jax.numpy.concatenate(xs), *trees)
+
+
 def _stack(trees: list):
-    """`[1]`-stacked runs as one `[S]` stack (a single run as it is)."""
-    if len(trees) == 1:
-        return trees[0]
-    return jax.jit(lambda ts: jax.tree.map(lambda *xs: jax.numpy.concatenate(xs), *ts))(trees)
+    """`[1]`-stacked runs as one `[S]` stack (a single run as it is), by one compiled
+    program kept across calls."""
+    return trees[0] if len(trees) == 1 else _concatenate_runs(trees)
 
 
 def _checkpoint_trees(runner: RunnerState, save_replay: bool) -> dict:

@@ -16,6 +16,14 @@ def _config(tiny_config, **overrides):
     return dataclasses.replace(tiny_config, **{**values, **overrides})
 
 
+def _assert_same_state(before, after):
+    """Every array of two states equal, bit for bit (NaNs included, keys by their data)."""
+    for a, b in zip(*(jax.tree.leaves(t) for t in (before, after)), strict=True):
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        assert np.array_equal(a, b, equal_nan=True)
+
+
 def test_a_done_run_stops_changing_while_the_others_go_on(tiny_config):
     program = make_train(_config(tiny_config))
     runners = jax.vmap(program.init)(jnp.stack([jax.random.key(0), jax.random.key(1)]))
@@ -24,11 +32,7 @@ def test_a_done_run_stops_changing_while_the_others_go_on(tiny_config):
     after, metrics = jax.jit(program.run_chunk)(runners, jnp.int32(1))
     assert metrics["active"].shape == (5, 2)
     assert not metrics["active"][:, 0].any() and metrics["active"][:, 1].all()
-    first = jax.tree.map(lambda x: x[0], (before, after))
-    for a, b in zip(*(jax.tree.leaves(t) for t in first), strict=True):
-        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
-            a, b = jax.random.key_data(a), jax.random.key_data(b)
-        assert np.array_equal(a, b, equal_nan=True)
+    _assert_same_state(*jax.tree.map(lambda x: x[0], (before, after)))
     assert int(after.iteration[1]) == 5 and int(after.train_state.step[1]) > 0
 
 
@@ -41,10 +45,7 @@ def test_a_single_done_run_stops_changing(tiny_config):
     before = jax.tree.map(lambda x: x.copy(), runners)
     after, metrics = jax.jit(program.iterate)(runners, jnp.int32(3))
     assert metrics["active"].shape == (1,) and not metrics["active"][0]
-    for a, b in zip(*(jax.tree.leaves(t) for t in (before, after)), strict=True):
-        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
-            a, b = jax.random.key_data(a), jax.random.key_data(b)
-        assert np.array_equal(a, b, equal_nan=True)
+    _assert_same_state(before, after)
     going, metrics = jax.jit(program.iterate)(runners.replace(done=jnp.array([False])),
                                              jnp.int32(3))
     assert metrics["active"][0] and int(going.iteration[0]) == 1

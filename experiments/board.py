@@ -31,7 +31,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from muzero_jax import cli, experiment, opponents  # noqa: E402
-from muzero_jax.config import BOARD_GAMES, Config, board, from_dict  # noqa: E402
+from muzero_jax.config import BOARD_GAMES, MODES, Config, from_dict  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,19 +43,11 @@ class BoardFlags(experiment.Flags):
     baseline_simulations: int = 100  # simulations of the pure-search opponent
 
     def overrides(self) -> dict:
+        # The mode's own preset is already the default config (`main`); what is left is
+        # a config that came from elsewhere (--resume, another --preset).
         extra = {}
         if self.mode is not None:
             extra = {"mode": self.mode}
-            # The preset (MuZero mode) is the default config: the fields the mode's own
-            # preset sets otherwise take its values, unless given on the command line.
-            game = self.config.env.removeprefix("pgx/")
-            if game in BOARD_GAMES:
-                preset, moded = board(game), board(game, self.mode)
-                for field in dataclasses.fields(Config):
-                    name = field.name
-                    if (name != "env" and getattr(moded, name) != getattr(preset, name)
-                            and getattr(self.config, name) == getattr(preset, name)):
-                        extra[name] = getattr(moded, name)
             if self.mode == "alphazero":
                 extra["unroll_steps"] = 0
             elif self.config.unroll_steps == 0:
@@ -94,6 +86,9 @@ def main(argv: list[str] | None = None) -> dict:
     if known.game is not None and known.game not in BOARD_GAMES:
         cli.error(f"--game {known.game!r}: expected one of {list(BOARD_GAMES)}")
     game = known.game or "tic_tac_toe"
+    mode = cli.pre_parse(rest, "--mode").mode
+    if mode is not None and mode not in MODES:
+        cli.error(f"--mode {mode!r}: expected one of {list(MODES)}")
     results = {}
 
     def evaluate(result, config):
@@ -111,7 +106,10 @@ def main(argv: list[str] | None = None) -> dict:
     summary = experiment.main(
         rest, description=__doc__.split("\n\n")[0],
         default_preset=None if known.game is None and "--resume" in rest else game,
-        flags_type=BoardFlags, evaluate=evaluate, default_out=default_out)
+        flags_type=BoardFlags, evaluate=evaluate, default_out=default_out,
+        # --mode picks the mode's preset, so that flags given on top of it stand
+        # even where their value is the other mode's.
+        preset_overrides={"mode": mode} if mode is not None else None)
     if "runs" in summary or not results:
         return summary
     summary["opponents"] = results

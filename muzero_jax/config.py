@@ -18,6 +18,9 @@ class ConfigError(ValueError):
     """A configuration value is out of range; the message names the field."""
 
 
+MODES = ("muzero", "alphazero")  # Config.mode: a learned model, or the real game in search
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     # --- environment -------------------------------------------------------
@@ -247,7 +250,7 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
         _positive(cfg, name)
     if cfg.network not in ("mlp", "resnet", "board"):
         raise ConfigError(f"network={cfg.network!r}: expected 'mlp', 'resnet' or 'board'")
-    if cfg.mode not in ("muzero", "alphazero"):
+    if cfg.mode not in MODES:
         raise ConfigError(f"mode={cfg.mode!r}: expected 'muzero' or 'alphazero'")
     if cfg.mode == "alphazero":
         if cfg.unroll_steps != 0:
@@ -830,7 +833,7 @@ def board(game: str = "tic_tac_toe", mode: str = "muzero", **overrides) -> Confi
     """
     if game not in DIRICHLET_ALPHA:
         raise ConfigError(f"game={game!r}: expected one of {list(DIRICHLET_ALPHA)}")
-    if mode not in ("muzero", "alphazero"):
+    if mode not in MODES:
         raise ConfigError(f"mode={mode!r}: expected 'muzero' or 'alphazero'")
     base = Config(
         env=f"pgx/{game}",

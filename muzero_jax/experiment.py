@@ -162,7 +162,8 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
          evaluate: Evaluate = evaluate_named_env,
          preset_aliases: dict[str, str] | None = None,
          flags_type: type[Flags] = Flags,
-         check: Callable[[Config], object] | None = None) -> dict:
+         check: Callable[[Config], object] | None = None,
+         preset_overrides: dict | None = None) -> dict:
     """Runs one experiment from command-line flags; returns the summary it writes.
 
     Args:
@@ -200,7 +201,10 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
     if preset not in names:
         cli.error(f"--preset {preset!r}: expected one of {names}")
     preset = aliases.get(preset, preset)
-    default_config = base or PRESETS[preset]()
+    try:
+        default_config = base or PRESETS[preset](**(preset_overrides or {}))
+    except ConfigError as e:
+        cli.error(f"--preset {preset}: {e}")
     if env_id is not None and base is None:
         default_config = dataclasses.replace(default_config, env=env_id)
     flags = cli.parse(

@@ -288,10 +288,12 @@ def test_play_a_whole_game_and_write_svg(tmp_path):
     assert (tmp_path / "game.svg").read_text().startswith("<?xml")
 
 
-def test_board_script_mode_takes_its_presets_values_unless_given(monkeypatch):
+def test_board_script_mode_takes_its_presets_values_unless_given(monkeypatch, tmp_path):
     import importlib.util
     import os
     import sys
+
+    from muzero_jax import experiment
 
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         "experiments", "board.py")
@@ -299,18 +301,36 @@ def test_board_script_mode_takes_its_presets_values_unless_given(monkeypatch):
     script = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, script)  # dataclasses look their module up
     spec.loader.exec_module(script)
-    preset = board("tic_tac_toe")  # MuZero mode: the script's default config
+
+    class Parsed(Exception):
+        pass
+
+    def parsed_config(*argv):
+        """The config the script would train, from its flags (training stubbed out)."""
+        def train(config, **kwargs):
+            raise Parsed(config)
+
+        monkeypatch.setattr(experiment, "train", train)
+        with pytest.raises(Parsed) as caught:
+            script.main([*argv, "--out", str(tmp_path / "run")])
+        return caught.value.args[0]
+
+    muzero = board("tic_tac_toe")
     alphazero = board("tic_tac_toe", "alphazero")
     differ = ("random_opening_plies", "updates_per_iteration", "total_env_steps")
-    assert all(getattr(alphazero, f) != getattr(preset, f) for f in differ)
+    assert all(getattr(alphazero, f) != getattr(muzero, f) for f in differ)
 
-    flags = script.BoardFlags(preset="tic_tac_toe", config=preset, mode="alphazero")
-    assert flags.overrides() == {"mode": "alphazero", "unroll_steps": 0,
-                                 **{f: getattr(alphazero, f) for f in differ}}
-    given = dataclasses.replace(preset, updates_per_iteration=16)  # --config.updates_per_...
-    flags = script.BoardFlags(preset="tic_tac_toe", config=given, mode="alphazero")
-    assert "updates_per_iteration" not in flags.overrides()
-    assert flags.overrides()["total_env_steps"] == alphazero.total_env_steps
+    config = parsed_config("--mode", "alphazero")
+    assert config == dataclasses.replace(alphazero, mode="alphazero", unroll_steps=0)
+    assert parsed_config() == muzero
+    # A flag stands even where its value is the other mode's preset's (here MuZero
+    # mode's 2 opening plies and 32 updates): it was given.
+    config = parsed_config("--mode", "alphazero", "--config.random_opening_plies", "2",
+                           "--config.updates_per_iteration", "32")
+    assert (config.random_opening_plies, config.updates_per_iteration) == (2, 32)
+    assert config.total_env_steps == alphazero.total_env_steps
+    config = parsed_config("--mode", "muzero", "--config.random_opening_plies", "0")
+    assert config.random_opening_plies == 0 and config.unroll_steps == muzero.unroll_steps
 
 
 def test_board_script_rejects_bad_input_before_compiling():
@@ -318,7 +338,7 @@ def test_board_script_rejects_bad_input_before_compiling():
     import sys
 
     for args, message in ((["--game", "nope"], "--game 'nope'"),
-                          (["--mode", "alpha"], "mode='alpha'")):
+                          (["--mode", "alpha"], "--mode 'alpha'")):
         proc = subprocess.run([sys.executable, "experiments/board.py", *args],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, proc.stderr[-500:]

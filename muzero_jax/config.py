@@ -828,8 +828,8 @@ def board(game: str = "tic_tac_toe", mode: str = "muzero", **overrides) -> Confi
     Value targets are game outcomes (discount 1, n = 1: nothing bootstraps), search
     backs up with discount -1 (the env's `two_player`), early moves are sampled from
     the search and later ones are its best (`sample_moves`). AlphaZero mode searches
-    with pgx's own step and learns only h and f (K = 0). Tic-tac-toe uses the MLP;
-    the other games the board ResNet, small enough for a smoke run on a CPU.
+    with pgx's own step and learns only h and f (K = 0). Tic-tac-toe and connect four
+    use MLPs; the other games the board ResNet, small enough for a smoke run on a CPU.
     """
     if game not in DIRICHLET_ALPHA:
         raise ConfigError(f"game={game!r}: expected one of {list(DIRICHLET_ALPHA)}")
@@ -841,7 +841,9 @@ def board(game: str = "tic_tac_toe", mode: str = "muzero", **overrides) -> Confi
         rollout_length=16,
         hidden_size=64,
         latent_size=64,
-        network="mlp" if game == "tic_tac_toe" else "board",
+        # MLPs for the small boards: on a CPU a learner step of the board ResNet costs
+        # ~100x the MLP's (README, "MinAtar"); connect four's ran at 27 plies/s.
+        network="mlp" if game in ("tic_tac_toe", "connect_four") else "board",
         resnet_channels=32,
         representation_blocks=(2, 0, 0),
         dynamics_blocks=2,
@@ -867,6 +869,10 @@ def board(game: str = "tic_tac_toe", mode: str = "muzero", **overrides) -> Confi
         # without). MuZero mode needs the wins most: without them its reward head never
         # sees one (+0.01 predicted for a winning move) and the search's values are flat.
         exploration_epsilon=0.25 if game == "tic_tac_toe" else 0.0,
+        # ... and the first two plies of every self-play game random (never at evaluation):
+        # openings its own play stops reaching. AlphaZero seed 1 lost 14 of 100 as second
+        # to minimax without them, none with them.
+        random_opening_plies=2 if game == "tic_tac_toe" else 0,
         discount=1.0,
         td_steps=1,
         unroll_steps=0 if mode == "alphazero" else 5,
@@ -884,12 +890,19 @@ def board(game: str = "tic_tac_toe", mode: str = "muzero", **overrides) -> Confi
         log_every=10,
     )
     if (game, mode) == ("tic_tac_toe", "muzero"):
-        # The model has the game to learn as well (README, "Board games"): the first two
-        # plies random (openings its own play stops reaching), 4x the updates per ply and
-        # 8x the plies; 0-100-0 against minimax as either side on seed 0, where 100,352
-        # plies at 8 updates lost 100 and 98.
-        base = dataclasses.replace(base, random_opening_plies=2, updates_per_iteration=32,
-                                   total_env_steps=800_000)
+        # The model has the game to learn as well (README, "Board games"): 4x the updates
+        # per ply and 8x the plies; 0-100-0 against minimax as either side on seed 0,
+        # where 100,352 plies at 8 updates lost 100 and 98.
+        base = dataclasses.replace(base, updates_per_iteration=32, total_env_steps=800_000)
+    if game == "connect_four":
+        # Sized for issue 12's 30 minutes of a 2-core CPU (README, "Board games"): wider
+        # MLPs, tic-tac-toe MuZero mode's 8 samples per ply, a random legal move in a
+        # tenth of the plies (games here are decisive anyway, and longer) and random
+        # first two plies.
+        base = dataclasses.replace(
+            base, hidden_size=128, latent_size=128, updates_per_iteration=32,
+            replay_capacity=100_000, exploration_epsilon=0.1, random_opening_plies=2,
+            total_env_steps=1_500_000)
     return dataclasses.replace(base, **overrides)
 
 

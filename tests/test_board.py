@@ -317,20 +317,22 @@ def test_board_script_mode_takes_its_presets_values_unless_given(monkeypatch, tm
 
     muzero = board("tic_tac_toe")
     alphazero = board("tic_tac_toe", "alphazero")
-    differ = ("random_opening_plies", "updates_per_iteration", "total_env_steps")
+    differ = ("updates_per_iteration", "total_env_steps")
     assert all(getattr(alphazero, f) != getattr(muzero, f) for f in differ)
 
     config = parsed_config("--mode", "alphazero")
     assert config == dataclasses.replace(alphazero, mode="alphazero", unroll_steps=0)
     assert parsed_config() == muzero
-    # A flag stands even where its value is the other mode's preset's (here MuZero
-    # mode's 2 opening plies and 32 updates): it was given.
-    config = parsed_config("--mode", "alphazero", "--config.random_opening_plies", "2",
-                           "--config.updates_per_iteration", "32")
-    assert (config.random_opening_plies, config.updates_per_iteration) == (2, 32)
+    # A flag stands even where its value is the other mode's preset's: it was given.
+    config = parsed_config("--mode", "alphazero", "--config.updates_per_iteration",
+                           str(muzero.updates_per_iteration))
+    assert config.updates_per_iteration == muzero.updates_per_iteration
     assert config.total_env_steps == alphazero.total_env_steps
-    config = parsed_config("--mode", "muzero", "--config.random_opening_plies", "0")
-    assert config.random_opening_plies == 0 and config.unroll_steps == muzero.unroll_steps
+    config = parsed_config("--mode", "muzero", "--config.updates_per_iteration",
+                           str(alphazero.updates_per_iteration))
+    assert config.updates_per_iteration == alphazero.updates_per_iteration
+    assert config.total_env_steps == muzero.total_env_steps
+    assert config.unroll_steps == muzero.unroll_steps
 
 
 def test_board_script_rejects_bad_input_before_compiling():
@@ -385,3 +387,27 @@ def test_tic_tac_toe_bar_never_loses_to_minimax(mode, tmp_path):
     print(f"\ntic-tac-toe {mode}: {summary['env_steps']} env steps, "
           f"{summary['wall_seconds']:.0f} s wall; vs minimax {minimax}")
     assert minimax["first"]["losses"] == 0 and minimax["second"]["losses"] == 0
+
+
+@pytest.mark.slow
+def test_connect_four_bar_beats_random_and_the_search_baseline(tmp_path):
+    # Issue 12's bar, MuZero mode: the preset's training (at most 30 minutes on a quiet
+    # 2-core CPU), then at least 95% wins against random as either side and a winning
+    # score against the 100-simulation pure-search baseline.
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "experiments/board.py", "--game", "connect_four", "--out", str(out)],
+        capture_output=True, text=True, timeout=3 * 3600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    rivals = summary["opponents"]
+    print(f"\nconnect four: {summary['env_steps']} env steps, "
+          f"{summary['wall_seconds']:.0f} s wall; {rivals}")
+    for side in ("first", "second"):
+        assert rivals["random"][side]["wins"] >= 95
+    search = [rivals["search100"][side] for side in ("first", "second")]
+    assert sum(s["wins"] for s in search) > sum(s["losses"] for s in search)

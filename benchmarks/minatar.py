@@ -4,8 +4,9 @@ One cold process per game (`experiments/train.py --env gymnax/<Game>-MinAtar --p
 minatar`, compilation included, no persistent compile cache), one after another so that
 games do not share the cores. The learning curve is the periodic greedy evaluation of
 metrics.csv (32 episodes); the final figure is summary.json's greedy evaluation of 100
-episodes on gymnax's port (no sticky actions, the env's own time limit). `--minatar-steps`
-sets the env-step budget per game, so that a CPU can run a short version.
+episodes on gymnax's port with MinAtar's sticky actions (0.1, the preset's env default) and
+the env's own time limit. `--minatar-steps` sets the env-step budget per game, so that a
+CPU can run a short version.
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
         runs.append(run)
     png = f"minatar-{device}.png"
     plot(runs, os.path.join(out, png))
-    return {"config": f"preset minatar, seed 0, {env_steps:,} env steps per game, cold "
-                      "process each (compilation included)",
+    return {"config": f"preset minatar, seed 0, {env_steps:,} env steps per game, MinAtar's "
+                      "sticky actions (0.1), cold process each (compilation included)",
             "env_steps_budget": env_steps, "runs": runs, "plot": png}
 
 

@@ -154,6 +154,10 @@ def train(config: Config, *, env: envs.Env | None = None,
         checkpointer = checkpoint.open_run(run_dir, cfg, resume=resume)
         if resume:
             runners, meta = _restore(checkpointer, runners, meta, multi, run_dir)
+            # `done` as this config has it: a finished run resumed with a bigger
+            # total_env_steps goes on (a solved one stays done).
+            runners = runners.replace(
+                done=runners.solved | (runners.env_steps >= cfg.total_env_steps))
             runners = layout.place(runners)
             if log is not None:
                 log(f"resumed {run_dir} at iteration {meta['iteration']}: "

@@ -111,6 +111,19 @@ def test_a_run_resumed_from_a_checkpoint_ends_exactly_as_one_that_never_stopped(
     assert [float(r["loss"]) for r in rows[-3:]] == [r["loss"] for r in result.history[-3:]]
 
 
+def test_a_finished_run_resumed_with_a_bigger_budget_goes_on(tiny_config, uninterrupted,
+                                                              tmp_path):
+    run_dir, result = uninterrupted
+    copy = str(tmp_path / "run")
+    shutil.copytree(run_dir, copy)
+    per_iteration = tiny_config.num_envs * tiny_config.rollout_length
+    more = dataclasses.replace(_run_config(tiny_config),
+                               total_env_steps=result.env_steps + 4 * per_iteration)
+    resumed = mz.train(more, run_dir=copy, resume=True, log=None)
+    assert resumed.env_steps == more.total_env_steps
+    assert resumed.train_steps == result.train_steps + 4 * tiny_config.updates_per_iteration
+
+
 def test_resume_refuses_a_checkpoint_of_another_network(tiny_config, uninterrupted):
     run_dir, _ = uninterrupted
     bigger = _run_config(tiny_config, hidden_size=32)

@@ -272,7 +272,7 @@ class TrainProgram:
         solved = runners.solved
         if cfg.solve_return is not None:
             solved = solved | (evaluated & (eval_return >= cfg.solve_return))
-        done = solved | (runners.env_steps >= cfg.total_env_steps)
+        done = run_done(solved, runners.env_steps, cfg)
         runners = runners.replace(
             key=where(active, key, runners.key),
             solved=jnp.where(active, solved, runners.solved),
@@ -427,6 +427,11 @@ def _where(mask: jax.Array, new, old):
     """Per run: `new` where `mask[s]`, else `old` (pytrees with a leading `[S]` axis)."""
     return jax.tree.map(
         lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b), new, old)
+
+
+def run_done(solved: chex.Array, env_steps: chex.Array, config: Config) -> jax.Array:
+    """Whether runs are done (`[S]` or `[]`): solved, or `config.total_env_steps` spent."""
+    return solved | (env_steps >= config.total_env_steps)
 
 
 def ready_to_learn(buffer: replay.ReplayBuffer, config: Config) -> jax.Array:

@@ -36,7 +36,7 @@ from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.learner import TrainState
 from muzero_jax.logger import Logger
-from muzero_jax.loop import SWEEPABLE, RunnerState, make_train
+from muzero_jax.loop import SWEEPABLE, RunnerState, make_train, run_done
 from muzero_jax.plot import plot_run
 from muzero_jax.replay import ReplayBuffer
 from muzero_jax.search import Exploration
@@ -156,8 +156,7 @@ def train(config: Config, *, env: envs.Env | None = None,
             runners, meta = _restore(checkpointer, runners, meta, multi, run_dir)
             # `done` as this config has it: a finished run resumed with a bigger
             # total_env_steps goes on (a solved one stays done).
-            runners = runners.replace(
-                done=runners.solved | (runners.env_steps >= cfg.total_env_steps))
+            runners = runners.replace(done=run_done(runners.solved, runners.env_steps, cfg))
             runners = layout.place(runners)
             if log is not None:
                 log(f"resumed {run_dir} at iteration {meta['iteration']}: "

@@ -45,8 +45,10 @@ class Config:
 
     # --- networks: choice, and the ResNet for image observations ------------------
     # mlp: vector observations; resnet: images (downsampled, Atari); board: a ResNet that
-    # keeps the board's size, for board games (muzero_jax.networks.BoardNetwork)
-    network: Literal["mlp", "resnet", "board"] = "mlp"
+    # keeps the board's size, for board games (muzero_jax.networks.BoardNetwork);
+    # conv_mlp: board's h (resnet_channels, representation_blocks[0] blocks) into a flat
+    # latent, MLP g and f (networks.ConvMLPNetwork: small boards on a CPU)
+    network: Literal["mlp", "resnet", "board", "conv_mlp"] = "mlp"
     action_embedding_size: int = 16  # board: g sees the action as a learned embedding of this
     #   size broadcast over the board (chess's 4,672 one-hot planes would not scale)
     # channels of the hidden state and the towers on it (paper: 256); the first strided
@@ -106,12 +108,17 @@ class Config:
     #   envs; never at evaluation): openings the agent's own play would not reach, with
     #   the rest of each game, and so its outcome, played by the search; 0: off
     random_opening_plies: int = 0
+    # board games: each learner sample seen under one of the board's symmetries, drawn
+    # uniformly (EnvSpec.symmetries; muzero_jax.symmetry): AlphaGo Zero's augmentation,
+    # off in the MuZero paper and AlphaZero
+    augment_symmetries: bool = False
 
     # --- targets and loss --------------------------------------------------------
     discount: float = 0.997  # gamma
     td_steps: int = 10  # n in the n-step value target
     unroll_steps: int = 5  # K in the K-step unroll
     value_loss_weight: float = 1.0  # paper 1.0; 0.25 with Reanalyze
+    reward_loss_weight: float = 1.0  # paper 1.0; more where rewards are rare (board games)
     weight_decay: float = 1e-4  # c in c * ||theta||^2, added to the loss
 
     # --- replay ----------------------------------------------------------------
@@ -248,8 +255,9 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
                  "batch_size", "updates_per_iteration", "max_num_considered_actions",
                  "eval_episodes", "final_eval_episodes", "log_every", "checkpoint_keep"):
         _positive(cfg, name)
-    if cfg.network not in ("mlp", "resnet", "board"):
-        raise ConfigError(f"network={cfg.network!r}: expected 'mlp', 'resnet' or 'board'")
+    if cfg.network not in ("mlp", "resnet", "board", "conv_mlp"):
+        raise ConfigError(f"network={cfg.network!r}: expected 'mlp', 'resnet', 'board' or "
+                          "'conv_mlp'")
     if cfg.mode not in MODES:
         raise ConfigError(f"mode={cfg.mode!r}: expected 'muzero' or 'alphazero'")
     if cfg.mode == "alphazero":
@@ -269,6 +277,12 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     if cfg.network == "board":
         for name in ("resnet_channels", "head_channels", "action_embedding_size"):
             _positive(cfg, name)
+    if cfg.network == "conv_mlp":
+        _positive(cfg, "resnet_channels")
+        if not (isinstance(cfg.representation_blocks[0], int)
+                and cfg.representation_blocks[0] >= 0):
+            raise ConfigError(f"representation_blocks={cfg.representation_blocks!r}: "
+                              "conv_mlp uses the first, expected an integer >= 0")
     if cfg.network == "resnet":
         for name in ("resnet_channels", "head_channels"):
             _positive(cfg, name)
@@ -329,6 +343,7 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
         if not value > 0:
             raise ConfigError(f"{name}={value!r}: expected a value > 0")
     for name in ("weight_decay", "temperature", "gumbel_scale", "value_loss_weight",
+                 "reward_loss_weight",
                  "random_opening_plies", "min_replay_size", "eval_every", "lr_warmup_steps",
                  "total_env_steps", "checkpoint_every", "priority_alpha",
                  "priority_beta_anneal_steps", "target_update_period"):
@@ -389,7 +404,7 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
             raise ConfigError(
                 f"observation_shape={tuple(cfg.observation_shape)}: the env {cfg.env!r} "
                 f"observes shape {tuple(observation_shape)}; expected that shape (or None)")
-    if (observation_shape is not None and cfg.network in ("resnet", "board")
+    if (observation_shape is not None and cfg.network in ("resnet", "board", "conv_mlp")
             and len(observation_shape) != 3):
         raise ConfigError(
             f"network={cfg.network!r}: the env {cfg.env!r} observes shape "

@@ -181,7 +181,8 @@ class Learner:
             policy_loss = policy_loss + jnp.sum(p_k, axis=0) / num_unroll
             reward_loss = jnp.sum(r_k, axis=0) / num_unroll
 
-        per_sample = cfg.value_loss_weight * value_loss + policy_loss + reward_loss
+        per_sample = (cfg.value_loss_weight * value_loss + policy_loss
+                      + cfg.reward_loss_weight * reward_loss)
         data_loss = jnp.mean(batch.weight * per_sample)
         metrics = {
             "value_loss": jnp.mean(value_loss),

@@ -191,3 +191,18 @@ def test_sgd_with_momentum_takes_the_papers_steps(tiny_config):
         np.testing.assert_allclose(p1 - p0, -0.05 * a, rtol=1e-4, atol=1e-7)
         np.testing.assert_allclose(p2 - p1, -0.05 * (b + 0.9 * a), rtol=1e-4, atol=1e-7)
     assert np.isfinite(float(m["loss"]))
+
+
+def test_loss_weights_scale_their_terms(tiny_agent):
+    """The total is value_loss_weight * value + policy + reward_loss_weight * reward
+    (+ the L2 term), each term as the metrics report it."""
+    from muzero_jax.learner import Learner
+
+    state = tiny_agent.init(jax.random.key(0))
+    batch = _batch(tiny_agent)
+    cfg = replace(tiny_agent.config, value_loss_weight=0.25, reward_loss_weight=3.0)
+    total, m = Learner(tiny_agent.model, cfg).loss(state.params, batch)
+    expected = (0.25 * float(m["value_loss"]) + float(m["policy_loss"])
+                + 3.0 * float(m["reward_loss"]) + cfg.weight_decay * float(m["l2"]))
+    assert float(total) == pytest.approx(expected, rel=1e-6)
+    assert float(m["reward_loss"]) > 0

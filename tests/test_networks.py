@@ -52,3 +52,36 @@ def test_actions_change_the_dynamics(tiny_agent):
     a0 = model.recurrent_inference(params, s, jnp.array([0])).state
     a1 = model.recurrent_inference(params, s, jnp.array([1])).state
     assert np.abs(np.asarray(a0 - a1)).max() > 1e-3
+
+
+def test_conv_is_flax_conv_with_the_same_parameters():
+    """The patch-matmul conv (CPU) keeps nn.Conv's parameter tree and its outputs."""
+    import flax.linen as nn
+
+    from muzero_jax.networks import Conv
+
+    x = jax.random.normal(jax.random.key(0), (3, 6, 7, 5))
+    for kernel, stride in ((3, 1), (1, 1), (5, 1), (3, 2)):
+        ours, flax_conv = Conv(8, kernel, stride), nn.Conv(
+            8, (kernel, kernel), strides=(stride, stride), padding="SAME")
+        params = flax_conv.init(jax.random.key(1), x)
+        assert jax.tree.all(jax.tree.map(
+            lambda a, b: a.shape == b.shape and bool((a == b).all()),
+            ours.init(jax.random.key(1), x), params))
+        np.testing.assert_allclose(ours.apply(params, x), flax_conv.apply(params, x),
+                                   atol=1e-5)
+
+
+def test_conv_mlp_network_keeps_flat_hidden_states():
+    import muzero_jax as mz
+    from muzero_jax.config import board
+
+    agent = mz.Agent(board("connect_four", network="conv_mlp", resnet_channels=4,
+                           representation_blocks=(1, 0, 0), hidden_size=8, latent_size=6))
+    params = agent.model.init(jax.random.key(0))
+    assert "Conv_0" in params["params"]["representation"]
+    obs = jnp.zeros((2, 6, 7, 2))
+    root = agent.model.initial_inference(params, obs)
+    assert root.state.shape == (2, 6) and root.policy_logits.shape == (2, 7)
+    step = agent.model.recurrent_inference(params, root.state, jnp.array([0, 6]))
+    assert step.state.shape == (2, 6) and step.reward.shape == (2,)

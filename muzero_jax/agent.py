@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import mctx
 
-from muzero_jax import envs, history, reanalyze, replay, selfplay
+from muzero_jax import envs, history, reanalyze, replay, selfplay, symmetry
 from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.learner import Batch, Learner, TrainState
 from muzero_jax.networks import Model
@@ -67,6 +67,18 @@ class Agent:
             raise ConfigError(f"reanalyze_fraction={config.reanalyze_fraction}: two-player "
                               f"{spec.env_id!r} learns game outcomes, which need no fresh "
                               f"bootstrap values; expected 0")
+        if config.augment_symmetries:
+            if not spec.symmetries:
+                raise ConfigError(f"augment_symmetries=True: {spec.env_id!r} declares no "
+                                  f"symmetries; expected False (or an env with "
+                                  f"EnvSpec.symmetries, e.g. pgx/connect_four)")
+            if len(spec.observation_shape) != 3 or config.history_length:
+                raise ConfigError(f"augment_symmetries=True: observations of shape "
+                                  f"{spec.observation_shape} with history_length="
+                                  f"{config.history_length}; expected boards (H, W, P) "
+                                  f"and no frame history")
+            symmetry.check(spec.symmetries, spec.observation_shape[0]
+                           * spec.observation_shape[1], spec.num_actions)
         self.searcher = Searcher(self.model, config, two_player=spec.two_player,
                                  simulator=env if config.mode == "alphazero" else None)
         self.actor = selfplay.make_actor(env, self.searcher, config)
@@ -213,8 +225,10 @@ class Agent:
 
         `axis_name`: per shard of a data axis (see `_update_impl`)."""
         cfg = self.config
-        # Split only when a search needs a key, so runs without Reanalyze draw the
-        # same samples as before it existed.
+        # Split only when a search or the augmentation needs a key, so runs without
+        # them draw the same samples as before they existed.
+        if cfg.augment_symmetries:
+            key, augment_key = jax.random.split(key)
         sample_key, search_key = (jax.random.split(key) if cfg.num_reanalyzed_policies
                                   else (key, None))
         beta = self.priority_beta(state.step) if state is not None else cfg.priority_beta
@@ -253,7 +267,13 @@ class Agent:
         targets = window_targets(window.replace(search_policy=policy), discount=cfg.discount,
                                  td_steps=cfg.td_steps, unroll_steps=cfg.unroll_steps,
                                  bootstrap_value=bootstrap, outcome=outcome)
-        batch = Batch(observation=window.observation, targets=targets, weight=window.weight)
+        observation = window.observation
+        if cfg.augment_symmetries:
+            observation, actions, policy = symmetry.augment(
+                augment_key, self.spec.symmetries, observation, targets.actions,
+                targets.policy)
+            targets = targets.replace(actions=actions, policy=policy)
+        batch = Batch(observation=observation, targets=targets, weight=window.weight)
         return batch, window, stats
 
     def update(self, state: TrainState, buffer: replay.ReplayBuffer, key: chex.PRNGKey

@@ -40,3 +40,25 @@ def test_solve_summary_counts_only_solved_seeds(tmp_path, monkeypatch):
     assert result["solved"] == 2
     assert result["wall_seconds"] == {"median": 25.0, "min": 20.0, "max": 30.0}
     assert result["env_steps"] == {"median": 21000, "min": 12000, "max": 30000}
+
+
+def test_board_tactics_masks_are_the_games_own_outcomes():
+    """A winning move wins for its mover; a losing move lets the opponent win next."""
+    import jax
+    import numpy as np
+    import pgx
+
+    from benchmarks.board_tactics import random_positions
+
+    game = pgx.make("tic_tac_toe")
+    states, wins, loses = jax.jit(lambda k: random_positions(game, k, 16, 6))(
+        jax.random.key(0))
+    wins, loses = np.asarray(wins), np.asarray(loses)
+    assert wins.shape == loses.shape == (96, 9) and wins.any() and loses.any()
+    for i, a in zip(*np.nonzero(wins), strict=True):
+        state = jax.tree.map(lambda x, i=i: x[i], states)
+        assert float(game.step(state, a).rewards[state.current_player]) == 1.0
+    i, a = next(zip(*np.nonzero(loses), strict=True))
+    nxt = game.step(jax.tree.map(lambda x: x[i], states), a)
+    assert any(float(game.step(nxt, b).rewards[nxt.current_player]) == 1.0
+               for b in np.flatnonzero(np.asarray(nxt.legal_action_mask)))

@@ -1,0 +1,124 @@
+"""One-move tactics of a trained board-game agent: does it take a win, does it block?
+
+    python -m benchmarks.board_tactics RUN_DIR [--positions 1000]
+
+Positions come from random play of the run's pgx game (the positions a random opponent
+leads to). Two sets: positions where the player to move has a winning move, and
+positions where all legal moves but one let the opponent win at once (one saving
+move). For each, the share where the agent's greedy search (as it plays at evaluation)
+and its prior's best legal move pick a right move, and, in MuZero mode, the model's
+predicted reward for winning and for other legal moves. Writes RUN_DIR/tactics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from muzero_jax import checkpoint
+from muzero_jax.agent import Agent
+from muzero_jax.search import Exploration
+
+
+def random_positions(game, key, num_games: int = 256, plies: int = 30):
+    """pgx states `[plies * num_games]` of random play (finished games restart), with
+    `[N, A]` masks: which moves win at once, and which let the opponent win at once."""
+
+    def mover_rewards(state):  # `[A]`: each move's reward for the player making it
+        return jax.vmap(lambda a: game.step(state, a).rewards[state.current_player])(
+            jnp.arange(state.legal_action_mask.shape[0]))
+
+    def opponent_wins_after(state):  # `[A]`: after each move, can the opponent win?
+        def after(a):
+            nxt = game.step(state, a)
+            return jnp.any(nxt.legal_action_mask & ~nxt.terminated
+                           & (mover_rewards(nxt) > 0))
+        return jax.vmap(after)(jnp.arange(state.legal_action_mask.shape[0]))
+
+    def body(states, key):
+        move_key, reset_key = jax.random.split(key)
+        legal = states.legal_action_mask
+        wins = legal & (jax.vmap(mover_rewards)(states) > 0)
+        loses = legal & jax.vmap(opponent_wins_after)(states)
+        action = jax.random.categorical(move_key, jnp.where(legal, 0.0, -jnp.inf))
+        nxt = jax.vmap(game.step)(states, action)
+        fresh = jax.vmap(game.init)(jax.random.split(reset_key, num_games))
+        nxt = jax.tree.map(lambda f, n: jnp.where(
+            nxt.terminated.reshape((-1,) + (1,) * (n.ndim - 1)), f, n), fresh, nxt)
+        return nxt, (states, wins, loses)
+
+    init_key, key = jax.random.split(key)
+    states = jax.vmap(game.init)(jax.random.split(init_key, num_games))
+    _, out = jax.lax.scan(body, states, jax.random.split(key, plies))
+    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), out)
+
+
+def tactics(run_dir: str, positions: int = 1000) -> dict:
+    config = checkpoint.load_config(run_dir)
+    agent = Agent(config)
+    checkpointer = checkpoint.Checkpointer(
+        os.path.join(run_dir, checkpoint.CHECKPOINT_DIR), create=False)
+    try:
+        step = checkpointer.all_steps()[-1]
+        _, trees, _ = checkpointer.restore({"train_state": agent.init(jax.random.key(0))},
+                                           step=step)
+    finally:
+        checkpointer.close()
+    params = trees["train_state"].params
+    states, wins, loses = jax.jit(lambda k: random_positions(agent.env.pgx_env, k))(
+        jax.random.key(5))
+    wins, loses = np.asarray(wins), np.asarray(loses)
+    legal = np.asarray(states.legal_action_mask)
+    saving = legal & ~loses
+    has_win = wins.any(-1)
+    one_saving = ~has_win & (saving.sum(-1) == 1) & (legal.sum(-1) > 1)
+
+    @jax.jit
+    def choose(s):
+        obs = s.observation.astype(jnp.float32)
+        out = agent.searcher(params, jax.random.key(0), obs, Exploration.greedy(),
+                             ~s.legal_action_mask, s)
+        root = agent.model.initial_inference(params, obs)
+        prior = jnp.argmax(jnp.where(s.legal_action_mask, root.policy_logits, -jnp.inf), -1)
+        return out.action, prior, root.state
+
+    result = {"checkpoint": int(step), "config": {"mode": config.mode,
+                                                  "network": config.network}}
+    for name, select, right in (("take_the_win", has_win, wins),
+                                ("block_the_only_threat", one_saving, saving)):
+        idx = np.flatnonzero(select)[:positions]
+        picked = jax.tree.map(lambda x, idx=idx: x[idx], states)
+        search, prior, latent = choose(picked)
+        search, prior = np.asarray(search), np.asarray(prior)
+        rows = np.arange(len(idx))
+        entry = {"positions": int(len(idx)),
+                 "search_right": float(right[idx][rows, search].mean()),
+                 "prior_right": float(right[idx][rows, prior].mean())}
+        if name == "take_the_win" and config.mode == "muzero":
+            reward = np.stack([np.asarray(agent.model.recurrent_inference(
+                params, latent, jnp.full((len(idx),), a, jnp.int32)).reward)
+                for a in range(legal.shape[-1])], -1)
+            entry["model_reward_winning_moves"] = float(reward[wins[idx]].mean())
+            entry["model_reward_other_legal_moves"] = float(
+                reward[legal[idx] & ~wins[idx]].mean())
+        result[name] = entry
+    with open(os.path.join(run_dir, "tactics.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--positions", type=int, default=1000)
+    args = parser.parse_args(argv)
+    print(json.dumps(tactics(args.run_dir, args.positions), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -773,8 +773,9 @@ def minatar(**overrides) -> Config:
 
     Sized by what an hour of a 2-core CPU buys (issue 13; README "MinAtar"): measured
     in CPU seconds, a learner step (batch 128, K = 5) of the board ResNet at 16
-    channels, one block each in h and g, costs 2.1 s, of the MLP (2 x 128) 21 ms, and
-    a searched env step (Gumbel, 8 simulations, 32 envs) 0.76 ms against 0.09 ms. So
+    channels, one block each in h and g, cost 2.1 s (another machine, stop 23: 1.16 s,
+    then 0.32 s with `networks.Conv`), of the MLP (2 x 128) 21 ms, and a searched env
+    step (Gumbel, 8 simulations, 32 envs) 0.76 ms against 0.09 ms. So
     on a CPU h, g and f are MLPs on the flattened planes, the learner gets 4 samples
     per env step and the search 16 simulations; `--config.network board` gives the
     board ResNet (no striding: ball, paddle and bricks keep their own cells of the
@@ -858,8 +859,9 @@ def board(game: str = "tic_tac_toe", mode: str = "muzero", **overrides) -> Confi
         rollout_length=16,
         hidden_size=64,
         latent_size=64,
-        # MLPs for the small boards: on a CPU a learner step of the board ResNet costs
-        # ~100x the MLP's (README, "MinAtar"); connect four's ran at 27 plies/s.
+        # MLPs for the small boards: on a CPU a learner step of the board ResNet cost
+        # ~100x the MLP's (README, "MinAtar"; connect four's ran at 27 plies/s), still
+        # ~15x since networks.Conv stopped XLA's CPU conv from running ~20x slower in scans.
         network="mlp" if game in ("tic_tac_toe", "connect_four") else "board",
         resnet_channels=32,
         representation_blocks=(2, 0, 0),

@@ -17,9 +17,11 @@ Atari specifics): h downsamples `[B, 96, 96, planes]` to a `[B, 6, 6, C]` hidden
 state, g stacks one-hot action planes onto it, and both g and f are residual
 towers with small convolutional heads. For board games, `BoardNetwork` keeps the
 board's size (`[B, H, W, C]` hidden states, no striding) and gives g the action as
-a learned embedding broadcast over the board. Normalisation is LayerNorm over channels
-instead of the paper's batch norm, so that `apply` stays a pure function of the
-parameters (no batch statistics to carry or to leak between self-play and learning).
+a learned embedding broadcast over the board; `ConvMLPNetwork` puts that board h in
+front of a flat latent and keeps the MLP g and f (small boards on a CPU).
+Normalisation is LayerNorm over channels instead of the paper's batch norm, so that
+`apply` stays a pure function of the parameters (no batch statistics to carry or to
+leak between self-play and learning).
 """
 
 from __future__ import annotations

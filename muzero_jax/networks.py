@@ -314,6 +314,13 @@ class ResNetMuZeroNetwork(MuZeroNetwork):
 # --- board ResNet (board games) ------------------------------------------------------
 
 
+def _board_tower(obs: jax.Array, channels: int, num_blocks: int) -> jax.Array:
+    """Board planes `[B, H, W, P]` -> `[B, H, W, channels]`: a 3x3 conv stem, then a
+    residual tower (called inside a compact module, whose parameters it names)."""
+    x = nn.relu(nn.LayerNorm()(_conv(channels)(obs.astype(jnp.float32))))
+    return _tower(x, num_blocks)
+
+
 class BoardRepresentation(nn.Module):
     """h: board planes `[B, H, W, P]` -> hidden state `[B, H, W, channels]`, same size.
 
@@ -326,8 +333,7 @@ class BoardRepresentation(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        x = nn.relu(nn.LayerNorm()(_conv(self.channels)(obs.astype(jnp.float32))))
-        return scale_hidden_state(_tower(x, self.num_blocks))
+        return scale_hidden_state(_board_tower(obs, self.channels, self.num_blocks))
 
 
 class BoardNetwork(MuZeroNetwork):
@@ -368,8 +374,7 @@ class ConvMLPRepresentation(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        x = nn.relu(nn.LayerNorm()(_conv(self.channels)(obs.astype(jnp.float32))))
-        x = _tower(x, self.num_blocks)
+        x = _board_tower(obs, self.channels, self.num_blocks)
         return scale_hidden_state(nn.Dense(self.latent_size)(x.reshape((x.shape[0], -1))))
 
 

@@ -1,18 +1,22 @@
 """One-move tactics of a trained board-game agent: does it take a win, does it block?
 
-    python -m benchmarks.board_tactics RUN_DIR [--positions 1000]
+    python -m benchmarks.board_tactics RUN_DIR [--positions 1000] [--games 200]
 
 Positions come from random play of the run's pgx game (the positions a random opponent
 leads to). Two sets: positions where the player to move has a winning move, and
 positions where all legal moves but one let the opponent win at once (one saving
 move). For each, the share where the agent's greedy search (as it plays at evaluation)
 and its prior's best legal move pick a right move, and, in MuZero mode, the model's
-predicted reward for winning and for other legal moves. Writes RUN_DIR/tactics.json.
+predicted reward for winning and for other legal moves. Then the same two questions in
+games against the uniform random player (`--games` a side): how often the agent could
+win at once and did, had to block and did, and how many of its losses followed a
+missed block or a missed win. Writes RUN_DIR/tactics.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 
@@ -20,31 +24,43 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from muzero_jax import checkpoint
+from muzero_jax import checkpoint, opponents
 from muzero_jax.agent import Agent
 from muzero_jax.search import Exploration
+
+
+def _mover_rewards(game, state):
+    """`[A]`: each move's reward for the player making it, in one pgx state."""
+    return jax.vmap(lambda a: game.step(state, a).rewards[state.current_player])(
+        jnp.arange(state.legal_action_mask.shape[0]))
+
+
+def _opponent_wins_after(game, state):
+    """`[A]`: after each move, can the opponent win at once?"""
+    def after(a):
+        nxt = game.step(state, a)
+        return jnp.any(nxt.legal_action_mask & ~nxt.terminated
+                       & (_mover_rewards(game, nxt) > 0))
+    return jax.vmap(after)(jnp.arange(state.legal_action_mask.shape[0]))
+
+
+def one_move_masks(game, states):
+    """`[N, A]` masks of `[N]` pgx states: legal moves that win at once, and legal moves
+    after which the opponent can win at once."""
+    legal = states.legal_action_mask
+    wins = legal & (jax.vmap(functools.partial(_mover_rewards, game))(states) > 0)
+    loses = legal & jax.vmap(functools.partial(_opponent_wins_after, game))(states)
+    return wins, loses
 
 
 def random_positions(game, key, num_games: int = 256, plies: int = 30):
     """pgx states `[plies * num_games]` of random play (finished games restart), with
     `[N, A]` masks: which moves win at once, and which let the opponent win at once."""
 
-    def mover_rewards(state):  # `[A]`: each move's reward for the player making it
-        return jax.vmap(lambda a: game.step(state, a).rewards[state.current_player])(
-            jnp.arange(state.legal_action_mask.shape[0]))
-
-    def opponent_wins_after(state):  # `[A]`: after each move, can the opponent win?
-        def after(a):
-            nxt = game.step(state, a)
-            return jnp.any(nxt.legal_action_mask & ~nxt.terminated
-                           & (mover_rewards(nxt) > 0))
-        return jax.vmap(after)(jnp.arange(state.legal_action_mask.shape[0]))
-
     def body(states, key):
         move_key, reset_key = jax.random.split(key)
         legal = states.legal_action_mask
-        wins = legal & (jax.vmap(mover_rewards)(states) > 0)
-        loses = legal & jax.vmap(opponent_wins_after)(states)
+        wins, loses = one_move_masks(game, states)
         action = jax.random.categorical(move_key, jnp.where(legal, 0.0, -jnp.inf))
         nxt = jax.vmap(game.step)(states, action)
         fresh = jax.vmap(game.init)(jax.random.split(reset_key, num_games))
@@ -58,7 +74,56 @@ def random_positions(game, key, num_games: int = 256, plies: int = 30):
     return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), out)
 
 
-def tactics(run_dir: str, positions: int = 1000) -> dict:
+def games_against_random(game, player, params, key, games: int = 200) -> dict:
+    """A player (`opponents.Policy`; a trained agent's is `opponents.agent_player`)
+    against the uniform random player, `games` as first and as many as second player:
+    per side, wins and losses, how often the player could win at once and did, how often
+    it had to block (no win of its own, some moves let the opponent win at once, some do
+    not) and did, and the losses that followed a missed block or a missed win."""
+    plies = int(np.prod(game.observation_shape[:2]))  # a board game lasts at most its cells
+
+    @functools.partial(jax.jit, static_argnums=1)
+    def play(key, first: bool):
+        init_key, key = jax.random.split(key)
+        states = jax.vmap(game.init)(jax.random.split(init_key, games))
+        agent_id = states.current_player if first else 1 - states.current_player
+
+        def ply(states, key):
+            agent_key, random_key, step_key = jax.random.split(key, 3)
+            wins, loses = one_move_masks(game, states)
+            mine = states.current_player == agent_id
+            action = jnp.where(mine, player(params, agent_key, states),
+                               opponents.random_player(None, random_key, states))
+            over = states.terminated | states.truncated
+            nxt = jax.vmap(game.step)(states, action, jax.random.split(step_key, games))
+            reward = jnp.where(over, 0.0, nxt.rewards[jnp.arange(games), agent_id])
+            return nxt, (mine & ~over, states.legal_action_mask, wins, loses, action, reward)
+
+        _, out = jax.lax.scan(ply, states, jax.random.split(key, plies))
+        return out
+
+    result = {}
+    for side, first in (("first", True), ("second", False)):
+        mine, legal, wins, loses, action, reward = jax.device_get(play(key, first))
+        picked = np.eye(legal.shape[-1], dtype=bool)[action]  # [T, G, A]
+        can_win = mine & wins.any(-1)
+        must_block = mine & ~wins.any(-1) & loses.any(-1) & (legal & ~loses).any(-1)
+        missed_win = can_win & ~(picked & wins).any(-1)
+        missed_block = must_block & (picked & loses).any(-1)
+        outcome = reward.sum(0)
+        lost = outcome < 0
+        result[side] = {
+            "games": games, "wins": int((outcome > 0).sum()), "losses": int(lost.sum()),
+            "could_win_at_once": int(can_win.sum()), "took_the_win": int(
+                (can_win & ~missed_win).sum()),
+            "had_to_block": int(must_block.sum()), "blocked": int(
+                (must_block & ~missed_block).sum()),
+            "losses_after_a_missed_block": int((lost & missed_block.any(0)).sum()),
+            "losses_after_a_missed_win": int((lost & missed_win.any(0)).sum())}
+    return result
+
+
+def tactics(run_dir: str, positions: int = 1000, games: int = 200) -> dict:
     config = checkpoint.load_config(run_dir)
     agent = Agent(config)
     checkpointer = checkpoint.Checkpointer(
@@ -107,6 +172,8 @@ def tactics(run_dir: str, positions: int = 1000) -> dict:
             entry["model_reward_other_legal_moves"] = float(
                 reward[legal[idx] & ~wins[idx]].mean())
         result[name] = entry
+    result["against_random"] = games_against_random(
+        agent.env.pgx_env, opponents.agent_player(agent), params, jax.random.key(11), games)
     with open(os.path.join(run_dir, "tactics.json"), "w") as f:
         json.dump(result, f, indent=1)
     return result
@@ -116,8 +183,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir")
     parser.add_argument("--positions", type=int, default=1000)
+    parser.add_argument("--games", type=int, default=200,
+                        help="games against the random player, per side")
     args = parser.parse_args(argv)
-    print(json.dumps(tactics(args.run_dir, args.positions), indent=1))
+    print(json.dumps(tactics(args.run_dir, args.positions, args.games), indent=1))
 
 
 if __name__ == "__main__":

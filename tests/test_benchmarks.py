@@ -62,3 +62,34 @@ def test_board_tactics_masks_are_the_games_own_outcomes():
     nxt = game.step(jax.tree.map(lambda x: x[i], states), a)
     assert any(float(game.step(nxt, b).rewards[nxt.current_player]) == 1.0
                for b in np.flatnonzero(np.asarray(nxt.legal_action_mask)))
+
+
+def test_games_against_random_count_wins_taken_and_blocks_made():
+    """A player that takes every win at once and makes every forced block is counted as
+    missing none; the random player misses some of both and loses after a missed block."""
+    import jax
+    import jax.numpy as jnp
+    import pgx
+
+    from benchmarks.board_tactics import games_against_random, one_move_masks
+    from muzero_jax import opponents
+
+    game = pgx.make("tic_tac_toe")
+
+    def tactician(params, key, states):  # win, else avoid a move that loses at once
+        wins, loses = one_move_masks(game, states)
+        good = jnp.where(wins.any(-1, keepdims=True), wins,
+                         states.legal_action_mask & ~loses)
+        good = jnp.where(good.any(-1, keepdims=True), good, states.legal_action_mask)
+        return jax.random.categorical(key, jnp.where(good, 0.0, -1e9)).astype(jnp.int32)
+
+    sharp = games_against_random(game, tactician, None, jax.random.key(0), 32)
+    for side in sharp.values():
+        assert side["could_win_at_once"] > 0 and side["losses_after_a_missed_block"] == 0
+        assert side["took_the_win"] == side["could_win_at_once"]
+        assert side["blocked"] == side["had_to_block"]
+    assert sharp["second"]["had_to_block"] > 0  # random's threats, met as second
+    rand = games_against_random(game, opponents.random_player, None, jax.random.key(0), 32)
+    assert all(s["blocked"] < s["had_to_block"] for s in rand.values())
+    assert all(s["took_the_win"] < s["could_win_at_once"] for s in rand.values())
+    assert sum(s["losses_after_a_missed_block"] for s in rand.values()) > 0

@@ -79,8 +79,13 @@ def games_against_random(game, player, params, key, games: int = 200) -> dict:
     against the uniform random player, `games` as first and as many as second player:
     per side, wins and losses, how often the player could win at once and did, how often
     it had to block (no win of its own, some moves let the opponent win at once, some do
-    not) and did, and the losses that followed a missed block or a missed win."""
-    plies = int(np.prod(game.observation_shape[:2]))  # a board game lasts at most its cells
+    not) and did, and the losses that followed a missed block or a missed win.
+
+    For small boards where a stone never leaves (tic-tac-toe, connect four): games are
+    played for as many plies as the board has points, and every position costs A^2
+    steps of the game for its one-move masks.
+    """
+    plies = int(np.prod(game.observation_shape[:2]))
 
     @functools.partial(jax.jit, static_argnums=1)
     def play(key, first: bool):

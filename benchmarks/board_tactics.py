@@ -87,44 +87,52 @@ def games_against_random(game, player, params, key, games: int = 200) -> dict:
     """
     plies = int(np.prod(game.observation_shape[:2]))
 
-    @functools.partial(jax.jit, static_argnums=1)
-    def play(key, first: bool):
+    # Both sides in one compiled program, as `opponents.Match` plays them: the first
+    # `games` with the player moving first.
+    first = jnp.arange(2 * games) < games
+
+    @jax.jit
+    def play(key):
         init_key, key = jax.random.split(key)
-        states = jax.vmap(game.init)(jax.random.split(init_key, games))
-        agent_id = states.current_player if first else 1 - states.current_player
+        states = jax.vmap(game.init)(jax.random.split(init_key, 2 * games))
+        player_id = jnp.where(first, states.current_player, 1 - states.current_player)
 
         def ply(states, key):
-            agent_key, random_key, step_key = jax.random.split(key, 3)
+            player_key, random_key, step_key = jax.random.split(key, 3)
             wins, loses = one_move_masks(game, states)
-            mine = states.current_player == agent_id
-            action = jnp.where(mine, player(params, agent_key, states),
+            mine = states.current_player == player_id
+            action = jnp.where(mine, player(params, player_key, states),
                                opponents.random_player(None, random_key, states))
             over = states.terminated | states.truncated
-            nxt = jax.vmap(game.step)(states, action, jax.random.split(step_key, games))
-            reward = jnp.where(over, 0.0, nxt.rewards[jnp.arange(games), agent_id])
+            nxt = jax.vmap(game.step)(states, action,
+                                      jax.random.split(step_key, 2 * games))
+            reward = jnp.where(over, 0.0, nxt.rewards[jnp.arange(2 * games), player_id])
             return nxt, (mine & ~over, states.legal_action_mask, wins, loses, action, reward)
 
         _, out = jax.lax.scan(ply, states, jax.random.split(key, plies))
         return out
 
+    mine, legal, wins, loses, action, reward = jax.device_get(play(key))  # [T, 2G, ...]
+    picked = np.eye(legal.shape[-1], dtype=bool)[action]  # [T, 2G, A]
+    can_win = mine & wins.any(-1)
+    must_block = mine & ~wins.any(-1) & loses.any(-1) & (legal & ~loses).any(-1)
+    missed_win = can_win & ~(picked & wins).any(-1)
+    missed_block = must_block & (picked & loses).any(-1)
+    outcome = reward.sum(0)
     result = {}
-    for side, first in (("first", True), ("second", False)):
-        mine, legal, wins, loses, action, reward = jax.device_get(play(key, first))
-        picked = np.eye(legal.shape[-1], dtype=bool)[action]  # [T, G, A]
-        can_win = mine & wins.any(-1)
-        must_block = mine & ~wins.any(-1) & loses.any(-1) & (legal & ~loses).any(-1)
-        missed_win = can_win & ~(picked & wins).any(-1)
-        missed_block = must_block & (picked & loses).any(-1)
-        outcome = reward.sum(0)
-        lost = outcome < 0
+    for side, games_of_side in (("first", slice(None, games)), ("second", slice(games, None))):
+        lost = outcome[games_of_side] < 0
         result[side] = {
-            "games": games, "wins": int((outcome > 0).sum()), "losses": int(lost.sum()),
-            "could_win_at_once": int(can_win.sum()), "took_the_win": int(
-                (can_win & ~missed_win).sum()),
-            "had_to_block": int(must_block.sum()), "blocked": int(
-                (must_block & ~missed_block).sum()),
-            "losses_after_a_missed_block": int((lost & missed_block.any(0)).sum()),
-            "losses_after_a_missed_win": int((lost & missed_win.any(0)).sum())}
+            "games": games, "wins": int((outcome[games_of_side] > 0).sum()),
+            "losses": int(lost.sum()),
+            "could_win_at_once": int(can_win[:, games_of_side].sum()),
+            "took_the_win": int((can_win & ~missed_win)[:, games_of_side].sum()),
+            "had_to_block": int(must_block[:, games_of_side].sum()),
+            "blocked": int((must_block & ~missed_block)[:, games_of_side].sum()),
+            "losses_after_a_missed_block": int(
+                (lost & missed_block[:, games_of_side].any(0)).sum()),
+            "losses_after_a_missed_win": int(
+                (lost & missed_win[:, games_of_side].any(0)).sum())}
     return result
 
 

@@ -63,6 +63,11 @@ class Agent:
             raise ConfigError(f"random_opening_plies={config.random_opening_plies}: "
                               f"{spec.env_id!r} is a host env, whose actors do not count "
                               f"plies; expected 0 (or a JAX env)")
+        if config.opportunist_games and not (spec.two_player
+                                             and isinstance(env, envs.JaxEnv)):
+            raise ConfigError(f"opportunist_games={config.opportunist_games}: "
+                              f"{spec.env_id!r} is not a two-player JAX env (pgx/ ids), "
+                              f"where one side of a game can be another player; expected 0")
         if spec.two_player and config.reanalyze_fraction > 0:
             raise ConfigError(f"reanalyze_fraction={config.reanalyze_fraction}: two-player "
                               f"{spec.env_id!r} learns game outcomes, which need no fresh "

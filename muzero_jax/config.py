@@ -94,6 +94,12 @@ class Config:
     # scales gumbel_scale by that temperature over `temperature`: argmax(logits + T
     # gumbel) ~ softmax(logits / T).
     temperature_schedule: tuple[tuple[float, float], ...] = ()
+    # root noise share by training progress, likewise: pairs (progress threshold,
+    # dirichlet_fraction), thresholds increasing in (0, 1]; () = `dirichlet_fraction`
+    # throughout, as the paper. Acting noise that keeps early self-play off one action
+    # also ends its episodes early; less of it later lets them reach the states a good
+    # policy visits (README, "Issue 11").
+    dirichlet_schedule: tuple[tuple[float, float], ...] = ()
     # board games: act by the temperature for the first N moves of a game, then play the
     # most visited move (AlphaZero: 30 for chess and Go); None: the temperature throughout
     sample_moves: int | None = None
@@ -108,6 +114,13 @@ class Config:
     #   envs; never at evaluation): openings the agent's own play would not reach, with
     #   the rest of each game, and so its outcome, played by the search; 0: off
     random_opening_plies: int = 0
+    # two-player JAX envs: the share of self-play games (the first round(share *
+    #   num_envs) envs of the batch, first player in even ones, second in odd ones) in
+    #   which one side is an opportunist instead of the search: it takes a win whenever
+    #   a move wins at once, else plays a uniformly random legal move. Replay then holds
+    #   the threats a weak player leaves, and the loss that follows when one is not
+    #   blocked (README, "Board games"); never at evaluation; 0: off (self-play only)
+    opportunist_games: float = 0.0
     # board games: each learner sample seen under one of the board's symmetries, drawn
     # uniformly (EnvSpec.symmetries; muzero_jax.symmetry): AlphaGo Zero's augmentation,
     # off in the MuZero paper and AlphaZero
@@ -334,7 +347,7 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
             f"exploration_repeat_probability={cfg.exploration_repeat_probability!r}: "
             "expected a value in [0, 1) (1 would never act on the search)")
     for name in ("dirichlet_fraction", "lr_end_fraction", "priority_beta", "exploration_epsilon",
-                 "reanalyze_fraction", "reanalyze_policy_fraction"):
+                 "reanalyze_fraction", "reanalyze_policy_fraction", "opportunist_games"):
         value = getattr(cfg, name)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{name}={value!r}: expected a value in [0, 1]")
@@ -360,7 +373,10 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
             f"target_update_period={cfg.target_update_period} and target_ema="
             f"{cfg.target_ema}: expected one way to update the target network (set the "
             "other to 0)")
-    _validate_temperature_schedule(cfg.temperature_schedule)
+    _validate_schedule("temperature_schedule", cfg.temperature_schedule, "temperature",
+                       upper=None)
+    _validate_schedule("dirichlet_schedule", cfg.dirichlet_schedule, "dirichlet_fraction",
+                       upper=1.0)
     if cfg.num_devices < 0:
         raise ConfigError(f"num_devices={cfg.num_devices!r}: expected an integer >= 0 "
                           "(0: every device)")
@@ -449,23 +465,26 @@ def from_dict(values: dict) -> Config:
     return Config(**{k: as_tuples(v) for k, v in values.items()})
 
 
-def _validate_temperature_schedule(schedule) -> None:
+def _validate_schedule(name: str, schedule, value_name: str, upper: float | None) -> None:
+    """A (progress threshold, value) schedule: thresholds increasing in (0, 1], values
+    >= 0 (and <= `upper` where given)."""
     previous = 0.0
     for entry in schedule:
         try:
-            threshold, temperature = entry
+            threshold, value = entry
         except (TypeError, ValueError):
             raise ConfigError(
-                f"temperature_schedule={schedule!r}: entry {entry!r} is not a pair; expected "
-                "pairs (progress threshold, temperature), e.g. ((0.5, 0.5), (0.75, 0.25))"
+                f"{name}={schedule!r}: entry {entry!r} is not a pair; expected pairs "
+                f"(progress threshold, {value_name}), e.g. ((0.5, 0.5), (0.75, 0.25))"
             ) from None
         if not previous < threshold <= 1.0:
             raise ConfigError(
-                f"temperature_schedule={schedule!r}: threshold {threshold!r}; expected "
+                f"{name}={schedule!r}: threshold {threshold!r}; expected "
                 f"thresholds increasing in (0, 1] (this one must exceed {previous})")
-        if not temperature >= 0:
-            raise ConfigError(f"temperature_schedule={schedule!r}: temperature "
-                              f"{temperature!r}; expected a value >= 0")
+        if not (value >= 0 and (upper is None or value <= upper)):
+            expected = "a value >= 0" if upper is None else f"a value in [0, {upper}]"
+            raise ConfigError(f"{name}={schedule!r}: {value_name} {value!r}; expected "
+                              f"{expected}")
         previous = threshold
 
 

@@ -84,6 +84,8 @@ class Exploration:
       search's, where it does not repeat (the actors apply it; 0 is greedy).
     opening_plies: int32, the plies at the start of each game that self-play plays
       uniformly at random (JAX actors; 0 is greedy).
+    opportunist_games: the share of self-play games in which one side is the
+      opportunist (`selfplay.opportunist_actions`; two-player JAX actors; 0 is greedy).
     """
 
     temperature: chex.Array
@@ -92,6 +94,7 @@ class Exploration:
     repeat_probability: chex.Array
     epsilon: chex.Array
     opening_plies: chex.Array = 0
+    opportunist_games: chex.Array = 0.0
 
     @classmethod
     def training(cls, config: Config) -> Exploration:
@@ -100,7 +103,8 @@ class Exploration:
                    gumbel_scale=jnp.float32(config.gumbel_scale),
                    repeat_probability=jnp.float32(config.exploration_repeat_probability),
                    epsilon=jnp.float32(config.exploration_epsilon),
-                   opening_plies=jnp.int32(config.random_opening_plies))
+                   opening_plies=jnp.int32(config.random_opening_plies),
+                   opportunist_games=jnp.float32(config.opportunist_games))
 
     @classmethod
     def scheduled(cls, config: Config, progress: float | chex.Array) -> Exploration:
@@ -113,25 +117,32 @@ class Exploration:
         argmax(logits + T g) samples softmax(logits / T). The chances of repeating
         the previous action and of a random one fall in the same ratio (never rise),
         so that late in training self-play plays, and its value targets measure, the
-        search's choices.
+        search's choices. The root noise share follows `config.dirichlet_schedule`
+        alike (its last entry reached, else `config.dirichlet_fraction`).
         """
         temperature = jnp.float32(config.temperature)
         for threshold, scheduled in config.temperature_schedule:
             temperature = jnp.where(progress >= threshold, jnp.float32(scheduled), temperature)
         ratio = temperature / config.temperature if config.temperature > 0 else temperature
         fall = jnp.minimum(ratio, 1.0)
+        dirichlet_fraction = jnp.float32(config.dirichlet_fraction)
+        for threshold, scheduled in config.dirichlet_schedule:
+            dirichlet_fraction = jnp.where(progress >= threshold, jnp.float32(scheduled),
+                                           dirichlet_fraction)
         return cls(temperature=temperature,
-                   dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
+                   dirichlet_fraction=dirichlet_fraction,
                    gumbel_scale=jnp.float32(config.gumbel_scale) * ratio,
                    repeat_probability=jnp.float32(config.exploration_repeat_probability) * fall,
                    epsilon=jnp.float32(config.exploration_epsilon) * fall,
-                   opening_plies=jnp.int32(config.random_opening_plies))
+                   opening_plies=jnp.int32(config.random_opening_plies),
+                   opportunist_games=jnp.float32(config.opportunist_games))
 
     @classmethod
     def greedy(cls) -> Exploration:
         return cls(temperature=jnp.float32(0.0), dirichlet_fraction=jnp.float32(0.0),
                    gumbel_scale=jnp.float32(0.0), repeat_probability=jnp.float32(0.0),
-                   epsilon=jnp.float32(0.0), opening_plies=jnp.int32(0))
+                   epsilon=jnp.float32(0.0), opening_plies=jnp.int32(0),
+                   opportunist_games=jnp.float32(0.0))
 
 
 def temperature_at(config: Config, progress: float) -> float:

@@ -120,12 +120,16 @@ class JaxActor:
         legal = self.spec.legal_actions
         explores = _explores(self.searcher.config)
         sample_moves = self.searcher.config.sample_moves
+        opportunist = self.searcher.config.opportunist_games > 0
+        batch = env_state.step_count.shape[0]
 
         def step(carry, step_key):
             env_state, previous = carry
             observation = env_state.observation
             if explores:  # split only then, so that runs without it keep their keys
                 step_key, explore_key = jax.random.split(step_key)
+            if opportunist:
+                step_key, opportunist_key = jax.random.split(step_key)
             out = self.searcher(params, step_key, to_float(observation), exploration,
                                 _invalid(env_state.legal_action_mask) if legal else None,
                                 env_state.inner)
@@ -137,6 +141,13 @@ class JaxActor:
                 action = explore_actions(explore_key, action, previous, exploration,
                                          env_state.legal_action_mask,
                                          ply=env_state.step_count)
+            if opportunist:
+                env_index = jnp.arange(batch)
+                games = jnp.round(exploration.opportunist_games * batch)
+                its_turn = ((env_index < games) & (env_state.step_count % 2 == env_index % 2)
+                            & (env_state.step_count >= exploration.opening_plies))
+                action = jnp.where(its_turn, opportunist_actions(
+                    self.env, opportunist_key, env_state), action)
             env_state, env_out = jax.vmap(self.env.step)(env_state, action)
             # The time limit is rare: only pay for the extra network call when it hits.
             final_value = jax.lax.cond(
@@ -160,6 +171,25 @@ class JaxActor:
         (env_state, _), rows = jax.lax.scan(step, (env_state, no_action),
                                             jax.random.split(key, num_steps))
         return env_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rows)
+
+
+def opportunist_actions(env: JaxEnv, key: chex.PRNGKey, env_state: EnvState) -> jax.Array:
+    """`[B]` int32 moves of the opportunist (`Config.opportunist_games`) in `[B]` states of
+    a two-player JAX env: a uniformly drawn move that wins at once where there is one
+    (the mover's reward > 0), else a uniformly random legal move. Each state tries
+    every action with the env's own transition: A steps a move."""
+    legal = jnp.asarray(env_state.legal_action_mask, bool)
+    num_actions = legal.shape[-1]
+    step_key, choice_key = jax.random.split(key)
+
+    def rewards(inner):  # [A]: the mover's reward for each action from `inner`
+        return jax.vmap(lambda a: env.transition(inner, a, step_key).reward)(
+            jnp.arange(num_actions, dtype=jnp.int32))
+
+    wins = legal & (jax.vmap(rewards)(env_state.inner) > 0)
+    choices = jnp.where(jnp.any(wins, axis=-1, keepdims=True), wins, legal)
+    return jax.random.categorical(choice_key, jnp.where(choices, 0.0, -jnp.inf),
+                                  axis=-1).astype(jnp.int32)
 
 
 def _explores(config: Config) -> bool:

@@ -191,6 +191,49 @@ def test_search_through_discount_minus_one_wins_and_blocks(search):
     np.testing.assert_array_equal(opponents.minimax_player(None, jax.random.key(2), states), [2, 5])
 
 
+def test_opportunist_takes_every_win_and_plays_its_side_of_its_games():
+    from muzero_jax.selfplay import opportunist_actions
+
+    # WIN's only winning move is 2, 100 times over; BLOCK has none (5 blocks, but the
+    # opportunist does not look at the opponent's threats): a random legal move.
+    win_state, _ = play_moves(WIN)
+    block_state, _ = play_moves(BLOCK)
+    states = jax.tree.map(lambda a, b: jnp.stack([a] * 100 + [b] * 100), win_state,
+                          block_state)
+    moves = np.asarray(opportunist_actions(TTT, jax.random.key(0), states))
+    assert (moves[:100] == 2).all()
+    legal = np.asarray(block_state.legal_action_mask)
+    assert legal[moves[100:]].all() and len(set(moves[100:])) == legal.sum()
+
+    # In self-play, the first round(share * B) games have it on one side: the first
+    # player in even envs, the second in odd ones, after the random opening plies.
+    cfg = tiny(num_envs=4, opportunist_games=0.5, rollout_length=60)
+    agent = mz.Agent(cfg)
+    state = agent.init(jax.random.key(0))
+    _, trajectory = agent.rollout(state, agent.reset(jax.random.key(1)), jax.random.key(2))
+    reward = np.asarray(trajectory.reward)
+    terminated = np.asarray(trajectory.terminated)
+    ply = np.zeros_like(reward, dtype=int)  # each row's ply within its game
+    for t in range(1, ply.shape[1]):
+        ply[:, t] = np.where(terminated[:, t - 1], 0, ply[:, t - 1] + 1)
+    mine = np.asarray(trajectory.observation)[..., 0].reshape(*ply.shape, 9)  # mover's
+    empty = np.asarray(trajectory.observation).sum(-1).reshape(*ply.shape, 9) == 0
+    lines = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8),
+             (2, 4, 6)]
+    can_win = np.zeros_like(terminated)
+    for line in lines:
+        cells = mine[..., list(line)]
+        gap = empty[..., list(line)]
+        can_win |= (cells.sum(-1) == 2) & (gap.sum(-1) == 1)
+    its = ((np.arange(4)[:, None] < 2) & (ply % 2 == np.arange(4)[:, None] % 2)
+           & (ply >= cfg.random_opening_plies))
+    assert (its & can_win).sum() >= 5 and (reward[its & can_win] == 1).all()
+    # The other side, the search of an untrained network, leaves some.
+    assert (reward[~its & can_win & (ply >= 2)] < 1).any()
+    with pytest.raises(ConfigError, match=r"opportunist_games=0.5: .*CartPole-v1"):
+        mz.Agent(mz.cartpole(opportunist_games=0.5))
+
+
 def test_minimax_table_on_known_positions():
     table = opponents.tic_tac_toe_table()
     empty = table[0]

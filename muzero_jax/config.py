@@ -76,6 +76,9 @@ class Config:
     q_normalisation: Literal["tree_min_max", "parent_and_siblings"] = "tree_min_max"  # PUCT's
     #   Q in [0, 1]: min-max over the whole tree (paper) or over the node and its children
     #   (mctx's default)
+    q_min_range: float = 1e-8  # the smallest max - min that PUCT's normalisation divides
+    #   by: Q differences smaller than it are not stretched to the whole of [0, 1]
+    #   (EfficientZero floors it at 0.01); 1e-8 is mctx's and the paper's (none)
     # PUCT's ties between equal scores: "noise", mctx's selection (1e-7 * U(0, 1) added to
     #   every child's score, threefry random numbers for every tree at every step of every
     #   simulation: on a CPU most of a small search's cost); "index", the same score with
@@ -351,7 +354,7 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
         value = getattr(cfg, name)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{name}={value!r}: expected a value in [0, 1]")
-    for name in ("learning_rate", "dirichlet_alpha", "pb_c_init", "pb_c_base"):
+    for name in ("learning_rate", "dirichlet_alpha", "pb_c_init", "pb_c_base", "q_min_range"):
         value = getattr(cfg, name)
         if not value > 0:
             raise ConfigError(f"{name}={value!r}: expected a value > 0")

@@ -37,6 +37,7 @@ ties to the lowest action index, swapped in for mctx's while tracing as the back
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 
@@ -489,7 +490,8 @@ class Searcher:
                 dirichlet_fraction=exploration.dirichlet_fraction,
                 dirichlet_alpha=cfg.dirichlet_alpha,
                 temperature=exploration.temperature,
-                qtransform=_QTRANSFORMS[cfg.q_normalisation])
+                qtransform=functools.partial(_QTRANSFORMS[cfg.q_normalisation],
+                                             epsilon=cfg.q_min_range))
         else:
             out = mctx.gumbel_muzero_policy(
                 params, key, root, self.recurrent_fn, cfg.num_simulations,

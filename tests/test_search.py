@@ -1,3 +1,4 @@
+import functools
 import os
 from dataclasses import replace
 
@@ -302,15 +303,29 @@ def test_q_normalisation_is_chosen_by_the_config(tiny_config):
     mctx_default = mctx.muzero_policy(params, jax.random.key(9), root,
                                       agent.searcher.recurrent_fn, 24,
                                       dirichlet_fraction=0.0, temperature=1.0)
+    # A floor on the normalisation's range (EfficientZero's) is mctx's epsilon.
+    floored = mctx.muzero_policy(params, jax.random.key(9), root,
+                                 agent.searcher.recurrent_fn, 24,
+                                 dirichlet_fraction=0.0, temperature=1.0,
+                                 qtransform=functools.partial(
+                                     mctx.qtransform_by_parent_and_siblings, epsilon=10.0))
     policies = {}
-    for name in ("parent_and_siblings", "tree_min_max"):
-        searcher = mz.Agent(replace(config, q_normalisation=name)).searcher
+    for name, q_min_range in (("parent_and_siblings", 1e-8), ("tree_min_max", 1e-8),
+                              ("parent_and_siblings", 10.0)):
+        searcher = mz.Agent(replace(config, q_normalisation=name,
+                                    q_min_range=q_min_range)).searcher
         policies[name] = np.asarray(searcher(
             params, jax.random.key(9), obs,
             mz.Exploration(temperature=jnp.float32(1.0), dirichlet_fraction=jnp.float32(0.0),
                            gumbel_scale=jnp.float32(1.0),
                            repeat_probability=jnp.float32(0.0),
                            epsilon=jnp.float32(0.0))).search_policy)
-    np.testing.assert_array_equal(policies["parent_and_siblings"],
+        policies[name, q_min_range] = policies.pop(name)
+    np.testing.assert_array_equal(policies["parent_and_siblings", 1e-8],
                                   np.asarray(mctx_default.action_weights))
-    assert not np.array_equal(policies["tree_min_max"], policies["parent_and_siblings"])
+    assert not np.array_equal(policies["tree_min_max", 1e-8],
+                              policies["parent_and_siblings", 1e-8])
+    np.testing.assert_array_equal(policies["parent_and_siblings", 10.0],
+                                  np.asarray(floored.action_weights))
+    assert not np.array_equal(policies["parent_and_siblings", 10.0],
+                              policies["parent_and_siblings", 1e-8])

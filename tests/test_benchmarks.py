@@ -93,3 +93,27 @@ def test_games_against_random_count_wins_taken_and_blocks_made():
     assert all(s["blocked"] < s["had_to_block"] for s in rand.values())
     assert all(s["took_the_win"] < s["could_win_at_once"] for s in rand.values())
     assert sum(s["losses_after_a_missed_block"] for s in rand.values()) > 0
+
+
+def test_acting_measures_the_length_of_episodes_that_ended(tiny_config):
+    """Uniformly random actions keep CartPole's pole up for about 22 steps on average;
+    one action over and over, for about 9."""
+    import dataclasses
+
+    import jax
+
+    import muzero_jax as mz
+    from benchmarks.acting import acting, episode_lengths
+
+    # epsilon > 0 in the config compiles the actor's random-action path in
+    agent = mz.Agent(dataclasses.replace(tiny_config, exploration_epsilon=0.5))
+    params = agent.init(jax.random.key(0)).params
+    random = episode_lengths(agent, params, jax.random.key(1),
+                             acting(1.0, 0.0, epsilon=1.0), num_envs=16, steps=400)
+    assert random["episodes"] > 200 and 17 < random["mean"] < 28
+    greedy = episode_lengths(agent, params, jax.random.key(1), acting(0.0, 0.0),
+                             num_envs=16, steps=400)
+    assert greedy["mean"] < 12  # an untrained network's search settles on one action
+    none = episode_lengths(agent, params, jax.random.key(1), acting(1.0, 0.0),
+                           num_envs=2, steps=5)  # no episode ends within 5 steps
+    assert none["episodes"] == 0 and none["mean"] != none["mean"]

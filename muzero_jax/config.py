@@ -99,9 +99,8 @@ class Config:
     temperature_schedule: tuple[tuple[float, float], ...] = ()
     # root noise share by training progress, likewise: pairs (progress threshold,
     # dirichlet_fraction), thresholds increasing in (0, 1]; () = `dirichlet_fraction`
-    # throughout, as the paper. Acting noise that keeps early self-play off one action
-    # also ends its episodes early; less of it later lets them reach the states a good
-    # policy visits (README, "Issue 11").
+    # throughout, as the paper. E.g. less noise once the prior has formed; on the
+    # reanalyze preset it did not solve more seeds (README, "Issue 11", stop 25).
     dirichlet_schedule: tuple[tuple[float, float], ...] = ()
     # board games: act by the temperature for the first N moves of a game, then play the
     # most visited move (AlphaZero: 30 for chess and Go); None: the temperature throughout

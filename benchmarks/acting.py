@@ -5,7 +5,9 @@
 Loads the latest checkpoint of every run in RUN_DIR (one run, or `--seeds`/`--sweep`
 runs side by side) and plays `--envs` x `--steps` steps of self-play from fresh envs
 with the run's own search under each setting: greedy, the config's training acting
-(`Exploration.training`), and fixed visit-count temperatures and root-noise shares.
+before any schedule (`Exploration.training`: a run with `temperature_schedule` or
+`dirichlet_schedule` acted otherwise by its end), and fixed visit-count temperatures
+and root-noise shares.
 Prints, per run and setting, the mean length of the episodes that ended (and how many
 did), and writes RUN_DIR/acting.json.
 

@@ -121,17 +121,12 @@ class Exploration:
         search's choices. The root noise share follows `config.dirichlet_schedule`
         alike (its last entry reached, else `config.dirichlet_fraction`).
         """
-        temperature = jnp.float32(config.temperature)
-        for threshold, scheduled in config.temperature_schedule:
-            temperature = jnp.where(progress >= threshold, jnp.float32(scheduled), temperature)
+        temperature = _at_progress(config.temperature, config.temperature_schedule, progress)
         ratio = temperature / config.temperature if config.temperature > 0 else temperature
         fall = jnp.minimum(ratio, 1.0)
-        dirichlet_fraction = jnp.float32(config.dirichlet_fraction)
-        for threshold, scheduled in config.dirichlet_schedule:
-            dirichlet_fraction = jnp.where(progress >= threshold, jnp.float32(scheduled),
-                                           dirichlet_fraction)
         return cls(temperature=temperature,
-                   dirichlet_fraction=dirichlet_fraction,
+                   dirichlet_fraction=_at_progress(config.dirichlet_fraction,
+                                                   config.dirichlet_schedule, progress),
                    gumbel_scale=jnp.float32(config.gumbel_scale) * ratio,
                    repeat_probability=jnp.float32(config.exploration_repeat_probability) * fall,
                    epsilon=jnp.float32(config.exploration_epsilon) * fall,
@@ -144,6 +139,15 @@ class Exploration:
                    gumbel_scale=jnp.float32(0.0), repeat_probability=jnp.float32(0.0),
                    epsilon=jnp.float32(0.0), opening_plies=jnp.int32(0),
                    opportunist_games=jnp.float32(0.0))
+
+
+def _at_progress(value: float, schedule, progress) -> jax.Array:
+    """`[]` float32: the value of the last (threshold, value) entry of `schedule` whose
+    threshold `progress` has reached, else `value`."""
+    out = jnp.float32(value)
+    for threshold, scheduled in schedule:
+        out = jnp.where(progress >= threshold, jnp.float32(scheduled), out)
+    return out
 
 
 def temperature_at(config: Config, progress: float) -> float:

@@ -121,7 +121,11 @@ class JaxActor:
         explores = _explores(self.searcher.config)
         sample_moves = self.searcher.config.sample_moves
         opportunist = self.searcher.config.opportunist_games > 0
-        batch = env_state.step_count.shape[0]
+        if opportunist:  # the opportunist's games, and its side in each (ply parity)
+            env_index = jnp.arange(env_state.step_count.shape[0])
+            opportunist_game = env_index < jnp.round(
+                exploration.opportunist_games * env_index.shape[0])
+            opportunist_parity = env_index % 2
 
         def step(carry, step_key):
             env_state, previous = carry
@@ -142,9 +146,8 @@ class JaxActor:
                                          env_state.legal_action_mask,
                                          ply=env_state.step_count)
             if opportunist:
-                env_index = jnp.arange(batch)
-                games = jnp.round(exploration.opportunist_games * batch)
-                its_turn = ((env_index < games) & (env_state.step_count % 2 == env_index % 2)
+                its_turn = (opportunist_game
+                            & (env_state.step_count % 2 == opportunist_parity)
                             & (env_state.step_count >= exploration.opening_plies))
                 action = jnp.where(its_turn, opportunist_actions(
                     self.env, opportunist_key, env_state), action)

@@ -8,7 +8,6 @@ comment saying what it means. Presets override a few fields with
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Literal
 
 from muzero_jax import support
@@ -42,6 +41,10 @@ class Config:
     latent_size: int = 64  # size of the hidden state s
     value_support_size: int = 300  # S: value atoms -S..S (paper: 300, 601 atoms)
     reward_support_size: int = 300  # S: reward atoms -S..S (paper: 300)
+    # how scalars map onto both supports: "h", the paper's h(x) = sign(x)(sqrt(|x|+1)-1)
+    # + 1e-3 x; "identity", the atoms are the values (outcomes in {-1, 0, 1}, S = 1: a win
+    # is one atom, not h's 0.585 / 0.415 over a draw's and a win's)
+    support_squash: Literal["h", "identity"] = "h"
 
     # --- networks: choice, and the ResNet for image observations ------------------
     # mlp: vector observations; resnet: images (downsampled, Atari); board: a ResNet that
@@ -331,6 +334,9 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
                           "None")
     if cfg.search not in ("muzero", "gumbel"):
         raise ConfigError(f"search={cfg.search!r}: expected 'muzero' or 'gumbel'")
+    if cfg.support_squash not in support.SQUASHES:
+        raise ConfigError(f"support_squash={cfg.support_squash!r}: expected one of "
+                          f"{support.SQUASHES}")
     if cfg.q_normalisation not in ("tree_min_max", "parent_and_siblings"):
         raise ConfigError(f"q_normalisation={cfg.q_normalisation!r}: expected "
                           "'tree_min_max' or 'parent_and_siblings'")
@@ -402,21 +408,24 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
             f"td_steps + max(history_length, 1) + 1 = {needed} per env, i.e. "
             f"replay_capacity >= {needed * cfg.num_envs}")
     if max_abs_reward is not None:
-        reward_max = support.max_scalar(cfg.reward_support_size)
+        reward_max = support.max_scalar(cfg.reward_support_size, squash=cfg.support_squash)
         if reward_max < max_abs_reward:
             raise ConfigError(
                 f"reward_support_size={cfg.reward_support_size}: represents |reward| <= "
                 f"{reward_max:.3g}, but the env's rewards reach {max_abs_reward:g}; expected "
-                f"reward_support_size >= {_support_needed(max_abs_reward)}")
+                f"reward_support_size >= "
+                f"{support.size_needed(max_abs_reward, cfg.support_squash)}")
         if cfg.discount < 1.0:
             value_bound = max_abs_reward / (1.0 - cfg.discount)
-            value_max = support.max_scalar(cfg.value_support_size)
+            value_max = support.max_scalar(cfg.value_support_size,
+                                           squash=cfg.support_squash)
             if value_max < value_bound:
                 raise ConfigError(
                     f"value_support_size={cfg.value_support_size}: represents |value| <= "
                     f"{value_max:.4g}, but returns reach max_abs_reward / (1 - discount) = "
                     f"{max_abs_reward:g} / (1 - {cfg.discount}) = {value_bound:.4g}; expected "
-                    f"value_support_size >= {_support_needed(value_bound)}")
+                    f"value_support_size >= "
+                    f"{support.size_needed(value_bound, cfg.support_squash)}")
     if observation_shape is not None and cfg.observation_shape is not None:
         if tuple(cfg.observation_shape) != tuple(observation_shape):
             raise ConfigError(
@@ -488,10 +497,6 @@ def _validate_schedule(name: str, schedule, value_name: str, upper: float | None
             raise ConfigError(f"{name}={schedule!r}: {value_name} {value!r}; expected "
                               f"{expected}")
         previous = threshold
-
-
-def _support_needed(bound: float) -> int:
-    return int(math.ceil(float(support.transform(bound))))
 
 
 def cartpole(**overrides) -> Config:

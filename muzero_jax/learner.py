@@ -153,10 +153,12 @@ class Learner:
         num_unroll = cfg.unroll_steps
         value_support = cfg.value_support_size
         reward_support = cfg.reward_support_size
+        squash = cfg.support_squash
 
         def value_policy_loss(inference, k):
-            value_ce = cross_entropy(support.scalar_to_support(t.value[:, k], value_support),
-                                     inference.value_logits)
+            value_ce = cross_entropy(
+                support.scalar_to_support(t.value[:, k], value_support, squash),
+                inference.value_logits)
             policy_ce = cross_entropy(t.policy[:, k], inference.policy_logits)
             return value_ce * t.value_mask[:, k], policy_ce * t.policy_mask[:, k]
 
@@ -166,7 +168,7 @@ class Learner:
         def unroll(state, k):
             inference = model.recurrent_inference(params, state, t.actions[:, k - 1])
             v, p = value_policy_loss(inference, k)
-            r = cross_entropy(support.scalar_to_support(t.reward[:, k - 1], reward_support),
+            r = cross_entropy(support.scalar_to_support(t.reward[:, k - 1], reward_support, squash),
                               inference.reward_logits) * t.reward_mask[:, k - 1]
             # As the paper's pseudocode: halve the gradient through each state g made,
             # on its way into the next g; the root state from h is not scaled.

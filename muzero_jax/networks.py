@@ -430,6 +430,7 @@ class Model:
         self.observation_shape = tuple(observation_shape)
         self.value_support_size = config.value_support_size
         self.reward_support_size = config.reward_support_size
+        self.squash = config.support_squash
         sizes = dict(
             hidden_sizes=(config.hidden_size,) * config.num_hidden_layers,
             latent_size=config.latent_size,
@@ -472,7 +473,7 @@ class Model:
         reward_logits = jnp.zeros((obs.shape[0], 2 * self.reward_support_size + 1))
         return Inference(
             state=s, policy_logits=policy_logits, value_logits=value_logits,
-            value=support.support_to_scalar(value_logits, self.value_support_size),
+            value=support.support_to_scalar(value_logits, self.value_support_size, self.squash),
             reward_logits=reward_logits, reward=jnp.zeros((obs.shape[0],), jnp.float32))
 
     def recurrent_inference(self, params: Params, state: jax.Array,
@@ -484,6 +485,7 @@ class Model:
             params, state, action, method=MuZeroNetwork.recurrent)
         return Inference(
             state=next_s, policy_logits=policy_logits, value_logits=value_logits,
-            value=support.support_to_scalar(value_logits, self.value_support_size),
+            value=support.support_to_scalar(value_logits, self.value_support_size, self.squash),
             reward_logits=reward_logits,
-            reward=support.support_to_scalar(reward_logits, self.reward_support_size))
+            reward=support.support_to_scalar(reward_logits, self.reward_support_size,
+                                             self.squash))

@@ -7,14 +7,27 @@ Scalars are squashed by the invertible transform of Pohlen et al. (2018),
 clipped to [-S, S] and spread over the 2S + 1 integer atoms -S..S as a two-hot
 vector. Going back, the expectation over atoms under the softmax of the logits is
 mapped through the closed-form inverse h^-1.
+
+`squash="identity"` skips h: the atoms are the values themselves. For outcomes that
+are whole numbers in [-S, S] (board games: -1, 0, +1 with S = 1) a win is then all
+its mass on one atom, where h spreads it 0.585 / 0.415 over the atoms of a draw and
+a win (h(1) = 0.415).
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
 
 EPSILON = 1e-3
+SQUASHES = ("h", "identity")
+
+
+def _check_squash(squash: str) -> None:
+    if squash not in SQUASHES:
+        raise ValueError(f"squash={squash!r}: expected one of {SQUASHES}")
 
 
 def transform(x: jax.Array, eps: float = EPSILON) -> jax.Array:
@@ -28,9 +41,19 @@ def inverse_transform(y: jax.Array, eps: float = EPSILON) -> jax.Array:
     return jnp.sign(y) * (jnp.square(inner) - 1.0)
 
 
-def max_scalar(support_size: int, eps: float = EPSILON) -> float:
-    """Largest |x| a support of atoms -S..S represents without clipping: h^-1(S)."""
+def max_scalar(support_size: int, eps: float = EPSILON, squash: str = "h") -> float:
+    """Largest |x| a support of atoms -S..S represents without clipping: h^-1(S)
+    (`squash="identity"`: S)."""
+    _check_squash(squash)
+    if squash == "identity":
+        return float(support_size)
     return float(inverse_transform(jnp.float32(support_size), eps))
+
+
+def size_needed(bound: float, squash: str = "h") -> int:
+    """The smallest S whose support represents |x| <= bound without clipping."""
+    _check_squash(squash)
+    return int(math.ceil(bound if squash == "identity" else float(transform(bound))))
 
 
 def scalar_to_two_hot(x: jax.Array, support_size: int) -> jax.Array:
@@ -57,25 +80,29 @@ def scalar_to_two_hot(x: jax.Array, support_size: int) -> jax.Array:
     )
 
 
-def scalar_to_support(x: jax.Array, support_size: int) -> jax.Array:
+def scalar_to_support(x: jax.Array, support_size: int, squash: str = "h") -> jax.Array:
     """Scalar targets to two-hot probabilities: transform, clip, two-hot.
 
     Args:
       x: `[...]` raw scalars (returns, rewards).
       support_size: S; the support has 2S + 1 atoms.
+      squash: "h" (Pohlen et al.) or "identity" (atoms are the values).
 
     Returns:
       `[..., 2S + 1]` float32 probabilities.
     """
-    return scalar_to_two_hot(transform(x.astype(jnp.float32)), support_size)
+    _check_squash(squash)
+    x = x.astype(jnp.float32)
+    return scalar_to_two_hot(transform(x) if squash == "h" else x, support_size)
 
 
-def support_to_scalar(logits: jax.Array, support_size: int) -> jax.Array:
+def support_to_scalar(logits: jax.Array, support_size: int, squash: str = "h") -> jax.Array:
     """Logits over the support to raw scalars: softmax, expectation, h^-1.
 
     Args:
       logits: `[..., 2S + 1]`.
       support_size: S.
+      squash: "h" (then h^-1 of the expectation) or "identity" (the expectation).
 
     Returns:
       `[...]` float32 scalars.
@@ -85,6 +112,8 @@ def support_to_scalar(logits: jax.Array, support_size: int) -> jax.Array:
             f"logits have {logits.shape[-1]} atoms on their last axis; a support of "
             f"size {support_size} expects {2 * support_size + 1}"
         )
+    _check_squash(squash)
     atoms = jnp.arange(-support_size, support_size + 1, dtype=jnp.float32)
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    return inverse_transform(jnp.sum(probs * atoms, axis=-1))
+    expectation = jnp.sum(probs * atoms, axis=-1)
+    return inverse_transform(expectation) if squash == "h" else expectation

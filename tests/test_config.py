@@ -112,3 +112,12 @@ def test_classic_supports_hold_unit_rewards_at_its_discount():
     validate(mz.classic(), max_abs_reward=1.0)  # value support holds 1 / (1 - 0.99) = 100
     with pytest.raises(ConfigError, match="value_support_size"):
         validate(mz.classic(discount=0.997), max_abs_reward=1.0)
+
+
+def test_support_squash_is_checked_and_sizes_the_supports():
+    with pytest.raises(ConfigError, match="support_squash='log': expected one of"):
+        validate(mz.cartpole(support_squash="log"))
+    # identity atoms hold |x| <= S: CartPole's 333 needs 334 atoms a side, not h's 18
+    with pytest.raises(ConfigError, match=r"value_support_size=20: represents \|value\| <= "
+                                          r"20.*expected value_support_size >= 334"):
+        validate(mz.cartpole(support_squash="identity"), max_abs_reward=1.0)

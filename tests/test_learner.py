@@ -206,3 +206,25 @@ def test_loss_weights_scale_their_terms(tiny_agent):
                 + 3.0 * float(m["reward_loss"]) + cfg.weight_decay * float(m["l2"]))
     assert float(total) == pytest.approx(expected, rel=1e-6)
     assert float(m["reward_loss"]) > 0
+
+
+def test_identity_squash_targets_and_reads_outcomes_on_their_own_atoms(tiny_config):
+    """`support_squash="identity"`, S = 1 (board games' outcomes): a target of +1 is
+    all on atom +1, so the value loss is -log q(+1) at the root and again over the K
+    steps; the value read back is the expectation over atoms -1, 0, 1 (no h^-1)."""
+    import muzero_jax as mz
+
+    agent = mz.Agent(replace(tiny_config, support_squash="identity", discount=1.0,
+                             value_support_size=1, reward_support_size=1))
+    logits = np.array([0.0, 1.0, 2.0])
+    q = np.exp(logits) / np.sum(np.exp(logits))
+    params = _value_head_params(agent, logits)
+    batch = _batch(agent)
+    t = batch.targets.replace(value=jnp.ones_like(batch.targets.value),
+                              reward=jnp.ones_like(batch.targets.reward))
+    _, m = agent.learner.loss(params, batch.replace(targets=t))
+    assert float(m["value_loss"]) == pytest.approx(-2 * np.log(q[2]), rel=1e-5)
+    # the fresh reward head is uniform over 3 atoms; the target +1 is one of them
+    assert float(m["reward_loss"]) == pytest.approx(np.log(3), rel=1e-5)
+    inference = agent.model.initial_inference(params, batch.observation)
+    np.testing.assert_allclose(inference.value, q[2] - q[0], rtol=1e-5)

@@ -72,3 +72,33 @@ def test_max_scalar_matches_the_paper_support():
 def test_support_to_scalar_rejects_a_wrong_atom_count():
     with pytest.raises(ValueError, match="41"):
         support.support_to_scalar(jnp.zeros(40), 20)
+
+
+def test_identity_squash_puts_an_outcome_on_its_own_atom():
+    # Board games' -1, 0, +1 with S = 1: one atom each, where h spreads a win as
+    # 0.585 on the draw's atom and 0.415 on the win's (h(1) = 0.4152).
+    outcomes = jnp.array([-1.0, 0.0, 1.0, 0.5])
+    np.testing.assert_allclose(support.scalar_to_support(outcomes, 1, "identity"),
+                               [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0.5, 0.5]], atol=1e-7)
+    np.testing.assert_allclose(support.scalar_to_support(jnp.array(1.0), 1),
+                               [0, 0.5848, 0.4152], atol=1e-4)
+
+
+def test_identity_squash_reads_back_the_expectation():
+    probs = jnp.array([0.1, 0.2, 0.7])  # atoms -1, 0, 1: expectation 0.6, no h^-1
+    assert float(support.support_to_scalar(jnp.log(probs), 1, "identity")) == pytest.approx(
+        0.6, abs=1e-6)
+    x = jnp.linspace(-3.0, 3.0, 61)
+    back = support.support_to_scalar(
+        jnp.log(jnp.maximum(support.scalar_to_support(x, 3, "identity"), 1e-30)), 3,
+        "identity")
+    np.testing.assert_allclose(back, x, atol=1e-5)
+
+
+def test_support_sizes_under_each_squash():
+    assert support.max_scalar(1, squash="identity") == 1.0
+    assert support.size_needed(1.0, "identity") == 1
+    assert support.size_needed(333.4, "identity") == 334
+    assert support.size_needed(333.4) == 18  # h(333.4) = 17.6
+    with pytest.raises(ValueError, match="squash='log': expected one of"):
+        support.scalar_to_support(jnp.zeros(2), 1, "log")

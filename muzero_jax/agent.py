@@ -68,6 +68,10 @@ class Agent:
             raise ConfigError(f"opportunist_games={config.opportunist_games}: "
                               f"{spec.env_id!r} is not a two-player JAX env (pgx/ ids), "
                               f"where one side of a game can be another player; expected 0")
+        if config.counterfactual_rewards and not isinstance(env, envs.JaxEnv):
+            raise ConfigError(f"counterfactual_rewards=True: {spec.env_id!r} is a host env, "
+                              f"which cannot try a move without playing it; expected False "
+                              f"(or a JAX env: jax/, gymnax/ or pgx/ ids)")
         if spec.two_player and config.reanalyze_fraction > 0:
             raise ConfigError(f"reanalyze_fraction={config.reanalyze_fraction}: two-player "
                               f"{spec.env_id!r} learns game outcomes, which need no fresh "
@@ -110,7 +114,8 @@ class Agent:
         dtype = jnp.uint8 if self.spec.frames else jnp.float32
         return replay.init(cfg.num_envs, cfg.replay_length, self.stored_observation_shape,
                            self.num_actions, observation_dtype=dtype,
-                           max_episode_steps=self.spec.max_episode_steps)
+                           max_episode_steps=self.spec.max_episode_steps,
+                           counterfactual=cfg.counterfactual_rewards)
 
     def reset(self, key: chex.PRNGKey,
               num_envs: int | None = None) -> envs.EnvState | selfplay.HostEnvState:
@@ -274,10 +279,15 @@ class Agent:
                                  bootstrap_value=bootstrap, outcome=outcome)
         observation = window.observation
         if cfg.augment_symmetries:
+            actions = targets.actions
+            if targets.counter_action is not None:  # mapped by each sample's same symmetry
+                actions = jnp.concatenate([actions, targets.counter_action], axis=1)
             observation, actions, policy = symmetry.augment(
-                augment_key, self.spec.symmetries, observation, targets.actions,
-                targets.policy)
-            targets = targets.replace(actions=actions, policy=policy)
+                augment_key, self.spec.symmetries, observation, actions, targets.policy)
+            k = cfg.unroll_steps
+            targets = targets.replace(actions=actions[:, :k], policy=policy)
+            if targets.counter_action is not None:
+                targets = targets.replace(counter_action=actions[:, k:])
         batch = Batch(observation=observation, targets=targets, weight=window.weight)
         return batch, window, stats
 

@@ -126,6 +126,14 @@ class Config:
     #   the threats a weak player leaves, and the loss that follows when one is not
     #   blocked (README, "Board games"); never at evaluation; 0: off (self-play only)
     opportunist_games: float = 0.0
+    # JAX envs, MuZero mode: self-play also tries one move it did not play at every
+    #   position with the env's own step (a legal move whose reward differs from the
+    #   played one's where there is one: a win not taken, a loss avoided), and replay
+    #   keeps it with its reward; the learner adds a reward loss for it on g from each
+    #   unrolled state (one more g per step, no f). The reward head then learns the
+    #   wins its own play misses, which the search needs to find and block them
+    #   (README, "Board games"); False: only the played moves' rewards, as the paper
+    counterfactual_rewards: bool = False
     # board games: each learner sample seen under one of the board's symmetries, drawn
     # uniformly (EnvSpec.symmetries; muzero_jax.symmetry): AlphaGo Zero's augmentation,
     # off in the MuZero paper and AlphaZero
@@ -286,6 +294,9 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
             raise ConfigError(f"reanalyze_fraction={cfg.reanalyze_fraction!r}: mode="
                               "'alphazero' searches env states, which replay does not keep; "
                               "expected 0")
+        if cfg.counterfactual_rewards:
+            raise ConfigError("counterfactual_rewards=True: mode='alphazero' learns no "
+                              "dynamics, so no reward to label; expected False")
     elif not (isinstance(cfg.unroll_steps, int) and cfg.unroll_steps >= 1):
         raise ConfigError(f"unroll_steps={cfg.unroll_steps!r}: expected an integer >= 1 "
                           "(0 only with mode='alphazero')")

@@ -165,31 +165,45 @@ class Learner:
         root = model.initial_inference(params, batch.observation)
         value_loss, policy_loss = value_policy_loss(root, 0)
 
+        counterfactual = t.counter_action is not None
+
+        def reward_loss_of(target, logits, mask):
+            return cross_entropy(support.scalar_to_support(target, reward_support, squash),
+                                 logits) * mask
+
         def unroll(state, k):
             inference = model.recurrent_inference(params, state, t.actions[:, k - 1])
             v, p = value_policy_loss(inference, k)
-            r = cross_entropy(support.scalar_to_support(t.reward[:, k - 1], reward_support, squash),
-                              inference.reward_logits) * t.reward_mask[:, k - 1]
+            r = reward_loss_of(t.reward[:, k - 1], inference.reward_logits,
+                               t.reward_mask[:, k - 1])
+            # The move not played, from the same state: g's reward head only.
+            c = (reward_loss_of(t.counter_reward[:, k - 1],
+                                model.reward_logits(params, state, t.counter_action[:, k - 1]),
+                                t.counter_mask[:, k - 1])
+                 if counterfactual else jnp.zeros_like(r))
             # As the paper's pseudocode: halve the gradient through each state g made,
             # on its way into the next g; the root state from h is not scaled.
-            return scale_gradient(inference.state, 0.5), (v, p, r)
+            return scale_gradient(inference.state, 0.5), (v, p, r, c)
 
         reward_loss = jnp.zeros_like(value_loss)
+        counter_loss = jnp.zeros_like(value_loss)
         if num_unroll:  # K = 0 (AlphaZero mode): no dynamics, no reward loss
-            _, (v_k, p_k, r_k) = jax.lax.scan(unroll, root.state,
-                                              jnp.arange(1, num_unroll + 1))
+            _, (v_k, p_k, r_k, c_k) = jax.lax.scan(unroll, root.state,
+                                                   jnp.arange(1, num_unroll + 1))
             # Steps k >= 1 each weigh 1/K, so the unroll as a whole weighs as much as the root.
             value_loss = value_loss + jnp.sum(v_k, axis=0) / num_unroll
             policy_loss = policy_loss + jnp.sum(p_k, axis=0) / num_unroll
             reward_loss = jnp.sum(r_k, axis=0) / num_unroll
+            counter_loss = jnp.sum(c_k, axis=0) / num_unroll
 
         per_sample = (cfg.value_loss_weight * value_loss + policy_loss
-                      + cfg.reward_loss_weight * reward_loss)
+                      + cfg.reward_loss_weight * (reward_loss + counter_loss))
         data_loss = jnp.mean(batch.weight * per_sample)
         metrics = {
             "value_loss": jnp.mean(value_loss),
             "policy_loss": jnp.mean(policy_loss),
             "reward_loss": jnp.mean(reward_loss),
+            **({"counterfactual_reward_loss": jnp.mean(counter_loss)} if counterfactual else {}),
             "value_target": jnp.mean(t.value[:, 0]),
             "value_prediction": jnp.mean(root.value),
         }

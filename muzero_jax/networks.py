@@ -137,6 +137,9 @@ class MuZeroNetwork(nn.Module):
         policy_logits, value_logits = self.prediction(next_s)
         return next_s, reward_logits, policy_logits, value_logits
 
+    def reward(self, s, action):
+        return self.dynamics(s, action)[0]
+
     def __call__(self, obs, action):
         # Used only by `init`, so that every submodule gets parameters.
         s, _, _ = self.initial(obs)
@@ -489,3 +492,10 @@ class Model:
             reward_logits=reward_logits,
             reward=support.support_to_scalar(reward_logits, self.reward_support_size,
                                              self.squash))
+
+    def reward_logits(self, params: Params, state: jax.Array, action: jax.Array) -> jax.Array:
+        """g's reward logits alone, `[B, 2 S_r + 1]` (no f on the next state: a move
+        the learner labels but does not unroll). state, action: as `recurrent_inference`."""
+        chex.assert_rank(action, 1)
+        chex.assert_equal_shape_prefix((state, action), 1)
+        return self.network.apply(params, state, action, method=MuZeroNetwork.reward)

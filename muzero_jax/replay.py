@@ -40,9 +40,15 @@ from muzero_jax import history
 from muzero_jax.envs import to_float
 from muzero_jax.selfplay import Trajectory
 
-# The fields of a Trajectory that replay stores (episode statistics are not).
+# The fields of a Trajectory that replay stores (episode statistics are not), and
+# those it stores only when the buffer was made for them (`init(counterfactual=True)`).
 _STORED = ("observation", "action", "reward", "terminated", "truncated",
            "search_policy", "root_value", "final_value")
+_COUNTERFACTUAL = ("counter_action", "counter_reward")
+
+
+def _stored(buffer: ReplayBuffer) -> tuple[str, ...]:
+    return _STORED + (_COUNTERFACTUAL if buffer.counter_action is not None else ())
 
 
 @chex.dataclass(frozen=True)
@@ -61,6 +67,9 @@ class ReplayBuffer:
     count: `[]` int32, positions written per stream since the start (the write
       head is count % L).
     max_priority: `[]` float32, the priority new positions get.
+    counter_action: `[B, L]` int32 and counter_reward: `[B, L]` float32, each
+      position's move not played and its reward (`Trajectory`), or None when the
+      buffer keeps none (`init`'s `counterfactual`).
     """
 
     observation: chex.Array
@@ -77,6 +86,8 @@ class ReplayBuffer:
     final_count: chex.Array
     count: chex.Array
     max_priority: chex.Array
+    counter_action: chex.Array | None = None
+    counter_reward: chex.Array | None = None
 
     @property
     def num_streams(self) -> int:
@@ -98,6 +109,7 @@ class Window:
     stream: `[N]` int32 and position: `[N]` int32, where the first position lives
       (for writing priorities back).
     weight: `[N]` float32 importance weight (1 under uniform sampling).
+    counter_action, counter_reward: `[N, W]` where the buffer keeps them, else None.
     """
 
     observation: chex.Array
@@ -111,6 +123,8 @@ class Window:
     stream: chex.Array
     position: chex.Array
     weight: chex.Array
+    counter_action: chex.Array | None = None
+    counter_reward: chex.Array | None = None
 
 
 def final_slots(length: int, max_episode_steps: int | None) -> int:
@@ -127,10 +141,12 @@ def final_slots(length: int, max_episode_steps: int | None) -> int:
 
 def init(num_streams: int, length: int, observation_shape: tuple[int, ...],
          num_actions: int, observation_dtype=jnp.float32, *,
-         max_episode_steps: int | None = None) -> ReplayBuffer:
+         max_episode_steps: int | None = None, counterfactual: bool = False) -> ReplayBuffer:
     """An empty buffer of `num_streams` x `length` positions.
 
-    `max_episode_steps` sizes the ring of final observations (`final_slots`).
+    `max_episode_steps` sizes the ring of final observations (`final_slots`);
+    `counterfactual` keeps each position's move not played and its reward
+    (`Config.counterfactual_rewards`), which `add` then requires.
     """
     shape = (num_streams, length)
     ring = (num_streams, final_slots(length, max_episode_steps))
@@ -149,6 +165,8 @@ def init(num_streams: int, length: int, observation_shape: tuple[int, ...],
         final_count=jnp.zeros((num_streams,), jnp.int32),
         count=jnp.zeros((), jnp.int32),
         max_priority=jnp.ones((), jnp.float32),
+        counter_action=jnp.zeros(shape, jnp.int32) if counterfactual else None,
+        counter_reward=jnp.zeros(shape, jnp.float32) if counterfactual else None,
     )
 
 
@@ -161,10 +179,14 @@ def add(buffer: ReplayBuffer, trajectory: Trajectory) -> ReplayBuffer:
     if num_steps > buffer.length:
         raise ValueError(f"trajectory has {num_steps} steps; the buffer holds only "
                          f"{buffer.length} per stream")
+    if (buffer.counter_action is None) != (trajectory.counter_action is None):
+        raise ValueError("the trajectory has counterfactual moves and the buffer keeps none, "
+                         "or the other way round: make both with "
+                         "Config.counterfactual_rewards, or neither")
     slots = (buffer.count + jnp.arange(num_steps)) % buffer.length
     updates = {name: getattr(buffer, name).at[:, slots].set(
         getattr(trajectory, name).astype(getattr(buffer, name).dtype))
-        for name in _STORED}
+        for name in _stored(buffer)}
     priority = buffer.priority.at[:, slots].set(buffer.max_priority)
     # Truncated rows take the next ring slots of their stream, in order; the other
     # rows are sent past the ring's end and dropped (static shapes, no branching).
@@ -202,7 +224,7 @@ def bytes_per_position(buffer: ReplayBuffer) -> int:
 
     The ring of final observations comes on top: `final_slots` observations per stream.
     """
-    per_position = [getattr(buffer, name) for name in _STORED + ("priority",)]
+    per_position = [getattr(buffer, name) for name in _stored(buffer) + ("priority",)]
     return sum(x.dtype.itemsize * x[0, 0].size for x in per_position)
 
 
@@ -355,7 +377,7 @@ def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int, window_leng
     rows = stream[:, None]
 
     def take(x):
-        return x[rows, slots]
+        return None if x is None else x[rows, slots]
 
     return Window(
         observation=observations(buffer, stream, slots[:, :1],
@@ -370,6 +392,8 @@ def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int, window_leng
         stream=stream,
         position=position,
         weight=weight,
+        counter_action=take(buffer.counter_action),
+        counter_reward=take(buffer.counter_reward),
     )
 
 

@@ -58,6 +58,9 @@ class Trajectory:
       only where the episode was truncated, to refresh the value there.
     episode_return: `[B, T]` the finished episode's return where it ended, else 0.
     episode_length: `[B, T]` int32, likewise its length.
+    counter_action: `[B, T]` int32, a move not played at step t, tried with the env's
+      own step (`Config.counterfactual_rewards`; `counterfactual_moves`), else None.
+    counter_reward: `[B, T]` float32, the reward that move would have received, else None.
     """
 
     observation: chex.Array
@@ -71,6 +74,8 @@ class Trajectory:
     final_observation: chex.Array
     episode_return: chex.Array
     episode_length: chex.Array
+    counter_action: chex.Array | None = None
+    counter_reward: chex.Array | None = None
 
 
 def _invalid(legal_action_mask: chex.Array | None) -> chex.Array | None:
@@ -121,6 +126,7 @@ class JaxActor:
         explores = _explores(self.searcher.config)
         sample_moves = self.searcher.config.sample_moves
         opportunist = self.searcher.config.opportunist_games > 0
+        counterfactual = self.searcher.config.counterfactual_rewards
         if opportunist:  # the opportunist's games, and its side in each (ply parity)
             env_index = jnp.arange(env_state.step_count.shape[0])
             opportunist_game = env_index < jnp.round(
@@ -132,8 +138,10 @@ class JaxActor:
             observation = env_state.observation
             if explores:  # split only then, so that runs without it keep their keys
                 step_key, explore_key = jax.random.split(step_key)
-            if opportunist:
-                step_key, opportunist_key = jax.random.split(step_key)
+            if opportunist or counterfactual:
+                step_key, move_key = jax.random.split(step_key)
+                move_key, choice_key = jax.random.split(move_key)
+                rewards = move_rewards(self.env, move_key, env_state)
             out = self.searcher(params, step_key, to_float(observation), exploration,
                                 _invalid(env_state.legal_action_mask) if legal else None,
                                 env_state.inner)
@@ -150,7 +158,13 @@ class JaxActor:
                             & (env_state.step_count % 2 == opportunist_parity)
                             & (env_state.step_count >= exploration.opening_plies))
                 action = jnp.where(its_turn, opportunist_actions(
-                    self.env, opportunist_key, env_state), action)
+                    self.env, choice_key, env_state, rewards), action)
+            counter = {}
+            if counterfactual:
+                counter_action, counter_reward = counterfactual_moves(
+                    jax.random.fold_in(choice_key, 1), rewards,
+                    env_state.legal_action_mask, action)
+                counter = dict(counter_action=counter_action, counter_reward=counter_reward)
             env_state, env_out = jax.vmap(self.env.step)(env_state, action)
             # The time limit is rare: only pay for the extra network call when it hits.
             final_value = jax.lax.cond(
@@ -166,7 +180,7 @@ class JaxActor:
                 search_policy=out.search_policy, root_value=out.root_value,
                 final_value=final_value, final_observation=env_out.final_observation,
                 episode_return=env_out.episode_return,
-                episode_length=env_out.episode_length)
+                episode_length=env_out.episode_length, **counter)
             previous = jnp.where(env_out.terminated | env_out.truncated, -1, action)
             return (env_state, previous), row
 
@@ -176,23 +190,69 @@ class JaxActor:
         return env_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rows)
 
 
-def opportunist_actions(env: JaxEnv, key: chex.PRNGKey, env_state: EnvState) -> jax.Array:
-    """`[B]` int32 moves of the opportunist (`Config.opportunist_games`) in `[B]` states of
-    a two-player JAX env: a uniformly drawn move that wins at once where there is one
-    (the mover's reward > 0), else a uniformly random legal move. Each state tries
-    every action with the env's own transition: A steps a move."""
-    legal = jnp.asarray(env_state.legal_action_mask, bool)
-    num_actions = legal.shape[-1]
-    step_key, choice_key = jax.random.split(key)
+def move_rewards(env: JaxEnv, key: chex.PRNGKey, env_state: EnvState) -> jax.Array:
+    """`[B, A]` float32: the mover's reward for every action from each of `[B]` states,
+    each tried with the env's own transition (A steps a position; the key is shared,
+    so a stochastic env gives one sample). Illegal actions' entries are whatever the
+    env says: read them through the legal mask."""
+    num_actions = env.spec.num_actions
 
-    def rewards(inner):  # [A]: the mover's reward for each action from `inner`
-        return jax.vmap(lambda a: env.transition(inner, a, step_key).reward)(
+    def rewards(inner):
+        return jax.vmap(lambda a: env.transition(inner, a, key).reward)(
             jnp.arange(num_actions, dtype=jnp.int32))
 
-    wins = legal & (jax.vmap(rewards)(env_state.inner) > 0)
-    choices = jnp.where(jnp.any(wins, axis=-1, keepdims=True), wins, legal)
-    return jax.random.categorical(choice_key, jnp.where(choices, 0.0, -jnp.inf),
+    return jax.vmap(rewards)(env_state.inner).astype(jnp.float32)
+
+
+def _uniform_choice(key: chex.PRNGKey, allowed: chex.Array) -> jax.Array:
+    """`[B]` int32, one True entry of each row of `[B, A]` bool `allowed`, uniformly."""
+    return jax.random.categorical(key, jnp.where(allowed, 0.0, -jnp.inf),
                                   axis=-1).astype(jnp.int32)
+
+
+def opportunist_actions(env: JaxEnv, key: chex.PRNGKey, env_state: EnvState,
+                        rewards: chex.Array | None = None) -> jax.Array:
+    """`[B]` int32 moves of the opportunist (`Config.opportunist_games`) in `[B]` states of
+    a two-player JAX env: a uniformly drawn move that wins at once where there is one
+    (the mover's reward > 0), else a uniformly random legal move. `rewards`: the
+    states' `[B, A]` `move_rewards` where already computed (else computed here)."""
+    legal = jnp.asarray(env_state.legal_action_mask, bool)
+    if rewards is None:
+        move_key, key = jax.random.split(key)
+        rewards = move_rewards(env, move_key, env_state)
+    wins = legal & (rewards > 0)
+    return _uniform_choice(key, jnp.where(jnp.any(wins, axis=-1, keepdims=True), wins, legal))
+
+
+def counterfactual_moves(key: chex.PRNGKey, rewards: chex.Array, legal_action_mask: chex.Array,
+                         action: chex.Array) -> tuple[jax.Array, jax.Array]:
+    """A move not played at each of B positions, and its reward (`Config.counterfactual_rewards`).
+
+    Drawn uniformly among the legal moves whose reward differs from the played
+    move's (a win not taken, or the non-winning moves beside a win taken), where
+    there is one; else among the other legal moves; else the played move itself.
+    Those are the labels the played moves' rewards never give: a reward head that
+    has only seen the agent's own choices does not know the wins it passes by.
+
+    Args:
+      key: PRNG key (consumed).
+      rewards: `[B, A]` float32 `move_rewards` of the positions.
+      legal_action_mask: `[B, A]` bool, True where a move is legal.
+      action: `[B]` int32, the moves played.
+
+    Returns:
+      counter_action: `[B]` int32; counter_reward: `[B]` float32, its entry of `rewards`.
+    """
+    legal = jnp.asarray(legal_action_mask, bool)
+    played = jax.nn.one_hot(action, legal.shape[-1], dtype=bool)
+    played_reward = jnp.take_along_axis(rewards, action[:, None], axis=-1)
+    others = legal & ~played
+    differing = others & (rewards != played_reward)
+    allowed = jnp.where(jnp.any(differing, axis=-1, keepdims=True), differing, others)
+    allowed = jnp.where(jnp.any(allowed, axis=-1, keepdims=True), allowed, played)
+    counter_action = _uniform_choice(key, allowed)
+    counter_reward = jnp.take_along_axis(rewards, counter_action[:, None], axis=-1)[:, 0]
+    return counter_action, counter_reward
 
 
 def _explores(config: Config) -> bool:

@@ -86,7 +86,7 @@ def augment(key: chex.PRNGKey, symmetries: tuple[Symmetry, ...], observation: ch
       key: PRNG key for the draws.
       symmetries: the game's (`EnvSpec.symmetries`), non-empty.
       observation: `[N, H, W, P]` root observations.
-      actions: `[N, K]` int actions fed to g.
+      actions: `[N, M]` int actions (those fed to g, and any more of the same board).
       policy: `[N, K + 1, A]` policy targets.
 
     Returns:

@@ -37,6 +37,11 @@ class Targets:
     value: `[N, K + 1]` value targets z_{t+k}; value_mask: `[N, K + 1]` float32.
     reward: `[N, K]` targets for r^1..r^K; reward_mask: `[N, K]` float32.
     policy: `[N, K + 1, A]` policy targets; policy_mask: `[N, K + 1]` float32.
+    counter_action: `[N, K]` moves not played from the states of rows 0..K-1, for g's
+      reward head alone (`Config.counterfactual_rewards`), else None;
+      counter_reward: `[N, K]` their rewards; counter_mask: `[N, K]` float32 (the
+      reward's mask: past a termination the state is absorbing and every move's
+      reward 0).
     """
 
     actions: chex.Array
@@ -46,6 +51,9 @@ class Targets:
     reward_mask: chex.Array
     policy: chex.Array
     policy_mask: chex.Array
+    counter_action: chex.Array | None = None
+    counter_reward: chex.Array | None = None
+    counter_mask: chex.Array | None = None
 
 
 def n_step_values(reward: chex.Array, terminated: chex.Array, truncated: chex.Array,
@@ -168,7 +176,8 @@ def window_targets(window: Window, *, discount: float, td_steps: int,
     else:
         use_outcome = True
 
-    def one(reward, terminated, truncated, boot, final_value, policy, action, z_game, known):
+    def one(reward, terminated, truncated, boot, final_value, policy, action, z_game, known,
+            counter_action, counter_reward):
         past_end, past_trunc = episode_masks(terminated, truncated, k1)
         if use_outcome:
             z = z_game
@@ -182,9 +191,16 @@ def window_targets(window: Window, *, discount: float, td_steps: int,
         # r^k predicts the reward of row k-1; k = 1..K reads rows 0..K-1.
         reward_target = jnp.where(past_end[:-1], 0.0, reward[:unroll_steps])
         reward_mask = (~past_trunc[:-1]).astype(jnp.float32)
+        counter = {}
+        if counter_action is not None:
+            counter = dict(counter_action=counter_action[:unroll_steps],
+                           counter_reward=jnp.where(past_end[:-1], 0.0,
+                                                    counter_reward[:unroll_steps]),
+                           counter_mask=reward_mask)
         return Targets(actions=action[:unroll_steps], value=value, value_mask=value_mask,
                        reward=reward_target, reward_mask=reward_mask,
-                       policy=policy[:k1], policy_mask=policy_mask)
+                       policy=policy[:k1], policy_mask=policy_mask, **counter)
 
     return jax.vmap(one)(window.reward, window.terminated, window.truncated, bootstrap,
-                         window.final_value, window.search_policy, window.action, *outcome)
+                         window.final_value, window.search_policy, window.action, *outcome,
+                         window.counter_action, window.counter_reward)

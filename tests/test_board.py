@@ -234,6 +234,74 @@ def test_opportunist_takes_every_win_and_plays_its_side_of_its_games():
         mz.Agent(mz.cartpole(opportunist_games=0.5))
 
 
+def test_counterfactual_moves_label_the_win_not_played_and_the_moves_beside_one_played():
+    from muzero_jax.selfplay import counterfactual_moves, move_rewards
+
+    win_state, _ = play_moves(WIN)
+    states = jax.tree.map(lambda a: jnp.stack([a] * 100), win_state)
+    rewards = move_rewards(TTT, jax.random.key(0), states)
+    legal = np.asarray(win_state.legal_action_mask)
+    np.testing.assert_array_equal(np.asarray(rewards[0])[legal], [1, 0, 0, 0, 0])  # 2 5 6 7 8
+    mask = states.legal_action_mask
+    # Played 5 (a block, not the win): the counterfactual is the win, every time.
+    action, reward = counterfactual_moves(jax.random.key(1), rewards, mask,
+                                          jnp.full(100, 5, jnp.int32))
+    assert (np.asarray(action) == 2).all() and (np.asarray(reward) == 1).all()
+    # Played the win: a legal move beside it, uniformly, rewarded 0.
+    action, reward = counterfactual_moves(jax.random.key(2), rewards, mask,
+                                          jnp.full(100, 2, jnp.int32))
+    assert set(np.asarray(action).tolist()) == {5, 6, 7, 8} and (np.asarray(reward) == 0).all()
+    # No reward differs: another legal move; only one legal move: that one.
+    action, reward = counterfactual_moves(
+        jax.random.key(3), jnp.zeros((2, 3)), jnp.array([[True, True, False],
+                                                          [False, True, False]]),
+        jnp.array([0, 1], jnp.int32))
+    assert np.asarray(action).tolist() == [1, 1] and np.asarray(reward).tolist() == [0, 0]
+
+
+def test_self_play_keeps_counterfactual_rewards_through_replay_and_symmetries():
+    cfg = tiny(counterfactual_rewards=True, augment_symmetries=True, rollout_length=30)
+    agent = mz.Agent(cfg)
+    state = agent.init(jax.random.key(0))
+    _, trajectory = agent.rollout(state, agent.reset(jax.random.key(1)), jax.random.key(2))
+    # Where the mover could win at once and did not, the win is the counterfactual
+    # (+1); where no move wins, every move's reward is 0.
+    obs = np.asarray(trajectory.observation).reshape(*trajectory.action.shape, 9, 2)
+    empty = obs.sum(-1) == 0
+    lines = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8),
+             (2, 4, 6)]
+    can_win = np.zeros(trajectory.action.shape, bool)
+    for line in lines:
+        can_win |= ((obs[..., list(line), 0].sum(-1) == 2)
+                    & (empty[..., list(line)].sum(-1) == 1))
+    reward = np.asarray(trajectory.reward)
+    counter = np.asarray(trajectory.counter_reward)
+    assert (can_win & (reward < 1)).sum() >= 3
+    assert (counter[can_win & (reward < 1)] == 1).all() and (counter[~can_win] == 0).all()
+    action = np.asarray(trajectory.counter_action)
+    assert np.take_along_axis(empty, action[..., None], -1).all()  # legal moves only
+
+    buffer = agent._add(agent.init_replay(), trajectory)
+    np.testing.assert_array_equal(buffer.counter_action[:, :30], action)
+    with pytest.raises(ValueError, match="counterfactual"):
+        mz.replay.add(mz.replay.init(4, 40, (3, 3, 2), 9), trajectory)
+    # Each sample's counterfactual moves are mapped by its own symmetry: with the
+    # played moves stored in their place, the two come out equal, and some were moved.
+    buffer = buffer.replace(counter_action=buffer.action)
+    batch, window, _ = agent._sample_batch(state, buffer, jax.random.key(3))
+    targets = batch.targets
+    np.testing.assert_array_equal(targets.counter_action, targets.actions)
+    assert (np.asarray(targets.actions) != np.asarray(window.action[:, :cfg.unroll_steps])).any()
+
+
+def test_counterfactual_rewards_checks():
+    with pytest.raises(ConfigError, match="counterfactual_rewards=True: mode='alphazero'"):
+        mz.config.validate(dataclasses.replace(tiny("alphazero"), counterfactual_rewards=True))
+    with pytest.raises(ConfigError, match=r"counterfactual_rewards=True: 'CartPole-v1' is a "
+                                          r"host env"):
+        mz.Agent(mz.cartpole(env="CartPole-v1", counterfactual_rewards=True))
+
+
 def test_minimax_table_on_known_positions():
     table = opponents.tic_tac_toe_table()
     empty = table[0]

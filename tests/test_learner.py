@@ -63,6 +63,45 @@ def test_masks_and_weights_remove_terms(tiny_agent):
     assert float(total) == pytest.approx(tiny_agent.config.weight_decay * float(m["l2"]))
 
 
+def test_counterfactual_reward_loss_is_gs_reward_for_the_move_not_played(tiny_agent):
+    """Each unrolled state's move not played adds the cross-entropy of g's reward for
+    it (from the same state as the played move), weighted 1/K like the reward loss."""
+    from muzero_jax import support
+
+    model, cfg = tiny_agent.model, tiny_agent.config
+    k = cfg.unroll_steps
+    rng = np.random.default_rng(1)
+    params = tiny_agent.init(jax.random.key(0)).params
+    params = jax.tree.map(  # off the zero-initialised heads, so states matter
+        lambda x: x + 0.3 * jnp.asarray(rng.normal(size=x.shape), x.dtype), params)
+    batch = _batch(tiny_agent)
+    n = batch.weight.shape[0]
+    counter_action = jnp.asarray(rng.integers(2, size=(n, k)), jnp.int32)
+    counter_reward = jnp.asarray(rng.uniform(0, 3, size=(n, k)), jnp.float32)
+    counter_mask = jnp.ones((n, k)).at[0, 1].set(0.0)
+    with_counter = batch.replace(targets=batch.targets.replace(
+        counter_action=counter_action, counter_reward=counter_reward,
+        counter_mask=counter_mask))
+    total, m = tiny_agent.learner.loss(params, with_counter)
+    base_total, base = tiny_agent.learner.loss(params, batch)
+    assert "counterfactual_reward_loss" not in base
+
+    state = model.initial_inference(params, batch.observation).state
+    expected = 0.0
+    for i in range(k):
+        logits = model.reward_logits(params, state, counter_action[:, i])
+        target = support.scalar_to_support(counter_reward[:, i], cfg.reward_support_size,
+                                           cfg.support_squash)
+        expected = expected + cross_entropy(target, logits) * counter_mask[:, i] / k
+        state = model.recurrent_inference(params, state, batch.targets.actions[:, i]).state
+    assert float(m["counterfactual_reward_loss"]) == pytest.approx(
+        float(jnp.mean(expected)), rel=1e-5)
+    assert float(m["counterfactual_reward_loss"]) > 0.1
+    assert float(m["reward_loss"]) == pytest.approx(float(base["reward_loss"]), rel=1e-6)
+    assert float(total - base_total) == pytest.approx(
+        cfg.reward_loss_weight * float(jnp.mean(expected)), rel=1e-4)
+
+
 def test_learning_fits_a_fixed_batch(tiny_agent):
     state = tiny_agent.init(jax.random.key(0))
     batch = _batch(tiny_agent)

@@ -955,11 +955,19 @@ def board(game: str = "tic_tac_toe", mode: str = "muzero", **overrides) -> Confi
         # of 256 (128: 0.9 against random and 0.5 against the 100-simulation search
         # baseline from 500k plies on, 1.5M plies), tic-tac-toe MuZero mode's 8 samples
         # per ply, random moves in a quarter of the plies and random first two plies;
-        # 1M plies took 1,400 s alone.
+        # a 3x3 conv stem as h (one-move tactics: the MLP on flat planes recalled 43% of
+        # wins, one conv layer 75%); outcomes on their own atoms (a win's target is not
+        # split over a draw's atom); and, in MuZero mode, a reward label for a move not
+        # played at every position (stop 27: 100 / 99 of 100 against random and 96 / 83
+        # against the search baseline, where the same without it won 97 / 90 and
+        # 83 / 62; seed 1's curve: 96-100% against random from 100k plies on, 100% from
+        # 512k). 512k plies: 1,380 s alone at 372 plies a second, 1,670 s at 306.
         base = dataclasses.replace(
             base, hidden_size=256, latent_size=128, updates_per_iteration=32,
             replay_capacity=100_000, exploration_epsilon=0.25, random_opening_plies=2,
-            total_env_steps=1_000_000)
+            network="conv_mlp", resnet_channels=32, representation_blocks=(0, 0, 0),
+            support_squash="identity", value_support_size=1, reward_support_size=1,
+            counterfactual_rewards=mode == "muzero", total_env_steps=512_000)
     return dataclasses.replace(base, **overrides)
 
 

@@ -7,6 +7,11 @@ against the search policy. Losses of unrolled steps k >= 1 are scaled by 1/K and
 the gradient through each hidden state that g produced, into the next g, by 1/2,
 as in the paper's pseudocode (the root state from h is not scaled).
 
+With `Config.counterfactual_rewards`, each unrolled state also gets l_r for a move
+not played there (labelled by the env during self-play): g's reward for it, from
+the same state as the played move's, weighted as the reward loss (a term beyond
+the paper's, off by default).
+
 The optimizer works on the parameters as one flat vector (`ravel_pytree`): its
 state is a vector per moment, and Adam, clipping, the L2 term's gradient and the
 update are each one kernel rather than one per parameter array (34 of them in

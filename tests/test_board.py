@@ -191,6 +191,19 @@ def test_search_through_discount_minus_one_wins_and_blocks(search):
     np.testing.assert_array_equal(opponents.minimax_player(None, jax.random.key(2), states), [2, 5])
 
 
+def _winnable(observation):
+    """From `[..., 3, 3, 2]` tic-tac-toe observations (plane 0: the mover's marks):
+    `[...]` bool, the mover can complete a line at once, and `[..., 9]` bool empty cells."""
+    obs = np.asarray(observation).reshape(*np.shape(observation)[:-3], 9, 2)
+    empty = obs.sum(-1) == 0
+    lines = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8),
+             (2, 4, 6)]
+    can_win = np.zeros(obs.shape[:-2], bool)
+    for line in lines:
+        can_win |= (obs[..., list(line), 0].sum(-1) == 2) & (empty[..., list(line)].sum(-1) == 1)
+    return can_win, empty
+
+
 def test_opportunist_takes_every_win_and_plays_its_side_of_its_games():
     from muzero_jax.selfplay import opportunist_actions
 
@@ -216,15 +229,7 @@ def test_opportunist_takes_every_win_and_plays_its_side_of_its_games():
     ply = np.zeros_like(reward, dtype=int)  # each row's ply within its game
     for t in range(1, ply.shape[1]):
         ply[:, t] = np.where(terminated[:, t - 1], 0, ply[:, t - 1] + 1)
-    mine = np.asarray(trajectory.observation)[..., 0].reshape(*ply.shape, 9)  # mover's
-    empty = np.asarray(trajectory.observation).sum(-1).reshape(*ply.shape, 9) == 0
-    lines = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8),
-             (2, 4, 6)]
-    can_win = np.zeros_like(terminated)
-    for line in lines:
-        cells = mine[..., list(line)]
-        gap = empty[..., list(line)]
-        can_win |= (cells.sum(-1) == 2) & (gap.sum(-1) == 1)
+    can_win, _ = _winnable(trajectory.observation)
     its = ((np.arange(4)[:, None] < 2) & (ply % 2 == np.arange(4)[:, None] % 2)
            & (ply >= cfg.random_opening_plies))
     assert (its & can_win).sum() >= 5 and (reward[its & can_win] == 1).all()
@@ -266,14 +271,7 @@ def test_self_play_keeps_counterfactual_rewards_through_replay_and_symmetries():
     _, trajectory = agent.rollout(state, agent.reset(jax.random.key(1)), jax.random.key(2))
     # Where the mover could win at once and did not, the win is the counterfactual
     # (+1); where no move wins, every move's reward is 0.
-    obs = np.asarray(trajectory.observation).reshape(*trajectory.action.shape, 9, 2)
-    empty = obs.sum(-1) == 0
-    lines = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8),
-             (2, 4, 6)]
-    can_win = np.zeros(trajectory.action.shape, bool)
-    for line in lines:
-        can_win |= ((obs[..., list(line), 0].sum(-1) == 2)
-                    & (empty[..., list(line)].sum(-1) == 1))
+    can_win, empty = _winnable(trajectory.observation)
     reward = np.asarray(trajectory.reward)
     counter = np.asarray(trajectory.counter_reward)
     assert (can_win & (reward < 1)).sum() >= 3

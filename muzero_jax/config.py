@@ -79,8 +79,9 @@ class Config:
     q_normalisation: Literal["tree_min_max", "parent_and_siblings"] = "tree_min_max"  # PUCT's
     #   Q in [0, 1]: min-max over the whole tree (paper) or over the node and its children
     #   (mctx's default)
-    q_min_range: float = 1e-8  # the smallest max - min that PUCT's normalisation divides
-    #   by: Q differences smaller than it are not stretched to the whole of [0, 1]
+    q_min_range: float = 1e-8  # the smallest max - min that the search's Q normalisation
+    #   divides by (PUCT's min-max; Gumbel's rescaling of completed Q before the policy
+    #   target): Q differences smaller than it are not stretched to the whole of [0, 1]
     #   (EfficientZero floors it at 0.01); 1e-8 is mctx's and the paper's (none)
     # PUCT's ties between equal scores: "noise", mctx's selection (1e-7 * U(0, 1) added to
     #   every child's score, threefry random numbers for every tree at every step of every

@@ -501,5 +501,8 @@ class Searcher:
                 params, key, root, self.recurrent_fn, cfg.num_simulations,
                 invalid_actions=invalid_actions, max_depth=cfg.max_depth,
                 max_num_considered_actions=cfg.max_num_considered_actions,
-                gumbel_scale=exploration.gumbel_scale)
+                gumbel_scale=exploration.gumbel_scale,
+                # mctx's default transform, its range floor ours: 1e-8 (the default) is mctx's own
+                qtransform=functools.partial(mctx.qtransform_completed_by_mix_value,
+                                             epsilon=cfg.q_min_range))
         return out

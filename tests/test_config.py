@@ -84,6 +84,11 @@ def test_reanalyze_preset_is_the_papers_reanalyze():
     assert cfg.num_reanalyzed == cfg.batch_size
     assert cfg.num_reanalyzed_policies == round(0.8 * cfg.batch_size)
     assert (cfg.value_loss_weight, cfg.td_steps) == (0.25, 5)
+    # what issue 11's stop-28 table measured beside the paper's settings (README)
+    assert (cfg.search, cfg.q_min_range, cfg.target_ema, cfg.target_update_period) == (
+        "gumbel", 1.0, 0.95, 0)
+    assert (cfg.num_envs, cfg.rollout_length, cfg.updates_per_iteration, cfg.batch_size,
+            cfg.min_replay_size) == (8, 25, 100, 256, 800)
     # sample_efficient is not it: a quarter reanalyzed, no target network, n = 50.
     other = mz.sample_efficient()
     assert (other.num_reanalyzed, other.use_target_network, other.td_steps) == (64, False, 50)

@@ -117,3 +117,19 @@ def test_acting_measures_the_length_of_episodes_that_ended(tiny_config):
     none = episode_lengths(agent, params, jax.random.key(1), acting(1.0, 0.0),
                            num_envs=2, steps=5)  # no episode ends within 5 steps
     assert none["episodes"] == 0 and none["mean"] != none["mean"]
+
+
+def test_cartpole_ends_says_how_episodes_ended(tiny_config):
+    """An untrained network's search settles on one action: the pole falls (about 9
+    steps) long before the cart, pushed one way, reaches the track's end."""
+    import jax
+
+    import muzero_jax as mz
+    from benchmarks.cartpole_ends import episode_ends
+
+    agent = mz.Agent(tiny_config)
+    params = agent.init(jax.random.key(0)).params
+    ends = episode_ends(agent, params, jax.random.key(1), num_envs=8, steps=100)
+    assert ends["episodes"] > 50 and ends["mean_length"] < 12
+    assert ends["pole"] == ends["episodes"] and ends["track"] == 0
+    assert ends["root_value_min"] <= ends["root_value_max"]

@@ -80,9 +80,10 @@ class Config:
     #   Q in [0, 1]: min-max over the whole tree (paper) or over the node and its children
     #   (mctx's default)
     q_min_range: float = 1e-8  # the smallest max - min that the search's Q normalisation
-    #   divides by (PUCT's min-max; Gumbel's rescaling of completed Q before the policy
-    #   target): Q differences smaller than it are not stretched to the whole of [0, 1]
-    #   (EfficientZero floors it at 0.01); 1e-8 is mctx's and the paper's (none)
+    #   divides by (PUCT's min-max; Gumbel's rescaling of completed Q, in its choice of
+    #   action and its policy target): Q differences smaller than it are not stretched to
+    #   the whole of [0, 1] (EfficientZero floors it at 0.01); 1e-8 is mctx's and the
+    #   paper's (none)
     # PUCT's ties between equal scores: "noise", mctx's selection (1e-7 * U(0, 1) added to
     #   every child's score, threefry random numbers for every tree at every step of every
     #   simulation: on a CPU most of a small search's cost); "index", the same score with

@@ -502,7 +502,8 @@ class Searcher:
                 invalid_actions=invalid_actions, max_depth=cfg.max_depth,
                 max_num_considered_actions=cfg.max_num_considered_actions,
                 gumbel_scale=exploration.gumbel_scale,
-                # mctx's default transform, its range floor ours: 1e-8 (the default) is mctx's own
+                # mctx's default completed-Q transform, with our floor on its min-max range
+                # (q_min_range's default, 1e-8, is mctx's own)
                 qtransform=functools.partial(mctx.qtransform_completed_by_mix_value,
                                              epsilon=cfg.q_min_range))
         return out

@@ -292,14 +292,20 @@ def test_tree_min_max_normalises_q_by_the_whole_tree():
                                [1.0, 0.0])
 
 
-def test_q_normalisation_is_chosen_by_the_config(tiny_config):
-    config = replace(tiny_config, search="muzero", num_simulations=24)
+def _roots(config):
+    """An agent, perturbed parameters, 64 CartPole-shaped observations and their mctx roots."""
     agent = mz.Agent(config)
     params = _noisy_params(agent, 7)
     obs = jax.random.normal(jax.random.key(8), (64, 4))
     root_out = agent.model.initial_inference(params, obs)
     root = mctx.RootFnOutput(prior_logits=root_out.policy_logits, value=root_out.value,
                              embedding=root_out.state)
+    return agent, params, obs, root
+
+
+def test_q_normalisation_is_chosen_by_the_config(tiny_config):
+    config = replace(tiny_config, search="muzero", num_simulations=24)
+    agent, params, obs, root = _roots(config)
     mctx_default = mctx.muzero_policy(params, jax.random.key(9), root,
                                       agent.searcher.recurrent_fn, 24,
                                       dirichlet_fraction=0.0, temperature=1.0)
@@ -336,28 +342,22 @@ def test_q_min_range_floors_gumbel_completed_q_rescaling(tiny_config):
     # first: with two actions that is 0 and 1 whatever their gap, unless a floor on
     # the range keeps small gaps small.
     config = replace(tiny_config, search="gumbel", num_simulations=8)
-    agent = mz.Agent(config)
-    params = _noisy_params(agent, 7)
-    obs = jax.random.normal(jax.random.key(8), (64, 4))
-    root_out = agent.model.initial_inference(params, obs)
-    root = mctx.RootFnOutput(prior_logits=root_out.policy_logits, value=root_out.value,
-                             embedding=root_out.state)
+    agent, params, obs, root = _roots(config)
     exploration = mz.Exploration(temperature=jnp.float32(1.0),
                                  dirichlet_fraction=jnp.float32(0.0),
                                  gumbel_scale=jnp.float32(1.0),
                                  repeat_probability=jnp.float32(0.0), epsilon=jnp.float32(0.0))
-    ours, theirs = {}, {}
-    for q_min_range in (1e-8, 10.0):
-        searcher = mz.Agent(replace(config, q_min_range=q_min_range)).searcher
-        ours[q_min_range] = np.asarray(
-            searcher(params, jax.random.key(9), obs, exploration).search_policy)
-        theirs[q_min_range] = np.asarray(mctx.gumbel_muzero_policy(
-            params, jax.random.key(9), root, agent.searcher.recurrent_fn, 8,
-            qtransform=functools.partial(mctx.qtransform_completed_by_mix_value,
-                                         epsilon=q_min_range)).action_weights)
+    ours = {q_min_range: np.asarray(
+        mz.Agent(replace(config, q_min_range=q_min_range)).searcher(
+            params, jax.random.key(9), obs, exploration).search_policy)
+        for q_min_range in (1e-8, 10.0)}
     default = np.asarray(mctx.gumbel_muzero_policy(
         params, jax.random.key(9), root, agent.searcher.recurrent_fn, 8).action_weights)
+    floored = np.asarray(mctx.gumbel_muzero_policy(
+        params, jax.random.key(9), root, agent.searcher.recurrent_fn, 8,
+        qtransform=functools.partial(mctx.qtransform_completed_by_mix_value,
+                                     epsilon=10.0)).action_weights)
     np.testing.assert_array_equal(ours[1e-8], default)
-    np.testing.assert_allclose(ours[10.0], theirs[10.0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ours[10.0], floored, rtol=1e-6, atol=1e-7)
     # the floor softens the targets: less mass on each row's top action
     assert np.mean(ours[10.0].max(-1)) < np.mean(ours[1e-8].max(-1)) - 0.01

@@ -43,14 +43,21 @@ def acting(temperature: float, dirichlet_fraction: float, epsilon: float = 0.0) 
                        epsilon=jnp.float32(epsilon))
 
 
+def self_play(agent: Agent, params, key: jax.Array, exploration: Exploration,
+              num_envs: int, steps: int):
+    """The `[num_envs, steps]` Trajectory of self-play from fresh envs with `params`
+    under `exploration`."""
+    reset_key, play_key = jax.random.split(key)
+    env_state = agent.actor.reset(reset_key, num_envs)
+    return agent.actor.rollout(params, env_state, play_key, exploration, steps)[1]
+
+
 def episode_lengths(agent: Agent, params, key: jax.Array, exploration: Exploration,
                     num_envs: int, steps: int) -> dict:
     """{"mean", "episodes"}: the mean length of the episodes that ended while `num_envs`
     fresh envs played `steps` steps of self-play with `params` under `exploration`
     (NaN and 0 where none ended)."""
-    reset_key, play_key = jax.random.split(key)
-    env_state = agent.actor.reset(reset_key, num_envs)
-    _, trajectory = agent.actor.rollout(params, env_state, play_key, exploration, steps)
+    trajectory = self_play(agent, params, key, exploration, num_envs, steps)
     ended = np.asarray(trajectory.terminated | trajectory.truncated)
     lengths = np.asarray(trajectory.episode_length)[ended]
     return {"mean": float(lengths.mean()) if lengths.size else float("nan"),

@@ -18,6 +18,7 @@ import argparse
 import jax
 import numpy as np
 
+from benchmarks.acting import self_play
 from muzero_jax import checkpoint
 from muzero_jax.agent import Agent
 from muzero_jax.search import Exploration
@@ -33,10 +34,7 @@ def episode_ends(agent: Agent, params, key: jax.Array, num_envs: int, steps: int
     ended with the cart past |x| 2.4 and with the pole past 12 degrees, and the range
     of the search's root values over all `[num_envs, steps]` steps.
     """
-    reset_key, play_key = jax.random.split(key)
-    env_state = agent.actor.reset(reset_key, num_envs)
-    _, trajectory = agent.actor.rollout(params, env_state, play_key, Exploration.greedy(),
-                                        steps)
+    trajectory = self_play(agent, params, key, Exploration.greedy(), num_envs, steps)
     ended = np.asarray(trajectory.terminated)
     final = np.asarray(trajectory.final_observation)[ended]
     lengths = np.asarray(trajectory.episode_length)[ended]

@@ -31,11 +31,12 @@ from etils import epath
 
 from muzero_jax import config as config_lib
 from muzero_jax.config import Config
+from muzero_jax.errors import RunFault
 
 META = "loop"  # the JSON item: counters and host-side state
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(RunFault):
     """A checkpoint directory is missing, corrupted or does not fit the config."""
 
 

@@ -36,6 +36,7 @@ from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec, Pri
 
 from muzero_jax import config as config_lib
 from muzero_jax.config import PRESETS, Config, ConfigError
+from muzero_jax.errors import RunFault
 
 T = TypeVar("T")
 
@@ -77,11 +78,35 @@ def _none_rule(info: PrimitiveTypeInfo) -> PrimitiveConstructorSpec | None:
         str_from_instance=lambda x: ["none"])
 
 
-def error(message: str, prog: str | None = None) -> NoReturn:
-    """Ends the program as argparse does: `PROG: error: MESSAGE` on one line, exit code 2."""
+def error(message: str, prog: str | None = None, *, code: int = 2) -> NoReturn:
+    """Ends the program as argparse does: `PROG: error: MESSAGE` on one line, exit `code`."""
     prog = prog or os.path.basename(sys.argv[0])
     print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
+
+
+DEBUG_ENV = "MUZERO_JAX_DEBUG"  # set (not 0): faults show their traceback, as --debug
+
+
+def debugging(argv: Sequence[str]) -> bool:
+    """Whether faults should show their traceback: `--debug` in argv or MUZERO_JAX_DEBUG set."""
+    return "--debug" in argv or os.environ.get(DEBUG_ENV, "0") not in ("", "0")
+
+
+@contextlib.contextmanager
+def one_line_errors(debug: bool = False, prog: str | None = None):
+    """Turns the errors a user can cause or must act on into `error`'s one line.
+
+    `ConfigError` and `RunFault` (checkpoints, non-finite values, signals: its own exit
+    code) end the program with their message; with `debug` they propagate, traceback
+    and all.
+    """
+    try:
+        yield
+    except (ConfigError, RunFault) as e:
+        if debug:
+            raise
+        error(str(e), prog, code=getattr(e, "exit_code", 2))
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

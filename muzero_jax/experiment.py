@@ -108,6 +108,8 @@ class Flags:
     num_processes: Annotated[int | None, _flag("N", "one process")] = None
     # this process's index in a multi-process run, 0..N-1
     process_id: Annotated[int | None, _flag("I", "one process")] = None
+    # show the full traceback of a fault instead of its one line (also: MUZERO_JAX_DEBUG=1)
+    debug: bool = False
     config: Config = Config()  # every field of muzero_jax.Config; defaults are the preset's
 
     def overrides(self) -> dict:
@@ -182,6 +184,15 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
         environment and checks the config against it, compiling nothing).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    with cli.one_line_errors(cli.debugging(argv)):
+        return _main(argv, description=description, default_preset=default_preset,
+                     default_out=default_out, evaluate=evaluate,
+                     preset_aliases=preset_aliases, flags_type=flags_type, check=check,
+                     preset_overrides=preset_overrides)
+
+
+def _main(argv: list[str], *, description, default_preset, default_out, evaluate,
+          preset_aliases, flags_type, check, preset_overrides) -> dict:
     limit_malloc_arenas()  # before JAX starts its threads: a long run's memory stays flat
     # `--env my_package.envs:Maze-v0` imports the user's module as `python -m` would, from
     # the working directory (a script's own directory is what Python puts on sys.path).

@@ -1,5 +1,4 @@
 import csv
-import importlib.util
 import json
 import os
 import shutil
@@ -15,24 +14,9 @@ import pytest
 
 import muzero_jax as mz
 from muzero_jax import checkpoint, envs, evaluate, experiment
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "experiments", "cartpole.py")
-ENV = dict(os.environ, PYTHONPATH=ROOT)
-
-
-# One tiny config for every test that runs experiments/cartpole.py to check plumbing
-# (summary, logs, checkpoints, resume), not learning: within one test run the later
-# processes find its programs in the persistent compilation cache the first one filled.
-TINY = ["--config.num_envs", "4", "--config.rollout_length", "8", "--config.hidden_size", "16",
-        "--config.latent_size", "8", "--config.num_hidden_layers", "1",
-        "--config.num_simulations", "4", "--config.batch_size", "16",
-        "--config.updates_per_iteration", "4", "--config.replay_capacity", "256",
-        "--config.min_replay_size", "32", "--config.td_steps", "3", "--config.unroll_steps", "2",
-        "--config.eval_every", "0", "--config.solve_return", "none",
-        "--config.checkpoint_every", "16", "--config.checkpoint_keep", "100",
-        "--config.priority_alpha", "1.0", "--config.temperature_schedule", "0.5", "0.5",
-        "--seed", "3", "--total-env-steps", "1600", "--eval-episodes", "2"]
+from scripts import CARTPOLE as SCRIPT
+from scripts import ENV, ROOT, TINY, TRAIN
+from scripts import script_in_process as _script_in_process
 
 
 @pytest.fixture(scope="module")
@@ -93,22 +77,6 @@ def test_bad_arguments_exit_with_a_message(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def _script_in_process(path, argv, monkeypatch, capsys, cwd):
-    """The script at `path` run in this process as `python PATH ARGV` runs it, for input
-    it must refuse before compiling: (exit code, stderr). No new process and imports for
-    each refusal; test_bad_arguments_exit_with_a_message checks a real process's exit.
-    """
-    spec = importlib.util.spec_from_file_location("script_under_test", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    monkeypatch.setattr(sys, "argv", [path, *argv])  # error lines name the script
-    monkeypatch.setattr(sys, "path", list(sys.path))  # main puts the working directory on it
-    monkeypatch.chdir(cwd)
-    with pytest.raises(SystemExit) as exit_info:
-        script.main(list(argv))
-    return exit_info.value.code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("args, expected", [
     (["--config.priority_alpha", "-1"], "priority_alpha=-1"),
     (["--config.target_ema", "0.5", "--config.target_update_period", "5"],
@@ -121,9 +89,6 @@ def test_bad_overrides_exit_with_a_message(tmp_path, monkeypatch, capsys, args, 
     assert code == 2, args
     assert expected in err
     assert "Traceback" not in err
-
-
-TRAIN = os.path.join(ROOT, "experiments", "train.py")
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -31,10 +31,21 @@ class AtariFlags(experiment.Flags):
     # preset's; paper 27,000)
     max_episode_steps: int | None = None
 
-    def overrides(self) -> dict:
-        fields = {"total_env_steps": self.env_steps,
-                  "max_episode_steps": self.max_episode_steps}
-        return super().overrides() | {k: v for k, v in fields.items() if v is not None}
+    def flag_fields(self) -> dict[str, str]:
+        return super().flag_fields() | {"env_steps": "total_env_steps",
+                                        "max_episode_steps": "max_episode_steps"}
+
+
+def check_atari(config: mz.Config) -> None:
+    """Refuses an env that is not an Atari game before the Atari preset meets it (its
+    sticky actions and frame history would be what the error named), then builds the
+    agent as every experiment does."""
+    if not config.env.startswith("ALE/"):
+        raise mz.ConfigError(
+            f"env={config.env!r}: experiments/atari.py trains Atari games, ids "
+            f"ALE/<Game>-v5 (e.g. ALE/Breakout-v5); experiments/train.py --env "
+            f"{config.env} trains any other env")
+    mz.Agent(config)
 
 
 def default_out(config: mz.Config, preset: str) -> str:
@@ -46,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     return experiment.main(
         argv, description=__doc__.split("\n\n")[0], default_preset="atari_tiny",
         preset_aliases={"tiny": "atari_tiny", "paper": "atari_paper"},
-        flags_type=AtariFlags, default_out=default_out)
+        flags_type=AtariFlags, default_out=default_out, check=check_atari)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ comment saying what it means. Presets override a few fields with
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import numbers
+import types
+import typing
 from typing import Literal
 
 from muzero_jax import support
@@ -261,6 +266,65 @@ def _positive(cfg: Config, name: str) -> None:
         raise ConfigError(f"{name}={value!r}: expected an integer >= 1")
 
 
+@functools.cache
+def _field_types() -> dict[str, object]:
+    return typing.get_type_hints(Config)
+
+
+def _type_fault(value, hint) -> tuple[str, object] | None:
+    """(what was expected, the offending value) where `value` does not fit the field type
+    `hint`, else None. Numbers, booleans and strings are checked, in tuples item by item;
+    a tuple of the wrong shape is left to the field's own check (its message says what
+    the items mean), as are Literal choices."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        faults = [_type_fault(value, a) for a in args if a is not type(None)]
+        return None if None in faults else faults[0]
+    if hint is bool:
+        return None if isinstance(value, bool) else ("true or false", value)
+    if hint is int:
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return None
+        return "an integer", value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return "a number", value
+        # inf and nan pass comparisons such as `not value > 0` or `value < 0`, and
+        # a run trained on them logs loss nan to the end of its budget.
+        return None if math.isfinite(value) else ("a finite number", value)
+    if hint is str:
+        return None if isinstance(value, str) else ("a string", value)
+    if origin is tuple and isinstance(value, (tuple, list)):
+        if len(args) == 2 and args[1] is Ellipsis:
+            items = [args[0]] * len(value)
+        elif len(args) == len(value):
+            items = list(args)
+        else:
+            return None
+        for item, item_hint in zip(value, items):
+            fault = _type_fault(item, item_hint)
+            if fault is not None:
+                return fault
+    return None
+
+
+def validate_types(cfg: Config) -> None:
+    """Raises `ConfigError` for a field whose value is not of its declared type: an int
+    field given a float (config.json can hold 16.0), a float field given inf or nan, a
+    bool field given 0 or 1. Every field, nested tuples included."""
+    for field in dataclasses.fields(Config):
+        value = getattr(cfg, field.name)
+        fault = _type_fault(value, _field_types()[field.name])
+        if fault is None:
+            continue
+        expected, offending = fault
+        if offending is value:
+            raise ConfigError(f"{field.name}={value!r}: expected {expected}")
+        raise ConfigError(f"{field.name}={value!r}: {offending!r} is not {expected}")
+
+
 def validate(cfg: Config, *, max_abs_reward: float | None = None,
              observation_shape: tuple[int, ...] | None = None,
              num_actions: int | None = None) -> Config:
@@ -277,6 +341,7 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     Returns:
       `cfg` unchanged, so that calls can be chained.
     """
+    validate_types(cfg)
     for name in ("num_envs", "rollout_length", "hidden_size", "num_hidden_layers",
                  "latent_size", "value_support_size", "reward_support_size",
                  "num_simulations", "td_steps", "replay_capacity",
@@ -466,6 +531,41 @@ def validate_divisible(cfg: Config, num_devices: int) -> None:
                 f"{name}={value}: a total split over num_devices={num_devices} devices; "
                 f"expected a multiple of {num_devices}, e.g. "
                 f"{' or '.join(map(str, nearest))}")
+
+
+def first_update_iteration(cfg: Config) -> int:
+    """The training iteration (one rollout of num_envs * rollout_length env steps) after
+    which replay is first ready to learn (`agent.Agent.ready_to_learn`): it holds
+    min_replay_size positions over all envs and a whole window in each env's stream.
+
+    Until the streams wrap, a stream of c positions offers c - W + 1 window starts
+    (W = window_length; frame histories reach back only into positions held), and once
+    they wrap `validate` has made room for one; so the first ready iteration is the
+    first with c >= W and c * num_envs >= min_replay_size, c = iteration * rollout_length.
+    """
+    by_size = -(-cfg.min_replay_size // (cfg.num_envs * cfg.rollout_length))
+    by_window = -(-cfg.window_length // cfg.rollout_length)
+    return max(by_size, by_window, 1)
+
+
+def validate_budget(cfg: Config) -> Config:
+    """Raises `ConfigError` unless total_env_steps lets training make at least one update.
+
+    Training runs iterations while fewer than total_env_steps env steps are done, and
+    updates only once replay is ready (`first_update_iteration`); a budget that ends
+    before would train nothing and report an untrained agent. Returns `cfg`.
+    """
+    iteration = first_update_iteration(cfg)
+    per_iteration = cfg.num_envs * cfg.rollout_length
+    least = (iteration - 1) * per_iteration + 1
+    if cfg.total_env_steps < least:
+        raise ConfigError(
+            f"total_env_steps={cfg.total_env_steps}: makes no update; the first comes in "
+            f"iteration {iteration} of num_envs * rollout_length = {per_iteration} env "
+            f"steps, once replay holds min_replay_size={cfg.min_replay_size} positions and "
+            f"a window of {cfg.window_length} steps per env; expected total_env_steps >= "
+            f"{least} (or a smaller min_replay_size)")
+    return cfg
 
 
 def to_dict(cfg: Config) -> dict:

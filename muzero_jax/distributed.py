@@ -82,17 +82,27 @@ def is_primary() -> bool:
     return jax.process_index() == 0
 
 
-def num_devices(config: Config) -> int:
-    """The devices `config` trains on (num_devices, or 0: all), checked against those
-    present and the totals' divisibility; raises `ConfigError` before anything compiles."""
+def check_visible(num_devices: object) -> None:
+    """Raises `ConfigError` if `num_devices` (Config.num_devices) asks for more devices
+    than are visible. Call it before `config.validate`, whose divisibility check would
+    otherwise ask for totals that divide by a count that cannot run here."""
+    if not isinstance(num_devices, int) or isinstance(num_devices, bool) or num_devices < 1:
+        return  # 0 (all) fits; a bad value is validate's to name
     available = jax.device_count()
-    count = config.num_devices or available
-    if count > available:
+    if num_devices > available:
         raise ConfigError(
-            f"num_devices={config.num_devices}: only {available} device(s) visible "
+            f"num_devices={num_devices}: only {available} device(s) visible "
             f"({jax.devices()[0].platform}, {jax.process_count()} process(es)); expected "
             f"<= {available} (on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
             f"makes N)")
+
+
+def num_devices(config: Config) -> int:
+    """The devices `config` trains on (num_devices, or 0: all), checked against those
+    present and the totals' divisibility; raises `ConfigError` before anything compiles."""
+    check_visible(config.num_devices)
+    available = jax.device_count()
+    count = config.num_devices or available
     if count > 1:
         validate_divisible(config, count)
     if count % jax.process_count():

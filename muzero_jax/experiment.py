@@ -26,6 +26,7 @@ import numpy as np
 import tyro
 
 from muzero_jax import checkpoint, cli, compile_stats, distributed, envs
+from muzero_jax import config as config_lib
 from muzero_jax.agent import Agent
 from muzero_jax.config import PRESETS, Config, ConfigError
 from muzero_jax.evaluate import evaluate_final, solve_threshold
@@ -112,11 +113,47 @@ class Flags:
     debug: bool = False
     config: Config = Config()  # every field of muzero_jax.Config; defaults are the preset's
 
+    def flag_fields(self) -> dict[str, str]:
+        """The config field each shorthand flag sets: {flag attribute: Config field}."""
+        return {"env": "env", "seed": "seed", "total_env_steps": "total_env_steps",
+                "eval_episodes": "final_eval_episodes"}
+
     def overrides(self) -> dict:
         """The config fields these flags set (those given)."""
-        fields = {"env": self.env, "seed": self.seed, "total_env_steps": self.total_env_steps,
-                  "final_eval_episodes": self.eval_episodes}
-        return {k: v for k, v in fields.items() if v is not None}
+        return {field: getattr(self, flag) for flag, field in self.flag_fields().items()
+                if getattr(self, flag) is not None}
+
+    def conflicts(self, argv: Sequence[str]) -> str | None:
+        """A message naming two given flags that set one config field to different
+        values (`--env A --config.env B`, or two shorthands of one field), else None."""
+        given = given_flags(argv)
+        setters: dict[str, tuple[str, object]] = {}  # field -> (flag as typed, value)
+        for flag, field in self.flag_fields().items():
+            value = getattr(self, flag)
+            if value is None:
+                continue
+            name = "--" + flag.replace("_", "-")
+            if field in setters and setters[field][1] != value:
+                first, other = setters[field]
+                return (f"{first} {other} and {name} {value}: both set {field}; give one "
+                        "of them")
+            setters.setdefault(field, (name, value))
+        for field, (name, value) in setters.items():
+            config_value = getattr(self.config, field)
+            if f"--config.{field}" in given and config_value != value:
+                return (f"{name} {value} and --config.{field} {config_value}: both set "
+                        f"{field}; give one of them")
+        return None
+
+
+def given_flags(argv: Sequence[str]) -> set[str]:
+    """The flag names in argv as tyro reads them (`--config.total-env-steps=5` is
+    `--config.total_env_steps`)."""
+    names = set()
+    for token in argv:
+        if token.startswith("--"):
+            names.add("--" + token.split("=", 1)[0][2:].replace("-", "_"))
+    return names
 
 
 def seconds_since_process_start() -> float:
@@ -228,9 +265,16 @@ def _main(argv: list[str], *, description, default_preset, default_out, evaluate
         cli.error(f"--out {flags.out} and --resume {flags.resume}: a resumed run stays in "
                   "its directory; give only --resume")
     compile_stats.use_cache(flags.compile_cache)
+    conflict = flags.conflicts(argv)
+    if conflict is not None:
+        cli.error(conflict)
     try:
-        config = cli.build(flags.config, **flags.overrides())
         distributed.initialize(flags.coordinator, flags.num_processes, flags.process_id)
+        overrides = flags.overrides()
+        # Devices first: validation's divisibility check would otherwise ask for totals
+        # that divide by a device count this machine cannot give.
+        distributed.check_visible(overrides.get("num_devices", flags.config.num_devices))
+        config = config_lib.validate_budget(cli.build(flags.config, **overrides))
         (check or Agent)(config)
         num_devices = distributed.num_devices(config)
     except (ConfigError, ValueError) as e:

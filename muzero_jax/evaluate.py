@@ -171,12 +171,49 @@ def draw_search_tree(agent: Agent, state: TrainState, env_id: str, png_path: str
     return treeviz.render_png(treeviz.tree_to_graph(tree, chosen_action=action), png_path)
 
 
+def check_env_fits(agent: Agent, env_id: str) -> None:
+    """Raises `ConfigError` unless `gymnasium.make(env_id)` has the agent's number of
+    discrete actions and observes what its networks take (`agent.observation_shape`)."""
+    from muzero_jax.envs.gymnasium_host import gymnasium_spec
+
+    gymnasium_spec(env_id)  # an unknown id, or a module that does not import
+    env = gym.make(env_id)
+    try:
+        observations, actions = env.observation_space, env.action_space
+    finally:
+        env.close()
+    shape = tuple(observations.shape or ())
+    if (isinstance(actions, gym.spaces.Discrete) and int(actions.n) == agent.num_actions
+            and shape == tuple(agent.observation_shape)):
+        return
+    observed = (f"shape {shape}" if isinstance(observations, gym.spaces.Box)
+                else str(observations))
+    raise ConfigError(
+        f"--env {env_id}: observes {observed} and acts in {actions}; the run's networks "
+        f"(trained on {agent.config.env}) take observations of shape "
+        f"{tuple(agent.observation_shape)} and {agent.num_actions} discrete actions; expected "
+        "an env with those" + (" (a run with a frame history plays its own env: leave out "
+                               "--env)" if agent.config.history_length else ""))
+
+
+PROG = "python -m muzero_jax.evaluate"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m muzero_jax.evaluate RUN_DIR ...`; bad input exits with code 2."""
+    """`python -m muzero_jax.evaluate RUN_DIR ...`; bad input and faults exit with one
+    line (code 2, or the fault's), or with `--debug` their traceback."""
+    from muzero_jax import cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with cli.one_line_errors(cli.debugging(argv), prog=PROG):
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     from muzero_jax import checkpoint, treeviz
 
     parser = argparse.ArgumentParser(
-        prog="python -m muzero_jax.evaluate",
+        prog=PROG,
         description="Greedy evaluation of a run's latest checkpoint on the Gymnasium env.")
     parser.add_argument("run_dir", help="a run directory written by training (its config.json "
                         "and checkpoints/)")
@@ -196,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree-png", metavar="FILE", default=None,
                         help="draw the search tree of the first decision into FILE (needs "
                         "Graphviz: apt-get install graphviz; pip install graphviz)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of a fault instead of its one line "
+                        "(also: MUZERO_JAX_DEBUG=1)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes {args.episodes}: expected an integer >= 1")
@@ -208,14 +248,19 @@ def main(argv: list[str] | None = None) -> int:
 
         if importlib.util.find_spec("graphviz") is None or shutil.which("dot") is None:
             parser.error(f"--tree-png: {treeviz.INSTALL}")
+        folder = os.path.dirname(os.path.abspath(args.tree_png))
+        if not os.path.isdir(folder):
+            parser.error(f"--tree-png {args.tree_png}: no directory {folder}; expected a "
+                         "file in an existing directory")
 
+    config = checkpoint.load_config(args.run_dir)
     try:
-        config = checkpoint.load_config(args.run_dir)
         agent = Agent(config)
-        step, runs = checkpoint.restore_train_states(args.run_dir,
-                                                     agent.init(jax.random.key(0)))
-    except (checkpoint.CheckpointError, ConfigError, ValueError) as e:
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
+    except ConfigError:
+        raise
+    except ValueError as e:  # an env that cannot be built as the run's config says
+        raise ConfigError(f"{args.run_dir}: env {config.env!r}: {e}") from e
+    step, runs = checkpoint.restore_train_states(args.run_dir, agent.init(jax.random.key(0)))
     if args.run is not None:
         names = [run["name"] for run, _ in runs]
         if args.run not in names:
@@ -228,11 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--video and --tree-png play a Gymnasium env; {config.env!r} has no "
                      "Gymnasium form: name one with --env")
     if env_id is not None:
-        try:
-            gym.spec(env_id)
-        except gym.error.Error as e:
-            parser.exit(2, f"{parser.prog}: error: --env {env_id!r}: not a Gymnasium env "
-                        f"({e})\n")
+        check_env_fits(agent, env_id)
     for run, state in runs:
         if env_id is None:
             returns = evaluate_jax(agent, state, jax.random.key(args.seed), args.episodes)

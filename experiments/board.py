@@ -31,7 +31,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from muzero_jax import cli, experiment, opponents  # noqa: E402
-from muzero_jax.config import BOARD_GAMES, MODES, Config, from_dict  # noqa: E402
+from muzero_jax.agent import Agent  # noqa: E402
+from muzero_jax.config import BOARD_GAMES, MODES, Config, ConfigError, from_dict  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,9 @@ class BoardFlags(experiment.Flags):
     # muzero: the learned model; alphazero: pgx's real step in the search (unroll_steps 0)
     mode: str | None = None
     baseline_simulations: int = 100  # simulations of the pure-search opponent
+
+    def flag_fields(self) -> dict[str, str]:
+        return super().flag_fields() | {"mode": "mode"}
 
     def overrides(self) -> dict:
         # The mode's own preset is already the default config (`main`); what is left is
@@ -89,12 +93,38 @@ def main(argv: list[str] | None = None) -> dict:
     mode = cli.pre_parse(rest, "--mode").mode
     if mode is not None and mode not in MODES:
         cli.error(f"--mode {mode!r}: expected one of {list(MODES)}")
+    resuming = cli.pre_parse(rest, "--resume").resume is not None
     results = {}
 
+    def baseline_simulations() -> int:
+        # tyro has parsed the flag by the time this is called (check, evaluate), so the
+        # text is an integer; both spellings are read, as tyro reads them.
+        sims = argparse.ArgumentParser(add_help=False)
+        sims.add_argument("--baseline-simulations", "--baseline_simulations", default="100")
+        return int(sims.parse_known_args(rest)[0].baseline_simulations)
+
+    def check(config):
+        """Refuses what board.py cannot train or evaluate, before anything compiles."""
+        name = config.env[len("pgx/"):] if config.env.startswith("pgx/") else None
+        if name not in BOARD_GAMES:
+            raise ConfigError(
+                f"env={config.env!r}: experiments/board.py trains pgx board games, "
+                f"--game one of {list(BOARD_GAMES)}; experiments/train.py --env "
+                f"{config.env} trains other envs")
+        if name != game and known.game is not None:
+            raise ConfigError(f"env={config.env!r} and --game {game}: the preset is "
+                              f"{game}'s; give one of them")
+        if name != game and not resuming:
+            raise ConfigError(f"env={config.env!r}: board.py takes the game as --game, "
+                              f"which picks its preset ({game} without it); give --game "
+                              f"{name} instead")
+        if baseline_simulations() < 1:
+            raise ConfigError(f"--baseline-simulations {baseline_simulations()}: expected "
+                              "an integer >= 1")
+        Agent(config)
+
     def evaluate(result, config):
-        flags = cli.pre_parse(rest, "--baseline-simulations")
-        sims = int(flags.baseline_simulations or 100)
-        results.update(board_evaluation(result, config, sims))
+        results.update(board_evaluation(result, config, baseline_simulations()))
         scores = [s for side in results.values() for part in side.values()
                   for s, n in ((1.0, part["wins"]), (0.0, part["draws"]), (-1.0, part["losses"]))
                   for _ in range(n)]
@@ -106,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = experiment.main(
         rest, description=__doc__.split("\n\n")[0],
         default_preset=None if known.game is None and "--resume" in rest else game,
-        flags_type=BoardFlags, evaluate=evaluate, default_out=default_out,
+        flags_type=BoardFlags, evaluate=evaluate, default_out=default_out, check=check,
         # --mode picks the mode's preset, so that flags given on top of it stand
         # even where their value is the other mode's.
         preset_overrides={"mode": mode} if mode is not None else None)

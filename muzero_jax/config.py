@@ -561,8 +561,8 @@ def validate_budget(cfg: Config) -> Config:
     if cfg.total_env_steps < least:
         raise ConfigError(
             f"total_env_steps={cfg.total_env_steps}: makes no update; the first comes in "
-            f"iteration {iteration} of num_envs * rollout_length = {per_iteration} env "
-            f"steps, once replay holds min_replay_size={cfg.min_replay_size} positions and "
+            f"iteration {iteration} (of num_envs * rollout_length = {per_iteration} env "
+            f"steps each), once replay holds min_replay_size={cfg.min_replay_size} positions and "
             f"a window of {cfg.window_length} steps per env; expected total_env_steps >= "
             f"{least} (or a smaller min_replay_size)")
     return cfg

@@ -81,15 +81,16 @@ def test_multi_process_flags_need_all_three():
     distributed.initialize(None, None, None)  # a single process: nothing to do
 
 
-@pytest.mark.parametrize("args, field", [
-    (["--config.num_devices", "3"], "num_envs=16"),
-    (["--config.num_devices", "8", "--config.batch_size", "100"], "batch_size=100"),
-    (["--config.num_devices", "2"], "num_devices=2: only 1 device"),
+@pytest.mark.parametrize("args, devices, field", [
+    # Too many devices is said first: 16 envs do not divide by 3 either.
+    (["--config.num_devices", "3"], 1, "num_devices=3: only 1 device"),
+    (["--config.num_devices", "8", "--config.batch_size", "100"], 8, "batch_size=100"),
+    (["--config.num_devices", "2"], 1, "num_devices=2: only 1 device"),
 ])
-def test_cli_exits_2_naming_the_field(tmp_path, args, field):
+def test_cli_exits_2_naming_the_field(tmp_path, args, devices, field):
     proc = subprocess.run([sys.executable, CARTPOLE, "--out", str(tmp_path / "run"), *args],
                           capture_output=True, text=True, cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
+                          env=forced_devices_env(devices), timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert field in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

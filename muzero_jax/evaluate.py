@@ -238,20 +238,20 @@ def _main(argv: list[str]) -> int:
                         "(also: MUZERO_JAX_DEBUG=1)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
-        parser.error(f"--episodes {args.episodes}: expected an integer >= 1")
+        raise ConfigError(f"--episodes {args.episodes}: expected an integer >= 1")
     # Missing tools fail here, before anything is loaded or compiled.
     if args.video and importlib.util.find_spec("moviepy") is None:
-        parser.error(f"--video needs moviepy (Gymnasium's RecordVideo encodes with it); "
-                     f"install it with: {VIDEO_INSTALL}")
+        raise ConfigError(f"--video needs moviepy (Gymnasium's RecordVideo encodes with it); "
+                          f"install it with: {VIDEO_INSTALL}")
     if args.tree_png:
         import shutil
 
         if importlib.util.find_spec("graphviz") is None or shutil.which("dot") is None:
-            parser.error(f"--tree-png: {treeviz.INSTALL}")
+            raise ConfigError(f"--tree-png: {treeviz.INSTALL}")
         folder = os.path.dirname(os.path.abspath(args.tree_png))
         if not os.path.isdir(folder):
-            parser.error(f"--tree-png {args.tree_png}: no directory {folder}; expected a "
-                         "file in an existing directory")
+            raise ConfigError(f"--tree-png {args.tree_png}: no directory {folder}; expected "
+                              "a file in an existing directory")
 
     config = checkpoint.load_config(args.run_dir)
     try:
@@ -264,14 +264,13 @@ def _main(argv: list[str]) -> int:
     if args.run is not None:
         names = [run["name"] for run, _ in runs]
         if args.run not in names:
-            parser.exit(2, f"{parser.prog}: error: --run {args.run!r}: the checkpoint holds "
-                        f"runs {names}\n")
+            raise ConfigError(f"--run {args.run!r}: the checkpoint holds runs {names}")
         runs = [runs[names.index(args.run)]]
     # The Gymnasium env to play: --env, else the run's env's Gymnasium form, if it has one.
     env_id = args.env or (agent.spec.eval_id if not config.history_length else None)
     if env_id is None and (args.video or args.tree_png):
-        parser.error(f"--video and --tree-png play a Gymnasium env; {config.env!r} has no "
-                     "Gymnasium form: name one with --env")
+        raise ConfigError(f"--video and --tree-png play a Gymnasium env; {config.env!r} has "
+                          "no Gymnasium form: name one with --env")
     if env_id is not None:
         check_env_fits(agent, env_id)
     for run, state in runs:

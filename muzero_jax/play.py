@@ -103,22 +103,51 @@ def save_svg(states, path: str) -> None:
     save_svg_animation(states, path, frame_duration_seconds=0.8)
 
 
+PROG = "python -m muzero_jax.play"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m muzero_jax.play",
-                                     description=__doc__.split("\n\n")[0])
+    """`python -m muzero_jax.play RUN_DIR ...`; bad input and faults exit with one line
+    (code 2, or the fault's), or with `--debug` their traceback."""
+    from muzero_jax import cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with cli.one_line_errors(cli.debugging(argv), prog=PROG):
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
+    import importlib.util
+    import os
+
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a pgx/<game> run directory (experiments/board.py)")
     parser.add_argument("--second", action="store_true", help="let the agent move first")
     parser.add_argument("--svg", metavar="FILE", default=None, help="write the game as SVG")
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of a fault instead of its one line "
+                        "(also: MUZERO_JAX_DEBUG=1)")
     args = parser.parse_args(argv)
+    # Checked before the game, whose moves would otherwise be lost to a failed write.
+    if args.svg:
+        if importlib.util.find_spec("svgwrite") is None:
+            raise ConfigError("--svg needs svgwrite (pgx's renderer): pip install svgwrite")
+        folder = os.path.dirname(os.path.abspath(args.svg))
+        if not os.path.isdir(folder):
+            raise ConfigError(f"--svg {args.svg}: no directory {folder}; expected a file in "
+                              "an existing directory")
+    config = checkpoint.load_config(args.run_dir)
+    if not config.env.startswith("pgx/"):
+        raise ConfigError(f"{args.run_dir}: env {config.env!r}; expected a pgx/<game> run "
+                          "(experiments/board.py)")
     try:
-        config = checkpoint.load_config(args.run_dir)
-        if not config.env.startswith("pgx/"):
-            raise ConfigError(f"{args.run_dir}: env {config.env!r}; expected a pgx/<game> run")
         agent = Agent(config)
-        _, state = checkpoint.restore_train_state(args.run_dir, agent.init(jax.random.key(0)))
-    except (checkpoint.CheckpointError, ConfigError, ValueError) as e:
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
+    except ConfigError:
+        raise
+    except ValueError as e:  # an env that cannot be built as the run's config says
+        raise ConfigError(f"{args.run_dir}: env {config.env!r}: {e}") from e
+    _, state = checkpoint.restore_train_state(args.run_dir, agent.init(jax.random.key(0)))
     states, _ = play_game(agent, state.params, human_first=not args.second, seed=args.seed)
     if args.svg:
         save_svg(states, args.svg)

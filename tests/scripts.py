@@ -35,6 +35,8 @@ def script_in_process(path, argv, monkeypatch, capsys, cwd):
     """
     spec = importlib.util.spec_from_file_location("script_under_test", path)
     script = importlib.util.module_from_spec(spec)
+    # A script's dataclasses (its flags) look their module up while being defined.
+    monkeypatch.setitem(sys.modules, spec.name, script)
     spec.loader.exec_module(script)
     monkeypatch.setattr(sys, "argv", [path, *argv])  # error lines name the script
     monkeypatch.setattr(sys, "path", list(sys.path))  # main puts the working directory on it

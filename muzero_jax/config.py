@@ -293,7 +293,10 @@ def _type_fault(value, hint) -> tuple[str, object] | None:
             return "a number", value
         # inf and nan pass comparisons such as `not value > 0` or `value < 0`, and
         # a run trained on them logs loss nan to the end of its budget.
-        return None if math.isfinite(value) else ("a finite number", value)
+        try:
+            return None if math.isfinite(value) else ("a finite number", value)
+        except OverflowError:  # an int beyond any float
+            return "a finite number", value
     if hint is str:
         return None if isinstance(value, str) else ("a string", value)
     if origin is tuple and isinstance(value, (tuple, list)):

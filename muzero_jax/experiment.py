@@ -270,11 +270,10 @@ def _main(argv: list[str], *, description, default_preset, default_out, evaluate
         cli.error(conflict)
     try:
         distributed.initialize(flags.coordinator, flags.num_processes, flags.process_id)
-        overrides = flags.overrides()
         # Devices first: validation's divisibility check would otherwise ask for totals
         # that divide by a device count this machine cannot give.
-        distributed.check_visible(overrides.get("num_devices", flags.config.num_devices))
-        config = config_lib.validate_budget(cli.build(flags.config, **overrides))
+        distributed.check_visible(flags.config.num_devices)
+        config = config_lib.validate_budget(cli.build(flags.config, **flags.overrides()))
         (check or Agent)(config)
         num_devices = distributed.num_devices(config)
     except (ConfigError, ValueError) as e:

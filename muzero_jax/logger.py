@@ -6,7 +6,9 @@ column per name). Columns appear as metrics do (losses only once learning
 starts), so when a row brings a new name the CSV is rewritten whole with the
 wider header; its rows are the run's history, which the training loop
 checkpoints, so after a resume the CSV is rewritten from the checkpoint's
-history and TensorBoard is told to drop events past it (`purge_step`).
+history and TensorBoard is told to drop events past it (`purge_step`). Nothing is
+written before the first row (or `flush`/`close`): a Logger made for a run that
+then fails to start leaves the directory's files as they were.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class Logger:
         self.fields: list[str] = []
         for row in self.rows:
             self.fields += [k for k in row if k not in self.fields]
-        self._rewrite_csv()
+        self._csv_current = not self.rows  # the CSV on disk is rewritten at the first write
         self.writers: dict[str | None, SummaryWriter] = {}
         # TensorBoard drops each run's events after its last checkpointed row.
         self._purge: dict[str | None, int] = {}
@@ -72,7 +74,7 @@ class Logger:
         """Logs one row; `row[STEP]` is its x coordinate. None values are skipped."""
         self.rows.append(row)
         new = [k for k in row if k not in self.fields]
-        if new:
+        if new or not self._csv_current:
             self.fields += new
             self._rewrite_csv()
         else:
@@ -86,10 +88,14 @@ class Logger:
                     writer.add_scalar(name, value, global_step=step)
 
     def flush(self) -> None:
+        if not self._csv_current:
+            self._rewrite_csv()
         for writer in self.writers.values():
             writer.flush()
 
     def close(self) -> None:
+        if not self._csv_current:
+            self._rewrite_csv()
         for writer in self.writers.values():
             writer.close()
 
@@ -101,6 +107,7 @@ class Logger:
             writer.writeheader()
             writer.writerows(self.rows)
         os.replace(tmp, self.csv_path)
+        self._csv_current = True
 
 
 def read_csv(path: str) -> dict[str, list[float]]:

@@ -83,7 +83,7 @@ def _os_error(e: BaseException) -> OSError | None:
 # an asyncio "exception was never retrieved", pages of them, some after the read has
 # returned. Once a read failed (and only then), those reports are dropped: the failure
 # itself was reported as one CheckpointError. Anything else passes through unchanged.
-_ABANDONED = ("orbax", "tensorstore", "asyncio")
+_ABANDONED = ("orbax", "tensorstore")  # their frames in a report's traceback
 _quiet_installed = False
 
 
@@ -92,17 +92,15 @@ def _from_abandoned_read(exc: BaseException | None) -> bool:
         return True
     tb = getattr(exc, "__traceback__", None)
     while tb is not None:
-        if any(name in tb.tb_frame.f_code.co_filename for name in _ABANDONED[:2]):
+        if any(name in tb.tb_frame.f_code.co_filename for name in _ABANDONED):
             return True
         tb = tb.tb_next
-    return "Encountered error while reading array" in str(exc)
+    return "Encountered error while reading array" in str(exc)  # orbax's, made in C++
 
 
 class _AbandonedReadFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if exc is None and isinstance(record.msg, dict):  # asyncio's context dict
-            exc = record.msg.get("exception")
         return not ("never retrieved" in record.getMessage() and _from_abandoned_read(exc))
 
 
@@ -142,7 +140,8 @@ class _OrbaxRecords(logging.Filter):
 @contextlib.contextmanager
 def _quiet_read():
     """Orbax's own log lines about a damaged file stay out of stderr while reading: what
-    a read finds is reported once, as an UnreadableCheckpoint or a warning."""
+    a read finds is reported once, as an UnreadableCheckpoint or a warning (a step whose
+    own metadata file is damaged but whose items read is used as it is)."""
     quiet = _OrbaxRecords()
     loggers = [logging.getLogger(), logging.getLogger("absl")]
     for logger in loggers:
@@ -235,16 +234,19 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create,
                                                cleanup_tmp_directories=create)
         try:
-            self._manager = ocp.CheckpointManager(self.directory, options=options)
+            with _quiet_read():  # it reads each step's metadata: damaged ones are logged
+                self._manager = ocp.CheckpointManager(self.directory, options=options)
         except Exception as e:  # orbax raises many types; the caller needs one
             raise CheckpointError(f"{directory}: cannot open as a checkpoint directory "
                                   f"({type(e).__name__}: {e})") from e
 
     def all_steps(self) -> list[int]:
-        return sorted(self._manager.all_steps())
+        with _quiet_read():
+            return sorted(self._manager.all_steps())
 
     def latest_step(self) -> int | None:
-        return self._manager.latest_step()
+        with _quiet_read():
+            return self._manager.latest_step()
 
     def save(self, step: int, trees: dict[str, Any], meta: dict) -> None:
         """Starts saving `trees` (name -> pytree) and `meta` (JSON) as `step`.
@@ -281,8 +283,8 @@ class Checkpointer:
     def _write_failed(self, step: int | None, e: Exception):
         self._failed = True
         cause = _os_error(e)
-        what = (f"{os.strerror(cause.errno)} (errno {errno.errorcode.get(cause.errno, cause.errno)})"
-                if cause is not None else _reason(e))
+        what = _reason(e) if cause is None else (
+            f"{os.strerror(cause.errno)} (errno {errno.errorcode.get(cause.errno, cause.errno)})")
         raise CheckpointError(
             f"{self.directory}: cannot write checkpoint {step}: {what}; the checkpoints "
             f"before it are intact ({self.all_steps() or 'none yet'}): free space or make "
@@ -402,8 +404,8 @@ class Checkpointer:
     @staticmethod
     def _check_fits(where: str, name: str, metadata: Any, template: dict) -> None:
         if metadata is None:
-            raise UnreadableCheckpoint(f"{where}: corrupted checkpoint, item '{name}' has no "
-                                  f"metadata")
+            raise UnreadableCheckpoint(f"{where}: corrupted checkpoint, item '{name}' has "
+                                       f"no metadata")
         stored = _flat(metadata.tree if hasattr(metadata, "tree") else metadata)
         expected = _flat(template)
         missing = sorted(set(expected) - set(stored))
@@ -487,11 +489,14 @@ def check_run_dir(run_dir: str, *, resume: bool) -> None:
                                   f"checkpoint?)")
         return
     if os.path.isdir(directory):
-        steps = Checkpointer(directory, create=False).all_steps()
+        reader = Checkpointer(directory, create=False)
+        steps = reader.all_steps()
+        reader.close()
         if steps:
             raise CheckpointError(f"{run_dir}: already holds checkpoints {steps}; resume it "
                                   f"(--resume {run_dir}) or choose another directory")
-    earlier = [name for name in EARLIER_RUN_FILES if os.path.exists(os.path.join(run_dir, name))]
+    earlier = [name for name in EARLIER_RUN_FILES
+               if os.path.exists(os.path.join(run_dir, name))]
     if earlier:
         raise CheckpointError(f"{run_dir}: holds an earlier run's {', '.join(earlier)}, which "
                               f"a fresh run would overwrite; choose another --out, or "
@@ -518,16 +523,20 @@ def start_run(run_dir: str, cfg: Config, *, unreadable: Sequence[int] = ()) -> C
     writes config.json and moves the checkpoints the restore skipped (`unreadable`)
     to RUN_DIR/checkpoints-unreadable/ (kept, out of the way of the steps to come)."""
     directory = os.path.join(run_dir, CHECKPOINT_DIR)
-    if jax.process_index() == 0:  # one writer when several processes share the run
-        for step in unreadable:
-            target = os.path.join(run_dir, UNREADABLE_DIR, str(step))
-            suffix = 1
-            while os.path.exists(target):
-                target = os.path.join(run_dir, UNREADABLE_DIR, f"{step}.{suffix}")
-                suffix += 1
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.move(os.path.join(directory, str(step)), target)
-        save_config(run_dir, cfg)
+    try:
+        if jax.process_index() == 0:  # one writer when several processes share the run
+            for step in unreadable:
+                target = os.path.join(run_dir, UNREADABLE_DIR, str(step))
+                suffix = 1
+                while os.path.exists(target):
+                    target = os.path.join(run_dir, UNREADABLE_DIR, f"{step}.{suffix}")
+                    suffix += 1
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.move(os.path.join(directory, str(step)), target)
+            save_config(run_dir, cfg)
+    except OSError as e:
+        raise CheckpointError(f"{run_dir}: cannot write ({e.strerror or e}): free space or "
+                              f"make the directory writable") from e
     return Checkpointer(directory, keep=cfg.checkpoint_keep)
 
 

@@ -21,9 +21,15 @@ from collections.abc import Sequence
 
 from tensorboardX import SummaryWriter
 
+from muzero_jax.errors import RunFault
+
 CSV_NAME = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"
 STEP = "env_steps"  # the x axis of every curve
+
+
+class LogWriteError(RunFault):
+    """metrics.csv cannot be written (a full disk, a directory that cannot be written)."""
 
 
 class Logger:
@@ -78,8 +84,11 @@ class Logger:
             self.fields += new
             self._rewrite_csv()
         else:
-            with open(self.csv_path, "a", newline="") as f:
-                csv.DictWriter(f, fieldnames=self.fields).writerow(row)
+            try:
+                with open(self.csv_path, "a", newline="") as f:
+                    csv.DictWriter(f, fieldnames=self.fields).writerow(row)
+            except OSError as e:
+                raise self._write_error(e) from e
         step = int(row[STEP])
         writer = self._writer(None if self.run_key is None else row[self.run_key])
         for name, value in row.items():
@@ -102,12 +111,20 @@ class Logger:
     def _rewrite_csv(self) -> None:
         # Write beside and rename, so a kill mid-write never leaves half a CSV.
         tmp = self.csv_path + ".tmp"
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields)
-            writer.writeheader()
-            writer.writerows(self.rows)
-        os.replace(tmp, self.csv_path)
+        try:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.fields)
+                writer.writeheader()
+                writer.writerows(self.rows)
+            os.replace(tmp, self.csv_path)
+        except OSError as e:
+            raise self._write_error(e) from e
         self._csv_current = True
+
+    def _write_error(self, e: OSError) -> LogWriteError:
+        return LogWriteError(f"{self.csv_path}: cannot write ({e.strerror or e}); the "
+                             f"checkpoints written so far are intact: free space or make the "
+                             f"directory writable, then resume the run")
 
 
 def read_csv(path: str) -> dict[str, list[float]]:

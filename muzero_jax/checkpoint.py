@@ -489,9 +489,10 @@ def check_run_dir(run_dir: str, *, resume: bool) -> None:
                                   f"checkpoint?)")
         return
     if os.path.isdir(directory):
-        reader = Checkpointer(directory, create=False)
-        steps = reader.all_steps()
-        reader.close()
+        # Orbax names a step's directory by its number once the step is complete. Listed
+        # here without a CheckpointManager: with several processes, each opening one
+        # takes part in a barrier, and only the others' writer may have made the directory.
+        steps = sorted(int(name) for name in os.listdir(directory) if name.isdigit())
         if steps:
             raise CheckpointError(f"{run_dir}: already holds checkpoints {steps}; resume it "
                                   f"(--resume {run_dir}) or choose another directory")

@@ -80,9 +80,9 @@ def _os_error(e: BaseException) -> OSError | None:
 
 # A read that fails leaves orbax's other reads of the same checkpoint running on an
 # event loop that is gone: tensorstore then reports each as an unraisable exception or
-# an asyncio "exception was never retrieved", pages of them, some after the read has
-# returned. Once a read failed (and only then), those reports are dropped: the failure
-# itself was reported as one CheckpointError. Anything else passes through unchanged.
+# an asyncio "exception was never retrieved", pages of them, during the read and after
+# it returned. Once this process reads a checkpoint, those reports (and only those) are
+# dropped: the failure itself is reported as one CheckpointError.
 _ABANDONED = ("orbax", "tensorstore")  # their frames in a report's traceback
 _quiet_installed = False
 
@@ -95,7 +95,9 @@ def _from_abandoned_read(exc: BaseException | None) -> bool:
         if any(name in tb.tb_frame.f_code.co_filename for name in _ABANDONED):
             return True
         tb = tb.tb_next
-    return "Encountered error while reading array" in str(exc)  # orbax's, made in C++
+    # Made in C++, with only asyncio's frames: orbax's and tensorstore's own messages.
+    return any(mark in str(exc) for mark in ("Encountered error while reading array",
+                                             "tensorstore_spec"))
 
 
 class _AbandonedReadFilter(logging.Filter):
@@ -142,15 +144,13 @@ def _quiet_read():
     """Orbax's own log lines about a damaged file stay out of stderr while reading: what
     a read finds is reported once, as an UnreadableCheckpoint or a warning (a step whose
     own metadata file is damaged but whose items read is used as it is)."""
+    _drop_abandoned_read_reports()
     quiet = _OrbaxRecords()
     loggers = [logging.getLogger(), logging.getLogger("absl")]
     for logger in loggers:
         logger.addFilter(quiet)
     try:
         yield
-    except Exception:
-        _drop_abandoned_read_reports()
-        raise
     finally:
         for logger in loggers:
             logger.removeFilter(quiet)

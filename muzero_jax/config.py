@@ -306,7 +306,7 @@ def _type_fault(value, hint) -> tuple[str, object] | None:
             items = list(args)
         else:
             return None
-        for item, item_hint in zip(value, items):
+        for item, item_hint in zip(value, items, strict=True):
             fault = _type_fault(item, item_hint)
             if fault is not None:
                 return fault

@@ -274,18 +274,15 @@ def _main(argv: list[str], *, description, default_preset, default_out, evaluate
         # that divide by a device count this machine cannot give.
         distributed.check_visible(flags.config.num_devices)
         config = config_lib.validate_budget(cli.build(flags.config, **flags.overrides()))
+        check_run_dir(flags, config, preset, default_out)
         (check or Agent)(config)
         num_devices = distributed.num_devices(config)
     except (ConfigError, ValueError) as e:
         cli.error(str(e))
     seeds, sweep = runs_from_flags(flags)
+    out = run_dir(flags, config, preset, default_out)
     if seeds is not None or sweep is not None:
-        out = flags.resume or flags.out or default_out(config, preset).replace(
-            f"-seed{config.seed}", "-" + "-".join(
-                ([f"seeds{'_'.join(map(str, seeds))}"] if seeds else [])
-                + ([f"sweep-{sweep[0]}"] if sweep else [])))
         return _main_runs(config, preset, out, flags, seeds, sweep, evaluate, num_devices)
-    out = flags.resume or flags.out or default_out(config, preset)
 
     try:
         result = train(config, run_dir=out, resume=flags.resume is not None)
@@ -331,6 +328,31 @@ def _main(argv: list[str], *, description, default_preset, default_out, evaluate
           f"{result.env_steps} env steps | {result.train_steps} updates | "
           f"eval {eval_seconds:.1f}s -> {out}/summary.json")
     return summary
+
+
+def run_dir(flags: Flags, config: Config, preset: str,
+            default_out: Callable[[Config, str], str] = default_out) -> str:
+    """The run directory the flags train into: --resume, --out, else `default_out`
+    (with the seeds and the swept field in its name for several runs)."""
+    seeds, sweep = runs_from_flags(flags)
+    out = flags.resume or flags.out or default_out(config, preset)
+    if (seeds is not None or sweep is not None) and not (flags.resume or flags.out):
+        out = out.replace(f"-seed{config.seed}", "-" + "-".join(
+            ([f"seeds{'_'.join(map(str, seeds))}"] if seeds else [])
+            + ([f"sweep-{sweep[0]}"] if sweep else [])))
+    return out
+
+
+def check_run_dir(flags: Flags, config: Config, preset: str,
+                  default_out: Callable[[Config, str], str] = default_out) -> None:
+    """Refuses, with one line and exit 2 before anything compiles, a run directory the
+    run cannot use: a fresh run into one holding checkpoints or an earlier run's logs
+    or summary, a resume of one without checkpoints (`checkpoint.check_run_dir`)."""
+    try:
+        checkpoint.check_run_dir(run_dir(flags, config, preset, default_out),
+                                 resume=flags.resume is not None)
+    except checkpoint.CheckpointError as e:
+        cli.error(str(e))
 
 
 # --- several runs in one program: --seeds and --sweep ---------------------------------

@@ -6,7 +6,9 @@ column per name). Columns appear as metrics do (losses only once learning
 starts), so when a row brings a new name the CSV is rewritten whole with the
 wider header; its rows are the run's history, which the training loop
 checkpoints, so after a resume the CSV is rewritten from the checkpoint's
-history and TensorBoard is told to drop events past it (`purge_step`).
+history and TensorBoard is told to drop events past it (`purge_step`). Nothing is
+written before the first row (or `flush`/`close`): a Logger made for a run that
+then fails to start leaves the directory's files as they were.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ from collections.abc import Sequence
 
 from tensorboardX import SummaryWriter
 
+from muzero_jax.errors import RunFault
+
 CSV_NAME = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"
 STEP = "env_steps"  # the x axis of every curve
+
+
+class LogWriteError(RunFault):
+    """metrics.csv cannot be written (a full disk, a directory that cannot be written)."""
 
 
 class Logger:
@@ -45,7 +53,7 @@ class Logger:
         self.fields: list[str] = []
         for row in self.rows:
             self.fields += [k for k in row if k not in self.fields]
-        self._rewrite_csv()
+        self._csv_current = not self.rows  # the CSV on disk is rewritten at the first write
         self.writers: dict[str | None, SummaryWriter] = {}
         # TensorBoard drops each run's events after its last checkpointed row.
         self._purge: dict[str | None, int] = {}
@@ -72,12 +80,15 @@ class Logger:
         """Logs one row; `row[STEP]` is its x coordinate. None values are skipped."""
         self.rows.append(row)
         new = [k for k in row if k not in self.fields]
-        if new:
+        if new or not self._csv_current:
             self.fields += new
             self._rewrite_csv()
         else:
-            with open(self.csv_path, "a", newline="") as f:
-                csv.DictWriter(f, fieldnames=self.fields).writerow(row)
+            try:
+                with open(self.csv_path, "a", newline="") as f:
+                    csv.DictWriter(f, fieldnames=self.fields).writerow(row)
+            except OSError as e:
+                raise self._write_error(e) from e
         step = int(row[STEP])
         writer = self._writer(None if self.run_key is None else row[self.run_key])
         for name, value in row.items():
@@ -86,21 +97,34 @@ class Logger:
                     writer.add_scalar(name, value, global_step=step)
 
     def flush(self) -> None:
+        if not self._csv_current:
+            self._rewrite_csv()
         for writer in self.writers.values():
             writer.flush()
 
     def close(self) -> None:
+        if not self._csv_current:
+            self._rewrite_csv()
         for writer in self.writers.values():
             writer.close()
 
     def _rewrite_csv(self) -> None:
         # Write beside and rename, so a kill mid-write never leaves half a CSV.
         tmp = self.csv_path + ".tmp"
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields)
-            writer.writeheader()
-            writer.writerows(self.rows)
-        os.replace(tmp, self.csv_path)
+        try:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.fields)
+                writer.writeheader()
+                writer.writerows(self.rows)
+            os.replace(tmp, self.csv_path)
+        except OSError as e:
+            raise self._write_error(e) from e
+        self._csv_current = True
+
+    def _write_error(self, e: OSError) -> LogWriteError:
+        return LogWriteError(f"{self.csv_path}: cannot write ({e.strerror or e}); the "
+                             f"checkpoints written so far are intact: free space or make the "
+                             f"directory writable, then resume the run")
 
 
 def read_csv(path: str) -> dict[str, list[float]]:

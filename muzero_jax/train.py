@@ -12,7 +12,10 @@ checkpoint or stop.
 Given a run directory, the loop checkpoints everything it needs to go on
 exactly (learner state, replay, env states, RNG key and its own counters and
 history) and logs every row to TensorBoard and metrics.csv; `resume=True`
-picks the run up from its latest checkpoint.
+picks the run up from its latest checkpoint. Nothing in the directory changes until
+that restore and its checks have passed, so a resume that fails leaves it as it was.
+SIGINT and SIGTERM end a run at the end of the current chunk (host envs: iteration)
+with a checkpoint, then raise `errors.Interrupted`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +38,7 @@ from tqdm import tqdm
 from muzero_jax import checkpoint, compile_stats, distributed, envs
 from muzero_jax.agent import Agent
 from muzero_jax.config import Config, ConfigError, validate
+from muzero_jax.errors import Interrupted
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.learner import TrainState
 from muzero_jax.logger import Logger
@@ -110,12 +116,21 @@ def train(config: Config, *, env: envs.Env | None = None,
       iterations_per_call: iterations per call of the compiled program (default
         config.log_every); checkpoints fall between calls.
 
+    SIGINT and SIGTERM (from the main thread, while training: the previous handlers
+    come back after) finish the current call of the compiled program (host envs: the
+    current iteration), save a checkpoint and raise `Interrupted`; a second signal
+    raises it at once.
+
     Raises:
-      CheckpointError: `resume` without a usable checkpoint, a checkpoint that does
-        not fit `config`, or a fresh run into a directory that holds checkpoints.
+      CheckpointError: `resume` without a readable checkpoint, a checkpoint that does
+        not fit `config`, a fresh run into a directory that holds checkpoints or an
+        earlier run's logs, or a checkpoint that cannot be written (a full disk).
       ConfigError: an unsupported sweep, or seeds/sweeps on a host env.
+      Interrupted: SIGINT or SIGTERM (exit code 130 or 143 in the scripts).
     """
     start = time.perf_counter()
+    if run_dir is not None:  # before anything is built or compiled
+        checkpoint.check_run_dir(run_dir, resume=resume)
     agent = Agent(config, env)
     multi = seeds is not None or sweep is not None
     primary = distributed.is_primary()  # only process 0 logs and writes files
@@ -151,9 +166,12 @@ def train(config: Config, *, env: envs.Env | None = None,
 
     checkpointer, logger = None, None
     if run_dir is not None:
-        checkpointer = checkpoint.open_run(run_dir, cfg, resume=resume)
+        reader = checkpoint.open_run(run_dir, cfg, resume=resume)  # reads only
         if resume:
-            runners, meta = _restore(checkpointer, runners, meta, multi, run_dir)
+            try:
+                runners, meta = _restore(reader, runners, meta, multi, run_dir)
+            finally:
+                reader.close()
             # `done` as this config has it: a finished run resumed with a bigger
             # total_env_steps goes on (a solved one stays done).
             runners = runners.replace(done=run_done(runners.solved, runners.env_steps, cfg))
@@ -162,6 +180,9 @@ def train(config: Config, *, env: envs.Env | None = None,
                 log(f"resumed {run_dir} at iteration {meta['iteration']}: "
                     f"{int(jax.numpy.max(runners.env_steps))} env steps, "
                     f"{int(jax.numpy.max(runners.train_state.step))} updates")
+        # The restore and its checks passed: only now does the run directory change.
+        checkpointer = checkpoint.start_run(run_dir, cfg,
+                                            unreadable=reader.unreadable if resume else ())
         if primary:
             logger = Logger(run_dir, meta["history"], run_key="run" if multi else None)
     save_replay = (cfg.checkpoint_replay if cfg.checkpoint_replay is not None
@@ -182,15 +203,16 @@ def train(config: Config, *, env: envs.Env | None = None,
         release_free_heap()  # what the last checkpoint's writes and the chunks since freed
         checkpointer.save(meta["iteration"], trees, meta)
 
-    run_chunk = layout.jit(program.run_chunk, runners)
-    compiled = run_chunk.lower(runners, jax.numpy.int32(1)).compile()
-    release_free_heap()  # compilation's working memory: about half the peak RSS
-    history = meta["history"]
-    last_time = time.perf_counter()
-    last_steps = int(jax.numpy.max(runners.env_steps))
-    last_updates = [int(u) for u in np.asarray(runners.train_state.step)]
+    stop = _StopSignals()
     try:
-        while not bool(jax.numpy.all(runners.done)):
+        run_chunk = layout.jit(program.run_chunk, runners)
+        compiled = run_chunk.lower(runners, jax.numpy.int32(1)).compile()
+        release_free_heap()  # compilation's working memory: about half the peak RSS
+        history = meta["history"]
+        last_time = time.perf_counter()
+        last_steps = int(jax.numpy.max(runners.env_steps))
+        last_updates = [int(u) for u in np.asarray(runners.train_state.step)]
+        while not bool(jax.numpy.all(runners.done)) and stop.signum is None:
             runners, metrics = compiled(runners, jax.numpy.int32(meta["iteration"] + 1))
             metrics = jax.device_get(metrics)
             now = time.perf_counter()
@@ -229,8 +251,12 @@ def train(config: Config, *, env: envs.Env | None = None,
                 save(runners)
         if checkpointer is not None and saved_iteration != meta["iteration"]:
             save(runners)
+        if checkpointer is not None:
+            checkpointer.wait()  # a write that failed is reported here
     finally:
+        stop.restore()
         _close(bar, checkpointer, logger)
+    stop.raise_if_received(run_dir, meta["iteration"], int(jax.numpy.max(runners.env_steps)))
     if run_dir is not None and history and primary:
         plot_run(run_dir)
     compile_seconds = compile_stats.totals(compile_stats.since(compile_before))
@@ -318,7 +344,8 @@ def _checkpoint_trees(runner: RunnerState, save_replay: bool) -> dict:
 
 def _restore(checkpointer, runners: RunnerState, meta: dict, multi: bool, run_dir: str):
     template = runners if multi else _first(runners)
-    _, trees, saved_meta = checkpointer.restore(_checkpoint_trees(template, True))
+    _, trees, saved_meta = checkpointer.restore(_checkpoint_trees(template, True),
+                                                required=("train_state", "env_state", "rng"))
     saved_processes = saved_meta.get("num_processes", 1)
     if saved_processes != meta["num_processes"]:
         raise checkpoint.CheckpointError(
@@ -386,15 +413,21 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
 
     checkpointer, logger = None, None
     if run_dir is not None:
-        checkpointer = checkpoint.open_run(run_dir, cfg, resume=resume)
+        reader = checkpoint.open_run(run_dir, cfg, resume=resume)  # reads only
         if resume:
-            restored = checkpoint.restore_run(checkpointer, state=state, buffer=buffer,
-                                              env_state=env_state, key=key)
+            try:
+                restored = checkpoint.restore_run(reader, state=state, buffer=buffer,
+                                                  env_state=env_state, key=key)
+            finally:
+                reader.close()
             state, buffer, env_state, key, loop_dict = restored
             loop = LoopState(**loop_dict)
             if log is not None:
                 log(f"resumed {run_dir} at iteration {loop.iteration}: "
                     f"{loop.env_steps} env steps, {int(state.step)} updates")
+        # The restore passed: only now does the run directory change.
+        checkpointer = checkpoint.start_run(run_dir, cfg,
+                                            unreadable=reader.unreadable if resume else ())
         logger = Logger(run_dir, loop.history)
     save_replay = (cfg.checkpoint_replay if cfg.checkpoint_replay is not None
                    else checkpoint.nbytes(buffer) < checkpoint.AUTO_REPLAY_BYTES)
@@ -437,8 +470,9 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
             state, buffer, metrics = pending.result()
             pending = None
 
+    stop = _StopSignals()
     try:
-        while loop.env_steps < cfg.total_env_steps and not loop.solved:
+        while loop.env_steps < cfg.total_env_steps and not loop.solved and stop.signum is None:
             loop.iteration += 1
             key, rollout_key, update_key, eval_key = jax.random.split(key, 4)
             # The acting temperature follows training progress (SPEC.md, "Acting").
@@ -508,10 +542,14 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
         finish_update()
         if checkpointer is not None and saved_iteration != loop.iteration:
             save(state, buffer, env_state, key)
+        if checkpointer is not None:
+            checkpointer.wait()  # a write that failed is reported here
     finally:
+        stop.restore()
         if learner is not None:
             learner.shutdown(wait=True)
         _close(bar, checkpointer, logger)
+    stop.raise_if_received(run_dir, loop.iteration, loop.env_steps)
     if run_dir is not None and loop.history:
         plot_run(run_dir)
 
@@ -581,13 +619,54 @@ def _checkpoint_due(cfg: Config, updates: int, last_checkpoint_updates: int) -> 
 
 
 def _close(bar, checkpointer, logger) -> None:
-    """Ends a run's I/O: the bar, checkpoint writes still in flight, the logs."""
+    """Ends a run's I/O: the bar, checkpoint writes still in flight, the logs. A failed
+    write was reported where it surfaced (`Checkpointer.wait`, `save`); closing after a
+    fault must not raise a second error over the first."""
     bar.close()
-    if checkpointer is not None:
-        checkpointer.wait()
-        checkpointer.close()
-    if logger is not None:
-        logger.close()
+    try:
+        if checkpointer is not None:
+            checkpointer.close()
+    finally:
+        if logger is not None:
+            logger.close()
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM while training: noted, so that the loop stops at the end of the
+    current chunk and saves; a second one raises `Interrupted` at once. Installed from
+    the main thread only (signal handlers live there), the previous handlers restored
+    by `restore`, so that a notebook keeps its Ctrl-C outside `train`."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise Interrupted(f"{signal.Signals(signum).name} again: stopped at once, "
+                              f"without a checkpoint of the current chunk; resume from the "
+                              f"last one", signum)
+        self.signum = signum
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def raise_if_received(self, run_dir: str | None, iteration: int, env_steps: int) -> None:
+        """Raises `Interrupted` if a signal stopped the run (it ended cleanly otherwise)."""
+        if self.signum is None:
+            return
+        name = signal.Signals(self.signum).name
+        saved = (f"checkpoint {iteration} saved; continue with --resume {run_dir}"
+                 if run_dir is not None else "nothing saved (no run directory)")
+        raise Interrupted(f"{name}: stopped after iteration {iteration} ({env_steps} env "
+                          f"steps), {saved}", self.signum)
 
 
 @dataclasses.dataclass

@@ -11,12 +11,12 @@ import imageio
 import jax
 import numpy as np
 import pytest
-
-import muzero_jax as mz
-from muzero_jax import checkpoint, envs, evaluate, experiment
 from scripts import CARTPOLE as SCRIPT
 from scripts import ENV, ROOT, TINY, TRAIN
 from scripts import script_in_process as _script_in_process
+
+import muzero_jax as mz
+from muzero_jax import checkpoint, envs, evaluate, experiment
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,27 @@ Most cases are refused before anything compiles and run in this process
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import jax
+import numpy as np
 import pytest
+from scripts import CARTPOLE, ENV, ROOT, TINY, assert_one_line, script_in_process, snapshot
 
-from muzero_jax import evaluate
-from scripts import (CARTPOLE, ENV, ROOT, TINY, assert_one_line, script_in_process,
-                     snapshot)
+import muzero_jax as mz
+from muzero_jax import checkpoint, evaluate, experiment
+from muzero_jax.errors import Interrupted
+
+train_lib = importlib.import_module("muzero_jax.train")  # mz.train is the function
 
 
 @pytest.fixture(scope="module")
@@ -167,10 +176,242 @@ def test_evaluate_on_an_env_the_networks_do_not_fit_is_one_line(trained_run, cap
 # --- run directories: resume, checkpoints, disk ------------------------------------------
 
 
+def _final_params(run_dir):
+    """(step, learner state) of a one-run directory's latest checkpoint."""
+    agent = mz.Agent(checkpoint.load_config(str(run_dir)))
+    return checkpoint.restore_train_state(str(run_dir), agent.init(jax.random.key(0)))
+
+
+def _assert_same_final_params(run_dir, reference):
+    (step_a, state_a), (step_b, state_b) = _final_params(run_dir), _final_params(reference)
+    assert step_a == step_b
+    for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b), strict=True):
+        assert np.array_equal(a, b)
+
+
+def _steps(run_dir):
+    return sorted(int(n) for n in os.listdir(run_dir / "checkpoints") if n.isdigit())
+
+
+def _damage(step_dir, *paths, data=b""):
+    """Deletes (data=None) or overwrites with `data` each path under a checkpoint step."""
+    for path in paths:
+        target = step_dir / path
+        if data is None:
+            shutil.rmtree(target)
+        else:
+            target.write_bytes(data)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--config.hidden_size", "128"], "different network shape"),
+    (["--env", "Acrobot-v1"], "different network shape"),  # a host env: the other driver
+])
+def test_a_failed_resume_leaves_every_file_as_it_was(trained_run, tmp_path, monkeypatch,
+                                                     capsys, flags, expected):
+    run, before = copy_run(trained_run, tmp_path)
+    code, err = script_in_process(CARTPOLE, ["--resume", str(run), *flags], monkeypatch,
+                                  capsys, tmp_path)
+    assert code == 2
+    assert_one_line(err, str(run), expected)
+    assert snapshot(run) == before  # config.json, metrics.csv, tensorboard/ included
+
+
+def test_a_missing_item_falls_back_to_the_newest_readable_checkpoint(trained_run, tmp_path):
+    run, _ = copy_run(trained_run, tmp_path)
+    latest = _steps(run)[-1]
+    _damage(run / "checkpoints" / str(latest), "train_state", data=None)
+    proc = subprocess.run([sys.executable, CARTPOLE, "--resume", str(run)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = assert_one_line(proc.stderr, "warning:", f"checkpoints/{latest}",
+                           "item 'train_state' is missing", f"using checkpoint {latest - 5}")
+    assert line.startswith("warning:")
+    # The skipped checkpoint is kept aside, and the run ends exactly as the whole one did.
+    assert os.listdir(run / checkpoint.UNREADABLE_DIR) == [str(latest)]
+    _assert_same_final_params(run, trained_run)
+
+
+@pytest.mark.parametrize("damage", ["empty_manifest", "garbled_loop_metadata",
+                                    "missing_loop"])
+def test_no_readable_checkpoint_is_one_line_and_exit_2(trained_run, tmp_path, monkeypatch,
+                                                       capsys, damage):
+    run, _ = copy_run(trained_run, tmp_path)
+    for step in _steps(run):
+        step_dir = run / "checkpoints" / str(step)
+        if damage == "empty_manifest":  # tensorstore's reads fail on other threads
+            _damage(step_dir, "train_state/manifest.ocdbt")
+        elif damage == "garbled_loop_metadata":
+            _damage(step_dir, "loop/metadata", data=b'{"iteration": ')
+        else:
+            _damage(step_dir, "loop", data=None)
+    before = snapshot(run)
+    if damage == "empty_manifest":  # a process of its own: the noise came at its exit too
+        proc = subprocess.run([sys.executable, CARTPOLE, "--resume", str(run)],
+                              capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                              env=ENV)
+        code, err = proc.returncode, proc.stderr
+    else:
+        code, err = script_in_process(CARTPOLE, ["--resume", str(run)], monkeypatch, capsys,
+                                      tmp_path)
+    assert code == 2
+    assert_one_line(err, f"no checkpoint in {run / 'checkpoints'} can be read",
+                    "corrupted checkpoint")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("damage", ["latest", "all"])
+def test_evaluate_on_a_damaged_run_directory(trained_run, tmp_path, capsys, damage):
+    run, _ = copy_run(trained_run, tmp_path)
+    steps = _steps(run)
+    for step in steps if damage == "all" else steps[-1:]:
+        _damage(run / "checkpoints" / str(step), "train_state/manifest.ocdbt")
+    before = snapshot(run)
+    if damage == "all":
+        with pytest.raises(SystemExit) as exit_info:
+            evaluate.main([str(run), "--episodes", "1"])
+        assert exit_info.value.code == 2
+        assert_one_line(capsys.readouterr().err, "can be read", "manifest")
+    else:
+        assert evaluate.main([str(run), "--episodes", "1"]) == 0
+        captured = capsys.readouterr()
+        assert_one_line(captured.err, "warning:", f"using checkpoint {steps[-2]}")
+        assert f"checkpoint {steps[-2]} " in captured.out
+    assert snapshot(run) == before  # evaluating reads only
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_earlier_checkpoints(
+        trained_run, tmp_path, monkeypatch, capsys):
+    from orbax.checkpoint._src.handlers import json_checkpoint_handler
+
+    run, _ = copy_run(trained_run, tmp_path)
+    steps = _steps(run)
+    shutil.rmtree(run / "checkpoints" / str(steps[-1]))  # as if killed before the last one
+    earlier = snapshot(run / "checkpoints")
+    write = json_checkpoint_handler.JsonCheckpointHandler._save_fn
+
+    async def full(self, x, directory):  # in orbax's writer thread: it surfaces at wait
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory))
+
+    monkeypatch.setattr(json_checkpoint_handler.JsonCheckpointHandler, "_save_fn", full)
+    code, err = script_in_process(CARTPOLE, ["--resume", str(run)], monkeypatch, capsys,
+                                  tmp_path)
+    monkeypatch.setattr(json_checkpoint_handler.JsonCheckpointHandler, "_save_fn", write)
+    assert code == 2
+    assert_one_line(err, f"{run / 'checkpoints'}: cannot write checkpoint {steps[-1]}",
+                    "No space left on device")
+    # The failed write is invisible; every checkpoint before it is as it was, and reads.
+    assert {k: v for k, v in snapshot(run / "checkpoints").items()
+            if "orbax-checkpoint-tmp" not in k} == earlier
+    step, trees, _ = checkpoint.Checkpointer(str(run / "checkpoints"), create=False).restore(
+        {"rng": {"key": jax.random.key(0)}}, required=("rng",))
+    assert step == steps[-2] and trees["rng"] is not None
+
+
+def test_out_into_an_earlier_runs_directory_is_refused_before_compiling(
+        trained_run, tmp_path, monkeypatch, capsys):
+    run, _ = copy_run(trained_run, tmp_path)
+    shutil.rmtree(run / "checkpoints")  # its logs and summary stay
+    before = snapshot(run)
+
+    def no_agent(*args, **kwargs):
+        raise AssertionError("built the Agent before refusing the run directory")
+
+    monkeypatch.setattr(experiment, "Agent", no_agent)
+    code, err = script_in_process(CARTPOLE, ["--out", str(run), *TINY], monkeypatch, capsys,
+                                  tmp_path)
+    assert code == 2
+    assert_one_line(err, str(run), "metrics.csv", "summary.json", "another --out",
+                    "--resume")
+    assert snapshot(run) == before
+    # train() itself refuses it too, for callers that do not go through the scripts.
+    with pytest.raises(checkpoint.CheckpointError, match="earlier run's metrics.csv"):
+        mz.train(checkpoint.load_config(str(run)), run_dir=str(run), log=None)
+    assert snapshot(run) == before
+
+
+
 # --- non-finite values: config, env, learner -----------------------------------------------
 
 
 # --- signals -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [
+    signal.SIGINT,
+    pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
+])
+def test_a_signal_saves_a_checkpoint_and_the_resumed_run_ends_as_the_whole_one(
+        trained_run, tmp_path, signum):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, CARTPOLE, "--out", str(out), *TINY],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=ENV)
+    metrics = out / "metrics.csv"  # its first row: training has started
+    deadline = time.monotonic() + 300
+    while not metrics.exists():
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signum
+    name = signal.Signals(signum).name
+    line = assert_one_line(err, f"{name}: stopped after iteration", "saved",
+                           f"--resume {out}")
+    iteration = int(line.split("stopped after iteration ")[1].split()[0])
+    assert _steps(out)[-1] == iteration < 50  # saved where it stopped, before the end
+    assert not (out / "summary.json").exists()
+
+    resumed = subprocess.run([sys.executable, CARTPOLE, "--resume", str(out)],
+                             capture_output=True, text=True, timeout=600, cwd=tmp_path, env=ENV)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["env_steps"] == 1600
+    _assert_same_final_params(out, trained_run)
+
+
+def test_a_signal_on_the_host_path_finishes_the_iteration_and_its_update(tiny_config,
+                                                                         tmp_path):
+    cfg = dataclasses.replace(tiny_config, env="CartPole-v1", total_env_steps=10 * 32,
+                              eval_every=0, solve_return=None, log_every=1,
+                              act_while_learning=True, checkpoint_every=1000)
+    run = tmp_path / "run"
+
+    def interrupt(row):  # called before the iteration's update starts on its worker
+        if row["iteration"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted, match=f"SIGINT: stopped after iteration 3 .*--resume "
+                                          f"{run}") as raised:
+        mz.train(cfg, run_dir=str(run), on_iteration=interrupt, log=None)
+    assert raised.value.exit_code == 130
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    step, state = checkpoint.restore_train_state(str(run), mz.Agent(cfg).init(
+        jax.random.key(0)))
+    assert step == 3 and int(state.step) == 3 * cfg.updates_per_iteration  # its update too
+
+
+def test_train_restores_the_signal_handlers_it_found():
+    def mine(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        stop = train_lib._StopSignals()
+        assert signal.getsignal(signal.SIGTERM) is not mine
+        os.kill(os.getpid(), signal.SIGTERM)  # noted, not fatal, while training
+        assert stop.signum == signal.SIGTERM
+        with pytest.raises(Interrupted) as raised:  # a second one stops at once
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert raised.value.exit_code == 143
+        stop.restore()
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(Interrupted, match="SIGTERM: stopped after iteration 7"):
+            stop.raise_if_received(None, 7, 224)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 
 # --- early stops -----------------------------------------------------------------------------

@@ -235,8 +235,7 @@ def train(config: Config, *, env: envs.Env | None = None,
             last_time, last_steps = now, steps_now
             last_updates = [int(u) for u in np.asarray(runners.train_state.step)]
             runners = _confirm_solves(agent, runners, solved_before, runs, meta, final_evals,
-                                      log=log, to_host=layout.num_devices != 1)
-            runners = layout.place(runners)
+                                      log=log, layout=layout)
             updates = max(last_updates)
             if checkpointer is not None and _checkpoint_due(
                     cfg, updates, meta["last_checkpoint_updates"]):
@@ -590,7 +589,7 @@ def _confirm(agent: Agent, state: TrainState, config: Config, *, env_steps: int,
 
 def _confirm_solves(agent: Agent, runners: RunnerState, solved_before: np.ndarray,
                     runs: list[dict], meta: dict, final_evals: dict, *, log,
-                    to_host: bool) -> RunnerState:
+                    layout: distributed.Layout) -> RunnerState:
     """Confirms each run the last chunk marked solved; clears `solved`/`done` of those
     that fail, which train on. Records each in meta["early_stops"][run name] and the
     confirmed ones' evaluations in `final_evals` (by run index)."""
@@ -602,7 +601,8 @@ def _confirm_solves(agent: Agent, runners: RunnerState, solved_before: np.ndarra
     for r in newly:
         run = runs[r]
         runner = _take_run(runners, int(r))
-        state = distributed.to_host(runner.train_state) if to_host else runner.train_state
+        state = (runner.train_state if layout.num_devices == 1
+                 else distributed.to_host(runner.train_state))
         run_cfg = dataclasses.replace(cfg, seed=run["seed"],
                                       **{k: v for k, v in run.items() if k in SWEEPABLE})
         entry, final_eval = _confirm(agent, state, run_cfg, env_steps=int(runner.env_steps),
@@ -616,8 +616,8 @@ def _confirm_solves(agent: Agent, runners: RunnerState, solved_before: np.ndarra
     if keep.all():
         return runners
     solved = runners.solved & jnp.asarray(keep)
-    return runners.replace(solved=solved, done=run_done(solved, runners.env_steps, cfg)
-                           | (runners.fault != 0))
+    return layout.place(runners.replace(
+        solved=solved, done=run_done(solved, runners.env_steps, cfg) | (runners.fault != 0)))
 
 
 def _confirmation_failed_lately(loop: LoopState, cfg: Config) -> bool:

@@ -205,6 +205,29 @@ def test_an_early_stop_whose_confirmation_passes_stops(tmp_path, monkeypatch):
     assert summary["eval_return_mean"] == 500.0 and summary["eval_env"] == "confirmation stub"
 
 
+@pytest.mark.slow
+def test_runs_side_by_side_confirm_their_early_stops_each(tmp_path, monkeypatch):
+    # Seed 0's first confirmation passes; seed 1's all fail: seed 0 stops at the first
+    # evaluation while seed 1 trains on to the end of its budget.
+    def confirm(agent, state, config):
+        score = 500.0 if config.seed == 0 else 1.0
+        return np.full(config.final_eval_episodes, score), "confirmation stub"
+
+    monkeypatch.setattr(_train_module(), "confirm_solved", confirm)
+    out = tmp_path / "run"
+    flags = _flags(**{"config.eval_every": 2, "config.solve_return": 5,
+                      "total-env-steps": 320})
+    del flags[flags.index("--seed"):flags.index("--seed") + 2]
+    summary = _run_script(CARTPOLE, ["--out", str(out), "--seeds", "0", "1", *flags],
+                          monkeypatch, tmp_path)
+    runs = {run["seed"]: run for run in summary["runs"]}
+    assert runs[0]["env_steps"] == 64 and runs[0]["solved_during_training"]
+    assert [(e["env_steps"], e["confirmed"]) for e in runs[0]["early_stop"]] == [(64, True)]
+    assert runs[1]["env_steps"] == 320 and not runs[1]["solved_during_training"]
+    assert [(e["env_steps"], e["confirmed"]) for e in runs[1]["early_stop"]] == [
+        (64, False), (128, False), (192, False), (256, False), (320, False)]
+
+
 def test_host_early_stops_confirm_and_wait_after_a_failure(tmp_path, monkeypatch):
     # The host path evaluates whenever the training return reaches the solve return
     # (-1: from iteration 2, the first with a finished episode of 10 steps); after a

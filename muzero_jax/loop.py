@@ -10,6 +10,7 @@ One training iteration, `iterate`, reads top to bottom as the algorithm does:
     store     the [B, T] trajectory into replay (`replay.add`)
     learn     U learner steps in a `lax.scan`, once replay holds enough (`Agent._update_impl`)
     evaluate  every `eval_every` iterations: greedy episodes on fresh envs, the solve check
+    guard     the first non-finite observation, reward, loss or gradient (`first_fault`)
 
 Self-play and evaluation are rounds of one `lax.while_loop` around a single rollout
 call, so the search (the largest part of the program) is compiled once, not once for
@@ -23,10 +24,17 @@ with the parameters it would have ended with by itself, and a run that is done c
 nothing; on accelerators the runs are vmapped inside the iteration (not the loop under a
 vmap, so that the evaluation stays a real `lax.cond`: under `vmap`, a cond on a batched
 predicate runs both branches every iteration), and a done run is computed and masked. A
-single run is called without vmap at all. A run that is done (budget spent, or solved)
-stops changing: its iterations leave its state as it was and report `active = False`,
-while the others go on; `run_chunk` returns early once every run is done. `RunnerState`
-holds everything a run needs to go on, so it is also what a checkpoint saves.
+single run is called without vmap at all. A run that is done (budget spent, solved, or
+met a non-finite value) stops changing: its iterations leave its state as it was and
+report `active = False`, while the others go on; `run_chunk` returns early once every
+run is done. `RunnerState` holds everything a run needs to go on, so it is also what a
+checkpoint saves.
+
+A run marked solved here is only a candidate: between chunks the host confirms it on
+the final evaluation's env (`train.confirm_solved`) and clears `solved` and `done` of a
+run that fails, which then trains on. A run with a fault is the host's to report: it
+stops the whole program (`errors.NonFiniteError`) before anything from the chunk is
+logged or checkpointed.
 """
 
 from __future__ import annotations
@@ -59,8 +67,10 @@ class RunnerState:
     train_state: the learner state. buffer: the replay buffer. env_state: `[B]`
     self-play envs. key: the run's PRNG key.
     iteration, env_steps: `[]` int32 counters.
-    solved: `[]` bool, a periodic evaluation reached config.solve_return.
-    done: `[]` bool, solved or the env-step budget spent: the run no longer changes.
+    solved: `[]` bool, a periodic evaluation reached config.solve_return (and, once the
+      host has confirmed it, its confirmation passed).
+    done: `[]` bool, solved, the env-step budget spent, or a fault: the run no longer
+      changes.
     last_eval_return: `[]` float32, the latest evaluation's mean return (NaN: none yet).
     recent_returns, recent_lengths: `[100]` float32, the last finished episodes
       (a ring; `episodes_finished` counts all of them).

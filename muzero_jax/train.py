@@ -9,6 +9,12 @@ Host envs (Gymnasium, ALE): each iteration makes three calls to compiled program
 host counts, logs, sets the acting temperature and decides when to evaluate,
 checkpoint or stop.
 
+An evaluation that reaches config.solve_return stops a run only once a confirming
+evaluation on the final evaluation's env passes (`confirm_solved`); otherwise the run
+trains on, and each such evaluation is listed in `TrainResult.early_stops`. The first
+non-finite observation, reward, loss or gradient stops training with
+`errors.NonFiniteError` before anything from it is checkpointed.
+
 Given a run directory, the loop checkpoints everything it needs to go on
 exactly (learner state, replay, env states, RNG key and its own counters and
 history) and logs every row to TensorBoard and metrics.csv; `resume=True`

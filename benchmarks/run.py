@@ -18,6 +18,8 @@ Sections:
   anatomy    why search costs what it does: tree depths in lock-step, PUCT's per-step
              randomness (not in --quick).
   iteration  where the time of one training iteration goes, by stage.
+  guards     what the non-finite guard costs one training iteration of the compiled
+             loop (CartPole preset, guarded against unguarded; not in --quick).
   selfplay   env steps/s of `Agent.rollout` (search included).
   learner    updates/s and samples/s of `Agent.learn` (K = 5), and of `Agent.update`.
   solve      time to solve CartPole-v1: experiments/cartpole.py over 5 seeds, cold start.
@@ -56,7 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import muzero_jax as mz
-from benchmarks import anatomy, atari, board, envs, machine, minatar, scaling, soak, solve
+from benchmarks import anatomy, atari, board, envs, guards, machine, minatar, scaling, soak, solve
 from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
 from muzero_jax.evaluate import evaluate_jax
 from muzero_jax.search import Searcher
@@ -499,6 +501,7 @@ def markdown(results: dict) -> str:
     if "envs" in sec:
         lines += ["## Self-play per environment: jitted and host paths", ""]
         lines += envs.markdown(sec["envs"]) + [""]
+    lines += guards.markdown(sec)
     lines += scaling.markdown(sec)
     lines += soak.markdown(sec)
     if "board" in sec:
@@ -510,8 +513,8 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = ("search", "anatomy", "iteration", "selfplay", "learner", "solve", "atari", "envs",
-            "compile", "scaling", "soak", "board", "minatar")
+SECTIONS = ("search", "anatomy", "iteration", "guards", "selfplay", "learner", "solve", "atari",
+            "envs", "compile", "scaling", "soak", "board", "minatar")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -543,6 +546,7 @@ def main(argv: list[str] | None = None) -> dict:
         "anatomy": lambda: anatomy.benchmark(settings, print, agent_for, _observations,
                                              make_network_only),
         "iteration": lambda: bench_iteration(settings, print),
+        "guards": lambda: guards.benchmark(settings, print),
         "selfplay": lambda: bench_selfplay(settings, print),
         "learner": lambda: bench_learner(settings, print),
         "solve": lambda: bench_solve(settings, args.out, device, print),
@@ -556,7 +560,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     # The soak runs half a million env steps, the board games compile Go and chess, MinAtar
     # trains four games: only when asked for (--only soak, --only board, --only minatar).
-    sections = args.only or [n for n in SECTIONS if not (args.quick and n == "anatomy")
+    sections = args.only or [n for n in SECTIONS if not (args.quick
+                                                         and n in ("anatomy", "guards"))
                              and n not in ("soak", "board", "minatar")]
     for name in sections:
         print(f"[{name}]")

@@ -26,3 +26,8 @@ class Interrupted(RunFault):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + int(signum)  # the shell's convention: 130, 143
+
+
+class NonFiniteError(RunFault):
+    """A non-finite observation or reward from the env, or a non-finite loss or gradient:
+    the run stopped before any checkpoint held it (its last checkpoint is from before)."""

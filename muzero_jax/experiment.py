@@ -40,7 +40,10 @@ Evaluate = Callable[[TrainResult, Config], tuple[np.ndarray, str]]
 
 
 def evaluate_named_env(result: TrainResult, config: Config) -> tuple[np.ndarray, str]:
-    """The default final evaluation: `evaluate.evaluate_final` on the trained agent."""
+    """The default final evaluation: `evaluate.evaluate_final` on the trained agent (a run
+    that stopped on a confirming evaluation already played it: its returns)."""
+    if result.final_eval is not None:
+        return result.final_eval
     return evaluate_final(result.agent, result.state, config)
 
 
@@ -315,6 +318,7 @@ def _main(argv: list[str], *, description, default_preset, default_out, evaluate
         "compile_seconds": result.compile_seconds,
         "solved": bool(threshold is not None and np.mean(returns) >= threshold),
         "solved_during_training": result.solved,
+        "early_stop": result.early_stops,
         "seed": config.seed,
         "num_devices": num_devices,
         "num_processes": jax.process_count(),
@@ -413,7 +417,7 @@ def _main_runs(config, preset, out, flags, seeds, sweep, evaluate, num_devices) 
             "eval_return_min": float(np.min(returns)), "eval_episodes": int(len(returns)),
             "eval_env": eval_label, "eval_seconds": round(time.perf_counter() - start, 2),
             "solved": bool(threshold is not None and np.mean(returns) >= threshold),
-            "solved_during_training": result.solved})
+            "solved_during_training": result.solved, "early_stop": result.early_stops})
         print(f"seed {result.seed}"
               + "".join(f" {k} {v:g}" for k, v in result.hyperparameters.items())
               + f": eval on {eval_label}: {entries[-1]['eval_return_mean']:.1f} "

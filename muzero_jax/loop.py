@@ -10,6 +10,7 @@ One training iteration, `iterate`, reads top to bottom as the algorithm does:
     store     the [B, T] trajectory into replay (`replay.add`)
     learn     U learner steps in a `lax.scan`, once replay holds enough (`Agent._update_impl`)
     evaluate  every `eval_every` iterations: greedy episodes on fresh envs, the solve check
+    guard     the first non-finite observation, reward, loss or gradient (`first_fault`)
 
 Self-play and evaluation are rounds of one `lax.while_loop` around a single rollout
 call, so the search (the largest part of the program) is compiled once, not once for
@@ -23,10 +24,17 @@ with the parameters it would have ended with by itself, and a run that is done c
 nothing; on accelerators the runs are vmapped inside the iteration (not the loop under a
 vmap, so that the evaluation stays a real `lax.cond`: under `vmap`, a cond on a batched
 predicate runs both branches every iteration), and a done run is computed and masked. A
-single run is called without vmap at all. A run that is done (budget spent, or solved)
-stops changing: its iterations leave its state as it was and report `active = False`,
-while the others go on; `run_chunk` returns early once every run is done. `RunnerState`
-holds everything a run needs to go on, so it is also what a checkpoint saves.
+single run is called without vmap at all. A run that is done (budget spent, solved, or
+met a non-finite value) stops changing: its iterations leave its state as it was and
+report `active = False`, while the others go on; `run_chunk` returns early once every
+run is done. `RunnerState` holds everything a run needs to go on, so it is also what a
+checkpoint saves.
+
+A run marked solved here is only a candidate: between chunks the host confirms it on
+the final evaluation's env (`train.confirm_solved`) and clears `solved` and `done` of a
+run that fails, which then trains on. A run with a fault is the host's to report: it
+stops the whole program (`errors.NonFiniteError`) before anything from the chunk is
+logged or checkpointed.
 """
 
 from __future__ import annotations
@@ -59,12 +67,17 @@ class RunnerState:
     train_state: the learner state. buffer: the replay buffer. env_state: `[B]`
     self-play envs. key: the run's PRNG key.
     iteration, env_steps: `[]` int32 counters.
-    solved: `[]` bool, a periodic evaluation reached config.solve_return.
-    done: `[]` bool, solved or the env-step budget spent: the run no longer changes.
+    solved: `[]` bool, a periodic evaluation reached config.solve_return (and, once the
+      host has confirmed it, its confirmation passed).
+    done: `[]` bool, solved, the env-step budget spent, or a fault: the run no longer
+      changes.
     last_eval_return: `[]` float32, the latest evaluation's mean return (NaN: none yet).
     recent_returns, recent_lengths: `[100]` float32, the last finished episodes
       (a ring; `episodes_finished` counts all of them).
     episodes_finished: `[]` int32.
+    fault: `[]` int32, the first non-finite value this run met (`FAULTS`: 0 none, 1 an
+      observation, 2 a reward, 3 the loss or its gradient); a run with a fault is done.
+    fault_step: `[]` int32, the env step (the `env_steps` count) by which it appeared.
     """
 
     train_state: TrainState
@@ -79,6 +92,12 @@ class RunnerState:
     recent_returns: chex.Array
     recent_lengths: chex.Array
     episodes_finished: chex.Array
+    fault: chex.Array
+    fault_step: chex.Array
+
+
+# What `RunnerState.fault` codes name, by code.
+FAULTS = ("none", "observation", "reward", "loss")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -94,12 +113,16 @@ class TrainProgram:
     max_iterations: iterations of the whole env-step budget.
     layout: where the stream kernels (rollout, replay add, learner updates) run: one
       device, or split over a mesh (`muzero_jax.distributed`).
+    check_finite: whether each iteration checks its observations, rewards, loss and
+      gradient for non-finite values (`RunnerState.fault`); off only to measure what
+      the check costs.
     """
 
     agent: Agent
     num_iterations: int
     max_iterations: int
     layout: distributed.Layout = distributed.Single()
+    check_finite: bool = True
 
     def init(self, key: chex.PRNGKey, *, learning_rate: chex.Numeric | None = None
              ) -> RunnerState:
@@ -115,7 +138,7 @@ class TrainProgram:
             key=key, iteration=jnp.int32(0), env_steps=jnp.int32(0), solved=jnp.bool_(False),
             done=jnp.bool_(False), last_eval_return=nan,
             recent_returns=jnp.full((RECENT,), nan), recent_lengths=jnp.full((RECENT,), nan),
-            episodes_finished=jnp.int32(0))
+            episodes_finished=jnp.int32(0), fault=jnp.int32(0), fault_step=jnp.int32(0))
 
     # --- one iteration --------------------------------------------------------------
     @property
@@ -272,7 +295,7 @@ class TrainProgram:
         solved = runners.solved
         if cfg.solve_return is not None:
             solved = solved | (evaluated & (eval_return >= cfg.solve_return))
-        done = run_done(solved, runners.env_steps, cfg)
+        done = run_done(solved, runners.env_steps, cfg) | (runners.fault != 0)
         runners = runners.replace(
             key=where(active, key, runners.key),
             solved=jnp.where(active, solved, runners.solved),
@@ -313,13 +336,20 @@ class TrainProgram:
         def wait(state, buffer):
             return state, buffer, self._no_update_metrics
 
+        learned = ready_to_learn(buffer, cfg)
         state, buffer, update_metrics = jax.lax.cond(
-            ready_to_learn(buffer, cfg), learn, wait, runner.train_state, buffer)
+            learned, learn, wait, runner.train_state, buffer)
+        env_steps = runner.env_steps + cfg.num_envs * cfg.rollout_length
+        fault, fault_step = runner.fault, runner.fault_step
+        if self.check_finite:
+            fault, fault_step = first_fault(
+                runner, trajectory, update_metrics, learned, env_steps,
+                check_observations=not agent.spec.frames)
         runner = runner.replace(
             train_state=state, buffer=buffer, env_state=env_state,
-            iteration=runner.iteration + 1,
-            env_steps=runner.env_steps + cfg.num_envs * cfg.rollout_length,
-            recent_returns=returns, recent_lengths=lengths, episodes_finished=finished)
+            iteration=runner.iteration + 1, env_steps=env_steps,
+            recent_returns=returns, recent_lengths=lengths, episodes_finished=finished,
+            fault=fault, fault_step=fault_step)
         return runner, {**search_statistics(trajectory), **update_metrics}
 
     @functools.cached_property
@@ -438,6 +468,48 @@ def ready_to_learn(buffer: replay.ReplayBuffer, config: Config) -> jax.Array:
     """`Agent.ready_to_learn`, traced."""
     return ((buffer.count * buffer.num_streams >= config.min_replay_size)
             & (replay.num_windows(buffer, config.window_length, config.history_length) > 0))
+
+
+def first_fault(runner: RunnerState, trajectory, update_metrics: dict, learned: jax.Array,
+                env_steps: jax.Array, *, check_observations: bool = True
+                ) -> tuple[jax.Array, jax.Array]:
+    """One run's `(fault, fault_step)` after an iteration (see `RunnerState.fault`).
+
+    A fault already recorded stays. Otherwise the first non-finite value of the
+    `[B, T]` rollout, in time order: an observation acted on at step t arrived by env
+    step `S + t B` (S: `runner.env_steps`), what step t reached (its observation
+    before any reset, its reward) by `S + (t + 1) B`; then the learner's loss and
+    gradient norm (when it learned), at `env_steps`, the count after the iteration.
+    Each test is one reduction over the trajectory, fused into the rollout's output.
+    """
+    num_envs = trajectory.reward.shape[0]
+
+    def bad_by_time(x):  # [B, T, ...] -> [T] bool: some env met a non-finite value at t
+        return jnp.any(~jnp.isfinite(x.reshape(x.shape[:2] + (-1,))), axis=(0, 2))
+
+    num_steps = trajectory.reward.shape[1]
+    time = jnp.arange(num_steps, dtype=jnp.int32)
+    never = jnp.iinfo(jnp.int32).max
+    candidates = []  # (code, first env step it appeared at, or `never`)
+    if check_observations:
+        acted = jnp.where(bad_by_time(trajectory.observation), time, never)
+        reached = jnp.where(bad_by_time(trajectory.final_observation), time + 1, never)
+        candidates.append((1, jnp.minimum(jnp.min(acted), jnp.min(reached))))
+    reward = jnp.where(bad_by_time(trajectory.reward[..., None]), time + 1, never)
+    candidates.append((2, jnp.min(reward)))
+    fault, step = jnp.int32(0), never
+    for code, t in candidates:  # the earliest; an observation before a reward of its step
+        earlier = t < step
+        fault, step = jnp.where(earlier, code, fault), jnp.where(earlier, t, step)
+    env_fault = fault != 0
+    step = runner.env_steps + jnp.where(env_fault, step, 0) * num_envs
+    loss_bad = learned & ~(jnp.isfinite(update_metrics["loss"])
+                           & jnp.isfinite(update_metrics["grad_norm"]))
+    fault = jnp.where(env_fault, fault, jnp.where(loss_bad, 3, 0))
+    step = jnp.where(env_fault, step, env_steps)
+    first = runner.fault == 0
+    return (jnp.where(first, fault, runner.fault).astype(jnp.int32),
+            jnp.where(first & (fault != 0), step, runner.fault_step).astype(jnp.int32))
 
 
 def record_episodes(runner: RunnerState, trajectory) -> tuple[jax.Array, jax.Array, jax.Array]:

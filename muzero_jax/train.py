@@ -9,6 +9,12 @@ Host envs (Gymnasium, ALE): each iteration makes three calls to compiled program
 host counts, logs, sets the acting temperature and decides when to evaluate,
 checkpoint or stop.
 
+An evaluation that reaches config.solve_return stops a run only once a confirming
+evaluation on the final evaluation's env passes (`confirm_solved`); otherwise the run
+trains on, and each such evaluation is listed in `TrainResult.early_stops`. The first
+non-finite observation, reward, loss or gradient stops training with
+`errors.NonFiniteError` before anything from it is checkpointed.
+
 Given a run directory, the loop checkpoints everything it needs to go on
 exactly (learner state, replay, env states, RNG key and its own counters and
 history) and logs every row to TensorBoard and metrics.csv; `resume=True`
@@ -38,11 +44,11 @@ from tqdm import tqdm
 from muzero_jax import checkpoint, compile_stats, distributed, envs
 from muzero_jax.agent import Agent
 from muzero_jax.config import Config, ConfigError, validate
-from muzero_jax.errors import Interrupted
-from muzero_jax.evaluate import evaluate_jax
+from muzero_jax.errors import Interrupted, NonFiniteError
+from muzero_jax.evaluate import evaluate_final, evaluate_jax
 from muzero_jax.learner import TrainState
 from muzero_jax.logger import Logger
-from muzero_jax.loop import SWEEPABLE, RunnerState, make_train, run_done
+from muzero_jax.loop import FAULTS, SWEEPABLE, RunnerState, make_train, run_done
 from muzero_jax.plot import plot_run
 from muzero_jax.replay import ReplayBuffer
 from muzero_jax.search import Exploration
@@ -58,10 +64,17 @@ class TrainResult:
     buffer: the final replay buffer.
     history: one dict of scalars per logged iteration.
     env_steps, train_steps: totals.
-    solved: whether a periodic evaluation reached config.solve_return.
+    solved: whether an evaluation reached config.solve_return and its confirming
+      evaluation (`confirm_solved`) passed: the run stopped early.
     seconds: wall time spent in `train`.
     seed: the run's seed. hyperparameters: a sweep's field and value for this run.
     compile_seconds: seconds compiling each program of the training loop, by name.
+    early_stops: each evaluation that reached the solve return and its confirmation:
+      {"env_steps", "eval_return", "confirm_return", "confirm_episodes", "confirm_env",
+      "confirmed"}, in order (over every session of a resumed run).
+    final_eval: the confirming evaluation the run stopped on (`[E]` returns, label),
+      which is the final evaluation of the state it returns; None if it did not stop
+      on one in this session.
     """
 
     agent: Agent
@@ -75,6 +88,8 @@ class TrainResult:
     seed: int | None = None
     hyperparameters: dict = dataclasses.field(default_factory=dict)
     compile_seconds: dict = dataclasses.field(default_factory=dict)
+    early_stops: list = dataclasses.field(default_factory=list)
+    final_eval: tuple | None = None
 
 
 Sweep = tuple[str, Sequence[float]]
@@ -161,7 +176,7 @@ def train(config: Config, *, env: envs.Env | None = None,
     layout = program.layout
     runners = layout.place(runners)
     meta = {"iteration": 0, "history": [], "seconds": 0.0, "last_checkpoint_updates": 0,
-            "runs": runs, "stacked": multi, "num_devices": layout.num_devices,
+            "early_stops": {}, "runs": runs, "stacked": multi, "num_devices": layout.num_devices,
             "num_processes": jax.process_count()}
 
     checkpointer, logger = None, None
@@ -212,9 +227,12 @@ def train(config: Config, *, env: envs.Env | None = None,
         last_time = time.perf_counter()
         last_steps = int(jax.numpy.max(runners.env_steps))
         last_updates = [int(u) for u in np.asarray(runners.train_state.step)]
+        final_evals: dict[int, tuple] = {}
         while not bool(jax.numpy.all(runners.done)) and stop.signum is None:
+            solved_before = np.asarray(runners.solved)
             runners, metrics = compiled(runners, jax.numpy.int32(meta["iteration"] + 1))
             metrics = jax.device_get(metrics)
+            _raise_on_fault(runners, runs, agent.spec.env_id, multi)
             now = time.perf_counter()
             active = metrics["active"]  # [C, S]
             ran = int(np.max(np.sum(active, axis=0)))
@@ -243,6 +261,8 @@ def train(config: Config, *, env: envs.Env | None = None,
             bar.update(steps_now - last_steps)
             last_time, last_steps = now, steps_now
             last_updates = [int(u) for u in np.asarray(runners.train_state.step)]
+            runners = _confirm_solves(agent, runners, solved_before, runs, meta, final_evals,
+                                      log=log, layout=layout)
             updates = max(last_updates)
             if checkpointer is not None and _checkpoint_due(
                     cfg, updates, meta["last_checkpoint_updates"]):
@@ -275,7 +295,9 @@ def train(config: Config, *, env: envs.Env | None = None,
             env_steps=int(runner.env_steps), train_steps=int(runner.train_state.step),
             solved=bool(runner.solved), seconds=seconds, seed=run["seed"],
             hyperparameters={k: v for k, v in run.items() if k in SWEEPABLE},
-            compile_seconds=compile_seconds))
+            compile_seconds=compile_seconds,
+            early_stops=list(meta["early_stops"].get(run["name"], [])),
+            final_eval=final_evals.get(r)))
     return results if multi else results[0]
 
 
@@ -463,12 +485,16 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
                if cfg.act_while_learning else None)
     pending: Future | None = None
     acting = state
+    final_eval = None  # the confirming evaluation a solved run stops on
+
+    pending_env_steps = 0  # the env steps of the iteration the pending update belongs to
 
     def finish_update():
         nonlocal pending, state, buffer, metrics
         if pending is not None:
             state, buffer, metrics = pending.result()
             pending = None
+            _check_update(metrics, agent.spec.env_id, pending_env_steps)
 
     stop = _StopSignals()
     try:
@@ -481,6 +507,7 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
             env_state, trajectory = agent.rollout(acting if learner else state, env_state,
                                                   rollout_key, exploration=exploration)
             finish_update()
+            _check_trajectory(trajectory, agent, loop.env_steps)
             buffer = agent.add(buffer, trajectory)
             loop.env_steps += steps_per_iteration
             loop.record_episodes(trajectory)
@@ -489,16 +516,22 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
             learn = agent.ready_to_learn(buffer)
             if learn and learner is None:
                 state, buffer, metrics = agent.update(state, buffer, update_key)
+                _check_update(metrics, agent.spec.env_id, loop.env_steps)
 
             eval_return = None
             recent = loop.recent_return()
             due = cfg.eval_every and loop.iteration % cfg.eval_every == 0
-            promising = cfg.solve_return is not None and recent >= cfg.solve_return
+            promising = (cfg.solve_return is not None and recent >= cfg.solve_return
+                         and not _confirmation_failed_lately(loop, cfg))
             if (due or promising) and int(state.step) > 0:
                 eval_return = float(np.mean(evaluate_jax(agent, state, eval_key,
                                                          cfg.eval_episodes)))
-                loop.solved = cfg.solve_return is not None and eval_return >= cfg.solve_return
                 loop.last_eval_return = eval_return
+                if cfg.solve_return is not None and eval_return >= cfg.solve_return:
+                    entry, final_eval = _confirm(agent, state, cfg, env_steps=loop.env_steps,
+                                                 eval_return=eval_return, log=log)
+                    loop.early_stops.append(entry)
+                    loop.solved = entry["confirmed"]
 
             bar.update(steps_per_iteration)
             bar.set_postfix({"return": f"{recent:.1f}", "updates": int(state.step),
@@ -531,6 +564,7 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
                 cfg, int(state.step), loop.last_checkpoint_updates)
             if learn and learner is not None and not loop.solved:
                 acting = jax.block_until_ready(jax.tree.map(jnp.copy, state))
+                pending_env_steps = loop.env_steps
                 pending = learner.submit(
                     lambda s, b, k: jax.block_until_ready(agent.update(s, b, k)),
                     state, buffer, update_key)
@@ -555,7 +589,141 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
 
     return TrainResult(agent=agent, state=state, buffer=buffer, history=loop.history,
                        env_steps=loop.env_steps, train_steps=int(state.step),
-                       solved=loop.solved, seconds=time.perf_counter() - start)
+                       solved=loop.solved, seconds=time.perf_counter() - start,
+                       early_stops=list(loop.early_stops),
+                       final_eval=final_eval if loop.solved else None)
+
+
+# --- early stops that hold: a solving evaluation is confirmed on the real env ----------
+
+
+def confirm_solved(agent: Agent, state: TrainState, config: Config
+                   ) -> tuple[np.ndarray, str]:
+    """The confirming evaluation of a state whose evaluation reached the solve return:
+    the final evaluation (`evaluate.evaluate_final`: the Gymnasium twin where there is
+    one, config.final_eval_episodes episodes, the run's own episode seeds). Returns
+    (`[E]` returns, label)."""
+    return evaluate_final(agent, state, config)
+
+
+def _confirm(agent: Agent, state: TrainState, config: Config, *, env_steps: int,
+             eval_return: float, log, name: str | None = None) -> tuple[dict, tuple]:
+    """Runs `confirm_solved`: (the early-stop entry, (returns, label))."""
+    returns, label = confirm_solved(agent, state, config)
+    # The bar the evaluation reached, now over the final evaluation's episodes.
+    mean, bar = float(np.mean(returns)), config.solve_return
+    entry = {"env_steps": int(env_steps), "eval_return": float(eval_return),
+             "confirm_return": mean, "confirm_episodes": int(len(returns)),
+             "confirm_env": label, "confirmed": bool(mean >= bar)}
+    if log is not None:
+        log(f"{name + ': ' if name else ''}eval {eval_return:.1f} reached the solve return "
+            f"{config.solve_return:g} at {env_steps} env steps; confirming on {label}: "
+            f"{mean:.1f} over {len(returns)} episodes "
+            + ("(solved: stopping)" if entry["confirmed"] else f"(below {bar:g}: training on)"))
+    return entry, (returns, label)
+
+
+def _confirm_solves(agent: Agent, runners: RunnerState, solved_before: np.ndarray,
+                    runs: list[dict], meta: dict, final_evals: dict, *, log,
+                    layout: distributed.Layout) -> RunnerState:
+    """Confirms each run the last chunk marked solved; clears `solved`/`done` of those
+    that fail, which train on. Records each in meta["early_stops"][run name] and the
+    confirmed ones' evaluations in `final_evals` (by run index)."""
+    newly = np.flatnonzero(np.asarray(runners.solved) & ~solved_before)
+    if not len(newly):
+        return runners
+    keep = np.ones(len(runs), bool)
+    cfg = agent.config
+    for r in newly:
+        run = runs[r]
+        runner = _take_run(runners, int(r))
+        state = (runner.train_state if layout.num_devices == 1
+                 else distributed.to_host(runner.train_state))
+        run_cfg = dataclasses.replace(cfg, seed=run["seed"],
+                                      **{k: v for k, v in run.items() if k in SWEEPABLE})
+        entry, final_eval = _confirm(agent, state, run_cfg, env_steps=int(runner.env_steps),
+                                     eval_return=float(runner.last_eval_return), log=log,
+                                     name=run["name"] if len(runs) > 1 else None)
+        meta["early_stops"].setdefault(run["name"], []).append(entry)
+        if entry["confirmed"]:
+            final_evals[int(r)] = final_eval
+        else:
+            keep[r] = False
+    if keep.all():
+        return runners
+    solved = runners.solved & jnp.asarray(keep)
+    return layout.place(runners.replace(
+        solved=solved, done=run_done(solved, runners.env_steps, cfg) | (runners.fault != 0)))
+
+
+def _confirmation_failed_lately(loop: LoopState, cfg: Config) -> bool:
+    """Whether a confirmation failed within the last `eval_every` iterations (10 without
+    periodic evaluations): the training return then triggers no evaluation, so a run
+    whose training return sits above the solve return does not confirm every iteration."""
+    if not loop.early_stops or loop.early_stops[-1]["confirmed"]:
+        return False
+    since = loop.env_steps - loop.early_stops[-1]["env_steps"]
+    return since < (cfg.eval_every or 10) * cfg.num_envs * cfg.rollout_length
+
+
+# --- non-finite guards ------------------------------------------------------------------
+
+
+def _fault_message(env_id: str, quantity: str, env_step: int, run: str | None = None) -> str:
+    what = {"observation": "the env returned a non-finite observation",
+            "reward": "the env returned a non-finite reward",
+            "loss": "the loss or its gradient is non-finite"}[quantity]
+    hint = ("lower learning_rate, or bound the rewards (max_abs_reward, reward_support_size)"
+            if quantity == "loss" else f"check the env's {quantity}s")
+    return (f"env {env_id!r}{f' ({run})' if run else ''}: {what} ({quantity}) at env step "
+            f"{env_step}; training stopped there and its last checkpoint, from before, is "
+            f"intact: {hint}")
+
+
+def _raise_on_fault(runners: RunnerState, runs: list[dict], env_id: str, multi: bool) -> None:
+    """Raises `NonFiniteError` for the first run of a chunk that met a non-finite value."""
+    faults = np.asarray(runners.fault)
+    if not faults.any():
+        return
+    steps = np.asarray(runners.fault_step)
+    r = min(np.flatnonzero(faults), key=lambda i: steps[i])
+    raise NonFiniteError(_fault_message(env_id, FAULTS[int(faults[r])], int(steps[r]),
+                                        runs[r]["name"] if multi else None))
+
+
+def _check_trajectory(trajectory: Trajectory, agent: Agent, env_steps: int) -> None:
+    """Raises `NonFiniteError` for a host rollout's first non-finite observation or
+    reward (numpy; `env_steps`: the count before the rollout). An observation acted on
+    at step t arrived by env step `env_steps + t B`, what step t reached by
+    `env_steps + (t + 1) B`."""
+    num_envs = np.shape(trajectory.reward)[0]
+
+    def first_bad(x, offset: int) -> int | None:
+        x = np.asarray(x)
+        bad = ~np.isfinite(x.reshape(x.shape[:2] + (-1,))).all(axis=2).all(axis=0)
+        times = np.flatnonzero(bad)
+        return None if not len(times) else int(times[0]) + offset
+
+    found = []
+    if not agent.spec.frames:  # uint8 frames are always finite
+        steps = [t for t in (first_bad(trajectory.observation, 0),
+                             first_bad(trajectory.final_observation, 1)) if t is not None]
+        if steps:
+            found.append((min(steps), 0, "observation"))
+    t = first_bad(np.asarray(trajectory.reward)[..., None], 1)
+    if t is not None:
+        found.append((t, 1, "reward"))
+    if found:
+        t, _, quantity = min(found)
+        raise NonFiniteError(_fault_message(agent.spec.env_id, quantity,
+                                            env_steps + t * num_envs))
+
+
+def _check_update(metrics: dict, env_id: str, env_steps: int) -> None:
+    """Raises `NonFiniteError` if an update's loss or gradient norm is non-finite."""
+    if not (math.isfinite(float(metrics["loss"]))
+            and math.isfinite(float(metrics["grad_norm"]))):
+        raise NonFiniteError(_fault_message(env_id, "loss", env_steps))
 
 
 def _report(row: dict, *, logger, on_iteration, log, show_bar: bool) -> None:
@@ -675,7 +843,9 @@ class LoopState:
 
     iteration, env_steps: counters. recent_returns, recent_lengths: the last 100
     finished episodes. history: the logged rows. solved: a periodic evaluation
-    reached the solve return. last_eval_return: the latest one's mean return.
+    reached the solve return and its confirmation passed. last_eval_return: the latest
+    evaluation's mean return. early_stops: the evaluations that reached the solve return
+    and their confirmations (`TrainResult.early_stops`).
     last_checkpoint_updates: the update count at the last checkpoint.
     seconds: training seconds, over all sessions, up to the last checkpoint (so
     that `wall_seconds` goes on across a resume).
@@ -688,6 +858,7 @@ class LoopState:
     history: list = dataclasses.field(default_factory=list)
     solved: bool = False
     last_eval_return: float | None = None
+    early_stops: list = dataclasses.field(default_factory=list)
     last_checkpoint_updates: int = 0
     seconds: float = 0.0
 

@@ -160,17 +160,19 @@ def reward_limit(config, declared: float | None) -> float:
                                value_bound=declared is not None)
 
 
-def check_rewards(max_abs_reward, config, limit: float, env_steps: int) -> None:
+def check_rewards(max_abs_reward, config, limit: float, env_steps: int,
+                  env_id: str | None = None) -> None:
     """Raises `RewardBeyondSupport` (one line naming the fields to set) if the largest
     |reward| seen, `max_abs_reward` (a float or an array, NaN ignored), is beyond `limit`
-    (`reward_limit`). Cheap: one reduction on the host per rollout or compiled chunk."""
+    (`reward_limit`). Cheap: one reduction on the host per rollout or compiled chunk.
+    `env_id` names the env in the message (default: config.env)."""
     seen = float(np.nanmax(np.asarray(max_abs_reward, np.float64), initial=0.0))
     if not seen > limit:  # NaN: another check's concern
         return
     bound = HEADROOM * seen
     reward_size, value_size = sizes_for(bound, config.discount, config.support_squash)
     raise RewardBeyondSupport(
-        f"env {config.env!r} paid a reward of magnitude {seen:g} by env step {env_steps}, "
+        f"env {env_id or config.env!r} paid a reward of magnitude {seen:g} by env step {env_steps}, "
         f"beyond the {limit:.3g} that reward_support_size={config.reward_support_size} and "
         f"value_support_size={config.value_support_size} (discount {config.discount:g}) "
         f"hold, so its targets would be clipped: set --config.max_abs_reward {bound:g} "

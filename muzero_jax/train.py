@@ -194,7 +194,7 @@ def train(config: Config, *, env: envs.Env | None = None,
             runners, metrics = compiled(runners, jax.numpy.int32(meta["iteration"] + 1))
             metrics = jax.device_get(metrics)
             support.check_rewards(metrics["reward_abs_max"], cfg, agent.reward_limit,
-                                  int(np.max(np.asarray(runners.env_steps))))
+                                  int(np.max(np.asarray(runners.env_steps))), agent.spec.env_id)
             now = time.perf_counter()
             active = metrics["active"]  # [C, S]
             ran = int(np.max(np.sum(active, axis=0)))
@@ -448,8 +448,8 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
                 cfg, loop.env_steps / max(cfg.total_env_steps, 1))
             env_state, trajectory = agent.rollout(acting if learner else state, env_state,
                                                   rollout_key, exploration=exploration)
-            support.check_rewards(jnp.max(jnp.abs(trajectory.reward)), cfg,
-                                  agent.reward_limit, loop.env_steps + steps_per_iteration)
+            support.check_rewards(jnp.max(jnp.abs(trajectory.reward)), cfg, agent.reward_limit,
+                                  loop.env_steps + steps_per_iteration, agent.spec.env_id)
             finish_update()
             buffer = agent.add(buffer, trajectory)
             loop.env_steps += steps_per_iteration

@@ -4,12 +4,12 @@ Importing this module registers them, so each trains by id from the repository r
 
     python experiments/train.py --env benchmarks.small_envs:Corridor-v0
 
-| id                  | observations      | actions | time limit | optimal greedy return  |
-|---------------------|-------------------|---------|------------|------------------------|
-| Corridor-v0         | Discrete(10)      | 2       | 50         | 20 (+20 right, -10 left) |
-| Grid-v0             | Box(2,) position  | 4       | 50         | 4.3 (+5 goal, -0.1 a step, 8 steps) |
-| ContextBandit-v0    | Box(4,) one-hot   | 4       | 30         | 15 (0.5 a matched arm)  |
-| FrozenLakeDet-v0    | Discrete(16)      | 4       | 100        | 1 (Gymnasium's 4x4, not slippery) |
+| id               | observations     | actions | time limit | optimal greedy return         |
+|------------------|------------------|---------|------------|-------------------------------|
+| Corridor-v0      | Discrete(10)     | 2       | 50         | 20 (+20 right, -10 left)      |
+| Grid-v0          | Box(2,) position | 4       | 50         | 4.3 (+5 goal, -0.1 a step, 8) |
+| ContextBandit-v0 | Box(4,) one-hot  | 4       | 30         | 15 (0.5 a matched arm)        |
+| FrozenLakeDet-v0 | Discrete(16)     | 4       | 100        | 1 (Gymnasium's 4x4, no slips) |
 
 None declares a reward range or a reward_threshold, as most Gymnasium envs do not.
 Gymnasium's CliffWalking-v1 (no time limit; optimal return -13) is the fifth check.

@@ -751,8 +751,16 @@ def solve_return_for(env_id: str) -> float | None:
     name = _gymnasium_name(env_id)
     if name in _SOLVE_RETURN:
         return _SOLVE_RETURN[name]
+    import importlib
+
     import gymnasium as gym
 
+    if ":" in name:  # "module:EnvId": the module registers EnvId (gymnasium.make's form)
+        module, name = name.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError:  # named as such when the env is made
+            return None
     try:
         threshold = gym.spec(name).reward_threshold
     except (gym.error.Error, ValueError):  # not a Gymnasium id (a gymnax game, pgx, ...)

@@ -172,7 +172,8 @@ def check_rewards(max_abs_reward, config, limit: float, env_steps: int,
     bound = HEADROOM * seen
     reward_size, value_size = sizes_for(bound, config.discount, config.support_squash)
     raise RewardBeyondSupport(
-        f"env {env_id or config.env!r} paid a reward of magnitude {seen:g} by env step {env_steps}, "
+        f"env {env_id or config.env!r} paid a reward of magnitude {seen:g} by env step "
+        f"{env_steps}, "
         f"beyond the {limit:.3g} that reward_support_size={config.reward_support_size} and "
         f"value_support_size={config.value_support_size} (discount {config.discount:g}) "
         f"hold, so its targets would be clipped: set --config.max_abs_reward {bound:g} "

@@ -448,7 +448,7 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
                 cfg, loop.env_steps / max(cfg.total_env_steps, 1))
             env_state, trajectory = agent.rollout(acting if learner else state, env_state,
                                                   rollout_key, exploration=exploration)
-            support.check_rewards(jnp.max(jnp.abs(trajectory.reward)), cfg, agent.reward_limit,
+            support.check_rewards(np.abs(np.asarray(trajectory.reward)), cfg, agent.reward_limit,
                                   loop.env_steps + steps_per_iteration, agent.spec.env_id)
             finish_update()
             buffer = agent.add(buffer, trajectory)

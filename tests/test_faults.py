@@ -90,8 +90,16 @@ def corridor_run(tmp_path_factory):
     return out, summary
 
 
-def test_a_preset_takes_no_other_envs_solve_return():
+def test_a_preset_takes_no_other_envs_solve_return(tmp_path, monkeypatch):
     import muzero_jax as mz
+
+    # A user's module that registers its env with a reward_threshold: that is its bar.
+    (tmp_path / "user_envs_with_bar.py").write_text(
+        "import gymnasium as gym\n"
+        "gym.register('Bar-v0', entry_point='gymnasium.envs.classic_control:CartPoleEnv',"
+        " reward_threshold=7.0, max_episode_steps=40)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert mz.classic(env="user_envs_with_bar:Bar-v0").solve_return == 7.0
 
     assert mz.config.classic().solve_return == -90.0  # Acrobot's own
     for preset in (mz.config.classic, mz.config.cartpole, mz.config.muzero_reanalyze,
@@ -167,6 +175,7 @@ def test_defaults_for_an_env_nobody_tuned(monkeypatch):
         assert config.max_episode_steps == (None if limit else envs.probe.DEFAULT_TIME_LIMIT)
         horizon = limit or envs.probe.DEFAULT_TIME_LIMIT
         assert config.discount == pytest.approx(1 - 1 / horizon), env_id
+        assert config.total_env_steps == envs.probe.BUDGET_EPISODES * horizon, env_id
         observed = envs.probe.observed_max_abs_reward(
             envs.make(config), config.num_envs, envs.probe.PROBE_STEPS, config.seed)
         held = support.largest_reward_held(config.reward_support_size,

@@ -114,5 +114,6 @@ def make(config: Config) -> Env:
 
 
 __all__ = ["CARTPOLE_V1_PARAMS", "FAMILIES", "Env", "EnvSpec", "EnvState", "FuncJaxEnv",
-           "HostEnv", "HostEnvs", "HostStep", "JaxEnv", "fit_to_env", "StepOutput", "Transition", "make",
+           "HostEnv", "HostEnvs", "HostStep", "JaxEnv", "StepOutput", "Transition", "fit_to_env",
+           "make",
            "make_cartpole", "make_jax", "register", "registered", "to_float"]

@@ -24,6 +24,10 @@ PROBE_STEPS = 2_000  # env steps of the random rollout, over config.num_envs env
 DEFAULT_TIME_LIMIT = 200  # for an env without one: episodes must end for values to
 #   bootstrap and for evaluation to finish
 MIN_DISCOUNT, MAX_DISCOUNT = 0.9, 0.997
+# The budget of an env nobody tuned, in full-length episodes: a preset's budget was sized
+# for its own env (classic's 250,000 steps for Acrobot's 500-step episodes and rare goal);
+# at most this many episodes' steps here, a run of minutes (--total-env-steps for more)
+BUDGET_EPISODES = 1_000
 
 
 def horizon_discount(time_limit: int) -> float:
@@ -77,11 +81,11 @@ def _jax_probe(env, num_envs: int, num_steps: int):
 
 def fit_to_env(config: Config, env=None) -> Config:
     """`config` with the scales of its env: a time limit where the env has none
-    (`DEFAULT_TIME_LIMIT`), the discount of that time limit (`horizon_discount`), and
-    reward and value supports that hold the env's rewards, with `max_abs_reward` set to
-    the scale they were sized for. For a preset used on an env it was not tuned on
-    (`config.tuned_for`); the result goes into config.json, so a resumed run rebuilds
-    the same shapes.
+    (`DEFAULT_TIME_LIMIT`), the discount of that time limit (`horizon_discount`), a budget
+    of at most `BUDGET_EPISODES` episodes of that length, and reward and value supports
+    that hold the env's rewards, with `max_abs_reward` set to the scale they were sized
+    for. For a preset used on an env it was not tuned on (`config.tuned_for`); the
+    result goes into config.json, so a resumed run rebuilds the same shapes.
 
     The reward scale is `config.max_abs_reward`, else the env's declared one, else the
     largest |reward| of `observed_max_abs_reward` (1 if every probed reward was 0).
@@ -96,7 +100,9 @@ def fit_to_env(config: Config, env=None) -> Config:
         env = envs.make(config)
     if env.spec.max_episode_steps is not None:
         config = dataclasses.replace(
-            config, discount=horizon_discount(env.spec.max_episode_steps))
+            config, discount=horizon_discount(env.spec.max_episode_steps),
+            total_env_steps=min(config.total_env_steps,
+                                BUDGET_EPISODES * env.spec.max_episode_steps))
     scale = config.max_abs_reward if config.max_abs_reward is not None \
         else env.spec.max_abs_reward
     headroom = 1.0

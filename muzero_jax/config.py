@@ -814,8 +814,9 @@ def classic(**overrides) -> Config:
     steps one costs 10-15 iterations): seed 0 took 538 s instead of 754 s (README).
 
     The supports assume |reward| <= 1 (reward support 1 holds 3.0): for larger
-    rewards set `max_abs_reward` (validation then names the support sizes needed);
-    the experiment scripts size them from the env (`envs.fit_to_env`). `solve_return`
+    rewards set `max_abs_reward` (validation then names the support sizes needed). On
+    an env it was not tuned on (`tuned_for`), the experiment scripts take the time
+    limit, discount, budget and supports from the env (`envs.fit_to_env`). `solve_return`
     is the env's own: a margin over its Gymnasium reward_threshold, None without one.
     """
     base = cartpole(

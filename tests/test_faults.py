@@ -183,6 +183,12 @@ def test_defaults_for_an_env_nobody_tuned(monkeypatch):
         assert observed <= config.max_abs_reward <= held, env_id
     # CliffWalking's -100 of a step into the cliff: supports for twice that.
     assert config.max_abs_reward == 200.0 and config.reward_support_size == 14
+    # A JAX env declaring no scale is probed by a jitted random rollout: gymnax's Catch pays
+    # +-1, which classic's value support (10: 120) does not hold at its time limit's
+    # discount 0.997 (333), so both supports are sized for twice that.
+    catch = experiment.preset_config("classic", "gymnax/Catch-bsuite")
+    assert (catch.discount, catch.max_abs_reward, catch.reward_support_size,
+            catch.value_support_size) == (0.997, 2.0, 1, 26)
     # Envs whose presets were tuned on them keep every tuned value.
     assert experiment.preset_config("classic", "Acrobot-v1") == mz.classic(env="Acrobot-v1")
     assert experiment.preset_config("cartpole", "CartPole-v1") == mz.cartpole(

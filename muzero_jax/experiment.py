@@ -68,8 +68,9 @@ def preset_config(preset: str, env_id: str | None, overrides: dict | None = None
 
     The preset is built for the id, so that nothing of the env it was tuned on (its
     solve return) carries over; on an env it was not tuned on (`config.tuned_for`) the
-    time limit, discount and supports come from the env itself (`envs.fit_to_env`:
-    what its spec declares, else a short random rollout), before anything compiles.
+    time limit, discount, budget and supports come from the env itself
+    (`envs.fit_to_env`: what its spec declares, else a short random rollout), before
+    anything compiles.
     """
     overrides = dict(overrides or {})
     if env_id is not None:

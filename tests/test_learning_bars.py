@@ -53,7 +53,8 @@ SMALL_ENVS = ("benchmarks.small_envs:Corridor-v0", "benchmarks.small_envs:Frozen
 
 @pytest.mark.slow
 @pytest.mark.parametrize("env_id", SMALL_ENVS)
-def test_defaults_learn_a_small_env_nobody_tuned(env_id, tmp_path):
+def test_defaults_learn_a_small_env_nobody_tuned(env_id, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(ROOT)
     from benchmarks.small_envs import OPTIMAL_RETURN
 
     out = tmp_path / "run"

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import mctx
 
-from muzero_jax import envs, history, reanalyze, replay, selfplay, symmetry
+from muzero_jax import envs, history, reanalyze, replay, selfplay, support, symmetry
 from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.learner import Batch, Learner, TrainState
 from muzero_jax.networks import Model
@@ -52,6 +52,9 @@ class Agent:
                           else spec.max_abs_reward)
         validate(config, max_abs_reward=max_abs_reward,
                  observation_shape=observation_shape, num_actions=spec.num_actions)
+        # The largest |reward| whose targets the supports hold; training stops beyond it
+        # (support.check_rewards), where it would otherwise clip without a word.
+        self.reward_limit = support.reward_limit(config, max_abs_reward)
         self.observation_shape = observation_shape
         self.stored_observation_shape = spec.observation_shape
         self.model = Model(config, spec.num_actions, observation_shape)

@@ -652,7 +652,7 @@ def cartpole(**overrides) -> Config:
         eval_episodes=32,
         solve_return=490.0,  # a margin over 475 for the 100-episode check at the end
     )
-    return dataclasses.replace(base, **overrides)
+    return for_env(base, overrides)
 
 
 def atari_paper(**overrides) -> Config:
@@ -717,7 +717,7 @@ def atari_paper(**overrides) -> Config:
         final_eval_episodes=32,
         log_every=10,
     )
-    return dataclasses.replace(base, **overrides)
+    return for_env(base, overrides)
 
 
 def atari_tiny(**overrides) -> Config:
@@ -760,7 +760,7 @@ def atari_tiny(**overrides) -> Config:
         final_eval_episodes=4,
         log_every=5,
     )
-    return dataclasses.replace(base, **overrides)
+    return for_env(base, overrides)
 
 
 def sample_efficient(**overrides) -> Config:
@@ -794,7 +794,7 @@ def sample_efficient(**overrides) -> Config:
         eval_every=1,
         total_env_steps=30_000,
     )
-    return dataclasses.replace(base, **overrides)
+    return for_env(base, overrides)
 
 
 def muzero_reanalyze(**overrides) -> Config:
@@ -830,28 +830,62 @@ def muzero_reanalyze(**overrides) -> Config:
         eval_every=1,  # training is the same at any cadence; the first solve is found sooner
         total_env_steps=30_000,
     )
-    return dataclasses.replace(base, **overrides)
+    return for_env(base, overrides)
 
 
-# Early-stop bars of `classic`: a margin over Gymnasium's reward_threshold (CartPole-v1
-# 475, Acrobot-v1 -100, MountainCar-v0 -110), since a periodic evaluation of 32 episodes
-# can pass where the final one of 100 does not.
-_CLASSIC_SOLVE_RETURN = {"CartPole-v1": 490.0, "Acrobot-v1": -90.0, "MountainCar-v0": -100.0}
+# Early-stop bars: a margin over Gymnasium's reward_threshold (CartPole-v1 475, Acrobot-v1
+# -100, MountainCar-v0 -110), since a periodic evaluation of 32 episodes can pass where the
+# final one of 100 does not.
+_SOLVE_RETURN = {"CartPole-v1": 490.0, "Acrobot-v1": -90.0, "MountainCar-v0": -100.0}
+
+# The envs whose discount and budget the vector presets (cartpole, classic) were tuned on,
+# by Gymnasium name (their jax/ and gymnax/ twins count too).
+TUNED_ENVS = tuple(_SOLVE_RETURN)
 
 
-def _solve_return_for(env_id: str) -> float | None:
-    """`classic`'s early-stop bar for an env id: see `_CLASSIC_SOLVE_RETURN`, else the
-    reward_threshold of its Gymnasium form (gymnax/ and jax/ twins by name), else None."""
-    name = env_id.split("/", 1)[1] if env_id.startswith(("gymnax/", "jax/")) else env_id
-    if name in _CLASSIC_SOLVE_RETURN:
-        return _CLASSIC_SOLVE_RETURN[name]
+def _gymnasium_name(env_id: str) -> str:
+    return env_id.split("/", 1)[1] if env_id.startswith(("gymnax/", "jax/")) else env_id
+
+
+def solve_return_for(env_id: str) -> float | None:
+    """The early-stop bar for an env id: its own, never another env's. A margin over
+    the reward_threshold for the envs of `_SOLVE_RETURN`, else the reward_threshold of
+    its Gymnasium form (gymnax/ and jax/ twins by name), else None (train the budget)."""
+    name = _gymnasium_name(env_id)
+    if name in _SOLVE_RETURN:
+        return _SOLVE_RETURN[name]
+    import importlib
+
     import gymnasium as gym
 
+    if ":" in name:  # "module:EnvId": the module registers EnvId (gymnasium.make's form)
+        module, name = name.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError:  # named as such when the env is made
+            return None
     try:
         threshold = gym.spec(name).reward_threshold
-    except gym.error.Error:  # not a Gymnasium id (a gymnax game, module:EnvId unimported)
+    except (gym.error.Error, ValueError):  # not a Gymnasium id (a gymnax game, pgx, ...)
         return None
     return None if threshold is None else float(threshold)
+
+
+def tuned_for(env_id: str) -> bool:
+    """Whether the presets' discount was chosen for `env_id` (the envs of `TUNED_ENVS`,
+    and the families with presets of their own: ALE/, pgx/, MinAtar); any other id takes
+    the discount of its time limit (`envs.fit_to_env`)."""
+    return (_gymnasium_name(env_id) in TUNED_ENVS or env_id.startswith(("ALE/", "pgx/"))
+            or env_id.endswith("-MinAtar"))
+
+
+def for_env(base: Config, overrides: dict) -> Config:
+    """A preset's `base` with `overrides`; an env other than the preset's own gets its own
+    solve return (`solve_return_for`), not the preset's, unless overrides give one."""
+    config = dataclasses.replace(base, **overrides)
+    if config.env != base.env and "solve_return" not in overrides:
+        config = dataclasses.replace(config, solve_return=solve_return_for(config.env))
+    return config
 
 
 def classic(**overrides) -> Config:
@@ -883,10 +917,11 @@ def classic(**overrides) -> Config:
     steps one costs 10-15 iterations): seed 0 took 538 s instead of 754 s (README).
 
     The supports assume |reward| <= 1 (reward support 1 holds 3.0): for larger
-    rewards set `max_abs_reward` (validation then names the support sizes needed).
-    `solve_return` defaults to a margin over the env's Gymnasium reward_threshold.
+    rewards set `max_abs_reward` (validation then names the support sizes needed). On
+    an env it was not tuned on (`tuned_for`), the experiment scripts take the time
+    limit, discount, budget and supports from the env (`envs.fit_to_env`). `solve_return`
+    is the env's own: a margin over its Gymnasium reward_threshold, None without one.
     """
-    env = overrides.get("env", "Acrobot-v1")
     base = cartpole(
         env="Acrobot-v1",
         discount=0.99,
@@ -908,9 +943,9 @@ def classic(**overrides) -> Config:
         # costs as much as 10-15 iterations while episodes still last 500 steps
         eval_every=40,
         eval_episodes=32,
-        solve_return=_solve_return_for(env),
+        solve_return=solve_return_for("Acrobot-v1"),
     )
-    return dataclasses.replace(base, **overrides)
+    return for_env(base, overrides)
 
 
 def minatar(**overrides) -> Config:
@@ -973,7 +1008,7 @@ def minatar(**overrides) -> Config:
         final_eval_episodes=100,
         log_every=10,
     )
-    return dataclasses.replace(base, **overrides)
+    return for_env(base, overrides)
 
 
 # --- board games (pgx; experiments/board.py) ------------------------------------------
@@ -1076,7 +1111,7 @@ def board(game: str = "tic_tac_toe", mode: str = "muzero", **overrides) -> Confi
             network="conv_mlp", resnet_channels=32, representation_blocks=(0, 0, 0),
             support_squash="identity", value_support_size=1, reward_support_size=1,
             counterfactual_rewards=mode == "muzero", total_env_steps=512_000)
-    return dataclasses.replace(base, **overrides)
+    return for_env(base, overrides)
 
 
 def _board_preset(game: str):

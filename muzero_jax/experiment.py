@@ -66,6 +66,27 @@ def preset_for_env(env_id: str) -> str:
     return CLASSIC_PRESET
 
 
+def preset_config(preset: str, env_id: str | None, overrides: dict | None = None) -> Config:
+    """The preset `preset` for `env_id` (None: the preset's own env), the flags' defaults.
+
+    The preset is built for the id, so that nothing of the env it was tuned on (its
+    solve return) carries over; on an env it was not tuned on (`config.tuned_for`) the
+    time limit, discount, budget and supports come from the env itself
+    (`envs.fit_to_env`: what its spec declares, else a short random rollout), before
+    anything compiles.
+    """
+    overrides = dict(overrides or {})
+    if env_id is not None:
+        overrides["env"] = env_id
+    config = PRESETS[preset](**overrides)
+    if env_id is None or config_lib.tuned_for(env_id):
+        return config
+    try:
+        return envs.fit_to_env(config)
+    except (ConfigError, ValueError):  # a bad id or space: the agent's check names it
+        return config
+
+
 PRESET_RULE = (f"without --preset: cartpole for {', '.join(CARTPOLE_IDS)}; atari_tiny for "
                f"ALE/<Game>-v5; {preset_for_env('gymnax/Breakout-MinAtar')} for "
                f"gymnax/<game>-MinAtar; {CLASSIC_PRESET} for any other id")
@@ -253,11 +274,9 @@ def _main(argv: list[str], *, description, default_preset, default_out, evaluate
         cli.error(f"--preset {preset!r}: expected one of {names}")
     preset = aliases.get(preset, preset)
     try:
-        default_config = base or PRESETS[preset](**(preset_overrides or {}))
+        default_config = base or preset_config(preset, env_id, preset_overrides)
     except ConfigError as e:
         cli.error(f"--preset {preset}: {e}")
-    if env_id is not None and base is None:
-        default_config = dataclasses.replace(default_config, env=env_id)
     flags = cli.parse(
         flags_type, argv, default=flags_type(preset=preset, config=default_config),
         description=help_text(description, aliases,

@@ -350,13 +350,17 @@ class TrainProgram:
             iteration=runner.iteration + 1, env_steps=env_steps,
             recent_returns=returns, recent_lengths=lengths, episodes_finished=finished,
             fault=fault, fault_step=fault_step)
-        return runner, {**search_statistics(trajectory), **update_metrics}
+        # Reduced here, checked by the host once per chunk (support.check_rewards).
+        reward_abs_max = jnp.max(jnp.abs(trajectory.reward))
+        return runner, {**search_statistics(trajectory), "reward_abs_max": reward_abs_max,
+                        **update_metrics}
 
     @functools.cached_property
     def _training_stat_shapes(self) -> dict:
         """Shapes of one run's training statistics (search statistics, learner metrics)."""
         return {"root_value": jax.ShapeDtypeStruct((), jnp.float32),
                 "policy_entropy": jax.ShapeDtypeStruct((), jnp.float32),
+                "reward_abs_max": jax.ShapeDtypeStruct((), jnp.float32),
                 **self._update_metric_shapes}
 
     @functools.cached_property

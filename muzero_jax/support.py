@@ -20,6 +20,9 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from muzero_jax.errors import RunFault
 
 EPSILON = 1e-3
 SQUASHES = ("h", "identity")
@@ -117,3 +120,62 @@ def support_to_scalar(logits: jax.Array, support_size: int, squash: str = "h") -
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
     expectation = jnp.sum(probs * atoms, axis=-1)
     return inverse_transform(expectation) if squash == "h" else expectation
+
+
+def largest_reward_held(reward_support_size: int, value_support_size: int, discount: float,
+                        squash: str = "h", *, value_bound: bool = True) -> float:
+    """The largest |reward| of a step whose targets the supports hold without clipping.
+
+    The reward support's h^-1(S_r); with `value_bound`, also what keeps every discounted
+    return within the value support: (1 - discount) h^-1(S_v) (none at discount 1, whose
+    returns are an episode's, bounded by the env, not the discount).
+    """
+    held = max_scalar(reward_support_size, squash=squash)
+    if value_bound and discount < 1.0:
+        held = min(held, (1.0 - discount) * max_scalar(value_support_size, squash=squash))
+    return held
+
+
+def sizes_for(max_abs_reward: float, discount: float, squash: str = "h") -> tuple[int, int]:
+    """(reward_support_size, value_support_size) that hold rewards up to `max_abs_reward`
+    and returns up to max_abs_reward / (1 - discount) (max_abs_reward at discount 1)."""
+    value = max_abs_reward / (1.0 - discount) if discount < 1.0 else max_abs_reward
+    return size_needed(max_abs_reward, squash), size_needed(value, squash)
+
+
+HEADROOM = 2.0  # supports sized from an observed reward hold this many times it
+
+
+class RewardBeyondSupport(RunFault):
+    """A reward beyond what the reward and value supports hold: its targets would clip."""
+
+
+def reward_limit(config, declared: float | None) -> float:
+    """The largest |reward| a run of `config` may meet: what its supports hold, counting the
+    value support too once the env's reward scale is `declared` (Config.max_abs_reward or
+    the env's; validation then checked both supports against it), else the reward
+    support's alone (value targets are not bounded by a reward scale nobody gave)."""
+    return largest_reward_held(config.reward_support_size, config.value_support_size,
+                               config.discount, config.support_squash,
+                               value_bound=declared is not None)
+
+
+def check_rewards(max_abs_reward, config, limit: float, env_steps: int,
+                  env_id: str | None = None) -> None:
+    """Raises `RewardBeyondSupport` (one line naming the fields to set) if the largest
+    |reward| seen, `max_abs_reward` (a float or an array, NaN ignored), is beyond `limit`
+    (`reward_limit`). Cheap: one reduction on the host per rollout or compiled chunk.
+    `env_id` names the env in the message (default: config.env)."""
+    seen = float(np.nanmax(np.asarray(max_abs_reward, np.float64), initial=0.0))
+    if not seen > limit:  # NaN: another check's concern
+        return
+    bound = HEADROOM * seen
+    reward_size, value_size = sizes_for(bound, config.discount, config.support_squash)
+    raise RewardBeyondSupport(
+        f"env {env_id or config.env!r} paid a reward of magnitude {seen:g} by env step "
+        f"{env_steps}, "
+        f"beyond the {limit:.3g} that reward_support_size={config.reward_support_size} and "
+        f"value_support_size={config.value_support_size} (discount {config.discount:g}) "
+        f"hold, so its targets would be clipped: set --config.max_abs_reward {bound:g} "
+        f"--config.reward_support_size {max(reward_size, config.reward_support_size)} "
+        f"--config.value_support_size {max(value_size, config.value_support_size)}")

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from muzero_jax import checkpoint, compile_stats, distributed, envs
+from muzero_jax import checkpoint, compile_stats, distributed, envs, support
 from muzero_jax.agent import Agent
 from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.errors import Interrupted, NonFiniteError
@@ -233,6 +233,8 @@ def train(config: Config, *, env: envs.Env | None = None,
             runners, metrics = compiled(runners, jax.numpy.int32(meta["iteration"] + 1))
             metrics = jax.device_get(metrics)
             _raise_on_fault(runners, runs, agent.spec.env_id, multi)
+            support.check_rewards(metrics["reward_abs_max"], cfg, agent.reward_limit,
+                                  int(np.max(np.asarray(runners.env_steps))), agent.spec.env_id)
             now = time.perf_counter()
             active = metrics["active"]  # [C, S]
             ran = int(np.max(np.sum(active, axis=0)))
@@ -392,7 +394,7 @@ def _restore(checkpointer, runners: RunnerState, meta: dict, multi: bool, run_di
     return restored, dict(meta, **saved_meta)
 
 
-_UPDATE_FREE = ("active", "evaluated", "solved")
+_UPDATE_FREE = ("active", "evaluated", "solved", "reward_abs_max")
 
 
 def _row(m: dict, run: dict, multi: bool, *, wall_seconds: float, steps_per_second: float,
@@ -506,6 +508,8 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
                 cfg, loop.env_steps / max(cfg.total_env_steps, 1))
             env_state, trajectory = agent.rollout(acting if learner else state, env_state,
                                                   rollout_key, exploration=exploration)
+            support.check_rewards(np.abs(np.asarray(trajectory.reward)), cfg, agent.reward_limit,
+                                  loop.env_steps + steps_per_iteration, agent.spec.env_id)
             finish_update()
             _check_trajectory(trajectory, agent, loop.env_steps)
             buffer = agent.add(buffer, trajectory)

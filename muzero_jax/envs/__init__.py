@@ -35,6 +35,7 @@ from muzero_jax.envs.base import (
 )
 from muzero_jax.envs.cartpole import CARTPOLE_V1_PARAMS, make_cartpole
 from muzero_jax.envs.functional import FuncJaxEnv
+from muzero_jax.envs.probe import fit_to_env
 
 Env = JaxEnv | HostEnv
 
@@ -113,5 +114,6 @@ def make(config: Config) -> Env:
 
 
 __all__ = ["CARTPOLE_V1_PARAMS", "FAMILIES", "Env", "EnvSpec", "EnvState", "FuncJaxEnv",
-           "HostEnv", "HostEnvs", "HostStep", "JaxEnv", "StepOutput", "Transition", "make",
+           "HostEnv", "HostEnvs", "HostStep", "JaxEnv", "StepOutput", "Transition", "fit_to_env",
+           "make",
            "make_cartpole", "make_jax", "register", "registered", "to_float"]

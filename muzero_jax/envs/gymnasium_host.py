@@ -86,8 +86,11 @@ class GymnasiumEnv(HostEnv):
                             num_actions=int(action_space.n),
                             max_episode_steps=self.max_episode_steps,
                             max_abs_reward=None,
-                            # One-hot observations are ours, not what gymnasium.make gives.
-                            eval_id=None if self.convert == "one_hot" else env_id)
+                            # One-hot observations are ours, not what gymnasium.make gives,
+                            # and another time limit is no longer the registered env's.
+                            eval_id=None if self.convert == "one_hot" or (
+                                self.max_episode_steps != self.gym_spec.max_episode_steps)
+                            else env_id)
 
     def _kwargs(self) -> dict:
         if self.config.max_episode_steps is None:

@@ -5,9 +5,10 @@
 
 `experiments/train.py --env jax/CartPole-v1` with the `cartpole` preset by
 default (also for `--env CartPole-v1`, Gymnasium's numpy CartPole on the host).
-Prints progress while training (a bar on a terminal), stops early once a
-periodic greedy evaluation (on our JAX CartPole) reaches the solve return, then
-plays 100 greedy episodes of `gymnasium.make("CartPole-v1")`. DIR receives
+Prints progress while training (a bar on a terminal) and stops early once a
+periodic greedy evaluation (on our JAX CartPole) reaches the solve return and 100
+greedy episodes of `gymnasium.make("CartPole-v1")` confirm it; those episodes are
+the final evaluation (a run that spends its budget plays them at the end). DIR receives
 config.json, checkpoints/, tensorboard/, metrics.csv, curves.png and
 summary.json; `--resume DIR` continues a stopped run from its latest checkpoint
 (overrides apply on top of its config.json, e.g. a larger total_env_steps).

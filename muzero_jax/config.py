@@ -214,7 +214,9 @@ class Config:
     total_env_steps: int = 200_000  # stop after this many env steps
     eval_every: int = 10  # iterations between greedy evaluations (0: never)
     eval_episodes: int = 32  # episodes per periodic (JAX env) evaluation
-    solve_return: float | None = 475.0  # stop when a periodic eval reaches it
+    # stop when an evaluation reaches it and a confirming evaluation (final_eval_episodes
+    #   on the final evaluation's env) does too; None: train the whole budget
+    solve_return: float | None = 475.0
     final_eval_episodes: int = 100  # episodes on the Gymnasium env at the end
     log_every: int = 5  # iterations between progress lines
     # several runs in one program (seeds, a sweep): "map" steps them one after another

@@ -24,10 +24,18 @@ PROBE_STEPS = 2_000  # env steps of the random rollout, over config.num_envs env
 DEFAULT_TIME_LIMIT = 200  # for an env without one: episodes must end for values to
 #   bootstrap and for evaluation to finish
 MIN_DISCOUNT, MAX_DISCOUNT = 0.9, 0.997
-# The budget of an env nobody tuned, in full-length episodes: a preset's budget was sized
-# for its own env (classic's 250,000 steps for Acrobot's 500-step episodes and rare goal);
-# at most this many episodes' steps here, a run of minutes (--total-env-steps for more)
+# The budget of an env nobody tuned: a preset's budget was sized for its own env
+# (classic's 250,000 steps for Acrobot's 500-step episodes and rare goal). Here 1,000
+# full-length episodes, within [50,000, 100,000] env steps: the small envs this default
+# was tried on (benchmarks/small_envs.py, CliffWalking) first evaluated optimal by 16,000,
+# and 100,000 keeps a 2-core CPU's run to minutes (--total-env-steps for more).
 BUDGET_EPISODES = 1_000
+MIN_BUDGET, MAX_BUDGET = 50_000, 100_000
+
+
+def default_budget(time_limit: int) -> int:
+    """Env steps for an env nobody tuned whose episodes last at most `time_limit` steps."""
+    return int(np.clip(BUDGET_EPISODES * time_limit, MIN_BUDGET, MAX_BUDGET))
 
 
 def horizon_discount(time_limit: int) -> float:
@@ -82,7 +90,7 @@ def _jax_probe(env, num_envs: int, num_steps: int):
 def fit_to_env(config: Config, env=None) -> Config:
     """`config` with the scales of its env: a time limit where the env has none
     (`DEFAULT_TIME_LIMIT`), the discount of that time limit (`horizon_discount`), a budget
-    of at most `BUDGET_EPISODES` episodes of that length, and reward and value supports
+    of `default_budget` env steps for that length, and reward and value supports
     that hold the env's rewards, with `max_abs_reward` set to the scale they were sized
     for. For a preset used on an env it was not tuned on (`config.tuned_for`); the
     result goes into config.json, so a resumed run rebuilds the same shapes.
@@ -102,7 +110,7 @@ def fit_to_env(config: Config, env=None) -> Config:
         config = dataclasses.replace(
             config, discount=horizon_discount(env.spec.max_episode_steps),
             total_env_steps=min(config.total_env_steps,
-                                BUDGET_EPISODES * env.spec.max_episode_steps))
+                                default_budget(env.spec.max_episode_steps)))
     scale = config.max_abs_reward if config.max_abs_reward is not None \
         else env.spec.max_abs_reward
     headroom = 1.0

@@ -20,6 +20,7 @@ import pytest
 
 from muzero_jax import distributed, loop
 from muzero_jax.config import ConfigError, validate
+from scripts import script_in_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CARTPOLE = os.path.join(ROOT, "experiments", "cartpole.py")
@@ -86,13 +87,12 @@ def test_multi_process_flags_need_all_three():
     (["--config.num_devices", "8", "--config.batch_size", "100"], "batch_size=100"),
     (["--config.num_devices", "2"], "num_devices=2: only 1 device"),
 ])
-def test_cli_exits_2_naming_the_field(tmp_path, args, field):
-    proc = subprocess.run([sys.executable, CARTPOLE, "--out", str(tmp_path / "run"), *args],
-                          capture_output=True, text=True, cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
-    assert proc.returncode == 2, proc.stderr
-    assert field in proc.stderr and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+def test_cli_exits_2_naming_the_field(tmp_path, monkeypatch, capsys, args, field):
+    code, err = script_in_process(CARTPOLE, ["--out", str(tmp_path / "run"), *args],
+                                  monkeypatch, capsys, tmp_path)
+    assert code == 2, err
+    assert field in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def _free_port() -> int:

@@ -19,6 +19,7 @@ differs.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import Any
@@ -125,7 +126,9 @@ class Checkpointer:
         returns, so the caller may donate or overwrite them.
         """
         args = {name: ocp.args.StandardSave(to_nested(tree)) for name, tree in trees.items()}
-        args[META] = ocp.args.JsonSave(meta)
+        # A copy: the write runs in the background while the caller goes on appending
+        # to the lists in `meta` (train()'s history), which would land in this step.
+        args[META] = ocp.args.JsonSave(copy.deepcopy(meta))
         self._manager.save(step, args=ocp.args.Composite(**args), force=True)
 
     def wait(self) -> None:

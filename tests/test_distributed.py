@@ -37,7 +37,8 @@ def forced_devices_env(count: int) -> dict:
 
 def test_cases_on_8_forced_devices(request):
     """tests/multidevice_cases.py in a process with 8 CPU devices (slow ones with --runslow)."""
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    # -n 0: one file, in that process (the suite's -n auto would start workers for it).
+    args = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
             os.path.join(ROOT, "tests", "multidevice_cases.py")]
     if request.config.getoption("--runslow"):
         args.append("--runslow")

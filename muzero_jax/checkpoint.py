@@ -23,6 +23,7 @@ the directory and the OS error, and leaves the earlier checkpoints as they were.
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import json
 import logging
@@ -259,7 +260,9 @@ class Checkpointer:
             directory that cannot be written); the checkpoints before it are intact.
         """
         args = {name: ocp.args.StandardSave(to_nested(tree)) for name, tree in trees.items()}
-        args[META] = ocp.args.JsonSave({**meta, _ITEMS: sorted(trees)})
+        # A copy: the write runs in the background while the caller goes on appending
+        # to the lists in `meta` (train()'s history), which would land in this step.
+        args[META] = ocp.args.JsonSave({**copy.deepcopy(meta), _ITEMS: sorted(trees)})
         # Orbax waits for the previous write first: its failure surfaces here.
         previous, self._pending = self._pending, step
         try:

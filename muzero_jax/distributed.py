@@ -159,7 +159,10 @@ class Single:
         return agent._update(state, buffer, key)
 
     def place(self, runners):
-        return runners
+        # Committed to the device, as a restored checkpoint's arrays are: committed and
+        # uncommitted arguments lower to different programs, and a resumed run would
+        # compile its chunk again instead of finding it in the compilation cache.
+        return jax.device_put(runners, jax.devices()[0])
 
     def jit(self, run_chunk: Callable, runners) -> Callable:
         del runners

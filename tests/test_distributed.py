@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import pytest
+from scripts import script_in_process
 
 from muzero_jax import distributed, loop
 from muzero_jax.config import ConfigError, validate
@@ -36,7 +37,8 @@ def forced_devices_env(count: int) -> dict:
 
 def test_cases_on_8_forced_devices(request):
     """tests/multidevice_cases.py in a process with 8 CPU devices (slow ones with --runslow)."""
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    # -n 0: one file, in that process (the suite's -n auto would start workers for it).
+    args = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
             os.path.join(ROOT, "tests", "multidevice_cases.py")]
     if request.config.getoption("--runslow"):
         args.append("--runslow")
@@ -87,13 +89,18 @@ def test_multi_process_flags_need_all_three():
     (["--config.num_devices", "8", "--config.batch_size", "100"], 8, "batch_size=100"),
     (["--config.num_devices", "2"], 1, "num_devices=2: only 1 device"),
 ])
-def test_cli_exits_2_naming_the_field(tmp_path, args, devices, field):
-    proc = subprocess.run([sys.executable, CARTPOLE, "--out", str(tmp_path / "run"), *args],
-                          capture_output=True, text=True, cwd=ROOT,
-                          env=forced_devices_env(devices), timeout=300)
-    assert proc.returncode == 2, proc.stderr
-    assert field in proc.stderr and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+def test_cli_exits_2_naming_the_field(tmp_path, monkeypatch, capsys, args, devices, field):
+    if devices == 1:  # this process's one device: no process of its own needed
+        code, err = script_in_process(CARTPOLE, ["--out", str(tmp_path / "run"), *args],
+                                      monkeypatch, capsys, tmp_path)
+    else:
+        proc = subprocess.run([sys.executable, CARTPOLE, "--out", str(tmp_path / "run"),
+                               *args], capture_output=True, text=True, cwd=ROOT,
+                              env=forced_devices_env(devices), timeout=300)
+        code, err = proc.returncode, proc.stderr
+    assert code == 2, err
+    assert field in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def _free_port() -> int:

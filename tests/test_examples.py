@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from scripts import script_in_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,12 +27,12 @@ def test_example_runs_as_pasted_from_another_directory(tmp_path, name, env_id, w
     assert int(match.group(2)) == 2000
 
 
-def test_a_users_gymnasium_module_is_found_by_module_colon_id(tmp_path):
-    # train.py imports examples.custom_env (which registers GridMaze-v0) and builds the env:
-    # the config's observation_shape is then checked against the maze's 25 cells.
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "train.py"),
-                           "--env", "examples.custom_env:GridMaze-v0",
-                           "--config.observation_shape", "3"],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "observes shape (25,)" in proc.stderr and proc.stderr.count("\n") == 1
+def test_a_users_gymnasium_module_is_found_by_module_colon_id(monkeypatch, capsys):
+    # train.py imports examples.custom_env (which registers GridMaze-v0) from its working
+    # directory and builds the env: the config's observation_shape is then checked
+    # against the maze's 25 cells.
+    code, err = script_in_process(os.path.join(ROOT, "experiments", "train.py"),
+                                  ["--env", "examples.custom_env:GridMaze-v0",
+                                   "--config.observation_shape", "3"], monkeypatch, capsys, ROOT)
+    assert code == 2, err[-2000:]
+    assert "observes shape (25,)" in err and err.count("\n") == 1

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 from scripts import CARTPOLE as SCRIPT
-from scripts import ENV, ROOT, TINY, TRAIN
+from scripts import ENV, TINY, TRAIN
 from scripts import script_in_process as _script_in_process
 
 import muzero_jax as mz
@@ -67,14 +67,12 @@ def test_cartpole_experiment_writes_summary_and_metrics(tiny_run, tmp_path):
     assert first.shape == (400, 600, 3) and first.std() > 0  # a drawn frame, not blank
 
 
-def test_bad_arguments_exit_with_a_message(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "experiments", "cartpole.py"),
-         "--total-env-steps", "-5", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert "total_env_steps=-5" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_bad_arguments_exit_with_a_message(tmp_path, monkeypatch, capsys):
+    code, err = _script_in_process(SCRIPT, ["--total-env-steps", "-5", "--out", str(tmp_path)],
+                                   monkeypatch, capsys, tmp_path)
+    assert code == 2
+    assert "total_env_steps=-5" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -8,8 +8,14 @@ from muzero_jax import history, replay
 from muzero_jax.selfplay import Trajectory
 
 A = 4  # actions
+# Jitted: called op by op, each of these compiles dozens of small programs.
 _push = jax.jit(history.push)
 _planes = jax.jit(history.history_planes, static_argnums=1)
+_add = jax.jit(replay.add)
+_observations = jax.jit(replay.observations, static_argnames="history_length")
+_final_observations = jax.jit(replay.final_observations, static_argnames="history_length")
+_sample = jax.jit(replay.sample, static_argnums=(2, 3), static_argnames="history_length")
+_num_windows = jax.jit(replay.num_windows, static_argnums=(1, 2))
 
 
 def _frame(values):
@@ -27,15 +33,15 @@ def _frame_values(planes, history_length):
 
 def test_action_planes_hold_the_actions_in_order_after_a_reset():
     h = history.start(_frame([10, 20]), 4)
-    h = history.push(h, _frame([11, 21]), jnp.array([2, 3]), jnp.array([False, False]))
+    h = _push(h, _frame([11, 21]), jnp.array([2, 3]), jnp.array([False, False]))
     # Game 0's episode ends with action 1: frame 12 is the next episode's first.
-    h = history.push(h, _frame([12, 22]), jnp.array([1, 0]), jnp.array([True, False]))
-    h = history.push(h, _frame([13, 23]), jnp.array([3, 2]), jnp.array([False, False]))
-    frames, codes = _frame_values(history.history_planes(h, A), 4)
+    h = _push(h, _frame([12, 22]), jnp.array([1, 0]), jnp.array([True, False]))
+    h = _push(h, _frame([13, 23]), jnp.array([3, 2]), jnp.array([False, False]))
+    frames, codes = _frame_values(_planes(h, A), 4)
     np.testing.assert_array_equal(frames, [[0, 0, 12, 13], [20, 21, 22, 23]])
     # Plane j holds the action that led to frame j; none before the episode's first frame.
     np.testing.assert_array_equal(codes, [[-1, -1, -1, 3], [-1, 3, 0, 2]])
-    planes = history.history_planes(h, A)
+    planes = _planes(h, A)
     assert planes.shape == (2, 2, 2, 8) and planes.dtype == jnp.float32
     np.testing.assert_allclose(planes[1, :, :, 4:], np.broadcast_to([0, 1, 0.25, 0.75],
                                                                     (2, 2, 4)))
@@ -81,9 +87,9 @@ def test_replay_rebuilds_the_stacks_self_play_searched():
     B, T, H = 3, 40, 5
     trajectory, stacks, _ = _selfplay(B, T, H, seed=0)
     buf = replay.init(B, 64, (2, 2, 1), A, observation_dtype=jnp.uint8)
-    buf = replay.add(buf, trajectory)
+    buf = _add(buf, trajectory)
     slots = jnp.broadcast_to(jnp.arange(T), (B, T))
-    rebuilt = replay.observations(buf, jnp.arange(B), slots, history_length=H)
+    rebuilt = _observations(buf, jnp.arange(B), slots, history_length=H)
     assert rebuilt.shape == (B, T, 2, 2, 2 * H) and rebuilt.dtype == jnp.float32
     np.testing.assert_array_equal(rebuilt, stacks)
     # Stacks at an episode's first position hold its first frame and nothing else.
@@ -99,11 +105,11 @@ def test_stacks_never_reach_into_overwritten_positions():
     trajectory, stacks, _ = _selfplay(B, T, H, seed=1)
     buf = replay.init(B, L, (2, 2, 1), A, observation_dtype=jnp.uint8)
     for start in range(0, T, 12):
-        buf = replay.add(buf, jax.tree.map(lambda x, s=start: x[:, s:s + 12], trajectory))
+        buf = _add(buf, jax.tree.map(lambda x, s=start: x[:, s:s + 12], trajectory))
     oldest = T - L
     logical = np.arange(oldest, T)
-    rebuilt = replay.observations(buf, jnp.arange(B), jnp.broadcast_to(logical % L, (B, L)),
-                                  history_length=H)
+    rebuilt = _observations(buf, jnp.arange(B), jnp.broadcast_to(logical % L, (B, L)),
+                            history_length=H)
     # Positions with their whole history still held: exactly self-play's stacks.
     np.testing.assert_array_equal(rebuilt[:, H:], stacks[:, oldest + H:])
     # Older ones lose the overwritten frames and actions (zeros), never read newer
@@ -114,8 +120,8 @@ def test_stacks_never_reach_into_overwritten_positions():
     np.testing.assert_array_equal(frames[:, :-1], 0)
     np.testing.assert_array_equal(codes, -1)
     # And sampling never starts a window there.
-    w = replay.sample(buf, jax.random.key(0), 256, 6, history_length=H)
-    assert int(replay.num_windows(buf, 6, H)) == L - 6 + 1 - H
+    w = _sample(buf, jax.random.key(0), 256, 6, history_length=H)
+    assert int(_num_windows(buf, 6, H)) == L - 6 + 1 - H
     starts = {int(p) for p in np.asarray(w.position)}
     assert starts == {x % L for x in range(oldest + H, T - 6 + 1)}
 
@@ -126,11 +132,11 @@ def test_final_stacks_at_time_limits_are_what_self_play_would_push():
     B, T, H = 3, 40, 5
     trajectory, _, final_stacks = _selfplay(B, T, H, seed=2)
     buf = replay.init(B, 64, (2, 2, 1), A, observation_dtype=jnp.uint8)
-    buf = replay.add(buf, trajectory)
+    buf = _add(buf, trajectory)
     stream, position = np.nonzero(np.asarray(trajectory.truncated))
     assert len(stream) >= 3
-    rebuilt, found = replay.final_observations(buf, jnp.asarray(stream), jnp.asarray(position),
-                                               history_length=H)
+    rebuilt, found = _final_observations(buf, jnp.asarray(stream), jnp.asarray(position),
+                                         history_length=H)
     assert np.all(np.asarray(found))
     np.testing.assert_array_equal(rebuilt, np.asarray(final_stacks)[stream, position])
     # The final frame is the stack's newest and the row's action led to it.

@@ -11,9 +11,21 @@ from muzero_jax.loop import make_train
 
 
 def _config(tiny_config, **overrides):
-    values = dict(total_env_steps=320, eval_every=3, eval_episodes=4, solve_return=None,
+    # One config for every test that runs two runs side by side, so that they share one
+    # compiled chunk (train() with seeds or a sweep builds the same program as
+    # `_chunk` below): five iterations, evaluations at the third.
+    values = dict(total_env_steps=160, eval_every=3, eval_episodes=4, solve_return=None,
                   log_every=5)
     return dataclasses.replace(tiny_config, **{**values, **overrides})
+
+
+def _chunk(program, keys):
+    """`[S]` fresh runs of `program` and its chunk, placed and jitted as train() does
+    (the chunk donates the runs it is given: each leaf gets a buffer of its own, where
+    the vmapped init may return one buffer for equal leaves)."""
+    runners = jax.tree.map(lambda x: x.copy(), jax.vmap(program.init)(jnp.stack(keys)))
+    runners = program.layout.place(runners)
+    return runners, program.layout.jit(program.run_chunk, runners)
 
 
 def _assert_same_state(before, after):
@@ -26,10 +38,10 @@ def _assert_same_state(before, after):
 
 def test_a_done_run_stops_changing_while_the_others_go_on(tiny_config):
     program = make_train(_config(tiny_config))
-    runners = jax.vmap(program.init)(jnp.stack([jax.random.key(0), jax.random.key(1)]))
-    runners = runners.replace(done=jnp.array([True, False]))
-    before = jax.tree.map(lambda x: x.copy(), runners)  # run_chunk donates nothing here
-    after, metrics = jax.jit(program.run_chunk)(runners, jnp.int32(1))
+    runners, run_chunk = _chunk(program, [jax.random.key(0), jax.random.key(1)])
+    runners = program.layout.place(runners.replace(done=jnp.array([True, False])))
+    before = jax.tree.map(lambda x: x.copy(), runners)  # run_chunk donates `runners`
+    after, metrics = run_chunk(runners, jnp.int32(1))
     assert metrics["active"].shape == (5, 2)
     assert not metrics["active"][:, 0].any() and metrics["active"][:, 1].all()
     _assert_same_state(*jax.tree.map(lambda x: x[0], (before, after)))
@@ -55,7 +67,7 @@ def test_seeds_train_in_one_program_with_their_own_logs(tiny_config, tmp_path, c
     results = mz.train(_config(tiny_config), seeds=(3, 4), run_dir=str(tmp_path), log=None)
     assert [r.seed for r in results] == [3, 4]
     for r in results:
-        assert r.env_steps == 320 and r.train_steps > 0
+        assert r.env_steps == 160 and r.train_steps > 0
         assert {row["seed"] for row in r.history} == {r.seed}
         assert any(row["eval_return"] is not None for row in r.history)
     assert not np.array_equal(jax.tree.leaves(results[0].state.params)[0],
@@ -77,7 +89,7 @@ def test_seeds_train_in_one_program_with_their_own_logs(tiny_config, tmp_path, c
 
 @pytest.mark.parametrize("layout", ["map", "vmap"])
 def test_runs_in_one_program_end_as_they_would_alone(tiny_config, layout):
-    config = _config(tiny_config, total_env_steps=160, run_layout=layout)
+    config = _config(tiny_config, run_layout=layout)
     together = mz.train(config, seeds=(3, 4), log=None)
     alone = mz.train(dataclasses.replace(config, seed=4), log=None)
     assert together[1].env_steps == alone.env_steps == 160
@@ -90,8 +102,7 @@ def test_runs_in_one_program_end_as_they_would_alone(tiny_config, layout):
 
 
 def test_a_learning_rate_sweep_gives_each_run_its_rate(tiny_config):
-    results = mz.train(_config(tiny_config, eval_every=0), sweep=("learning_rate", (1e-3, 1e-2)),
-                       log=None)
+    results = mz.train(_config(tiny_config), sweep=("learning_rate", (1e-3, 1e-2)), log=None)
     assert [r.hyperparameters for r in results] == [{"learning_rate": 1e-3},
                                                     {"learning_rate": 1e-2}]
     rates = [r.history[-1]["learning_rate"] for r in results]

@@ -1,12 +1,27 @@
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from muzero_jax.networks import scale_hidden_state
 
 
-def test_inference_shapes_and_dtypes(tiny_agent):
-    model = tiny_agent.model
+def _jitted(model):
+    """`model`'s init and inference functions jitted: op by op, each call compiles dozens
+    of small programs."""
+    return types.SimpleNamespace(init=jax.jit(model.init),
+                                 initial_inference=jax.jit(model.initial_inference),
+                                 recurrent_inference=jax.jit(model.recurrent_inference))
+
+
+@pytest.fixture(scope="module")
+def model(tiny_agent):
+    return _jitted(tiny_agent.model)
+
+
+def test_inference_shapes_and_dtypes(model):
     params = model.init(jax.random.key(0))
     obs = jax.random.normal(jax.random.key(1), (5, 4))
     root = model.initial_inference(params, obs)
@@ -19,8 +34,7 @@ def test_inference_shapes_and_dtypes(tiny_agent):
     assert step.reward_logits.shape == (5, 5) and step.reward.shape == (5,)
 
 
-def test_hidden_states_are_min_max_scaled(tiny_agent):
-    model = tiny_agent.model
+def test_hidden_states_are_min_max_scaled(model):
     params = model.init(jax.random.key(0))
     obs = 10 * jax.random.normal(jax.random.key(1), (7, 4))
     for s in (model.initial_inference(params, obs).state,
@@ -35,8 +49,7 @@ def test_scale_hidden_state_of_a_constant_state_is_finite():
     np.testing.assert_array_equal(s, 0.0)
 
 
-def test_fresh_heads_predict_zero_and_uniform(tiny_agent):
-    model = tiny_agent.model
+def test_fresh_heads_predict_zero_and_uniform(model):
     params = model.init(jax.random.key(0))
     root = model.initial_inference(params, jnp.ones((3, 4)))
     np.testing.assert_allclose(root.value, 0.0, atol=1e-4)
@@ -45,8 +58,7 @@ def test_fresh_heads_predict_zero_and_uniform(tiny_agent):
     np.testing.assert_allclose(step.reward, 0.0, atol=1e-4)
 
 
-def test_actions_change_the_dynamics(tiny_agent):
-    model = tiny_agent.model
+def test_actions_change_the_dynamics(model):
     params = model.init(jax.random.key(0))
     s = model.initial_inference(params, jnp.ones((1, 4))).state
     a0 = model.recurrent_inference(params, s, jnp.array([0])).state
@@ -78,10 +90,11 @@ def test_conv_mlp_network_keeps_flat_hidden_states():
 
     agent = mz.Agent(board("connect_four", network="conv_mlp", resnet_channels=4,
                            representation_blocks=(1, 0, 0), hidden_size=8, latent_size=6))
-    params = agent.model.init(jax.random.key(0))
+    model = _jitted(agent.model)
+    params = model.init(jax.random.key(0))
     assert "Conv_0" in params["params"]["representation"]
     obs = jnp.zeros((2, 6, 7, 2))
-    root = agent.model.initial_inference(params, obs)
+    root = model.initial_inference(params, obs)
     assert root.state.shape == (2, 6) and root.policy_logits.shape == (2, 7)
-    step = agent.model.recurrent_inference(params, root.state, jnp.array([0, 6]))
+    step = model.recurrent_inference(params, root.state, jnp.array([0, 6]))
     assert step.state.shape == (2, 6) and step.reward.shape == (2,)

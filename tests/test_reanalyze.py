@@ -5,6 +5,7 @@ discount 0.5, n = 2, K = 1, so windows have W = 4 rows.
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,10 @@ from muzero_jax.selfplay import Trajectory
 from muzero_jax.targets import window_targets
 
 GAMMA, N, K, W = 0.5, 2, 1, 4
+# Jitted: called op by op, each of these compiles dozens of small programs.
+_sample = jax.jit(replay.sample, static_argnums=(2, 3))
+_targets = jax.jit(functools.partial(window_targets, discount=GAMMA, td_steps=N,
+                                     unroll_steps=K))
 
 
 def _buffer():
@@ -29,11 +34,16 @@ def _buffer():
         root_value=jnp.full((1, 8), 50.0), final_value=jnp.zeros((1, 8)),
         final_observation=jnp.asarray(t[..., None]),
         episode_return=jnp.zeros((1, 8)), episode_length=jnp.zeros((1, 8), jnp.int32))
-    return replay.add(replay.init(1, 8, (1,), 2), traj)
+    return jax.jit(replay.add)(replay.init(1, 8, (1,), 2), traj)
 
 
 def _windows(buf, starts):
     """Windows starting at the given slots of stream 0 (uniform weights)."""
+    return _windows_at(buf, tuple(starts))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _windows_at(buf, starts):
     w = replay.sample(buf, jax.random.key(0), len(starts), W)
     slots = replay.window_slots(jnp.asarray(starts), W, buf.length)
     take = lambda x: x[0][slots]  # noqa: E731
@@ -58,10 +68,10 @@ def policy_fn(obs):
 def test_reanalyzed_targets_by_hand():
     buf = _buffer()
     window = _windows(buf, [1, 3])
-    boot, _, policy, stats = reanalyze(buf, window, value_fn=value_fn, policy_fn=policy_fn,
-                                    num_values=1, num_policies=1, td_steps=N, unroll_steps=K)
-    targets = window_targets(window.replace(search_policy=policy), discount=GAMMA,
-                             td_steps=N, unroll_steps=K, bootstrap_value=boot)
+    boot, _, policy, stats = jax.jit(functools.partial(
+        reanalyze, value_fn=value_fn, policy_fn=policy_fn, num_values=1, num_policies=1,
+        td_steps=N, unroll_steps=K))(buf, window)
+    targets = _targets(window.replace(search_policy=policy), bootstrap_value=boot)
     # Window 0 starts at t = 1: z_0 = 1 + 0.5 * 2 + 0.25 * v(o_3) = 2 + 0.25 * 103 = 27.75,
     # z_1 = 2 + 0.5 * 3 + 0.25 * v(o_4) = 3.5 + 0.25 * 104 = 29.5.
     np.testing.assert_allclose(targets.value[0], [27.75, 29.5])
@@ -78,8 +88,9 @@ def test_reanalyzed_targets_by_hand():
 def test_fresh_values_without_fresh_policies():
     buf = _buffer()
     window = _windows(buf, [2, 0])
-    boot, _, policy, stats = reanalyze(buf, window, value_fn=value_fn, policy_fn=None,
-                                    num_values=2, num_policies=0, td_steps=N, unroll_steps=K)
+    boot, _, policy, stats = jax.jit(functools.partial(
+        reanalyze, value_fn=value_fn, policy_fn=None, num_values=2, num_policies=0,
+        td_steps=N, unroll_steps=K))(buf, window)
     # Rows n..n+K = 2, 3 of each window hold the fresh values of o_{start+2}, o_{start+3}.
     np.testing.assert_allclose(boot, [[50, 50, 104, 105], [50, 50, 102, 103]])
     np.testing.assert_array_equal(policy, window.search_policy)
@@ -170,7 +181,7 @@ def test_value_target_at_a_time_limit_moves_with_the_fresh_network(tiny_config, 
     before = agent.make_batch(buffer, key, state)
     after = agent.make_batch(buffer, key, changed)
     # The windows both batches were built from (same key, sampling ignores the network).
-    window = replay.sample(buffer, key, cfg.batch_size, cfg.window_length)
+    window = _sample(buffer, key, cfg.batch_size, cfg.window_length)
     truncated = np.asarray(window.truncated)
     n, g = cfg.td_steps, cfg.discount
     mask = np.asarray(before.targets.value_mask)

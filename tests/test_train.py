@@ -12,8 +12,10 @@ import muzero_jax as mz
 from muzero_jax.checkpoint import CheckpointError
 
 
+@pytest.mark.slow
 def test_training_learns_to_balance_the_pole():
-    """A small, short run must clearly beat the untrained agent on CartPole-v1."""
+    """A small, short run must clearly beat the untrained agent on CartPole-v1 (a learning
+    check: 7,000 env steps and 825 updates, with optimised code under --runslow)."""
     config = mz.cartpole(num_envs=8, rollout_length=25, hidden_size=32, latent_size=32,
                          num_simulations=8, batch_size=128, updates_per_iteration=25,
                          replay_capacity=20_000, min_replay_size=400,

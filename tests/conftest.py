@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import jax
 import pytest
@@ -74,6 +76,20 @@ def compile_cache(tmp_path_factory):
     yield directory
     jax.config.update("jax_compilation_cache_dir", old)
     patch.undo()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """experiments/cartpole.py with scripts.TINY, run to the end once per worker: (run
+    directory, stdout). The plumbing tests and the fault tests read it; a test that
+    changes a run directory works on a copy."""
+    from scripts import CARTPOLE, ENV, TINY
+
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    proc = subprocess.run([sys.executable, CARTPOLE, "--out", str(out), *TINY],
+                          capture_output=True, text=True, timeout=600, cwd=out.parent, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stdout
 
 
 @pytest.fixture(scope="session")

@@ -19,16 +19,6 @@ import muzero_jax as mz
 from muzero_jax import checkpoint, envs, evaluate, experiment
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """experiments/cartpole.py with TINY, run to the end once: (run directory, stdout)."""
-    out = tmp_path_factory.mktemp("tiny") / "run"
-    proc = subprocess.run([sys.executable, SCRIPT, "--out", str(out), *TINY],
-                          capture_output=True, text=True, timeout=600, cwd=out.parent, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, proc.stdout
-
-
 def test_cartpole_experiment_writes_summary_and_metrics(tiny_run, tmp_path):
     out, stdout = tiny_run
     assert "eval on gymnasium CartPole-v1" in stdout

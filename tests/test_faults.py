@@ -35,14 +35,10 @@ train_lib = importlib.import_module("muzero_jax.train")  # mz.train is the funct
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """experiments/cartpole.py with TINY trained to the end once (never changed by a test:
-    copy it with `copy_run` first)."""
-    out = tmp_path_factory.mktemp("faults") / "run"
-    proc = subprocess.run([sys.executable, CARTPOLE, "--out", str(out), *TINY],
-                          capture_output=True, text=True, timeout=600, cwd=out.parent, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+def trained_run(tiny_run):
+    """The TINY run directory (conftest's `tiny_run`), never changed by a test here: copy it
+    with `copy_run` first."""
+    return tiny_run[0]
 
 
 def copy_run(run_dir, tmp_path):

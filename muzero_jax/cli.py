@@ -98,8 +98,8 @@ def one_line_errors(debug: bool = False, prog: str | None = None):
     """Turns the errors a user can cause or must act on into `error`'s one line.
 
     `ConfigError` and `RunFault` (checkpoints, non-finite values, signals: its own exit
-    code) end the program with their message; with `debug` they propagate, traceback
-    and all.
+    code) end the program with their message, Ctrl-C outside training with exit 130;
+    with `debug` they propagate, traceback and all.
     """
     try:
         yield
@@ -107,6 +107,13 @@ def one_line_errors(debug: bool = False, prog: str | None = None):
         if debug:
             raise
         error(str(e), prog, code=getattr(e, "exit_code", 2))
+    except KeyboardInterrupt:
+        # Outside training's own handler (which saves a checkpoint first): while building,
+        # compiling before it, or evaluating after it.
+        if debug:
+            raise
+        error("interrupted (SIGINT) outside training: nothing was written after the last "
+              "checkpoint", prog, code=130)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

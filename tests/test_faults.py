@@ -410,6 +410,19 @@ def test_a_non_finite_loss_stops_the_run(tmp_path, monkeypatch, capsys):
 # --- signals -------------------------------------------------------------------------------
 
 
+def test_ctrl_c_before_training_is_one_line_and_exit_130(tmp_path, capsys):
+    def interrupted(config):  # Ctrl-C while the Agent is built, before train() starts
+        raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        experiment.main(["--out", str(out), *TINY], description="", default_preset=None,
+                        check=interrupted)
+    assert exit_info.value.code == 130
+    assert_one_line(capsys.readouterr().err, "interrupted (SIGINT)")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("signum", [
     signal.SIGINT,
     pytest.param(signal.SIGTERM, marks=pytest.mark.slow),

@@ -508,10 +508,10 @@ def check_run_dir(run_dir: str, *, resume: bool) -> None:
 
 
 def open_run(run_dir: str, cfg: Config, *, resume: bool) -> Checkpointer | None:
-    """Checks a run directory for training (`check_run_dir`); for `resume`, a reader of
-    its checkpoints (which changes nothing) that must hold one. Writes nothing: the
-    run's files change only in `start_run`, once the restore and its checks passed."""
-    check_run_dir(run_dir, resume=resume)
+    """For `resume`, a reader of a run's checkpoints (which changes nothing) that must
+    hold one; None for a fresh run. Writes nothing: the run's files change only in
+    `start_run`, once the restore and its checks passed. The caller has checked the
+    directory first (`check_run_dir`: train() does, before building anything)."""
     if not resume:
         return None
     directory = os.path.join(run_dir, CHECKPOINT_DIR)

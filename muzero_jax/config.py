@@ -491,13 +491,14 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
             f"td_steps + max(history_length, 1) + 1 = {needed} per env, i.e. "
             f"replay_capacity >= {needed * cfg.num_envs}")
     if max_abs_reward is not None:
+        reward_needed, value_needed = support.sizes_for(max_abs_reward, cfg.discount,
+                                                        cfg.support_squash)
         reward_max = support.max_scalar(cfg.reward_support_size, squash=cfg.support_squash)
         if reward_max < max_abs_reward:
             raise ConfigError(
                 f"reward_support_size={cfg.reward_support_size}: represents |reward| <= "
                 f"{reward_max:.3g}, but the env's rewards reach {max_abs_reward:g}; expected "
-                f"reward_support_size >= "
-                f"{support.size_needed(max_abs_reward, cfg.support_squash)}")
+                f"reward_support_size >= {reward_needed}")
         if cfg.discount < 1.0:
             value_bound = max_abs_reward / (1.0 - cfg.discount)
             value_max = support.max_scalar(cfg.value_support_size,
@@ -507,8 +508,7 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
                     f"value_support_size={cfg.value_support_size}: represents |value| <= "
                     f"{value_max:.4g}, but returns reach max_abs_reward / (1 - discount) = "
                     f"{max_abs_reward:g} / (1 - {cfg.discount}) = {value_bound:.4g}; expected "
-                    f"value_support_size >= "
-                    f"{support.size_needed(value_bound, cfg.support_squash)}")
+                    f"value_support_size >= {value_needed}")
     if observation_shape is not None and cfg.observation_shape is not None:
         if tuple(cfg.observation_shape) != tuple(observation_shape):
             raise ConfigError(

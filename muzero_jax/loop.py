@@ -474,43 +474,54 @@ def ready_to_learn(buffer: replay.ReplayBuffer, config: Config) -> jax.Array:
             & (replay.num_windows(buffer, config.window_length, config.history_length) > 0))
 
 
+def trajectory_fault(observation, final_observation, reward, *,
+                     check_observations: bool = True) -> tuple[jax.Array, jax.Array]:
+    """The first non-finite value of a `[B, T]` rollout: `(code, t)`, code as
+    `RunnerState.fault` (0 none, 1 an observation, 2 a reward) and t the rollout step by
+    whose end it had arrived (0 if none): an observation acted on at step t arrived by
+    step t, what step t reached (its observation before any reset, its reward) by t + 1;
+    at equal t an observation comes before a reward. Each test is one reduction over
+    the trajectory. The compiled loop calls it traced (`first_fault`), the host loop
+    jitted on each rollout. `[]` int32 each.
+    """
+    num_steps = reward.shape[1]
+
+    def bad_by_time(x):  # [B, T, ...] -> [T] bool: some env met a non-finite value at t
+        return jnp.any(~jnp.isfinite(x.reshape(x.shape[:2] + (-1,))), axis=(0, 2))
+
+    time = jnp.arange(num_steps, dtype=jnp.int32)
+    never = jnp.iinfo(jnp.int32).max
+    candidates = []  # (code, first step it appeared at, or `never`)
+    if check_observations:
+        acted = jnp.where(bad_by_time(observation), time, never)
+        reached = jnp.where(bad_by_time(final_observation), time + 1, never)
+        candidates.append((1, jnp.minimum(jnp.min(acted), jnp.min(reached))))
+    candidates.append((2, jnp.min(jnp.where(bad_by_time(reward[..., None]), time + 1, never))))
+    fault, step = jnp.int32(0), never
+    for code, t in candidates:  # the earliest; an observation before a reward of its step
+        earlier = t < step
+        fault, step = jnp.where(earlier, code, fault), jnp.where(earlier, t, step)
+    return fault, jnp.where(fault != 0, step, 0).astype(jnp.int32)
+
+
 def first_fault(runner: RunnerState, trajectory, update_metrics: dict, learned: jax.Array,
                 env_steps: jax.Array, *, check_observations: bool = True
                 ) -> tuple[jax.Array, jax.Array]:
     """One run's `(fault, fault_step)` after an iteration (see `RunnerState.fault`).
 
-    A fault already recorded stays. Otherwise the first non-finite value of the
-    `[B, T]` rollout, in time order: an observation acted on at step t arrived by env
-    step `S + t B` (S: `runner.env_steps`), what step t reached (its observation
-    before any reset, its reward) by `S + (t + 1) B`; then the learner's loss and
-    gradient norm (when it learned), at `env_steps`, the count after the iteration.
-    Each test is one reduction over the trajectory, fused into the rollout's output.
+    A fault already recorded stays. Otherwise the rollout's first non-finite value
+    (`trajectory_fault`), at env step `S + t B` (S: `runner.env_steps`); then the
+    learner's loss and gradient norm (when it learned), at `env_steps`, the count after
+    the iteration.
     """
     num_envs = trajectory.reward.shape[0]
-
-    def bad_by_time(x):  # [B, T, ...] -> [T] bool: some env met a non-finite value at t
-        return jnp.any(~jnp.isfinite(x.reshape(x.shape[:2] + (-1,))), axis=(0, 2))
-
-    num_steps = trajectory.reward.shape[1]
-    time = jnp.arange(num_steps, dtype=jnp.int32)
-    never = jnp.iinfo(jnp.int32).max
-    candidates = []  # (code, first env step it appeared at, or `never`)
-    if check_observations:
-        acted = jnp.where(bad_by_time(trajectory.observation), time, never)
-        reached = jnp.where(bad_by_time(trajectory.final_observation), time + 1, never)
-        candidates.append((1, jnp.minimum(jnp.min(acted), jnp.min(reached))))
-    reward = jnp.where(bad_by_time(trajectory.reward[..., None]), time + 1, never)
-    candidates.append((2, jnp.min(reward)))
-    fault, step = jnp.int32(0), never
-    for code, t in candidates:  # the earliest; an observation before a reward of its step
-        earlier = t < step
-        fault, step = jnp.where(earlier, code, fault), jnp.where(earlier, t, step)
+    fault, t = trajectory_fault(trajectory.observation, trajectory.final_observation,
+                                trajectory.reward, check_observations=check_observations)
     env_fault = fault != 0
-    step = runner.env_steps + jnp.where(env_fault, step, 0) * num_envs
     loss_bad = learned & ~(jnp.isfinite(update_metrics["loss"])
                            & jnp.isfinite(update_metrics["grad_norm"]))
     fault = jnp.where(env_fault, fault, jnp.where(loss_bad, 3, 0))
-    step = jnp.where(env_fault, step, env_steps)
+    step = jnp.where(env_fault, runner.env_steps + t * num_envs, env_steps)
     first = runner.fault == 0
     return (jnp.where(first, fault, runner.fault).astype(jnp.int32),
             jnp.where(first & (fault != 0), step, runner.fault_step).astype(jnp.int32))

@@ -48,7 +48,7 @@ from muzero_jax.errors import Interrupted, NonFiniteError
 from muzero_jax.evaluate import evaluate_final, evaluate_jax
 from muzero_jax.learner import TrainState
 from muzero_jax.logger import Logger
-from muzero_jax.loop import FAULTS, SWEEPABLE, RunnerState, make_train, run_done
+from muzero_jax.loop import FAULTS, SWEEPABLE, RunnerState, make_train, run_done, trajectory_fault
 from muzero_jax.plot import plot_run
 from muzero_jax.replay import ReplayBuffer
 from muzero_jax.search import Exploration
@@ -508,10 +508,11 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
                 cfg, loop.env_steps / max(cfg.total_env_steps, 1))
             env_state, trajectory = agent.rollout(acting if learner else state, env_state,
                                                   rollout_key, exploration=exploration)
+            finish_update()
+            # Non-finite first, as the compiled loop: an inf reward is that, not a large one.
+            _check_trajectory(trajectory, agent, loop.env_steps)
             support.check_rewards(np.abs(np.asarray(trajectory.reward)), cfg, agent.reward_limit,
                                   loop.env_steps + steps_per_iteration, agent.spec.env_id)
-            finish_update()
-            _check_trajectory(trajectory, agent, loop.env_steps)
             buffer = agent.add(buffer, trajectory)
             loop.env_steps += steps_per_iteration
             loop.record_episodes(trajectory)
@@ -656,8 +657,9 @@ def _confirm_solves(agent: Agent, runners: RunnerState, solved_before: np.ndarra
     if keep.all():
         return runners
     solved = runners.solved & jnp.asarray(keep)
-    return layout.place(runners.replace(
-        solved=solved, done=run_done(solved, runners.env_steps, cfg) | (runners.fault != 0)))
+    # No run here has a fault: `_raise_on_fault` ended training before confirming.
+    return layout.place(runners.replace(solved=solved,
+                                        done=run_done(solved, runners.env_steps, cfg)))
 
 
 def _confirmation_failed_lately(loop: LoopState, cfg: Config) -> bool:
@@ -695,32 +697,22 @@ def _raise_on_fault(runners: RunnerState, runs: list[dict], env_id: str, multi: 
                                         runs[r]["name"] if multi else None))
 
 
+# One small program per rollout shape: the compiled loop's own reduction, on the host.
+_trajectory_fault = jax.jit(trajectory_fault, static_argnames="check_observations")
+
+
 def _check_trajectory(trajectory: Trajectory, agent: Agent, env_steps: int) -> None:
     """Raises `NonFiniteError` for a host rollout's first non-finite observation or
-    reward (numpy; `env_steps`: the count before the rollout). An observation acted on
-    at step t arrived by env step `env_steps + t B`, what step t reached by
-    `env_steps + (t + 1) B`."""
-    num_envs = np.shape(trajectory.reward)[0]
-
-    def first_bad(x, offset: int) -> int | None:
-        x = np.asarray(x)
-        bad = ~np.isfinite(x.reshape(x.shape[:2] + (-1,))).all(axis=2).all(axis=0)
-        times = np.flatnonzero(bad)
-        return None if not len(times) else int(times[0]) + offset
-
-    found = []
-    if not agent.spec.frames:  # uint8 frames are always finite
-        steps = [t for t in (first_bad(trajectory.observation, 0),
-                             first_bad(trajectory.final_observation, 1)) if t is not None]
-        if steps:
-            found.append((min(steps), 0, "observation"))
-    t = first_bad(np.asarray(trajectory.reward)[..., None], 1)
-    if t is not None:
-        found.append((t, 1, "reward"))
-    if found:
-        t, _, quantity = min(found)
-        raise NonFiniteError(_fault_message(agent.spec.env_id, quantity,
-                                            env_steps + t * num_envs))
+    reward (`loop.trajectory_fault`; `env_steps`: the count before the rollout)."""
+    frames = agent.spec.frames  # uint8 frames are always finite: not passed, not checked
+    code, t = jax.device_get(_trajectory_fault(
+        None if frames else trajectory.observation,
+        None if frames else trajectory.final_observation, trajectory.reward,
+        check_observations=not frames))
+    if code:
+        num_envs = np.shape(trajectory.reward)[0]
+        raise NonFiniteError(_fault_message(agent.spec.env_id, FAULTS[int(code)],
+                                            env_steps + int(t) * num_envs))
 
 
 def _check_update(metrics: dict, env_id: str, env_steps: int) -> None:

@@ -93,6 +93,22 @@ def debugging(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get(DEBUG_ENV, "0") not in ("", "0")
 
 
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    """`--debug` for the argparse entry points (evaluate, play), as the experiment flags have."""
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of a fault instead of its one line "
+                        f"(also: {DEBUG_ENV}=1)")
+
+
+def check_output_file(flag: str, path: str) -> None:
+    """Raises `ConfigError` unless the directory of `path` (an output file's, given as
+    `flag`) exists: checked before the work whose result the file would hold."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{flag} {path}: no directory {folder}; expected a file in an "
+                          "existing directory")
+
+
 @contextlib.contextmanager
 def one_line_errors(debug: bool = False, prog: str | None = None):
     """Turns the errors a user can cause or must act on into `error`'s one line.

@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from muzero_jax import checkpoint, treeviz
+    from muzero_jax import checkpoint, cli, treeviz
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -233,9 +233,7 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--tree-png", metavar="FILE", default=None,
                         help="draw the search tree of the first decision into FILE (needs "
                         "Graphviz: apt-get install graphviz; pip install graphviz)")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of a fault instead of its one line "
-                        "(also: MUZERO_JAX_DEBUG=1)")
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.episodes < 1:
         raise ConfigError(f"--episodes {args.episodes}: expected an integer >= 1")
@@ -248,10 +246,7 @@ def _main(argv: list[str]) -> int:
 
         if importlib.util.find_spec("graphviz") is None or shutil.which("dot") is None:
             raise ConfigError(f"--tree-png: {treeviz.INSTALL}")
-        folder = os.path.dirname(os.path.abspath(args.tree_png))
-        if not os.path.isdir(folder):
-            raise ConfigError(f"--tree-png {args.tree_png}: no directory {folder}; expected "
-                              "a file in an existing directory")
+        cli.check_output_file("--tree-png", args.tree_png)
 
     config = checkpoint.load_config(args.run_dir)
     try:

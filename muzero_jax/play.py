@@ -118,25 +118,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     import importlib.util
-    import os
+
+    from muzero_jax import cli
 
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a pgx/<game> run directory (experiments/board.py)")
     parser.add_argument("--second", action="store_true", help="let the agent move first")
     parser.add_argument("--svg", metavar="FILE", default=None, help="write the game as SVG")
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of a fault instead of its one line "
-                        "(also: MUZERO_JAX_DEBUG=1)")
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
     # Checked before the game, whose moves would otherwise be lost to a failed write.
     if args.svg:
         if importlib.util.find_spec("svgwrite") is None:
             raise ConfigError("--svg needs svgwrite (pgx's renderer): pip install svgwrite")
-        folder = os.path.dirname(os.path.abspath(args.svg))
-        if not os.path.isdir(folder):
-            raise ConfigError(f"--svg {args.svg}: no directory {folder}; expected a file in "
-                              "an existing directory")
+        cli.check_output_file("--svg", args.svg)
     config = checkpoint.load_config(args.run_dir)
     if not config.env.startswith("pgx/"):
         raise ConfigError(f"{args.run_dir}: env {config.env!r}; expected a pgx/<game> run "

@@ -145,3 +145,10 @@ def test_one_line_reads_tyros_box():
            "│ For full helptext, run p  │\n"
            "╰───────────────────────────╯\n")
     assert cli.one_line(box) == "Unrecognized options: --x; Perhaps you meant: --y INT"
+
+
+def test_an_output_file_needs_an_existing_directory(tmp_path):
+    cli.check_output_file("--svg", str(tmp_path / "game.svg"))  # its directory exists
+    missing = tmp_path / "no" / "game.svg"
+    with pytest.raises(mz.ConfigError, match=f"--svg {missing}: no directory {missing.parent};"):
+        cli.check_output_file("--svg", str(missing))

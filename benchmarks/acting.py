@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     config = checkpoint.load_config(args.run_dir)
     agent = Agent(config)
     if agent.actor.host:
-        parser.error(f"{config.env}: a host env; expected a JAX env (jax/, gymnax/, pgx/)")
+        parser.error(f"{config.env.id}: a host env; expected a JAX env (jax/, gymnax/, pgx/)")
     step, runs = checkpoint.restore_train_states(args.run_dir, agent.init(jax.random.key(0)))
     settings = [("greedy", Exploration.greedy()), ("training", agent.training_exploration)]
     settings += [(name, acting(t, d)) for name, t, d in SETTINGS]

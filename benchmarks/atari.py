@@ -58,18 +58,18 @@ def _benchmark_preset(name: str, settings, log) -> dict:
         return learn_state
 
     learn = settings.measure(update)
-    steps = config.num_envs * config.rollout_length
-    updates = config.updates_per_iteration
-    row = {"preset": name, "games": config.num_envs, "simulations": config.num_simulations,
-           "frame_skip": config.frame_skip, "learn_batch": config.batch_size,
+    steps = config.acting.num_envs * config.acting.rollout_length
+    updates = config.learner.updates_per_iteration
+    row = {"preset": name, "games": config.acting.num_envs, "simulations": config.search.num_simulations,
+           "frame_skip": config.env.frame_skip, "learn_batch": config.learner.batch_size,
            "observation_shape": list(agent.observation_shape),
            "bytes_per_stored_step": replay.bytes_per_position(buffer),
-           "selfplay": _timing_record(selfplay, "frames/s", steps * config.frame_skip),
+           "selfplay": _timing_record(selfplay, "frames/s", steps * config.env.frame_skip),
            "selfplay_steps": _timing_record(selfplay, "agent steps/s", steps),
            "learn": _timing_record(learn, "updates/s", updates),
-           "learn_samples": _timing_record(learn, "samples/s", updates * config.batch_size)}
+           "learn_samples": _timing_record(learn, "samples/s", updates * config.learner.batch_size)}
     log(f"  atari {name}: self-play {row['selfplay']['median']:,.0f} frames/s "
-        f"({config.num_envs} games, {config.num_simulations} sims), learn "
+        f"({config.acting.num_envs} games, {config.search.num_simulations} sims), learn "
         f"{row['learn']['median']:,.2f} updates/s = {row['learn_samples']['median']:,.0f} "
         f"samples/s")
     return row

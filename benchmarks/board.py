@@ -1,6 +1,6 @@
 """Self-play positions/s on pgx board games, search included (`--only board`).
 
-`Agent.rollout` of the Go 9x9 and chess presets (`muzero_jax.config.board`: the board
+`Agent.rollout` of the Go 9x9 and chess presets (`muzero_jax.presets.board`: the board
 ResNet, PUCT search with the preset's simulations) at batch
 BATCH, in MuZero mode (learned model in the tree) and AlphaZero mode (pgx's real
 step in the tree). A position is one ply of one game, searched and played.
@@ -25,7 +25,7 @@ def benchmark(settings, log, games=GAMES) -> dict:
     fns, agents = {}, {}
     for game in games:
         for mode in MODES:
-            config = mz.config.board(game, mode, num_envs=BATCH, rollout_length=STEPS)
+            config = mz.presets.board(game, mode, num_envs=BATCH, rollout_length=STEPS)
             agent = mz.Agent(config)
             holder = {"env_state": agent.reset(jax.random.key(4)),
                       "keys": iter(jax.random.split(jax.random.key(5), 100_000))}
@@ -43,8 +43,8 @@ def benchmark(settings, log, games=GAMES) -> dict:
         agent = agents[(game, mode)]
         work = BATCH * STEPS
         rows.append({"game": game, "mode": mode, "batch": BATCH,
-                     "simulations": agent.config.num_simulations,
-                     "network": agent.config.network,
+                     "simulations": agent.config.search.num_simulations,
+                     "network": agent.config.network.kind,
                      "observation_shape": list(agent.observation_shape),
                      "num_actions": agent.num_actions,
                      "rollout": _timing_record(t, "positions/s", work)})

@@ -2,8 +2,8 @@
 
     python -m benchmarks.board_curve RUN_DIR [--games 50] [--simulations 100]
 
-For each checkpoint in RUN_DIR/checkpoints/ (train with `--config.checkpoint_every N
---config.checkpoint_keep K` to keep enough of them), the greedy agent plays `--games`
+For each checkpoint in RUN_DIR/checkpoints/ (train with `--run.checkpoint_every N
+--run.checkpoint_keep K` to keep enough of them), the greedy agent plays `--games`
 games as first and as many as second player against the uniform random player and the
 pure-search baseline (`muzero_jax.opponents`, `--simulations` simulations). Prints one
 JSON row per checkpoint and writes them all to RUN_DIR/curve.json: the checkpoint (its
@@ -41,7 +41,7 @@ def curve(run_dir: str, games: int, simulations: int, log=print) -> list[dict]:
             _, trees, meta = checkpointer.restore({"train_state": template}, step=step)
             state = trees["train_state"]
             row = {"checkpoint": step, "train_seconds": round(meta["seconds"], 1),
-                   "env_steps": meta["iteration"] * config.num_envs * config.rollout_length,
+                   "env_steps": meta["iteration"] * config.acting.num_envs * config.acting.rollout_length,
                    "updates": int(state.step)}
             for i, (name, rival) in enumerate(rivals.items()):
                 # The same games at every checkpoint: only the agent changes.

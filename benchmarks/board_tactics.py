@@ -165,8 +165,8 @@ def tactics(run_dir: str, positions: int = 1000, games: int = 200) -> dict:
         prior = jnp.argmax(jnp.where(s.legal_action_mask, root.policy_logits, -jnp.inf), -1)
         return out.action, prior, root.state
 
-    result = {"checkpoint": int(step), "config": {"mode": config.mode,
-                                                  "network": config.network}}
+    result = {"checkpoint": int(step), "config": {"mode": config.search.mode,
+                                                  "network": config.network.kind}}
     for name, select, right in (("take_the_win", has_win, wins),
                                 ("block_the_only_threat", one_saving, saving)):
         idx = np.flatnonzero(select)[:positions]
@@ -177,7 +177,7 @@ def tactics(run_dir: str, positions: int = 1000, games: int = 200) -> dict:
         entry = {"positions": int(len(idx)),
                  "search_right": float(right[idx][rows, search].mean()),
                  "prior_right": float(right[idx][rows, prior].mean())}
-        if name == "take_the_win" and config.mode == "muzero":
+        if name == "take_the_win" and config.search.mode == "muzero":
             reward = np.stack([np.asarray(agent.model.recurrent_inference(
                 params, latent, jnp.full((len(idx),), a, jnp.int32)).reward)
                 for a in range(legal.shape[-1])], -1)

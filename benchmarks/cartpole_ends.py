@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=1000)
     args = parser.parse_args(argv)
     config = checkpoint.load_config(args.run_dir)
-    if config.env not in ("jax/CartPole-v1", "gymnax/CartPole-v1"):
-        parser.error(f"{config.env}: expected a JAX CartPole run (jax/ or gymnax/CartPole-v1)")
+    if config.env.id not in ("jax/CartPole-v1", "gymnax/CartPole-v1"):
+        parser.error(f"{config.env.id}: expected a JAX CartPole run (jax/ or gymnax/CartPole-v1)")
     agent = Agent(config)
     step, runs = checkpoint.restore_train_states(args.run_dir, agent.init(jax.random.key(0)))
     rows = []

@@ -51,16 +51,16 @@ def benchmark(settings, log) -> dict:
     rows = []
     for env_id, path in ENVS:
         t, agent = timings[env_id], agents[env_id]
-        work = BATCH * agent.config.rollout_length
+        work = BATCH * agent.config.acting.rollout_length
         rows.append({"env": env_id, "path": path, "batch": BATCH,
-                     "steps": agent.config.rollout_length,
+                     "steps": agent.config.acting.rollout_length,
                      "observation_shape": list(agent.observation_shape),
                      "rollout": _timing_record(t, "env steps/s", work)})
         log(f"  {env_id:24s} ({path:10s}) B={BATCH}: {work / t.median_s:10,.0f} env steps/s "
             f"(+-{t.spread:.0%}), first call {t.first_call_s:.1f}s")
     config = agents[ENVS[0][0]].config
-    return {"config": f"cartpole preset: {config.search} search, {config.num_simulations} "
-                      f"simulations, {config.rollout_length} steps per call; repeats "
+    return {"config": f"cartpole preset: {config.search.policy} search, {config.search.num_simulations} "
+                      f"simulations, {config.acting.rollout_length} steps per call; repeats "
                       "interleaved", "rows": rows}
 
 

@@ -29,7 +29,7 @@ REPEATS = 15  # the chunks' A/B: more than other sections, the difference is sma
 
 def benchmark(settings, log, config: mz.Config | None = None) -> dict:
     config = config or mz.cartpole()
-    chunk = config.eval_every or config.log_every
+    chunk = config.run.eval_every or config.run.log_every
     guarded = make_train(config, num_iterations=chunk)
     programs = {"guarded": guarded,
                 "unguarded": dataclasses.replace(guarded, check_finite=False)}
@@ -38,8 +38,8 @@ def benchmark(settings, log, config: mz.Config | None = None) -> dict:
     # Not donated: every timed call starts from the same state and does the same work.
     chunks = {name: jax.jit(p.run_chunk) for name, p in programs.items()}
     # Past min_replay_size, so that the timed chunks learn in every iteration.
-    steps_per_chunk = chunk * config.num_envs * config.rollout_length
-    warm_chunks = -(-config.min_replay_size // steps_per_chunk)
+    steps_per_chunk = chunk * config.acting.num_envs * config.acting.rollout_length
+    warm_chunks = -(-config.replay.min_size // steps_per_chunk)
     for i in range(warm_chunks):
         runner, _ = chunks["guarded"](runner, jnp.int32(1 + i * chunk))
     first = jnp.int32(1 + warm_chunks * chunk)

@@ -44,8 +44,8 @@ def run_game(game: str, out: str, env_steps: int, seed: int = 0,
     eval_every = max(1, env_steps // (EVALS_PER_RUN * steps_per_iteration))
     command = [sys.executable, SCRIPT, "--env", f"gymnax/{game}-MinAtar", "--preset",
                "minatar", "--seed", str(seed), "--out", out, "--total-env-steps",
-               str(env_steps), "--compile-cache", "none", "--config.eval_every",
-               str(eval_every), "--config.log_every", str(eval_every), *extra_args]
+               str(env_steps), "--compile-cache", "none", "--run.eval_every",
+               str(eval_every), "--run.log_every", str(eval_every), *extra_args]
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit {proc.returncode}):\n"
@@ -78,10 +78,10 @@ def read_run(out: str, game: str, seed: int) -> dict:
 
 
 def _steps_per_iteration() -> int:
-    from muzero_jax.config import minatar
+    from muzero_jax.presets import minatar
 
     config = minatar()
-    return config.num_envs * config.rollout_length
+    return config.acting.num_envs * config.acting.rollout_length
 
 
 def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,

@@ -141,7 +141,7 @@ def agent_for(config: mz.Config) -> tuple[mz.Agent, mz.TrainState]:
     if config not in _AGENTS:
         agent = mz.Agent(config)
         _AGENTS[config] = (agent, benchmark_params(agent), make_network_only(
-            agent.model, config.num_simulations))
+            agent.model, config.search.num_simulations))
     return _AGENTS[config][:2]
 
 
@@ -201,7 +201,7 @@ def bench_iteration(s: Settings, log) -> dict:
     add = s.measure(lambda: agent.add(jax.tree.map(jnp.copy, buffer), trajectory))
     copy = s.measure(lambda: jax.tree.map(jnp.copy, buffer))
     evaluation = measure(lambda: evaluate_jax(agent, state, jax.random.key(7),
-                                              config.eval_episodes),
+                                              config.run.eval_episodes),
                          repeats=1 if s.quick else 3, min_repeat_seconds=0.0)
     # update donates its state and buffer (it writes priorities back): give it copies.
     holder = {"state": jax.tree.map(jnp.copy, state), "buffer": jax.tree.map(jnp.copy, buffer)}
@@ -216,15 +216,15 @@ def bench_iteration(s: Settings, log) -> dict:
         "rollout": rollout.median_s,
         "replay_add": max(add.median_s - copy.median_s, 0.0),
         "update": upd.median_s,
-        "evaluation_per_iteration": evaluation.median_s / config.eval_every,
+        "evaluation_per_iteration": evaluation.median_s / config.run.eval_every,
     }
     total = sum(stages.values())
     log("  training iteration (cartpole preset): " + ", ".join(
         f"{k} {1e3 * v:.1f} ms ({v / total:.0%})" for k, v in stages.items()))
-    return {"config": f"cartpole preset: {config.num_envs} envs x {config.rollout_length} "
-                      f"steps, {config.search} {config.num_simulations} sims, "
-                      f"{config.updates_per_iteration} updates of batch {config.batch_size}, "
-                      f"eval of {config.eval_episodes} episodes every {config.eval_every} "
+    return {"config": f"cartpole preset: {config.acting.num_envs} envs x {config.acting.rollout_length} "
+                      f"steps, {config.search.policy} {config.search.num_simulations} sims, "
+                      f"{config.learner.updates_per_iteration} updates of batch {config.learner.batch_size}, "
+                      f"eval of {config.run.eval_episodes} episodes every {config.run.eval_every} "
                       "iterations",
             "seconds": stages, "total_seconds": total, "evaluation_seconds": evaluation.median_s}
 
@@ -238,13 +238,13 @@ def bench_selfplay(s: Settings, log) -> dict:
         env_state = agent.reset(jax.random.key(4), num_envs=batch)
         key = jax.random.key(5)
         t = s.measure(lambda: agent.rollout(state, env_state, key))  # noqa: B023
-        work = batch * config.rollout_length
-        rows.append({"batch": batch, "steps": config.rollout_length,
+        work = batch * config.acting.rollout_length
+        rows.append({"batch": batch, "steps": config.acting.rollout_length,
                      "rollout": _timing_record(t, "env steps/s", work)})
         log(f"  self-play B={batch:5d}: {work / t.median_s:10,.0f} env steps/s "
             f"(+-{t.spread:.0%}), compile {t.first_call_s:.1f}s")
-    return {"config": f"cartpole preset: {config.search} search, {config.num_simulations} "
-                      f"simulations, {config.rollout_length} steps per call",
+    return {"config": f"cartpole preset: {config.search.policy} search, {config.search.num_simulations} "
+                      f"simulations, {config.acting.rollout_length} steps per call",
             "rows": rows}
 
 
@@ -270,8 +270,8 @@ def bench_learner(s: Settings, log) -> dict:
             return metrics
 
         upd = s.measure(update)
-        steps = config.updates_per_iteration
-        rows.append({"batch": batch, "unroll_steps": config.unroll_steps,
+        steps = config.learner.updates_per_iteration
+        rows.append({"batch": batch, "unroll_steps": config.loss.unroll_steps,
                      "learn": _timing_record(learn, "updates/s", 1),
                      "learn_samples": _timing_record(learn, "samples/s", batch),
                      "update": _timing_record(upd, "updates/s", steps),

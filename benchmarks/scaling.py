@@ -53,12 +53,12 @@ def measure_devices(count: int, quick: bool) -> dict:
         state = agent.init(jax.random.key(0))
         env_state = place(layout, agent.reset(jax.random.key(1)), P(distributed.DATA))
         exploration = agent.training_exploration
-        steps = config.rollout_length
+        steps = config.acting.rollout_length
         rollout = jax.jit(lambda p, e, k, x, agent=agent, layout=layout, steps=steps:
                           layout.rollout(agent.actor, p, e, k, x, steps))
         t = measure(lambda: rollout(state.params, env_state, jax.random.key(2), exploration),  # noqa: B023
                     repeats=repeats, min_repeat_seconds=min_seconds)
-        work = envs * config.rollout_length
+        work = envs * config.acting.rollout_length
         out["selfplay"].append({"envs": envs, "env_steps_per_second": work / t.median_s,
                                 "spread": t.spread, "compile_s": t.first_call_s})
 
@@ -83,9 +83,9 @@ def measure_devices(count: int, quick: bool) -> dict:
         return metrics
 
     t = measure(step, repeats=repeats, min_repeat_seconds=min_seconds)
-    steps = config.updates_per_iteration
-    out["learner"].append({"batch": config.batch_size, "updates_per_second": steps / t.median_s,
-                           "samples_per_second": steps * config.batch_size / t.median_s,
+    steps = config.learner.updates_per_iteration
+    out["learner"].append({"batch": config.learner.batch_size, "updates_per_second": steps / t.median_s,
+                           "samples_per_second": steps * config.learner.batch_size / t.median_s,
                            "spread": t.spread, "compile_s": t.first_call_s})
     return out
 

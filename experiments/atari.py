@@ -1,7 +1,7 @@
 """Train MuZero on an Atari game (ALE/<Game>-v5, ale-py) and evaluate it greedily.
 
     python experiments/atari.py --env ALE/Breakout-v5 --preset tiny --env-steps 2000 --out DIR
-    python experiments/atari.py --resume DIR [--config.FIELD VALUE ...]
+    python experiments/atari.py --resume DIR [--STAGE.FIELD VALUE ...]
 
 `--preset paper` is the paper's configuration (SPEC.md, Atari specifics) for a
 GPU or TPU; `--preset tiny` the same pipeline scaled down for a CPU smoke run.
@@ -27,7 +27,7 @@ class AtariFlags(experiment.Flags):
     """experiment.Flags, and two of their own."""
 
     env_steps: int | None = None  # training budget in agent steps, as --total-env-steps
-    # episode time limit in agent steps, as --config.max_episode_steps (default: the
+    # episode time limit in agent steps, as --env.max_episode_steps (default: the
     # preset's; paper 27,000)
     max_episode_steps: int | None = None
 
@@ -40,17 +40,17 @@ def check_atari(config: mz.Config) -> None:
     """Refuses an env that is not an Atari game before the Atari preset meets it (its
     sticky actions and frame history would be what the error named), then builds the
     agent as every experiment does."""
-    if not config.env.startswith("ALE/"):
+    if not config.env.id.startswith("ALE/"):
         raise mz.ConfigError(
-            f"env={config.env!r}: experiments/atari.py trains Atari games, ids "
+            f"env={config.env.id!r}: experiments/atari.py trains Atari games, ids "
             f"ALE/<Game>-v5 (e.g. ALE/Breakout-v5); experiments/train.py --env "
-            f"{config.env} trains any other env")
+            f"{config.env.id} trains any other env")
     mz.Agent(config)
 
 
 def default_out(config: mz.Config, preset: str) -> str:
-    game = config.env.split("/")[-1].split("-")[0].lower()
-    return os.path.join("runs", f"atari-{game}-{preset}-seed{config.seed}")
+    game = config.env.id.split("/")[-1].split("-")[0].lower()
+    return os.path.join("runs", f"atari-{game}-{preset}-seed{config.run.seed}")
 
 
 def main(argv: list[str] | None = None) -> dict:

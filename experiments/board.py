@@ -1,10 +1,10 @@
 """Train MuZero or AlphaZero on a two-player board game (pgx) and play it against opponents.
 
     python experiments/board.py --game tic_tac_toe|connect_four|othello|go_9x9|chess \
-        [--mode muzero|alphazero] [--seed S] [--out DIR] [--config.FIELD VALUE ...]
-    python experiments/board.py --resume DIR [--config.FIELD VALUE ...]
+        [--mode muzero|alphazero] [--seed S] [--out DIR] [--STAGE.FIELD VALUE ...]
+    python experiments/board.py --resume DIR [--STAGE.FIELD VALUE ...]
 
-The game's preset (`muzero_jax.config.board`) trains on `pgx/<game>` through the
+The game's preset (`muzero_jax.presets.board`) trains on `pgx/<game>` through the
 same machinery as every experiment (run directory with config.json, checkpoints/,
 tensorboard/, metrics.csv, curves.png; `--resume`). Then the greedy agent plays
 `--eval-episodes` games as first player and as many as second player against each
@@ -32,7 +32,8 @@ import numpy as np  # noqa: E402
 
 from muzero_jax import cli, experiment, opponents  # noqa: E402
 from muzero_jax.agent import Agent  # noqa: E402
-from muzero_jax.config import BOARD_GAMES, MODES, Config, ConfigError, from_dict  # noqa: E402
+from muzero_jax.config import MODES, Config, ConfigError, from_dict  # noqa: E402
+from muzero_jax.presets import BOARD_GAMES  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +55,7 @@ class BoardFlags(experiment.Flags):
             extra = {"mode": self.mode}
             if self.mode == "alphazero":
                 extra["unroll_steps"] = 0
-            elif self.config.unroll_steps == 0:
+            elif self.config.loss.unroll_steps == 0:
                 extra["unroll_steps"] = 5
         return super().overrides() | extra
 
@@ -65,13 +66,13 @@ def board_evaluation(result, config: Config, baseline_simulations: int,
     agent = result.agent
     game = agent.env.pgx_env
     player = opponents.agent_player(agent)
-    games = games_per_side or config.final_eval_episodes
+    games = games_per_side or config.run.final_eval_episodes
     rivals = {"random": opponents.random_player,
               f"search{baseline_simulations}": opponents.search_player(
                   game, baseline_simulations)}
-    if config.env == "pgx/tic_tac_toe":
+    if config.env.id == "pgx/tic_tac_toe":
         rivals["minimax"] = opponents.minimax_player
-    key = jax.random.key(config.seed + 1)
+    key = jax.random.key(config.run.seed + 1)
     out = {}
     for i, (name, rival) in enumerate(rivals.items()):
         start = time.perf_counter()
@@ -105,17 +106,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     def check(config):
         """Refuses what board.py cannot train or evaluate, before anything compiles."""
-        name = config.env[len("pgx/"):] if config.env.startswith("pgx/") else None
+        name = config.env.id[len("pgx/"):] if config.env.id.startswith("pgx/") else None
         if name not in BOARD_GAMES:
             raise ConfigError(
-                f"env={config.env!r}: experiments/board.py trains pgx board games, "
+                f"env={config.env.id!r}: experiments/board.py trains pgx board games, "
                 f"--game one of {list(BOARD_GAMES)}; experiments/train.py --env "
-                f"{config.env} trains other envs")
+                f"{config.env.id} trains other envs")
         if name != game and known.game is not None:
-            raise ConfigError(f"env={config.env!r} and --game {game}: the preset is "
+            raise ConfigError(f"env={config.env.id!r} and --game {game}: the preset is "
                               f"{game}'s; give one of them")
         if name != game and not resuming:
-            raise ConfigError(f"env={config.env!r}: board.py takes the game as --game, "
+            raise ConfigError(f"env={config.env.id!r}: board.py takes the game as --game, "
                               f"which picks its preset ({game} without it); give --game "
                               f"{name} instead")
         if baseline_simulations() < 1:
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
         return np.asarray(scores), "opponents: " + ", ".join(results)
 
     def default_out(config, preset):
-        return os.path.join("runs", f"board-{game}-{config.mode}-seed{config.seed}")
+        return os.path.join("runs", f"board-{game}-{config.search.mode}-seed{config.run.seed}")
 
     summary = experiment.main(
         rest, description=__doc__.split("\n\n")[0],

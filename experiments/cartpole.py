@@ -1,7 +1,7 @@
 """Train MuZero on CartPole-v1 and evaluate it on Gymnasium's own CartPole-v1.
 
-    python experiments/cartpole.py [--seed S] [--out DIR] [--config.FIELD VALUE ...]
-    python experiments/cartpole.py --resume DIR [--config.FIELD VALUE ...]
+    python experiments/cartpole.py [--seed S] [--out DIR] [--STAGE.FIELD VALUE ...]
+    python experiments/cartpole.py --resume DIR [--STAGE.FIELD VALUE ...]
 
 `experiments/train.py --env jax/CartPole-v1` with the `cartpole` preset by
 default (also for `--env CartPole-v1`, Gymnasium's numpy CartPole on the host).
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> dict:
     return experiment.main(
         argv, description=__doc__.split("\n\n")[0], default_preset="cartpole",
         default_out=lambda config, preset: os.path.join(
-            "runs", f"{preset}-seed{config.seed}"))
+            "runs", f"{preset}-seed{config.run.seed}"))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Train MuZero on any environment and evaluate it greedily on the env you named.
 
     python experiments/train.py --env ID [--preset NAME] [--seed S] [--out DIR]
-        [--total-env-steps N] [--eval-episodes N] [--config.FIELD VALUE ...]
-    python experiments/train.py --resume DIR [--config.FIELD VALUE ...]
+        [--total-env-steps N] [--eval-episodes N] [--STAGE.FIELD VALUE ...]
+    python experiments/train.py --resume DIR [--STAGE.FIELD VALUE ...]
 
 ID is any id of muzero_jax.envs's rule: `jax/CartPole-v1` (a registered JAX
 env), `gymnax/Breakout-MinAtar`, `ALE/Pong-v5`, or a Gymnasium id

@@ -9,12 +9,26 @@ The public face:
 
 import warnings
 
-from muzero_jax import compile_stats, distributed, loop
+from muzero_jax import compile_stats, distributed, loop, presets
 from muzero_jax.agent import Agent
 from muzero_jax.config import (
-    PRESETS,
+    ActingConfig,
     Config,
     ConfigError,
+    EnvConfig,
+    LearnerConfig,
+    LossConfig,
+    NetworkConfig,
+    ReplayConfig,
+    RunConfig,
+    SearchConfig,
+    validate,
+)
+from muzero_jax.evaluate import evaluate_gymnasium, evaluate_jax
+from muzero_jax.learner import Batch, TrainState
+from muzero_jax.loop import make_train
+from muzero_jax.presets import (
+    PRESETS,
     atari_paper,
     atari_tiny,
     cartpole,
@@ -22,11 +36,7 @@ from muzero_jax.config import (
     minatar,
     muzero_reanalyze,
     sample_efficient,
-    validate,
 )
-from muzero_jax.evaluate import evaluate_gymnasium, evaluate_jax
-from muzero_jax.learner import Batch, TrainState
-from muzero_jax.loop import make_train
 from muzero_jax.search import Exploration, SearchOutput
 from muzero_jax.selfplay import Trajectory
 from muzero_jax.train import TrainResult, train
@@ -37,7 +47,8 @@ warnings.filterwarnings("ignore", message=r".*found in sys.modules after import 
                         r"'muzero_jax'", category=RuntimeWarning)
 
 __all__ = [
-    "PRESETS", "Agent", "Batch", "Config", "ConfigError", "Exploration", "SearchOutput",
+    "PRESETS", "ActingConfig", "Agent", "presets", "EnvConfig", "LearnerConfig", "LossConfig",
+    "NetworkConfig", "ReplayConfig", "RunConfig", "SearchConfig", "Batch", "Config", "ConfigError", "Exploration", "SearchOutput",
     "TrainResult", "TrainState", "Trajectory", "atari_paper", "atari_tiny", "cartpole",
     "classic", "compile_stats", "distributed", "evaluate_gymnasium", "evaluate_jax", "loop",
     "make_train", "minatar",

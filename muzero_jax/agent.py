@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import mctx
 
-from muzero_jax import envs, history, reanalyze, replay, selfplay, support, symmetry
+from muzero_jax import envs, history, reanalyze, replay, selfplay, support
 from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.learner import Batch, Learner, TrainState
 from muzero_jax.networks import Model
@@ -32,7 +32,7 @@ class Agent:
     Args:
       config: the configuration (validated here, before anything compiles).
       env: the environment, any realisation of `muzero_jax.envs`'s protocol (a
-        `JaxEnv` or a `HostEnv`); default `envs.make(config)`, from `config.env`'s
+        `JaxEnv` or a `HostEnv`); default `envs.make(config)`, from `config.env.id`'s
         id. The same `reset` / `rollout` / `add` / `update` calls drive either.
     """
 
@@ -48,7 +48,7 @@ class Agent:
         # What h sees (with a frame history: the stack of planes); replay stores what
         # the env gives, one observation per position.
         observation_shape = _actor_observation_shape(env, config)
-        max_abs_reward = (config.max_abs_reward if config.max_abs_reward is not None
+        max_abs_reward = (config.env.max_abs_reward if config.env.max_abs_reward is not None
                           else spec.max_abs_reward)
         validate(config, max_abs_reward=max_abs_reward,
                  observation_shape=observation_shape, num_actions=spec.num_actions)
@@ -58,41 +58,24 @@ class Agent:
         self.observation_shape = observation_shape
         self.stored_observation_shape = spec.observation_shape
         self.model = Model(config, spec.num_actions, observation_shape)
-        if config.mode == "alphazero" and not isinstance(env, envs.JaxEnv):
+        if config.search.mode == "alphazero" and not isinstance(env, envs.JaxEnv):
             raise ConfigError(f"mode='alphazero' searches with the env's own step: "
                               f"{spec.env_id!r} is a host env; expected a JAX env "
                               f"(jax/, gymnax/ or pgx/ ids)")
-        if config.random_opening_plies and not isinstance(env, envs.JaxEnv):
-            raise ConfigError(f"random_opening_plies={config.random_opening_plies}: "
+        if config.acting.random_opening_plies and not isinstance(env, envs.JaxEnv):
+            raise ConfigError(f"random_opening_plies={config.acting.random_opening_plies}: "
                               f"{spec.env_id!r} is a host env, whose actors do not count "
                               f"plies; expected 0 (or a JAX env)")
-        if config.opportunist_games and not (spec.two_player
-                                             and isinstance(env, envs.JaxEnv)):
-            raise ConfigError(f"opportunist_games={config.opportunist_games}: "
-                              f"{spec.env_id!r} is not a two-player JAX env (pgx/ ids), "
-                              f"where one side of a game can be another player; expected 0")
-        if config.counterfactual_rewards and not isinstance(env, envs.JaxEnv):
+        if config.loss.counterfactual_rewards and not isinstance(env, envs.JaxEnv):
             raise ConfigError(f"counterfactual_rewards=True: {spec.env_id!r} is a host env, "
                               f"which cannot try a move without playing it; expected False "
                               f"(or a JAX env: jax/, gymnax/ or pgx/ ids)")
-        if spec.two_player and config.reanalyze_fraction > 0:
-            raise ConfigError(f"reanalyze_fraction={config.reanalyze_fraction}: two-player "
+        if spec.two_player and config.replay.reanalyze_fraction > 0:
+            raise ConfigError(f"reanalyze_fraction={config.replay.reanalyze_fraction}: two-player "
                               f"{spec.env_id!r} learns game outcomes, which need no fresh "
                               f"bootstrap values; expected 0")
-        if config.augment_symmetries:
-            if not spec.symmetries:
-                raise ConfigError(f"augment_symmetries=True: {spec.env_id!r} declares no "
-                                  f"symmetries; expected False (or an env with "
-                                  f"EnvSpec.symmetries, e.g. pgx/connect_four)")
-            if len(spec.observation_shape) != 3 or config.history_length:
-                raise ConfigError(f"augment_symmetries=True: observations of shape "
-                                  f"{spec.observation_shape} with history_length="
-                                  f"{config.history_length}; expected boards (H, W, P) "
-                                  f"and no frame history")
-            symmetry.check(spec.symmetries, spec.observation_shape[0]
-                           * spec.observation_shape[1], spec.num_actions)
         self.searcher = Searcher(self.model, config, two_player=spec.two_player,
-                                 simulator=env if config.mode == "alphazero" else None)
+                                 simulator=env if config.search.mode == "alphazero" else None)
         self.actor = selfplay.make_actor(env, self.searcher, config)
         self.host = self.actor.host
         self.learner = Learner(self.model, config)
@@ -115,19 +98,19 @@ class Agent:
         cfg = self.config
         # Frames are stored as the env gives them: one uint8 frame per position.
         dtype = jnp.uint8 if self.spec.frames else jnp.float32
-        return replay.init(cfg.num_envs, cfg.replay_length, self.stored_observation_shape,
+        return replay.init(cfg.acting.num_envs, cfg.replay_length, self.stored_observation_shape,
                            self.num_actions, observation_dtype=dtype,
                            max_episode_steps=self.spec.max_episode_steps,
-                           counterfactual=cfg.counterfactual_rewards)
+                           counterfactual=cfg.loss.counterfactual_rewards)
 
     def reset(self, key: chex.PRNGKey,
               num_envs: int | None = None) -> envs.EnvState | selfplay.HostEnvState:
-        """`[num_envs]` fresh environments (default: config.num_envs).
+        """`[num_envs]` fresh environments (default: config.acting.num_envs).
 
         Host envs are new instances each call, seeded from `key`, so that an
         evaluation never disturbs the ones self-play is in the middle of.
         """
-        return self.actor.reset(key, num_envs or self.config.num_envs)
+        return self.actor.reset(key, num_envs or self.config.acting.num_envs)
 
     # --- acting ------------------------------------------------------------------
     def _act_impl(self, params, key, obs, exploration, invalid_actions, embedding=None):
@@ -194,7 +177,7 @@ class Agent:
             exploration = Exploration.greedy() if greedy else self.training_exploration
         elif greedy:
             raise ValueError("pass either greedy=True or an exploration, not both")
-        num_steps = num_steps or self.config.rollout_length
+        num_steps = num_steps or self.config.acting.rollout_length
         return self.actor.rollout(state.params, env_state, key, exploration, num_steps)
 
     # --- learning ----------------------------------------------------------------
@@ -217,7 +200,7 @@ class Agent:
         Returns a `Batch`: observation `[N, *obs_shape]`, targets for K steps, weight `[N]`.
         """
         cfg = self.config
-        if state is None and (cfg.use_target_network or cfg.num_reanalyzed):
+        if state is None and (cfg.learner.use_target_network or cfg.num_reanalyzed):
             raise ValueError("this config reanalyzes or uses a target network: pass the "
                              "TrainState, make_batch(buffer, key, state)")
         return self._make_batch(buffer, key, state)
@@ -228,29 +211,26 @@ class Agent:
     def priority_beta(self, step: chex.Array) -> chex.Array:
         """The importance-weight exponent at learner `step`, annealed linearly to 1."""
         cfg = self.config
-        if cfg.priority_beta_anneal_steps == 0:
-            return jnp.float32(cfg.priority_beta)
-        progress = jnp.minimum(step / cfg.priority_beta_anneal_steps, 1.0)
-        return cfg.priority_beta + (1.0 - cfg.priority_beta) * progress
+        if cfg.replay.priority_beta_anneal_steps == 0:
+            return jnp.float32(cfg.replay.priority_beta)
+        progress = jnp.minimum(step / cfg.replay.priority_beta_anneal_steps, 1.0)
+        return cfg.replay.priority_beta + (1.0 - cfg.replay.priority_beta) * progress
 
     def _sample_batch(self, state, buffer, key, axis_name=None):
         """Sample -> Reanalyze -> targets. Returns the batch, its windows and statistics.
 
         `axis_name`: per shard of a data axis (see `_update_impl`)."""
         cfg = self.config
-        # Split only when a search or the augmentation needs a key, so runs without
-        # them draw the same samples as before they existed.
-        if cfg.augment_symmetries:
-            key, augment_key = jax.random.split(key)
+        # Split only when a search needs a key: one key serves the sampling otherwise.
         sample_key, search_key = (jax.random.split(key) if cfg.num_reanalyzed_policies
                                   else (key, None))
-        beta = self.priority_beta(state.step) if state is not None else cfg.priority_beta
-        window = replay.sample(buffer, sample_key, cfg.batch_size, cfg.window_length,
-                               priority_alpha=cfg.priority_alpha, priority_beta=beta,
-                               history_length=cfg.history_length, axis_name=axis_name)
+        beta = self.priority_beta(state.step) if state is not None else cfg.replay.priority_beta
+        window = replay.sample(buffer, sample_key, cfg.learner.batch_size, cfg.loss.window_length,
+                               priority_alpha=cfg.replay.priority_alpha, priority_beta=beta,
+                               history_length=cfg.env.history_length, axis_name=axis_name)
         # A target network gives every window's bootstrap values (at time limits
         # too); Reanalyze alone refreshes its share with the latest parameters.
-        num_values = cfg.batch_size if cfg.use_target_network else cfg.num_reanalyzed
+        num_values = cfg.learner.batch_size if cfg.learner.use_target_network else cfg.num_reanalyzed
         num_policies = cfg.num_reanalyzed_policies
         bootstrap, policy, stats = None, window.search_policy, {}
         if num_values:
@@ -266,31 +246,21 @@ class Agent:
             bootstrap, final_value, policy, stats = reanalyze.reanalyze(
                 buffer, window, value_fn=value_fn, policy_fn=policy_fn,
                 num_values=num_values, num_policies=num_policies,
-                td_steps=cfg.td_steps, unroll_steps=cfg.unroll_steps,
-                history_length=cfg.history_length)
+                td_steps=cfg.loss.td_steps, unroll_steps=cfg.loss.unroll_steps,
+                history_length=cfg.env.history_length)
             window = window.replace(final_value=final_value)
         outcome = None
         if self.spec.two_player:
-            k1 = cfg.unroll_steps + 1
+            k1 = cfg.loss.unroll_steps + 1
             rows = window.stream
             outcome = game_outcomes(
                 buffer.reward[rows], buffer.terminated[rows], buffer.truncated[rows],
                 buffer.count, replay.window_slots(window.position, k1, buffer.length),
                 discount=self.searcher.discount)
-        targets = window_targets(window.replace(search_policy=policy), discount=cfg.discount,
-                                 td_steps=cfg.td_steps, unroll_steps=cfg.unroll_steps,
+        targets = window_targets(window.replace(search_policy=policy), discount=cfg.loss.discount,
+                                 td_steps=cfg.loss.td_steps, unroll_steps=cfg.loss.unroll_steps,
                                  bootstrap_value=bootstrap, outcome=outcome)
         observation = window.observation
-        if cfg.augment_symmetries:
-            actions = targets.actions
-            if targets.counter_action is not None:  # mapped by each sample's same symmetry
-                actions = jnp.concatenate([actions, targets.counter_action], axis=1)
-            observation, actions, policy = symmetry.augment(
-                augment_key, self.spec.symmetries, observation, actions, targets.policy)
-            k = cfg.unroll_steps
-            targets = targets.replace(actions=actions[:, :k], policy=policy)
-            if targets.counter_action is not None:
-                targets = targets.replace(counter_action=actions[:, k:])
         batch = Batch(observation=observation, targets=targets, weight=window.weight)
         return batch, window, stats
 
@@ -319,7 +289,7 @@ class Agent:
             state, buffer = carry
             batch, window, stats = self._sample_batch(state, buffer, key, axis_name)
             state, metrics, priority = self.learner.step(state, batch, axis_name=axis_name)
-            if cfg.priority_alpha > 0:
+            if cfg.replay.priority_alpha > 0:
                 buffer = replay.update_priorities(buffer, window.stream, window.position,
                                                   priority, axis_name=axis_name)
             metrics = dict(metrics, **stats, priority_mean=jnp.mean(priority),
@@ -328,7 +298,7 @@ class Agent:
                            importance_weight_mean=jnp.mean(window.weight))
             return (state, buffer), metrics
 
-        keys = jax.random.split(key, cfg.updates_per_iteration)
+        keys = jax.random.split(key, cfg.learner.updates_per_iteration)
         (state, buffer), metrics = jax.lax.scan(step, (state, buffer), keys)
         reduce = {"priority_max": jnp.max, "importance_weight_min": jnp.min}
         metrics = {k: reduce.get(k, jnp.mean)(v) for k, v in metrics.items()}
@@ -341,9 +311,9 @@ class Agent:
     def ready_to_learn(self, buffer: replay.ReplayBuffer) -> bool:
         """Whether replay holds min_replay_size positions and a full window per stream."""
         count = int(buffer.count)
-        return (count * buffer.num_streams >= self.config.min_replay_size
-                and int(replay.num_windows(buffer, self.config.window_length,
-                                           self.config.history_length)) > 0)
+        return (count * buffer.num_streams >= self.config.replay.min_size
+                and int(replay.num_windows(buffer, self.config.loss.window_length,
+                                           self.config.env.history_length)) > 0)
 
 
 
@@ -351,11 +321,11 @@ class Agent:
 def _actor_observation_shape(env: envs.Env, config: Config) -> tuple[int, ...]:
     """What h sees: the env's observation, or with a frame history the stack of planes."""
     spec = env.spec
-    if config.history_length:
+    if config.env.history_length:
         if not spec.frames:
             raise ConfigError(
-                f"history_length={config.history_length}: frame histories need uint8 frame "
+                f"history_length={config.env.history_length}: frame histories need uint8 frame "
                 f"observations (height, width, channels); {spec.env_id!r} observes "
                 f"{spec.observation_dtype} {spec.observation_shape}; expected 0")
-        return history.planes_shape(spec.observation_shape, config.history_length)
+        return history.planes_shape(spec.observation_shape, config.env.history_length)
     return spec.observation_shape

@@ -515,7 +515,7 @@ def open_run(run_dir: str, cfg: Config, *, resume: bool) -> Checkpointer | None:
     if not resume:
         return None
     directory = os.path.join(run_dir, CHECKPOINT_DIR)
-    reader = Checkpointer(directory, keep=cfg.checkpoint_keep, create=False)
+    reader = Checkpointer(directory, keep=cfg.run.checkpoint_keep, create=False)
     if not reader.all_steps():
         reader.close()
         raise CheckpointError(f"{directory}: holds no complete checkpoint to resume from")
@@ -541,7 +541,7 @@ def start_run(run_dir: str, cfg: Config, *, unreadable: Sequence[int] = ()) -> C
     except OSError as e:
         raise CheckpointError(f"{run_dir}: cannot write ({e.strerror or e}): free space or "
                               f"make the directory writable") from e
-    return Checkpointer(directory, keep=cfg.checkpoint_keep)
+    return Checkpointer(directory, keep=cfg.run.checkpoint_keep)
 
 
 def restore_run(checkpointer: Checkpointer, *, state: Any, buffer: Any, env_state: Any,

@@ -1,7 +1,7 @@
 """The command line: flags from dataclasses, every `Config` field as `--config.FIELD VALUE`.
 
-    python experiments/train.py --env CartPole-v1 --config.num_simulations 8 \
-        --config.max_grad_norm none --config.observation_shape 4
+    python experiments/train.py --env CartPole-v1 --search.num_simulations 8 \
+        --learner.max_grad_norm none --env.observation_shape 4
 
 tyro (https://brentyi.github.io/tyro/) builds the parser from the dataclasses
 themselves: a field's type gives its parser and metavar (`Literal` fields take one
@@ -9,8 +9,8 @@ of their choices, `X | None` fields also `none`), its comment in the source is i
 `--help` text, shown beside its default (the chosen preset's), a nested dataclass
 gets a prefix (`--config.`), a misspelt flag gets "Perhaps you meant", and `-` and
 `_` are interchangeable in flag names. Tuples take their items space-separated:
-`--config.observation_shape 4 84 84`, and `--config.temperature_schedule 0.5 0.5
-0.75 0.25` for ((0.5, 0.5), (0.75, 0.25)); a bare `--config.temperature_schedule`
+`--env.observation_shape 4 84 84`, and `--acting.temperature_schedule 0.5 0.5
+0.75 0.25` for ((0.5, 0.5), (0.75, 0.25)); a bare `--acting.temperature_schedule`
 is ().
 
 What we add to tyro: booleans and None in any case (`true`, `False`, `none`, as
@@ -29,14 +29,15 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import tyro
 from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec, PrimitiveTypeInfo
 
 from muzero_jax import config as config_lib
-from muzero_jax.config import PRESETS, Config, ConfigError
+from muzero_jax.config import Config, ConfigError
 from muzero_jax.errors import RunFault
+from muzero_jax.presets import PRESETS
 
 T = TypeVar("T")
 
@@ -154,7 +155,7 @@ def one_line(box: str) -> str:
             if s and not s.startswith(("Argument helptext", "For full helptext"))]
     message = "; ".join(kept) or " ".join(box.split())
     if "Could not find valid parse" in message:  # a tuple in another syntax, e.g. 4,84,84
-        message += " (tuple items go space-separated, e.g. --config.observation_shape 4 84 84)"
+        message += " (tuple items go space-separated, e.g. --env.observation_shape 4 84 84)"
     return message
 
 
@@ -183,7 +184,19 @@ def parse(flags_type: type[T], argv: Sequence[str], *, default: T, description: 
 
 def build(config: Config, **overrides) -> Config:
     """`config` with `overrides` (fields given as flags), validated; raises `ConfigError`."""
-    return config_lib.validate(dataclasses.replace(config, **overrides))
+    return config_lib.validate(config.replace(**overrides))
+
+
+def refuse_old_flags(argv: Sequence[str]) -> None:
+    """Ends with one line naming the new spelling of a flat `--config.FIELD` flag."""
+    for token in argv:
+        if token.startswith("--config."):
+            name = token.split("=", 1)[0][len("--config."):].replace("-", "_")
+            try:
+                new = "--" + config_lib.path_of(name)
+            except ConfigError as e:
+                error(f"{token}: flags are grouped by stage now (--STAGE.FIELD); {e}")
+            error(f"{token}: flags are grouped by stage now; use {new}")
 
 
 def pre_parse(argv: Sequence[str], *names: str) -> argparse.Namespace:
@@ -201,7 +214,7 @@ class ConfigFlags:
     """A preset and overrides of any of its fields."""
 
     preset: str = "cartpole"  # named configuration to start from
-    config: Config = Config()  # every field; defaults are the preset's
+    config: Annotated[Config, tyro.conf.arg(name="")] = Config()  # defaults: the preset's
 
 
 def parse_config(argv: Sequence[str] | None = None, *, preset: str = "cartpole",

@@ -1,6 +1,6 @@
 """Data parallelism: one training program on 1..N devices of one or several hosts.
 
-    layout = distributed.make_layout(config, agent)   # Single() when config.num_devices == 1
+    layout = distributed.make_layout(config, agent)   # Single() when config.run.num_devices == 1
     runners = layout.place(runners)                   # streams split, parameters replicated
     run_chunk = layout.jit(program.run_chunk, runners)
 
@@ -100,13 +100,13 @@ def check_visible(num_devices: object) -> None:
 def num_devices(config: Config) -> int:
     """The devices `config` trains on (num_devices, or 0: all), checked against those
     present and the totals' divisibility; raises `ConfigError` before anything compiles."""
-    check_visible(config.num_devices)
+    check_visible(config.run.num_devices)
     available = jax.device_count()
-    count = config.num_devices or available
+    count = config.run.num_devices or available
     if count > 1:
         validate_divisible(config, count)
     if count % jax.process_count():
-        raise ConfigError(f"num_devices={config.num_devices} over {jax.process_count()} "
+        raise ConfigError(f"num_devices={config.run.num_devices} over {jax.process_count()} "
                           f"processes: expected a multiple of the process count (0: all "
                           f"{available} devices)")
     return count
@@ -127,8 +127,8 @@ def make_mesh(count: int) -> jax.sharding.Mesh:
 def shard_config(config: Config, count: int) -> Config:
     """One shard's config: num_envs, batch_size and replay capacity divided by `count`."""
     return dataclasses.replace(
-        config, num_envs=config.num_envs // count, batch_size=config.batch_size // count,
-        replay_capacity=config.replay_capacity // count, num_devices=1)
+        config, num_envs=config.acting.num_envs // count, batch_size=config.learner.batch_size // count,
+        replay_capacity=config.replay.capacity // count, num_devices=1)
 
 
 def stream_specs(tree: Any, leading: tuple = ()) -> Any:
@@ -266,7 +266,7 @@ def make_layout(config: Config, agent) -> Layout:
     if count == 1:
         return Single()
     if agent.host:
-        raise ConfigError(f"num_devices={config.num_devices}: host envs "
+        raise ConfigError(f"num_devices={config.run.num_devices}: host envs "
                           f"({agent.spec.env_id!r}) train on one device; expected 1, or a "
                           f"JAX env")
     return DataParallel(agent, count)

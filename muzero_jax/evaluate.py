@@ -43,15 +43,15 @@ def evaluate_jax(agent: Agent, state: TrainState, key: jax.Array,
 
     Plays fresh envs through the agent's actor (JAX or host, with its frame history),
     counting each env's first episode. A JAX actor's rollout is compiled for
-    `config.num_envs` envs, so its episodes come that many at a time; a host actor
+    `config.acting.num_envs` envs, so its episodes come that many at a time; a host actor
     plays all of them side by side, since its cost is one search call per step and a
     search's cost grows far slower than its batch (Acrobot's 32 episodes of 500 steps:
     one set instead of two halves the calls; the search compiles once more, for that
     batch).
     """
     cfg = agent.config
-    num_envs = num_episodes if agent.host else cfg.num_envs
-    chunk = cfg.rollout_length
+    num_envs = num_episodes if agent.host else cfg.acting.num_envs
+    chunk = cfg.acting.rollout_length
     # An env without a time limit gets one here, so an evaluation always ends.
     max_chunks = math.ceil((agent.spec.max_episode_steps or 100_000) / chunk) + 1
     returns = []
@@ -107,29 +107,29 @@ def evaluate_final(agent: Agent, state: TrainState, config: Config,
     Gymnasium id itself) is played on `gymnasium.make(eval_id)`, the reference
     implementation; every other env (ALE with its frame history, gymnax envs without
     a twin) on fresh instances of itself through the agent's actor. `num_episodes`
-    defaults to config.final_eval_episodes; episode seeds and keys start at
-    10,000 + config.seed, apart from training's.
+    defaults to config.run.final_eval_episodes; episode seeds and keys start at
+    10,000 + config.run.seed, apart from training's.
     """
-    num_episodes = num_episodes or config.final_eval_episodes
+    num_episodes = num_episodes or config.run.final_eval_episodes
     spec = agent.spec
     # A frame history lives in the actor, so such envs are played through it.
-    if spec.eval_id is not None and not config.history_length:
+    if spec.eval_id is not None and not config.env.history_length:
         returns = evaluate_gymnasium(agent, state, spec.eval_id, num_episodes,
-                                     seed=10_000 + config.seed)
+                                     seed=10_000 + config.run.seed)
         return returns, f"gymnasium {spec.eval_id}"
-    returns = evaluate_jax(agent, state, jax.random.key(10_000 + config.seed), num_episodes)
+    returns = evaluate_jax(agent, state, jax.random.key(10_000 + config.run.seed), num_episodes)
     return returns, spec.env_id
 
 
 def solve_threshold(agent: Agent, config: Config) -> float | None:
     """The return that counts as solved: Gymnasium's reward_threshold for the evaluated
-    env where it has one (CartPole-v1: 475, Acrobot-v1: -100), else config.solve_return."""
+    env where it has one (CartPole-v1: 475, Acrobot-v1: -100), else config.run.solve_return."""
     env_id = agent.spec.eval_id or agent.spec.env_id
     try:
         threshold = gym.spec(env_id).reward_threshold
     except gym.error.Error:
         threshold = None
-    return threshold if threshold is not None else config.solve_return
+    return threshold if threshold is not None else config.run.solve_return
 
 
 def record_video(agent: Agent, state: TrainState, env_id: str, video_dir: str, *,
@@ -190,10 +190,10 @@ def check_env_fits(agent: Agent, env_id: str) -> None:
                 else str(observations))
     raise ConfigError(
         f"--env {env_id}: observes {observed} and acts in {actions}; the run's networks "
-        f"(trained on {agent.config.env}) take observations of shape "
+        f"(trained on {agent.config.env.id}) take observations of shape "
         f"{tuple(agent.observation_shape)} and {agent.num_actions} discrete actions; expected "
         "an env with those" + (" (a run with a frame history plays its own env: leave out "
-                               "--env)" if agent.config.history_length else ""))
+                               "--env)" if agent.config.env.history_length else ""))
 
 
 PROG = "python -m muzero_jax.evaluate"
@@ -221,7 +221,7 @@ def _main(argv: list[str]) -> int:
                         help="greedy episodes to play (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
     parser.add_argument("--env", default=None,
-                        help="Gymnasium env id (default: the run's config.env)")
+                        help="Gymnasium env id (default: the run's config.env.id)")
     parser.add_argument("--run", default=None,
                         help="in a directory trained with --seeds or --sweep, the run to "
                         "evaluate, by name (e.g. seed3; default: each run in turn)")
@@ -254,7 +254,7 @@ def _main(argv: list[str]) -> int:
     except ConfigError:
         raise
     except ValueError as e:  # an env that cannot be built as the run's config says
-        raise ConfigError(f"{args.run_dir}: env {config.env!r}: {e}") from e
+        raise ConfigError(f"{args.run_dir}: env {config.env.id!r}: {e}") from e
     step, runs = checkpoint.restore_train_states(args.run_dir, agent.init(jax.random.key(0)))
     if args.run is not None:
         names = [run["name"] for run, _ in runs]
@@ -262,9 +262,9 @@ def _main(argv: list[str]) -> int:
             raise ConfigError(f"--run {args.run!r}: the checkpoint holds runs {names}")
         runs = [runs[names.index(args.run)]]
     # The Gymnasium env to play: --env, else the run's env's Gymnasium form, if it has one.
-    env_id = args.env or (agent.spec.eval_id if not config.history_length else None)
+    env_id = args.env or (agent.spec.eval_id if not config.env.history_length else None)
     if env_id is None and (args.video or args.tree_png):
-        raise ConfigError(f"--video and --tree-png play a Gymnasium env; {config.env!r} has "
+        raise ConfigError(f"--video and --tree-png play a Gymnasium env; {config.env.id!r} has "
                           "no Gymnasium form: name one with --env")
     if env_id is not None:
         check_env_fits(agent, env_id)
@@ -274,7 +274,7 @@ def _main(argv: list[str]) -> int:
         else:
             returns = evaluate_gymnasium(agent, state, env_id, args.episodes, seed=args.seed)
         label = f"{run['name']}: " if len(runs) > 1 or args.run else ""
-        print(f"{label}{env_id or config.env}: checkpoint {step} ({int(state.step)} updates): "
+        print(f"{label}{env_id or config.env.id}: checkpoint {step} ({int(state.step)} updates): "
               f"return {np.mean(returns):.1f} +- {np.std(returns):.1f} over {len(returns)} "
               f"greedy episodes (min {np.min(returns):.0f}, max {np.max(returns):.0f})")
     state = runs[0][1]  # the video and the tree: the first run's (or --run's)

@@ -25,12 +25,13 @@ import jax
 import numpy as np
 import tyro
 
-from muzero_jax import checkpoint, cli, compile_stats, distributed, envs
+from muzero_jax import checkpoint, cli, compile_stats, distributed, envs, presets
 from muzero_jax import config as config_lib
 from muzero_jax.agent import Agent
-from muzero_jax.config import PRESETS, Config, ConfigError
+from muzero_jax.config import Config, ConfigError
 from muzero_jax.evaluate import evaluate_final, solve_threshold
 from muzero_jax.loop import SWEEPABLE
+from muzero_jax.presets import PRESETS
 from muzero_jax.train import TrainResult, limit_malloc_arenas, train
 
 _IMPORTED = time.perf_counter()
@@ -70,7 +71,7 @@ def preset_config(preset: str, env_id: str | None, overrides: dict | None = None
     """The preset `preset` for `env_id` (None: the preset's own env), the flags' defaults.
 
     The preset is built for the id, so that nothing of the env it was tuned on (its
-    solve return) carries over; on an env it was not tuned on (`config.tuned_for`) the
+    solve return) carries over; on an env it was not tuned on (`presets.tuned_for`) the
     time limit, discount, budget and supports come from the env itself
     (`envs.fit_to_env`: what its spec declares, else a short random rollout), before
     anything compiles.
@@ -79,7 +80,7 @@ def preset_config(preset: str, env_id: str | None, overrides: dict | None = None
     if env_id is not None:
         overrides["env"] = env_id
     config = PRESETS[preset](**overrides)
-    if env_id is None or config_lib.tuned_for(env_id):
+    if env_id is None or presets.tuned_for(env_id):
         return config
     try:
         return envs.fit_to_env(config)
@@ -104,16 +105,16 @@ class Flags:
     # env id, one of the families above
     env: Annotated[str | None, _flag("ID", "the preset's")] = None
     preset: str = "cartpole"  # named configuration to start from, one of the presets above
-    # random seed, as --config.seed
+    # random seed, as --run.seed
     seed: Annotated[int | None, _flag("INT", "the preset's")] = None
     # run directory
     out: Annotated[str | None, _flag("DIR", "runs/<env>-<preset>-seed<S>")] = None
     # continue the run in this directory from its latest checkpoint (flags apply on top
     # of its config.json)
     resume: Annotated[str | None, _flag("DIR", "a fresh run")] = None
-    # training budget in env steps, as --config.total_env_steps
+    # training budget in env steps, as --run.total_env_steps
     total_env_steps: Annotated[int | None, _flag("INT", "the preset's")] = None
-    # final greedy evaluation episodes, as --config.final_eval_episodes
+    # final greedy evaluation episodes, as --run.final_eval_episodes
     eval_episodes: Annotated[int | None, _flag("INT", "the preset's")] = None
     # train these seeds side by side in one compiled program (JAX envs): one run
     # directory, a TensorBoard run and a summary.json entry each
@@ -126,7 +127,7 @@ class Flags:
     compile_cache: Annotated[str | None, _flag("DIR", compile_stats.DEFAULT_CACHE)] = (
         compile_stats.DEFAULT_CACHE)
     # several processes (hosts): process 0's HOST:PORT, which the others connect to
-    # (jax.distributed.initialize); give all three, and --config.num-devices 0 for all
+    # (jax.distributed.initialize); give all three, and --run.num_devices 0 for all
     # devices of all processes
     coordinator: Annotated[str | None, _flag("HOST:PORT", "one process")] = None
     # processes in a multi-process run
@@ -135,21 +136,23 @@ class Flags:
     process_id: Annotated[int | None, _flag("I", "one process")] = None
     # show the full traceback of a fault instead of its one line (also: MUZERO_JAX_DEBUG=1)
     debug: bool = False
-    config: Config = Config()  # every field of muzero_jax.Config; defaults are the preset's
+    # every field of muzero_jax.Config, by stage (--search.num_simulations); defaults are
+    # the preset's
+    config: Annotated[Config, tyro.conf.arg(name="")] = Config()
 
     def flag_fields(self) -> dict[str, str]:
         """The config field each shorthand flag sets: {flag attribute: Config field}."""
-        return {"env": "env", "seed": "seed", "total_env_steps": "total_env_steps",
-                "eval_episodes": "final_eval_episodes"}
+        return {"env": "env.id", "seed": "run.seed", "total_env_steps": "run.total_env_steps",
+                "eval_episodes": "run.final_eval_episodes"}
 
     def overrides(self) -> dict:
         """The config fields these flags set (those given)."""
-        return {field: getattr(self, flag) for flag, field in self.flag_fields().items()
-                if getattr(self, flag) is not None}
+        return {field.split(".")[1]: getattr(self, flag)
+                for flag, field in self.flag_fields().items() if getattr(self, flag) is not None}
 
     def conflicts(self, argv: Sequence[str]) -> str | None:
         """A message naming two given flags that set one config field to different
-        values (`--env A --config.env B`, or two shorthands of one field), else None."""
+        values (`--env A --env.id B`, or two shorthands of one field), else None."""
         given = given_flags(argv)
         setters: dict[str, tuple[str, object]] = {}  # field -> (flag as typed, value)
         for flag, field in self.flag_fields().items():
@@ -163,16 +166,17 @@ class Flags:
                         "of them")
             setters.setdefault(field, (name, value))
         for field, (name, value) in setters.items():
-            config_value = getattr(self.config, field)
-            if f"--config.{field}" in given and config_value != value:
-                return (f"{name} {value} and --config.{field} {config_value}: both set "
+            stage, name_in_stage = field.split(".")
+            config_value = getattr(getattr(self.config, stage), name_in_stage)
+            if f"--{field}" in given and config_value != value:
+                return (f"{name} {value} and --{field} {config_value}: both set "
                         f"{field}; give one of them")
         return None
 
 
 def given_flags(argv: Sequence[str]) -> set[str]:
-    """The flag names in argv as tyro reads them (`--config.total-env-steps=5` is
-    `--config.total_env_steps`)."""
+    """The flag names in argv as tyro reads them (`--run.total_env_steps=5` is
+    `--run.total_env_steps`)."""
     names = set()
     for token in argv:
         if token.startswith("--"):
@@ -198,8 +202,8 @@ def seconds_since_process_start() -> float:
 
 def default_out(config: Config, preset: str) -> str:
     """runs/<env id as a file name>-<preset>-seed<S>."""
-    env = re.sub(r"[^A-Za-z0-9.]+", "-", config.env).strip("-")
-    return os.path.join("runs", f"{env}-{preset}-seed{config.seed}")
+    env = re.sub(r"[^A-Za-z0-9.]+", "-", config.env.id).strip("-")
+    return os.path.join("runs", f"{env}-{preset}-seed{config.run.seed}")
 
 
 def help_text(description: str, aliases: dict[str, str], preset_rule: str | None) -> str:
@@ -215,7 +219,7 @@ def help_text(description: str, aliases: dict[str, str], preset_rule: str | None
                                                     if also else ""))
     if preset_rule:
         lines += ["", preset_rule]
-    lines += ["", "Flags take - or _ alike; lists go space-separated (--config.observation_shape "
+    lines += ["", "Flags take - or _ alike; lists go space-separated (--env.observation_shape "
               "4 84 84); none for no value."]
     return "\n".join(lines)
 
@@ -260,15 +264,16 @@ def _main(argv: list[str], *, description, default_preset, default_out, evaluate
     if os.getcwd() not in sys.path:
         sys.path.insert(1, os.getcwd())
     aliases = preset_aliases or {}
-    pre = cli.pre_parse(argv, "--env", "--config.env", "--preset", "--resume")
+    cli.refuse_old_flags(argv)
+    pre = cli.pre_parse(argv, "--env", "--env.id", "--preset", "--resume")
     base = None
     if pre.resume is not None:
         try:
             base = checkpoint.load_config(pre.resume)
         except checkpoint.CheckpointError as e:
             cli.error(str(e))
-    env_id = pre.env or getattr(pre, "config.env") or (base.env if base else None)
-    preset = pre.preset or default_preset or preset_for_env(env_id or Config.env)
+    env_id = pre.env or getattr(pre, "env.id") or (base.env.id if base else None)
+    preset = pre.preset or default_preset or preset_for_env(env_id or Config().env.id)
     names = sorted(PRESETS) + sorted(aliases)
     if preset not in names:
         cli.error(f"--preset {preset!r}: expected one of {names}")
@@ -294,7 +299,7 @@ def _main(argv: list[str], *, description, default_preset, default_out, evaluate
         distributed.initialize(flags.coordinator, flags.num_processes, flags.process_id)
         # Devices first: validation's divisibility check would otherwise ask for totals
         # that divide by a device count this machine cannot give.
-        distributed.check_visible(flags.config.num_devices)
+        distributed.check_visible(flags.config.run.num_devices)
         config = config_lib.validate_budget(cli.build(flags.config, **flags.overrides()))
         check_run_dir(flags, config, preset, default_out)
         (check or Agent)(config)
@@ -322,7 +327,7 @@ def _main(argv: list[str], *, description, default_preset, default_out, evaluate
     # The env's own bar (Gymnasium's reward_threshold) where it has one, else the config's.
     threshold = solve_threshold(result.agent, config)
     summary = {
-        "env": config.env,
+        "env": config.env.id,
         "preset": preset,
         "env_steps": result.env_steps,
         "train_steps": result.train_steps,
@@ -338,7 +343,7 @@ def _main(argv: list[str], *, description, default_preset, default_out, evaluate
         "solved": bool(threshold is not None and np.mean(returns) >= threshold),
         "solved_during_training": result.solved,
         "early_stop": result.early_stops,
-        "seed": config.seed,
+        "seed": config.run.seed,
         "num_devices": num_devices,
         "num_processes": jax.process_count(),
         "config": dataclasses.asdict(config),
@@ -360,7 +365,7 @@ def run_dir(flags: Flags, config: Config, preset: str,
     seeds, sweep = runs_from_flags(flags)
     out = flags.resume or flags.out or default_out(config, preset)
     if (seeds is not None or sweep is not None) and not (flags.resume or flags.out):
-        out = out.replace(f"-seed{config.seed}", "-" + "-".join(
+        out = out.replace(f"-seed{config.run.seed}", "-" + "-".join(
             ([f"seeds{'_'.join(map(str, seeds))}"] if seeds else [])
             + ([f"sweep-{sweep[0]}"] if sweep else [])))
     return out
@@ -424,7 +429,7 @@ def _main_runs(config, preset, out, flags, seeds, sweep, evaluate, num_devices) 
     eval_start = time.perf_counter()
     entries = []
     for result in results:
-        run_config = dataclasses.replace(config, seed=result.seed, **result.hyperparameters)
+        run_config = config.replace(seed=result.seed, **result.hyperparameters)
         start = time.perf_counter()
         returns, eval_label = evaluate(result, run_config)
         returns = np.asarray(returns)
@@ -443,7 +448,7 @@ def _main_runs(config, preset, out, flags, seeds, sweep, evaluate, num_devices) 
               f"+- {entries[-1]['eval_return_std']:.1f} | {result.env_steps} env steps")
     means = [e["eval_return_mean"] for e in entries]
     summary = {
-        "env": config.env, "preset": preset, "seeds": seeds, "sweep": list(sweep) if sweep
+        "env": config.env.id, "preset": preset, "seeds": seeds, "sweep": list(sweep) if sweep
         else None, "wall_seconds": round(wall_seconds, 2),
         "train_seconds": round(results[0].seconds, 2),
         "eval_seconds": round(time.perf_counter() - eval_start, 2),

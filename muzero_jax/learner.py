@@ -56,7 +56,7 @@ class TrainState:
     step: `[]` int32, learner steps taken.
     target_params: the target network's parameters, which lag `params` and give
       bootstrap values, when the config has a target network
-      (`config.use_target_network`); None otherwise (`params` serve instead).
+      (`config.learner.use_target_network`); None otherwise (`params` serve instead).
     """
 
     params: Params
@@ -68,20 +68,20 @@ class TrainState:
 def make_schedule(config: Config, peak: chex.Numeric | None = None) -> optax.Schedule:
     """Learning rate by update step: linear warm-up, then constant, cosine or exponential decay.
 
-    `peak` (default config.learning_rate) may be traced: a sweep's runs each have theirs.
+    `peak` (default config.learner.learning_rate) may be traced: a sweep's runs each have theirs.
     """
-    peak = config.learning_rate if peak is None else peak
-    if config.lr_decay_steps is None:
+    peak = config.learner.learning_rate if peak is None else peak
+    if config.learner.lr_decay_steps is None:
         main = optax.constant_schedule(peak)
-    elif config.lr_decay == "exponential":
-        main = optax.exponential_decay(peak, config.lr_decay_steps, config.lr_end_fraction)
+    elif config.learner.lr_decay == "exponential":
+        main = optax.exponential_decay(peak, config.learner.lr_decay_steps, config.learner.lr_end_fraction)
     else:
-        main = optax.cosine_decay_schedule(peak, config.lr_decay_steps,
-                                           alpha=config.lr_end_fraction)
-    if config.lr_warmup_steps == 0:
+        main = optax.cosine_decay_schedule(peak, config.learner.lr_decay_steps,
+                                           alpha=config.learner.lr_end_fraction)
+    if config.learner.lr_warmup_steps == 0:
         return main
-    warmup = optax.linear_schedule(0.0, peak, config.lr_warmup_steps)
-    return optax.join_schedules([warmup, main], [config.lr_warmup_steps])
+    warmup = optax.linear_schedule(0.0, peak, config.learner.lr_warmup_steps)
+    return optax.join_schedules([warmup, main], [config.learner.lr_warmup_steps])
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
@@ -94,15 +94,15 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
 
     def optimizer(learning_rate):
         schedule = make_schedule(config, learning_rate)
-        if config.optimizer == "adam":
+        if config.learner.optimizer == "adam":
             opt = optax.adam(schedule)
         else:
-            opt = optax.sgd(schedule, momentum=config.momentum)
-        if config.max_grad_norm is None:
+            opt = optax.sgd(schedule, momentum=config.learner.momentum)
+        if config.learner.max_grad_norm is None:
             return opt
-        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt)
+        return optax.chain(optax.clip_by_global_norm(config.learner.max_grad_norm), opt)
 
-    return optax.inject_hyperparams(optimizer)(learning_rate=config.learning_rate)
+    return optax.inject_hyperparams(optimizer)(learning_rate=config.learner.learning_rate)
 
 
 def peak_learning_rate(state: TrainState) -> jax.Array:
@@ -142,7 +142,7 @@ class Learner:
                           step=jnp.zeros((), jnp.int32),
                           # A copy: donating a state whose two fields share buffers fails.
                           target_params=jax.tree.map(jnp.copy, params)
-                          if self.config.use_target_network else None)
+                          if self.config.learner.use_target_network else None)
 
     def loss(self, params: Params, batch: Batch) -> tuple[jax.Array, dict]:
         """Scalar loss and per-term metrics for a batch (see the module docstring)."""
@@ -155,10 +155,10 @@ class Learner:
         cfg = self.config
         model = self.model
         t = batch.targets
-        num_unroll = cfg.unroll_steps
-        value_support = cfg.value_support_size
-        reward_support = cfg.reward_support_size
-        squash = cfg.support_squash
+        num_unroll = cfg.loss.unroll_steps
+        value_support = cfg.network.value_support_size
+        reward_support = cfg.network.reward_support_size
+        squash = cfg.network.support_squash
 
         def value_policy_loss(inference, k):
             value_ce = cross_entropy(
@@ -201,8 +201,8 @@ class Learner:
             reward_loss = jnp.sum(r_k, axis=0) / num_unroll
             counter_loss = jnp.sum(c_k, axis=0) / num_unroll
 
-        per_sample = (cfg.value_loss_weight * value_loss + policy_loss
-                      + cfg.reward_loss_weight * (reward_loss + counter_loss))
+        per_sample = (cfg.loss.value_loss_weight * value_loss + policy_loss
+                      + cfg.loss.reward_loss_weight * (reward_loss + counter_loss))
         data_loss = jnp.mean(batch.weight * per_sample)
         metrics = {
             "value_loss": jnp.mean(value_loss),
@@ -215,11 +215,11 @@ class Learner:
         total = data_loss
         if with_l2:
             l2 = jnp.sum(jnp.square(ravel_pytree(params)[0]))
-            total = data_loss + cfg.weight_decay * l2
+            total = data_loss + cfg.learner.weight_decay * l2
             metrics = dict(metrics, loss=total, l2=l2)
         # Replay priority: how far the root value is from its target (SPEC.md, "Replay").
         priority = jnp.abs(jax.lax.stop_gradient(root.value) - t.value[:, 0])
-        return total, (metrics, priority + cfg.priority_epsilon)
+        return total, (metrics, priority + cfg.replay.priority_epsilon)
 
     def learn(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         """One optimizer step. Returns the new state and scalar metrics."""
@@ -246,20 +246,20 @@ class Learner:
         flat_params, unravel = ravel_pytree(state.params)
         # d/dtheta of c ||theta||^2, on the flat vector: the same gradient as the loss's L2
         # term, in one kernel instead of one per parameter array.
-        flat_grads = flat_grads + (2.0 * cfg.weight_decay) * flat_params
+        flat_grads = flat_grads + (2.0 * cfg.learner.weight_decay) * flat_params
         l2 = jnp.sum(jnp.square(flat_params))
         updates, opt_state = self.optimizer.update(flat_grads, state.opt_state, flat_params)
         params = unravel(flat_params + updates)
         step = state.step + 1
-        if cfg.target_ema > 0:
-            target = optax.incremental_update(params, state.target_params, 1.0 - cfg.target_ema)
-        elif cfg.target_update_period > 0:
+        if cfg.learner.target_ema > 0:
+            target = optax.incremental_update(params, state.target_params, 1.0 - cfg.learner.target_ema)
+        elif cfg.learner.target_update_period > 0:
             target = optax.periodic_update(params, state.target_params, step,
-                                           cfg.target_update_period)
+                                           cfg.learner.target_update_period)
         else:
             target = None
         schedule = make_schedule(cfg, peak_learning_rate(state))
-        metrics = dict(metrics, loss=metrics["loss"] + cfg.weight_decay * l2, l2=l2,
+        metrics = dict(metrics, loss=metrics["loss"] + cfg.learner.weight_decay * l2, l2=l2,
                        grad_norm=jnp.sqrt(jnp.sum(jnp.square(flat_grads))),
                        learning_rate=schedule(state.step))
         new_state = TrainState(params=params, opt_state=opt_state, step=step,

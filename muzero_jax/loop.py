@@ -67,7 +67,7 @@ class RunnerState:
     train_state: the learner state. buffer: the replay buffer. env_state: `[B]`
     self-play envs. key: the run's PRNG key.
     iteration, env_steps: `[]` int32 counters.
-    solved: `[]` bool, a periodic evaluation reached config.solve_return (and, once the
+    solved: `[]` bool, a periodic evaluation reached config.run.solve_return (and, once the
       host has confirmed it, its confirmation passed).
     done: `[]` bool, solved, the env-step budget spent, or a fault: the run no longer
       changes.
@@ -144,7 +144,7 @@ class TrainProgram:
     @property
     def run_layout(self) -> str:
         """How `iterate` steps several runs: "map" or "vmap" (`Config.run_layout`)."""
-        layout = self.agent.config.run_layout
+        layout = self.agent.config.run.run_layout
         if layout == "auto":
             return "map" if jax.default_backend() == "cpu" else "vmap"
         return layout
@@ -219,21 +219,21 @@ class TrainProgram:
         out of the program. Returns `[S]` runs and metrics.
         """
         agent, cfg = self.agent, self.agent.config
-        num_envs, num_steps = cfg.num_envs, cfg.rollout_length
+        num_envs, num_steps = cfg.acting.num_envs, cfg.acting.rollout_length
         per_run = functools.partial(_per_run, num_runs=runners.iteration.shape[0])
         keys = per_run(lambda k: jax.random.split(k, 4))(runners.key)
         key, rollout_key, update_key, eval_key = (keys[:, i] for i in range(4))
         active = jnp.ones_like(runners.done) if all_active else ~runners.done
         where = (lambda mask, new, old: new) if all_active else _where
         exploration = jax.vmap(lambda steps: Exploration.scheduled(
-            cfg, steps / max(cfg.total_env_steps, 1)))(runners.env_steps)
+            cfg, steps / max(cfg.run.total_env_steps, 1)))(runners.env_steps)
         greedy = jax.tree.map(lambda x: jnp.broadcast_to(x, active.shape), Exploration.greedy())
 
         # Evaluation: the schedule is the iteration's, one scalar for all runs.
         due = jnp.bool_(False)
-        if cfg.eval_every:
-            due = iteration % cfg.eval_every == 0
-        num_sets = math.ceil(cfg.eval_episodes / num_envs)  # eval envs come num_envs at a time
+        if cfg.run.eval_every:
+            due = iteration % cfg.run.eval_every == 0
+        num_sets = math.ceil(cfg.run.eval_episodes / num_envs)  # eval envs come num_envs at a time
         max_rounds = num_sets * (math.ceil(
             (agent.spec.max_episode_steps or 100_000) / num_steps) + 1)
         reset = per_run(lambda k: agent.actor.reset(k, num_envs))
@@ -291,10 +291,10 @@ class TrainProgram:
 
         evaluated = due & active & (runners.train_state.step > 0)
         eval_return = jnp.where(evaluated, jnp.mean(
-            first.reshape(len(active), -1)[:, :cfg.eval_episodes], axis=1), jnp.nan)
+            first.reshape(len(active), -1)[:, :cfg.run.eval_episodes], axis=1), jnp.nan)
         solved = runners.solved
-        if cfg.solve_return is not None:
-            solved = solved | (evaluated & (eval_return >= cfg.solve_return))
+        if cfg.run.solve_return is not None:
+            solved = solved | (evaluated & (eval_return >= cfg.run.solve_return))
         done = run_done(solved, runners.env_steps, cfg) | (runners.fault != 0)
         runners = runners.replace(
             key=where(active, key, runners.key),
@@ -339,7 +339,7 @@ class TrainProgram:
         learned = ready_to_learn(buffer, cfg)
         state, buffer, update_metrics = jax.lax.cond(
             learned, learn, wait, runner.train_state, buffer)
-        env_steps = runner.env_steps + cfg.num_envs * cfg.rollout_length
+        env_steps = runner.env_steps + cfg.acting.num_envs * cfg.acting.rollout_length
         fault, fault_step = runner.fault, runner.fault_step
         if self.check_finite:
             fault, fault_step = first_fault(
@@ -428,7 +428,7 @@ def make_train(config: Config, env: envs.Env | None = None, *,
       config: the configuration (validated here).
       env: the env object (default `envs.make(config)`); must be a `JaxEnv`: host envs
         (Gymnasium, ALE) train through `muzero_jax.train`'s host loop.
-      num_iterations: C, iterations per `run_chunk` call (default config.log_every).
+      num_iterations: C, iterations per `run_chunk` call (default config.run.log_every).
       agent: an Agent of `config` to build on (default: a new one).
     """
     agent = agent or Agent(config, env)
@@ -436,9 +436,9 @@ def make_train(config: Config, env: envs.Env | None = None, *,
         raise ConfigError(f"env {agent.spec.env_id!r} is a host env: it trains through "
                           f"muzero_jax.train's host loop, not a compiled program")
     cfg = agent.config
-    steps = cfg.num_envs * cfg.rollout_length
-    return TrainProgram(agent=agent, num_iterations=num_iterations or cfg.log_every,
-                        max_iterations=max(1, math.ceil(cfg.total_env_steps / steps)),
+    steps = cfg.acting.num_envs * cfg.acting.rollout_length
+    return TrainProgram(agent=agent, num_iterations=num_iterations or cfg.run.log_every,
+                        max_iterations=max(1, math.ceil(cfg.run.total_env_steps / steps)),
                         layout=distributed.make_layout(cfg, agent))
 
 
@@ -464,14 +464,14 @@ def _where(mask: jax.Array, new, old):
 
 
 def run_done(solved: chex.Array, env_steps: chex.Array, config: Config) -> jax.Array:
-    """Whether runs are done (`[S]` or `[]`): solved, or `config.total_env_steps` spent."""
-    return solved | (env_steps >= config.total_env_steps)
+    """Whether runs are done (`[S]` or `[]`): solved, or `config.run.total_env_steps` spent."""
+    return solved | (env_steps >= config.run.total_env_steps)
 
 
 def ready_to_learn(buffer: replay.ReplayBuffer, config: Config) -> jax.Array:
     """`Agent.ready_to_learn`, traced."""
-    return ((buffer.count * buffer.num_streams >= config.min_replay_size)
-            & (replay.num_windows(buffer, config.window_length, config.history_length) > 0))
+    return ((buffer.count * buffer.num_streams >= config.replay.min_size)
+            & (replay.num_windows(buffer, config.loss.window_length, config.env.history_length) > 0))
 
 
 def trajectory_fault(observation, final_observation, reward, *,

@@ -11,7 +11,7 @@ Value and reward come out as logits over categorical supports (see
 `muzero_jax.support`); `Model` also returns them as scalars for the search.
 Hidden states are min-max scaled to [0, 1] per sample after h and after g.
 
-Four families, picked by `config.network`: MLPs for vector observations
+Four families, picked by `config.network.kind`: MLPs for vector observations
 (`[B, latent]` hidden states), and the paper's ResNet for images (SPEC.md,
 Atari specifics): h downsamples `[B, 96, 96, planes]` to a `[B, 6, 6, C]` hidden
 state, g stacks one-hot action planes onto it, and both g and f are residual
@@ -431,35 +431,35 @@ class Model:
         self.config = config
         self.num_actions = num_actions
         self.observation_shape = tuple(observation_shape)
-        self.value_support_size = config.value_support_size
-        self.reward_support_size = config.reward_support_size
-        self.squash = config.support_squash
+        self.value_support_size = config.network.value_support_size
+        self.reward_support_size = config.network.reward_support_size
+        self.squash = config.network.support_squash
         sizes = dict(
-            hidden_sizes=(config.hidden_size,) * config.num_hidden_layers,
-            latent_size=config.latent_size,
+            hidden_sizes=(config.network.hidden_size,) * config.network.num_hidden_layers,
+            latent_size=config.network.latent_size,
             num_actions=num_actions,
-            value_atoms=2 * config.value_support_size + 1,
-            reward_atoms=2 * config.reward_support_size + 1,
+            value_atoms=2 * config.network.value_support_size + 1,
+            reward_atoms=2 * config.network.reward_support_size + 1,
         )
-        if config.network == "resnet":
+        if config.network.kind == "resnet":
             self.network = ResNetMuZeroNetwork(
-                **sizes, resnet_channels=config.resnet_channels,
-                representation_blocks=tuple(config.representation_blocks),
-                dynamics_blocks=config.dynamics_blocks,
-                prediction_blocks=config.prediction_blocks,
-                head_channels=config.head_channels)
-        elif config.network == "board":
+                **sizes, resnet_channels=config.network.resnet_channels,
+                representation_blocks=tuple(config.network.representation_blocks),
+                dynamics_blocks=config.network.dynamics_blocks,
+                prediction_blocks=config.network.prediction_blocks,
+                head_channels=config.network.head_channels)
+        elif config.network.kind == "board":
             self.network = BoardNetwork(
-                **sizes, resnet_channels=config.resnet_channels,
-                representation_blocks=tuple(config.representation_blocks),
-                dynamics_blocks=config.dynamics_blocks,
-                prediction_blocks=config.prediction_blocks,
-                head_channels=config.head_channels,
-                action_embedding_size=config.action_embedding_size)
-        elif config.network == "conv_mlp":
+                **sizes, resnet_channels=config.network.resnet_channels,
+                representation_blocks=tuple(config.network.representation_blocks),
+                dynamics_blocks=config.network.dynamics_blocks,
+                prediction_blocks=config.network.prediction_blocks,
+                head_channels=config.network.head_channels,
+                action_embedding_size=config.network.action_embedding_size)
+        elif config.network.kind == "conv_mlp":
             self.network = ConvMLPNetwork(
-                **sizes, resnet_channels=config.resnet_channels,
-                representation_blocks=tuple(config.representation_blocks))
+                **sizes, resnet_channels=config.network.resnet_channels,
+                representation_blocks=tuple(config.network.representation_blocks))
         else:
             self.network = MuZeroNetwork(**sizes)
 

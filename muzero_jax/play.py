@@ -134,15 +134,15 @@ def _main(argv: list[str]) -> int:
             raise ConfigError("--svg needs svgwrite (pgx's renderer): pip install svgwrite")
         cli.check_output_file("--svg", args.svg)
     config = checkpoint.load_config(args.run_dir)
-    if not config.env.startswith("pgx/"):
-        raise ConfigError(f"{args.run_dir}: env {config.env!r}; expected a pgx/<game> run "
+    if not config.env.id.startswith("pgx/"):
+        raise ConfigError(f"{args.run_dir}: env {config.env.id!r}; expected a pgx/<game> run "
                           "(experiments/board.py)")
     try:
         agent = Agent(config)
     except ConfigError:
         raise
     except ValueError as e:  # an env that cannot be built as the run's config says
-        raise ConfigError(f"{args.run_dir}: env {config.env!r}: {e}") from e
+        raise ConfigError(f"{args.run_dir}: env {config.env.id!r}: {e}") from e
     _, state = checkpoint.restore_train_state(args.run_dir, agent.init(jax.random.key(0)))
     states, _ = play_game(agent, state.params, human_first=not args.second, seed=args.seed)
     if args.svg:

@@ -85,8 +85,6 @@ class Exploration:
       search's, where it does not repeat (the actors apply it; 0 is greedy).
     opening_plies: int32, the plies at the start of each game that self-play plays
       uniformly at random (JAX actors; 0 is greedy).
-    opportunist_games: the share of self-play games in which one side is the
-      opportunist (`selfplay.opportunist_actions`; two-player JAX actors; 0 is greedy).
     """
 
     temperature: chex.Array
@@ -95,50 +93,44 @@ class Exploration:
     repeat_probability: chex.Array
     epsilon: chex.Array
     opening_plies: chex.Array = 0
-    opportunist_games: chex.Array = 0.0
 
     @classmethod
     def training(cls, config: Config) -> Exploration:
-        return cls(temperature=jnp.float32(config.temperature),
-                   dirichlet_fraction=jnp.float32(config.dirichlet_fraction),
-                   gumbel_scale=jnp.float32(config.gumbel_scale),
-                   repeat_probability=jnp.float32(config.exploration_repeat_probability),
-                   epsilon=jnp.float32(config.exploration_epsilon),
-                   opening_plies=jnp.int32(config.random_opening_plies),
-                   opportunist_games=jnp.float32(config.opportunist_games))
+        return cls(temperature=jnp.float32(config.acting.temperature),
+                   dirichlet_fraction=jnp.float32(config.search.dirichlet_fraction),
+                   gumbel_scale=jnp.float32(config.search.gumbel_scale),
+                   repeat_probability=jnp.float32(config.acting.exploration_repeat_probability),
+                   epsilon=jnp.float32(config.acting.exploration_epsilon),
+                   opening_plies=jnp.int32(config.acting.random_opening_plies))
 
     @classmethod
     def scheduled(cls, config: Config, progress: float | chex.Array) -> Exploration:
         """Training knobs at `progress` (0..1, a float or a traced `[]` array, as the
-        compiled loop passes) through `config.temperature_schedule`.
+        compiled loop passes) through `config.acting.temperature_schedule`.
 
         The temperature is the last schedule entry whose threshold progress has
-        reached, else `config.temperature`. Gumbel search scales gumbel_scale by
-        that temperature relative to `config.temperature`, since
+        reached, else `config.acting.temperature`. Gumbel search scales gumbel_scale by
+        that temperature relative to `config.acting.temperature`, since
         argmax(logits + T g) samples softmax(logits / T). The chances of repeating
         the previous action and of a random one fall in the same ratio (never rise),
         so that late in training self-play plays, and its value targets measure, the
-        search's choices. The root noise share follows `config.dirichlet_schedule`
-        alike (its last entry reached, else `config.dirichlet_fraction`).
+        search's choices.
         """
-        temperature = _at_progress(config.temperature, config.temperature_schedule, progress)
-        ratio = temperature / config.temperature if config.temperature > 0 else temperature
+        temperature = _at_progress(config.acting.temperature, config.acting.temperature_schedule, progress)
+        ratio = temperature / config.acting.temperature if config.acting.temperature > 0 else temperature
         fall = jnp.minimum(ratio, 1.0)
         return cls(temperature=temperature,
-                   dirichlet_fraction=_at_progress(config.dirichlet_fraction,
-                                                   config.dirichlet_schedule, progress),
-                   gumbel_scale=jnp.float32(config.gumbel_scale) * ratio,
-                   repeat_probability=jnp.float32(config.exploration_repeat_probability) * fall,
-                   epsilon=jnp.float32(config.exploration_epsilon) * fall,
-                   opening_plies=jnp.int32(config.random_opening_plies),
-                   opportunist_games=jnp.float32(config.opportunist_games))
+                   dirichlet_fraction=jnp.float32(config.search.dirichlet_fraction),
+                   gumbel_scale=jnp.float32(config.search.gumbel_scale) * ratio,
+                   repeat_probability=jnp.float32(config.acting.exploration_repeat_probability) * fall,
+                   epsilon=jnp.float32(config.acting.exploration_epsilon) * fall,
+                   opening_plies=jnp.int32(config.acting.random_opening_plies))
 
     @classmethod
     def greedy(cls) -> Exploration:
         return cls(temperature=jnp.float32(0.0), dirichlet_fraction=jnp.float32(0.0),
                    gumbel_scale=jnp.float32(0.0), repeat_probability=jnp.float32(0.0),
-                   epsilon=jnp.float32(0.0), opening_plies=jnp.int32(0),
-                   opportunist_games=jnp.float32(0.0))
+                   epsilon=jnp.float32(0.0), opening_plies=jnp.int32(0))
 
 
 def _at_progress(value: float, schedule, progress) -> jax.Array:
@@ -410,7 +402,7 @@ class Searcher:
         self.config = config
         self.two_player = two_player
         self.simulator = simulator
-        self.discount = -1.0 if two_player else config.discount
+        self.discount = -1.0 if two_player else config.loss.discount
         if simulator is None:
             self.recurrent_fn = make_recurrent_fn(model, self.discount)
         else:
@@ -418,8 +410,7 @@ class Searcher:
         self.batched_backward = batched_backward
         if batched_backward:
             check_mctx_hook()  # fail here, before anything compiles
-        self.selection = (puct_by_index if config.search == "muzero"
-                          and config.tie_break == "index" else None)
+        self.selection = None
         if self.selection is not None:
             check_mctx_selection_hook()
 
@@ -444,7 +435,7 @@ class Searcher:
         """
         root_out, out = self._policy(params, key, obs, exploration, invalid_actions,
                                      embedding)
-        if self.config.search == "muzero":
+        if self.config.search.policy == "muzero":
             # At temperature 0 mctx breaks visit-count ties at random; greedy play
             # should be reproducible, so ties go to the higher Q value instead.
             summary = out.search_tree.summary()
@@ -486,24 +477,24 @@ class Searcher:
 
     def _search(self, params, key, root, exploration, invalid_actions) -> mctx.PolicyOutput:
         cfg = self.config
-        if cfg.search == "muzero":
+        if cfg.search.policy == "muzero":
             out = mctx.muzero_policy(
-                params, key, root, self.recurrent_fn, cfg.num_simulations,
-                invalid_actions=invalid_actions, max_depth=cfg.max_depth,
-                pb_c_init=cfg.pb_c_init, pb_c_base=cfg.pb_c_base,
+                params, key, root, self.recurrent_fn, cfg.search.num_simulations,
+                invalid_actions=invalid_actions, max_depth=cfg.search.max_depth,
+                pb_c_init=cfg.search.pb_c_init, pb_c_base=cfg.search.pb_c_base,
                 dirichlet_fraction=exploration.dirichlet_fraction,
-                dirichlet_alpha=cfg.dirichlet_alpha,
+                dirichlet_alpha=cfg.search.dirichlet_alpha,
                 temperature=exploration.temperature,
-                qtransform=functools.partial(_QTRANSFORMS[cfg.q_normalisation],
-                                             epsilon=cfg.q_min_range))
+                qtransform=functools.partial(_QTRANSFORMS[cfg.search.q_normalisation],
+                                             epsilon=cfg.search.q_min_range))
         else:
             out = mctx.gumbel_muzero_policy(
-                params, key, root, self.recurrent_fn, cfg.num_simulations,
-                invalid_actions=invalid_actions, max_depth=cfg.max_depth,
-                max_num_considered_actions=cfg.max_num_considered_actions,
+                params, key, root, self.recurrent_fn, cfg.search.num_simulations,
+                invalid_actions=invalid_actions, max_depth=cfg.search.max_depth,
+                max_num_considered_actions=cfg.search.max_num_considered_actions,
                 gumbel_scale=exploration.gumbel_scale,
                 # mctx's default completed-Q transform, with our floor on its min-max range
                 # (q_min_range's default, 1e-8, is mctx's own)
                 qtransform=functools.partial(mctx.qtransform_completed_by_mix_value,
-                                             epsilon=cfg.q_min_range))
+                                             epsilon=cfg.search.q_min_range))
         return out

@@ -124,21 +124,15 @@ class JaxActor:
         model = self.searcher.model
         legal = self.spec.legal_actions
         explores = _explores(self.searcher.config)
-        sample_moves = self.searcher.config.sample_moves
-        opportunist = self.searcher.config.opportunist_games > 0
-        counterfactual = self.searcher.config.counterfactual_rewards
-        if opportunist:  # the opportunist's games, and its side in each (ply parity)
-            env_index = jnp.arange(env_state.step_count.shape[0])
-            opportunist_game = env_index < jnp.round(
-                exploration.opportunist_games * env_index.shape[0])
-            opportunist_parity = env_index % 2
+        sample_moves = self.searcher.config.acting.sample_moves
+        counterfactual = self.searcher.config.loss.counterfactual_rewards
 
         def step(carry, step_key):
             env_state, previous = carry
             observation = env_state.observation
             if explores:  # split only then, so that runs without it keep their keys
                 step_key, explore_key = jax.random.split(step_key)
-            if opportunist or counterfactual:
+            if counterfactual:
                 step_key, move_key = jax.random.split(step_key)
                 move_key, choice_key = jax.random.split(move_key)
                 rewards = move_rewards(self.env, move_key, env_state)
@@ -153,12 +147,6 @@ class JaxActor:
                 action = explore_actions(explore_key, action, previous, exploration,
                                          env_state.legal_action_mask,
                                          ply=env_state.step_count)
-            if opportunist:
-                its_turn = (opportunist_game
-                            & (env_state.step_count % 2 == opportunist_parity)
-                            & (env_state.step_count >= exploration.opening_plies))
-                action = jnp.where(its_turn, opportunist_actions(
-                    self.env, choice_key, env_state, rewards), action)
             counter = {}
             if counterfactual:
                 counter_action, counter_reward = counterfactual_moves(
@@ -210,20 +198,6 @@ def _uniform_choice(key: chex.PRNGKey, allowed: chex.Array) -> jax.Array:
                                   axis=-1).astype(jnp.int32)
 
 
-def opportunist_actions(env: JaxEnv, key: chex.PRNGKey, env_state: EnvState,
-                        rewards: chex.Array | None = None) -> jax.Array:
-    """`[B]` int32 moves of the opportunist (`Config.opportunist_games`) in `[B]` states of
-    a two-player JAX env: a uniformly drawn move that wins at once where there is one
-    (the mover's reward > 0), else a uniformly random legal move. `rewards`: the
-    states' `[B, A]` `move_rewards` where already computed (else computed here)."""
-    legal = jnp.asarray(env_state.legal_action_mask, bool)
-    if rewards is None:
-        move_key, key = jax.random.split(key)
-        rewards = move_rewards(env, move_key, env_state)
-    wins = legal & (rewards > 0)
-    return _uniform_choice(key, jnp.where(jnp.any(wins, axis=-1, keepdims=True), wins, legal))
-
-
 def counterfactual_moves(key: chex.PRNGKey, rewards: chex.Array, legal_action_mask: chex.Array,
                          action: chex.Array) -> tuple[jax.Array, jax.Array]:
     """A move not played at each of B positions, and its reward (`Config.counterfactual_rewards`).
@@ -256,8 +230,8 @@ def counterfactual_moves(key: chex.PRNGKey, rewards: chex.Array, legal_action_ma
 
 
 def _explores(config: Config) -> bool:
-    return (config.exploration_repeat_probability > 0 or config.exploration_epsilon > 0
-            or config.random_opening_plies > 0)
+    return (config.acting.exploration_repeat_probability > 0 or config.acting.exploration_epsilon > 0
+            or config.acting.random_opening_plies > 0)
 
 
 def explore_actions(key: chex.PRNGKey, action: chex.Array, previous: chex.Array,
@@ -429,11 +403,11 @@ Actor = JaxActor | HostActor
 def make_actor(env: JaxEnv | HostEnv, searcher: Searcher, config: Config) -> Actor:
     """The actor for `env`'s realisation (the one place that tells them apart)."""
     if isinstance(env, JaxEnv):
-        if config.history_length:
+        if config.env.history_length:
             raise ConfigError(
-                f"history_length={config.history_length}: frame histories are kept by the "
+                f"history_length={config.env.history_length}: frame histories are kept by the "
                 f"host path; {env.spec.env_id!r} is a JAX env; expected 0")
         return JaxActor(env, searcher)
     if isinstance(env, HostEnv):
-        return HostActor(env, searcher, config.history_length)
+        return HostActor(env, searcher, config.env.history_length)
     raise TypeError(f"env {env!r}: expected a muzero_jax.envs.JaxEnv or HostEnv")

@@ -155,8 +155,8 @@ def reward_limit(config, declared: float | None) -> float:
     value support too once the env's reward scale is `declared` (Config.max_abs_reward or
     the env's; validation then checked both supports against it), else the reward
     support's alone (value targets are not bounded by a reward scale nobody gave)."""
-    return largest_reward_held(config.reward_support_size, config.value_support_size,
-                               config.discount, config.support_squash,
+    return largest_reward_held(config.network.reward_support_size, config.network.value_support_size,
+                               config.loss.discount, config.network.support_squash,
                                value_bound=declared is not None)
 
 
@@ -165,17 +165,17 @@ def check_rewards(max_abs_reward, config, limit: float, env_steps: int,
     """Raises `RewardBeyondSupport` (one line naming the fields to set) if the largest
     |reward| seen, `max_abs_reward` (a float or an array, NaN ignored), is beyond `limit`
     (`reward_limit`). Cheap: one reduction on the host per rollout or compiled chunk.
-    `env_id` names the env in the message (default: config.env)."""
+    `env_id` names the env in the message (default: config.env.id)."""
     seen = float(np.nanmax(np.asarray(max_abs_reward, np.float64), initial=0.0))
     if not seen > limit:  # NaN: another check's concern
         return
     bound = HEADROOM * seen
-    reward_size, value_size = sizes_for(bound, config.discount, config.support_squash)
+    reward_size, value_size = sizes_for(bound, config.loss.discount, config.network.support_squash)
     raise RewardBeyondSupport(
-        f"env {env_id or config.env!r} paid a reward of magnitude {seen:g} by env step "
+        f"env {env_id or config.env.id!r} paid a reward of magnitude {seen:g} by env step "
         f"{env_steps}, "
-        f"beyond the {limit:.3g} that reward_support_size={config.reward_support_size} and "
-        f"value_support_size={config.value_support_size} (discount {config.discount:g}) "
-        f"hold, so its targets would be clipped: set --config.max_abs_reward {bound:g} "
-        f"--config.reward_support_size {max(reward_size, config.reward_support_size)} "
-        f"--config.value_support_size {max(value_size, config.value_support_size)}")
+        f"beyond the {limit:.3g} that reward_support_size={config.network.reward_support_size} and "
+        f"value_support_size={config.network.value_support_size} (discount {config.loss.discount:g}) "
+        f"hold, so its targets would be clipped: set --env.max_abs_reward {bound:g} "
+        f"--network.reward_support_size {max(reward_size, config.network.reward_support_size)} "
+        f"--network.value_support_size {max(value_size, config.network.value_support_size)}")

@@ -9,7 +9,7 @@ Host envs (Gymnasium, ALE): each iteration makes three calls to compiled program
 host counts, logs, sets the acting temperature and decides when to evaluate,
 checkpoint or stop.
 
-An evaluation that reaches config.solve_return stops a run only once a confirming
+An evaluation that reaches config.run.solve_return stops a run only once a confirming
 evaluation on the final evaluation's env passes (`confirm_solved`); otherwise the run
 trains on, and each such evaluation is listed in `TrainResult.early_stops`. The first
 non-finite observation, reward, loss or gradient stops training with
@@ -64,7 +64,7 @@ class TrainResult:
     buffer: the final replay buffer.
     history: one dict of scalars per logged iteration.
     env_steps, train_steps: totals.
-    solved: whether an evaluation reached config.solve_return and its confirming
+    solved: whether an evaluation reached config.run.solve_return and its confirming
       evaluation (`confirm_solved`) passed: the run stopped early.
     seconds: wall time spent in `train`.
     seed: the run's seed. hyperparameters: a sweep's field and value for this run.
@@ -101,7 +101,7 @@ def train(config: Config, *, env: envs.Env | None = None,
           on_iteration: Callable[[dict], None] | None = None, run_dir: str | None = None,
           resume: bool = False, progress: bool | None = None,
           iterations_per_call: int | None = None) -> TrainResult | list[TrainResult]:
-    """Trains MuZero on `config.env` until `total_env_steps` or a solving evaluation.
+    """Trains MuZero on `config.env.id` until `total_env_steps` or a solving evaluation.
 
     JAX-native envs train in one compiled program (`loop.make_train`) that runs
     `iterations_per_call` iterations (rollout, replay add, learner updates, periodic
@@ -112,7 +112,7 @@ def train(config: Config, *, env: envs.Env | None = None,
     Args:
       config: the configuration (validated before anything compiles).
       env: the environment object (a `muzero_jax.envs.JaxEnv` or `HostEnv`); default
-        `envs.make(config)` from the id `config.env`.
+        `envs.make(config)` from the id `config.env.id`.
       seeds: train one run per seed side by side in one program (JAX envs); each
         stops on its own once solved. Returns a list of results, one per run.
       sweep: (field, values): one run per value (per seed) of a config field that
@@ -129,7 +129,7 @@ def train(config: Config, *, env: envs.Env | None = None,
       progress: show a tqdm bar instead of progress lines (None: when stdout is a
         terminal and `log` is set).
       iterations_per_call: iterations per call of the compiled program (default
-        config.log_every); checkpoints fall between calls.
+        config.run.log_every); checkpoints fall between calls.
 
     SIGINT and SIGTERM (from the main thread, while training: the previous handlers
     come back after) finish the current call of the compiled program (host envs: the
@@ -156,7 +156,7 @@ def train(config: Config, *, env: envs.Env | None = None,
             raise ConfigError(f"seeds and sweeps in one program need a JAX env; "
                               f"{agent.spec.env_id!r} is a host env: run one process per seed")
         if distributed.num_devices(config) != 1:
-            raise ConfigError(f"num_devices={config.num_devices}: host envs "
+            raise ConfigError(f"num_devices={config.run.num_devices}: host envs "
                               f"({agent.spec.env_id!r}) train on one device; expected 1")
         return _train_host(agent, log=log, on_iteration=on_iteration, run_dir=run_dir,
                            resume=resume, progress=progress)
@@ -172,7 +172,7 @@ def train(config: Config, *, env: envs.Env | None = None,
                                                 program.init(key, learning_rate=lr)))
     runners = _stack([
         init(jax.random.key(run["seed"]),
-             jax.numpy.float32(run.get("learning_rate", cfg.learning_rate))) for run in runs])
+             jax.numpy.float32(run.get("learning_rate", cfg.learner.learning_rate))) for run in runs])
     layout = program.layout
     runners = layout.place(runners)
     meta = {"iteration": 0, "history": [], "seconds": 0.0, "last_checkpoint_updates": 0,
@@ -200,10 +200,10 @@ def train(config: Config, *, env: envs.Env | None = None,
                                             unreadable=reader.unreadable if resume else ())
         if primary:
             logger = Logger(run_dir, meta["history"], run_key="run" if multi else None)
-    save_replay = (cfg.checkpoint_replay if cfg.checkpoint_replay is not None
+    save_replay = (cfg.run.checkpoint_replay if cfg.run.checkpoint_replay is not None
                    else checkpoint.nbytes(runners.buffer) < checkpoint.AUTO_REPLAY_BYTES)
     show_bar = progress if progress is not None else (log is not None and sys.stdout.isatty())
-    bar = tqdm(total=cfg.total_env_steps, initial=int(jax.numpy.max(runners.env_steps)),
+    bar = tqdm(total=cfg.run.total_env_steps, initial=int(jax.numpy.max(runners.env_steps)),
                unit="step", unit_scale=True, dynamic_ncols=True, disable=not show_bar)
 
     earlier_seconds = meta["seconds"]
@@ -246,8 +246,8 @@ def train(config: Config, *, env: envs.Env | None = None,
                     if not active[i, r]:
                         continue
                     m = {k: v[i, r] for k, v in metrics.items()}
-                    last = bool(m["env_steps"] >= cfg.total_env_steps)
-                    if not (iteration % cfg.log_every == 0 or m["evaluated"] or m["solved"]
+                    last = bool(m["env_steps"] >= cfg.run.total_env_steps)
+                    if not (iteration % cfg.run.log_every == 0 or m["evaluated"] or m["solved"]
                             or last):
                         continue
                     row = _row(m, run, multi, wall_seconds=earlier_seconds + last_time - start
@@ -306,7 +306,7 @@ def train(config: Config, *, env: envs.Env | None = None,
 def make_runs(config: Config, seeds: Sequence[int] | None, sweep: Sweep | None
               ) -> list[dict]:
     """The runs of one program: [{"name", "seed", (swept field: value)}], seeds outermost."""
-    seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
+    seeds = [config.run.seed] if seeds is None else [int(s) for s in seeds]
     if not seeds:
         raise ConfigError("seeds=(): expected at least one seed")
     if len(set(seeds)) != len(seeds):
@@ -323,7 +323,7 @@ def make_runs(config: Config, seeds: Sequence[int] | None, sweep: Sweep | None
         if not values:
             raise ConfigError(f"sweep of {field!r}: expected at least one value")
         for v in values:
-            validate(dataclasses.replace(config, **{field: v}))
+            validate(config.replace(**{field: v}))
     runs = []
     for seed in seeds:
         for value in values:
@@ -428,7 +428,7 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
     """The host loop (Gymnasium, ALE envs): Python over the same jitted pieces."""
     start = time.perf_counter()
     cfg = agent.config
-    key = jax.random.key(cfg.seed)
+    key = jax.random.key(cfg.run.seed)
     key, init_key, env_key = jax.random.split(key, 3)
     state = agent.init(init_key)
     buffer = agent.init_replay()
@@ -453,10 +453,10 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
         checkpointer = checkpoint.start_run(run_dir, cfg,
                                             unreadable=reader.unreadable if resume else ())
         logger = Logger(run_dir, loop.history)
-    save_replay = (cfg.checkpoint_replay if cfg.checkpoint_replay is not None
+    save_replay = (cfg.run.checkpoint_replay if cfg.run.checkpoint_replay is not None
                    else checkpoint.nbytes(buffer) < checkpoint.AUTO_REPLAY_BYTES)
     show_bar = progress if progress is not None else (log is not None and sys.stdout.isatty())
-    bar = tqdm(total=cfg.total_env_steps, initial=loop.env_steps, unit="step",
+    bar = tqdm(total=cfg.run.total_env_steps, initial=loop.env_steps, unit="step",
                unit_scale=True, dynamic_ncols=True, disable=not show_bar)
 
     earlier_seconds = loop.seconds
@@ -474,17 +474,17 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
             **({} if agent.host else {"env_state": env_state}),
             **({"replay": buffer} if save_replay else {})}, dataclasses.asdict(loop))
 
-    steps_per_iteration = cfg.num_envs * cfg.rollout_length
+    steps_per_iteration = cfg.acting.num_envs * cfg.acting.rollout_length
     metrics: dict = {}
     search_stats: dict = {}
     last_time, last_steps, last_updates = time.perf_counter(), loop.env_steps, int(state.step)
-    # config.act_while_learning: the update an iteration starts runs on this worker while
+    # config.run.act_while_learning: the update an iteration starts runs on this worker while
     # the next rollout searches with `acting`, a copy of the state from before it (the
     # update donates `state`). The iteration's evaluation and log row come before
     # the update starts, so they see `state` whole, and a solved run starts none; a
     # checkpoint waits for it, so that a resumed run loses no update.
     learner = (ThreadPoolExecutor(1, thread_name_prefix="learner")
-               if cfg.act_while_learning else None)
+               if cfg.run.act_while_learning else None)
     pending: Future | None = None
     acting = state
     final_eval = None  # the confirming evaluation a solved run stops on
@@ -500,12 +500,12 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
 
     stop = _StopSignals()
     try:
-        while loop.env_steps < cfg.total_env_steps and not loop.solved and stop.signum is None:
+        while loop.env_steps < cfg.run.total_env_steps and not loop.solved and stop.signum is None:
             loop.iteration += 1
             key, rollout_key, update_key, eval_key = jax.random.split(key, 4)
             # The acting temperature follows training progress (SPEC.md, "Acting").
             exploration = Exploration.scheduled(
-                cfg, loop.env_steps / max(cfg.total_env_steps, 1))
+                cfg, loop.env_steps / max(cfg.run.total_env_steps, 1))
             env_state, trajectory = agent.rollout(acting if learner else state, env_state,
                                                   rollout_key, exploration=exploration)
             finish_update()
@@ -525,14 +525,14 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
 
             eval_return = None
             recent = loop.recent_return()
-            due = cfg.eval_every and loop.iteration % cfg.eval_every == 0
-            promising = (cfg.solve_return is not None and recent >= cfg.solve_return
+            due = cfg.run.eval_every and loop.iteration % cfg.run.eval_every == 0
+            promising = (cfg.run.solve_return is not None and recent >= cfg.run.solve_return
                          and not _confirmation_failed_lately(loop, cfg))
             if (due or promising) and int(state.step) > 0:
                 eval_return = float(np.mean(evaluate_jax(agent, state, eval_key,
-                                                         cfg.eval_episodes)))
+                                                         cfg.run.eval_episodes)))
                 loop.last_eval_return = eval_return
-                if cfg.solve_return is not None and eval_return >= cfg.solve_return:
+                if cfg.run.solve_return is not None and eval_return >= cfg.run.solve_return:
                     entry, final_eval = _confirm(agent, state, cfg, env_steps=loop.env_steps,
                                                  eval_return=eval_return, log=log)
                     loop.early_stops.append(entry)
@@ -542,8 +542,8 @@ def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
             bar.set_postfix({"return": f"{recent:.1f}", "updates": int(state.step),
                              **({} if loop.last_eval_return is None
                                 else {"eval": f"{loop.last_eval_return:.1f}"})}, refresh=False)
-            last = loop.env_steps >= cfg.total_env_steps  # the CSV ends where training did
-            if (loop.iteration % cfg.log_every == 0 or eval_return is not None or loop.solved
+            last = loop.env_steps >= cfg.run.total_env_steps  # the CSV ends where training did
+            if (loop.iteration % cfg.run.log_every == 0 or eval_return is not None or loop.solved
                     or last):
                 now = time.perf_counter()
                 updates = int(state.step)
@@ -606,7 +606,7 @@ def confirm_solved(agent: Agent, state: TrainState, config: Config
                    ) -> tuple[np.ndarray, str]:
     """The confirming evaluation of a state whose evaluation reached the solve return:
     the final evaluation (`evaluate.evaluate_final`: the Gymnasium twin where there is
-    one, config.final_eval_episodes episodes, the run's own episode seeds). Returns
+    one, config.run.final_eval_episodes episodes, the run's own episode seeds). Returns
     (`[E]` returns, label)."""
     return evaluate_final(agent, state, config)
 
@@ -616,13 +616,13 @@ def _confirm(agent: Agent, state: TrainState, config: Config, *, env_steps: int,
     """Runs `confirm_solved`: (the early-stop entry, (returns, label))."""
     returns, label = confirm_solved(agent, state, config)
     # The bar the evaluation reached, now over the final evaluation's episodes.
-    mean, bar = float(np.mean(returns)), config.solve_return
+    mean, bar = float(np.mean(returns)), config.run.solve_return
     entry = {"env_steps": int(env_steps), "eval_return": float(eval_return),
              "confirm_return": mean, "confirm_episodes": int(len(returns)),
              "confirm_env": label, "confirmed": bool(mean >= bar)}
     if log is not None:
         log(f"{name + ': ' if name else ''}eval {eval_return:.1f} reached the solve return "
-            f"{config.solve_return:g} at {env_steps} env steps; confirming on {label}: "
+            f"{config.run.solve_return:g} at {env_steps} env steps; confirming on {label}: "
             f"{mean:.1f} over {len(returns)} episodes "
             + ("(solved: stopping)" if entry["confirmed"] else f"(below {bar:g}: training on)"))
     return entry, (returns, label)
@@ -644,7 +644,7 @@ def _confirm_solves(agent: Agent, runners: RunnerState, solved_before: np.ndarra
         runner = _take_run(runners, int(r))
         state = (runner.train_state if layout.num_devices == 1
                  else distributed.to_host(runner.train_state))
-        run_cfg = dataclasses.replace(cfg, seed=run["seed"],
+        run_cfg = cfg.replace(seed=run["seed"],
                                       **{k: v for k, v in run.items() if k in SWEEPABLE})
         entry, final_eval = _confirm(agent, state, run_cfg, env_steps=int(runner.env_steps),
                                      eval_return=float(runner.last_eval_return), log=log,
@@ -669,7 +669,7 @@ def _confirmation_failed_lately(loop: LoopState, cfg: Config) -> bool:
     if not loop.early_stops or loop.early_stops[-1]["confirmed"]:
         return False
     since = loop.env_steps - loop.early_stops[-1]["env_steps"]
-    return since < (cfg.eval_every or 10) * cfg.num_envs * cfg.rollout_length
+    return since < (cfg.run.eval_every or 10) * cfg.acting.num_envs * cfg.acting.rollout_length
 
 
 # --- non-finite guards ------------------------------------------------------------------
@@ -778,7 +778,7 @@ def limit_malloc_arenas(count: int = 2) -> bool:
 
 def _checkpoint_due(cfg: Config, updates: int, last_checkpoint_updates: int) -> bool:
     """Whether `updates` crossed a multiple of checkpoint_every since the last checkpoint."""
-    every = cfg.checkpoint_every
+    every = cfg.run.checkpoint_every
     return bool(every) and updates // every > last_checkpoint_updates // every
 
 

@@ -70,7 +70,7 @@ def test_sharded_rollout_equals_unsharded_for_the_same_keys(filled):
     layout = distributed.DataParallel(agent, D)
     env_state = agent.reset(jax.random.key(5), 2 * D)
     key = jax.random.key(6)
-    steps = agent.config.rollout_length  # the fixture's rollouts: compiled once
+    steps = agent.config.acting.rollout_length  # the fixture's rollouts: compiled once
 
     def sharded(exploration):
         return jax.jit(lambda e, k, x: layout.rollout(agent.actor, state.params, e, k, x,

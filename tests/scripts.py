@@ -18,14 +18,14 @@ ENV = dict(os.environ, PYTHONPATH=ROOT)
 # One tiny config for every test that runs experiments/cartpole.py to check plumbing
 # (summary, logs, checkpoints, resume), not learning: within one test run the later
 # processes find its programs in the persistent compilation cache the first one filled.
-TINY = ["--config.num_envs", "4", "--config.rollout_length", "8", "--config.hidden_size", "16",
-        "--config.latent_size", "8", "--config.num_hidden_layers", "1",
-        "--config.num_simulations", "4", "--config.batch_size", "16",
-        "--config.updates_per_iteration", "4", "--config.replay_capacity", "256",
-        "--config.min_replay_size", "32", "--config.td_steps", "3", "--config.unroll_steps", "2",
-        "--config.eval_every", "0", "--config.solve_return", "none",
-        "--config.checkpoint_every", "16", "--config.checkpoint_keep", "100",
-        "--config.priority_alpha", "1.0", "--config.temperature_schedule", "0.5", "0.5",
+TINY = ["--acting.num_envs", "4", "--acting.rollout_length", "8", "--network.hidden_size", "16",
+        "--network.latent_size", "8", "--network.num_hidden_layers", "1",
+        "--search.num_simulations", "4", "--learner.batch_size", "16",
+        "--learner.updates_per_iteration", "4", "--replay.capacity", "256",
+        "--replay.min_size", "32", "--loss.td_steps", "3", "--loss.unroll_steps", "2",
+        "--run.eval_every", "0", "--run.solve_return", "none",
+        "--run.checkpoint_every", "16", "--run.checkpoint_keep", "100",
+        "--replay.priority_alpha", "1.0", "--acting.temperature_schedule", "0.5", "0.5",
         "--seed", "3", "--total-env-steps", "1600", "--eval-episodes", "2"]
 
 

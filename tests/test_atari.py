@@ -54,11 +54,11 @@ def test_defaults_are_gymnasiums_v5():
     gym.register_envs(ale_py)
     v5 = gym.spec("ALE/Breakout-v5").kwargs
     cfg = mz.atari_paper()
-    assert cfg.sticky_action_probability == v5["repeat_action_probability"] == 0.25
-    assert cfg.frame_skip == v5["frameskip"] == 4
-    assert cfg.full_action_space is v5["full_action_space"] is False
-    assert cfg.max_episode_steps * cfg.frame_skip == v5["max_num_frames_per_episode"] == 108_000
-    assert (cfg.noop_max, cfg.terminal_on_life_loss) == (0, False)
+    assert cfg.env.sticky_action_probability == v5["repeat_action_probability"] == 0.25
+    assert cfg.env.frame_skip == v5["frameskip"] == 4
+    assert cfg.env.full_action_space is v5["full_action_space"] is False
+    assert cfg.env.max_episode_steps * cfg.env.frame_skip == v5["max_num_frames_per_episode"] == 108_000
+    assert (cfg.env.noop_max, cfg.env.terminal_on_life_loss) == (0, False)
     assert Atari(cfg).num_actions == gym.make("ALE/Breakout-v5").action_space.n == 4
 
 
@@ -178,10 +178,10 @@ def test_atari_experiment_smoke_run_writes_summary(tmp_path):
          "--max-episode-steps", "100", "--out", str(out),
          # The preset's ResNet blocks, narrower, on smaller frames, with a shorter unroll:
          # this checks the run's plumbing, not what the preset learns.
-         "--config.resnet_channels", "4", "--config.head_channels", "1",
-         "--config.hidden_size", "4", "--config.frame_size", "32", "32",
-         "--config.num_simulations", "2", "--config.max_num_considered_actions", "2",
-         "--config.batch_size", "8", "--config.unroll_steps", "1", "--config.td_steps", "2"],
+         "--network.resnet_channels", "4", "--network.head_channels", "1",
+         "--network.hidden_size", "4", "--env.frame_size", "32", "32",
+         "--search.num_simulations", "2", "--search.max_num_considered_actions", "2",
+         "--learner.batch_size", "8", "--loss.unroll_steps", "1", "--loss.td_steps", "2"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
         # LLVM's first optimisation level: compiled with none (conftest's
         # --xla_backend_optimization_level=0) this ResNet's first updates give NaN on XLA's

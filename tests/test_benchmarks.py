@@ -98,7 +98,6 @@ def test_games_against_random_count_wins_taken_and_blocks_made():
 def test_acting_measures_the_length_of_episodes_that_ended(tiny_config):
     """Uniformly random actions keep CartPole's pole up for about 22 steps on average;
     one action over and over, for about 9."""
-    import dataclasses
 
     import jax
 
@@ -106,7 +105,7 @@ def test_acting_measures_the_length_of_episodes_that_ended(tiny_config):
     from benchmarks.acting import acting, episode_lengths
 
     # epsilon > 0 in the config compiles the actor's random-action path in
-    agent = mz.Agent(dataclasses.replace(tiny_config, exploration_epsilon=0.5))
+    agent = mz.Agent(tiny_config.replace(exploration_epsilon=0.5))
     params = agent.init(jax.random.key(0)).params
     random = episode_lengths(agent, params, jax.random.key(1),
                              acting(1.0, 0.0, epsilon=1.0), num_envs=16, steps=400)

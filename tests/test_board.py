@@ -10,7 +10,8 @@ import pytest
 
 import muzero_jax as mz
 from muzero_jax import opponents
-from muzero_jax.config import ConfigError, board
+from muzero_jax.config import ConfigError
+from muzero_jax.presets import board
 from muzero_jax.envs import pgx_env
 from muzero_jax.search import Exploration
 from muzero_jax.targets import game_outcomes
@@ -231,7 +232,7 @@ def test_opportunist_takes_every_win_and_plays_its_side_of_its_games():
         ply[:, t] = np.where(terminated[:, t - 1], 0, ply[:, t - 1] + 1)
     can_win, _ = _winnable(trajectory.observation)
     its = ((np.arange(4)[:, None] < 2) & (ply % 2 == np.arange(4)[:, None] % 2)
-           & (ply >= cfg.random_opening_plies))
+           & (ply >= cfg.acting.random_opening_plies))
     assert (its & can_win).sum() >= 5 and (reward[its & can_win] == 1).all()
     # The other side, the search of an untrained network, leaves some.
     assert (reward[~its & can_win & (ply >= 2)] < 1).any()
@@ -289,7 +290,7 @@ def test_self_play_keeps_counterfactual_rewards_through_replay_and_symmetries():
     batch, window, _ = agent._sample_batch(state, buffer, jax.random.key(3))
     targets = batch.targets
     np.testing.assert_array_equal(targets.counter_action, targets.actions)
-    assert (np.asarray(targets.actions) != np.asarray(window.action[:, :cfg.unroll_steps])).any()
+    assert (np.asarray(targets.actions) != np.asarray(window.action[:, :cfg.loss.unroll_steps])).any()
 
 
 def test_counterfactual_rewards_checks():
@@ -433,15 +434,15 @@ def test_board_script_mode_takes_its_presets_values_unless_given(monkeypatch, tm
     assert config == dataclasses.replace(alphazero, mode="alphazero", unroll_steps=0)
     assert parsed_config() == muzero
     # A flag stands even where its value is the other mode's preset's: it was given.
-    config = parsed_config("--mode", "alphazero", "--config.updates_per_iteration",
+    config = parsed_config("--mode", "alphazero", "--learner.updates_per_iteration",
                            str(muzero.updates_per_iteration))
-    assert config.updates_per_iteration == muzero.updates_per_iteration
-    assert config.total_env_steps == alphazero.total_env_steps
-    config = parsed_config("--mode", "muzero", "--config.updates_per_iteration",
+    assert config.learner.updates_per_iteration == muzero.updates_per_iteration
+    assert config.run.total_env_steps == alphazero.total_env_steps
+    config = parsed_config("--mode", "muzero", "--learner.updates_per_iteration",
                            str(alphazero.updates_per_iteration))
-    assert config.updates_per_iteration == alphazero.updates_per_iteration
-    assert config.total_env_steps == muzero.total_env_steps
-    assert config.unroll_steps == muzero.unroll_steps
+    assert config.learner.updates_per_iteration == alphazero.updates_per_iteration
+    assert config.run.total_env_steps == muzero.total_env_steps
+    assert config.loss.unroll_steps == muzero.unroll_steps
 
 
 def test_board_script_rejects_bad_input_before_compiling():
@@ -466,8 +467,8 @@ def test_board_script_trains_and_writes_opponents(tmp_path):
     proc = subprocess.run(
         [sys.executable, "experiments/board.py", "--game", "tic_tac_toe", "--mode",
          "alphazero", "--out", str(out), "--total-env-steps", "1024", "--eval-episodes", "4",
-         "--baseline-simulations", "8", "--config.num-envs", "8",
-         "--config.num-simulations", "8", "--config.min-replay-size", "64"],
+         "--baseline-simulations", "8", "--acting.num_envs", "8",
+         "--search.num_simulations", "8", "--replay.min_size", "64"],
         capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())

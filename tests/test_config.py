@@ -55,24 +55,24 @@ def test_presets_validate():
 def test_atari_paper_has_the_papers_numbers():
     """Each number as the paper gives it (Appendices B, E-G and its pseudocode)."""
     cfg = mz.atari_paper()
-    assert (cfg.priority_alpha, cfg.priority_beta) == (1.0, 1.0)
+    assert (cfg.replay.priority_alpha, cfg.replay.priority_beta) == (1.0, 1.0)
     assert cfg.samples_per_state == pytest.approx(0.1)  # 1024 per 10,240 env steps
-    assert (cfg.batch_size, cfg.td_steps, cfg.unroll_steps, cfg.discount) == (1024, 10, 5, 0.997)
-    assert (cfg.search, cfg.num_simulations, cfg.q_normalisation) == ("muzero", 50,
+    assert (cfg.learner.batch_size, cfg.loss.td_steps, cfg.loss.unroll_steps, cfg.loss.discount) == (1024, 10, 5, 0.997)
+    assert (cfg.search.policy, cfg.search.num_simulations, cfg.search.q_normalisation) == ("muzero", 50,
                                                                        "tree_min_max")
-    assert (cfg.dirichlet_alpha, cfg.dirichlet_fraction, cfg.pb_c_init, cfg.pb_c_base) == (
+    assert (cfg.search.dirichlet_alpha, cfg.search.dirichlet_fraction, cfg.search.pb_c_init, cfg.search.pb_c_base) == (
         0.25, 0.25, 1.25, 19652.0)
-    assert (cfg.optimizer, cfg.learning_rate, cfg.momentum, cfg.weight_decay) == (
+    assert (cfg.learner.optimizer, cfg.learner.learning_rate, cfg.learner.momentum, cfg.learner.weight_decay) == (
         "sgd", 0.05, 0.9, 1e-4)
-    assert (cfg.lr_decay, cfg.lr_decay_steps, cfg.lr_end_fraction) == ("exponential",
+    assert (cfg.learner.lr_decay, cfg.learner.lr_decay_steps, cfg.learner.lr_end_fraction) == ("exponential",
                                                                         350_000, 0.1)
-    assert cfg.temperature_schedule == ((0.5, 0.5), (0.75, 0.25))
-    assert (cfg.value_support_size, cfg.reward_support_size) == (300, 300)
-    assert (cfg.resnet_channels, cfg.dynamics_blocks, cfg.prediction_blocks) == (256, 16, 0)
-    assert (cfg.frame_size, cfg.grayscale, cfg.history_length) == ((96, 96), False, 32)
-    assert cfg.max_episode_steps == 27_000 and cfg.value_loss_weight == 1.0
-    assert not cfg.use_target_network and cfg.num_reanalyzed == 0  # plain MuZero
-    assert cfg.total_env_steps // (cfg.num_envs * cfg.rollout_length) == 1_000_000  # updates
+    assert cfg.acting.temperature_schedule == ((0.5, 0.5), (0.75, 0.25))
+    assert (cfg.network.value_support_size, cfg.network.reward_support_size) == (300, 300)
+    assert (cfg.network.resnet_channels, cfg.network.dynamics_blocks, cfg.network.prediction_blocks) == (256, 16, 0)
+    assert (cfg.env.frame_size, cfg.env.grayscale, cfg.env.history_length) == ((96, 96), False, 32)
+    assert cfg.env.max_episode_steps == 27_000 and cfg.loss.value_loss_weight == 1.0
+    assert not cfg.learner.use_target_network and cfg.num_reanalyzed == 0  # plain MuZero
+    assert cfg.run.total_env_steps // (cfg.acting.num_envs * cfg.acting.rollout_length) == 1_000_000  # updates
 
 
 def test_reanalyze_preset_is_the_papers_reanalyze():
@@ -80,15 +80,15 @@ def test_reanalyze_preset_is_the_papers_reanalyze():
     80% of each batch, value loss weight 0.25, n = 5."""
     cfg = mz.PRESETS["reanalyze"]()
     assert cfg == mz.muzero_reanalyze()
-    assert cfg.use_target_network  # so every window bootstraps from the target network
-    assert cfg.num_reanalyzed == cfg.batch_size
-    assert cfg.num_reanalyzed_policies == round(0.8 * cfg.batch_size)
-    assert (cfg.value_loss_weight, cfg.td_steps) == (0.25, 5)
+    assert cfg.learner.use_target_network  # so every window bootstraps from the target network
+    assert cfg.num_reanalyzed == cfg.learner.batch_size
+    assert cfg.num_reanalyzed_policies == round(0.8 * cfg.learner.batch_size)
+    assert (cfg.loss.value_loss_weight, cfg.loss.td_steps) == (0.25, 5)
     # what issue 11's stop-28 table measured beside the paper's settings (README)
-    assert (cfg.search, cfg.q_min_range, cfg.target_ema, cfg.target_update_period) == (
+    assert (cfg.search.policy, cfg.search.q_min_range, cfg.learner.target_ema, cfg.learner.target_update_period) == (
         "gumbel", 1.0, 0.95, 0)
-    assert (cfg.num_envs, cfg.rollout_length, cfg.updates_per_iteration, cfg.batch_size,
-            cfg.min_replay_size) == (8, 25, 100, 256, 800)
+    assert (cfg.acting.num_envs, cfg.acting.rollout_length, cfg.learner.updates_per_iteration, cfg.learner.batch_size,
+            cfg.replay.min_size) == (8, 25, 100, 256, 800)
     # sample_efficient is not it: a quarter reanalyzed, no target network, n = 50.
     other = mz.sample_efficient()
     assert (other.num_reanalyzed, other.use_target_network, other.td_steps) == (64, False, 50)
@@ -99,9 +99,9 @@ def test_sample_efficient_keeps_the_settings_its_readme_table_measured():
     steps, learning from 400 positions, Gumbel noise at scale 0.5, an evaluation every
     iteration."""
     cfg = mz.sample_efficient()
-    assert (cfg.num_envs, cfg.rollout_length, cfg.batch_size) == (8, 25, 256)
-    assert (cfg.updates_per_iteration, cfg.min_replay_size, cfg.eval_every) == (100, 400, 1)
-    assert cfg.gumbel_scale == 0.5
+    assert (cfg.acting.num_envs, cfg.acting.rollout_length, cfg.learner.batch_size) == (8, 25, 256)
+    assert (cfg.learner.updates_per_iteration, cfg.replay.min_size, cfg.run.eval_every) == (100, 400, 1)
+    assert cfg.search.gumbel_scale == 0.5
 
 
 def test_classic_stops_at_a_margin_over_each_envs_gymnasium_threshold():

@@ -7,7 +7,6 @@ XLA_FLAGS=--xla_force_host_platform_device_count=8; the multi-process test start
 two workers (tests/distributed_worker.py) of 4 forced devices each.
 """
 
-import dataclasses
 import os
 import signal
 import socket
@@ -50,27 +49,27 @@ def test_cases_on_8_forced_devices(request):
 
 @pytest.mark.parametrize("field", ["num_envs", "batch_size"])
 def test_totals_that_do_not_divide_name_the_field_and_nearest_values(tiny_config, field):
-    config = dataclasses.replace(tiny_config, **{"num_envs": 8, "batch_size": 16,
+    config = tiny_config.replace(**{"num_envs": 8, "batch_size": 16,
                                                  "num_devices": 8, "replay_capacity": 8 * 64,
                                                  field: 12})
     with pytest.raises(ConfigError, match=rf"{field}=12: .*num_devices=8.*8 or 16"):
         validate(config)
-    validate(dataclasses.replace(config, **{field: 24}))
+    validate(config.replace(**{field: 24}))
 
 
 def test_more_devices_than_visible_is_a_config_error(tiny_config):
-    config = dataclasses.replace(tiny_config, num_devices=4)
+    config = tiny_config.replace(num_devices=4)
     with pytest.raises(ConfigError, match=r"num_devices=4: only 1 device"):
         distributed.num_devices(config)
-    assert distributed.num_devices(dataclasses.replace(tiny_config, num_devices=0)) == 1
+    assert distributed.num_devices(tiny_config.replace(num_devices=0)) == 1
     with pytest.raises(ConfigError, match="num_devices=-1"):
-        validate(dataclasses.replace(tiny_config, num_devices=-1))
+        validate(tiny_config.replace(num_devices=-1))
 
 
 def test_one_device_runs_the_kernels_as_they_are(tiny_config):
     program = loop.make_train(tiny_config)
     assert isinstance(program.layout, distributed.Single)
-    assert distributed.shard_config(dataclasses.replace(tiny_config, num_envs=8,
+    assert distributed.shard_config(tiny_config.replace(num_envs=8,
                                                         replay_capacity=8 * 64), 4
                                     ).replay_length == 64
 
@@ -85,9 +84,9 @@ def test_multi_process_flags_need_all_three():
 
 @pytest.mark.parametrize("args, devices, field", [
     # Too many devices is said first: 16 envs do not divide by 3 either.
-    (["--config.num_devices", "3"], 1, "num_devices=3: only 1 device"),
-    (["--config.num_devices", "8", "--config.batch_size", "100"], 8, "batch_size=100"),
-    (["--config.num_devices", "2"], 1, "num_devices=2: only 1 device"),
+    (["--run.num_devices", "3"], 1, "num_devices=3: only 1 device"),
+    (["--run.num_devices", "8", "--learner.batch_size", "100"], 8, "batch_size=100"),
+    (["--run.num_devices", "2"], 1, "num_devices=2: only 1 device"),
 ])
 def test_cli_exits_2_naming_the_field(tmp_path, monkeypatch, capsys, args, devices, field):
     if devices == 1:  # this process's one device: no process of its own needed
@@ -164,7 +163,7 @@ def test_two_processes_train_identically_and_resume_after_a_kill(tmp_path):
 
     # One process cannot resume what two wrote.
     proc = subprocess.run(
-        [sys.executable, CARTPOLE, "--resume", str(run_dir), "--config.num_devices", "1"],
+        [sys.executable, CARTPOLE, "--resume", str(run_dir), "--run.num_devices", "1"],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True,
         timeout=600)
     assert proc.returncode == 2, proc.stderr[-3000:]

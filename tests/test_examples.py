@@ -33,6 +33,6 @@ def test_a_users_gymnasium_module_is_found_by_module_colon_id(monkeypatch, capsy
     # against the maze's 25 cells.
     code, err = script_in_process(os.path.join(ROOT, "experiments", "train.py"),
                                   ["--env", "examples.custom_env:GridMaze-v0",
-                                   "--config.observation_shape", "3"], monkeypatch, capsys, ROOT)
+                                   "--env.observation_shape", "3"], monkeypatch, capsys, ROOT)
     assert code == 2, err[-2000:]
     assert "observes shape (25,)" in err and err.count("\n") == 1

@@ -66,10 +66,10 @@ def test_bad_arguments_exit_with_a_message(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--config.priority_alpha", "-1"], "priority_alpha=-1"),
-    (["--config.target_ema", "0.5", "--config.target_update_period", "5"],
+    (["--replay.priority_alpha", "-1"], "priority_alpha=-1"),
+    (["--learner.target_ema", "0.5", "--learner.target_update_period", "5"],
      "one way to update the target network"),
-    (["--config.temperature_schedule", "0.5"], "temperature_schedule"),
+    (["--acting.temperature_schedule", "0.5"], "temperature_schedule"),
 ])
 def test_bad_overrides_exit_with_a_message(tmp_path, monkeypatch, capsys, args, expected):
     code, err = _script_in_process(SCRIPT, ["--out", str(tmp_path), *args], monkeypatch,
@@ -85,10 +85,10 @@ def test_bad_overrides_exit_with_a_message(tmp_path, monkeypatch, capsys, args, 
     (["--env", "NoSuchEnv-v0"], "env='NoSuchEnv-v0': not a registered Gymnasium env"),
     (["--env", "gymnax/NoSuchEnv"], "env='gymnax/NoSuchEnv': not a gymnax env"),
     (["--env", "jax/NoSuchEnv"], "env='jax/NoSuchEnv': not a registered JAX environment"),
-    (["--env", "CartPole-v1", "--config.num_simulations", "0"], "num_simulations=0"),
+    (["--env", "CartPole-v1", "--search.num_simulations", "0"], "num_simulations=0"),
     (["--env", "CartPole-v1", "--config.num_simulation", "8"],
-     "Perhaps you meant: --config.num_simulations"),
-    (["--env", "CartPole-v1", "--config.num_simulations", "eight"], "'eight'"),
+     "Perhaps you meant: --search.num_simulations"),
+    (["--env", "CartPole-v1", "--search.num_simulations", "eight"], "'eight'"),
     (["--env", "CartPole-v1", "--preset", "atari9"], "--preset 'atari9'"),
 ])
 def test_train_py_user_errors_exit_2_with_one_line(tmp_path, monkeypatch, capsys, args,
@@ -115,8 +115,8 @@ def test_train_py_help_lists_env_families_and_presets(tmp_path):
         in text
     # Defaults shown are those of the preset the env's family picks, with the env given.
     assert f"(default: {experiment.preset_for_env('Acrobot-v1')})" in text
-    assert "--config.env STR" in text and "(default: Acrobot-v1)" in text
-    assert "--total_env_steps INT" in text and "--config.num_simulations INT" in text
+    assert "--env.id STR" in text and "(default: Acrobot-v1)" in text
+    assert "--total_env_steps INT" in text and "--search.num_simulations INT" in text
 
 
 @pytest.mark.parametrize("env_id, preset", [
@@ -137,7 +137,7 @@ class _Stop(Exception):
 
 @pytest.mark.parametrize("argv, preset, env_id", [
     (["--env", "CartPole-v1"], "cartpole", "CartPole-v1"),
-    (["--config.env", "gymnax/CartPole-v1"], "cartpole", "gymnax/CartPole-v1"),
+    (["--env.id", "gymnax/CartPole-v1"], "cartpole", "gymnax/CartPole-v1"),
     (["--env", "Acrobot-v1"], experiment.CLASSIC_PRESET, "Acrobot-v1"),
     (["--env", "Acrobot-v1", "--preset", "sample_efficient"], "sample_efficient", "Acrobot-v1"),
     ([], "cartpole", "jax/CartPole-v1"),

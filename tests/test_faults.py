@@ -9,7 +9,6 @@ Most cases are refused before anything compiles and run in this process
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import importlib
 import importlib.util
@@ -53,7 +52,7 @@ def copy_run(run_dir, tmp_path):
 
 def test_a_bad_override_is_refused_before_compiling(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    code, err = script_in_process(CARTPOLE, ["--out", str(out), "--config.learning_rate", "-1"],
+    code, err = script_in_process(CARTPOLE, ["--out", str(out), "--learner.learning_rate", "-1"],
                                   monkeypatch, capsys, tmp_path)
     assert code == 2
     assert_one_line(err, "learning_rate=-1")
@@ -75,17 +74,17 @@ def refused(script, args, needles, monkeypatch, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--config.learning_rate", "inf"], "learning_rate=inf: expected a finite number"),
-    (["--config.weight_decay", "nan"], "weight_decay=nan: expected a finite number"),
-    (["--config.temperature", "nan"], "temperature=nan"),
-    (["--config.gumbel_scale", "nan"], "gumbel_scale=nan"),
-    (["--config.value_loss_weight", "nan"], "value_loss_weight=nan"),
-    (["--config.priority_alpha", "nan"], "priority_alpha=nan"),
-    (["--config.momentum", "nan"], "momentum=nan"),
-    (["--config.max_grad_norm", "inf"], "max_grad_norm=inf"),  # float | None
-    (["--config.max_abs_reward", "inf"], "max_abs_reward=inf"),
-    (["--config.solve_return", "inf"], "solve_return=inf"),
-    (["--config.temperature_schedule", "0.5", "inf"],  # a pair inside a tuple
+    (["--learner.learning_rate", "inf"], "learning_rate=inf: expected a finite number"),
+    (["--learner.weight_decay", "nan"], "weight_decay=nan: expected a finite number"),
+    (["--acting.temperature", "nan"], "temperature=nan"),
+    (["--search.gumbel_scale", "nan"], "gumbel_scale=nan"),
+    (["--loss.value_loss_weight", "nan"], "value_loss_weight=nan"),
+    (["--replay.priority_alpha", "nan"], "priority_alpha=nan"),
+    (["--learner.momentum", "nan"], "momentum=nan"),
+    (["--learner.max_grad_norm", "inf"], "max_grad_norm=inf"),  # float | None
+    (["--env.max_abs_reward", "inf"], "max_abs_reward=inf"),
+    (["--run.solve_return", "inf"], "solve_return=inf"),
+    (["--acting.temperature_schedule", "0.5", "inf"],  # a pair inside a tuple
      "temperature_schedule=((0.5, inf),): inf is not a finite number"),
 ])
 def test_a_non_finite_float_field_is_refused(args, needle, tmp_path, monkeypatch, capsys):
@@ -102,13 +101,13 @@ def test_a_budget_that_makes_no_update_is_refused(steps, tmp_path, monkeypatch, 
 
 
 @pytest.mark.parametrize("args, needles", [
-    (["--env", "CartPole-v1", "--config.env", "Acrobot-v1"],
-     ["--env CartPole-v1", "--config.env Acrobot-v1"]),
-    (["--seed", "1", "--config.seed", "2"], ["--seed 1", "--config.seed 2"]),
-    (["--total-env-steps", "4000", "--config.total-env-steps", "8000"],
-     ["--total-env-steps 4000", "--config.total_env_steps 8000"]),
-    (["--eval-episodes", "3", "--config.final_eval_episodes", "4"],
-     ["--eval-episodes 3", "--config.final_eval_episodes 4"]),
+    (["--env", "CartPole-v1", "--env.id", "Acrobot-v1"],
+     ["--env CartPole-v1", "--env.id Acrobot-v1"]),
+    (["--seed", "1", "--run.seed", "2"], ["--seed 1", "--run.seed 2"]),
+    (["--total-env-steps", "4000", "--run.total_env_steps", "8000"],
+     ["--total-env-steps 4000", "--run.total_env_steps 8000"]),
+    (["--eval-episodes", "3", "--run.final_eval_episodes", "4"],
+     ["--eval-episodes 3", "--run.final_eval_episodes 4"]),
 ])
 def test_a_flag_and_a_config_field_that_disagree_are_refused(args, needles, tmp_path,
                                                              monkeypatch, capsys):
@@ -117,7 +116,7 @@ def test_a_flag_and_a_config_field_that_disagree_are_refused(args, needles, tmp_
 
 def test_more_devices_than_visible_is_said_before_divisibility(tmp_path, monkeypatch, capsys):
     count = jax.device_count() + 1  # num_envs below does not divide by it either
-    refused(CARTPOLE, ["--config.num_devices", str(count), "--config.num_envs",
+    refused(CARTPOLE, ["--run.num_devices", str(count), "--acting.num_envs",
                        str(2 * count + 1)],
             [f"num_devices={count}: only {jax.device_count()} device(s) visible"],
             monkeypatch, capsys, tmp_path)
@@ -138,8 +137,8 @@ def test_atari_py_budget_given_twice_is_refused(tmp_path, monkeypatch, capsys):
     (["--env", "CartPole-v1"], ["env='CartPole-v1'", "pgx board games"]),
     (["--game", "tic_tac_toe", "--env", "pgx/connect_four"],
      ["env='pgx/connect_four'", "--game tic_tac_toe"]),
-    (["--mode", "alphazero", "--config.mode", "muzero"],
-     ["--mode alphazero", "--config.mode muzero"]),
+    (["--mode", "alphazero", "--search.mode", "muzero"],
+     ["--mode alphazero", "--search.mode muzero"]),
     (["--baseline-simulations", "0"], ["--baseline-simulations 0"]),
 ])
 def test_board_py_refuses_what_it_cannot_train(args, needles, tmp_path, monkeypatch, capsys):
@@ -202,7 +201,7 @@ def _damage(step_dir, *paths, data=b""):
 
 
 @pytest.mark.parametrize("flags, expected", [
-    (["--config.hidden_size", "128"], "different network shape"),
+    (["--network.hidden_size", "128"], "different network shape"),
     (["--env", "Acrobot-v1"], "different network shape"),  # a host env: the other driver
 ])
 def test_a_failed_resume_leaves_every_file_as_it_was(trained_run, tmp_path, monkeypatch,
@@ -343,7 +342,7 @@ def _flags(**overrides) -> list[str]:
 # The tiny CartPole run with a greedy evaluation every 2 iterations that any policy passes:
 # every evaluation reaches the solve return. The early-stop cases and the loss case share
 # its compiled program (the learning rate lives in the optimizer state).
-EVAL_TINY = _flags(**{"config.eval_every": 2, "config.solve_return": 5})
+EVAL_TINY = _flags(**{"config.run.eval_every": 2, "config.run.solve_return": 5})
 
 
 def _checkpoints(out) -> list[str]:
@@ -399,7 +398,7 @@ def test_a_non_finite_loss_stops_the_run(tmp_path, monkeypatch, capsys):
     # to ~1e30 and the next one's gradient norm overflows, in the first iteration.
     out = tmp_path / "run"
     code, err = script_in_process(
-        CARTPOLE, ["--out", str(out), *EVAL_TINY, "--config.learning_rate", "1e30"],
+        CARTPOLE, ["--out", str(out), *EVAL_TINY, "--learner.learning_rate", "1e30"],
         monkeypatch, capsys, tmp_path)
     assert code == 2
     assert_one_line(err, "'jax/CartPole-v1'", "(loss) at env step 32", "learning_rate")
@@ -458,7 +457,7 @@ def test_a_signal_saves_a_checkpoint_and_the_resumed_run_ends_as_the_whole_one(
 
 def test_a_signal_on_the_host_path_finishes_the_iteration_and_its_update(tiny_config,
                                                                          tmp_path):
-    cfg = dataclasses.replace(tiny_config, env="CartPole-v1", total_env_steps=10 * 32,
+    cfg = tiny_config.replace(env="CartPole-v1", total_env_steps=10 * 32,
                               eval_every=0, solve_return=None, log_every=1,
                               act_while_learning=True, checkpoint_every=1000)
     run = tmp_path / "run"
@@ -474,7 +473,7 @@ def test_a_signal_on_the_host_path_finishes_the_iteration_and_its_update(tiny_co
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     step, state = checkpoint.restore_train_state(str(run), mz.Agent(cfg).init(
         jax.random.key(0)))
-    assert step == 3 and int(state.step) == 3 * cfg.updates_per_iteration  # its update too
+    assert step == 3 and int(state.step) == 3 * cfg.learner.updates_per_iteration  # its update too
 
 
 def test_train_restores_the_signal_handlers_it_found():
@@ -552,8 +551,8 @@ def test_an_early_stop_whose_confirmation_passes_stops(tmp_path, monkeypatch):
     played = []
 
     def confirm(agent, state, config):
-        played.append((int(state.step), config.final_eval_episodes))
-        return np.full(config.final_eval_episodes, 500.0), "confirmation stub"
+        played.append((int(state.step), config.run.final_eval_episodes))
+        return np.full(config.run.final_eval_episodes, 500.0), "confirmation stub"
 
     monkeypatch.setattr(_train_module(), "confirm_solved", confirm)
     out = tmp_path / "run"
@@ -574,12 +573,12 @@ def test_runs_side_by_side_confirm_their_early_stops_each(tmp_path, monkeypatch)
     # Seed 0's first confirmation passes; seed 1's all fail: seed 0 stops at the first
     # evaluation while seed 1 trains on to the end of its budget.
     def confirm(agent, state, config):
-        score = 500.0 if config.seed == 0 else 1.0
-        return np.full(config.final_eval_episodes, score), "confirmation stub"
+        score = 500.0 if config.run.seed == 0 else 1.0
+        return np.full(config.run.final_eval_episodes, score), "confirmation stub"
 
     monkeypatch.setattr(_train_module(), "confirm_solved", confirm)
     out = tmp_path / "run"
-    flags = _flags(**{"config.eval_every": 2, "config.solve_return": 5,
+    flags = _flags(**{"config.run.eval_every": 2, "config.run.solve_return": 5,
                       "total-env-steps": 320})
     del flags[flags.index("--seed"):flags.index("--seed") + 2]
     summary = _run_script(CARTPOLE, ["--out", str(out), "--seeds", "0", "1", *flags],
@@ -600,12 +599,12 @@ def test_host_early_stops_confirm_and_wait_after_a_failure(tmp_path, monkeypatch
     answers = iter([-5.0, 3.0])
 
     def confirm(agent, state, config):
-        return np.full(config.final_eval_episodes, next(answers)), "confirmation stub"
+        return np.full(config.run.final_eval_episodes, next(answers)), "confirmation stub"
 
     monkeypatch.setattr(_train_module(), "confirm_solved", confirm)
     out = tmp_path / "run"
     summary = _run_script(CARTPOLE, ["--out", str(out), "--env", nonfinite_envs.GYM_STEADY_ID,
-                                     *_flags(**{"config.solve_return": -1})],
+                                     *_flags(**{"config.run.solve_return": -1})],
                           monkeypatch, tmp_path)
     assert [(s["env_steps"], s["confirm_return"], s["confirmed"])
             for s in summary["early_stop"]] == [(64, -5.0, False), (384, 3.0, True)]
@@ -617,13 +616,13 @@ def test_host_early_stops_confirm_and_wait_after_a_failure(tmp_path, monkeypatch
 CORRIDOR = "benchmarks.small_envs:Corridor-v0"  # +20 right, -10 left, no reward_threshold
 # Tiny flags for runs on the small envs (plumbing, not learning); everything the env's
 # scales decide (time limit, discount, supports) is left to the defaults.
-SMALL = ["--config.num_envs", "4", "--config.rollout_length", "16", "--config.hidden_size",
-         "16", "--config.latent_size", "8", "--config.num_hidden_layers", "1",
-         "--config.num_simulations", "4", "--config.batch_size", "16",
-         "--config.updates_per_iteration", "2", "--config.replay_capacity", "512",
-         "--config.min_replay_size", "64", "--config.td_steps", "3", "--config.unroll_steps",
-         "2", "--config.eval_every", "1", "--config.eval_episodes", "4",
-         "--config.act_while_learning", "false", "--config.checkpoint_every", "0",
+SMALL = ["--acting.num_envs", "4", "--acting.rollout_length", "16", "--network.hidden_size",
+         "16", "--network.latent_size", "8", "--network.num_hidden_layers", "1",
+         "--search.num_simulations", "4", "--learner.batch_size", "16",
+         "--learner.updates_per_iteration", "2", "--replay.capacity", "512",
+         "--replay.min_size", "64", "--loss.td_steps", "3", "--loss.unroll_steps",
+         "2", "--run.eval_every", "1", "--run.eval_episodes", "4",
+         "--run.act_while_learning", "false", "--run.checkpoint_every", "0",
          "--seed", "0", "--total-env-steps", "256", "--eval-episodes", "4"]
 
 
@@ -652,14 +651,14 @@ def test_a_preset_takes_no_other_envs_solve_return(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     assert mz.classic(env="user_envs_with_bar:Bar-v0").solve_return == 7.0
 
-    assert mz.config.classic().solve_return == -90.0  # Acrobot's own
-    for preset in (mz.config.classic, mz.config.cartpole, mz.config.muzero_reanalyze,
-                   mz.config.sample_efficient, mz.config.minatar):
+    assert mz.presets.classic().solve_return == -90.0  # Acrobot's own
+    for preset in (mz.presets.classic, mz.presets.cartpole, mz.presets.muzero_reanalyze,
+                   mz.presets.sample_efficient, mz.presets.minatar):
         assert preset(env=CORRIDOR).solve_return is None, preset.__name__
         # The env's own bar: a margin over Gymnasium's reward_threshold.
         assert preset(env="Acrobot-v1").solve_return == -90.0, preset.__name__
         assert preset(env="gymnax/CartPole-v1").solve_return == 490.0, preset.__name__
-    assert mz.config.cartpole(env="FrozenLake-v1").solve_return == 0.7  # its threshold
+    assert mz.presets.cartpole(env="FrozenLake-v1").solve_return == 0.7  # its threshold
 
 
 def test_an_env_without_reward_threshold_does_not_stop_early(corridor_run):
@@ -692,7 +691,7 @@ def test_the_probed_scales_are_saved_and_a_resume_rebuilds_them(corridor_run, tm
     result = train(saved, run_dir=str(copy), resume=True, log=None)
     assert result.env_steps == 256 and result.agent.reward_limit >= 40.0
     # An override the saved shapes cannot hold is refused before anything compiles.
-    code, err = script_in_process(TRAIN, ["--resume", str(copy), "--config.max_abs_reward",
+    code, err = script_in_process(TRAIN, ["--resume", str(copy), "--env.max_abs_reward",
                                           "100"], monkeypatch, capsys, tmp_path)
     assert code == 2
     assert_one_line(err, "reward_support_size=6")
@@ -703,11 +702,11 @@ def test_a_reward_beyond_the_supports_stops_the_run_with_one_line(tmp_path, monk
     out = tmp_path / "run"
     monkeypatch.syspath_prepend(ROOT)
     code, err = script_in_process(
-        TRAIN, ["--env", CORRIDOR, "--out", str(out), *SMALL, "--config.max_abs_reward",
-                "none", "--config.reward_support_size", "1"], monkeypatch, capsys, tmp_path)
+        TRAIN, ["--env", CORRIDOR, "--out", str(out), *SMALL, "--env.max_abs_reward",
+                "none", "--network.reward_support_size", "1"], monkeypatch, capsys, tmp_path)
     assert code == 2
-    line = assert_one_line(err, CORRIDOR, "--config.max_abs_reward", "reward_support_size=1",
-                           "--config.reward_support_size", "--config.value_support_size")
+    line = assert_one_line(err, CORRIDOR, "--env.max_abs_reward", "reward_support_size=1",
+                           "--network.reward_support_size", "--network.value_support_size")
     assert "beyond the 2.99 " in line  # h^-1(1): what a reward support of size 1 holds
 
 
@@ -722,18 +721,18 @@ def test_defaults_for_an_env_nobody_tuned(monkeypatch):
                           ("benchmarks.small_envs:FrozenLakeDet-v0", 100),
                           ("CliffWalking-v1", None)):
         config = experiment.preset_config(experiment.preset_for_env(env_id), env_id)
-        assert config.solve_return is None, env_id
-        assert config.max_episode_steps == (None if limit else envs.probe.DEFAULT_TIME_LIMIT)
+        assert config.run.solve_return is None, env_id
+        assert config.env.max_episode_steps == (None if limit else envs.probe.DEFAULT_TIME_LIMIT)
         horizon = limit or envs.probe.DEFAULT_TIME_LIMIT
-        assert config.discount == pytest.approx(1 - 1 / horizon), env_id
-        assert config.total_env_steps == min(max(1_000 * horizon, 50_000), 100_000), env_id
+        assert config.loss.discount == pytest.approx(1 - 1 / horizon), env_id
+        assert config.run.total_env_steps == min(max(1_000 * horizon, 50_000), 100_000), env_id
         observed = envs.probe.observed_max_abs_reward(
-            envs.make(config), config.num_envs, envs.probe.PROBE_STEPS, config.seed)
-        held = support.largest_reward_held(config.reward_support_size,
-                                           config.value_support_size, config.discount)
-        assert observed <= config.max_abs_reward <= held, env_id
+            envs.make(config), config.acting.num_envs, envs.probe.PROBE_STEPS, config.run.seed)
+        held = support.largest_reward_held(config.network.reward_support_size,
+                                           config.network.value_support_size, config.loss.discount)
+        assert observed <= config.env.max_abs_reward <= held, env_id
     # CliffWalking's -100 of a step into the cliff: supports for twice that.
-    assert config.max_abs_reward == 200.0 and config.reward_support_size == 14
+    assert config.env.max_abs_reward == 200.0 and config.network.reward_support_size == 14
     # A JAX env declaring no scale is probed by a jitted random rollout: gymnax's Catch pays
     # +-1, which classic's value support (10: 120) does not hold at its time limit's
     # discount 0.997 (333), so both supports are sized for twice that.
@@ -760,11 +759,11 @@ def test_a_reward_beyond_the_supports_stops_a_compiled_run(tiny_config):
     base = envs.make_cartpole()
     env = LoudCartPole(base.func_env, base.params, env_id="jax/LoudCartPole",
                        max_episode_steps=500, num_actions=2)
-    config = dataclasses.replace(tiny_config, eval_every=0, total_env_steps=64)
+    config = tiny_config.replace(eval_every=0, total_env_steps=64)
     # The cartpole supports of tiny_config (2 and 20) hold |reward| <= h^-1(2) = 7.95; for
     # twice the 10 seen, h(20) = 3.6 and h(20 / (1 - 0.997)) = 87.3.
     with pytest.raises(support.RewardBeyondSupport, match=(
             r"^env 'jax/LoudCartPole' paid a reward of magnitude 10 by env step 32, beyond "
-            r"the 7.95 .*--config.max_abs_reward 20 --config.reward_support_size 4 "
-            r"--config.value_support_size 88$")):
+            r"the 7.95 .*--env.max_abs_reward 20 --network.reward_support_size 4 "
+            r"--network.value_support_size 88$")):
         train(config, env=env, log=None, iterations_per_call=1)

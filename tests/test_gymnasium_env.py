@@ -1,6 +1,5 @@
 """The host path on Gymnasium ids: same trajectories as the JAX path, spaces, clear errors."""
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -169,7 +168,7 @@ def test_experiment_exits_with_code_2_on_unsupported_envs(env_id, expected, tmp_
         sys.path.pop(0)
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_:
-        script.main(["--config.env", env_id, "--out", str(out)])
+        script.main(["--env.id", env_id, "--out", str(out)])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     for text in expected:
@@ -182,7 +181,7 @@ def _must_not_compile(*args, **kwargs):
 
 
 def test_continuous_actions_exit_with_code_2_from_the_command_line(tmp_path):
-    proc = subprocess.run([sys.executable, SCRIPT, "--config.env", "Pendulum-v1", "--out",
+    proc = subprocess.run([sys.executable, SCRIPT, "--env.id", "Pendulum-v1", "--out",
                            str(tmp_path / "run")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -204,15 +203,15 @@ def test_host_self_play_acts_one_update_behind_while_learning(tiny_config, monke
 
     monkeypatch.setattr(mz.Agent, "rollout", spy)
     # 32 positions an iteration: the first update follows the first rollout.
-    cfg = dataclasses.replace(tiny_config, env="CartPole-v1", total_env_steps=5 * 32,
+    cfg = tiny_config.replace(env="CartPole-v1", total_env_steps=5 * 32,
                               eval_every=0, solve_return=None)
     in_turn = mz.train(cfg)
     in_turn_acted, acted_with[:] = list(acted_with), []
-    beside = mz.train(dataclasses.replace(cfg, act_while_learning=True,
-                                          checkpoint_every=cfg.updates_per_iteration),
+    beside = mz.train(cfg.replace(act_while_learning=True,
+                                          checkpoint_every=cfg.learner.updates_per_iteration),
                       run_dir=str(tmp_path))
 
-    per_update = cfg.updates_per_iteration
+    per_update = cfg.learner.updates_per_iteration
     assert in_turn_acted == [per_update * i for i in (0, 1, 2, 3, 4)]
     assert acted_with == [per_update * i for i in (0, 0, 1, 2, 3)]
     assert in_turn.train_steps == beside.train_steps == 5 * per_update

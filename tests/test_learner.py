@@ -22,7 +22,7 @@ def test_cross_entropy_known_value():
 
 
 def _batch(agent, n=8, seed=0):
-    k = agent.config.unroll_steps
+    k = agent.config.loss.unroll_steps
     rng = np.random.default_rng(seed)
     obs = jnp.asarray(rng.normal(size=(n, 4)), jnp.float32)
     policy = rng.dirichlet([1, 1], size=(n, k + 1)).astype(np.float32)
@@ -41,8 +41,8 @@ def test_fresh_network_loss_is_the_uniform_cross_entropy(tiny_agent):
     state = tiny_agent.init(jax.random.key(0))
     batch = _batch(tiny_agent)
     _, m = tiny_agent.learner.loss(state.params, batch)
-    value_atoms = 2 * cfg.value_support_size + 1
-    reward_atoms = 2 * cfg.reward_support_size + 1
+    value_atoms = 2 * cfg.network.value_support_size + 1
+    reward_atoms = 2 * cfg.network.reward_support_size + 1
     # Uniform predictions: each cross-entropy is log(atoms); the root counts once and
     # the K unrolled steps weigh 1/K each, so value and policy sum to 2 log(atoms).
     assert float(m["value_loss"]) == pytest.approx(2 * np.log(value_atoms), rel=1e-5)
@@ -60,7 +60,7 @@ def test_masks_and_weights_remove_terms(tiny_agent):
     _, m = tiny_agent.learner.loss(state.params, masked)
     assert float(m["value_loss"]) == float(m["policy_loss"]) == float(m["reward_loss"]) == 0.0
     total, m = tiny_agent.learner.loss(state.params, batch.replace(weight=jnp.zeros(8)))
-    assert float(total) == pytest.approx(tiny_agent.config.weight_decay * float(m["l2"]))
+    assert float(total) == pytest.approx(tiny_agent.config.learner.weight_decay * float(m["l2"]))
 
 
 def test_counterfactual_reward_loss_is_gs_reward_for_the_move_not_played(tiny_agent):
@@ -69,7 +69,7 @@ def test_counterfactual_reward_loss_is_gs_reward_for_the_move_not_played(tiny_ag
     from muzero_jax import support
 
     model, cfg = tiny_agent.model, tiny_agent.config
-    k = cfg.unroll_steps
+    k = cfg.loss.unroll_steps
     rng = np.random.default_rng(1)
     params = tiny_agent.init(jax.random.key(0)).params
     params = jax.tree.map(  # off the zero-initialised heads, so states matter
@@ -90,8 +90,8 @@ def test_counterfactual_reward_loss_is_gs_reward_for_the_move_not_played(tiny_ag
     expected = 0.0
     for i in range(k):
         logits = model.reward_logits(params, state, counter_action[:, i])
-        target = support.scalar_to_support(counter_reward[:, i], cfg.reward_support_size,
-                                           cfg.support_squash)
+        target = support.scalar_to_support(counter_reward[:, i], cfg.network.reward_support_size,
+                                           cfg.network.support_squash)
         expected = expected + cross_entropy(target, logits) * counter_mask[:, i] / k
         state = model.recurrent_inference(params, state, batch.targets.actions[:, i]).state
     assert float(m["counterfactual_reward_loss"]) == pytest.approx(
@@ -99,7 +99,7 @@ def test_counterfactual_reward_loss_is_gs_reward_for_the_move_not_played(tiny_ag
     assert float(m["counterfactual_reward_loss"]) > 0.1
     assert float(m["reward_loss"]) == pytest.approx(float(base["reward_loss"]), rel=1e-6)
     assert float(total - base_total) == pytest.approx(
-        cfg.reward_loss_weight * float(jnp.mean(expected)), rel=1e-4)
+        cfg.loss.reward_loss_weight * float(jnp.mean(expected)), rel=1e-4)
 
 
 def test_learning_fits_a_fixed_batch(tiny_agent):
@@ -179,7 +179,7 @@ def test_value_target_reaches_the_support_edge_without_clipping(tiny_agent):
     1000 > h^-1(20) = 483, is clipped onto the top atom (index 40).
     """
     cfg = tiny_agent.config
-    assert cfg.value_support_size == 20
+    assert cfg.network.value_support_size == 20
     logits = 0.1 * np.arange(41)
     log_q = logits - np.log(np.sum(np.exp(logits)))
     params = _value_head_params(tiny_agent, logits)
@@ -242,7 +242,7 @@ def test_loss_weights_scale_their_terms(tiny_agent):
     cfg = replace(tiny_agent.config, value_loss_weight=0.25, reward_loss_weight=3.0)
     total, m = Learner(tiny_agent.model, cfg).loss(state.params, batch)
     expected = (0.25 * float(m["value_loss"]) + float(m["policy_loss"])
-                + 3.0 * float(m["reward_loss"]) + cfg.weight_decay * float(m["l2"]))
+                + 3.0 * float(m["reward_loss"]) + cfg.learner.weight_decay * float(m["l2"]))
     assert float(total) == pytest.approx(expected, rel=1e-6)
     assert float(m["reward_loss"]) > 0
 

@@ -31,7 +31,7 @@ def test_preset_reaches_the_gymnasium_threshold(env_id, preset, threshold, eval_
                                                 tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, SCRIPT, "--preset", preset, "--config.env", env_id, "--seed", "0",
+        [sys.executable, SCRIPT, "--preset", preset, "--env.id", env_id, "--seed", "0",
          "--out", str(out)],
         capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-3000:]

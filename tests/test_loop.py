@@ -1,4 +1,3 @@
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +15,7 @@ def _config(tiny_config, **overrides):
     # `_chunk` below): five iterations, evaluations at the third.
     values = dict(total_env_steps=160, eval_every=3, eval_episodes=4, solve_return=None,
                   log_every=5)
-    return dataclasses.replace(tiny_config, **{**values, **overrides})
+    return tiny_config.replace(**{**values, **overrides})
 
 
 def _chunk(program, keys):
@@ -91,7 +90,7 @@ def test_seeds_train_in_one_program_with_their_own_logs(tiny_config, tmp_path, c
 def test_runs_in_one_program_end_as_they_would_alone(tiny_config, layout):
     config = _config(tiny_config, run_layout=layout)
     together = mz.train(config, seeds=(3, 4), log=None)
-    alone = mz.train(dataclasses.replace(config, seed=4), log=None)
+    alone = mz.train(config.replace(seed=4), log=None)
     assert together[1].env_steps == alone.env_steps == 160
     for a, b in zip(jax.tree.leaves(together[1].state.params),
                     jax.tree.leaves(alone.state.params), strict=True):

@@ -17,11 +17,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_minatar_preset_sizes_its_supports():
     cfg = mz.minatar()
     assert mz.PRESETS["minatar"] is mz.minatar
-    assert cfg.env == "gymnax/Breakout-MinAtar" and cfg.network == "mlp"
+    assert cfg.env.id == "gymnax/Breakout-MinAtar" and cfg.network.kind == "mlp"
     # Rewards are 0 or 1 a step: the supports must hold 1 and 1 / (1 - discount).
-    assert max_scalar(cfg.reward_support_size) >= 1.0
-    assert max_scalar(cfg.value_support_size) >= 1 / (1 - cfg.discount)
-    assert cfg.final_eval_episodes == 100
+    assert max_scalar(cfg.network.reward_support_size) >= 1.0
+    assert max_scalar(cfg.network.value_support_size) >= 1 / (1 - cfg.loss.discount)
+    assert cfg.run.final_eval_episodes == 100
     mz.validate(cfg, max_abs_reward=1.0, observation_shape=(10, 10, 4), num_actions=3)
 
 
@@ -58,7 +58,7 @@ def test_minatar_breakout_bar(seed, tmp_path):
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "experiments", "train.py"), "--env",
          "gymnax/Breakout-MinAtar", "--preset", "minatar", "--seed", str(seed), "--out",
-         str(out), "--config.solve_return", "15", "--config.eval_episodes", "100"],
+         str(out), "--run.solve_return", "15", "--run.eval_episodes", "100"],
         capture_output=True, text=True, timeout=2 * 3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())

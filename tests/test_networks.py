@@ -86,7 +86,7 @@ def test_conv_is_flax_conv_with_the_same_parameters():
 
 def test_conv_mlp_network_keeps_flat_hidden_states():
     import muzero_jax as mz
-    from muzero_jax.config import board
+    from muzero_jax.presets import board
 
     agent = mz.Agent(board("connect_four", network="conv_mlp", resnet_channels=4,
                            representation_blocks=(1, 0, 0), hidden_size=8, latent_size=6))

@@ -4,7 +4,6 @@ One stream of 8 positions with reward t and observation [t] at logical time t;
 discount 0.5, n = 2, K = 1, so windows have W = 4 rows.
 """
 
-import dataclasses
 import functools
 
 import jax
@@ -112,11 +111,11 @@ def test_agent_reanalyzes_with_a_fresh_network(tiny_config):
     """
     import muzero_jax as mz
 
-    cfg = dataclasses.replace(tiny_config, reanalyze_fraction=1.0,
+    cfg = tiny_config.replace(reanalyze_fraction=1.0,
                               reanalyze_policy_fraction=1.0, target_update_period=0)
     agent = mz.Agent(cfg)
     state = agent.init(jax.random.key(0))
-    b, t = cfg.num_envs, cfg.replay_length
+    b, t = cfg.acting.num_envs, cfg.replay_length
     traj = Trajectory(
         observation=jax.random.normal(jax.random.key(1), (b, t, 4)),
         action=jnp.zeros((b, t), jnp.int32), reward=jnp.ones((b, t)),
@@ -129,11 +128,11 @@ def test_agent_reanalyzes_with_a_fresh_network(tiny_config):
     with pytest.raises(ValueError, match="pass the TrainState"):
         agent.make_batch(buf, jax.random.key(2))
     batch = agent.make_batch(buf, jax.random.key(2), state)
-    g, n = cfg.discount, cfg.td_steps
+    g, n = cfg.loss.discount, cfg.loss.td_steps
     reward_sum = sum(g**j for j in range(n))
     np.testing.assert_allclose(batch.targets.value, reward_sum, rtol=1e-5)
     np.testing.assert_allclose(batch.targets.policy, 0.5, atol=1e-6)
-    stored = dataclasses.replace(tiny_config, target_update_period=0)
+    stored = tiny_config.replace(target_update_period=0)
     plain = mz.Agent(stored).make_batch(buf, jax.random.key(2))
     np.testing.assert_allclose(plain.targets.value, reward_sum + g**n * 7.0, rtol=1e-5)
 
@@ -162,7 +161,7 @@ def test_value_target_at_a_time_limit_moves_with_the_fresh_network(tiny_config, 
     machinery = ({"target_update_period": 100} if fresh_by == "target_network" else
                  {"target_update_period": 0, "reanalyze_fraction": 1.0,
                   "reanalyze_policy_fraction": 0.0})
-    cfg = dataclasses.replace(tiny_config, max_episode_steps=5, **machinery)
+    cfg = tiny_config.replace(max_episode_steps=5, **machinery)
     agent = mz.Agent(cfg)
     state = agent.init(jax.random.key(0))
     buffer, env_state = agent.init_replay(), agent.reset(jax.random.key(1))
@@ -170,7 +169,7 @@ def test_value_target_at_a_time_limit_moves_with_the_fresh_network(tiny_config, 
         env_state, traj = agent.rollout(state, env_state, jax.random.key(2 + i))
         assert not np.any(np.asarray(traj.terminated))  # CartPole cannot fall in 5 steps
         buffer = agent.add(buffer, traj)
-    size = cfg.value_support_size
+    size = cfg.network.value_support_size
     v1 = float(mz.support.inverse_transform(jnp.float32(2.0)))
     if fresh_by == "target_network":
         changed = state.replace(target_params=_value_head(state.target_params, size + 2))
@@ -181,14 +180,14 @@ def test_value_target_at_a_time_limit_moves_with_the_fresh_network(tiny_config, 
     before = agent.make_batch(buffer, key, state)
     after = agent.make_batch(buffer, key, changed)
     # The windows both batches were built from (same key, sampling ignores the network).
-    window = _sample(buffer, key, cfg.batch_size, cfg.window_length)
+    window = _sample(buffer, key, cfg.learner.batch_size, cfg.loss.window_length)
     truncated = np.asarray(window.truncated)
-    n, g = cfg.td_steps, cfg.discount
+    n, g = cfg.loss.td_steps, cfg.loss.discount
     mask = np.asarray(before.targets.value_mask)
     moved = np.asarray(after.targets.value - before.targets.value)
     at_truncation = 0
-    for i in range(cfg.batch_size):
-        for k in range(cfg.unroll_steps + 1):
+    for i in range(cfg.learner.batch_size):
+        for k in range(cfg.loss.unroll_steps + 1):
             if not mask[i, k]:
                 continue
             ends = np.flatnonzero(truncated[i, k:k + n])

@@ -12,7 +12,7 @@ def test_rollout_shapes_and_row_layout(tiny_agent):
     env_state = tiny_agent.reset(jax.random.key(1))
     first_obs = np.asarray(env_state.observation)
     env_state, traj = tiny_agent.rollout(state, env_state, jax.random.key(2), num_steps=40)
-    b, t = cfg.num_envs, 40
+    b, t = cfg.acting.num_envs, 40
     assert traj.observation.shape == (b, t, 4) and traj.observation.dtype == jnp.float32
     assert traj.action.shape == (b, t) and traj.action.dtype == jnp.int32
     assert traj.search_policy.shape == (b, t, 2)
@@ -47,7 +47,7 @@ def test_truncation_records_the_bootstrap_value(tiny_config):
     env_state = agent.reset(jax.random.key(1))
     _, traj = agent.rollout(state, env_state, jax.random.key(2), num_steps=10)
     trunc = np.asarray(traj.truncated)
-    assert trunc[:, 4].all() and trunc[:, 9].all() and trunc.sum() == 2 * agent.config.num_envs
+    assert trunc[:, 4].all() and trunc[:, 9].all() and trunc.sum() == 2 * agent.config.acting.num_envs
     # The observation reached is recorded beside the one searched: the next row starts
     # a new episode, so at a truncation the two differ; elsewhere it is the next row's.
     final = np.asarray(traj.final_observation)
@@ -67,12 +67,12 @@ def test_trajectories_feed_replay(tiny_agent):
     for i in range(3):
         env_state, traj = tiny_agent.rollout(state, env_state, jax.random.key(i))
         buffer = tiny_agent.add(buffer, traj)
-    assert int(buffer.count) == 3 * tiny_agent.config.rollout_length
+    assert int(buffer.count) == 3 * tiny_agent.config.acting.rollout_length
     assert tiny_agent.ready_to_learn(buffer)
     batch = tiny_agent.make_batch(buffer, jax.random.key(9), state)
-    k = tiny_agent.config.unroll_steps
-    assert batch.targets.value.shape == (tiny_agent.config.batch_size, k + 1)
-    assert int(replay.num_windows(buffer, tiny_agent.config.window_length)) > 0
+    k = tiny_agent.config.loss.unroll_steps
+    assert batch.targets.value.shape == (tiny_agent.config.learner.batch_size, k + 1)
+    assert int(replay.num_windows(buffer, tiny_agent.config.loss.window_length)) > 0
 
 
 def _exploration(repeat, epsilon):
@@ -135,7 +135,7 @@ def test_random_openings_on_a_board_game_and_not_at_evaluation(tiny_config):
     from dataclasses import replace
 
     import muzero_jax as mz
-    from muzero_jax.config import board
+    from muzero_jax.presets import board
     from muzero_jax.search import Exploration
 
     # No noise, the most visited move, ties to the lowest index: without the rule every

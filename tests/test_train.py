@@ -46,7 +46,7 @@ def test_gymnasium_evaluation_plays_whole_episodes(tiny_agent):
 # --- determinism, checkpoints and resume ------------------------------------------------
 
 def _run_config(tiny_config, **overrides):
-    return dataclasses.replace(tiny_config, total_env_steps=640, eval_every=3, eval_episodes=4,
+    return tiny_config.replace(total_env_steps=640, eval_every=3, eval_episodes=4,
                                solve_return=None, log_every=2, checkpoint_every=6,
                                checkpoint_keep=20, **overrides)
 
@@ -118,12 +118,12 @@ def test_a_finished_run_resumed_with_a_bigger_budget_goes_on(tiny_config, uninte
     run_dir, result = uninterrupted
     copy = str(tmp_path / "run")
     shutil.copytree(run_dir, copy)
-    per_iteration = tiny_config.num_envs * tiny_config.rollout_length
+    per_iteration = tiny_config.acting.num_envs * tiny_config.acting.rollout_length
     more = dataclasses.replace(_run_config(tiny_config),
                                total_env_steps=result.env_steps + 4 * per_iteration)
     resumed = mz.train(more, run_dir=copy, resume=True, log=None)
     assert resumed.env_steps == more.total_env_steps
-    assert resumed.train_steps == result.train_steps + 4 * tiny_config.updates_per_iteration
+    assert resumed.train_steps == result.train_steps + 4 * tiny_config.learner.updates_per_iteration
 
 
 def test_resume_refuses_a_checkpoint_of_another_network(tiny_config, uninterrupted):

@@ -1,6 +1,5 @@
 """Target network, temperature schedule, the prioritised update loop and absorbing states."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +20,7 @@ def _leaves_equal(a, b):
 
 def _batch(agent, n=8):
     rng = np.random.default_rng(0)
-    k = agent.config.unroll_steps
+    k = agent.config.loss.unroll_steps
     targets = mz.learner.Targets(
         actions=jnp.zeros((n, k), jnp.int32),
         value=jnp.asarray(rng.uniform(0, 50, (n, k + 1)), jnp.float32),
@@ -33,7 +32,7 @@ def _batch(agent, n=8):
 
 
 def test_target_network_is_copied_every_period(tiny_config):
-    agent = mz.Agent(dataclasses.replace(tiny_config, target_update_period=3))
+    agent = mz.Agent(tiny_config.replace(target_update_period=3))
     state = agent.init(jax.random.key(0))
     initial = state.params
     assert _leaves_equal(state.target_params, initial)
@@ -48,7 +47,7 @@ def test_target_network_is_copied_every_period(tiny_config):
 
 
 def test_target_network_moving_average(tiny_config):
-    agent = mz.Agent(dataclasses.replace(tiny_config, target_update_period=0,
+    agent = mz.Agent(tiny_config.replace(target_update_period=0,
                                         target_ema=0.75))
     state = agent.init(jax.random.key(0))
     old = state.target_params
@@ -60,12 +59,12 @@ def test_target_network_moving_average(tiny_config):
 
 
 def test_no_target_network_keeps_no_copy(tiny_config):
-    agent = mz.Agent(dataclasses.replace(tiny_config, target_update_period=0))
+    agent = mz.Agent(tiny_config.replace(target_update_period=0))
     assert agent.init(jax.random.key(0)).target_params is None
 
 
 def test_temperature_schedule_by_progress(tiny_config):
-    cfg = dataclasses.replace(tiny_config, temperature_schedule=((0.5, 0.5), (0.75, 0.25)),
+    cfg = tiny_config.replace(temperature_schedule=((0.5, 0.5), (0.75, 0.25)),
                               gumbel_scale=2.0, exploration_repeat_probability=0.8,
                               exploration_epsilon=0.4)
     assert [temperature_at(cfg, p) for p in (0.0, 0.49, 0.5, 0.74, 0.75, 1.0)] == \
@@ -73,29 +72,29 @@ def test_temperature_schedule_by_progress(tiny_config):
     late = Exploration.scheduled(cfg, 0.8)
     assert float(late.temperature) == 0.25
     assert float(late.gumbel_scale) == 0.5  # 2.0 * 0.25 / 1.0
-    assert float(late.dirichlet_fraction) == cfg.dirichlet_fraction
+    assert float(late.dirichlet_fraction) == cfg.search.dirichlet_fraction
     assert float(late.repeat_probability) == np.float32(0.2)  # 0.8 * 0.25 / 1.0
     assert float(late.epsilon) == np.float32(0.1)  # 0.4 * 0.25 / 1.0
     assert float(Exploration.scheduled(cfg, 0.1).repeat_probability) == np.float32(0.8)
-    hotter = dataclasses.replace(cfg, temperature_schedule=((0.5, 2.0),))
+    hotter = cfg.replace(temperature_schedule=((0.5, 2.0),))
     assert float(Exploration.scheduled(hotter, 0.6).repeat_probability) == np.float32(0.8)
     no_schedule = Exploration.scheduled(tiny_config, 0.9)
-    assert float(no_schedule.temperature) == tiny_config.temperature
-    assert float(no_schedule.gumbel_scale) == tiny_config.gumbel_scale
+    assert float(no_schedule.temperature) == tiny_config.acting.temperature
+    assert float(no_schedule.gumbel_scale) == tiny_config.search.gumbel_scale
 
 
 def test_dirichlet_schedule_by_progress(tiny_config):
-    cfg = dataclasses.replace(tiny_config, search="muzero", dirichlet_fraction=0.25,
+    cfg = tiny_config.replace(search="muzero", dirichlet_fraction=0.25,
                               dirichlet_schedule=((0.3, 0.1), (0.6, 0.0)))
     assert [float(Exploration.scheduled(cfg, p).dirichlet_fraction)
             for p in (0.0, 0.29, 0.3, 0.59, 0.6, 1.0)] == \
         [0.25, 0.25, np.float32(0.1), np.float32(0.1), 0.0, 0.0]
     # the temperature is its own schedule's (none here)
-    assert float(Exploration.scheduled(cfg, 0.9).temperature) == cfg.temperature
+    assert float(Exploration.scheduled(cfg, 0.9).temperature) == cfg.acting.temperature
     with pytest.raises(ConfigError, match=r"dirichlet_schedule=.*dirichlet_fraction 1\.5"):
-        validate(dataclasses.replace(cfg, dirichlet_schedule=((0.5, 1.5),)))
+        validate(cfg.replace(dirichlet_schedule=((0.5, 1.5),)))
     with pytest.raises(ConfigError, match=r"dirichlet_schedule=.*threshold 0\.2"):
-        validate(dataclasses.replace(cfg, dirichlet_schedule=((0.5, 0.1), (0.2, 0.0))))
+        validate(cfg.replace(dirichlet_schedule=((0.5, 0.1), (0.2, 0.0))))
 
 
 def test_greedy_rollouts_do_not_depend_on_the_key(tiny_agent):
@@ -130,7 +129,7 @@ def test_bad_machinery_fields_are_named(overrides, expected):
 
 
 def test_prioritised_update_reports_its_metrics(tiny_config):
-    cfg = dataclasses.replace(tiny_config, priority_alpha=1.0, priority_beta=0.5,
+    cfg = tiny_config.replace(priority_alpha=1.0, priority_beta=0.5,
                               priority_beta_anneal_steps=4, reanalyze_fraction=0.5,
                               target_update_period=2)
     agent = mz.Agent(cfg)
@@ -142,7 +141,7 @@ def test_prioritised_update_reports_its_metrics(tiny_config):
         buffer = agent.add(buffer, traj)
     assert agent.ready_to_learn(buffer)
     state, buffer, metrics = agent.update(state, buffer, jax.random.key(5))
-    assert int(state.step) == cfg.updates_per_iteration
+    assert int(state.step) == cfg.learner.updates_per_iteration
     for name in ("priority_mean", "priority_max", "importance_weight_min",
                  "importance_weight_mean", "reanalyze_value_change",
                  "reanalyze_policy_change", "loss"):
@@ -161,11 +160,11 @@ def test_priorities_written_back_are_the_value_errors_by_hand(tiny_config):
     root value is 0, so each sampled start's priority becomes |0 - z_0| + 1e-3 and
     every other start keeps the initial 1.0, which new data would now get too.
     """
-    cfg = dataclasses.replace(tiny_config, priority_alpha=1.0, priority_beta=1.0,
+    cfg = tiny_config.replace(priority_alpha=1.0, priority_beta=1.0,
                               updates_per_iteration=1, target_update_period=0)
     agent = mz.Agent(cfg)
     state = agent.init(jax.random.key(0))
-    b, t = cfg.num_envs, cfg.replay_length
+    b, t = cfg.acting.num_envs, cfg.replay_length
     traj = mz.selfplay.Trajectory(
         observation=jax.random.normal(jax.random.key(1), (b, t, 4)),
         action=jnp.zeros((b, t), jnp.int32), reward=jnp.ones((b, t)),
@@ -177,7 +176,7 @@ def test_priorities_written_back_are_the_value_errors_by_hand(tiny_config):
     buffer = agent.add(agent.init_replay(), traj)
     step_key = jax.random.split(jax.random.key(5), 1)[0]  # update's key for its one step
     sampled = agent.make_batch(buffer, step_key, state)
-    window = mz.replay.sample(buffer, step_key, cfg.batch_size, cfg.window_length,
+    window = mz.replay.sample(buffer, step_key, cfg.learner.batch_size, cfg.loss.window_length,
                               priority_alpha=1.0)
     starts = np.asarray(window.stream), np.asarray(window.position)
     state, buffer, metrics = agent.update(state, buffer, jax.random.key(5))  # donates buffer
@@ -209,7 +208,7 @@ def _terminated_window():
 
 def test_no_policy_loss_past_a_termination_but_absorbing_value_and_reward(tiny_config):
     """Past the end only the absorbing targets (value 0, reward 0) are trained on."""
-    agent = mz.Agent(dataclasses.replace(tiny_config, unroll_steps=3, td_steps=2))
+    agent = mz.Agent(tiny_config.replace(unroll_steps=3, td_steps=2))
     params = agent.init(jax.random.key(0)).params
     # A non-uniform policy head, so that the policy loss depends on the target.
     params = jax.tree_util.tree_map_with_path(

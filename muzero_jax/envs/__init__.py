@@ -1,6 +1,6 @@
 """Environments: one protocol (`base`), JAX-native and host realisations, and one id rule.
 
-`make(config)` builds the env `config.env` names. The rule, checked in this order:
+`make(config)` builds the env `config.env.id` names. The rule, checked in this order:
 
 | id                      | realisation                                   | path         |
 |-------------------------|-----------------------------------------------|--------------|
@@ -83,27 +83,27 @@ def make_jax(env_id: str, max_episode_steps: int | None = None) -> JaxEnv:
 
 
 def make(config: Config) -> Env:
-    """The environment `config.env` names (see the module docstring for the rule).
+    """The environment `config.env.id` names (see the module docstring for the rule).
 
     Raises `ConfigError` naming the id for unknown ids and unsupported spaces, before
     anything compiles.
     """
-    env_id = config.env
-    if config.sticky_action_probability and not env_id.startswith(("gymnax/", "ALE/")):
-        raise ConfigError(f"sticky_action_probability={config.sticky_action_probability}: "
+    env_id = config.env.id
+    if config.env.sticky_action_probability and not env_id.startswith(("gymnax/", "ALE/")):
+        raise ConfigError(f"sticky_action_probability={config.env.sticky_action_probability}: "
                           f"{env_id!r} does not repeat actions (only ALE/ and gymnax/ envs "
                           f"do); expected None or 0")
     if env_id.startswith(JAX_PREFIX):
-        return make_jax(env_id, config.max_episode_steps)
+        return make_jax(env_id, config.env.max_episode_steps)
     if env_id.startswith("gymnax/"):
         from muzero_jax.envs.gymnax_env import GymnaxEnv
 
-        return GymnaxEnv(env_id[len("gymnax/"):], config.max_episode_steps,
-                         config.sticky_action_probability)
+        return GymnaxEnv(env_id[len("gymnax/"):], config.env.max_episode_steps,
+                         config.env.sticky_action_probability)
     if env_id.startswith("pgx/"):
         from muzero_jax.envs.pgx_env import make_pgx
 
-        return make_pgx(env_id, config.max_episode_steps)
+        return make_pgx(env_id, config.env.max_episode_steps)
     if env_id.startswith("ALE/"):
         from muzero_jax.envs import atari
 

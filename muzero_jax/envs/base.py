@@ -36,8 +36,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from muzero_jax.symmetry import Symmetry
-
 
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:
@@ -56,8 +54,6 @@ class EnvSpec:
       view of the player to move and rewards from the view of the player who moved,
       so search backs values up with discount -1 between plies and value targets are
       the game's outcome from the mover's view (`muzero_jax.envs.pgx_env`).
-    symmetries: maps of the board under which the game is the same (`muzero_jax.
-      symmetry`), for `Config.augment_symmetries`; () = none declared.
     """
 
     env_id: str
@@ -69,7 +65,6 @@ class EnvSpec:
     legal_actions: bool = False
     eval_id: str | None = None
     two_player: bool = False
-    symmetries: tuple[Symmetry, ...] = ()
 
     def __post_init__(self):
         if self.observation_dtype not in ("float32", "uint8"):

@@ -63,15 +63,15 @@ class GymnasiumEnv(HostEnv):
     """A Gymnasium env id, vectorised with `gymnasium.make_vec` (same-step auto-reset).
 
     The time limit is the env's own (its registered `max_episode_steps`, or
-    `config.max_episode_steps`); the final evaluation plays `gymnasium.make(env_id)`.
+    `config.env.max_episode_steps`); the final evaluation plays `gymnasium.make(env_id)`.
     """
 
     def __init__(self, config: Config):
-        env_id = config.env
+        env_id = config.env.id
         self.config = config
         self.gym_spec = gymnasium_spec(env_id)
         self.env_id = env_id
-        self.max_episode_steps = config.max_episode_steps or self.gym_spec.max_episode_steps
+        self.max_episode_steps = config.env.max_episode_steps or self.gym_spec.max_episode_steps
         probe = gym.make(env_id, **self._kwargs())
         try:
             action_space, observation_space = probe.action_space, probe.observation_space
@@ -93,9 +93,9 @@ class GymnasiumEnv(HostEnv):
                             else env_id)
 
     def _kwargs(self) -> dict:
-        if self.config.max_episode_steps is None:
+        if self.config.env.max_episode_steps is None:
             return {}
-        return {"max_episode_steps": self.config.max_episode_steps}
+        return {"max_episode_steps": self.config.env.max_episode_steps}
 
     def observation(self, obs: np.ndarray) -> np.ndarray:
         """Batched observations as stored: `[B, *observation_shape]`."""
@@ -121,13 +121,13 @@ class GymnasiumEnvs:
         self.env = env
         self.num_envs = num_envs
         vector_kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP}
-        if env.config.vector_mode == "async":
+        if env.config.env.vector_mode == "async":
             # Forking a process that runs JAX's threads can deadlock the child; spawned
             # workers import the env afresh ('module:EnvId', or a script's registration
             # under `if __name__ == "__main__":`).
             vector_kwargs["context"] = "spawn"
         self._vec = gym.make_vec(
-            env.env_id, num_envs=num_envs, vectorization_mode=env.config.vector_mode,
+            env.env_id, num_envs=num_envs, vectorization_mode=env.config.env.vector_mode,
             vector_kwargs=vector_kwargs, **env._kwargs())
         self._stats = EpisodeStats(num_envs)
 

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import chex
 import jax
-import numpy as np
 
-from muzero_jax import symmetry
 from muzero_jax.config import ConfigError
 from muzero_jax.envs.base import EnvSpec, JaxEnv, Transition
 
@@ -32,21 +30,6 @@ PREFIX = "pgx/"
 # (and the sign conventions of two-player search) is for.
 GAMES = ("tic_tac_toe", "connect_four", "othello", "go_9x9", "go_19x19", "chess",
          "gardner_chess", "hex", "animal_shogi", "shogi")
-
-
-# The games whose rules a map of the board leaves alone, and those maps (pgx numbers a
-# move on a point by the point, row-major, and a pass after them; connect four's moves
-# are columns). Pinned by tests/test_board.py: a game played with mapped moves shows
-# the mapped board. Chess and shogi have none (castling, pawns and promotion zones are
-# not symmetric), nor has hex's rhombus under these maps. Only the maps that also
-# leave the first position alone are kept: othello's four diagonal discs allow 4 of 8.
-SYMMETRIES = {
-    "tic_tac_toe": lambda: symmetry.square_board(3, 9),
-    "connect_four": lambda: symmetry.column_mirror(6, 7),
-    "othello": lambda: symmetry.square_board(8, 65),
-    "go_9x9": lambda: symmetry.square_board(9, 82),
-    "go_19x19": lambda: symmetry.square_board(19, 362),
-}
 
 
 class PgxEnv(JaxEnv):
@@ -75,21 +58,7 @@ class PgxEnv(JaxEnv):
             max_abs_reward=1.0,
             legal_actions=True,
             two_player=True,
-            symmetries=self._symmetries(),
         )
-
-    def _symmetries(self) -> tuple[symmetry.Symmetry, ...]:
-        if self.game not in SYMMETRIES:
-            return ()
-        first = np.asarray(self.pgx_env.init(jax.random.key(0)).observation)
-        points = first.reshape(first.shape[0] * first.shape[1], -1)
-        kept = []
-        for s in SYMMETRIES[self.game]():
-            moved = np.empty_like(points)
-            moved[np.asarray(s.points)] = points
-            if (moved == points).all():
-                kept.append(s)
-        return tuple(kept)
 
     def initial(self, key: chex.PRNGKey):
         state = self.pgx_env.init(key)

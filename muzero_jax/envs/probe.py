@@ -20,7 +20,7 @@ import numpy as np
 from muzero_jax import support
 from muzero_jax.config import Config
 
-PROBE_STEPS = 2_000  # env steps of the random rollout, over config.num_envs envs
+PROBE_STEPS = 2_000  # env steps of the random rollout, over config.acting.num_envs envs
 DEFAULT_TIME_LIMIT = 200  # for an env without one: episodes must end for values to
 #   bootstrap and for evaluation to finish
 MIN_DISCOUNT, MAX_DISCOUNT = 0.9, 0.997
@@ -92,10 +92,10 @@ def fit_to_env(config: Config, env=None) -> Config:
     (`DEFAULT_TIME_LIMIT`), the discount of that time limit (`horizon_discount`), a budget
     of `default_budget` env steps for that length, and reward and value supports
     that hold the env's rewards, with `max_abs_reward` set to the scale they were sized
-    for. For a preset used on an env it was not tuned on (`config.tuned_for`); the
+    for. For a preset used on an env it was not tuned on (`presets.tuned_for`); the
     result goes into config.json, so a resumed run rebuilds the same shapes.
 
-    The reward scale is `config.max_abs_reward`, else the env's declared one, else the
+    The reward scale is `config.env.max_abs_reward`, else the env's declared one, else the
     largest |reward| of `observed_max_abs_reward` (1 if every probed reward was 0).
     Supports that already hold it are kept; others are sized for `support.HEADROOM`
     times an observed scale (a declared one exactly).
@@ -104,26 +104,26 @@ def fit_to_env(config: Config, env=None) -> Config:
 
     env = env or envs.make(config)
     if env.spec.max_episode_steps is None and not env.spec.two_player:
-        config = dataclasses.replace(config, max_episode_steps=DEFAULT_TIME_LIMIT)
+        config = config.replace(max_episode_steps=DEFAULT_TIME_LIMIT)
         env = envs.make(config)
     if env.spec.max_episode_steps is not None:
         config = dataclasses.replace(
             config, discount=horizon_discount(env.spec.max_episode_steps),
-            total_env_steps=min(config.total_env_steps,
+            total_env_steps=min(config.run.total_env_steps,
                                 default_budget(env.spec.max_episode_steps)))
-    scale = config.max_abs_reward if config.max_abs_reward is not None \
+    scale = config.env.max_abs_reward if config.env.max_abs_reward is not None \
         else env.spec.max_abs_reward
     headroom = 1.0
     if scale is None:
-        scale = observed_max_abs_reward(env, config.num_envs, PROBE_STEPS, config.seed) or 1.0
+        scale = observed_max_abs_reward(env, config.acting.num_envs, PROBE_STEPS, config.run.seed) or 1.0
         headroom = support.HEADROOM
-    held = support.largest_reward_held(config.reward_support_size, config.value_support_size,
-                                       config.discount, config.support_squash)
+    held = support.largest_reward_held(config.network.reward_support_size, config.network.value_support_size,
+                                       config.loss.discount, config.network.support_squash)
     if scale <= held:
-        return dataclasses.replace(config, max_abs_reward=float(scale))
+        return config.replace(max_abs_reward=float(scale))
     bound = headroom * scale
-    reward_size, value_size = support.sizes_for(bound, config.discount, config.support_squash)
+    reward_size, value_size = support.sizes_for(bound, config.loss.discount, config.network.support_squash)
     return dataclasses.replace(
         config, max_abs_reward=float(bound),
-        reward_support_size=max(reward_size, config.reward_support_size),
-        value_support_size=max(value_size, config.value_support_size))
+        reward_support_size=max(reward_size, config.network.reward_support_size),
+        value_support_size=max(value_size, config.network.value_support_size))

@@ -43,7 +43,7 @@ def soak(settings, log, total_env_steps: int | None = None) -> dict:
     # (late: arenas JAX's threads already made stay, so their growth is larger).
     limit_malloc_arenas()
     total = total_env_steps or (QUICK_SOAK_STEPS if settings.quick else SOAK_STEPS)
-    config = mz.cartpole(replay_capacity=CAPACITY, total_env_steps=total, solve_return=None,
+    config = mz.cartpole(capacity=CAPACITY, total_env_steps=total, solve_return=None,
                          checkpoint_every=500, eval_every=25)
     import jax
 

@@ -97,8 +97,8 @@ def tiny_config():
     """A CartPole config small enough to compile and run in seconds."""
     return mz.cartpole(num_envs=4, rollout_length=8, hidden_size=16, latent_size=8,
                        num_hidden_layers=1, num_simulations=4, batch_size=16,
-                       updates_per_iteration=2, replay_capacity=4 * 64,
-                       min_replay_size=32, td_steps=3, unroll_steps=2,
+                       updates_per_iteration=2, capacity=4 * 64,
+                       min_size=32, td_steps=3, unroll_steps=2,
                        learning_rate=3e-3)
 
 

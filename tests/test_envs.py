@@ -166,7 +166,7 @@ def test_a_custom_jax_env_object_trains_without_registration():
 
     cfg = mz.cartpole(num_envs=4, rollout_length=4, hidden_size=16, latent_size=8,
                       num_hidden_layers=1, num_simulations=4, max_num_considered_actions=2,
-                      replay_capacity=400, min_replay_size=32, batch_size=16,
+                      capacity=400, min_size=32, batch_size=16,
                       updates_per_iteration=2, td_steps=2, unroll_steps=2,
                       total_env_steps=64, eval_every=0, solve_return=None)
     result = mz.train(cfg, env=Coin(), log=None)

@@ -35,7 +35,7 @@ def test_minatar_preset_runs_an_iteration_on_a_minatar_id(game, network):
     cfg = mz.minatar(env=f"gymnax/{game}-MinAtar", network=network, num_envs=4,
                      rollout_length=8, hidden_size=8, latent_size=8, num_hidden_layers=1,
                      resnet_channels=4, num_simulations=2, batch_size=4,
-                     updates_per_iteration=1, replay_capacity=4 * 32, min_replay_size=16,
+                     updates_per_iteration=1, capacity=4 * 32, min_size=16,
                      td_steps=2, unroll_steps=2, total_env_steps=64, eval_every=0,
                      log_every=1)
     result = mz.train(cfg, log=None)

@@ -18,7 +18,7 @@ def test_training_learns_to_balance_the_pole():
     check: 7,000 env steps and 825 updates, with optimised code under --runslow)."""
     config = mz.cartpole(num_envs=8, rollout_length=25, hidden_size=32, latent_size=32,
                          num_simulations=8, batch_size=128, updates_per_iteration=25,
-                         replay_capacity=20_000, min_replay_size=400,
+                         capacity=20_000, min_size=400,
                          total_env_steps=7_000, eval_every=0, solve_return=None,
                          learning_rate=1e-3, seed=0)
     result = mz.train(config, log=None)

@@ -342,7 +342,7 @@ def _flags(**overrides) -> list[str]:
 # The tiny CartPole run with a greedy evaluation every 2 iterations that any policy passes:
 # every evaluation reaches the solve return. The early-stop cases and the loss case share
 # its compiled program (the learning rate lives in the optimizer state).
-EVAL_TINY = _flags(**{"config.run.eval_every": 2, "config.run.solve_return": 5})
+EVAL_TINY = _flags(**{"run.eval_every": 2, "run.solve_return": 5})
 
 
 def _checkpoints(out) -> list[str]:

@@ -294,8 +294,8 @@ def short_help(flags_type: type, default, *, prog: str, description: str) -> str
     """One screen: the script's own flags with their comments and defaults, one line per
     stage of the config, and where the rest is."""
     width = max(min(shutil.get_terminal_size().columns, 100), 60)
-    lines = [f"usage: {prog} [--help [STAGE] | {HELP_ALL}] [FLAGS] [--STAGE.FIELD VALUE ...]",
-             ""]
+    usage = f"usage: {prog} [--help [STAGE] | {HELP_ALL}] [FLAGS] [--STAGE.FIELD VALUE ...]"
+    lines = textwrap.wrap(usage, width, subsequent_indent="    ", break_on_hyphens=False) + [""]
     for paragraph in description.split("\n"):
         lines += _wrap(paragraph, width) or [""]
     lines += ["", "flags:"]
@@ -395,7 +395,7 @@ def pre_parse(argv: Sequence[str], *names: str) -> argparse.Namespace:
 class ConfigFlags:
     """A preset and overrides of any of its fields."""
 
-    preset: str = "cartpole"  # named configuration to start from
+    preset: Annotated[str, tyro.conf.arg(metavar="NAME")] = "cartpole"  # preset to start from
     config: Annotated[Config, tyro.conf.arg(name="")] = Config()  # defaults: the preset's
 
 

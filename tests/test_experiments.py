@@ -1,6 +1,8 @@
 import csv
+import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -86,8 +88,13 @@ def test_bad_overrides_exit_with_a_message(tmp_path, monkeypatch, capsys, args, 
     (["--env", "gymnax/NoSuchEnv"], "env='gymnax/NoSuchEnv': not a gymnax env"),
     (["--env", "jax/NoSuchEnv"], "env='jax/NoSuchEnv': not a registered JAX environment"),
     (["--env", "CartPole-v1", "--search.num_simulations", "0"], "num_simulations=0"),
-    (["--env", "CartPole-v1", "--config.num_simulation", "8"],
+    (["--env", "CartPole-v1", "--search.num_simulation", "8"],
      "Perhaps you meant: --search.num_simulations"),
+    (["--env", "CartPole-v1", "--config.num_simulations", "8"],
+     "--config.num_simulations: flags are grouped by stage; use --search.num_simulations"),
+    (["--env", "CartPole-v1", "--sweep", "search.num_simulations", "4,8"],
+     "--sweep search.num_simulations: supported fields are ['learning_rate'] (or "
+     "['learner.learning_rate']"),
     (["--env", "CartPole-v1", "--search.num_simulations", "eight"], "'eight'"),
     (["--env", "CartPole-v1", "--preset", "atari9"], "--preset 'atari9'"),
 ])
@@ -101,22 +108,65 @@ def test_train_py_user_errors_exit_2_with_one_line(tmp_path, monkeypatch, capsys
     assert not (tmp_path / "run").exists()  # nothing was started
 
 
-def test_train_py_help_lists_env_families_and_presets(tmp_path):
-    proc = subprocess.run([sys.executable, TRAIN, "--env", "Acrobot-v1", "--help"],
+def test_train_py_help_presets_lists_env_families_and_presets(tmp_path):
+    proc = subprocess.run([sys.executable, TRAIN, "--env", "Acrobot-v1", "--help", "presets"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
                           env=dict(os.environ, COLUMNS="100"))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    text = " ".join(proc.stdout.replace("│", " ").split())
+    text = " ".join(proc.stdout.split())
     for family, what in envs.FAMILIES.items():
         assert f"{family} {' '.join(what.split())}" in text, family
     for name, make in mz.PRESETS.items():
         assert f"{name} {make.__doc__.strip().splitlines()[0]}" in text, name
     assert "without --preset: cartpole for jax/CartPole-v1, CartPole-v1, gymnax/CartPole-v1" \
         in text
-    # Defaults shown are those of the preset the env's family picks, with the env given.
-    assert f"(default: {experiment.preset_for_env('Acrobot-v1')})" in text
+
+
+def _help_of(path, argv, monkeypatch, capsys, cwd):
+    """What `python PATH ARGV` prints for help (exit 0), run in this process."""
+    spec = importlib.util.spec_from_file_location("script_under_test", path)
+    script = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, script)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", [path, *argv])
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(cwd)
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(list(argv))
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 0, captured.err[-2000:]
+    return captured.out
+
+
+@pytest.mark.parametrize("script", ["train", "cartpole", "atari", "board"])
+@pytest.mark.parametrize("columns", [80, 120])
+def test_each_scripts_help_fits_one_screen(script, columns, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    path = os.path.join(os.path.dirname(TRAIN), f"{script}.py")
+    text = _help_of(path, ["--help"], monkeypatch, capsys, tmp_path)
+    assert len(text.splitlines()) <= 60, text
+    # The script's own flags with their comments and defaults; a line per stage.
+    for flag in ("--env ID", "--preset NAME", "--seed INT", "--out DIR", "--resume DIR"):
+        assert re.search(rf"^  {re.escape(flag)} +\S", text, re.M), flag
+    for stage in mz.config.STAGES:
+        assert re.search(rf"^  {stage} +.*: \d+ flags, --help {stage}$", text, re.M), stage
+    assert "--help-all" in text
+
+
+def test_train_py_help_shows_the_family_presets_defaults(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "100")
+    text = _help_of(TRAIN, ["--env", "Acrobot-v1", "--help"], monkeypatch, capsys, tmp_path)
+    preset = experiment.preset_for_env("Acrobot-v1")
+    assert re.search(rf"--preset NAME +named configuration to start from \(default: "
+                     rf"{preset}\)", text)
+    assert "--total_env_steps INT" in text and "--sweep FIELD VALUES" in text
+    text = _help_of(TRAIN, ["--env", "Acrobot-v1", "--help", "env"], monkeypatch, capsys,
+                    tmp_path)
     assert "--env.id STR" in text and "(default: Acrobot-v1)" in text
-    assert "--total_env_steps INT" in text and "--search.num_simulations INT" in text
+    assert "--search." not in text  # only the stage asked for
+    text = _help_of(TRAIN, ["--env", "Acrobot-v1", "--help-all"], monkeypatch, capsys,
+                    tmp_path)
+    assert "--env.id STR" in text and "--search.num_simulations INT" in text
 
 
 @pytest.mark.parametrize("env_id, preset", [

@@ -30,8 +30,8 @@ def test_cartpole_experiment_writes_summary_and_metrics(tiny_run, tmp_path):
         assert key in summary, key
     assert summary["seed"] == 3 and summary["eval_episodes"] == 2
     assert summary["preset"] == "cartpole"
-    assert summary["config"]["priority_alpha"] == 1.0
-    assert summary["config"]["temperature_schedule"] == [[0.5, 0.5]]
+    assert summary["config"]["replay"]["priority_alpha"] == 1.0
+    assert summary["config"]["acting"]["temperature_schedule"] == [[0.5, 0.5]]
     assert summary["env_steps"] == 1600 and summary["wall_seconds"] > 0
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert rows and {"env_steps", "wall_seconds", "episodes_return"} <= set(rows[0])

@@ -1,4 +1,4 @@
-"""The command line: flags from dataclasses, every `Config` field as `--config.FIELD VALUE`.
+"""The command line: flags from dataclasses, every config field as `--STAGE.FIELD VALUE`.
 
     python experiments/train.py --env CartPole-v1 --search.num_simulations 8 \
         --learner.max_grad_norm none --env.observation_shape 4
@@ -6,17 +6,19 @@
 tyro (https://brentyi.github.io/tyro/) builds the parser from the dataclasses
 themselves: a field's type gives its parser and metavar (`Literal` fields take one
 of their choices, `X | None` fields also `none`), its comment in the source is its
-`--help` text, shown beside its default (the chosen preset's), a nested dataclass
-gets a prefix (`--config.`), a misspelt flag gets "Perhaps you meant", and `-` and
-`_` are interchangeable in flag names. Tuples take their items space-separated:
-`--env.observation_shape 4 84 84`, and `--acting.temperature_schedule 0.5 0.5
-0.75 0.25` for ((0.5, 0.5), (0.75, 0.25)); a bare `--acting.temperature_schedule`
-is ().
+`--help` text, shown beside its default (the chosen preset's), each stage of the
+config gets its prefix (`--search.`), a misspelt flag gets "Perhaps you meant", and
+`-` and `_` are interchangeable in flag names. Tuples take their items
+space-separated: `--env.observation_shape 4 84 84`, and `--acting.temperature_schedule
+0.5 0.5 0.75 0.25` for ((0.5, 0.5), (0.75, 0.25)); a bare
+`--acting.temperature_schedule` is ().
 
-What we add to tyro: booleans and None in any case (`true`, `False`, `none`, as
-config.json and Python spell them), and errors on one line, `PROG: error: ...`
-with exit code 2 (argparse's convention; tyro draws a box), before anything
-compiles.
+What we add to tyro: help in three sizes (`--help` one screen: the script's own
+flags and a line per stage; `--help STAGE` one stage's flags; `--help-all` every
+flag), booleans and None in any case (`true`, `False`, `none`, as config.json and
+Python spell them), a flat `--config.FIELD` answered with its new spelling, and
+errors on one line, `PROG: error: ...` with exit code 2 (argparse's convention;
+tyro draws a box), before anything compiles.
 """
 
 from __future__ import annotations
@@ -189,13 +191,14 @@ def parse(flags_type: type[T], argv: Sequence[str], *, default: T, description: 
     if topic == "presets":
         print(details)
         sys.exit(0)
+    first_line = description.split("\n")[0]  # the rest is the short screen's
     if topic in config_lib.STAGES:
         _tyro_parse(_stage_flags(topic), ["--help"], default=None, prog=prog,
-                    description=f"{description}\n\n{_stage_comment(topic)}: "
+                    description=f"{first_line}\n\n{_stage_comment(topic)}: "
                     f"--{topic}.FIELD VALUE", stage=(topic, _config_of(default)))
     if topic == "all":
         argv = [token for token in argv if token != HELP_ALL] + ["--help"]
-        description = f"{description}\n\n{details}".strip()
+        description = f"{first_line}\n\n{details}".strip()
     return _tyro_parse(flags_type, argv, default=default, prog=prog, description=description)
 
 
@@ -401,7 +404,7 @@ class ConfigFlags:
 
 def parse_config(argv: Sequence[str] | None = None, *, preset: str = "cartpole",
                  description: str = "MuZero configuration") -> Config:
-    """`--preset NAME` and `--config.FIELD VALUE` into a validated `Config`, for scripts
+    """`--preset NAME` and `--STAGE.FIELD VALUE` into a validated `Config`, for scripts
     that need nothing else (experiments use `experiment.main`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     name = pre_parse(argv, "--preset").preset or preset

@@ -1,10 +1,10 @@
 """What every experiment script does: parse flags, train into a run directory, evaluate, summarise.
 
-`experiments/train.py` (any env), `experiments/cartpole.py` and
-`experiments/atari.py` are thin: they name their default preset, their default
-run directory and how to evaluate, and call `main`. So all take the same flags
-(`Flags`: `--env`, `--preset`, `--seed`, `--out`, `--resume DIR`,
-`--total-env-steps`, `--eval-episodes`, and `--config.FIELD VALUE` for every
+`experiments/train.py` (any env), `experiments/cartpole.py`,
+`experiments/atari.py` and `experiments/board.py` are thin: they name their default
+preset, their default run directory and how to evaluate, and call `main`. So all
+take the same flags (`Flags`: `--env`, `--preset`, `--seed`, `--out`, `--resume DIR`,
+`--total-env-steps`, `--eval-episodes`, and `--STAGE.FIELD VALUE` for every config
 field), write the same run directory (config.json, checkpoints/, tensorboard/,
 metrics.csv, curves.png) and the same `summary.json` keys, and exit with code 2
 and one line, never a traceback, on bad input, before anything compiles.

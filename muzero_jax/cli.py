@@ -193,21 +193,19 @@ def parse(flags_type: type[T], argv: Sequence[str], *, default: T, description: 
         sys.exit(0)
     first_line = description.split("\n")[0]  # the rest is the short screen's
     if topic in config_lib.STAGES:
-        _tyro_parse(_stage_flags(topic), ["--help"], default=None, prog=prog,
-                    description=f"{first_line}\n\n{_stage_comment(topic)}: "
-                    f"--{topic}.FIELD VALUE", stage=(topic, _config_of(default)))
+        stage_type = _stage_flags(topic)
+        _tyro_parse(stage_type, ["--help"], default=stage_type(getattr(_config_of(default), topic)),
+                    prog=prog, description=f"{first_line}\n\n{_stage_comment(topic)}: "
+                    f"--{topic}.FIELD VALUE")
     if topic == "all":
         argv = [token for token in argv if token != HELP_ALL] + ["--help"]
         description = f"{first_line}\n\n{details}".strip()
     return _tyro_parse(flags_type, argv, default=default, prog=prog, description=description)
 
 
-def _tyro_parse(flags_type, argv, *, default, prog, description, stage=None):
+def _tyro_parse(flags_type, argv, *, default, prog, description):
     # tyro prints an error as a box on stderr: caught and told as one line instead.
     captured = io.StringIO()
-    if stage is not None:  # a stage's own flags: a one-field dataclass over its values
-        name, config = stage
-        default = flags_type(getattr(config, name))
     try:
         with contextlib.redirect_stderr(captured):
             flags = tyro.cli(flags_type, args=list(argv), default=default, prog=prog,

@@ -150,7 +150,7 @@ def test_an_int_field_given_a_float_in_config_json_is_refused(trained_run, tmp_p
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     values = json.loads((run / "config.json").read_text())
-    values["eval_every"] = 2.5  # JSON has no integer type of its own
+    values["run"]["eval_every"] = 2.5  # JSON has no integer type of its own
     (run / "config.json").write_text(json.dumps(values))
     before = snapshot(run)
     code, err = script_in_process(CARTPOLE, ["--resume", str(run)], monkeypatch, capsys,

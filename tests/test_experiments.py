@@ -108,20 +108,6 @@ def test_train_py_user_errors_exit_2_with_one_line(tmp_path, monkeypatch, capsys
     assert not (tmp_path / "run").exists()  # nothing was started
 
 
-def test_train_py_help_presets_lists_env_families_and_presets(tmp_path):
-    proc = subprocess.run([sys.executable, TRAIN, "--env", "Acrobot-v1", "--help", "presets"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env=dict(os.environ, COLUMNS="100"))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    text = " ".join(proc.stdout.split())
-    for family, what in envs.FAMILIES.items():
-        assert f"{family} {' '.join(what.split())}" in text, family
-    for name, make in mz.PRESETS.items():
-        assert f"{name} {make.__doc__.strip().splitlines()[0]}" in text, name
-    assert "without --preset: cartpole for jax/CartPole-v1, CartPole-v1, gymnax/CartPole-v1" \
-        in text
-
-
 def _help_of(path, argv, monkeypatch, capsys, cwd):
     """What `python PATH ARGV` prints for help (exit 0), run in this process."""
     spec = importlib.util.spec_from_file_location("script_under_test", path)
@@ -136,6 +122,18 @@ def _help_of(path, argv, monkeypatch, capsys, cwd):
     captured = capsys.readouterr()
     assert exit_info.value.code == 0, captured.err[-2000:]
     return captured.out
+
+
+def test_train_py_help_presets_lists_env_families_and_presets(tmp_path, monkeypatch, capsys):
+    text = _help_of(TRAIN, ["--env", "Acrobot-v1", "--help", "presets"], monkeypatch, capsys,
+                    tmp_path)
+    text = " ".join(text.split())
+    for family, what in envs.FAMILIES.items():
+        assert f"{family} {' '.join(what.split())}" in text, family
+    for name, make in mz.PRESETS.items():
+        assert f"{name} {make.__doc__.strip().splitlines()[0]}" in text, name
+    assert "without --preset: cartpole for jax/CartPole-v1, CartPole-v1, gymnax/CartPole-v1" \
+        in text
 
 
 @pytest.mark.parametrize("script", ["train", "cartpole", "atari", "board"])

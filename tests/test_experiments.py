@@ -203,6 +203,46 @@ def test_train_py_runs_the_family_preset_on_the_env_given(argv, preset, env_id):
     assert seen["config"] == mz.PRESETS[preset](env=env_id, seed=3)
 
 
+def test_main_builds_the_env_once_and_no_agent_before_train(tmp_path, monkeypatch):
+    # The config is checked, the env built once and handed to train, whose Agent is the
+    # only one: nothing is built twice before training starts.
+    built, seen = [], {}
+    real_init = mz.Agent.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(1)
+        real_init(self, *args, **kwargs)
+
+    def fake_train(config, **kwargs):
+        seen.update(kwargs, config=config)
+        raise _Stop
+
+    monkeypatch.setattr(mz.Agent, "__init__", counting_init)
+    monkeypatch.setattr(experiment, "train", fake_train)
+    with pytest.raises(_Stop):
+        experiment.main(["--out", str(tmp_path / "run"), "--seed", "2"], description="",
+                        default_preset="cartpole")
+    assert built == []
+    assert seen["config"] == mz.cartpole(seed=2)
+    assert seen["env"].spec.env_id == "jax/CartPole-v1" and seen["resume"] is False
+
+
+@pytest.mark.parametrize("given", ["learning_rate", "learner.learning_rate",
+                                   "learner.learning-rate"])
+def test_sweep_takes_the_field_by_name_or_stage_path(given, tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_train(config, **kwargs):
+        seen.update(kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(experiment, "train", fake_train)
+    with pytest.raises(_Stop):
+        experiment.main(["--out", str(tmp_path / "run"), "--sweep", given, "1e-3,3e-3"],
+                        description="", default_preset="cartpole")
+    assert seen["sweep"] == ("learning_rate", (1e-3, 3e-3))
+
+
 def _final_state(run_dir):
     agent = mz.Agent(checkpoint.load_config(run_dir))
     return checkpoint.restore_train_state(run_dir, agent.init(jax.random.key(0)))

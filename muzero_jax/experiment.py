@@ -233,7 +233,7 @@ class Script:
     evaluate: Evaluate = evaluate_named_env  # plays the final greedy episodes
     preset_aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # tiny -> ...
     flags_type: type[Flags] = Flags  # Flags, or a subclass with the script's own flags
-    # raises ConfigError for a config the script cannot run, before anything is built
+    # raises ConfigError or ValueError for a config the script cannot run (its env's family)
     check: Callable[[Config], object] | None = None
     preset_overrides: dict | None = None  # fields every preset is built with (board's mode)
 
@@ -245,22 +245,13 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
          flags_type: type[Flags] = Flags,
          check: Callable[[Config], object] | None = None,
          preset_overrides: dict | None = None) -> dict:
-    """Runs one experiment from command-line flags; returns the summary it writes.
+    """Runs one experiment from command-line flags (argv; None: sys.argv[1:]); returns
+    the summary it writes. The keyword arguments are `Script`'s fields.
 
-    Args:
-      argv: the flags (None: sys.argv[1:]).
-      description: the script's one-line description, for --help.
-      default_preset: the `PRESETS` name used without `--preset`; None: the one that
-        suits the env's family (`preset_for_env`), with the env set to the id given.
-      default_out: the run directory without `--out`, from the config and preset.
-      evaluate: plays the final greedy episodes (default: `evaluate.evaluate_final`,
-        on the env the config names, or its Gymnasium twin).
-      preset_aliases: short preset names the script accepts (e.g. tiny -> atari_tiny).
-      flags_type: `Flags`, or a subclass with the script's own flags (its
-        `overrides()` says which config fields they set).
-      check: raises ConfigError/ValueError for a config the script cannot run, before
-        anything is built. Then the environment is built and handed to `train`, whose
-        Agent checks the config against it before anything compiles.
+    In order, before anything compiles: the flags over the chosen preset (`parse_flags`);
+    the config validated, the run directory checked, the script's `check`, the env built
+    (`checked_config`). Then `train` (its Agent checks the config against the env), the
+    final evaluation and summary.json.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     script = Script(description, default_preset, default_out, evaluate,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Annotated
 
 import muzero_jax as mz
 from muzero_jax import experiment
@@ -26,10 +27,10 @@ from muzero_jax import experiment
 class AtariFlags(experiment.Flags):
     """experiment.Flags, and two of their own."""
 
-    env_steps: int | None = None  # training budget in agent steps, as --total-env-steps
-    # episode time limit in agent steps, as --env.max_episode_steps (default: the
-    # preset's; paper 27,000)
-    max_episode_steps: int | None = None
+    # training budget in agent steps, as --total-env-steps
+    env_steps: Annotated[int | None, experiment.flag("INT", "the preset's")] = None
+    # episode time limit in agent steps, as --env.max_episode_steps (paper: 27,000)
+    max_episode_steps: Annotated[int | None, experiment.flag("INT", "the preset's")] = None
 
     def flag_fields(self) -> dict[str, str]:
         return super().flag_fields() | {"env_steps": "run.total_env_steps",

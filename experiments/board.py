@@ -30,7 +30,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-import tyro  # noqa: E402
 
 from muzero_jax import cli, experiment, opponents  # noqa: E402
 from muzero_jax.config import MODES, Config, ConfigError, from_dict  # noqa: E402
@@ -42,10 +41,9 @@ class BoardFlags(experiment.Flags):
     """experiment.Flags, and the board's own."""
 
     # the game, which picks its preset: tic_tac_toe, connect_four, othello, go_9x9, chess
-    game: Annotated[str | None, tyro.conf.arg(metavar="GAME",
-                                              help_behavior_hint="(default: tic_tac_toe)")] = None
+    game: Annotated[str | None, experiment.flag("GAME", "tic_tac_toe")] = None
     # muzero: the learned model; alphazero: pgx's real step in the search (unroll_steps 0)
-    mode: str | None = None
+    mode: Annotated[str | None, experiment.flag("MODE", "muzero")] = None
     baseline_simulations: int = 100  # simulations of the pure-search opponent
 
     def flag_fields(self) -> dict[str, str]:

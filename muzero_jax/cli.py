@@ -268,26 +268,26 @@ def field_comments(cls: type) -> dict[str, str]:
         names = {field.name for field in dataclasses.fields(klass)}
         source = textwrap.dedent(inspect.getsource(klass))
         above: list[str] = []
-        line_of: dict[int, str] = {}  # line number -> the field defined on it
-        beside: dict[int, str] = {}  # line number -> the comment at its end
+        beside: dict[str, str] = {}
+        field = None  # the field whose (possibly continued) line the tokens are on
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            row, col = token.start
+            col = token.start[1]
             if token.type == tokenize.COMMENT:
                 text = token.string.lstrip("#").strip()
-                if row in line_of:
-                    beside[row] = text
+                if field is not None:
+                    beside[field] = f"{beside[field]} {text}" if field in beside else text
                 else:
                     above.append(text)
+            elif token.type == tokenize.NEWLINE:
+                field = None
             elif token.type == tokenize.NAME and col == 4 and token.string in names:
-                line_of[row] = token.string
+                field = token.string
                 if above:
-                    comments[token.string] = " ".join(above)
+                    comments[field] = " ".join(above)
                 above = []
-            elif token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
-                                    tokenize.DEDENT) and col <= 4:
+            elif token.type not in (tokenize.NL, tokenize.INDENT, tokenize.DEDENT) and col <= 4:
                 above = []  # a comment above a method or the docstring is no field's
-        for row, text in beside.items():
-            comments[line_of[row]] = text
+        comments.update(beside)
     return comments
 
 
@@ -309,8 +309,8 @@ def short_help(flags_type: type, default, *, prog: str, description: str) -> str
         metavar, shown = _metavar_and_default(hints[field.name], value)
         lines += _two_columns(f"--{field.name} {metavar}".rstrip(),
                               f"{comments.get(field.name, '')} {shown}".strip(), width)
-    lines += _two_columns("-h, --help [STAGE]", "this screen; with a stage, its flags; with "
-                          f"presets, the env ids and presets; {HELP_ALL}: every flag", width)
+    lines += _two_columns("-h, --help [STAGE]", "this screen; a stage's flags; presets: "
+                          f"what each is ({HELP_ALL}: every flag)", width)
     lines += [""] + _wrap("stages: --STAGE.FIELD VALUE sets a field (default: the preset's; "
                           "- or _ alike, tuples space-separated, none for no value); --help "
                           "STAGE lists a stage's flags", width)

@@ -91,8 +91,9 @@ PRESET_RULE = (f"without --preset: cartpole for {', '.join(CARTPOLE_IDS)}; atari
                f"gymnax/<game>-MinAtar; {CLASSIC_PRESET} for any other id")
 
 
-def _flag(metavar: str, default: str | None):
-    # These flags are None unless given (the preset's value then stands); say so in --help.
+def flag(metavar: str, default: str | None):
+    """`tyro.conf.arg` for a script flag: its metavar, and what its default means where the
+    value is None unless given (the preset's value then stands)."""
     if default is None:
         return tyro.conf.arg(metavar=metavar)
     return tyro.conf.arg(metavar=metavar, help_behavior_hint=f"(default: {default})")
@@ -103,32 +104,32 @@ class Flags:
     """The flags of every experiment script (`--help` shows these comments)."""
 
     # env id, of a family --help presets lists
-    env: Annotated[str | None, _flag("ID", "the preset's")] = None
-    preset: Annotated[str, _flag("NAME", None)] = "cartpole"  # named configuration to start from
+    env: Annotated[str | None, flag("ID", "the preset's")] = None
+    preset: Annotated[str, flag("NAME", None)] = "cartpole"  # named configuration to start from
     # random seed, as --run.seed
-    seed: Annotated[int | None, _flag("INT", "the preset's")] = None
+    seed: Annotated[int | None, flag("INT", "the preset's")] = None
     # run directory
-    out: Annotated[str | None, _flag("DIR", "runs/<env>-<preset>-seed<S>")] = None
+    out: Annotated[str | None, flag("DIR", "runs/<env>-<preset>-seed<S>")] = None
     # continue the run in DIR from its latest checkpoint, flags on top of its config.json
-    resume: Annotated[str | None, _flag("DIR", "a fresh run")] = None
+    resume: Annotated[str | None, flag("DIR", "a fresh run")] = None
     # training budget in env steps, as --run.total_env_steps
-    total_env_steps: Annotated[int | None, _flag("INT", "the preset's")] = None
+    total_env_steps: Annotated[int | None, flag("INT", "the preset's")] = None
     # final greedy evaluation episodes, as --run.final_eval_episodes
-    eval_episodes: Annotated[int | None, _flag("INT", "the preset's")] = None
+    eval_episodes: Annotated[int | None, flag("INT", "the preset's")] = None
     # train these seeds side by side in one compiled program (JAX envs)
-    seeds: Annotated[tuple[int, ...] | None, _flag("S [S ...]", "one run, --seed")] = None
+    seeds: Annotated[tuple[int, ...] | None, flag("S [S ...]", "one run, --seed")] = None
     # one run per comma-separated value of a field, in one program: learning_rate 1e-3,3e-3
-    sweep: Annotated[tuple[str, str] | None, _flag("FIELD VALUES", "none")] = None
+    sweep: Annotated[tuple[str, str] | None, flag("FIELD VALUES", "none")] = None
     # reuse compiled programs kept here (JAX's persistent cache); none: compile afresh
-    compile_cache: Annotated[str | None, _flag("DIR", "~/.cache/muzero_jax/jax")] = (
+    compile_cache: Annotated[str | None, flag("DIR", "~/.cache/muzero_jax/jax")] = (
         compile_stats.DEFAULT_CACHE)
     # several processes (jax.distributed): process 0's address; give all three flags
-    coordinator: Annotated[str | None, _flag("HOST:PORT", "one process")] = None
+    coordinator: Annotated[str | None, flag("HOST:PORT", "one process")] = None
     # processes in a multi-process run
-    num_processes: Annotated[int | None, _flag("N", "one process")] = None
+    num_processes: Annotated[int | None, flag("N", "one process")] = None
     # this process's index in a multi-process run, 0..N-1
-    process_id: Annotated[int | None, _flag("I", "one process")] = None
-    # show the full traceback of a fault instead of its one line (also: MUZERO_JAX_DEBUG=1)
+    process_id: Annotated[int | None, flag("I", "one process")] = None
+    # a fault's full traceback instead of its one line (also MUZERO_JAX_DEBUG=1)
     debug: bool = False
     # every field of muzero_jax.Config, by stage (--search.num_simulations); defaults are
     # the preset's

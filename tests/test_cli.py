@@ -222,6 +222,20 @@ def test_help_of_an_unknown_topic_exits_2_naming_the_stages(capsys):
     assert "--help serch: expected a stage or presets, one of ['env', 'network'" in err
 
 
+def test_field_comments_read_the_comment_beside_or_above_each_field():
+    from muzero_jax import experiment
+
+    comments = cli.field_comments(experiment.Flags)
+    assert comments["preset"] == "named configuration to start from"  # beside
+    assert comments["resume"] == ("continue the run in DIR from its latest checkpoint, flags "
+                                  "on top of its config.json")  # the line above
+    # A field written over two lines keeps its own comment; the next field has its own.
+    assert comments["compile_cache"].startswith("reuse compiled programs kept here")
+    assert comments["coordinator"].startswith("several processes (jax.distributed)")
+    assert "debug" in comments and "config" in comments
+    assert cli.field_comments(mz.Config)["search"] == "the search"
+
+
 def test_build_applies_overrides_and_validates():
     base = mz.cartpole(hidden_size=32, seed=4)
     cfg = cli.build(base, total_env_steps=1000)

@@ -40,20 +40,21 @@ from benchmarks import solve
 
 SOLVED = solve.SOLVED
 
-_PRIORITISED = ("priority_alpha=1.0", "priority_beta=1.0")
-_REANALYZE = ("reanalyze_fraction=0.25", "reanalyze_policy_fraction=0.8")
-_NO_EXTRAS = ("priority_alpha=0.0", "reanalyze_fraction=0.0", "target_update_period=0",
-              "target_ema=0.0")
+_PRIORITISED = ("replay.priority_alpha=1.0", "replay.priority_beta=1.0")
+_REANALYZE = ("replay.reanalyze_fraction=0.25", "replay.reanalyze_policy_fraction=0.8")
+_NO_EXTRAS = ("replay.priority_alpha=0.0", "replay.reanalyze_fraction=0.0",
+              "learner.target_update_period=0", "learner.target_ema=0.0")
 
-# name -> (preset, overrides); each variant adds one piece to the one before.
+# name -> (preset, overrides as STAGE.FIELD=VALUE); each variant adds one piece to the one
+# before.
 VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "baseline": ("cartpole", _NO_EXTRAS),
     "prioritised": ("cartpole", _NO_EXTRAS + _PRIORITISED),
     "prioritised+reanalyze": ("cartpole", _NO_EXTRAS + _PRIORITISED + _REANALYZE),
     "+target network": ("cartpole", _NO_EXTRAS + _PRIORITISED + _REANALYZE
-                        + ("target_update_period=100",)),
-    "uniform+target network": ("cartpole", _NO_EXTRAS + ("target_update_period=100",)),
-    **{f"gumbel {n} sims": ("cartpole", (f"num_simulations={n}",))
+                        + ("learner.target_update_period=100",)),
+    "uniform+target network": ("cartpole", _NO_EXTRAS + ("learner.target_update_period=100",)),
+    **{f"gumbel {n} sims": ("cartpole", (f"search.num_simulations={n}",))
        for n in (2, 4, 8, 16, 50)},
     "sample_efficient preset": ("sample_efficient", ()),
 }
@@ -65,7 +66,7 @@ def run(name: str, seed: int, out: str, max_env_steps: int, eval_episodes: int) 
     args = ["--preset", preset, "--eval-episodes", str(eval_episodes)]
     for item in overrides:
         field, value = item.split("=", 1)
-        args += [f"--config.{field}", value]
+        args += [f"--{field}", value]
     if preset == "cartpole":
         args += ["--total-env-steps", str(max_env_steps)]
     load_before = os.getloadavg()[0]

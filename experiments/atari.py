@@ -3,12 +3,12 @@
     python experiments/atari.py --env ALE/Breakout-v5 --preset tiny --env-steps 2000 --out DIR
     python experiments/atari.py --resume DIR [--STAGE.FIELD VALUE ...]
 
-`--preset paper` is the paper's configuration (SPEC.md, Atari specifics) for a
+`--preset paper` is the paper's configuration (its Atari appendices) for a
 GPU or TPU; `--preset tiny` the same pipeline scaled down for a CPU smoke run.
 Prints progress while training, then plays `--eval-episodes` greedy episodes on
 fresh emulators. DIR receives what experiments/cartpole.py writes (config.json,
 checkpoints/, tensorboard/, metrics.csv, curves.png, summary.json with the same
-keys); every Config field can be overridden (`--help` lists them). Resuming
+keys); every config field can be overridden (`--help` shows how). Resuming
 restores parameters, optimizer, replay (when it was checkpointed), RNG and
 counters, and starts new games: emulators are not checkpointed.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Annotated
 
 import muzero_jax as mz
 from muzero_jax import experiment
@@ -26,26 +27,24 @@ from muzero_jax import experiment
 class AtariFlags(experiment.Flags):
     """experiment.Flags, and two of their own."""
 
-    env_steps: int | None = None  # training budget in agent steps, as --total-env-steps
-    # episode time limit in agent steps, as --env.max_episode_steps (default: the
-    # preset's; paper 27,000)
-    max_episode_steps: int | None = None
+    # training budget in agent steps, as --total-env-steps
+    env_steps: Annotated[int | None, experiment.flag("INT", "the preset's")] = None
+    # episode time limit in agent steps, as --env.max_episode_steps (paper: 27,000)
+    max_episode_steps: Annotated[int | None, experiment.flag("INT", "the preset's")] = None
 
     def flag_fields(self) -> dict[str, str]:
-        return super().flag_fields() | {"env_steps": "total_env_steps",
-                                        "max_episode_steps": "max_episode_steps"}
+        return super().flag_fields() | {"env_steps": "run.total_env_steps",
+                                        "max_episode_steps": "env.max_episode_steps"}
 
 
 def check_atari(config: mz.Config) -> None:
     """Refuses an env that is not an Atari game before the Atari preset meets it (its
-    sticky actions and frame history would be what the error named), then builds the
-    agent as every experiment does."""
+    sticky actions and frame history would be what the error named)."""
     if not config.env.id.startswith("ALE/"):
         raise mz.ConfigError(
             f"env={config.env.id!r}: experiments/atari.py trains Atari games, ids "
             f"ALE/<Game>-v5 (e.g. ALE/Breakout-v5); experiments/train.py --env "
             f"{config.env.id} trains any other env")
-    mz.Agent(config)
 
 
 def default_out(config: mz.Config, preset: str) -> str:

@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+from typing import Annotated
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -31,7 +32,6 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from muzero_jax import cli, experiment, opponents  # noqa: E402
-from muzero_jax.agent import Agent  # noqa: E402
 from muzero_jax.config import MODES, Config, ConfigError, from_dict  # noqa: E402
 from muzero_jax.presets import BOARD_GAMES  # noqa: E402
 
@@ -40,12 +40,14 @@ from muzero_jax.presets import BOARD_GAMES  # noqa: E402
 class BoardFlags(experiment.Flags):
     """experiment.Flags, and the board's own."""
 
+    # the game, which picks its preset: tic_tac_toe, connect_four, othello, go_9x9, chess
+    game: Annotated[str | None, experiment.flag("GAME", "tic_tac_toe")] = None
     # muzero: the learned model; alphazero: pgx's real step in the search (unroll_steps 0)
-    mode: str | None = None
+    mode: Annotated[str | None, experiment.flag("MODE", "muzero")] = None
     baseline_simulations: int = 100  # simulations of the pure-search opponent
 
     def flag_fields(self) -> dict[str, str]:
-        return super().flag_fields() | {"mode": "mode"}
+        return super().flag_fields() | {"mode": "search.mode"}
 
     def overrides(self) -> dict:
         # The mode's own preset is already the default config (`main`); what is left is
@@ -122,7 +124,6 @@ def main(argv: list[str] | None = None) -> dict:
         if baseline_simulations() < 1:
             raise ConfigError(f"--baseline-simulations {baseline_simulations()}: expected "
                               "an integer >= 1")
-        Agent(config)
 
     def evaluate(result, config):
         results.update(board_evaluation(result, config, baseline_simulations()))

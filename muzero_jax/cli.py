@@ -1,4 +1,4 @@
-"""The command line: flags from dataclasses, every `Config` field as `--config.FIELD VALUE`.
+"""The command line: flags from dataclasses, every config field as `--STAGE.FIELD VALUE`.
 
     python experiments/train.py --env CartPole-v1 --search.num_simulations 8 \
         --learner.max_grad_norm none --env.observation_shape 4
@@ -6,17 +6,19 @@
 tyro (https://brentyi.github.io/tyro/) builds the parser from the dataclasses
 themselves: a field's type gives its parser and metavar (`Literal` fields take one
 of their choices, `X | None` fields also `none`), its comment in the source is its
-`--help` text, shown beside its default (the chosen preset's), a nested dataclass
-gets a prefix (`--config.`), a misspelt flag gets "Perhaps you meant", and `-` and
-`_` are interchangeable in flag names. Tuples take their items space-separated:
-`--env.observation_shape 4 84 84`, and `--acting.temperature_schedule 0.5 0.5
-0.75 0.25` for ((0.5, 0.5), (0.75, 0.25)); a bare `--acting.temperature_schedule`
-is ().
+`--help` text, shown beside its default (the chosen preset's), each stage of the
+config gets its prefix (`--search.`), a misspelt flag gets "Perhaps you meant", and
+`-` and `_` are interchangeable in flag names. Tuples take their items
+space-separated: `--env.observation_shape 4 84 84`, and `--acting.temperature_schedule
+0.5 0.5 0.75 0.25` for ((0.5, 0.5), (0.75, 0.25)); a bare
+`--acting.temperature_schedule` is ().
 
-What we add to tyro: booleans and None in any case (`true`, `False`, `none`, as
-config.json and Python spell them), and errors on one line, `PROG: error: ...`
-with exit code 2 (argparse's convention; tyro draws a box), before anything
-compiles.
+What we add to tyro: help in three sizes (`--help` one screen: the script's own
+flags and a line per stage; `--help STAGE` one stage's flags; `--help-all` every
+flag), booleans and None in any case (`true`, `False`, `none`, as config.json and
+Python spell them), a flat `--config.FIELD` answered with its new spelling, and
+errors on one line, `PROG: error: ...` with exit code 2 (argparse's convention;
+tyro draws a box), before anything compiles.
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import difflib
+import functools
+import inspect
 import io
 import os
 import re
+import shutil
 import sys
+import textwrap
+import tokenize
+import typing
 from collections.abc import Sequence
 from typing import Annotated, NoReturn, TypeVar
 
@@ -159,14 +168,43 @@ def one_line(box: str) -> str:
     return message
 
 
+HELP_ALL = "--help-all"
+HELP_FLAGS = ("-h", "--help")
+
+
 def parse(flags_type: type[T], argv: Sequence[str], *, default: T, description: str,
-          prog: str | None = None) -> T:
+          details: str = "", prog: str | None = None) -> T:
     """The flags of `flags_type` (a dataclass) from argv, over the values in `default`.
 
-    `--help` prints every field with its comment and its value in `default`, then
-    exits 0; a bad flag or value exits 2 with one line (`error`).
+    Help, each printed to stdout, then exit 0: `--help` one screen (the script's own
+    flags, one line per stage), `--help STAGE` that stage's flags, `--help presets`
+    `details`, `--help-all` every flag; a stage flag's help is its field's comment in
+    muzero_jax/config.py and its value in `default`. A bad flag or value, or a flat
+    `--config.FIELD`, exits 2 with one line (`error`).
     """
     prog = prog or os.path.basename(sys.argv[0])
+    refuse_old_flags(argv, prog)
+    topic = help_topic(argv, prog)
+    if topic == "short":
+        print(short_help(flags_type, default, prog=prog, description=description))
+        sys.exit(0)
+    if topic == "presets":
+        print(details)
+        sys.exit(0)
+    first_line = description.split("\n")[0]  # the rest is the short screen's
+    if topic in config_lib.STAGES:
+        stage_type = _stage_flags(topic)
+        _tyro_parse(stage_type, ["--help"], default=stage_type(getattr(_config_of(default), topic)),
+                    prog=prog, description=f"{first_line}\n\n{_stage_comment(topic)}: "
+                    f"--{topic}.FIELD VALUE")
+    if topic == "all":
+        argv = [token for token in argv if token != HELP_ALL] + ["--help"]
+        description = f"{first_line}\n\n{details}".strip()
+    return _tyro_parse(flags_type, argv, default=default, prog=prog, description=description)
+
+
+def _tyro_parse(flags_type, argv, *, default, prog, description):
+    # tyro prints an error as a box on stderr: caught and told as one line instead.
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
@@ -182,21 +220,166 @@ def parse(flags_type: type[T], argv: Sequence[str], *, default: T, description: 
     return flags
 
 
+def help_topic(argv: Sequence[str], prog: str | None = None) -> str | None:
+    """What help argv asks for: "all" (`--help-all`), a stage or "presets" (`--help
+    NAME`), "short" (`--help` alone), or None; exits 2 naming the topics for another."""
+    argv = list(argv)
+    if HELP_ALL in argv:
+        return "all"
+    for i, token in enumerate(argv):
+        if token in HELP_FLAGS:
+            name = argv[i + 1] if i + 1 < len(argv) else None
+            if name is None or name.startswith("-"):
+                return "short"
+            topics = [*config_lib.STAGES, "presets"]
+            if name not in topics:
+                error(f"{token} {name}: expected a stage or presets, one of {topics} (or "
+                      f"{HELP_ALL} for every flag)", prog)
+            return name
+    return None
+
+
+@functools.cache
+def _stage_flags(stage: str) -> type:
+    # Only the stage as a field named after it, so that its flags read --STAGE.FIELD.
+    return dataclasses.make_dataclass(
+        f"{stage.title()}Flags", [(stage, config_lib.STAGES[stage])], frozen=True)
+
+
+def _config_of(flags) -> Config:
+    for field in dataclasses.fields(flags):
+        value = getattr(flags, field.name)
+        if isinstance(value, Config):
+            return value
+    raise TypeError(f"{type(flags).__name__} holds no Config")
+
+
+def _stage_comment(stage: str) -> str:
+    return field_comments(Config)[stage]
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """The comment of each field of the dataclass `cls` and its bases: the one beside
+    the field, else the comment lines right above it, joined into one line."""
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        names = {field.name for field in dataclasses.fields(klass)}
+        source = textwrap.dedent(inspect.getsource(klass))
+        above: list[str] = []
+        beside: dict[str, str] = {}
+        field = None  # the field whose (possibly continued) line the tokens are on
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            col = token.start[1]
+            if token.type == tokenize.COMMENT:
+                text = token.string.lstrip("#").strip()
+                if field is not None:
+                    beside[field] = f"{beside[field]} {text}" if field in beside else text
+                else:
+                    above.append(text)
+            elif token.type == tokenize.NEWLINE:
+                field = None
+            elif token.type == tokenize.NAME and col == 4 and token.string in names:
+                field = token.string
+                if above:
+                    comments[field] = " ".join(above)
+                above = []
+            elif token.type not in (tokenize.NL, tokenize.INDENT, tokenize.DEDENT) and col <= 4:
+                above = []  # a comment above a method or the docstring is no field's
+        comments.update(beside)
+    return comments
+
+
+def short_help(flags_type: type, default, *, prog: str, description: str) -> str:
+    """One screen: the script's own flags with their comments and defaults, one line per
+    stage of the config, and where the rest is."""
+    width = max(min(shutil.get_terminal_size().columns, 100), 60)
+    usage = f"usage: {prog} [--help [STAGE] | {HELP_ALL}] [FLAGS] [--STAGE.FIELD VALUE ...]"
+    lines = textwrap.wrap(usage, width, subsequent_indent="    ", break_on_hyphens=False) + [""]
+    for paragraph in description.split("\n"):
+        lines += _wrap(paragraph, width) or [""]
+    lines += ["", "flags:"]
+    comments = field_comments(flags_type)
+    hints = typing.get_type_hints(flags_type, include_extras=True)
+    for field in dataclasses.fields(flags_type):
+        value = getattr(default, field.name)
+        if isinstance(value, Config):
+            continue
+        metavar, shown = _metavar_and_default(hints[field.name], value)
+        lines += _two_columns(f"--{field.name} {metavar}".rstrip(),
+                              f"{comments.get(field.name, '')} {shown}".strip(), width)
+    lines += _two_columns("-h, --help [STAGE]", "this screen; a stage's flags; presets: "
+                          f"what each is ({HELP_ALL}: every flag)", width)
+    lines += [""] + _wrap("stages: --STAGE.FIELD VALUE sets a field (default: the preset's; "
+                          "- or _ alike, tuples space-separated, none for no value); --help "
+                          "STAGE lists a stage's flags", width)
+    for stage, cls in config_lib.STAGES.items():
+        count = len(dataclasses.fields(cls))
+        lines += _two_columns(stage, f"{_stage_comment(stage)}: {count} flags, --help {stage}",
+                              width, column=12)
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    return textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False)
+
+
+def _metavar_and_default(hint, value) -> tuple[str, str]:
+    # Flags built with `tyro.conf.arg(metavar=..., help_behavior_hint=...)` say both.
+    metavar, shown = None, None
+    for extra in getattr(hint, "__metadata__", ()):
+        metavar = getattr(extra, "metavar", None) or metavar
+        shown = getattr(extra, "help_behavior_hint", None) or shown
+    hint = typing.get_args(hint)[0] if typing.get_origin(hint) is Annotated else hint
+    if metavar is None:
+        types_ = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        metavar = ("{true,false}" if types_[0] is bool
+                   else getattr(types_[0], "__name__", str(types_[0])).upper())
+    if shown is None:
+        text = ("none" if value is None else str(value).lower() if isinstance(value, bool)
+                else " ".join(map(str, value)) if isinstance(value, tuple) else str(value))
+        shown = f"(default: {text})"
+    return metavar, shown
+
+
+def _two_columns(left: str, text: str, width: int, *, indent: int = 2,
+                 column: int = 26) -> list[str]:
+    # argparse's layout: the flag, then its help wrapped in a column of its own.
+    left = " " * indent + left
+    wrapped = _wrap(text, width - column) or [""]
+    if len(left) + 2 > column:
+        return [left] + [" " * column + line for line in wrapped]
+    return [left.ljust(column) + wrapped[0]] + [" " * column + line for line in wrapped[1:]]
+
+
 def build(config: Config, **overrides) -> Config:
     """`config` with `overrides` (fields given as flags), validated; raises `ConfigError`."""
     return config_lib.validate(config.replace(**overrides))
 
 
-def refuse_old_flags(argv: Sequence[str]) -> None:
-    """Ends with one line naming the new spelling of a flat `--config.FIELD` flag."""
+def refuse_old_flags(argv: Sequence[str], prog: str | None = None) -> None:
+    """Ends with one line naming the new spelling of a flat `--config.FIELD` flag (or,
+    for a name no field had, the closest field's)."""
     for token in argv:
-        if token.startswith("--config."):
-            name = token.split("=", 1)[0][len("--config."):].replace("-", "_")
-            try:
-                new = "--" + config_lib.path_of(name)
-            except ConfigError as e:
-                error(f"{token}: flags are grouped by stage now (--STAGE.FIELD); {e}")
-            error(f"{token}: flags are grouped by stage now; use {new}")
+        if not token.startswith("--config."):
+            continue
+        flag = token.split("=", 1)[0]
+        name = flag[len("--config."):].replace("-", "_")
+        try:
+            new = "--" + config_lib.path_of(name)
+        except ConfigError as e:
+            if name in config_lib.REMOVED:
+                error(f"{flag}: {e}", prog)
+            near = difflib.get_close_matches(name, _field_names(), n=1)
+            guess = f"; perhaps you meant --{config_lib.path_of(near[0])}" if near else ""
+            error(f"{flag}: no such field; flags are --STAGE.FIELD{guess}", prog)
+        error(f"{flag}: flags are grouped by stage; use {new}", prog)
+
+
+def _field_names() -> list[str]:
+    return [field.name for cls in config_lib.STAGES.values()
+            for field in dataclasses.fields(cls)]
 
 
 def pre_parse(argv: Sequence[str], *names: str) -> argparse.Namespace:
@@ -213,13 +396,13 @@ def pre_parse(argv: Sequence[str], *names: str) -> argparse.Namespace:
 class ConfigFlags:
     """A preset and overrides of any of its fields."""
 
-    preset: str = "cartpole"  # named configuration to start from
+    preset: Annotated[str, tyro.conf.arg(metavar="NAME")] = "cartpole"  # preset to start from
     config: Annotated[Config, tyro.conf.arg(name="")] = Config()  # defaults: the preset's
 
 
 def parse_config(argv: Sequence[str] | None = None, *, preset: str = "cartpole",
                  description: str = "MuZero configuration") -> Config:
-    """`--preset NAME` and `--config.FIELD VALUE` into a validated `Config`, for scripts
+    """`--preset NAME` and `--STAGE.FIELD VALUE` into a validated `Config`, for scripts
     that need nothing else (experiments use `experiment.main`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     name = pre_parse(argv, "--preset").preset or preset

@@ -210,57 +210,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from muzero_jax import checkpoint, cli, treeviz
-
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Greedy evaluation of a run's latest checkpoint on the Gymnasium env.")
-    parser.add_argument("run_dir", help="a run directory written by training (its config.json "
-                        "and checkpoints/)")
-    parser.add_argument("--episodes", type=int, default=10,
-                        help="greedy episodes to play (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
-    parser.add_argument("--env", default=None,
-                        help="Gymnasium env id (default: the run's config.env.id)")
-    parser.add_argument("--run", default=None,
-                        help="in a directory trained with --seeds or --sweep, the run to "
-                        "evaluate, by name (e.g. seed3; default: each run in turn)")
-    parser.add_argument("--video", action="store_true",
-                        help="record one greedy episode as an MP4 (needs moviepy: "
-                        f"{VIDEO_INSTALL})")
-    parser.add_argument("--video-dir", default=None,
-                        help="where the MP4 goes (default RUN_DIR/videos)")
-    parser.add_argument("--tree-png", metavar="FILE", default=None,
-                        help="draw the search tree of the first decision into FILE (needs "
-                        "Graphviz: apt-get install graphviz; pip install graphviz)")
-    cli.add_debug_flag(parser)
-    args = parser.parse_args(argv)
-    if args.episodes < 1:
-        raise ConfigError(f"--episodes {args.episodes}: expected an integer >= 1")
-    # Missing tools fail here, before anything is loaded or compiled.
-    if args.video and importlib.util.find_spec("moviepy") is None:
-        raise ConfigError(f"--video needs moviepy (Gymnasium's RecordVideo encodes with it); "
-                          f"install it with: {VIDEO_INSTALL}")
-    if args.tree_png:
-        import shutil
-
-        if importlib.util.find_spec("graphviz") is None or shutil.which("dot") is None:
-            raise ConfigError(f"--tree-png: {treeviz.INSTALL}")
-        cli.check_output_file("--tree-png", args.tree_png)
-
-    config = checkpoint.load_config(args.run_dir)
-    try:
-        agent = Agent(config)
-    except ConfigError:
-        raise
-    except ValueError as e:  # an env that cannot be built as the run's config says
-        raise ConfigError(f"{args.run_dir}: env {config.env.id!r}: {e}") from e
-    step, runs = checkpoint.restore_train_states(args.run_dir, agent.init(jax.random.key(0)))
-    if args.run is not None:
-        names = [run["name"] for run, _ in runs]
-        if args.run not in names:
-            raise ConfigError(f"--run {args.run!r}: the checkpoint holds runs {names}")
-        runs = [runs[names.index(args.run)]]
+    args = _parser().parse_args(argv)
+    _check_tools(args)
+    config, agent, step, runs = _load_runs(args.run_dir, args.run)
     # The Gymnasium env to play: --env, else the run's env's Gymnasium form, if it has one.
     env_id = args.env or (agent.spec.eval_id if not config.env.history_length else None)
     if env_id is None and (args.video or args.tree_png):
@@ -286,6 +238,72 @@ def _main(argv: list[str]) -> int:
         path = draw_search_tree(agent, state, env_id, args.tree_png, seed=args.seed)
         print(f"search tree: {path}")
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from muzero_jax import cli
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Greedy evaluation of a run's latest checkpoint on the Gymnasium env.")
+    parser.add_argument("run_dir", help="a run directory written by training (its config.json "
+                        "and checkpoints/)")
+    parser.add_argument("--episodes", type=int, default=10,
+                        help="greedy episodes to play (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
+    parser.add_argument("--env", default=None,
+                        help="Gymnasium env id (default: the run's env.id)")
+    parser.add_argument("--run", default=None,
+                        help="in a directory trained with --seeds or --sweep, the run to "
+                        "evaluate, by name (e.g. seed3; default: each run in turn)")
+    parser.add_argument("--video", action="store_true",
+                        help="record one greedy episode as an MP4 (needs moviepy: "
+                        f"{VIDEO_INSTALL})")
+    parser.add_argument("--video-dir", default=None,
+                        help="where the MP4 goes (default RUN_DIR/videos)")
+    parser.add_argument("--tree-png", metavar="FILE", default=None,
+                        help="draw the search tree of the first decision into FILE (needs "
+                        "Graphviz: apt-get install graphviz; pip install graphviz)")
+    cli.add_debug_flag(parser)
+    return parser
+
+
+def _check_tools(args: argparse.Namespace) -> None:
+    # Bad counts and missing tools fail here, before anything is loaded or compiled.
+    import shutil
+
+    from muzero_jax import cli, treeviz
+
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes {args.episodes}: expected an integer >= 1")
+    if args.video and importlib.util.find_spec("moviepy") is None:
+        raise ConfigError(f"--video needs moviepy (Gymnasium's RecordVideo encodes with it); "
+                          f"install it with: {VIDEO_INSTALL}")
+    if args.tree_png:
+        if importlib.util.find_spec("graphviz") is None or shutil.which("dot") is None:
+            raise ConfigError(f"--tree-png: {treeviz.INSTALL}")
+        cli.check_output_file("--tree-png", args.tree_png)
+
+
+def _load_runs(run_dir: str, run_name: str | None):
+    """(config, agent, checkpoint step, [(run, TrainState)]) of a run directory's latest
+    checkpoint: every run it holds, or only `run_name`."""
+    from muzero_jax import checkpoint
+
+    config = checkpoint.load_config(run_dir)
+    try:
+        agent = Agent(config)
+    except ConfigError:
+        raise
+    except ValueError as e:  # an env that cannot be built as the run's config says
+        raise ConfigError(f"{run_dir}: env {config.env.id!r}: {e}") from e
+    step, runs = checkpoint.restore_train_states(run_dir, agent.init(jax.random.key(0)))
+    if run_name is not None:
+        names = [run["name"] for run, _ in runs]
+        if run_name not in names:
+            raise ConfigError(f"--run {run_name!r}: the checkpoint holds runs {names}")
+        runs = [runs[names.index(run_name)]]
+    return config, agent, step, runs
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """What every experiment script does: parse flags, train into a run directory, evaluate, summarise.
 
-`experiments/train.py` (any env), `experiments/cartpole.py` and
-`experiments/atari.py` are thin: they name their default preset, their default
-run directory and how to evaluate, and call `main`. So all take the same flags
-(`Flags`: `--env`, `--preset`, `--seed`, `--out`, `--resume DIR`,
-`--total-env-steps`, `--eval-episodes`, and `--config.FIELD VALUE` for every
+`experiments/train.py` (any env), `experiments/cartpole.py`,
+`experiments/atari.py` and `experiments/board.py` are thin: they name their default
+preset, their default run directory and how to evaluate, and call `main`. So all
+take the same flags (`Flags`: `--env`, `--preset`, `--seed`, `--out`, `--resume DIR`,
+`--total-env-steps`, `--eval-episodes`, and `--STAGE.FIELD VALUE` for every config
 field), write the same run directory (config.json, checkpoints/, tensorboard/,
 metrics.csv, curves.png) and the same `summary.json` keys, and exit with code 2
 and one line, never a traceback, on bad input, before anything compiles.
@@ -27,7 +27,6 @@ import tyro
 
 from muzero_jax import checkpoint, cli, compile_stats, distributed, envs, presets
 from muzero_jax import config as config_lib
-from muzero_jax.agent import Agent
 from muzero_jax.config import Config, ConfigError
 from muzero_jax.evaluate import evaluate_final, solve_threshold
 from muzero_jax.loop import SWEEPABLE
@@ -48,8 +47,7 @@ def evaluate_named_env(result: TrainResult, config: Config) -> tuple[np.ndarray,
     return evaluate_final(result.agent, result.state, config)
 
 
-# The preset for small vector envs without a preset of their own. Merge point (issue 10):
-# "classic" once config.py has it; until then CartPole's, the closest we have.
+# The preset for small vector envs without a preset of their own.
 CLASSIC_PRESET = "classic"
 CARTPOLE_IDS = ("jax/CartPole-v1", "CartPole-v1", "gymnax/CartPole-v1")
 
@@ -93,8 +91,11 @@ PRESET_RULE = (f"without --preset: cartpole for {', '.join(CARTPOLE_IDS)}; atari
                f"gymnax/<game>-MinAtar; {CLASSIC_PRESET} for any other id")
 
 
-def _flag(metavar: str, default: str):
-    # These flags are None unless given (the preset's value then stands); say so in --help.
+def flag(metavar: str, default: str | None):
+    """`tyro.conf.arg` for a script flag: its metavar, and what its default means where the
+    value is None unless given (the preset's value then stands)."""
+    if default is None:
+        return tyro.conf.arg(metavar=metavar)
     return tyro.conf.arg(metavar=metavar, help_behavior_hint=f"(default: {default})")
 
 
@@ -102,39 +103,33 @@ def _flag(metavar: str, default: str):
 class Flags:
     """The flags of every experiment script (`--help` shows these comments)."""
 
-    # env id, one of the families above
-    env: Annotated[str | None, _flag("ID", "the preset's")] = None
-    preset: str = "cartpole"  # named configuration to start from, one of the presets above
+    # env id, of a family --help presets lists
+    env: Annotated[str | None, flag("ID", "the preset's")] = None
+    preset: Annotated[str, flag("NAME", None)] = "cartpole"  # named configuration to start from
     # random seed, as --run.seed
-    seed: Annotated[int | None, _flag("INT", "the preset's")] = None
+    seed: Annotated[int | None, flag("INT", "the preset's")] = None
     # run directory
-    out: Annotated[str | None, _flag("DIR", "runs/<env>-<preset>-seed<S>")] = None
-    # continue the run in this directory from its latest checkpoint (flags apply on top
-    # of its config.json)
-    resume: Annotated[str | None, _flag("DIR", "a fresh run")] = None
+    out: Annotated[str | None, flag("DIR", "runs/<env>-<preset>-seed<S>")] = None
+    # continue the run in DIR from its latest checkpoint, flags on top of its config.json
+    resume: Annotated[str | None, flag("DIR", "a fresh run")] = None
     # training budget in env steps, as --run.total_env_steps
-    total_env_steps: Annotated[int | None, _flag("INT", "the preset's")] = None
+    total_env_steps: Annotated[int | None, flag("INT", "the preset's")] = None
     # final greedy evaluation episodes, as --run.final_eval_episodes
-    eval_episodes: Annotated[int | None, _flag("INT", "the preset's")] = None
-    # train these seeds side by side in one compiled program (JAX envs): one run
-    # directory, a TensorBoard run and a summary.json entry each
-    seeds: Annotated[tuple[int, ...] | None, _flag("S [S ...]", "one run, --seed")] = None
-    # one run per comma-separated value of a config field, in one program (with --seeds:
-    # per seed), e.g. --sweep learning_rate 1e-3,3e-3,1e-2
-    sweep: Annotated[tuple[str, str] | None, _flag("FIELD VALUES", "none")] = None
-    # keep compiled programs here, so that the next run with the same shapes skips XLA's
-    # compile (JAX's persistent cache); none: compile afresh every run
-    compile_cache: Annotated[str | None, _flag("DIR", compile_stats.DEFAULT_CACHE)] = (
+    eval_episodes: Annotated[int | None, flag("INT", "the preset's")] = None
+    # train these seeds side by side in one compiled program (JAX envs)
+    seeds: Annotated[tuple[int, ...] | None, flag("S [S ...]", "one run, --seed")] = None
+    # one run per comma-separated value of a field, in one program: learning_rate 1e-3,3e-3
+    sweep: Annotated[tuple[str, str] | None, flag("FIELD VALUES", "none")] = None
+    # reuse compiled programs kept here (JAX's persistent cache); none: compile afresh
+    compile_cache: Annotated[str | None, flag("DIR", "~/.cache/muzero_jax/jax")] = (
         compile_stats.DEFAULT_CACHE)
-    # several processes (hosts): process 0's HOST:PORT, which the others connect to
-    # (jax.distributed.initialize); give all three, and --run.num_devices 0 for all
-    # devices of all processes
-    coordinator: Annotated[str | None, _flag("HOST:PORT", "one process")] = None
+    # several processes (jax.distributed): process 0's address; give all three flags
+    coordinator: Annotated[str | None, flag("HOST:PORT", "one process")] = None
     # processes in a multi-process run
-    num_processes: Annotated[int | None, _flag("N", "one process")] = None
+    num_processes: Annotated[int | None, flag("N", "one process")] = None
     # this process's index in a multi-process run, 0..N-1
-    process_id: Annotated[int | None, _flag("I", "one process")] = None
-    # show the full traceback of a fault instead of its one line (also: MUZERO_JAX_DEBUG=1)
+    process_id: Annotated[int | None, flag("I", "one process")] = None
+    # a fault's full traceback instead of its one line (also MUZERO_JAX_DEBUG=1)
     debug: bool = False
     # every field of muzero_jax.Config, by stage (--search.num_simulations); defaults are
     # the preset's
@@ -206,10 +201,16 @@ def default_out(config: Config, preset: str) -> str:
     return os.path.join("runs", f"{env}-{preset}-seed{config.run.seed}")
 
 
-def help_text(description: str, aliases: dict[str, str], preset_rule: str | None) -> str:
-    """The script's description, then the env id families and the presets, one line each."""
+def help_text(description: str, aliases: dict[str, str],
+              preset_rule: str | None) -> tuple[str, str]:
+    """(what `--help` shows above the flags, what `--help presets` shows): the script's
+    description and the presets' names; the env id families and each preset's first
+    docstring line."""
     width = max(map(len, list(envs.FAMILIES) + list(PRESETS))) + 2
-    lines = [description, "", "env ids (--env; muzero_jax.envs.make):"]
+    names = ", ".join(list(PRESETS) + [f"{a} ({t})" for a, t in aliases.items()])
+    short = (f"{description}\n\npresets (--preset; --help presets: what each is, and the "
+             f"env ids): {names}" + (f"\n{preset_rule}." if preset_rule else ""))
+    lines = ["env ids (--env; muzero_jax.envs.make):"]
     lines += [f"  {name:<{width}}{what}" for name, what in envs.FAMILIES.items()]
     lines += ["", "presets (--preset; muzero_jax.PRESETS):"]
     for name, make in PRESETS.items():
@@ -219,9 +220,23 @@ def help_text(description: str, aliases: dict[str, str], preset_rule: str | None
                                                     if also else ""))
     if preset_rule:
         lines += ["", preset_rule]
-    lines += ["", "Flags take - or _ alike; lists go space-separated (--env.observation_shape "
-              "4 84 84); none for no value."]
-    return "\n".join(lines)
+    return short, "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Script:
+    """What sets one experiment script apart from another (`main`'s keyword arguments)."""
+
+    description: str  # the script's one-line description, for --help
+    # the PRESETS name used without --preset; None: the one that suits the env's family
+    default_preset: str | None
+    default_out: Callable[[Config, str], str] = default_out  # run directory without --out
+    evaluate: Evaluate = evaluate_named_env  # plays the final greedy episodes
+    preset_aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # tiny -> ...
+    flags_type: type[Flags] = Flags  # Flags, or a subclass with the script's own flags
+    # raises ConfigError or ValueError for a config the script cannot run (its env's family)
+    check: Callable[[Config], object] | None = None
+    preset_overrides: dict | None = None  # fields every preset is built with (board's mode)
 
 
 def main(argv: Sequence[str] | None, *, description: str, default_preset: str | None,
@@ -231,62 +246,84 @@ def main(argv: Sequence[str] | None, *, description: str, default_preset: str | 
          flags_type: type[Flags] = Flags,
          check: Callable[[Config], object] | None = None,
          preset_overrides: dict | None = None) -> dict:
-    """Runs one experiment from command-line flags; returns the summary it writes.
+    """Runs one experiment from command-line flags (argv; None: sys.argv[1:]); returns
+    the summary it writes. The keyword arguments are `Script`'s fields.
 
-    Args:
-      argv: the flags (None: sys.argv[1:]).
-      description: the script's one-line description, for --help.
-      default_preset: the `PRESETS` name used without `--preset`; None: the one that
-        suits the env's family (`preset_for_env`), with the env set to the id given.
-      default_out: the run directory without `--out`, from the config and preset.
-      evaluate: plays the final greedy episodes (default: `evaluate.evaluate_final`,
-        on the env the config names, or its Gymnasium twin).
-      preset_aliases: short preset names the script accepts (e.g. tiny -> atari_tiny).
-      flags_type: `Flags`, or a subclass with the script's own flags (its
-        `overrides()` says which config fields they set).
-      check: raises ConfigError/ValueError for a config the script cannot run,
-        before anything compiles (default: building the `Agent`, which builds the
-        environment and checks the config against it, compiling nothing).
+    In order, before anything compiles: the flags over the chosen preset (`parse_flags`);
+    the config validated, the run directory checked, the script's `check`, the env built
+    (`checked_config`). Then `train` (its Agent checks the config against the env), the
+    final evaluation and summary.json.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    script = Script(description, default_preset, default_out, evaluate,
+                    dict(preset_aliases or {}), flags_type, check, preset_overrides)
     with cli.one_line_errors(cli.debugging(argv)):
-        return _main(argv, description=description, default_preset=default_preset,
-                     default_out=default_out, evaluate=evaluate,
-                     preset_aliases=preset_aliases, flags_type=flags_type, check=check,
-                     preset_overrides=preset_overrides)
+        return _main(argv, script)
 
 
-def _main(argv: list[str], *, description, default_preset, default_out, evaluate,
-          preset_aliases, flags_type, check, preset_overrides) -> dict:
+def _main(argv: list[str], script: Script) -> dict:
     limit_malloc_arenas()  # before JAX starts its threads: a long run's memory stays flat
     # `--env my_package.envs:Maze-v0` imports the user's module as `python -m` would, from
     # the working directory (a script's own directory is what Python puts on sys.path).
     if os.getcwd() not in sys.path:
         sys.path.insert(1, os.getcwd())
-    aliases = preset_aliases or {}
-    cli.refuse_old_flags(argv)
+    flags, preset = parse_flags(argv, script)
+    config, env, num_devices = checked_config(flags, argv, preset, script)
+    seeds, sweep = runs_from_flags(flags)
+    out = run_dir(flags, config, preset, script.default_out)
+    resume = flags.resume is not None
+    if seeds is not None or sweep is not None:
+        results = train(config, env=env, seeds=seeds, sweep=sweep, run_dir=out,
+                        resume=resume)
+    else:
+        results = [train(config, env=env, run_dir=out, resume=resume)]
+    wall_seconds = seconds_since_process_start()
+    if not distributed.is_primary():  # process 0 evaluates and writes the summary
+        return {}
+    if seeds is None and sweep is None:
+        summary = evaluate_one(results[0], config, script.evaluate)
+    else:
+        with open(os.path.join(out, RUNS_NAME), "w") as f:
+            json.dump({"seeds": seeds, "sweep": list(sweep) if sweep else None}, f)
+        summary = evaluate_runs(results, config, script.evaluate, seeds, sweep)
+    summary = {"env": config.env.id, "preset": preset, **summary,
+               "wall_seconds": round(wall_seconds, 2), "num_devices": num_devices,
+               "num_processes": jax.process_count(), "config": dataclasses.asdict(config)}
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    print_summary(summary, out)
+    return summary
+
+
+def parse_flags(argv: list[str], script: Script) -> tuple[Flags, str]:
+    """The flags over the chosen preset's config (or the resumed run's), and the preset's
+    name; exits 2 with one line on a bad flag or preset."""
     pre = cli.pre_parse(argv, "--env", "--env.id", "--preset", "--resume")
-    base = None
-    if pre.resume is not None:
-        try:
-            base = checkpoint.load_config(pre.resume)
-        except checkpoint.CheckpointError as e:
-            cli.error(str(e))
+    base = checkpoint.load_config(pre.resume) if pre.resume is not None else None
     env_id = pre.env or getattr(pre, "env.id") or (base.env.id if base else None)
-    preset = pre.preset or default_preset or preset_for_env(env_id or Config().env.id)
+    preset = (pre.preset or script.default_preset
+              or preset_for_env(env_id or Config().env.id))
+    aliases = script.preset_aliases
     names = sorted(PRESETS) + sorted(aliases)
     if preset not in names:
         cli.error(f"--preset {preset!r}: expected one of {names}")
     preset = aliases.get(preset, preset)
     try:
-        default_config = base or preset_config(preset, env_id, preset_overrides)
+        default_config = base or preset_config(preset, env_id, script.preset_overrides)
     except ConfigError as e:
         cli.error(f"--preset {preset}: {e}")
-    flags = cli.parse(
-        flags_type, argv, default=flags_type(preset=preset, config=default_config),
-        description=help_text(description, aliases,
-                              PRESET_RULE if default_preset is None else None))
+    short, details = help_text(script.description, aliases,
+                               PRESET_RULE if script.default_preset is None else None)
+    default = script.flags_type(preset=preset, config=default_config)
+    flags = cli.parse(script.flags_type, argv, default=default, description=short,
+                      details=details)
+    return flags, preset
 
+
+def checked_config(flags: Flags, argv: list[str], preset: str, script: Script):
+    """(config, env, device count): the flags' config, validated, its run directory
+    checked and its environment built, before anything compiles; exits 2 with one line
+    on what the run cannot use."""
     if (flags.resume is not None and flags.out is not None
             and os.path.abspath(flags.out) != os.path.abspath(flags.resume)):
         cli.error(f"--out {flags.out} and --resume {flags.resume}: a resumed run stays in "
@@ -295,67 +332,98 @@ def _main(argv: list[str], *, description, default_preset, default_out, evaluate
     conflict = flags.conflicts(argv)
     if conflict is not None:
         cli.error(conflict)
+    runs_from_flags(flags)  # a bad --seeds or --sweep is said before anything is built
     try:
         distributed.initialize(flags.coordinator, flags.num_processes, flags.process_id)
         # Devices first: validation's divisibility check would otherwise ask for totals
         # that divide by a device count this machine cannot give.
         distributed.check_visible(flags.config.run.num_devices)
         config = config_lib.validate_budget(cli.build(flags.config, **flags.overrides()))
-        check_run_dir(flags, config, preset, default_out)
-        (check or Agent)(config)
-        num_devices = distributed.num_devices(config)
+        check_run_dir(flags, config, preset, script.default_out)
+        if script.check is not None:
+            script.check(config)
+        # Built once, here, so that an id or a space the env cannot take is said before
+        # anything else is built; train's Agent then checks the config against it.
+        env = envs.make(config)
+        return config, env, distributed.num_devices(config)
     except (ConfigError, ValueError) as e:
         cli.error(str(e))
-    seeds, sweep = runs_from_flags(flags)
-    out = run_dir(flags, config, preset, default_out)
-    if seeds is not None or sweep is not None:
-        return _main_runs(config, preset, out, flags, seeds, sweep, evaluate, num_devices)
 
-    try:
-        result = train(config, run_dir=out, resume=flags.resume is not None)
-    # Checked again here: an env that only fails once training starts still gets one line.
-    except (checkpoint.CheckpointError, ConfigError) as e:
-        cli.error(str(e))
-    wall_seconds = seconds_since_process_start()
-    if not distributed.is_primary():  # process 0 evaluates and writes the summary
-        return {}
 
+def evaluate_one(result: TrainResult, config: Config, evaluate: Evaluate) -> dict:
+    """The summary of one run: its final greedy evaluation and its counts."""
     eval_start = time.perf_counter()
     returns, eval_label = evaluate(result, config)
     returns = np.asarray(returns)
     eval_seconds = time.perf_counter() - eval_start
     # The env's own bar (Gymnasium's reward_threshold) where it has one, else the config's.
     threshold = solve_threshold(result.agent, config)
-    summary = {
-        "env": config.env.id,
-        "preset": preset,
-        "env_steps": result.env_steps,
-        "train_steps": result.train_steps,
-        "wall_seconds": round(wall_seconds, 2),
-        "train_seconds": round(result.seconds, 2),
-        "eval_seconds": round(eval_seconds, 2),
-        "eval_return_mean": float(np.mean(returns)),
-        "eval_return_std": float(np.std(returns)),
-        "eval_return_min": float(np.min(returns)),
-        "eval_episodes": int(len(returns)),
-        "eval_env": eval_label,
+    return {
+        "env_steps": result.env_steps, "train_steps": result.train_steps,
+        "train_seconds": round(result.seconds, 2), "eval_seconds": round(eval_seconds, 2),
+        **_returns_summary(returns, eval_label, threshold),
         "compile_seconds": result.compile_seconds,
-        "solved": bool(threshold is not None and np.mean(returns) >= threshold),
-        "solved_during_training": result.solved,
-        "early_stop": result.early_stops,
+        "solved_during_training": result.solved, "early_stop": result.early_stops,
         "seed": config.run.seed,
-        "num_devices": num_devices,
-        "num_processes": jax.process_count(),
-        "config": dataclasses.asdict(config),
     }
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    print(f"eval on {eval_label}: {summary['eval_return_mean']:.1f} "
-          f"+- {summary['eval_return_std']:.1f} over {len(returns)} greedy episodes | "
-          f"wall {summary['wall_seconds']:.1f}s (compile included) | "
-          f"{result.env_steps} env steps | {result.train_steps} updates | "
-          f"eval {eval_seconds:.1f}s -> {out}/summary.json")
-    return summary
+
+
+def _returns_summary(returns: np.ndarray, eval_label: str, threshold: float | None) -> dict:
+    return {"eval_return_mean": float(np.mean(returns)),
+            "eval_return_std": float(np.std(returns)),
+            "eval_return_min": float(np.min(returns)), "eval_episodes": int(len(returns)),
+            "eval_env": eval_label,
+            "solved": bool(threshold is not None and np.mean(returns) >= threshold)}
+
+
+def evaluate_runs(results: list[TrainResult], config: Config, evaluate: Evaluate,
+                  seeds, sweep) -> dict:
+    """The summary of several runs of one program: an entry each and their aggregate."""
+    threshold = solve_threshold(results[0].agent, config)
+    eval_start = time.perf_counter()
+    entries = []
+    for result in results:
+        run_config = config.replace(seed=result.seed, **result.hyperparameters)
+        start = time.perf_counter()
+        returns, eval_label = evaluate(result, run_config)
+        entries.append({
+            "seed": result.seed, **result.hyperparameters,
+            "env_steps": result.env_steps, "train_steps": result.train_steps,
+            **_returns_summary(np.asarray(returns), eval_label, threshold),
+            "eval_seconds": round(time.perf_counter() - start, 2),
+            "solved_during_training": result.solved, "early_stop": result.early_stops})
+        print(f"seed {result.seed}"
+              + "".join(f" {k} {v:g}" for k, v in result.hyperparameters.items())
+              + f": eval on {eval_label}: {entries[-1]['eval_return_mean']:.1f} "
+              f"+- {entries[-1]['eval_return_std']:.1f} | {result.env_steps} env steps")
+    means = [e["eval_return_mean"] for e in entries]
+    return {
+        "seeds": seeds, "sweep": list(sweep) if sweep else None,
+        "train_seconds": round(results[0].seconds, 2),
+        "eval_seconds": round(time.perf_counter() - eval_start, 2),
+        "compile_seconds": results[0].compile_seconds,
+        "aggregate": {"eval_return_median": float(np.median(means)),
+                      "eval_return_min": float(np.min(means)),
+                      "eval_return_max": float(np.max(means)),
+                      "solved": sum(e["solved"] for e in entries), "runs": len(entries)},
+        "runs": entries,
+    }
+
+
+def print_summary(summary: dict, out: str) -> None:
+    """The summary's last line on stdout: the evaluation, the time, where it was written."""
+    wall = f"wall {summary['wall_seconds']:.1f}s (compile included)"
+    if "aggregate" in summary:
+        agg = summary["aggregate"]
+        print(f"{agg['solved']}/{agg['runs']} solved | eval median "
+              f"{agg['eval_return_median']:.1f} (min {agg['eval_return_min']:.1f}, max "
+              f"{agg['eval_return_max']:.1f}) | {wall} | eval "
+              f"{summary['eval_seconds']:.1f}s -> {out}/summary.json")
+        return
+    print(f"eval on {summary['eval_env']}: {summary['eval_return_mean']:.1f} "
+          f"+- {summary['eval_return_std']:.1f} over {summary['eval_episodes']} greedy "
+          f"episodes | {wall} | {summary['env_steps']} env steps | {summary['train_steps']} "
+          f"updates | eval {summary['eval_seconds']:.1f}s -> {out}/summary.json")
 
 
 def run_dir(flags: Flags, config: Config, preset: str,
@@ -387,15 +455,29 @@ def check_run_dir(flags: Flags, config: Config, preset: str,
 RUNS_NAME = "runs.json"  # a multi-run directory's seeds and sweep, for --resume
 
 
+def sweep_field(given: str) -> str:
+    """The field `--sweep` names, by name or by stage path (learner.learning_rate);
+    exits 2 unless a sweep in one program can vary it."""
+    name = given.replace("-", "_")
+    if "." in name:
+        stage, _, name = name.partition(".")
+        if stage not in config_lib.STAGES or name not in SWEEPABLE or \
+                config_lib.stage_of(name) != stage:
+            name = given  # not a path to a sweepable field: refused below
+    if name not in SWEEPABLE:
+        paths = [config_lib.path_of(field) for field in SWEEPABLE]
+        cli.error(f"--sweep {given}: supported fields are {list(SWEEPABLE)} (or {paths}; a "
+                  "sweep in one program varies a value that changes no shapes)")
+    return name
+
+
 def runs_from_flags(flags: Flags):
     """(seeds, sweep) from the flags (or a resumed run's runs.json); exits 2 on bad input."""
     seeds = list(flags.seeds) if flags.seeds is not None else None
     sweep = None
     if flags.sweep is not None:
-        field, text = flags.sweep
-        if field not in SWEEPABLE:
-            cli.error(f"--sweep {field}: supported fields are {list(SWEEPABLE)} (a sweep "
-                         "in one program varies a value that changes no shapes)")
+        given, text = flags.sweep
+        field = sweep_field(given)
         try:
             sweep = (field, tuple(float(v) for v in text.split(",") if v.strip()))
         except ValueError:
@@ -412,59 +494,3 @@ def runs_from_flags(flags: Flags):
             seeds = saved.get("seeds")
             sweep = tuple(saved["sweep"]) if saved.get("sweep") else None
     return seeds, sweep
-
-
-def _main_runs(config, preset, out, flags, seeds, sweep, evaluate, num_devices) -> dict:
-    try:
-        results = train(config, seeds=seeds, sweep=sweep, run_dir=out,
-                        resume=flags.resume is not None)
-    except (checkpoint.CheckpointError, ConfigError) as e:
-        cli.error(str(e))
-    wall_seconds = seconds_since_process_start()
-    if not distributed.is_primary():
-        return {}
-    with open(os.path.join(out, RUNS_NAME), "w") as f:
-        json.dump({"seeds": seeds, "sweep": list(sweep) if sweep else None}, f)
-    threshold = solve_threshold(results[0].agent, config)
-    eval_start = time.perf_counter()
-    entries = []
-    for result in results:
-        run_config = config.replace(seed=result.seed, **result.hyperparameters)
-        start = time.perf_counter()
-        returns, eval_label = evaluate(result, run_config)
-        returns = np.asarray(returns)
-        entries.append({
-            "seed": result.seed, **result.hyperparameters,
-            "env_steps": result.env_steps, "train_steps": result.train_steps,
-            "eval_return_mean": float(np.mean(returns)),
-            "eval_return_std": float(np.std(returns)),
-            "eval_return_min": float(np.min(returns)), "eval_episodes": int(len(returns)),
-            "eval_env": eval_label, "eval_seconds": round(time.perf_counter() - start, 2),
-            "solved": bool(threshold is not None and np.mean(returns) >= threshold),
-            "solved_during_training": result.solved, "early_stop": result.early_stops})
-        print(f"seed {result.seed}"
-              + "".join(f" {k} {v:g}" for k, v in result.hyperparameters.items())
-              + f": eval on {eval_label}: {entries[-1]['eval_return_mean']:.1f} "
-              f"+- {entries[-1]['eval_return_std']:.1f} | {result.env_steps} env steps")
-    means = [e["eval_return_mean"] for e in entries]
-    summary = {
-        "env": config.env.id, "preset": preset, "seeds": seeds, "sweep": list(sweep) if sweep
-        else None, "wall_seconds": round(wall_seconds, 2),
-        "train_seconds": round(results[0].seconds, 2),
-        "eval_seconds": round(time.perf_counter() - eval_start, 2),
-        "compile_seconds": results[0].compile_seconds,
-        "num_devices": num_devices, "num_processes": jax.process_count(),
-        "aggregate": {"eval_return_median": float(np.median(means)),
-                      "eval_return_min": float(np.min(means)),
-                      "eval_return_max": float(np.max(means)),
-                      "solved": sum(e["solved"] for e in entries), "runs": len(entries)},
-        "runs": entries, "config": dataclasses.asdict(config),
-    }
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    agg = summary["aggregate"]
-    print(f"{agg['solved']}/{agg['runs']} solved | eval median {agg['eval_return_median']:.1f} "
-          f"(min {agg['eval_return_min']:.1f}, max {agg['eval_return_max']:.1f}) | wall "
-          f"{summary['wall_seconds']:.1f}s (compile included) | eval "
-          f"{summary['eval_seconds']:.1f}s -> {out}/summary.json")
-    return summary

@@ -98,9 +98,9 @@ def play_game(agent: Agent, params, *, human_first: bool = True, seed: int = 0,
 
 def save_svg(states, path: str) -> None:
     """The game as an SVG animation, one frame per ply (pgx's renderer)."""
-    from pgx._src.visualizer import save_svg_animation
+    import pgx
 
-    save_svg_animation(states, path, frame_duration_seconds=0.8)
+    pgx.save_svg_animation(states, path, frame_duration_seconds=0.8)
 
 
 PROG = "python -m muzero_jax.play"

@@ -1,5 +1,8 @@
+import ast
 import dataclasses
+import os
 import re
+import tokenize
 
 import pytest
 
@@ -25,18 +28,21 @@ def test_overrides_are_typed_from_the_annotations():
     assert cfg.search.max_depth == 7
     assert cfg.run.solve_return == 400.0
     # Everything not given is the preset's.
-    assert cfg.network.hidden_size == mz.cartpole().hidden_size
-    assert cfg.replace(num_simulations=16, learning_rate=1e-3,
-                               max_grad_norm=5.0, search="gumbel", observation_shape=None,
-                               checkpoint_replay=None, max_depth=None,
-                               solve_return=490.0) == mz.cartpole()
+    assert cfg.network.hidden_size == mz.cartpole().network.hidden_size
+    preset = mz.cartpole()
+    assert cfg.replace(
+        num_simulations=preset.search.num_simulations,
+        learning_rate=preset.learner.learning_rate, max_grad_norm=preset.learner.max_grad_norm,
+        search=preset.search.policy, observation_shape=preset.env.observation_shape,
+        checkpoint_replay=preset.run.checkpoint_replay, max_depth=preset.search.max_depth,
+        solve_return=preset.run.solve_return) == preset
 
 
 @pytest.mark.parametrize("text, value", [("none", None), ("None", None), ("NONE", None),
                                          ("true", True), ("True", True), ("yes", True),
                                          ("false", False), ("False", False), ("0", False)])
 def test_booleans_and_none_parse_in_any_case(text, value):
-    assert parse(["--run.checkpoint_replay", text]).checkpoint_replay is value
+    assert parse(["--run.checkpoint_replay", text]).run.checkpoint_replay is value
 
 
 def test_tuples_take_their_items_space_separated():
@@ -46,12 +52,13 @@ def test_tuples_take_their_items_space_separated():
     assert cfg.env.observation_shape == (4, 84, 84)
     assert cfg.acting.temperature_schedule == ((0.5, 0.5), (0.75, 0.25))
     assert cfg.network.representation_blocks == (1, 2, 3)
-    assert parse(["--acting.temperature_schedule"]).temperature_schedule == ()
-    assert parse(["--env.observation_shape", "none"]).observation_shape is None
+    assert parse(["--acting.temperature_schedule"]).acting.temperature_schedule == ()
+    assert parse(["--env.observation_shape", "none"]).env.observation_shape is None
 
 
 def test_flag_names_take_hyphens_or_underscores():
-    assert parse(["--search.num_simulations", "4"]).num_simulations == 4
+    assert parse(["--search.num-simulations", "4"]).search.num_simulations == 4
+    assert parse(["--search.num_simulations", "4"]).search.num_simulations == 4
 
 
 def _exit_message(capsys, argv):
@@ -61,11 +68,30 @@ def _exit_message(capsys, argv):
 
 
 def test_an_unknown_field_exits_2_with_a_suggestion(capsys):
-    code, err = _exit_message(capsys, ["--config.num_simulation", "8"])
+    code, err = _exit_message(capsys, ["--search.num_simulation", "8"])
     assert code == 2
-    assert "Unrecognized options: --config.num_simulation" in err
+    assert "Unrecognized options: --search.num_simulation" in err
     assert "Perhaps you meant: --search.num_simulations" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--config.num_simulations", "8"],
+     "error: --config.num_simulations: flags are grouped by stage; use "
+     "--search.num_simulations\n"),
+    (["--config.num-simulations=8"], "use --search.num_simulations\n"),
+    (["--config.replay_capacity", "64"], "use --replay.capacity\n"),
+    (["--config.env", "CartPole-v1"], "use --env.id\n"),
+    (["--config.num_simulation", "8"],
+     "--config.num_simulation: no such field; flags are --STAGE.FIELD; perhaps you meant "
+     "--search.num_simulations\n"),
+    (["--config.tie_break", "noise"], "--config.tie_break: tie_break: removed"),
+])
+def test_an_old_config_flag_exits_2_naming_its_new_spelling(capsys, argv, expected):
+    code, err = _exit_message(capsys, argv)
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert expected in err
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -89,42 +115,125 @@ def test_a_bad_value_exits_2_with_one_line_naming_it(capsys, argv, expected):
     assert expected in err
 
 
-def _help(capsys, monkeypatch, argv):
-    monkeypatch.setenv("COLUMNS", "100")  # one column of boxes, however wide the terminal
+def _help(capsys, monkeypatch, argv, columns=100):
+    monkeypatch.setenv("COLUMNS", str(columns))  # one column of boxes, however wide
     with pytest.raises(SystemExit) as exit_info:
-        parse(argv + ["--help"])
+        parse(argv)
     assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def _joined(text):
     # The text without tyro's box borders, lines joined.
-    return " ".join(capsys.readouterr().out.replace("│", " ").split())
+    return " ".join(text.replace("│", " ").split())
 
 
-def test_help_lists_every_field_with_its_comment_and_the_presets_default(capsys, monkeypatch):
-    text = _help(capsys, monkeypatch, [])
-    assert ("--search.num_simulations INT paper: 50 Atari, 800 board games (default: 16)"
-            in text)
-    assert ("--learner.max_grad_norm none|FLOAT global-norm clipping; None: off (default: 5.0)"
-            in text)
-    # Comments over several lines arrive whole.
-    assert ("--env.id STR jax/<name>, gymnax/<id>, ALE/<Game>-v5 or a gymnasium id "
-            "(muzero_jax.envs: the rule that maps an id to its env) (default: jax/CartPole-v1)"
-            in text)
-    assert ("--network.representation_blocks INT INT INT residual blocks of h after the first "
-            "strided conv, after the second, after the first average pool (paper: 2, 3, 3) "
-            "(default: 2 3 3)" in text)
-    assert "() = off. Paper (Atari): ((0.5, 0.5), (0.75, 0.25))" in text
-    # Every field is there, and none without a comment: "--config.NAME METAVAR (default:"
-    # with nothing between would be an undocumented field.
-    for field in dataclasses.fields(mz.Config):
-        assert f"--config.{field.name} " in text, field.name
-    assert not re.search(r"--config\.\w+ \S+ \(default:", text), \
-        re.search(r"--config\.\w+ \S+ \(default:", text).group()
+def _config_comments():
+    """{(stage, field): the comment beside the field} read from config.py's source: the
+    text every flag's help must hold, whole."""
+    path = os.path.join(os.path.dirname(mz.__file__), "config.py")
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    with open(path) as f:
+        comments = {tok.start[0]: tok.string[1:].strip()
+                    for tok in tokenize.generate_tokens(f.readline)
+                    if tok.type == tokenize.COMMENT}
+    stage_of_class = {cls.__name__: stage for stage, cls in mz.config.STAGES.items()}
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name in stage_of_class:
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign):
+                    found[stage_of_class[node.name], item.target.id] = comments[item.lineno]
+    return found
 
 
-def test_help_shows_the_chosen_presets_defaults(capsys, monkeypatch):
-    text = _help(capsys, monkeypatch, ["--preset", "atari_tiny"])
-    assert "--preset STR named configuration to start from (default: atari_tiny)" in text
-    assert "(default: ALE/Breakout-v5)" in text
-    assert re.search(r"--config\.history_length INT .*? \(default: 4\)", text)
+def _flag_helps(text):
+    """{flag: its help text, joined} from tyro's boxes (one column)."""
+    helps, flag = {}, None
+    for line in text.splitlines():
+        line = line.strip().strip("│").strip()
+        if re.match(r"--\w+\.\w+( |$)", line):
+            # The help beside the flag where both fit, after a gap of 2+ spaces.
+            invocation, _, beside = re.split(r"( {2,}|$)", line, maxsplit=1)
+            flag = invocation.split()[0]
+            helps[flag] = beside.strip()
+        elif flag and line and not line.startswith(("╰", "╭")):
+            helps[flag] = (helps[flag] + " " + line).strip()
+        else:
+            flag = None
+    return helps
+
+
+def _shown(value):
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, tuple):
+        return " ".join(_shown(v) for v in (x for item in value for x in
+                                             (item if isinstance(item, tuple) else (item,))))
+    return str(value)
+
+
+@pytest.mark.parametrize("stage", list(mz.config.STAGES))
+def test_each_flags_help_is_its_fields_whole_comment_and_the_presets_value(
+        capsys, monkeypatch, stage):
+    comments = _config_comments()
+    preset = mz.PRESETS["atari_tiny"]()
+    helps = _flag_helps(_help(capsys, monkeypatch, ["--preset", "atari_tiny", "--help",
+                                                    stage]))
+    fields = [f.name for f in dataclasses.fields(mz.config.STAGES[stage])]
+    assert sorted(helps) == sorted(f"--{stage}.{name}" for name in fields)
+    for name in fields:
+        value = getattr(getattr(preset, stage), name)
+        help_text = helps[f"--{stage}.{name}"]
+        # Whole, and no other field's: the comment, then the default, and nothing else.
+        assert help_text.startswith(comments[stage, name] + " (default: "), (name, help_text)
+        shown = help_text[len(comments[stage, name]) + len(" (default: "):-1]
+        assert shown.lower() == _shown(value).lower(), (name, shown, value)
+
+
+def test_help_all_lists_every_flag_with_its_comment(capsys, monkeypatch):
+    comments = _config_comments()
+    text = _help(capsys, monkeypatch, ["--help-all"])
+    helps = _flag_helps(text)
+    assert len(helps) == len(comments) == sum(
+        len(dataclasses.fields(cls)) for cls in mz.config.STAGES.values())
+    for (stage, name), comment in comments.items():
+        assert helps[f"--{stage}.{name}"].startswith(comment + " (default: ")
+
+
+@pytest.mark.parametrize("columns", [80, 100, 200])
+def test_help_fits_one_screen_and_names_each_stage(capsys, monkeypatch, columns):
+    text = _help(capsys, monkeypatch, ["--preset", "atari_tiny", "--help"], columns)
+    lines = text.splitlines()
+    assert len(lines) <= 60
+    assert max(map(len, lines)) <= max(columns, 80)
+    assert "--preset NAME" in text and "(default: atari_tiny)" in text
+    for stage in mz.config.STAGES:
+        assert re.search(rf"^  {stage} +.*--help {stage}$", text, re.M), stage
+    assert "--search.num_simulations" not in text  # a stage's flags are one flag away
+
+
+def test_help_of_an_unknown_topic_exits_2_naming_the_stages(capsys):
+    code, err = _exit_message(capsys, ["--help", "serch"])
+    assert code == 2 and err.count("\n") == 1
+    assert "--help serch: expected a stage or presets, one of ['env', 'network'" in err
+
+
+def test_field_comments_read_the_comment_beside_or_above_each_field():
+    from muzero_jax import experiment
+
+    comments = cli.field_comments(experiment.Flags)
+    assert comments["preset"] == "named configuration to start from"  # beside
+    assert comments["resume"] == ("continue the run in DIR from its latest checkpoint, flags "
+                                  "on top of its config.json")  # the line above
+    # A field written over two lines keeps its own comment; the next field has its own.
+    assert comments["compile_cache"].startswith("reuse compiled programs kept here")
+    assert comments["coordinator"].startswith("several processes (jax.distributed)")
+    assert "debug" in comments and "config" in comments
+    assert cli.field_comments(mz.Config)["search"] == "the search"
 
 
 def test_build_applies_overrides_and_validates():

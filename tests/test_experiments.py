@@ -1,6 +1,8 @@
 import csv
+import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,8 +30,8 @@ def test_cartpole_experiment_writes_summary_and_metrics(tiny_run, tmp_path):
         assert key in summary, key
     assert summary["seed"] == 3 and summary["eval_episodes"] == 2
     assert summary["preset"] == "cartpole"
-    assert summary["config"]["priority_alpha"] == 1.0
-    assert summary["config"]["temperature_schedule"] == [[0.5, 0.5]]
+    assert summary["config"]["replay"]["priority_alpha"] == 1.0
+    assert summary["config"]["acting"]["temperature_schedule"] == [[0.5, 0.5]]
     assert summary["env_steps"] == 1600 and summary["wall_seconds"] > 0
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert rows and {"env_steps", "wall_seconds", "episodes_return"} <= set(rows[0])
@@ -86,8 +88,13 @@ def test_bad_overrides_exit_with_a_message(tmp_path, monkeypatch, capsys, args, 
     (["--env", "gymnax/NoSuchEnv"], "env='gymnax/NoSuchEnv': not a gymnax env"),
     (["--env", "jax/NoSuchEnv"], "env='jax/NoSuchEnv': not a registered JAX environment"),
     (["--env", "CartPole-v1", "--search.num_simulations", "0"], "num_simulations=0"),
-    (["--env", "CartPole-v1", "--config.num_simulation", "8"],
+    (["--env", "CartPole-v1", "--search.num_simulation", "8"],
      "Perhaps you meant: --search.num_simulations"),
+    (["--env", "CartPole-v1", "--config.num_simulations", "8"],
+     "--config.num_simulations: flags are grouped by stage; use --search.num_simulations"),
+    (["--env", "CartPole-v1", "--sweep", "search.num_simulations", "4,8"],
+     "--sweep search.num_simulations: supported fields are ['learning_rate'] (or "
+     "['learner.learning_rate']"),
     (["--env", "CartPole-v1", "--search.num_simulations", "eight"], "'eight'"),
     (["--env", "CartPole-v1", "--preset", "atari9"], "--preset 'atari9'"),
 ])
@@ -101,22 +108,63 @@ def test_train_py_user_errors_exit_2_with_one_line(tmp_path, monkeypatch, capsys
     assert not (tmp_path / "run").exists()  # nothing was started
 
 
-def test_train_py_help_lists_env_families_and_presets(tmp_path):
-    proc = subprocess.run([sys.executable, TRAIN, "--env", "Acrobot-v1", "--help"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env=dict(os.environ, COLUMNS="100"))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    text = " ".join(proc.stdout.replace("│", " ").split())
+def _help_of(path, argv, monkeypatch, capsys, cwd):
+    """What `python PATH ARGV` prints for help (exit 0), run in this process."""
+    spec = importlib.util.spec_from_file_location("script_under_test", path)
+    script = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, script)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", [path, *argv])
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(cwd)
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(list(argv))
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 0, captured.err[-2000:]
+    return captured.out
+
+
+def test_train_py_help_presets_lists_env_families_and_presets(tmp_path, monkeypatch, capsys):
+    text = _help_of(TRAIN, ["--env", "Acrobot-v1", "--help", "presets"], monkeypatch, capsys,
+                    tmp_path)
+    text = " ".join(text.split())
     for family, what in envs.FAMILIES.items():
         assert f"{family} {' '.join(what.split())}" in text, family
     for name, make in mz.PRESETS.items():
         assert f"{name} {make.__doc__.strip().splitlines()[0]}" in text, name
     assert "without --preset: cartpole for jax/CartPole-v1, CartPole-v1, gymnax/CartPole-v1" \
         in text
-    # Defaults shown are those of the preset the env's family picks, with the env given.
-    assert f"(default: {experiment.preset_for_env('Acrobot-v1')})" in text
+
+
+@pytest.mark.parametrize("script", ["train", "cartpole", "atari", "board"])
+@pytest.mark.parametrize("columns", [80, 120])
+def test_each_scripts_help_fits_one_screen(script, columns, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    path = os.path.join(os.path.dirname(TRAIN), f"{script}.py")
+    text = _help_of(path, ["--help"], monkeypatch, capsys, tmp_path)
+    assert len(text.splitlines()) <= 60, text
+    # The script's own flags with their comments and defaults; a line per stage.
+    for flag in ("--env ID", "--preset NAME", "--seed INT", "--out DIR", "--resume DIR"):
+        assert re.search(rf"^  {re.escape(flag)} +\S", text, re.M), flag
+    for stage in mz.config.STAGES:
+        assert re.search(rf"^  {stage} +.*: \d+ flags, --help {stage}$", text, re.M), stage
+    assert "--help-all" in text
+
+
+def test_train_py_help_shows_the_family_presets_defaults(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "100")
+    text = _help_of(TRAIN, ["--env", "Acrobot-v1", "--help"], monkeypatch, capsys, tmp_path)
+    preset = experiment.preset_for_env("Acrobot-v1")
+    assert re.search(rf"--preset NAME +named configuration to start from \(default: "
+                     rf"{preset}\)", text)
+    assert "--total_env_steps INT" in text and "--sweep FIELD VALUES" in text
+    text = _help_of(TRAIN, ["--env", "Acrobot-v1", "--help", "env"], monkeypatch, capsys,
+                    tmp_path)
     assert "--env.id STR" in text and "(default: Acrobot-v1)" in text
-    assert "--total_env_steps INT" in text and "--search.num_simulations INT" in text
+    assert "--search." not in text  # only the stage asked for
+    text = _help_of(TRAIN, ["--env", "Acrobot-v1", "--help-all"], monkeypatch, capsys,
+                    tmp_path)
+    assert "--env.id STR" in text and "--search.num_simulations INT" in text
 
 
 @pytest.mark.parametrize("env_id, preset", [
@@ -153,6 +201,46 @@ def test_train_py_runs_the_family_preset_on_the_env_given(argv, preset, env_id):
         experiment.main(argv + ["--seed", "3"], description="", default_preset=None,
                         check=check)
     assert seen["config"] == mz.PRESETS[preset](env=env_id, seed=3)
+
+
+def test_main_builds_the_env_once_and_no_agent_before_train(tmp_path, monkeypatch):
+    # The config is checked, the env built once and handed to train, whose Agent is the
+    # only one: nothing is built twice before training starts.
+    built, seen = [], {}
+    real_init = mz.Agent.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(1)
+        real_init(self, *args, **kwargs)
+
+    def fake_train(config, **kwargs):
+        seen.update(kwargs, config=config)
+        raise _Stop
+
+    monkeypatch.setattr(mz.Agent, "__init__", counting_init)
+    monkeypatch.setattr(experiment, "train", fake_train)
+    with pytest.raises(_Stop):
+        experiment.main(["--out", str(tmp_path / "run"), "--seed", "2"], description="",
+                        default_preset="cartpole")
+    assert built == []
+    assert seen["config"] == mz.cartpole(seed=2)
+    assert seen["env"].spec.env_id == "jax/CartPole-v1" and seen["resume"] is False
+
+
+@pytest.mark.parametrize("given", ["learning_rate", "learner.learning_rate",
+                                   "learner.learning-rate"])
+def test_sweep_takes_the_field_by_name_or_stage_path(given, tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_train(config, **kwargs):
+        seen.update(kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(experiment, "train", fake_train)
+    with pytest.raises(_Stop):
+        experiment.main(["--out", str(tmp_path / "run"), "--sweep", given, "1e-3,3e-3"],
+                        description="", default_preset="cartpole")
+    assert seen["sweep"] == ("learning_rate", (1e-3, 3e-3))
 
 
 def _final_state(run_dir):

@@ -150,7 +150,7 @@ def test_an_int_field_given_a_float_in_config_json_is_refused(trained_run, tmp_p
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     values = json.loads((run / "config.json").read_text())
-    values["eval_every"] = 2.5  # JSON has no integer type of its own
+    values["run"]["eval_every"] = 2.5  # JSON has no integer type of its own
     (run / "config.json").write_text(json.dumps(values))
     before = snapshot(run)
     code, err = script_in_process(CARTPOLE, ["--resume", str(run)], monkeypatch, capsys,
@@ -342,7 +342,7 @@ def _flags(**overrides) -> list[str]:
 # The tiny CartPole run with a greedy evaluation every 2 iterations that any policy passes:
 # every evaluation reaches the solve return. The early-stop cases and the loss case share
 # its compiled program (the learning rate lives in the optimizer state).
-EVAL_TINY = _flags(**{"config.run.eval_every": 2, "config.run.solve_return": 5})
+EVAL_TINY = _flags(**{"run.eval_every": 2, "run.solve_return": 5})
 
 
 def _checkpoints(out) -> list[str]:

@@ -263,26 +263,30 @@ def _private(name: str) -> bool:
             and name not in PUBLIC_UNDERSCORE)
 
 
-def test_no_call_to_another_modules_private_function():
-    """No module of the package imports another module's `_name`, or calls a `_name`
-    it does not define itself (`agent._update(...)` from loop.py, `search._f(...)`)."""
+def test_no_module_uses_another_modules_private_names():
+    """No module of the package imports another module's `_name` (or a module of
+    another package's private `_src`), or reaches for a `_name` it does not define
+    itself (`agent._update(...)` from loop.py, `search._f`, a wrapper's `probe._env`)."""
     violations = []
     for path in _python_files("muzero_jax"):
         tree, where = _tree(path), _relative(path)
         defined = _defined_names(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
-                for alias in node.names:
-                    if _private(alias.name):
-                        violations.append(
-                            f"{where}:{node.lineno}: private import: {alias.name} from "
-                            f"{node.module}; expected a public name")
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and _private(node.func.attr) and node.func.attr not in defined):
-                owner = ast.unparse(node.func.value)
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                module = getattr(node, "module", None) or ""
+                names = [a.name for a in node.names]
+                private = [n for n in [module, *names] if any(
+                    _private(part) for part in n.split("."))]
+                if private and module != "__future__":
+                    violations.append(
+                        f"{where}:{node.lineno}: private import: {private[0]}; expected a "
+                        "public name")
+            elif (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
+                    and _private(node.attr) and node.attr not in defined):
+                owner = ast.unparse(node.value)
                 if owner not in ("self", "cls", "super()"):
                     violations.append(
-                        f"{where}:{node.lineno}: private call: {owner}.{node.func.attr}(...) "
-                        f"calls a private function {where} does not define; expected a "
-                        "public one")
-    _fail(violations, "no module calls another module's private function")
+                        f"{where}:{node.lineno}: private access: {owner}.{node.attr} is "
+                        f"private to another module ({where} does not define it); expected "
+                        "a public name")
+    _fail(violations, "no module uses another module's private function")

@@ -1,4 +1,4 @@
-"""Categorical value and reward supports (SPEC.md, "Categorical supports").
+"""Categorical value and reward supports, as the paper represents values and rewards.
 
 Scalars are squashed by the invertible transform of Pohlen et al. (2018),
 

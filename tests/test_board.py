@@ -480,7 +480,7 @@ def test_board_script_trains_and_writes_opponents(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["alphazero", "muzero"])
 def test_tic_tac_toe_bar_never_loses_to_minimax(mode, tmp_path):
-    # Issue 12's bar: the preset's training (at most 10 minutes on a quiet 2-core CPU),
+    # The board bar: the preset's training (at most 10 minutes on a quiet 2-core CPU),
     # then no loss in 100 games as each side against perfect play.
     import json
     import subprocess
@@ -501,7 +501,7 @@ def test_tic_tac_toe_bar_never_loses_to_minimax(mode, tmp_path):
 
 @pytest.mark.slow
 def test_connect_four_bar_beats_random_and_the_search_baseline(tmp_path):
-    # Issue 12's bar, MuZero mode: the preset's training (at most 30 minutes on a quiet
+    # The board bar, MuZero mode: the preset's training (at most 30 minutes on a quiet
     # 2-core CPU), then at least 95% wins against random as either side and a winning
     # score against the 100-simulation pure-search baseline.
     import json

@@ -1,6 +1,6 @@
-"""The learning bars of issue 10, as the user runs them (slow: minutes each, --runslow).
+"""The CartPole learning bars, as the user runs them (slow: minutes each, --runslow).
 
-Each trains seed 0 through `experiments/cartpole.py` with the preset the issue names
+Each trains seed 0 through `experiments/cartpole.py` with the preset the bar names
 and checks the final greedy evaluation (100 episodes, on Gymnasium's env) against
 Gymnasium's reward_threshold. The figures are printed (pytest -s) for the record;
 env steps per seed are deterministic, wall seconds depend on the machine's load.

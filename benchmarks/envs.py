@@ -59,7 +59,8 @@ def benchmark(settings, log) -> dict:
         log(f"  {env_id:24s} ({path:10s}) B={BATCH}: {work / t.median_s:10,.0f} env steps/s "
             f"(+-{t.spread:.0%}), first call {t.first_call_s:.1f}s")
     config = agents[ENVS[0][0]].config
-    return {"config": f"cartpole preset: {config.search.policy} search, {config.search.num_simulations} "
+    search = config.search
+    return {"config": f"cartpole preset: {search.policy} search, {search.num_simulations} "
                       f"simulations, {config.acting.rollout_length} steps per call; repeats "
                       "interleaved", "rows": rows}
 

@@ -57,9 +57,10 @@ def test_defaults_are_gymnasiums_v5():
     assert cfg.env.sticky_action_probability == v5["repeat_action_probability"] == 0.25
     assert cfg.env.frame_skip == v5["frameskip"] == 4
     assert cfg.env.full_action_space is v5["full_action_space"] is False
-    assert cfg.env.max_episode_steps * cfg.env.frame_skip == v5["max_num_frames_per_episode"] == 108_000
+    frames = cfg.env.max_episode_steps * cfg.env.frame_skip
+    assert frames == v5["max_num_frames_per_episode"] == 108_000
     assert (cfg.env.noop_max, cfg.env.terminal_on_life_loss) == (0, False)
-    assert Atari(cfg).num_actions == gym.make("ALE/Breakout-v5").action_space.n == 4
+    assert Atari(cfg.env).num_actions == gym.make("ALE/Breakout-v5").action_space.n == 4
 
 
 def test_time_limit_truncates_and_reports_the_episode():

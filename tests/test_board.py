@@ -11,8 +11,8 @@ import pytest
 import muzero_jax as mz
 from muzero_jax import opponents
 from muzero_jax.config import ConfigError
-from muzero_jax.presets import board
 from muzero_jax.envs import pgx_env
+from muzero_jax.presets import board
 from muzero_jax.search import Exploration
 from muzero_jax.targets import game_outcomes
 
@@ -290,7 +290,8 @@ def test_self_play_keeps_counterfactual_rewards_through_replay_and_symmetries():
     batch, window, _ = agent._sample_batch(state, buffer, jax.random.key(3))
     targets = batch.targets
     np.testing.assert_array_equal(targets.counter_action, targets.actions)
-    assert (np.asarray(targets.actions) != np.asarray(window.action[:, :cfg.loss.unroll_steps])).any()
+    played = np.asarray(window.action[:, :cfg.loss.unroll_steps])
+    assert (np.asarray(targets.actions) != played).any()
 
 
 def test_counterfactual_rewards_checks():

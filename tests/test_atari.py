@@ -77,12 +77,12 @@ def test_time_limit_truncates_and_reports_the_episode():
 
 def test_unknown_games_and_misplaced_histories_are_named():
     with pytest.raises(ValueError, match="env='ALE/NoSuchGame-v5'"):
-        Atari(mz.atari_tiny(env="ALE/NoSuchGame-v5"))
+        Atari(mz.atari_tiny(env="ALE/NoSuchGame-v5").env)
     with pytest.raises(ValueError, match="env='ALE/Breakout-v4'.*-v5"):
-        Atari(mz.atari_tiny(env="ALE/Breakout-v4"))
+        Atari(mz.atari_tiny(env="ALE/Breakout-v4").env)
     with pytest.raises(ConfigError, match="history_length=4: .*'jax/CartPole-v1'.*expected 0"):
         mz.Agent(mz.cartpole(history_length=4))
-    with pytest.raises(ConfigError, match="network='resnet'.*shape \\(4,\\)"):
+    with pytest.raises(ConfigError, match="kind='resnet'.*shape \\(4,\\)"):
         mz.Agent(mz.cartpole(network="resnet"))
 
 
@@ -90,7 +90,7 @@ def test_resnet_hidden_state_is_6x6_for_96x96_input():
     # The paper's downsampling with narrow layers (the shapes do not depend on widths).
     cfg = mz.atari_paper(resnet_channels=8, representation_blocks=(1, 0, 0),
                          dynamics_blocks=1, prediction_blocks=0, hidden_size=8)
-    model = Model(cfg, num_actions=18, observation_shape=(96, 96, 32 * 4))
+    model = Model(cfg.network, num_actions=18, observation_shape=(96, 96, 32 * 4))
     params = jax.jit(model.init)(jax.random.key(0))
     obs = jax.random.uniform(jax.random.key(1), (2, 96, 96, 128))
     root = jax.jit(model.initial_inference)(params, obs)

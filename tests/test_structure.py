@@ -290,3 +290,22 @@ def test_no_module_uses_another_modules_private_names():
                         f"private to another module ({where} does not define it); expected "
                         "a public name")
     _fail(violations, "no module uses another module's private function")
+
+
+def test_the_design_notes_name_files_that_exist():
+    """docs/design.md and the package docstring draw the iteration file by file; every
+    file or folder they name must be there, so the reader's path cannot drift."""
+    import muzero_jax
+
+    texts = {"docs/design.md": (ROOT / "docs" / "design.md").read_text(encoding="utf-8"),
+             "muzero_jax/__init__.py": muzero_jax.__doc__}
+    # files, and folders spelt from the package root (`jax/` alone is an env id prefix)
+    named = re.compile(r"(?<![\w/.])((?:[a-z_]+/)*[a-z_]+\.(?:py|md)|muzero_jax/[a-z_/]+/)"
+                       r"(?![\w/])")
+    missing = []
+    for where, text in texts.items():
+        for name in sorted(set(named.findall(text))):
+            if not any((base / name).exists() for base in (ROOT, PACKAGE)):
+                missing.append(f"{where}: names {name}, which is neither in the repository "
+                               "root nor in muzero_jax/")
+    _fail(missing, "the design notes name files that exist")

@@ -340,9 +340,12 @@ class Config:
         """A copy with `changes`: a field by its name (`num_simulations=25`), a stage by
         its name with a dict of its fields or a stage config (`search=dict(...)`), or the
         main choice of a stage by the stage's name (`env="CartPole-v1"`: `env.id`;
-        `search="gumbel"`: `search.policy`; `network="resnet"`: `network.kind`)."""
+        `search="gumbel"`: `search.policy`; `network="resnet"`: `network.kind`). A field
+        named on its own wins over its stage's dict or object, whatever their order."""
         stages: dict[str, dict] = {}
-        for name, value in changes.items():
+        whole_stages_first = sorted(changes.items(), key=lambda change: not (
+            change[0] in STAGES and not isinstance(change[1], str)))
+        for name, value in whole_stages_first:
             if name in STAGES and isinstance(value, str) and name in MAIN_CHOICE:
                 name, value = MAIN_CHOICE[name], value  # env="CartPole-v1": the stage's choice
             if name in STAGES:

@@ -314,7 +314,9 @@ def for_env(base: Config, overrides: dict) -> Config:
     """A preset's `base` with `overrides`; an env other than the preset's own gets its own
     solve return (`solve_return_for`), not the preset's, unless overrides give one."""
     config = base.replace(**overrides)
-    given = "solve_return" in overrides or "solve_return" in dict(overrides.get("run", {}))
+    run = overrides.get("run", {})
+    # A whole RunConfig given in place of a dict gives its solve return too.
+    given = "solve_return" in overrides or not isinstance(run, dict) or "solve_return" in run
     if config.env.id != base.env.id and not given:
         config = config.replace(solve_return=solve_return_for(config.env.id))
     return config

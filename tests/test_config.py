@@ -69,6 +69,10 @@ def test_replace_routes_fields_by_name_and_by_stage():
     # a field by name and its stage's dict in one call: both apply
     both = base.replace(num_simulations=8, search=dict(policy="gumbel"))
     assert (both.search.num_simulations, both.search.policy) == (8, "gumbel")
+    # and a field by name wins over its stage's object, in either order
+    for changes in (dict(num_simulations=8, search=mz.SearchConfig(num_simulations=3)),
+                    dict(search=mz.SearchConfig(num_simulations=3), num_simulations=8)):
+        assert base.replace(**changes).search.num_simulations == 8
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -220,6 +224,8 @@ def test_classic_stops_at_a_margin_over_each_envs_gymnasium_threshold():
     assert mz.classic(env="gymnax/Breakout-MinAtar").run.solve_return is None  # none known
     assert mz.classic(env="CartPole-v1", solve_return=400.0).run.solve_return == 400.0
     assert mz.classic(env="CartPole-v1", run=dict(solve_return=400.0)).run.solve_return == 400.0
+    given = mz.classic(env="CartPole-v1", run=mz.RunConfig(seed=3, solve_return=400.0)).run
+    assert (given.seed, given.solve_return) == (3, 400.0)
 
 
 def test_classic_supports_hold_unit_rewards_at_its_discount():

@@ -10,7 +10,7 @@ steps, Gumbel search with 16 simulations, on:
   (`gymnasium.make_vec`, sync), stepped from Python, one jitted batched search per
   step: what any `gymnasium.make` id costs;
 - `gymnax/Breakout-MinAtar`: a MinAtar game through the jitted path (10 x 10 x 4
-  planes, which the preset's MLP sees flattened; a ResNet for them is another issue's).
+  planes, which this benchmark's MLP sees flattened, to keep the rows comparable).
 
 The same batch and the same search on every row, the repeats interleaved, so the
 ratios are the price of each realisation. The host row times rollouts on envs that

@@ -134,7 +134,7 @@ def plot(runs: list[dict], path: str) -> None:
 def markdown(section: dict) -> list[str]:
     runs = {r["game"]: r for r in section["runs"]}
     games = [g for g in GAMES if g in runs]
-    lines = [f"Greedy return ({section['config']}); published figures as the issue gives "
+    lines = [f"Greedy return ({section['config']}); published figures as their sources give "
              "them, at their own (much larger) budgets:", "",
              "| source | budget | " + " | ".join(games) + " |",
              "|---|---|" + "---|" * len(games)]

@@ -197,7 +197,7 @@ def test_atari_experiment_smoke_run_writes_summary(tmp_path):
                      "eval_episodes", "solved", "solved_during_training", "seed", "config"}
     assert cartpole_keys <= set(summary)
     assert summary["env_steps"] == 400 and summary["train_steps"] > 0
-    assert summary["eval_episodes"] == 2 and summary["config"]["history_length"] == 4
+    assert summary["eval_episodes"] == 2 and summary["config"]["env"]["history_length"] == 4
     # The same run directory as CartPole's: Atari is a preset, not a second code path.
     assert (out / "metrics.csv").exists() and (out / "config.json").exists()
     assert os.listdir(out / "checkpoints") and os.listdir(out / "tensorboard")

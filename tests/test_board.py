@@ -255,8 +255,7 @@ def test_self_play_keeps_counterfactual_rewards_through_replay_and_symmetries():
     batch, window, _ = agent._sample_batch(state, buffer, jax.random.key(3))
     targets = batch.targets
     np.testing.assert_array_equal(targets.counter_action, targets.actions)
-    played = np.asarray(window.action[:, :cfg.loss.unroll_steps])
-    assert (np.asarray(targets.actions) != played).any()
+    assert (np.asarray(targets.actions) != np.asarray(window.action[:, :cfg.loss.unroll_steps])).any()
 
 
 def test_counterfactual_rewards_checks():

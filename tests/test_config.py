@@ -90,9 +90,9 @@ def test_replace_names_a_field_it_cannot_place(changes, message):
 
 def test_a_run_directory_of_0_1_loads_its_flat_config():
     """config.json as 0.1 wrote it (one flat dataclass) loads onto the stages."""
-    flat = json.loads((FIXTURES / "run_v0.1" / "config.json").read_text())
+    flat = json.loads((FIXTURES / "flat_config_v0.1" / "config.json").read_text())
     assert "num_simulations" in flat and "search" in flat and "loss" not in flat
-    loaded = checkpoint.load_config(str(FIXTURES / "run_v0.1"))
+    loaded = checkpoint.load_config(str(FIXTURES / "flat_config_v0.1"))
     assert loaded == mz.cartpole(seed=3)
     assert (loaded.search.policy, loaded.env.id, loaded.replay.capacity) == (
         "gumbel", "jax/CartPole-v1", 50_000)
@@ -108,7 +108,7 @@ def test_every_preset_of_0_1_maps_onto_the_same_preset():
 
 
 def test_a_removed_knob_loads_at_its_only_value_and_fails_at_another():
-    flat = json.loads((FIXTURES / "run_v0.1" / "config.json").read_text())
+    flat = json.loads((FIXTURES / "flat_config_v0.1" / "config.json").read_text())
     assert (flat["tie_break"], flat["opportunist_games"]) == ("noise", 0.0)
     assert config.from_dict(flat) == mz.cartpole(seed=3)
     for name, value in (("tie_break", "index"), ("opportunist_games", 0.5),

@@ -88,12 +88,19 @@ def test_replace_names_a_field_it_cannot_place(changes, message):
     assert "\n" not in str(error.value)
 
 
-def test_a_run_directory_of_0_1_loads_its_flat_config():
+def _flat_0_1(preset: str) -> dict:
+    """The flat config 0.1 wrote for `preset` (tests/fixtures/presets_v0.1.json, one
+    `dataclasses.asdict` of 0.1's single Config per preset)."""
+    return json.loads((FIXTURES / "presets_v0.1.json").read_text())[preset]
+
+
+def test_a_flat_config_json_of_0_1_loads_through_the_run_directory(tmp_path):
     """config.json as 0.1 wrote it (one flat dataclass) loads onto the stages."""
-    flat = json.loads((FIXTURES / "flat_config_v0.1" / "config.json").read_text())
-    assert "num_simulations" in flat and "search" in flat and "loss" not in flat
-    loaded = checkpoint.load_config(str(FIXTURES / "flat_config_v0.1"))
-    assert loaded == mz.cartpole(seed=3)
+    flat = _flat_0_1("cartpole")
+    assert "num_simulations" in flat and flat["search"] == "gumbel" and "loss" not in flat
+    (tmp_path / "config.json").write_text(json.dumps(flat, indent=2))
+    loaded = checkpoint.load_config(str(tmp_path))
+    assert loaded == mz.cartpole()
     assert (loaded.search.policy, loaded.env.id, loaded.replay.capacity) == (
         "gumbel", "jax/CartPole-v1", 50_000)
     assert config.from_dict(config.to_dict(loaded)) == loaded  # and stage dicts load too
@@ -108,9 +115,9 @@ def test_every_preset_of_0_1_maps_onto_the_same_preset():
 
 
 def test_a_removed_knob_loads_at_its_only_value_and_fails_at_another():
-    flat = json.loads((FIXTURES / "flat_config_v0.1" / "config.json").read_text())
+    flat = _flat_0_1("cartpole")
     assert (flat["tie_break"], flat["opportunist_games"]) == ("noise", 0.0)
-    assert config.from_dict(flat) == mz.cartpole(seed=3)
+    assert config.from_dict(flat) == mz.cartpole()
     for name, value in (("tie_break", "index"), ("opportunist_games", 0.5),
                         ("augment_symmetries", True), ("dirichlet_schedule", [[0.5, 0.1]])):
         with pytest.raises(ConfigError) as error:

@@ -5,15 +5,15 @@
 Loads the latest checkpoint of every run in RUN_DIR (one run, or `--seeds`/`--sweep`
 runs side by side) and plays `--envs` x `--steps` steps of self-play from fresh envs
 with the run's own search under each setting: greedy, the config's training acting
-before any schedule (`Exploration.training`: a run with `temperature_schedule` or
-`dirichlet_schedule` acted otherwise by its end), and fixed visit-count temperatures
+before any schedule (`Exploration.training`: a run with `temperature_schedule` acted
+otherwise by its end), and fixed visit-count temperatures
 and root-noise shares.
 Prints, per run and setting, the mean length of the episodes that ended (and how many
 did), and writes RUN_DIR/acting.json.
 
 Why: the training log's `return` is the mean of the last 100 finished episodes, which in
 a short run with few envs reaches back over most of it, so it cannot say how long the
-episodes self-play plays now are (README, "Issue 11", stop 25).
+episodes self-play plays now are (README, "the paper's machinery, measured").
 """
 
 from __future__ import annotations

@@ -60,7 +60,8 @@ def _benchmark_preset(name: str, settings, log) -> dict:
     learn = settings.measure(update)
     steps = config.acting.num_envs * config.acting.rollout_length
     updates = config.learner.updates_per_iteration
-    row = {"preset": name, "games": config.acting.num_envs, "simulations": config.search.num_simulations,
+    row = {"preset": name, "games": config.acting.num_envs,
+           "simulations": config.search.num_simulations,
            "frame_skip": config.env.frame_skip, "learn_batch": config.learner.batch_size,
            "observation_shape": list(agent.observation_shape),
            "bytes_per_stored_step": replay.bytes_per_position(buffer),

@@ -41,7 +41,8 @@ def curve(run_dir: str, games: int, simulations: int, log=print) -> list[dict]:
             _, trees, meta = checkpointer.restore({"train_state": template}, step=step)
             state = trees["train_state"]
             row = {"checkpoint": step, "train_seconds": round(meta["seconds"], 1),
-                   "env_steps": meta["iteration"] * config.acting.num_envs * config.acting.rollout_length,
+                   "env_steps": (meta["iteration"] * config.acting.num_envs
+                                 * config.acting.rollout_length),
                    "updates": int(state.step)}
             for i, (name, rival) in enumerate(rivals.items()):
                 # The same games at every checkpoint: only the agent changes.

@@ -10,7 +10,7 @@ steps, Gumbel search with 16 simulations, on:
   (`gymnasium.make_vec`, sync), stepped from Python, one jitted batched search per
   step: what any `gymnasium.make` id costs;
 - `gymnax/Breakout-MinAtar`: a MinAtar game through the jitted path (10 x 10 x 4
-  planes, which the preset's MLP sees flattened; a ResNet for them is another issue's).
+  planes, which this benchmark's MLP sees flattened, to keep the rows comparable).
 
 The same batch and the same search on every row, the repeats interleaved, so the
 ratios are the price of each realisation. The host row times rollouts on envs that
@@ -59,7 +59,8 @@ def benchmark(settings, log) -> dict:
         log(f"  {env_id:24s} ({path:10s}) B={BATCH}: {work / t.median_s:10,.0f} env steps/s "
             f"(+-{t.spread:.0%}), first call {t.first_call_s:.1f}s")
     config = agents[ENVS[0][0]].config
-    return {"config": f"cartpole preset: {config.search.policy} search, {config.search.num_simulations} "
+    search = config.search
+    return {"config": f"cartpole preset: {search.policy} search, {search.num_simulations} "
                       f"simulations, {config.acting.rollout_length} steps per call; repeats "
                       "interleaved", "rows": rows}
 

@@ -21,10 +21,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "experiments", "train.py")
 GAMES = ("Breakout", "Asterix", "Freeway", "SpaceInvaders")
-DEFAULT_STEPS = 2_000_000  # the issue's accelerator budget per game
+DEFAULT_STEPS = 2_000_000  # an accelerator's budget per game, a sitting for all four
 EVALS_PER_RUN = 10  # periodic evaluations over a run, whatever its budget
 
-# Returns at the given budgets (issue 13): the MinAtar paper (Young & Tian 2019, training
+# Returns at the given budgets: the MinAtar paper (Young & Tian 2019, training
 # average, read off its curves) and gymnax's PPO baselines.
 PUBLISHED = (
     ("MinAtar paper, DQN (training average)", "5M frames",
@@ -134,7 +134,7 @@ def plot(runs: list[dict], path: str) -> None:
 def markdown(section: dict) -> list[str]:
     runs = {r["game"]: r for r in section["runs"]}
     games = [g for g in GAMES if g in runs]
-    lines = [f"Greedy return ({section['config']}); published figures as the issue gives "
+    lines = [f"Greedy return ({section['config']}); published figures as their sources give "
              "them, at their own (much larger) budgets:", "",
              "| source | budget | " + " | ".join(games) + " |",
              "|---|---|" + "---|" * len(games)]

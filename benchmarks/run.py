@@ -221,9 +221,10 @@ def bench_iteration(s: Settings, log) -> dict:
     total = sum(stages.values())
     log("  training iteration (cartpole preset): " + ", ".join(
         f"{k} {1e3 * v:.1f} ms ({v / total:.0%})" for k, v in stages.items()))
-    return {"config": f"cartpole preset: {config.acting.num_envs} envs x {config.acting.rollout_length} "
-                      f"steps, {config.search.policy} {config.search.num_simulations} sims, "
-                      f"{config.learner.updates_per_iteration} updates of batch {config.learner.batch_size}, "
+    acting, search, learner = config.acting, config.search, config.learner
+    return {"config": f"cartpole preset: {acting.num_envs} envs x {acting.rollout_length} "
+                      f"steps, {search.policy} {search.num_simulations} sims, "
+                      f"{learner.updates_per_iteration} updates of batch {learner.batch_size}, "
                       f"eval of {config.run.eval_episodes} episodes every {config.run.eval_every} "
                       "iterations",
             "seconds": stages, "total_seconds": total, "evaluation_seconds": evaluation.median_s}
@@ -243,7 +244,8 @@ def bench_selfplay(s: Settings, log) -> dict:
                      "rollout": _timing_record(t, "env steps/s", work)})
         log(f"  self-play B={batch:5d}: {work / t.median_s:10,.0f} env steps/s "
             f"(+-{t.spread:.0%}), compile {t.first_call_s:.1f}s")
-    return {"config": f"cartpole preset: {config.search.policy} search, {config.search.num_simulations} "
+    search = config.search
+    return {"config": f"cartpole preset: {search.policy} search, {search.num_simulations} "
                       f"simulations, {config.acting.rollout_length} steps per call",
             "rows": rows}
 

@@ -84,7 +84,8 @@ def measure_devices(count: int, quick: bool) -> dict:
 
     t = measure(step, repeats=repeats, min_repeat_seconds=min_seconds)
     steps = config.learner.updates_per_iteration
-    out["learner"].append({"batch": config.learner.batch_size, "updates_per_second": steps / t.median_s,
+    out["learner"].append({"batch": config.learner.batch_size,
+                           "updates_per_second": steps / t.median_s,
                            "samples_per_second": steps * config.learner.batch_size / t.median_s,
                            "spread": t.spread, "compile_s": t.first_call_s})
     return out

@@ -1,10 +1,25 @@
 """muzero_jax: MuZero in JAX, with compiled search (mctx).
 
-The public face:
+    config = muzero_jax.cartpole(seed=0)       # a preset (muzero_jax/presets.py)
+    config = config.replace(num_simulations=8)  # any field, by name or by stage
+    result = muzero_jax.train(config)           # the whole run
+    agent = muzero_jax.Agent(config)            # or init / act / learn, in a notebook
 
-    config = muzero_jax.cartpole(seed=0)      # or classic() / atari_tiny() / atari_paper()
-    agent = muzero_jax.Agent(config)           # init / act / learn, jitted
-    result = muzero_jax.train(config)          # the whole loop
+One training iteration, top down (the file of each stage, and the stage config of
+`muzero_jax.config` it reads):
+
+    envs/         EnvConfig       the env: JAX-native (vmapped) or host (Gymnasium, ALE)
+    networks.py   NetworkConfig   h, g, f on categorical supports (support.py)
+    search.py     SearchConfig    mctx's MuZero or Gumbel policy over g and f
+    selfplay.py   ActingConfig    B envs x T steps of search and exploration -> Trajectory
+    replay.py     ReplayConfig    ring buffers, priorities -> Windows of K + n + 1 steps
+    batch.py      LossConfig      Reanalyze and targets (targets.py) -> Batch
+    learner.py    LearnerConfig   the K-step unroll loss and the optax update
+
+`loop.make_train` builds each piece once and composes them into one compiled
+iteration; `train.train` drives the run (RunConfig: chunks, logs, checkpoints,
+evaluation) over a JAX or a host backend. Variants add data and losses as one
+`Extension` in `muzero_jax.extensions`; docs/design.md has the whole picture.
 """
 
 import warnings

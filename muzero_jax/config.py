@@ -340,9 +340,12 @@ class Config:
         """A copy with `changes`: a field by its name (`num_simulations=25`), a stage by
         its name with a dict of its fields or a stage config (`search=dict(...)`), or the
         main choice of a stage by the stage's name (`env="CartPole-v1"`: `env.id`;
-        `search="gumbel"`: `search.policy`; `network="resnet"`: `network.kind`)."""
+        `search="gumbel"`: `search.policy`; `network="resnet"`: `network.kind`). A field
+        named on its own wins over its stage's dict or object, whatever their order."""
         stages: dict[str, dict] = {}
-        for name, value in changes.items():
+        whole_stages_first = sorted(changes.items(), key=lambda change: not (
+            change[0] in STAGES and not isinstance(change[1], str)))
+        for name, value in whole_stages_first:
             if name in STAGES and isinstance(value, str) and name in MAIN_CHOICE:
                 name, value = MAIN_CHOICE[name], value  # env="CartPole-v1": the stage's choice
             if name in STAGES:
@@ -524,23 +527,29 @@ def _hints(cls: type) -> dict[str, object]:
     return typing.get_type_hints(cls)
 
 
+def check_types(part) -> None:
+    """Raises `ConfigError` for a field of the stage config `part` whose value is not of
+    its declared type (an int field given 16.0 from config.json, a float given inf or
+    nan, a bool given 0, a Literal given another string)."""
+    cls = type(part)
+    for field in dataclasses.fields(cls):
+        value = getattr(part, field.name)
+        fault = _type_fault(value, _hints(cls)[field.name])
+        if fault is None:
+            continue
+        expected, offending = fault
+        if offending is value:
+            raise ConfigError(f"{field.name}={value!r}: expected {expected}")
+        raise ConfigError(f"{field.name}={value!r}: {offending!r} is not {expected}")
+
+
 def validate_types(cfg: Config) -> None:
-    """Raises `ConfigError` for a field whose value is not of its declared type (an int
-    field given 16.0 from config.json, a float given inf or nan, a bool given 0, a
-    Literal given another string), in every stage."""
+    """`check_types` of every stage (each must be its stage's class)."""
     for stage, cls in STAGES.items():
         part = getattr(cfg, stage)
         if not isinstance(part, cls):
             raise ConfigError(f"{stage}={part!r}: expected a {cls.__name__}")
-        for field in dataclasses.fields(cls):
-            value = getattr(part, field.name)
-            fault = _type_fault(value, _hints(cls)[field.name])
-            if fault is None:
-                continue
-            expected, offending = fault
-            if offending is value:
-                raise ConfigError(f"{field.name}={value!r}: expected {expected}")
-            raise ConfigError(f"{field.name}={value!r}: {offending!r} is not {expected}")
+        check_types(part)
 
 
 def validate(cfg: Config, *, max_abs_reward: float | None = None,

@@ -1,4 +1,4 @@
-"""Frame and action history: what h sees of the past (SPEC.md, Atari specifics).
+"""Frame and action history: what h sees of the past (the paper's Atari input, App. E).
 
 The representation h takes the last H frames o_{t-H+1..t} and, beside each
 frame o_i, the action a_{i-1} that led to it, encoded as a constant plane. Only

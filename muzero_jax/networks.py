@@ -1,4 +1,4 @@
-"""The learned model: representation h, dynamics g and prediction f (SPEC.md).
+"""The learned model: representation h, dynamics g and prediction f.
 
 Each of h, g, f is a Flax linen module; `MuZeroNetwork` bundles them so that
 parameters are one pytree, and `Model` exposes the three as pure functions of
@@ -11,9 +11,9 @@ Value and reward come out as logits over categorical supports (see
 `muzero_jax.support`); `Model` also returns them as scalars for the search.
 Hidden states are min-max scaled to [0, 1] per sample after h and after g.
 
-Four families, picked by `config.network.kind`: MLPs for vector observations
-(`[B, latent]` hidden states), and the paper's ResNet for images (SPEC.md,
-Atari specifics): h downsamples `[B, 96, 96, planes]` to a `[B, 6, 6, C]` hidden
+Four families, picked by `NetworkConfig.kind` (`make_network`): MLPs for vector
+observations (`[B, latent]` hidden states), and the paper's ResNet for images (its
+Appendix F): h downsamples `[B, 96, 96, planes]` to a `[B, 6, 6, C]` hidden
 state, g stacks one-hot action planes onto it, and both g and f are residual
 towers with small convolutional heads. For board games, `BoardNetwork` keeps the
 board's size (`[B, H, W, C]` hidden states, no striding) and gives g the action as
@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from muzero_jax import support
-from muzero_jax.config import Config
+from muzero_jax.config import Config, NetworkConfig
 
 Params = chex.ArrayTree
 
@@ -418,50 +418,51 @@ class Inference:
     reward: chex.Array
 
 
+def make_network(network: NetworkConfig, num_actions: int) -> MuZeroNetwork:
+    """The Flax module of h, g and f that `network.kind` names, sized by `network`."""
+    sizes = dict(
+        hidden_sizes=(network.hidden_size,) * network.num_hidden_layers,
+        latent_size=network.latent_size,
+        num_actions=num_actions,
+        value_atoms=2 * network.value_support_size + 1,
+        reward_atoms=2 * network.reward_support_size + 1,
+    )
+    towers = dict(resnet_channels=network.resnet_channels,
+                  representation_blocks=tuple(network.representation_blocks))
+    if network.kind == "conv_mlp":
+        return ConvMLPNetwork(**sizes, **towers)
+    towers.update(dynamics_blocks=network.dynamics_blocks,
+                  prediction_blocks=network.prediction_blocks,
+                  head_channels=network.head_channels)
+    if network.kind == "resnet":
+        return ResNetMuZeroNetwork(**sizes, **towers)
+    if network.kind == "board":
+        return BoardNetwork(**sizes, **towers,
+                            action_embedding_size=network.action_embedding_size)
+    return MuZeroNetwork(**sizes)
+
+
 class Model:
     """h, g, f as pure functions of parameters.
 
     Args:
-      config: sizes of layers and supports.
+      network: the network stage: layer sizes, the family (`kind`) and the value and
+        reward supports. A whole `Config` is read for its `network` stage.
       num_actions: A.
       observation_shape: shape of one observation.
     """
 
-    def __init__(self, config: Config, num_actions: int, observation_shape: tuple[int, ...]):
-        self.config = config
+    def __init__(self, network: NetworkConfig | Config, num_actions: int,
+                 observation_shape: tuple[int, ...]):
+        if isinstance(network, Config):
+            network = network.network
+        self.network_config = network
         self.num_actions = num_actions
         self.observation_shape = tuple(observation_shape)
-        self.value_support_size = config.network.value_support_size
-        self.reward_support_size = config.network.reward_support_size
-        self.squash = config.network.support_squash
-        sizes = dict(
-            hidden_sizes=(config.network.hidden_size,) * config.network.num_hidden_layers,
-            latent_size=config.network.latent_size,
-            num_actions=num_actions,
-            value_atoms=2 * config.network.value_support_size + 1,
-            reward_atoms=2 * config.network.reward_support_size + 1,
-        )
-        if config.network.kind == "resnet":
-            self.network = ResNetMuZeroNetwork(
-                **sizes, resnet_channels=config.network.resnet_channels,
-                representation_blocks=tuple(config.network.representation_blocks),
-                dynamics_blocks=config.network.dynamics_blocks,
-                prediction_blocks=config.network.prediction_blocks,
-                head_channels=config.network.head_channels)
-        elif config.network.kind == "board":
-            self.network = BoardNetwork(
-                **sizes, resnet_channels=config.network.resnet_channels,
-                representation_blocks=tuple(config.network.representation_blocks),
-                dynamics_blocks=config.network.dynamics_blocks,
-                prediction_blocks=config.network.prediction_blocks,
-                head_channels=config.network.head_channels,
-                action_embedding_size=config.network.action_embedding_size)
-        elif config.network.kind == "conv_mlp":
-            self.network = ConvMLPNetwork(
-                **sizes, resnet_channels=config.network.resnet_channels,
-                representation_blocks=tuple(config.network.representation_blocks))
-        else:
-            self.network = MuZeroNetwork(**sizes)
+        self.value_support_size = network.value_support_size
+        self.reward_support_size = network.reward_support_size
+        self.squash = network.support_squash
+        self.network = make_network(network, num_actions)
 
     def init(self, key: chex.PRNGKey) -> Params:
         """Fresh parameters for h, g and f."""

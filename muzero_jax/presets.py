@@ -46,7 +46,8 @@ def atari_paper(**overrides) -> Config:
     with tree-wide min-max Q, n = 10, K = 5, 601-atom supports, prioritised replay
     with alpha = beta = 1, batch 1024 at 0.1 samples per state, SGD with momentum at
     0.05 decayed by 0.1 every 350k steps, L2 1e-4, 27,000-step episodes, no reward
-    clipping. docs/atari.md lists what one accelerator cannot match.
+    clipping. README, "`atari_paper` against the paper", lists what one accelerator
+    cannot match.
     """
     base = Config().replace(
         env=dict(id="ALE/Breakout-v5", sticky_action_probability=0.25,
@@ -313,7 +314,9 @@ def for_env(base: Config, overrides: dict) -> Config:
     """A preset's `base` with `overrides`; an env other than the preset's own gets its own
     solve return (`solve_return_for`), not the preset's, unless overrides give one."""
     config = base.replace(**overrides)
-    given = "solve_return" in overrides or "solve_return" in dict(overrides.get("run", {}))
+    run = overrides.get("run", {})
+    # A whole RunConfig given in place of a dict gives its solve return too.
+    given = "solve_return" in overrides or not isinstance(run, dict) or "solve_return" in run
     if config.env.id != base.env.id and not given:
         config = config.replace(solve_return=solve_return_for(config.env.id))
     return config

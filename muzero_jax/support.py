@@ -1,4 +1,4 @@
-"""Categorical value and reward supports (SPEC.md, "Categorical supports").
+"""Categorical value and reward supports, as the paper represents values and rewards.
 
 Scalars are squashed by the invertible transform of Pohlen et al. (2018),
 
@@ -155,8 +155,9 @@ def reward_limit(config, declared: float | None) -> float:
     value support too once the env's reward scale is `declared` (Config.max_abs_reward or
     the env's; validation then checked both supports against it), else the reward
     support's alone (value targets are not bounded by a reward scale nobody gave)."""
-    return largest_reward_held(config.network.reward_support_size, config.network.value_support_size,
-                               config.loss.discount, config.network.support_squash,
+    net = config.network
+    return largest_reward_held(net.reward_support_size, net.value_support_size,
+                               config.loss.discount, net.support_squash,
                                value_bound=declared is not None)
 
 
@@ -170,12 +171,13 @@ def check_rewards(max_abs_reward, config, limit: float, env_steps: int,
     if not seen > limit:  # NaN: another check's concern
         return
     bound = HEADROOM * seen
-    reward_size, value_size = sizes_for(bound, config.loss.discount, config.network.support_squash)
+    net, discount = config.network, config.loss.discount
+    reward_size, value_size = sizes_for(bound, discount, net.support_squash)
     raise RewardBeyondSupport(
         f"env {env_id or config.env.id!r} paid a reward of magnitude {seen:g} by env step "
         f"{env_steps}, "
-        f"beyond the {limit:.3g} that reward_support_size={config.network.reward_support_size} and "
-        f"value_support_size={config.network.value_support_size} (discount {config.loss.discount:g}) "
+        f"beyond the {limit:.3g} that reward_support_size={net.reward_support_size} and "
+        f"value_support_size={net.value_support_size} (discount {discount:g}) "
         f"hold, so its targets would be clipped: set --env.max_abs_reward {bound:g} "
-        f"--network.reward_support_size {max(reward_size, config.network.reward_support_size)} "
-        f"--network.value_support_size {max(value_size, config.network.value_support_size)}")
+        f"--network.reward_support_size {max(reward_size, net.reward_support_size)} "
+        f"--network.value_support_size {max(value_size, net.value_support_size)}")

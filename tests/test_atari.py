@@ -57,9 +57,10 @@ def test_defaults_are_gymnasiums_v5():
     assert cfg.env.sticky_action_probability == v5["repeat_action_probability"] == 0.25
     assert cfg.env.frame_skip == v5["frameskip"] == 4
     assert cfg.env.full_action_space is v5["full_action_space"] is False
-    assert cfg.env.max_episode_steps * cfg.env.frame_skip == v5["max_num_frames_per_episode"] == 108_000
+    frames = cfg.env.max_episode_steps * cfg.env.frame_skip
+    assert frames == v5["max_num_frames_per_episode"] == 108_000
     assert (cfg.env.noop_max, cfg.env.terminal_on_life_loss) == (0, False)
-    assert Atari(cfg).num_actions == gym.make("ALE/Breakout-v5").action_space.n == 4
+    assert Atari(cfg.env).num_actions == gym.make("ALE/Breakout-v5").action_space.n == 4
 
 
 def test_time_limit_truncates_and_reports_the_episode():
@@ -76,12 +77,12 @@ def test_time_limit_truncates_and_reports_the_episode():
 
 def test_unknown_games_and_misplaced_histories_are_named():
     with pytest.raises(ValueError, match="env='ALE/NoSuchGame-v5'"):
-        Atari(mz.atari_tiny(env="ALE/NoSuchGame-v5"))
+        Atari(mz.atari_tiny(env="ALE/NoSuchGame-v5").env)
     with pytest.raises(ValueError, match="env='ALE/Breakout-v4'.*-v5"):
-        Atari(mz.atari_tiny(env="ALE/Breakout-v4"))
+        Atari(mz.atari_tiny(env="ALE/Breakout-v4").env)
     with pytest.raises(ConfigError, match="history_length=4: .*'jax/CartPole-v1'.*expected 0"):
         mz.Agent(mz.cartpole(history_length=4))
-    with pytest.raises(ConfigError, match="network='resnet'.*shape \\(4,\\)"):
+    with pytest.raises(ConfigError, match="kind='resnet'.*shape \\(4,\\)"):
         mz.Agent(mz.cartpole(network="resnet"))
 
 
@@ -89,7 +90,7 @@ def test_resnet_hidden_state_is_6x6_for_96x96_input():
     # The paper's downsampling with narrow layers (the shapes do not depend on widths).
     cfg = mz.atari_paper(resnet_channels=8, representation_blocks=(1, 0, 0),
                          dynamics_blocks=1, prediction_blocks=0, hidden_size=8)
-    model = Model(cfg, num_actions=18, observation_shape=(96, 96, 32 * 4))
+    model = Model(cfg.network, num_actions=18, observation_shape=(96, 96, 32 * 4))
     params = jax.jit(model.init)(jax.random.key(0))
     obs = jax.random.uniform(jax.random.key(1), (2, 96, 96, 128))
     root = jax.jit(model.initial_inference)(params, obs)
@@ -196,7 +197,7 @@ def test_atari_experiment_smoke_run_writes_summary(tmp_path):
                      "eval_episodes", "solved", "solved_during_training", "seed", "config"}
     assert cartpole_keys <= set(summary)
     assert summary["env_steps"] == 400 and summary["train_steps"] > 0
-    assert summary["eval_episodes"] == 2 and summary["config"]["history_length"] == 4
+    assert summary["eval_episodes"] == 2 and summary["config"]["env"]["history_length"] == 4
     # The same run directory as CartPole's: Atari is a preset, not a second code path.
     assert (out / "metrics.csv").exists() and (out / "config.json").exists()
     assert os.listdir(out / "checkpoints") and os.listdir(out / "tensorboard")

@@ -10,9 +10,9 @@ import pytest
 
 import muzero_jax as mz
 from muzero_jax import opponents
-from muzero_jax.config import ConfigError
-from muzero_jax.presets import board
+from muzero_jax.config import ConfigError, EnvConfig
 from muzero_jax.envs import pgx_env
+from muzero_jax.presets import board
 from muzero_jax.search import Exploration
 from muzero_jax.targets import game_outcomes
 
@@ -39,7 +39,7 @@ def play_moves(moves, env=TTT):
 
 
 def test_spec_and_id_rule():
-    env = mz.envs.make(mz.Config(env="pgx/tic_tac_toe"))
+    env = mz.envs.make(EnvConfig(id="pgx/tic_tac_toe"))
     assert isinstance(env, pgx_env.PgxEnv)
     spec = env.spec
     assert (spec.observation_shape, spec.num_actions) == ((3, 3, 2), 9)
@@ -155,9 +155,9 @@ def test_both_modes_learn_a_step(mode):
 
 def test_mode_checks():
     with pytest.raises(ConfigError, match="unroll_steps=5: mode='alphazero'"):
-        mz.config.validate(dataclasses.replace(tiny("alphazero"), unroll_steps=5))
+        mz.config.validate(tiny("alphazero").replace(unroll_steps=5))
     with pytest.raises(ConfigError, match="unroll_steps=0: expected an integer >= 1"):
-        mz.config.validate(dataclasses.replace(tiny(), unroll_steps=0))
+        mz.config.validate(tiny().replace(unroll_steps=0))
     with pytest.raises(ConfigError, match="mode='alphazero' searches with the env's own"):
         mz.Agent(mz.cartpole(env="CartPole-v1", mode="alphazero", unroll_steps=0))
 
@@ -203,41 +203,6 @@ def _winnable(observation):
     for line in lines:
         can_win |= (obs[..., list(line), 0].sum(-1) == 2) & (empty[..., list(line)].sum(-1) == 1)
     return can_win, empty
-
-
-def test_opportunist_takes_every_win_and_plays_its_side_of_its_games():
-    from muzero_jax.selfplay import opportunist_actions
-
-    # WIN's only winning move is 2, 100 times over; BLOCK has none (5 blocks, but the
-    # opportunist does not look at the opponent's threats): a random legal move.
-    win_state, _ = play_moves(WIN)
-    block_state, _ = play_moves(BLOCK)
-    states = jax.tree.map(lambda a, b: jnp.stack([a] * 100 + [b] * 100), win_state,
-                          block_state)
-    moves = np.asarray(opportunist_actions(TTT, jax.random.key(0), states))
-    assert (moves[:100] == 2).all()
-    legal = np.asarray(block_state.legal_action_mask)
-    assert legal[moves[100:]].all() and len(set(moves[100:])) == legal.sum()
-
-    # In self-play, the first round(share * B) games have it on one side: the first
-    # player in even envs, the second in odd ones, after the random opening plies.
-    cfg = tiny(num_envs=4, opportunist_games=0.5, rollout_length=60)
-    agent = mz.Agent(cfg)
-    state = agent.init(jax.random.key(0))
-    _, trajectory = agent.rollout(state, agent.reset(jax.random.key(1)), jax.random.key(2))
-    reward = np.asarray(trajectory.reward)
-    terminated = np.asarray(trajectory.terminated)
-    ply = np.zeros_like(reward, dtype=int)  # each row's ply within its game
-    for t in range(1, ply.shape[1]):
-        ply[:, t] = np.where(terminated[:, t - 1], 0, ply[:, t - 1] + 1)
-    can_win, _ = _winnable(trajectory.observation)
-    its = ((np.arange(4)[:, None] < 2) & (ply % 2 == np.arange(4)[:, None] % 2)
-           & (ply >= cfg.acting.random_opening_plies))
-    assert (its & can_win).sum() >= 5 and (reward[its & can_win] == 1).all()
-    # The other side, the search of an untrained network, leaves some.
-    assert (reward[~its & can_win & (ply >= 2)] < 1).any()
-    with pytest.raises(ConfigError, match=r"opportunist_games=0.5: .*CartPole-v1"):
-        mz.Agent(mz.cartpole(opportunist_games=0.5))
 
 
 def test_counterfactual_moves_label_the_win_not_played_and_the_moves_beside_one_played():
@@ -427,22 +392,22 @@ def test_board_script_mode_takes_its_presets_values_unless_given(monkeypatch, tm
 
     muzero = board("tic_tac_toe")
     alphazero = board("tic_tac_toe", "alphazero")
-    differ = ("updates_per_iteration", "total_env_steps")
-    assert all(getattr(alphazero, f) != getattr(muzero, f) for f in differ)
+    assert alphazero.learner.updates_per_iteration != muzero.learner.updates_per_iteration
+    assert alphazero.run.total_env_steps != muzero.run.total_env_steps
 
     config = parsed_config("--mode", "alphazero")
-    assert config == dataclasses.replace(alphazero, mode="alphazero", unroll_steps=0)
+    assert config == alphazero.replace(mode="alphazero", unroll_steps=0)
     assert parsed_config() == muzero
     # A flag stands even where its value is the other mode's preset's: it was given.
     config = parsed_config("--mode", "alphazero", "--learner.updates_per_iteration",
-                           str(muzero.updates_per_iteration))
-    assert config.learner.updates_per_iteration == muzero.updates_per_iteration
-    assert config.run.total_env_steps == alphazero.total_env_steps
+                           str(muzero.learner.updates_per_iteration))
+    assert config.learner.updates_per_iteration == muzero.learner.updates_per_iteration
+    assert config.run.total_env_steps == alphazero.run.total_env_steps
     config = parsed_config("--mode", "muzero", "--learner.updates_per_iteration",
-                           str(alphazero.updates_per_iteration))
-    assert config.learner.updates_per_iteration == alphazero.updates_per_iteration
-    assert config.run.total_env_steps == muzero.total_env_steps
-    assert config.loss.unroll_steps == muzero.unroll_steps
+                           str(alphazero.learner.updates_per_iteration))
+    assert config.learner.updates_per_iteration == alphazero.learner.updates_per_iteration
+    assert config.run.total_env_steps == muzero.run.total_env_steps
+    assert config.loss.unroll_steps == muzero.loss.unroll_steps
 
 
 def test_board_script_rejects_bad_input_before_compiling():
@@ -480,7 +445,7 @@ def test_board_script_trains_and_writes_opponents(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["alphazero", "muzero"])
 def test_tic_tac_toe_bar_never_loses_to_minimax(mode, tmp_path):
-    # Issue 12's bar: the preset's training (at most 10 minutes on a quiet 2-core CPU),
+    # The board bar: the preset's training (at most 10 minutes on a quiet 2-core CPU),
     # then no loss in 100 games as each side against perfect play.
     import json
     import subprocess
@@ -501,7 +466,7 @@ def test_tic_tac_toe_bar_never_loses_to_minimax(mode, tmp_path):
 
 @pytest.mark.slow
 def test_connect_four_bar_beats_random_and_the_search_baseline(tmp_path):
-    # Issue 12's bar, MuZero mode: the preset's training (at most 30 minutes on a quiet
+    # The board bar, MuZero mode: the preset's training (at most 30 minutes on a quiet
     # 2-core CPU), then at least 95% wins against random as either side and a winning
     # score against the 100-simulation pure-search baseline.
     import json

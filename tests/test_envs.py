@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from gymnasium.envs.phys2d.cartpole import CartPoleFunctional, CartPoleParams
 
+import muzero_jax as mz
 from muzero_jax import envs
+from muzero_jax.config import EnvConfig
 from muzero_jax.envs.functional import FuncJaxEnv
 
 
@@ -124,7 +126,6 @@ def test_unknown_env_names_the_registered_ones():
 
 def test_host_envs_step_in_worker_processes_as_in_this_one():
     """vector_mode='async' (gymnasium's AsyncVectorEnv) gives the same steps as 'sync'."""
-    import muzero_jax as mz
 
     outs = {}
     for mode in ("sync", "async"):
@@ -145,7 +146,6 @@ def test_host_envs_step_in_worker_processes_as_in_this_one():
 
 def test_a_custom_jax_env_object_trains_without_registration():
     """`train(config, env=...)` takes an env object; the protocol is all it needs."""
-    import muzero_jax as mz
     from muzero_jax.envs import EnvSpec, JaxEnv, Transition
 
     class Coin(JaxEnv):
@@ -172,3 +172,27 @@ def test_a_custom_jax_env_object_trains_without_registration():
     result = mz.train(cfg, env=Coin(), log=None)
     assert result.env_steps == 64 and result.train_steps > 0
     assert result.agent.spec.env_id == "coin"
+
+
+def test_make_reads_the_env_stage_alone():
+    stage = EnvConfig(id="jax/CartPole-v1", max_episode_steps=7)
+    env = envs.make(stage)
+    assert env.spec.max_episode_steps == 7 and env.spec.num_actions == 2
+    assert envs.make(mz.Config().replace(env=stage)).spec == env.spec  # a whole Config: its env
+    host = envs.make(EnvConfig(id="CartPole-v1", max_episode_steps=9))
+    assert host.spec.max_episode_steps == 9 and host.config.id == "CartPole-v1"
+    with pytest.raises(TypeError, match="'jax/CartPole-v1': expected an EnvConfig"):
+        envs.make("jax/CartPole-v1")
+
+
+def test_fit_to_env_sets_the_scales_of_an_untuned_env():
+    # CartPole declares |reward| <= 1, which the preset's supports hold: they stay.
+    fitted = envs.fit_to_env(mz.cartpole())
+    assert (fitted.loss.discount, fitted.run.total_env_steps) == (0.997, 100_000)
+    assert fitted.env.max_abs_reward == 1.0 and fitted.network == mz.cartpole().network
+    # FrozenLake declares none: a random rollout sees 1, supports are sized for twice it,
+    # and its 100-step limit gives the discount 1 - 1/100.
+    fitted = envs.fit_to_env(mz.classic(env="FrozenLake-v1", value_support_size=1,
+                                        reward_support_size=1))
+    assert (fitted.loss.discount, fitted.env.max_abs_reward) == (0.99, 2.0)
+    assert (fitted.network.value_support_size, fitted.network.reward_support_size) == (14, 1)

@@ -8,7 +8,7 @@ import pytest
 
 import muzero_jax as mz
 from muzero_jax import envs
-from muzero_jax.config import ConfigError
+from muzero_jax.config import ConfigError, EnvConfig
 from muzero_jax.envs.gymnax_env import GymnaxEnv
 
 # How each twin's gymnax state is set from Gymnasium's `unwrapped.state`.
@@ -166,4 +166,4 @@ def test_minatar_repeats_the_previous_action_as_minatar_defines():
 
 def test_sticky_actions_are_refused_where_the_env_cannot_repeat():
     with pytest.raises(ConfigError, match="sticky_action_probability=0.1: 'pgx/tic_tac_toe'"):
-        envs.make(mz.Config(env="pgx/tic_tac_toe", sticky_action_probability=0.1))
+        envs.make(EnvConfig(id="pgx/tic_tac_toe", sticky_action_probability=0.1))

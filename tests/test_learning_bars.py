@@ -1,6 +1,6 @@
-"""The learning bars of issue 10, as the user runs them (slow: minutes each, --runslow).
+"""The CartPole learning bars, as the user runs them (slow: minutes each, --runslow).
 
-Each trains seed 0 through `experiments/cartpole.py` with the preset the issue names
+Each trains seed 0 through `experiments/cartpole.py` with the preset the bar names
 and checks the final greedy evaluation (100 episodes, on Gymnasium's env) against
 Gymnasium's reward_threshold. The figures are printed (pytest -s) for the record;
 env steps per seed are deterministic, wall seconds depend on the machine's load.
@@ -68,5 +68,5 @@ def test_defaults_learn_a_small_env_nobody_tuned(env_id, tmp_path, monkeypatch):
     print(f"\n{env_id}: {summary['env_steps']} env steps, {summary['wall_seconds']:.0f} s wall "
           f"(compile included), eval {summary['eval_return_mean']:.2f} over "
           f"{summary['eval_episodes']} episodes")
-    assert summary["config"]["solve_return"] is None  # none of them has a reward_threshold
+    assert summary["config"]["run"]["solve_return"] is None  # none has a reward_threshold
     assert summary["eval_return_min"] >= OPTIMAL_RETURN[env_id] - 1e-3

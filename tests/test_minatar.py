@@ -1,5 +1,5 @@
 """The `minatar` preset on gymnax's MinAtar games: it builds and trains (seconds), and the
-Breakout bar of issue 13 (slow: an hour, --runslow)."""
+Breakout bar (slow: an hour, --runslow)."""
 
 import json
 import os
@@ -51,7 +51,7 @@ def test_minatar_preset_runs_an_iteration_on_a_minatar_id(game, network):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_minatar_breakout_bar(seed, tmp_path):
-    """Issue 13's bar: greedy mean return >= 15 over 100 episodes. The hour it must take at
+    """The Breakout bar: greedy mean return >= 15 over 100 episodes. The hour it must take at
     most on the 2-core CPU (compilation included) is printed, not asserted: wall time
     depends on the machine's load; the env steps it took are deterministic per seed."""
     out = tmp_path / "run"

@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from muzero_jax import networks
+from muzero_jax.config import Config, NetworkConfig
 from muzero_jax.networks import scale_hidden_state
 
 
@@ -98,3 +100,26 @@ def test_conv_mlp_network_keeps_flat_hidden_states():
     assert root.state.shape == (2, 6) and root.policy_logits.shape == (2, 7)
     step = model.recurrent_inference(params, root.state, jnp.array([0, 6]))
     assert step.state.shape == (2, 6) and step.reward.shape == (2,)
+
+
+@pytest.mark.parametrize("kind, family", [
+    ("mlp", networks.MuZeroNetwork), ("resnet", networks.ResNetMuZeroNetwork),
+    ("board", networks.BoardNetwork), ("conv_mlp", networks.ConvMLPNetwork)])
+def test_model_reads_the_network_stage_alone(kind, family):
+    """`Model` needs the network stage and the env's facts, nothing else; a whole Config
+    gives the same model (its network stage)."""
+    stage = NetworkConfig(kind=kind, hidden_size=8, latent_size=8, value_support_size=3,
+                          reward_support_size=2, resnet_channels=4, dynamics_blocks=1,
+                          prediction_blocks=1, head_channels=2,
+                          representation_blocks=(1, 0, 0))
+    shape = (5,) if kind == "mlp" else (4, 4, 2)
+    model = networks.Model(stage, num_actions=3, observation_shape=shape)
+    whole = networks.Model(Config().replace(network=stage, num_simulations=3, td_steps=2),
+                           num_actions=3, observation_shape=shape)
+    assert type(model.network) is family and model.network == whole.network
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    root = jax.eval_shape(model.initial_inference, params, jnp.zeros((2, *shape)))
+    assert root.policy_logits.shape == (2, 3) and root.value_logits.shape == (2, 7)
+    step = jax.eval_shape(model.recurrent_inference, params, root.state,
+                          jnp.zeros((2,), jnp.int32))
+    assert step.reward_logits.shape == (2, 5)

@@ -18,7 +18,8 @@ def test_the_graph_has_every_expanded_node_and_edge(tree, tiny_config):
     graph = treeviz.tree_to_graph(tree, chosen_action=1)
     source = graph.source
     expanded = int(np.sum(np.asarray(tree.node_visits)[0] > 0))
-    assert expanded == tiny_config.search.num_simulations + 1  # the root plus one node per simulation
+    # the root plus one node per simulation
+    assert expanded == tiny_config.search.num_simulations + 1
     assert source.count(" -> ") == expanded - 1  # a tree: one edge into each non-root node
     # The root was visited once by its own expansion and once per simulation.
     assert f"N={tiny_config.search.num_simulations + 1} " in source

@@ -1,6 +1,7 @@
 """Environments: one protocol (`base`), JAX-native and host realisations, and one id rule.
 
-`make(config)` builds the env `config.env.id` names. The rule, checked in this order:
+`make(env_config)` builds the env `EnvConfig.id` names, reading the env stage alone
+(`muzero_jax.config.EnvConfig`). The rule, checked in this order:
 
 | id                      | realisation                                   | path         |
 |-------------------------|-----------------------------------------------|--------------|
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from muzero_jax.config import Config, ConfigError
+from muzero_jax.config import Config, ConfigError, EnvConfig
 from muzero_jax.envs.base import (
     EnvSpec,
     EnvState,
@@ -31,6 +32,7 @@ from muzero_jax.envs.base import (
     JaxEnv,
     StepOutput,
     Transition,
+    env_config,
     to_float,
 )
 from muzero_jax.envs.cartpole import CARTPOLE_V1_PARAMS, make_cartpole
@@ -82,38 +84,41 @@ def make_jax(env_id: str, max_episode_steps: int | None = None) -> JaxEnv:
     return _REGISTRY[name](max_episode_steps=max_episode_steps)
 
 
-def make(config: Config) -> Env:
-    """The environment `config.env.id` names (see the module docstring for the rule).
+def make(config: EnvConfig | Config) -> Env:
+    """The environment `EnvConfig.id` names (see the module docstring for the rule).
+
+    Args:
+      config: the env stage; a whole `Config` is read for its `env` stage.
 
     Raises `ConfigError` naming the id for unknown ids and unsupported spaces, before
     anything compiles.
     """
-    env_id = config.env.id
-    if config.env.sticky_action_probability and not env_id.startswith(("gymnax/", "ALE/")):
-        raise ConfigError(f"sticky_action_probability={config.env.sticky_action_probability}: "
-                          f"{env_id!r} does not repeat actions (only ALE/ and gymnax/ envs "
+    env = env_config(config)
+    if env.sticky_action_probability and not env.id.startswith(("gymnax/", "ALE/")):
+        raise ConfigError(f"sticky_action_probability={env.sticky_action_probability}: "
+                          f"{env.id!r} does not repeat actions (only ALE/ and gymnax/ envs "
                           f"do); expected None or 0")
-    if env_id.startswith(JAX_PREFIX):
-        return make_jax(env_id, config.env.max_episode_steps)
-    if env_id.startswith("gymnax/"):
+    if env.id.startswith(JAX_PREFIX):
+        return make_jax(env.id, env.max_episode_steps)
+    if env.id.startswith("gymnax/"):
         from muzero_jax.envs.gymnax_env import GymnaxEnv
 
-        return GymnaxEnv(env_id[len("gymnax/"):], config.env.max_episode_steps,
-                         config.env.sticky_action_probability)
-    if env_id.startswith("pgx/"):
+        return GymnaxEnv(env.id[len("gymnax/"):], env.max_episode_steps,
+                         env.sticky_action_probability)
+    if env.id.startswith("pgx/"):
         from muzero_jax.envs.pgx_env import make_pgx
 
-        return make_pgx(env_id, config.env.max_episode_steps)
-    if env_id.startswith("ALE/"):
+        return make_pgx(env.id, env.max_episode_steps)
+    if env.id.startswith("ALE/"):
         from muzero_jax.envs import atari
 
-        return atari.Atari(config)
+        return atari.Atari(env)
     from muzero_jax.envs.gymnasium_host import GymnasiumEnv
 
-    return GymnasiumEnv(config)
+    return GymnasiumEnv(env)
 
 
 __all__ = ["CARTPOLE_V1_PARAMS", "FAMILIES", "Env", "EnvSpec", "EnvState", "FuncJaxEnv",
-           "HostEnv", "HostEnvs", "HostStep", "JaxEnv", "StepOutput", "Transition", "fit_to_env",
-           "make",
-           "make_cartpole", "make_jax", "register", "registered", "to_float"]
+           "HostEnv", "HostEnvs", "HostStep", "JaxEnv", "StepOutput", "Transition",
+           "env_config", "fit_to_env", "make", "make_cartpole", "make_jax", "register",
+           "registered", "to_float"]

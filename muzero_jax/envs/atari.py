@@ -1,6 +1,6 @@
 """Atari on the host: ale-py's vectorised ALE, preprocessed as in the paper.
 
-`Atari(config)` describes a game (actions, frame shape, time limit) and makes
+`Atari(env_config)` describes a game (actions, frame shape, time limit) and makes
 `AtariGames`, B emulators stepped together by `ale_py.AtariVectorEnv` (C++
 threads; frame skip, max-pooling and resizing happen there, so no OpenCV).
 
@@ -25,11 +25,11 @@ import weakref
 
 import numpy as np
 
-from muzero_jax.config import Config
-from muzero_jax.envs.base import EnvSpec, EpisodeStats, HostEnv, HostStep
+from muzero_jax.config import Config, EnvConfig
+from muzero_jax.envs.base import EnvSpec, EpisodeStats, HostEnv, HostStep, env_config
 
 # ALE v5's sticky actions (`gymnasium.spec("ALE/<Game>-v5")`), for
-# Config.sticky_action_probability None.
+# EnvConfig.sticky_action_probability None.
 V5_STICKY_ACTION_PROBABILITY = 0.25
 
 
@@ -68,15 +68,15 @@ class AtariGames:
         self._env = AtariVectorEnv(
             atari.game, num_envs,
             num_threads=min(num_envs, os.cpu_count() or 1),
-            max_num_frames_per_episode=atari.max_episode_steps * cfg.env.frame_skip,
+            max_num_frames_per_episode=atari.max_episode_steps * cfg.frame_skip,
             repeat_action_probability=(V5_STICKY_ACTION_PROBABILITY
-                                       if cfg.env.sticky_action_probability is None
-                                       else cfg.env.sticky_action_probability),
-            full_action_space=cfg.env.full_action_space,
+                                       if cfg.sticky_action_probability is None
+                                       else cfg.sticky_action_probability),
+            full_action_space=cfg.full_action_space,
             autoreset_mode="SameStep",
-            img_height=cfg.env.frame_size[0], img_width=cfg.env.frame_size[1],
-            grayscale=cfg.env.grayscale, stack_num=1, frameskip=cfg.env.frame_skip, maxpool=True,
-            noop_max=cfg.env.noop_max, episodic_life=cfg.env.terminal_on_life_loss,
+            img_height=cfg.frame_size[0], img_width=cfg.frame_size[1],
+            grayscale=cfg.grayscale, stack_num=1, frameskip=cfg.frame_skip, maxpool=True,
+            noop_max=cfg.noop_max, episodic_life=cfg.terminal_on_life_loss,
             reward_clipping=False, use_fire_reset=False)
         # The emulators run threads; release them with the object, not at exit.
         self._finalizer = weakref.finalize(self, self._env.close)
@@ -84,7 +84,7 @@ class AtariGames:
 
     def _frames(self, obs: np.ndarray) -> np.ndarray:
         obs = obs[:, 0]  # stack_num = 1
-        return obs[..., None] if self.atari.config.env.grayscale else obs
+        return obs[..., None] if self.atari.config.grayscale else obs
 
     def reset(self, seed: int) -> np.ndarray:
         """Starts every game afresh (game b seeded with seed + b). `[B, *frame_shape]` uint8."""
@@ -115,11 +115,11 @@ class AtariGames:
 
 
 class Atari(HostEnv):
-    """An ALE game preprocessed as the config says; makes `AtariGames`.
+    """An ALE game preprocessed as its `EnvConfig` says; makes `AtariGames`.
 
     Attributes:
       game: the ROM name (e.g. "breakout").
-      num_actions: A (the minimal action set unless config.env.full_action_space).
+      num_actions: A (the minimal action set unless EnvConfig.full_action_space).
       frame_shape: `(height, width, C)`, C = 1 (grayscale) or 3.
       max_episode_steps: the time limit in agent steps (default 27,000 as v5).
       spec: the protocol's description: uint8 frames, no known reward bound (rewards
@@ -127,15 +127,15 @@ class Atari(HostEnv):
         preprocessing is not ours).
     """
 
-    def __init__(self, config: Config):
-        self.config = config
-        self.game = _game(config.env.id)
-        self.max_episode_steps = int(config.env.max_episode_steps or 27_000)
-        self.frame_shape = (*config.env.frame_size, 1 if config.env.grayscale else 3)
+    def __init__(self, config: EnvConfig | Config):
+        self.config = config = env_config(config)
+        self.game = _game(config.id)
+        self.max_episode_steps = int(config.max_episode_steps or 27_000)
+        self.frame_shape = (*config.frame_size, 1 if config.grayscale else 3)
         probe = AtariGames(self, 1)
         self.num_actions = int(probe._env.single_action_space.n)
         probe.close()
-        self.spec = EnvSpec(env_id=config.env.id, observation_shape=self.frame_shape,
+        self.spec = EnvSpec(env_id=config.id, observation_shape=self.frame_shape,
                             observation_dtype="uint8", num_actions=self.num_actions,
                             max_episode_steps=self.max_episode_steps)
 

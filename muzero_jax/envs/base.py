@@ -22,7 +22,7 @@ with the observation they belong to (True where an action is legal).
 Observations are float32, except frames (`observation_dtype` uint8, shape
 `(height, width, channels)`), which replay stores as they are and the network
 sees scaled to [0, 1] (`to_float`). A host env of frames may be given a history
-of its last H frames and actions (`Config.history_length`, SPEC.md "Atari").
+of its last H frames and actions (`EnvConfig.history_length`, `muzero_jax.history`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from muzero_jax.config import Config, EnvConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +82,16 @@ class EnvSpec:
     def frames(self) -> bool:
         """Whether observations are uint8 frames."""
         return self.observation_dtype == "uint8"
+
+
+def env_config(config: EnvConfig | Config) -> EnvConfig:
+    """The env stage: `config` itself, or a whole `Config`'s `env` (the env factories
+    read nothing else)."""
+    if isinstance(config, Config):
+        return config.env
+    if not isinstance(config, EnvConfig):
+        raise TypeError(f"config={config!r}: expected an EnvConfig (or a Config)")
+    return config
 
 
 def to_float(observation: chex.Array) -> jax.Array:
@@ -192,8 +204,8 @@ class JaxEnv(abc.ABC):
 
     def step(self, state: EnvState, action: chex.Array) -> tuple[EnvState, StepOutput]:
         """One step with auto-reset. action: `[]` int32."""
-        # Five keys, of which two go unused, so that runs on CartPole reproduce those made
-        # before this protocol existed (its transition used the second, its reset the fifth).
+        # Five keys, of which two go unused: the transition takes the second and the reset
+        # the fifth, the split every recorded CartPole run and test figure was made with.
         keys = jax.random.split(state.key, 5)
         key, transition_key, reset_key = keys[0], keys[1], keys[4]
         out = self.transition(state.inner, action, transition_key)

@@ -1,6 +1,6 @@
 """Any `gymnasium.make` id with a discrete action space, as a host env.
 
-`GymnasiumEnv(config)` reads the env's spaces once (one `gymnasium.make`, before
+`GymnasiumEnv(env_config)` reads the env's spaces once (one `gymnasium.make`, before
 anything compiles) and makes batches with `gymnasium.make_vec` in same-step
 auto-reset, in this process (`vector_mode="sync"`) or in worker processes
 ("async", spawned workers). Gymnasium's `"module:EnvId"` form imports the
@@ -19,8 +19,8 @@ import importlib
 import gymnasium as gym
 import numpy as np
 
-from muzero_jax.config import Config, ConfigError
-from muzero_jax.envs.base import EnvSpec, EpisodeStats, HostEnv, HostStep
+from muzero_jax.config import Config, ConfigError, EnvConfig
+from muzero_jax.envs.base import EnvSpec, EpisodeStats, HostEnv, HostStep, env_config
 
 SUPPORTED = ("actions: Discrete; observations: Box (float vectors/arrays, or uint8 images "
              "(height, width, channels)), Discrete (one-hot) or MultiBinary")
@@ -63,15 +63,18 @@ class GymnasiumEnv(HostEnv):
     """A Gymnasium env id, vectorised with `gymnasium.make_vec` (same-step auto-reset).
 
     The time limit is the env's own (its registered `max_episode_steps`, or
-    `config.env.max_episode_steps`); the final evaluation plays `gymnasium.make(env_id)`.
+    `EnvConfig.max_episode_steps`); the final evaluation plays `gymnasium.make(env_id)`.
+
+    Args:
+      config: the env stage (a whole `Config` is read for its `env`).
     """
 
-    def __init__(self, config: Config):
-        env_id = config.env.id
-        self.config = config
+    def __init__(self, config: EnvConfig | Config):
+        self.config = env_config(config)
+        env_id = self.config.id
         self.gym_spec = gymnasium_spec(env_id)
         self.env_id = env_id
-        self.max_episode_steps = config.env.max_episode_steps or self.gym_spec.max_episode_steps
+        self.max_episode_steps = self.config.max_episode_steps or self.gym_spec.max_episode_steps
         probe = gym.make(env_id, **self._kwargs())
         try:
             action_space, observation_space = probe.action_space, probe.observation_space
@@ -93,9 +96,9 @@ class GymnasiumEnv(HostEnv):
                             else env_id)
 
     def _kwargs(self) -> dict:
-        if self.config.env.max_episode_steps is None:
+        if self.config.max_episode_steps is None:
             return {}
-        return {"max_episode_steps": self.config.env.max_episode_steps}
+        return {"max_episode_steps": self.config.max_episode_steps}
 
     def observation(self, obs: np.ndarray) -> np.ndarray:
         """Batched observations as stored: `[B, *observation_shape]`."""
@@ -121,13 +124,13 @@ class GymnasiumEnvs:
         self.env = env
         self.num_envs = num_envs
         vector_kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP}
-        if env.config.env.vector_mode == "async":
+        if env.config.vector_mode == "async":
             # Forking a process that runs JAX's threads can deadlock the child; spawned
             # workers import the env afresh ('module:EnvId', or a script's registration
             # under `if __name__ == "__main__":`).
             vector_kwargs["context"] = "spawn"
         self._vec = gym.make_vec(
-            env.env_id, num_envs=num_envs, vectorization_mode=env.config.env.vector_mode,
+            env.env_id, num_envs=num_envs, vectorization_mode=env.config.vector_mode,
             vector_kwargs=vector_kwargs, **env._kwargs())
         self._stats = EpisodeStats(num_envs)
 

@@ -2,7 +2,7 @@
 
 pgx games are pure JAX, so self-play, search and evaluation on them compile like
 CartPole. The adapter reports every game from the view that two-player search
-needs (SPEC.md, "Search"):
+needs (`muzero_jax.search`: values alternate sign between plies):
 
 - the observation is pgx's, which is already from the view of the player to move;
 - the reward of a step is the reward of the player who moved (+1 for a win made

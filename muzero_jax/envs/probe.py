@@ -10,7 +10,6 @@ A reward met later beyond what the supports hold stops the run (`support.check_r
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax
@@ -102,28 +101,30 @@ def fit_to_env(config: Config, env=None) -> Config:
     """
     from muzero_jax import envs
 
-    env = env or envs.make(config)
+    env = env or envs.make(config.env)
     if env.spec.max_episode_steps is None and not env.spec.two_player:
         config = config.replace(max_episode_steps=DEFAULT_TIME_LIMIT)
-        env = envs.make(config)
+        env = envs.make(config.env)
     if env.spec.max_episode_steps is not None:
-        config = dataclasses.replace(
-            config, discount=horizon_discount(env.spec.max_episode_steps),
+        config = config.replace(
+            discount=horizon_discount(env.spec.max_episode_steps),
             total_env_steps=min(config.run.total_env_steps,
                                 default_budget(env.spec.max_episode_steps)))
     scale = config.env.max_abs_reward if config.env.max_abs_reward is not None \
         else env.spec.max_abs_reward
     headroom = 1.0
     if scale is None:
-        scale = observed_max_abs_reward(env, config.acting.num_envs, PROBE_STEPS, config.run.seed) or 1.0
+        scale = observed_max_abs_reward(env, config.acting.num_envs, PROBE_STEPS,
+                                        config.run.seed) or 1.0
         headroom = support.HEADROOM
-    held = support.largest_reward_held(config.network.reward_support_size, config.network.value_support_size,
-                                       config.loss.discount, config.network.support_squash)
+    net, discount = config.network, config.loss.discount
+    held = support.largest_reward_held(net.reward_support_size, net.value_support_size,
+                                       discount, net.support_squash)
     if scale <= held:
         return config.replace(max_abs_reward=float(scale))
     bound = headroom * scale
-    reward_size, value_size = support.sizes_for(bound, config.loss.discount, config.network.support_squash)
-    return dataclasses.replace(
-        config, max_abs_reward=float(bound),
-        reward_support_size=max(reward_size, config.network.reward_support_size),
-        value_support_size=max(value_size, config.network.value_support_size))
+    reward_size, value_size = support.sizes_for(bound, discount, net.support_squash)
+    return config.replace(
+        max_abs_reward=float(bound),
+        reward_support_size=max(reward_size, net.reward_support_size),
+        value_support_size=max(value_size, net.value_support_size))

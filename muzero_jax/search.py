@@ -225,9 +225,9 @@ PolicyFn = Callable[[SearchConfig, Params, chex.PRNGKey, mctx.RootFnOutput, Recu
                      Exploration, chex.Array | None], mctx.PolicyOutput]
 
 
-def muzero_puct(search: SearchConfig, params: Params, key: chex.PRNGKey,
-                root: mctx.RootFnOutput, recurrent_fn: RecurrentFn, exploration: Exploration,
-                invalid_actions: chex.Array | None) -> mctx.PolicyOutput:
+def puct(search: SearchConfig, params: Params, key: chex.PRNGKey,
+         root: mctx.RootFnOutput, recurrent_fn: RecurrentFn, exploration: Exploration,
+         invalid_actions: chex.Array | None) -> mctx.PolicyOutput:
     """`mctx.muzero_policy` with the config's PUCT constants and Q normalisation.
 
     At temperature 0 mctx breaks visit-count ties at random; greedy play should be
@@ -262,7 +262,7 @@ def gumbel(search: SearchConfig, params: Params, key: chex.PRNGKey,
 
 
 # SearchConfig.policy -> the policy that searches.
-POLICIES: dict[str, PolicyFn] = {"muzero": muzero_puct, "gumbel": gumbel}
+POLICIES: dict[str, PolicyFn] = {"muzero": puct, "gumbel": gumbel}
 
 
 def tree_discount(discount: float, two_player: bool) -> float:
@@ -271,14 +271,22 @@ def tree_discount(discount: float, two_player: bool) -> float:
     return -1.0 if two_player else discount
 
 
+def tree_recurrent_fn(model: Model, *, discount: float, two_player: bool = False,
+                      simulator=None) -> RecurrentFn:
+    """The tree's step: the learned model's g then f, or the `simulator` env's own."""
+    discount = tree_discount(discount, two_player)
+    if simulator is None:
+        return make_recurrent_fn(model, discount)
+    return make_simulator_recurrent_fn(model, simulator, discount)
+
+
 def _run_policy(search: SearchConfig, model: Model, *, discount: float, two_player: bool,
                 simulator) -> Callable:
     """(params, key, obs, exploration, invalid_actions, embedding) ->
     (the root's inference, mctx's output)."""
     policy = POLICIES[search.policy]
-    discount = tree_discount(discount, two_player)
-    recurrent_fn = (make_recurrent_fn(model, discount) if simulator is None
-                    else make_simulator_recurrent_fn(model, simulator, discount))
+    recurrent_fn = tree_recurrent_fn(model, discount=discount, two_player=two_player,
+                                     simulator=simulator)
 
     def run(params, key, obs, exploration, invalid_actions=None, embedding=None):
         root_out = model.initial_inference(params, obs)
@@ -366,12 +374,9 @@ class Searcher:
                  simulator=None):
         self.model = model
         self.config = config
-        self.two_player = two_player
-        self.simulator = simulator
         self.discount = tree_discount(config.loss.discount, two_player)
-        self.recurrent_fn = (make_recurrent_fn(model, self.discount) if simulator is None
-                             else make_simulator_recurrent_fn(model, simulator, self.discount))
         stage = dict(discount=config.loss.discount, two_player=two_player, simulator=simulator)
+        self.recurrent_fn = tree_recurrent_fn(model, **stage)
         self._search = make_search(config.search, model, **stage)
         self.search_tree = make_search_tree(config.search, model, **stage)
 

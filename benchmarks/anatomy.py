@@ -6,8 +6,8 @@ At batch 256, 50 simulations, on the CartPole network:
 - PUCT's per-step randomness: `mctx.muzero_action_selection` adds 1e-7 * uniform noise
   to break ties, which costs a `jax.random.split` and a `uniform` (threefry, whose CPU
   lowering is itself a rolled loop) for every tree at every step of every selection walk.
-  The variant below drops that noise (and so the split): the library's
-  `muzero_jax.search.puct_by_index` (`Config.tie_break="index"`), the same search otherwise.
+  The variant below selects by the same score without that noise (and so without the
+  split), passed to `mctx.search` as its selection functions.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ import jax
 import jax.numpy as jnp
 import mctx
 import numpy as np
-from mctx._src import action_selection
 
 import muzero_jax as mz
-from muzero_jax.search import _mctx_backward, batched_backward, puct_by_index
 
 BATCH = 256
 SIMULATIONS = 50
@@ -33,14 +31,27 @@ def _plain_search(agent: mz.Agent, selection):
         out = agent.model.initial_inference(params, obs)
         root = mctx.RootFnOutput(prior_logits=out.policy_logits, value=out.value,
                                  embedding=out.state)
-        with _mctx_backward(batched_backward):
-            tree = mctx.search(params, key, root=root, recurrent_fn=agent.searcher.recurrent_fn,
-                               root_action_selection_fn=lambda k, t, n: selection(k, t, n, 0),
-                               interior_action_selection_fn=selection,
-                               num_simulations=SIMULATIONS)
+        tree = mctx.search(params, key, root=root, recurrent_fn=agent.searcher.recurrent_fn,
+                           root_action_selection_fn=lambda k, t, n: selection(k, t, n, 0),
+                           interior_action_selection_fn=selection,
+                           num_simulations=SIMULATIONS)
         return tree.node_values
 
     return search
+
+
+def puct_without_noise(rng_key, tree: mctx.Tree, node_index, depth) -> jax.Array:
+    """mctx's PUCT score with its default constants and Q transform, without the 1e-7
+    tie-break noise: ties go to the lowest action index. `[]` int32."""
+    del rng_key
+    visits = tree.children_visits[node_index]
+    parent_visits = tree.node_visits[node_index]
+    c = 1.25 + jnp.log((parent_visits + 19652.0 + 1.0) / 19652.0)
+    prior = jax.nn.softmax(tree.children_prior_logits[node_index])
+    score = (mctx.qtransform_by_parent_and_siblings(tree, node_index)
+             + c * prior * jnp.sqrt(parent_visits) / (visits + 1))
+    invalid = tree.root_invalid_actions * (depth == 0)
+    return jnp.argmax(jnp.where(invalid, -jnp.inf, score)).astype(jnp.int32)
 
 
 def _search_tree(agent: mz.Agent, policy, params, key, root) -> mctx.Tree:
@@ -77,8 +88,8 @@ def benchmark(settings, log, agent_for, observations, make_network_only) -> dict
         tree = _search_tree(agent, policy, state.params, key, root)
         row = {"algorithm": algorithm, "batch": BATCH, **tree_depths(tree)}
         if algorithm == "muzero":
-            plain = _plain_search(agent, action_selection.muzero_action_selection)
-            quiet = _plain_search(agent, puct_by_index)
+            plain = _plain_search(agent, mctx.muzero_action_selection)
+            quiet = _plain_search(agent, puct_without_noise)
             network_only = make_network_only(agent.model, SIMULATIONS)
             actions = jnp.zeros((SIMULATIONS, BATCH), jnp.int32)
             t = settings.measure_interleaved({

@@ -13,8 +13,7 @@ Sections:
   search     simulations/s of `Agent.act` (50 simulations, PUCT and Gumbel) at batch
              1..1024, beside the same network's cost for the same number of
              `recurrent_inference` calls in a plain `lax.scan`; their ratio is our
-             distance from the limit the network sets (at batch 256 also with mctx's
-             own backup, to show what the batched backup saves).
+             distance from the limit the network sets.
   anatomy    why search costs what it does: tree depths in lock-step, PUCT's per-step
              randomness (not in --quick).
   iteration  where the time of one training iteration goes, by stage.
@@ -61,7 +60,6 @@ import muzero_jax as mz
 from benchmarks import anatomy, atari, board, envs, guards, machine, minatar, scaling, soak, solve
 from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
 from muzero_jax.evaluate import evaluate_jax
-from muzero_jax.search import Searcher
 
 SIMULATIONS = 50
 BATCHES = (1, 16, 64, 256, 1024)
@@ -146,8 +144,7 @@ def agent_for(config: mz.Config) -> tuple[mz.Agent, mz.TrainState]:
 
 
 def bench_search(s: Settings, log) -> dict:
-    """Simulations/s of Agent.act and of the network alone, and their ratio; at batch 256
-    also the same search with mctx's own backup (`Searcher(batched_backward=False)`)."""
+    """Simulations/s of Agent.act and of the network alone, and their ratio."""
     rows = []
     for algorithm in ("muzero", "gumbel"):
         config = mz.cartpole(search=algorithm, num_simulations=SIMULATIONS)
@@ -160,12 +157,6 @@ def bench_search(s: Settings, log) -> dict:
                                          agent.num_actions)
             fns = {"search": lambda: agent.act(state, key, obs),  # noqa: B023
                    "network_only": lambda: network_only(state.params, obs, actions)}  # noqa: B023
-            if batch == 256:
-                # The same search with mctx's own backup, to show what the batched one saves.
-                exploration = mz.Exploration.training(config)
-                mctx_backup = jax.jit(Searcher(agent.model, config, batched_backward=False))
-                fns["search_with_mctx_backward"] = lambda: mctx_backup(  # noqa: B023
-                    state.params, key, obs, exploration)  # noqa: B023
             t = s.measure_interleaved(fns)
             act, net = t["search"], t["network_only"]
             work = batch * SIMULATIONS
@@ -176,11 +167,6 @@ def bench_search(s: Settings, log) -> dict:
             line = (f"  search {algorithm:6s} B={batch:5d}: {work / act.median_s:10,.0f} sims/s "
                     f"(+-{act.spread:.0%}), network only {work / net.median_s:10,.0f} sims/s, "
                     f"ratio {row['ratio']:.2f}, compile {act.first_call_s:.1f}s")
-            if "search_with_mctx_backward" in t:
-                theirs = t["search_with_mctx_backward"]
-                row["search_with_mctx_backward"] = _timing_record(theirs, "simulations/s", work)
-                row["ratio_with_mctx_backward"] = median_ratio(theirs, net)
-                line += f"; with mctx's backward ratio {row['ratio_with_mctx_backward']:.2f}"
             rows.append(row)
             log(line)
     return {"config": "cartpole preset, num_simulations=50, noisy fresh parameters",
@@ -418,23 +404,19 @@ def markdown(results: dict) -> str:
                          f"{_rate(r['network_only'])} | {r['ratio']:.2f} | "
                          f"{r['search']['first_call_seconds']:.1f} |")
         lines.append("")
-    with_mctx = [r for r in sec.get("search", {}).get("rows", [])
-                 if "search_with_mctx_backward" in r]
-    if with_mctx or "iteration" in sec or "anatomy" in sec:
+    at_256 = [r for r in sec.get("search", {}).get("rows", []) if r["batch"] == 256]
+    if at_256 or "iteration" in sec or "anatomy" in sec:
         lines += ["## Where the time goes", ""]
-    if with_mctx:
+    if at_256:
         lines += ["Search at batch 256, 50 simulations, ms per call: the tree (selection, "
                   "expansion, backup, loop overhead) is search minus network-only.", "",
-                  "| search | search | network only | tree and loops | search with mctx's own "
-                  "backward | ratio | ratio with mctx's backward |",
-                  "|---|---|---|---|---|---|---|"]
-        for r in with_mctx:
+                  "| search | search | network only | tree and loops | ratio |",
+                  "|---|---|---|---|---|"]
+        for r in at_256:
             ours = 1e3 * r["search"]["seconds_per_call"]
             net = 1e3 * r["network_only"]["seconds_per_call"]
-            theirs = 1e3 * r["search_with_mctx_backward"]["seconds_per_call"]
             lines.append(f"| {r['algorithm']} | {ours:.2f} | {net:.2f} | {ours - net:.2f} | "
-                         f"{theirs:.2f} | {r['ratio']:.2f} | "
-                         f"{r['ratio_with_mctx_backward']:.2f} |")
+                         f"{r['ratio']:.2f} |")
         lines.append("")
     if "anatomy" in sec:
         lines += anatomy.markdown(sec["anatomy"]) + [""]

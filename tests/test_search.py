@@ -1,6 +1,6 @@
 import functools
 import os
-from dataclasses import replace
+import re
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +13,7 @@ import muzero_jax as mz
 
 @pytest.mark.parametrize("algorithm", ["muzero", "gumbel"])
 def test_search_shapes_and_policy(tiny_config, algorithm):
-    agent = mz.Agent(replace(tiny_config, search=algorithm))
+    agent = mz.Agent(tiny_config.replace(search=algorithm))
     state = agent.init(jax.random.key(0))
     obs = jax.random.normal(jax.random.key(1), (6, 4))
     out = agent.act(state, jax.random.key(2), obs)
@@ -25,7 +25,7 @@ def test_search_shapes_and_policy(tiny_config, algorithm):
 
 @pytest.mark.parametrize("algorithm", ["muzero", "gumbel"])
 def test_invalid_actions_are_never_chosen(tiny_config, algorithm):
-    agent = mz.Agent(replace(tiny_config, search=algorithm))
+    agent = mz.Agent(tiny_config.replace(search=algorithm))
     state = agent.init(jax.random.key(0))
     obs = jax.random.normal(jax.random.key(1), (64, 4))
     invalid = jnp.zeros((64, 2), bool).at[:32, 0].set(True).at[32:, 1].set(True)
@@ -41,7 +41,7 @@ def test_single_observation_is_unbatched(tiny_agent):
 
 
 def test_greedy_acting_plays_the_most_visited_action(tiny_config):
-    agent = mz.Agent(replace(tiny_config, search="muzero", num_simulations=7))
+    agent = mz.Agent(tiny_config.replace(search="muzero", num_simulations=7))
     state = agent.init(jax.random.key(0))
     obs = jax.random.normal(jax.random.key(1), (256, 4))
     out = agent.act(state, jax.random.key(2), obs, greedy=True)
@@ -55,7 +55,7 @@ def test_greedy_acting_plays_the_most_visited_action(tiny_config):
 
 def test_search_prefers_the_action_the_model_rewards(tiny_config):
     """A hand-built model in which action 1 earns reward 1 and action 0 nothing."""
-    agent = mz.Agent(replace(tiny_config, search="muzero", num_simulations=16))
+    agent = mz.Agent(tiny_config.replace(search="muzero", num_simulations=16))
     searcher = agent.searcher
     real = searcher.model.recurrent_inference
 
@@ -89,170 +89,6 @@ def _noisy_params(agent, seed):
     keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
     return jax.tree.unflatten(treedef, [x + 0.3 * jax.random.normal(k, x.shape)
                                         for x, k in zip(leaves, keys, strict=True)])
-
-
-def test_batched_backward_matches_mctx_backward(tiny_config):
-    from mctx._src import search as mctx_search
-
-    from muzero_jax.search import batched_backward
-
-    agent = mz.Agent(replace(tiny_config, search="muzero", num_simulations=12))
-    params = _noisy_params(agent, 0)
-    obs = jax.random.normal(jax.random.key(2), (16, 4))
-    root_out = agent.model.initial_inference(params, obs)
-    root = mctx.RootFnOutput(prior_logits=root_out.policy_logits, value=root_out.value,
-                             embedding=root_out.state)
-    tree = mctx.muzero_policy(params, jax.random.key(3), root, agent.searcher.recurrent_fn,
-                              12).search_tree
-    # Back up from nodes at every depth, the root included (nothing to do there).
-    leaf = jnp.arange(16, dtype=jnp.int32) % 13
-    expected = jax.jit(mctx_search.backward)(tree, leaf)
-    got = jax.jit(batched_backward)(tree, leaf)
-    for name in ("node_values", "node_visits", "children_values", "children_visits"):
-        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), name)
-    assert not np.array_equal(got.node_visits, tree.node_visits)
-
-
-@pytest.mark.parametrize("algorithm,max_depth", [("gumbel", None), ("muzero", 3)])
-def test_search_results_do_not_depend_on_the_backup_used(tiny_config, algorithm, max_depth):
-    from muzero_jax.search import Searcher
-
-    config = replace(tiny_config, search=algorithm, num_simulations=10, max_depth=max_depth)
-    agent = mz.Agent(config)
-    params = _noisy_params(agent, 4)
-    obs = jax.random.normal(jax.random.key(5), (32, 4))
-    exploration = mz.Exploration.training(config)
-    outs = [jax.jit(Searcher(agent.model, config, batched_backward=b))(
-        params, jax.random.key(6), obs, exploration) for b in (True, False)]
-    for name in ("action", "search_policy", "root_value"):
-        np.testing.assert_array_equal(getattr(outs[0], name), getattr(outs[1], name), name)
-
-
-@pytest.mark.parametrize("q_normalisation", ["tree_min_max", "parent_and_siblings"])
-def test_tie_break_by_index_searches_as_mctx_does_where_nothing_ties(tiny_config,
-                                                                      q_normalisation):
-    """With priors that differ (noisy heads), no two scores tie, and mctx's 1e-7 noise
-    decides nothing: both selections give the same trees, actions and policies."""
-    from muzero_jax.search import Searcher
-
-    outs = []
-    for tie_break in ("noise", "index"):
-        config = replace(tiny_config, search="muzero", num_simulations=16,
-                         tie_break=tie_break, q_normalisation=q_normalisation)
-        agent = mz.Agent(config)
-        params = _noisy_params(agent, 4)
-        obs = jax.random.normal(jax.random.key(5), (32, 4))
-        searcher = Searcher(agent.model, config)
-        outs.append(jax.jit(searcher.search_tree)(params, jax.random.key(6), obs,
-                                                  mz.Exploration.training(config)))
-    for name in ("node_visits", "children_visits", "node_values", "parents"):
-        np.testing.assert_array_equal(getattr(outs[0], name), getattr(outs[1], name), name)
-
-
-def test_puct_by_index_scores_as_the_paper_and_breaks_ties_to_the_lowest_index():
-    from muzero_jax.search import puct_by_index
-
-    tree = _small_tree()
-    # Node 1 after 2 visits: a0 visited once with Q = 0.5 + 0.5 * 5 = 3, a1 unvisited.
-    # parent_and_siblings: Q in [0, 1] by min-max over node 1's value and visited
-    # children's Q: (3 - 2) / (3 - 2) = 1 for a0; a1 takes the parent's 0. Uniform prior.
-    qtransform = mctx.qtransform_by_parent_and_siblings
-    c1, c2 = 1.25, 19652.0
-    c = c1 + np.log((2 + c2 + 1) / c2)
-    scores = np.array([1.0 + c * 0.5 * np.sqrt(2) / 2, 0.0 + c * 0.5 * np.sqrt(2) / 1])
-    want = int(np.argmax(scores))
-    got = puct_by_index(None, tree, 1, 1, pb_c_init=c1, pb_c_base=c2, qtransform=qtransform)
-    assert got.dtype == jnp.int32 and int(got) == want == 0
-    # Equal scores (no visits, equal priors): the lowest index, every time.
-    fresh = tree.replace(children_visits=jnp.zeros_like(tree.children_visits),
-                         node_visits=jnp.array([1, 0, 0]))
-    assert int(puct_by_index(None, fresh, 2, 2, qtransform=qtransform)) == 0
-    # At the root, an invalid lowest index is skipped.
-    masked = fresh.replace(root_invalid_actions=jnp.array([1.0, 0.0]))
-    assert int(puct_by_index(None, masked, 0, 0, qtransform=qtransform)) == 1
-
-
-def test_tie_break_is_validated(tiny_config):
-    with pytest.raises(mz.ConfigError, match=r"tie_break='first': expected 'noise' or "
-                                             r"'index'"):
-        mz.validate(replace(tiny_config, tie_break="first"))
-
-
-# --- the private mctx hook ---------------------------------------------------------
-
-
-def test_mctx_is_the_pinned_release_and_its_hook_is_used(tiny_config, monkeypatch):
-    """batched_backward rides on mctx._src.search.backward: pinned, and really swapped in."""
-    import re
-
-    from muzero_jax import search
-
-    assert mctx.__version__ == search.MCTX_VERSION
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for name in ("pyproject.toml", "requirements.txt"):
-        pins = re.findall(r"mctx\s*([=<>!~]=?)\s*([\w.]+)", open(os.path.join(root, name)).read())
-        assert pins == [("==", search.MCTX_VERSION)], (name, pins)
-    search.check_mctx_hook()
-    calls = []
-    real = search.batched_backward
-
-    def spy(tree, leaf_index):
-        calls.append(leaf_index.shape)
-        return real(tree, leaf_index)
-
-    monkeypatch.setattr(search, "batched_backward", spy)
-    agent = mz.Agent(replace(tiny_config, search="muzero", num_simulations=3))
-    params = agent.init(jax.random.key(0)).params
-    jax.jit(agent.searcher)(params, jax.random.key(1), jnp.zeros((5, 4)),
-                            mz.Exploration.greedy())
-    assert calls == [(5,)]  # traced once, inside mctx's simulation loop
-
-
-def test_a_missing_or_changed_hook_fails_loudly(tiny_config, monkeypatch):
-    from mctx._src import search as mctx_search
-
-    from muzero_jax import search
-
-    model = mz.Agent(tiny_config).model
-    monkeypatch.delattr(mctx_search, "backward")
-    with pytest.raises(search.MctxHookError, match=r"search.backward is missing.*"
-                                                   r"mctx==0\.0\.71"):
-        search.Searcher(model, tiny_config)
-    search.Searcher(model, tiny_config, batched_backward=False)  # mctx's own path still works
-    monkeypatch.setattr(mctx_search, "backward", lambda tree, leaf, depth: tree, raising=False)
-    with pytest.raises(search.MctxHookError, match=r"takes \['tree', 'leaf', 'depth'\]"):
-        search.Searcher(model, tiny_config)
-
-
-def test_a_changed_selection_hook_fails_loudly_and_the_selection_is_swapped_in(
-        tiny_config, monkeypatch):
-    from mctx._src import action_selection
-
-    from muzero_jax import search
-
-    config = replace(tiny_config, search="muzero", tie_break="index", num_simulations=3)
-    calls = []
-    real = search.puct_by_index
-
-    def spy(rng_key, tree, node_index, depth, *, pb_c_init=1.25, pb_c_base=19652.0,
-            qtransform=None):
-        calls.append(depth)
-        return real(rng_key, tree, node_index, depth, pb_c_init=pb_c_init,
-                    pb_c_base=pb_c_base, qtransform=qtransform)
-
-    monkeypatch.setattr(search, "puct_by_index", spy)
-    agent = mz.Agent(config)
-    jax.jit(agent.searcher)(agent.init(jax.random.key(0)).params, jax.random.key(1),
-                            jnp.zeros((5, 4)), mz.Exploration.greedy())
-    assert calls  # traced inside mctx's simulation loop
-    assert action_selection.muzero_action_selection is not spy  # and put back
-    model = agent.model
-    monkeypatch.setattr(action_selection, "muzero_action_selection",
-                        lambda rng_key, tree, node_index: 0)
-    with pytest.raises(search.MctxHookError, match=r"muzero_action_selection takes "
-                                                   r"\['rng_key', 'tree', 'node_index'\]"):
-        search.Searcher(model, config)
-    search.Searcher(model, replace(config, tie_break="noise"))  # mctx's own still works
 
 
 # --- Q normalisation ---------------------------------------------------------------
@@ -303,8 +139,72 @@ def _roots(config):
     return agent, params, obs, root
 
 
+@pytest.mark.parametrize("policy,q_normalisation", [("muzero", "tree_min_max"),
+                                                     ("muzero", "parent_and_siblings"),
+                                                     ("gumbel", "tree_min_max")])
+def test_make_search_is_mctx_public_policy(tiny_config, policy, q_normalisation):
+    """Given the search stage's config alone, make_search searches as mctx's public
+    policy called by hand with the same constants, bit for bit (both compiled with the
+    root's inference inside, as the library runs them)."""
+    from muzero_jax.search import (
+        make_recurrent_fn,
+        make_search,
+        make_search_tree,
+        qtransform_by_tree_min_max,
+    )
+
+    config = tiny_config.replace(search=policy, num_simulations=12,
+                                 q_normalisation=q_normalisation)
+    agent, params, obs, _ = _roots(config)
+    exploration = mz.Exploration.training(config)
+    stage = dict(discount=config.loss.discount)
+    key = jax.random.key(9)
+    out = jax.jit(make_search(config.search, agent.model, **stage))(params, key, obs,
+                                                                     exploration)
+    tree = jax.jit(make_search_tree(config.search, agent.model, **stage))(params, key, obs,
+                                                                          exploration)
+    recurrent_fn = make_recurrent_fn(agent.model, config.loss.discount)
+    qtransform = {"tree_min_max": qtransform_by_tree_min_max,
+                  "parent_and_siblings": mctx.qtransform_by_parent_and_siblings}
+
+    @jax.jit
+    def by_hand(params, key, obs):
+        inference = agent.model.initial_inference(params, obs)
+        root = mctx.RootFnOutput(prior_logits=inference.policy_logits,
+                                 value=inference.value, embedding=inference.state)
+        if policy == "gumbel":
+            return mctx.gumbel_muzero_policy(params, key, root, recurrent_fn, 12)
+        return mctx.muzero_policy(params, key, root, recurrent_fn, 12,
+                                  dirichlet_fraction=0.25, dirichlet_alpha=0.25,
+                                  temperature=1.0, qtransform=qtransform[q_normalisation])
+
+    expected = by_hand(params, key, obs)
+    np.testing.assert_array_equal(out.action, expected.action)
+    np.testing.assert_array_equal(out.search_policy, expected.action_weights)
+    np.testing.assert_array_equal(out.root_value, expected.search_tree.node_values[:, 0])
+    for name in ("node_visits", "parents", "children_visits", "node_values",
+                 "children_values"):
+        np.testing.assert_array_equal(getattr(tree, name),
+                                      getattr(expected.search_tree, name), name)
+    assert len(set(np.asarray(out.action).tolist())) == 2  # the trees differ
+
+
+def test_pyproject_allows_the_pinned_and_the_installed_mctx():
+    import tomllib
+    from packaging.requirements import Requirement
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        declared = [Requirement(d) for d in tomllib.load(f)["project"]["dependencies"]]
+    (allowed,) = [r.specifier for r in declared if r.name == "mctx"]
+    with open(os.path.join(root, "requirements.txt")) as f:
+        pinned = re.findall(r"^mctx==([\w.]+)$", f.read(), re.M)
+    assert len(pinned) == 1 and pinned[0] in allowed, (pinned, allowed)
+    assert mctx.__version__ in allowed, (mctx.__version__, allowed)
+
+
 def test_q_normalisation_is_chosen_by_the_config(tiny_config):
-    config = replace(tiny_config, search="muzero", num_simulations=24)
+    config = tiny_config.replace(search="muzero", num_simulations=24)
     agent, params, obs, root = _roots(config)
     mctx_default = mctx.muzero_policy(params, jax.random.key(9), root,
                                       agent.searcher.recurrent_fn, 24,
@@ -318,7 +218,7 @@ def test_q_normalisation_is_chosen_by_the_config(tiny_config):
     policies = {}
     for name, q_min_range in (("parent_and_siblings", 1e-8), ("tree_min_max", 1e-8),
                               ("parent_and_siblings", 10.0)):
-        searcher = mz.Agent(replace(config, q_normalisation=name,
+        searcher = mz.Agent(config.replace(q_normalisation=name,
                                     q_min_range=q_min_range)).searcher
         policies[name] = np.asarray(searcher(
             params, jax.random.key(9), obs,
@@ -341,14 +241,14 @@ def test_q_min_range_floors_gumbel_completed_q_rescaling(tiny_config):
     # Gumbel's policy target is softmax(logits + sigma(completed Q)), Q min-max rescaled
     # first: with two actions that is 0 and 1 whatever their gap, unless a floor on
     # the range keeps small gaps small.
-    config = replace(tiny_config, search="gumbel", num_simulations=8)
+    config = tiny_config.replace(search="gumbel", num_simulations=8)
     agent, params, obs, root = _roots(config)
     exploration = mz.Exploration(temperature=jnp.float32(1.0),
                                  dirichlet_fraction=jnp.float32(0.0),
                                  gumbel_scale=jnp.float32(1.0),
                                  repeat_probability=jnp.float32(0.0), epsilon=jnp.float32(0.0))
     ours = {q_min_range: np.asarray(
-        mz.Agent(replace(config, q_min_range=q_min_range)).searcher(
+        mz.Agent(config.replace(q_min_range=q_min_range)).searcher(
             params, jax.random.key(9), obs, exploration).search_policy)
         for q_min_range in (1e-8, 10.0)}
     default = np.asarray(mctx.gumbel_muzero_policy(

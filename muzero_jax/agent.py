@@ -58,33 +58,23 @@ class Agent:
         self.observation_shape = observation_shape
         self.stored_observation_shape = spec.observation_shape
         self.model = Model(config, spec.num_actions, observation_shape)
-        if config.search.mode == "alphazero" and not isinstance(env, envs.JaxEnv):
-            raise ConfigError(f"mode='alphazero' searches with the env's own step: "
-                              f"{spec.env_id!r} is a host env; expected a JAX env "
-                              f"(jax/, gymnax/ or pgx/ ids)")
-        if config.acting.random_opening_plies and not isinstance(env, envs.JaxEnv):
-            raise ConfigError(f"random_opening_plies={config.acting.random_opening_plies}: "
-                              f"{spec.env_id!r} is a host env, whose actors do not count "
-                              f"plies; expected 0 (or a JAX env)")
-        if config.loss.counterfactual_rewards and not isinstance(env, envs.JaxEnv):
-            raise ConfigError(f"counterfactual_rewards=True: {spec.env_id!r} is a host env, "
-                              f"which cannot try a move without playing it; expected False "
-                              f"(or a JAX env: jax/, gymnax/ or pgx/ ids)")
-        if spec.two_player and config.replay.reanalyze_fraction > 0:
-            raise ConfigError(f"reanalyze_fraction={config.replay.reanalyze_fraction}: two-player "
-                              f"{spec.env_id!r} learns game outcomes, which need no fresh "
-                              f"bootstrap values; expected 0")
         self.searcher = Searcher(self.model, config, two_player=spec.two_player,
                                  simulator=env if config.search.mode == "alphazero" else None)
+        # The actor is the one place that tells a JAX env from a host env.
         self.actor = selfplay.make_actor(env, self.searcher, config)
         self.host = self.actor.host
+        _check_env_support(config, spec, host=self.host)
         self.learner = Learner(self.model, config)
         self.training_exploration = Exploration.training(config)
+        # The pure update, (state, buffer, key, axis_name=None) -> (state, buffer,
+        # metrics), for programs that compose it (`loop`, `distributed`); `update` is
+        # its jitted call.
+        self.update_fn = self._update_impl
 
         self._act = jax.jit(self._act_impl)
         self._learn = jax.jit(self.learner.learn)
         self._add = jax.jit(replay.add, donate_argnums=0)
-        self._update = jax.jit(self._update_impl, donate_argnums=(0, 1))
+        self._update = jax.jit(self.update_fn, donate_argnums=(0, 1))
         self._make_batch = jax.jit(self._make_batch_impl)
         self._search_tree = jax.jit(self.searcher.search_tree)
 
@@ -329,3 +319,23 @@ def _actor_observation_shape(env: envs.Env, config: Config) -> tuple[int, ...]:
                 f"{spec.observation_dtype} {spec.observation_shape}; expected 0")
         return history.planes_shape(spec.observation_shape, config.env.history_length)
     return spec.observation_shape
+
+
+def _check_env_support(config: Config, spec: envs.EnvSpec, *, host: bool) -> None:
+    """Raises `ConfigError` for a feature `spec`'s env cannot serve (`host`: a host env)."""
+    if host and config.search.mode == "alphazero":
+        raise ConfigError(f"mode='alphazero' searches with the env's own step: "
+                          f"{spec.env_id!r} is a host env; expected a JAX env "
+                          f"(jax/, gymnax/ or pgx/ ids)")
+    if host and config.acting.random_opening_plies:
+        raise ConfigError(f"random_opening_plies={config.acting.random_opening_plies}: "
+                          f"{spec.env_id!r} is a host env, whose actors do not count "
+                          f"plies; expected 0 (or a JAX env)")
+    if host and config.loss.counterfactual_rewards:
+        raise ConfigError(f"counterfactual_rewards=True: {spec.env_id!r} is a host env, "
+                          f"which cannot try a move without playing it; expected False "
+                          f"(or a JAX env: jax/, gymnax/ or pgx/ ids)")
+    if spec.two_player and config.replay.reanalyze_fraction > 0:
+        raise ConfigError(f"reanalyze_fraction={config.replay.reanalyze_fraction}: two-player "
+                          f"{spec.env_id!r} learns game outcomes, which need no fresh "
+                          f"bootstrap values; expected 0")

@@ -35,7 +35,6 @@ says which one writes logs, plots and summaries.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -126,9 +125,9 @@ def make_mesh(count: int) -> jax.sharding.Mesh:
 
 def shard_config(config: Config, count: int) -> Config:
     """One shard's config: num_envs, batch_size and replay capacity divided by `count`."""
-    return dataclasses.replace(
-        config, num_envs=config.acting.num_envs // count, batch_size=config.learner.batch_size // count,
-        replay_capacity=config.replay.capacity // count, num_devices=1)
+    return config.replace(
+        num_envs=config.acting.num_envs // count, batch_size=config.learner.batch_size // count,
+        capacity=config.replay.capacity // count, num_devices=1)
 
 
 def stream_specs(tree: Any, leading: tuple = ()) -> Any:
@@ -156,7 +155,7 @@ class Single:
         # The jitted update, not its body: its trace cache then serves both
         # `TrainProgram`'s metric shapes and the chunk's call (inside the chunk's jit
         # the donation does nothing).
-        return agent._update(state, buffer, key)
+        return agent.update(state, buffer, key)
 
     def place(self, runners):
         # Committed to the device, as a restored checkpoint's arrays are: committed and
@@ -216,8 +215,8 @@ class DataParallel:
         del agent
 
         def shard(state, buffer, key):
-            return self.shard_agent._update_impl(state, buffer, self._shard_key(key),
-                                                 axis_name=DATA)
+            return self.shard_agent.update_fn(state, buffer, self._shard_key(key),
+                                              axis_name=DATA)
 
         specs = stream_specs(buffer)
         return self._shard_map(shard, in_specs=(P(), specs, P()),

@@ -328,7 +328,10 @@ class TrainProgram:
         """store -> learn for one run, after its training rollout."""
         agent, cfg = self.agent, self.agent.config
         buffer = self.layout.add(runner.buffer, trajectory)
-        returns, lengths, finished = record_episodes(runner, trajectory)
+        returns, lengths, finished = record_episodes(
+            runner.recent_returns, runner.recent_lengths, runner.episodes_finished,
+            trajectory.terminated | trajectory.truncated, trajectory.episode_return,
+            trajectory.episode_length)
 
         def learn(state, buffer):
             return self.layout.update(agent, state, buffer, update_key)
@@ -352,7 +355,8 @@ class TrainProgram:
             fault=fault, fault_step=fault_step)
         # Reduced here, checked by the host once per chunk (support.check_rewards).
         reward_abs_max = jnp.max(jnp.abs(trajectory.reward))
-        return runner, {**search_statistics(trajectory), "reward_abs_max": reward_abs_max,
+        stats = search_statistics(trajectory.search_policy, trajectory.root_value)
+        return runner, {**stats, "reward_abs_max": reward_abs_max,
                         **update_metrics}
 
     @functools.cached_property
@@ -366,7 +370,7 @@ class TrainProgram:
     @functools.cached_property
     def _update_metric_shapes(self) -> dict:
         agent = self.agent
-        return jax.eval_shape(agent._update, jax.eval_shape(agent.init, jax.random.key(0)),
+        return jax.eval_shape(agent.update, jax.eval_shape(agent.init, jax.random.key(0)),
                               jax.eval_shape(agent.init_replay), jax.random.key(0))[2]
 
     @property
@@ -469,7 +473,8 @@ def run_done(solved: chex.Array, env_steps: chex.Array, config: Config) -> jax.A
 
 
 def ready_to_learn(buffer: replay.ReplayBuffer, config: Config) -> jax.Array:
-    """`Agent.ready_to_learn`, traced."""
+    """Whether replay holds `config.replay.min_size` positions and a full window per
+    stream: `[]` bool (the compiled loop calls it traced, the host backend jitted)."""
     return ((buffer.count * buffer.num_streams >= config.replay.min_size)
             & (replay.num_windows(buffer, config.loss.window_length, config.env.history_length) > 0))
 
@@ -527,29 +532,33 @@ def first_fault(runner: RunnerState, trajectory, update_metrics: dict, learned: 
             jnp.where(first & (fault != 0), step, runner.fault_step).astype(jnp.int32))
 
 
-def record_episodes(runner: RunnerState, trajectory) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The last 100 finished episodes' returns and lengths, with those of `trajectory`.
+def record_episodes(recent_returns: jax.Array, recent_lengths: jax.Array,
+                    episodes_finished: jax.Array, done: jax.Array, episode_return: jax.Array,
+                    episode_length: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The last 100 finished episodes' returns and lengths, with those of a rollout.
 
-    Episodes enter in the trajectory's row-major `[B, T]` order; returns the two rings
-    and the new count.
+    `recent_returns`, `recent_lengths`: `[100]` rings; `episodes_finished`: `[]` int32,
+    every episode counted so far; `done`, `episode_return`, `episode_length`: `[B, T]`
+    of the rollout. Episodes enter in its row-major `[B, T]` order; returns the two
+    rings and the new count. The compiled loop calls it traced, the host backend jitted.
     """
-    done = (trajectory.terminated | trajectory.truncated).reshape(-1)
+    done = done.reshape(-1)
     rank = jnp.cumsum(done) - 1  # among this rollout's finished episodes
     total = jnp.sum(done)
     keep = done & (rank >= total - RECENT)  # at most one write per slot
-    slot = jnp.where(keep, (runner.episodes_finished + rank) % RECENT, RECENT)
+    slot = jnp.where(keep, (episodes_finished + rank) % RECENT, RECENT)
 
     def put(ring, values):
         return ring.at[slot].set(values.reshape(-1).astype(ring.dtype), mode="drop")
 
-    return (put(runner.recent_returns, trajectory.episode_return),
-            put(runner.recent_lengths, trajectory.episode_length),
-            runner.episodes_finished + total.astype(jnp.int32))
+    return (put(recent_returns, episode_return), put(recent_lengths, episode_length),
+            episodes_finished + total.astype(jnp.int32))
 
 
-def search_statistics(trajectory) -> dict[str, jax.Array]:
-    """Mean root value and mean entropy (nats) of the search policy over a `[B, T]` rollout."""
-    policy = trajectory.search_policy
-    entropy = -jnp.sum(jnp.where(policy > 0, policy * jnp.log(jnp.maximum(policy, 1e-30)), 0.0),
-                       axis=-1)
-    return {"root_value": jnp.mean(trajectory.root_value), "policy_entropy": jnp.mean(entropy)}
+def search_statistics(search_policy: jax.Array, root_value: jax.Array
+                      ) -> dict[str, jax.Array]:
+    """Mean root value and mean entropy (nats) of the search policy over a rollout:
+    `search_policy` `[B, T, A]`, `root_value` `[B, T]`; `[]` float32 each."""
+    entropy = -jnp.sum(jnp.where(search_policy > 0, search_policy * jnp.log(
+        jnp.maximum(search_policy, 1e-30)), 0.0), axis=-1)
+    return {"root_value": jnp.mean(root_value), "policy_entropy": jnp.mean(entropy)}

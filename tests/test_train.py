@@ -1,5 +1,4 @@
 import csv
-import dataclasses
 import json
 import os
 import shutil
@@ -119,10 +118,9 @@ def test_a_finished_run_resumed_with_a_bigger_budget_goes_on(tiny_config, uninte
     copy = str(tmp_path / "run")
     shutil.copytree(run_dir, copy)
     per_iteration = tiny_config.acting.num_envs * tiny_config.acting.rollout_length
-    more = dataclasses.replace(_run_config(tiny_config),
-                               total_env_steps=result.env_steps + 4 * per_iteration)
+    more = _run_config(tiny_config).replace(total_env_steps=result.env_steps + 4 * per_iteration)
     resumed = mz.train(more, run_dir=copy, resume=True, log=None)
-    assert resumed.env_steps == more.total_env_steps
+    assert resumed.env_steps == more.run.total_env_steps
     assert resumed.train_steps == result.train_steps + 4 * tiny_config.learner.updates_per_iteration
 
 

@@ -42,6 +42,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import chex
 import jax
@@ -98,6 +100,29 @@ class RunnerState:
 
 # What `RunnerState.fault` codes name, by code.
 FAULTS = ("none", "observation", "reward", "loss")
+
+
+class _Iteration(NamedTuple):
+    """What the rounds of one iteration share (`TrainProgram.iterate_side_by_side`).
+
+    per_run: maps a one-run function over the `[S]` runs. active: `[S]` bool, the runs
+    not done. where: `(mask, new, old)`, per run `new` where `mask` (the identity on
+    `new` when every run is active). rollout_key, update_key, eval_key: `[S]` keys.
+    exploration: the `[S]` training explorations; greedy: the evaluation's, `[S]`.
+    """
+
+    per_run: Callable
+    active: jax.Array
+    where: Callable
+    rollout_key: jax.Array
+    update_key: jax.Array
+    eval_key: jax.Array
+    exploration: Exploration
+    greedy: Exploration
+
+    def eval_reset_key(self, set_index: jax.Array) -> jax.Array:
+        """The `[S]` keys that reset eval set `set_index` (`[S]`) of each run."""
+        return jax.vmap(jax.random.fold_in)(self.eval_key, set_index)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -210,13 +235,11 @@ class TrainProgram:
 
         collect -> store -> learn, then (every `eval_every` iterations) evaluate. Self-play
         and evaluation are rounds of one `lax.while_loop` around a single rollout call
-        (round 0: training, with the training envs and exploration; rounds 1..: greedy
-        episodes on fresh envs, with the parameters just learned), so the search, the
-        biggest part of the program, is compiled once. Runs that are done are left as
-        they were (their metrics say `active = False`); `all_active=True` (static): the
-        caller knows that no run is done, and the masks that keep done runs as they were
-        (a select over every array of the state, the replay buffer included) are left
-        out of the program. Returns `[S]` runs and metrics.
+        (`_play_round`), so the search, the biggest part of the program, is compiled once.
+        Runs that are done are left as they were (their metrics say `active = False`);
+        `all_active=True` (static): the caller knows that no run is done, and the masks
+        that keep done runs as they were (a select over every array of the state, the
+        replay buffer included) are left out of the program. Returns `[S]` runs and metrics.
         """
         agent, cfg = self.agent, self.agent.config
         num_envs, num_steps = cfg.acting.num_envs, cfg.acting.rollout_length
@@ -224,7 +247,6 @@ class TrainProgram:
         keys = per_run(lambda k: jax.random.split(k, 4))(runners.key)
         key, rollout_key, update_key, eval_key = (keys[:, i] for i in range(4))
         active = jnp.ones_like(runners.done) if all_active else ~runners.done
-        where = (lambda mask, new, old: new) if all_active else _where
         exploration = jax.vmap(lambda steps: Exploration.scheduled(
             cfg, steps / max(cfg.run.total_env_steps, 1)))(runners.env_steps)
         greedy = jax.tree.map(lambda x: jnp.broadcast_to(x, active.shape), Exploration.greedy())
@@ -236,48 +258,13 @@ class TrainProgram:
         num_sets = math.ceil(cfg.run.eval_episodes / num_envs)  # eval envs come num_envs at a time
         max_rounds = num_sets * (math.ceil(
             (agent.spec.max_episode_steps or 100_000) / num_steps) + 1)
+        ctx = _Iteration(per_run=per_run, active=active,
+                         where=(lambda mask, new, old: new) if all_active else _where,
+                         rollout_key=rollout_key, update_key=update_key, eval_key=eval_key,
+                         exploration=exploration, greedy=greedy)
         reset = per_run(lambda k: agent.actor.reset(k, num_envs))
 
-        def eval_reset_key(set_index):
-            return jax.vmap(jax.random.fold_in)(eval_key, set_index)
-
-        Carry = tuple  # (round, runners, eval env states, set index [S], first returns
-        #                 [S, sets, B], training stats)
-
-        def rollout(runners, env_state, key, exploration):
-            return per_run(lambda p, e, k, x: self.layout.rollout(
-                agent.actor, p, e, k, x, num_steps))(
-                runners.train_state.params, env_state, key, exploration)
-
-        def play(carry: Carry) -> Carry:
-            round_, runners, eval_env, set_index, first, stats = carry
-            training = round_ == 0
-            pick = functools.partial(jax.tree.map, lambda a, b: jnp.where(training, a, b))
-            env_state, trajectory = rollout(
-                runners, pick(runners.env_state, eval_env),
-                jnp.where(training, rollout_key,
-                          jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_key, round_)),
-                pick(exploration, greedy))
-
-            def after_training(runners, eval_env, set_index, first, stats):
-                learned, stats = per_run(self._store_and_learn)(
-                    runners, env_state, trajectory, update_key)
-                runners = where(active, learned, runners)
-                # Runs that are done or still untrained are not evaluated.
-                wanted = active & (runners.train_state.step > 0)
-                first = jnp.where(wanted[:, None, None], first, 0.0)
-                return runners, eval_env, set_index, first, stats
-
-            def after_evaluation(runners, eval_env, set_index, first, stats):
-                eval_env, set_index, first = per_run(self._record_first_episodes)(
-                    env_state, trajectory, set_index, first, eval_reset_key(set_index + 1))
-                return runners, eval_env, set_index, first, stats
-
-            out = jax.lax.cond(training, after_training, after_evaluation,
-                               runners, eval_env, set_index, first, stats)
-            return (round_ + 1, *out)
-
-        def evaluating(carry: Carry) -> jax.Array:
+        def evaluating(carry) -> jax.Array:
             round_, runners, _, _, first, _ = carry
             pending = jnp.any(jnp.isnan(first), axis=(1, 2))
             return (round_ == 0) | (due & (round_ <= max_rounds) & jnp.any(pending))
@@ -285,10 +272,53 @@ class TrainProgram:
         first = jnp.full((len(active), num_sets, num_envs), jnp.nan, jnp.float32)
         stats = jax.tree.map(lambda s: jnp.zeros((len(active), *s.shape), s.dtype),
                              self._training_stat_shapes)
-        carry = (jnp.int32(0), runners, reset(eval_reset_key(jnp.zeros_like(runners.iteration))),
+        carry = (jnp.int32(0), runners,
+                 reset(ctx.eval_reset_key(jnp.zeros_like(runners.iteration))),
                  jnp.zeros_like(runners.iteration), first, stats)
-        _, runners, _, _, first, stats = jax.lax.while_loop(evaluating, play, carry)
+        _, runners, _, _, first, stats = jax.lax.while_loop(
+            evaluating, functools.partial(self._play_round, ctx), carry)
+        return self._conclude(runners, ctx, key, due, first, stats)
 
+    def _play_round(self, ctx: _Iteration, carry: tuple) -> tuple:
+        """One round of an iteration's while loop. carry: (round, runners, eval env states,
+        eval set index `[S]`, first eval returns `[S, sets, B]`, training statistics).
+
+        Round 0 trains: a rollout of the training envs with the training exploration,
+        then store and learn. Rounds 1.. evaluate: greedy rollouts of fresh envs with the
+        parameters just learned, until each eval env has finished an episode."""
+        round_, runners, eval_env, set_index, first, stats = carry
+        training = round_ == 0
+        pick = functools.partial(jax.tree.map, lambda a, b: jnp.where(training, a, b))
+        num_steps = self.agent.config.acting.rollout_length
+        eval_round_key = jax.vmap(jax.random.fold_in, in_axes=(0, None))(ctx.eval_key, round_)
+        env_state, trajectory = ctx.per_run(lambda p, e, k, x: self.layout.rollout(
+            self.agent.actor, p, e, k, x, num_steps))(
+            runners.train_state.params, pick(runners.env_state, eval_env),
+            jnp.where(training, ctx.rollout_key, eval_round_key), pick(ctx.exploration, ctx.greedy))
+
+        def after_training(runners, eval_env, set_index, first, stats):
+            learned, stats = ctx.per_run(self._store_and_learn)(
+                runners, env_state, trajectory, ctx.update_key)
+            runners = ctx.where(ctx.active, learned, runners)
+            # Runs that are done or still untrained are not evaluated.
+            wanted = ctx.active & (runners.train_state.step > 0)
+            first = jnp.where(wanted[:, None, None], first, 0.0)
+            return runners, eval_env, set_index, first, stats
+
+        def after_evaluation(runners, eval_env, set_index, first, stats):
+            eval_env, set_index, first = ctx.per_run(self._record_first_episodes)(
+                env_state, trajectory, set_index, first, ctx.eval_reset_key(set_index + 1))
+            return runners, eval_env, set_index, first, stats
+
+        out = jax.lax.cond(training, after_training, after_evaluation,
+                           runners, eval_env, set_index, first, stats)
+        return (round_ + 1, *out)
+
+    def _conclude(self, runners: RunnerState, ctx: _Iteration, key, due, first, stats
+                  ) -> tuple[RunnerState, dict]:
+        """The iteration's end: the evaluation's mean return, the solve check, `done`, and
+        the `[S]` metrics."""
+        cfg, active, where = self.agent.config, ctx.active, ctx.where
         evaluated = due & active & (runners.train_state.step > 0)
         eval_return = jnp.where(evaluated, jnp.mean(
             first.reshape(len(active), -1)[:, :cfg.run.eval_episodes], axis=1), jnp.nan)

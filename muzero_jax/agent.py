@@ -9,9 +9,17 @@
 Everything it returns is a pure function of its arguments; the object only
 keeps the static parts (shapes, the network, the optimizer) and the compiled
 programs, so it is safe to call from a notebook in any order.
+
+The pipeline is the `Pieces` (init, the actor's reset and rollout, the replay layout,
+the update): `loop.make_train` composes them into the compiled training program, and
+the Agent's methods are jitted calls of the same pieces.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
 
 import chex
 import jax
@@ -24,6 +32,37 @@ from muzero_jax.learner import Batch, Learner, TrainState
 from muzero_jax.networks import Model
 from muzero_jax.search import Exploration, Searcher, SearchOutput
 from muzero_jax.targets import game_outcomes, window_targets
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Pieces:
+    """The pure pieces of one config and env, built once: what `loop.make_train` composes
+    into the compiled training program and what the `Agent` wraps for a notebook.
+
+    config: the configuration. spec: the env's `envs.EnvSpec`.
+    actor: self-play (`selfplay.make_actor`): `reset(key, B)` -> `[B]` env states and,
+      for a JAX env, `rollout_fn(params, env_state, key, exploration, T)` -> (env states,
+      `[B, T]` `selfplay.Trajectory`), the search included.
+    init: key -> `TrainState`, fresh parameters and optimizer state.
+    init_replay: () -> an empty `replay.ReplayBuffer`, one stream per self-play env.
+    update: (state, buffer, key, axis_name=None) -> (state, buffer, scalar metrics):
+      `updates_per_iteration` learner steps (sample, Reanalyze, targets, optimizer step,
+      priorities) in one `lax.scan`; `axis_name`: per shard of a data axis
+      (`muzero_jax.distributed`).
+    """
+
+    config: Config
+    spec: envs.EnvSpec
+    actor: selfplay.Actor
+    init: Callable
+    init_replay: Callable
+    update: Callable
+
+    @functools.cached_property
+    def jitted_update(self) -> Callable:
+        """`update` jitted once: its trace cache then serves both a program's metric
+        shapes and the program's own trace of it."""
+        return jax.jit(self.update)
 
 
 class Agent:
@@ -66,15 +105,13 @@ class Agent:
         _check_env_support(config, spec, host=self.host)
         self.learner = Learner(self.model, config)
         self.training_exploration = Exploration.training(config)
-        # The pure update, (state, buffer, key, axis_name=None) -> (state, buffer,
-        # metrics), for programs that compose it (`loop`, `distributed`); `update` is
-        # its jitted call.
-        self.update_fn = self._update_impl
+        self.pieces = Pieces(config=config, spec=spec, actor=self.actor, init=self.init,
+                             init_replay=self.init_replay, update=self._update_impl)
 
         self._act = jax.jit(self._act_impl)
         self._learn = jax.jit(self.learner.learn)
         self._add = jax.jit(replay.add, donate_argnums=0)
-        self._update = jax.jit(self.update_fn, donate_argnums=(0, 1))
+        self._update = jax.jit(self.pieces.update, donate_argnums=(0, 1))
         self._make_batch = jax.jit(self._make_batch_impl)
         self._search_tree = jax.jit(self.searcher.search_tree)
 

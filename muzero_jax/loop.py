@@ -8,7 +8,7 @@ One training iteration, `iterate`, reads top to bottom as the algorithm does:
 
     collect   self-play rollout of B envs for T steps (`JaxActor.rollout_fn`)
     store     the [B, T] trajectory into replay (`replay.add`)
-    learn     U learner steps in a `lax.scan`, once replay holds enough (`Agent._update_impl`)
+    learn     U learner steps in a `lax.scan`, once replay holds enough (`Pieces.update`)
     evaluate  every `eval_every` iterations: greedy episodes on fresh envs, the solve check
     guard     the first non-finite observation, reward, loss or gradient (`first_fault`)
 
@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 
 from muzero_jax import distributed, envs, replay
-from muzero_jax.agent import Agent
+from muzero_jax.agent import Agent, Pieces
 from muzero_jax.config import Config, ConfigError
 from muzero_jax.learner import TrainState, with_peak_learning_rate
 from muzero_jax.search import Exploration
@@ -129,7 +129,8 @@ class _Iteration(NamedTuple):
 class TrainProgram:
     """The pure pieces of a run, built once by `make_train`.
 
-    agent: the Agent whose building blocks the program calls.
+    pieces: the pure pieces the program composes (`agent.Pieces`: init, the actor's
+      reset and rollout, the replay layout, the update).
     init: key -> RunnerState of one run (optionally `learning_rate=` for a sweep's run).
     iterate: ([S] RunnerState, iteration) -> ([S] RunnerState, `[S]` metrics).
     run_chunk: ([S] RunnerState, first iteration) -> ([S] RunnerState, `[C, S]` metrics).
@@ -143,7 +144,7 @@ class TrainProgram:
       the check costs.
     """
 
-    agent: Agent
+    pieces: Pieces
     num_iterations: int
     max_iterations: int
     layout: distributed.Layout = distributed.Single()
@@ -152,14 +153,15 @@ class TrainProgram:
     def init(self, key: chex.PRNGKey, *, learning_rate: chex.Numeric | None = None
              ) -> RunnerState:
         """A fresh run from `key` (consumed); `learning_rate` overrides the config's peak."""
-        agent = self.agent
+        pieces = self.pieces
         key, init_key, env_key = jax.random.split(key, 3)
-        train_state = agent.init(init_key)
+        train_state = pieces.init(init_key)
         if learning_rate is not None:
             train_state = with_peak_learning_rate(train_state, learning_rate)
         nan = jnp.float32(jnp.nan)
         return RunnerState(
-            train_state=train_state, buffer=agent.init_replay(), env_state=agent.reset(env_key),
+            train_state=train_state, buffer=pieces.init_replay(),
+            env_state=pieces.actor.reset(env_key, pieces.config.acting.num_envs),
             key=key, iteration=jnp.int32(0), env_steps=jnp.int32(0), solved=jnp.bool_(False),
             done=jnp.bool_(False), last_eval_return=nan,
             recent_returns=jnp.full((RECENT,), nan), recent_lengths=jnp.full((RECENT,), nan),
@@ -169,7 +171,7 @@ class TrainProgram:
     @property
     def run_layout(self) -> str:
         """How `iterate` steps several runs: "map" or "vmap" (`Config.run_layout`)."""
-        layout = self.agent.config.run.run_layout
+        layout = self.pieces.config.run.run_layout
         if layout == "auto":
             return "map" if jax.default_backend() == "cpu" else "vmap"
         return layout
@@ -241,7 +243,7 @@ class TrainProgram:
         that keep done runs as they were (a select over every array of the state, the
         replay buffer included) are left out of the program. Returns `[S]` runs and metrics.
         """
-        agent, cfg = self.agent, self.agent.config
+        pieces, cfg = self.pieces, self.pieces.config
         num_envs, num_steps = cfg.acting.num_envs, cfg.acting.rollout_length
         per_run = functools.partial(_per_run, num_runs=runners.iteration.shape[0])
         keys = per_run(lambda k: jax.random.split(k, 4))(runners.key)
@@ -257,12 +259,12 @@ class TrainProgram:
             due = iteration % cfg.run.eval_every == 0
         num_sets = math.ceil(cfg.run.eval_episodes / num_envs)  # eval envs come num_envs at a time
         max_rounds = num_sets * (math.ceil(
-            (agent.spec.max_episode_steps or 100_000) / num_steps) + 1)
+            (pieces.spec.max_episode_steps or 100_000) / num_steps) + 1)
         ctx = _Iteration(per_run=per_run, active=active,
                          where=(lambda mask, new, old: new) if all_active else _where,
                          rollout_key=rollout_key, update_key=update_key, eval_key=eval_key,
                          exploration=exploration, greedy=greedy)
-        reset = per_run(lambda k: agent.actor.reset(k, num_envs))
+        reset = per_run(lambda k: pieces.actor.reset(k, num_envs))
 
         def evaluating(carry) -> jax.Array:
             round_, runners, _, _, first, _ = carry
@@ -289,10 +291,10 @@ class TrainProgram:
         round_, runners, eval_env, set_index, first, stats = carry
         training = round_ == 0
         pick = functools.partial(jax.tree.map, lambda a, b: jnp.where(training, a, b))
-        num_steps = self.agent.config.acting.rollout_length
+        num_steps = self.pieces.config.acting.rollout_length
         eval_round_key = jax.vmap(jax.random.fold_in, in_axes=(0, None))(ctx.eval_key, round_)
         env_state, trajectory = ctx.per_run(lambda p, e, k, x: self.layout.rollout(
-            self.agent.actor, p, e, k, x, num_steps))(
+            self.pieces, p, e, k, x, num_steps))(
             runners.train_state.params, pick(runners.env_state, eval_env),
             jnp.where(training, ctx.rollout_key, eval_round_key), pick(ctx.exploration, ctx.greedy))
 
@@ -318,7 +320,7 @@ class TrainProgram:
                   ) -> tuple[RunnerState, dict]:
         """The iteration's end: the evaluation's mean return, the solve check, `done`, and
         the `[S]` metrics."""
-        cfg, active, where = self.agent.config, ctx.active, ctx.where
+        cfg, active, where = self.pieces.config, ctx.active, ctx.where
         evaluated = due & active & (runners.train_state.step > 0)
         eval_return = jnp.where(evaluated, jnp.mean(
             first.reshape(len(active), -1)[:, :cfg.run.eval_episodes], axis=1), jnp.nan)
@@ -350,13 +352,13 @@ class TrainProgram:
         row = jnp.where(jnp.isnan(row) & jnp.any(done, axis=1), episode_return, row)
         first = first.at[set_index].set(row)
         next_set = ~jnp.any(jnp.isnan(row)) & (set_index + 1 < first.shape[0])
-        fresh = self.agent.actor.reset(next_key, row.shape[0])
+        fresh = self.pieces.actor.reset(next_key, row.shape[0])
         env_state = jax.tree.map(lambda a, b: jnp.where(next_set, a, b), fresh, env_state)
         return env_state, set_index + next_set.astype(set_index.dtype), first
 
     def _store_and_learn(self, runner: RunnerState, env_state, trajectory, update_key):
         """store -> learn for one run, after its training rollout."""
-        agent, cfg = self.agent, self.agent.config
+        pieces, cfg = self.pieces, self.pieces.config
         buffer = self.layout.add(runner.buffer, trajectory)
         returns, lengths, finished = record_episodes(
             runner.recent_returns, runner.recent_lengths, runner.episodes_finished,
@@ -364,7 +366,7 @@ class TrainProgram:
             trajectory.episode_length)
 
         def learn(state, buffer):
-            return self.layout.update(agent, state, buffer, update_key)
+            return self.layout.update(pieces, state, buffer, update_key)
 
         def wait(state, buffer):
             return state, buffer, self._no_update_metrics
@@ -377,7 +379,7 @@ class TrainProgram:
         if self.check_finite:
             fault, fault_step = first_fault(
                 runner, trajectory, update_metrics, learned, env_steps,
-                check_observations=not agent.spec.frames)
+                check_observations=not pieces.spec.frames)
         runner = runner.replace(
             train_state=state, buffer=buffer, env_state=env_state,
             iteration=runner.iteration + 1, env_steps=env_steps,
@@ -399,9 +401,10 @@ class TrainProgram:
 
     @functools.cached_property
     def _update_metric_shapes(self) -> dict:
-        agent = self.agent
-        return jax.eval_shape(agent.update, jax.eval_shape(agent.init, jax.random.key(0)),
-                              jax.eval_shape(agent.init_replay), jax.random.key(0))[2]
+        pieces = self.pieces
+        return jax.eval_shape(pieces.jitted_update,
+                              jax.eval_shape(pieces.init, jax.random.key(0)),
+                              jax.eval_shape(pieces.init_replay), jax.random.key(0))[2]
 
     @property
     def _no_update_metrics(self) -> dict:
@@ -471,7 +474,7 @@ def make_train(config: Config, env: envs.Env | None = None, *,
                           f"muzero_jax.train's host loop, not a compiled program")
     cfg = agent.config
     steps = cfg.acting.num_envs * cfg.acting.rollout_length
-    return TrainProgram(agent=agent, num_iterations=num_iterations or cfg.run.log_every,
+    return TrainProgram(pieces=agent.pieces, num_iterations=num_iterations or cfg.run.log_every,
                         max_iterations=max(1, math.ceil(cfg.run.total_env_steps / steps)),
                         layout=distributed.make_layout(cfg, agent))
 

@@ -106,11 +106,12 @@ def train(config: Config, *, env: envs.Env | None = None,
           iterations_per_call: int | None = None) -> TrainResult | list[TrainResult]:
     """Trains MuZero on `config.env.id` until `total_env_steps` or a solving evaluation.
 
-    JAX-native envs train in one compiled program (`loop.make_train`) that runs
-    `iterations_per_call` iterations (rollout, replay add, learner updates, periodic
-    greedy evaluation and the solve check) per call; between calls the host logs,
-    checkpoints and shows progress. Host envs (Gymnasium, ALE) keep a Python loop
-    over the same jitted pieces.
+    One driver runs chunks of iterations through the env's backend (`make_backend`)
+    and, between chunks, logs, checkpoints, confirms early stops and shows progress.
+    JAX-native envs run `iterations_per_call` iterations (rollout, replay add, learner
+    updates, periodic greedy evaluation and the solve check) per call of one compiled
+    program (`loop.make_train`); host envs (Gymnasium, ALE) one iteration per chunk, a
+    Python loop over the same jitted pieces.
 
     Args:
       config: the configuration (validated before anything compiles).

@@ -21,10 +21,11 @@ shard under `jax.shard_map`, so nothing in them crosses devices but what must:
   learner averages gradients over the shards (`lax.pmean`), so the parameters stay
   identical everywhere; new priorities are written where their windows live.
 
-Per-shard code runs an Agent built from `shard_config`: the config with num_envs,
-batch_size and replay_capacity divided by the device count (they are totals;
-`config.validate_divisible` says which values work). With one device, `Single`
-calls the kernels directly: the program is exactly the unsharded one.
+Per-shard code runs the pieces (`agent.Pieces`) of an Agent built from
+`shard_config`: the config with num_envs, batch_size and replay.capacity divided by
+the device count (they are totals; `config.validate_divisible` says which values
+work). With one device, `Single` calls the kernels directly: the program is exactly
+the unsharded one.
 
 Several hosts: `initialize` (flags `--coordinator HOST:PORT --num-processes N
 --process-id I`) calls `jax.distributed.initialize` before anything touches a

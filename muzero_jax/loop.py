@@ -51,7 +51,7 @@ import jax.numpy as jnp
 
 from muzero_jax import distributed, envs, replay
 from muzero_jax.agent import Agent, Pieces
-from muzero_jax.config import Config, ConfigError
+from muzero_jax.config import Config, ConfigError, RunConfig
 from muzero_jax.learner import TrainState, with_peak_learning_rate
 from muzero_jax.search import Exploration
 
@@ -327,7 +327,7 @@ class TrainProgram:
         solved = runners.solved
         if cfg.run.solve_return is not None:
             solved = solved | (evaluated & (eval_return >= cfg.run.solve_return))
-        done = run_done(solved, runners.env_steps, cfg) | (runners.fault != 0)
+        done = run_done(solved, runners.env_steps, cfg.run) | (runners.fault != 0)
         runners = runners.replace(
             key=where(active, key, runners.key),
             solved=jnp.where(active, solved, runners.solved),
@@ -500,9 +500,9 @@ def _where(mask: jax.Array, new, old):
         lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b), new, old)
 
 
-def run_done(solved: chex.Array, env_steps: chex.Array, config: Config) -> jax.Array:
-    """Whether runs are done (`[S]` or `[]`): solved, or `config.run.total_env_steps` spent."""
-    return solved | (env_steps >= config.run.total_env_steps)
+def run_done(solved: chex.Array, env_steps: chex.Array, run: RunConfig) -> jax.Array:
+    """Whether runs are done (`[S]` or `[]`): solved, or `run.total_env_steps` spent."""
+    return solved | (env_steps >= run.total_env_steps)
 
 
 def ready_to_learn(buffer: replay.ReplayBuffer, config: Config) -> jax.Array:

@@ -379,7 +379,7 @@ class CompiledBackend:
             "runs": self.runs, "num_processes": jax.process_count()}, self.multi, run_dir)
         # `done` as this config has it: a finished run resumed with a bigger
         # total_env_steps goes on (a solved one stays done).
-        runners = runners.replace(done=run_done(runners.solved, runners.env_steps, cfg))
+        runners = runners.replace(done=run_done(runners.solved, runners.env_steps, cfg.run))
         self.runners = self.layout.place(runners)
         self.early_stops = saved.get("early_stops", {})
         return saved
@@ -427,7 +427,7 @@ class CompiledBackend:
             # No run here has a fault: `run_chunk` raised before confirming.
             solved = runners.solved & jnp.asarray(keep)
             self.runners = self.layout.place(runners.replace(
-                solved=solved, done=run_done(solved, runners.env_steps, cfg)))
+                solved=solved, done=run_done(solved, runners.env_steps, cfg.run)))
 
     def finished(self) -> bool:
         return bool(jnp.all(self.runners.done))

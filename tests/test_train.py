@@ -163,7 +163,8 @@ def test_the_host_keeps_the_last_100_episodes_oldest_first():
 def test_a_host_run_resumes_its_counters_and_episodes(tiny_config, tmp_path):
     per_update = tiny_config.learner.updates_per_iteration
     cfg = tiny_config.replace(env="CartPole-v1", total_env_steps=6 * 32, eval_every=0,
-                              solve_return=None, log_every=1, checkpoint_every=per_update)
+                              solve_return=None, log_every=1, checkpoint_every=per_update,
+                              checkpoint_keep=20)
     whole_dir = str(tmp_path / "whole")
     whole = mz.train(cfg, run_dir=whole_dir, log=None)
     copy = str(tmp_path / "copy")

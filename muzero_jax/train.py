@@ -314,12 +314,12 @@ class _Session:
                 self.history.append(row)
                 _report(row, logger=self.logger, on_iteration=self.on_iteration, log=self.log,
                         show_bar=self.show_bar)
-            if not multi:
-                self.bar.set_postfix({
-                    "return": f"{float(metrics['episodes_return'][i, 0]):.1f}",
-                    "updates": int(metrics["train_steps"][i, 0]),
-                    **({} if self.last_eval is None else {"eval": f"{self.last_eval:.1f}"})},
-                    refresh=False)
+        if not multi and ran:
+            self.bar.set_postfix({
+                "return": f"{float(metrics['episodes_return'][ran - 1, 0]):.1f}",
+                "updates": int(metrics["train_steps"][ran - 1, 0]),
+                **({} if self.last_eval is None else {"eval": f"{self.last_eval:.1f}"})},
+                refresh=False)
 
     def save(self) -> None:
         """A checkpoint of everything the run needs to go on (work in flight finished)."""

@@ -30,7 +30,8 @@ REPEATS = 15  # the chunks' A/B: more than other sections, the difference is sma
 def benchmark(settings, log, config: mz.Config | None = None) -> dict:
     config = config or mz.cartpole()
     chunk = config.run.eval_every or config.run.log_every
-    guarded = make_train(config, num_iterations=chunk)
+    agent = mz.Agent(config)
+    guarded = make_train(config, num_iterations=chunk, agent=agent)
     programs = {"guarded": guarded,
                 "unguarded": dataclasses.replace(guarded, check_finite=False)}
     runner = jax.jit(lambda key: jax.tree.map(lambda x: x[None], guarded.init(key)))(
@@ -54,7 +55,6 @@ def benchmark(settings, log, config: mz.Config | None = None) -> dict:
     per_iteration = {name: min(t[name].median_s for t in passes) / chunk for name in calls}
 
     # The check alone, on one iteration's trajectory and learner metrics.
-    agent = guarded.agent
     one = jax.tree.map(lambda x: x[0], runner)
     _, trajectory = agent.rollout(one.train_state, agent.reset(jax.random.key(1)),
                                   jax.random.key(2))

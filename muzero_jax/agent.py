@@ -9,9 +9,17 @@
 Everything it returns is a pure function of its arguments; the object only
 keeps the static parts (shapes, the network, the optimizer) and the compiled
 programs, so it is safe to call from a notebook in any order.
+
+The pipeline is the `Pieces` (init, the actor's reset and rollout, the replay layout,
+the update): `loop.make_train` composes them into the compiled training program, and
+the Agent's methods are jitted calls of the same pieces.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
 
 import chex
 import jax
@@ -24,6 +32,37 @@ from muzero_jax.learner import Batch, Learner, TrainState
 from muzero_jax.networks import Model
 from muzero_jax.search import Exploration, Searcher, SearchOutput
 from muzero_jax.targets import game_outcomes, window_targets
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Pieces:
+    """The pure pieces of one config and env, built once: what `loop.make_train` composes
+    into the compiled training program and what the `Agent` wraps for a notebook.
+
+    config: the configuration. spec: the env's `envs.EnvSpec`.
+    actor: self-play (`selfplay.make_actor`): `reset(key, B)` -> `[B]` env states and,
+      for a JAX env, `rollout_fn(params, env_state, key, exploration, T)` -> (env states,
+      `[B, T]` `selfplay.Trajectory`), the search included.
+    init: key -> `TrainState`, fresh parameters and optimizer state.
+    init_replay: () -> an empty `replay.ReplayBuffer`, one stream per self-play env.
+    update: (state, buffer, key, axis_name=None) -> (state, buffer, scalar metrics):
+      `updates_per_iteration` learner steps (sample, Reanalyze, targets, optimizer step,
+      priorities) in one `lax.scan`; `axis_name`: per shard of a data axis
+      (`muzero_jax.distributed`).
+    """
+
+    config: Config
+    spec: envs.EnvSpec
+    actor: selfplay.Actor
+    init: Callable
+    init_replay: Callable
+    update: Callable
+
+    @functools.cached_property
+    def jitted_update(self) -> Callable:
+        """`update` jitted once: its trace cache then serves both a program's metric
+        shapes and the program's own trace of it."""
+        return jax.jit(self.update)
 
 
 class Agent:
@@ -58,33 +97,21 @@ class Agent:
         self.observation_shape = observation_shape
         self.stored_observation_shape = spec.observation_shape
         self.model = Model(config, spec.num_actions, observation_shape)
-        if config.search.mode == "alphazero" and not isinstance(env, envs.JaxEnv):
-            raise ConfigError(f"mode='alphazero' searches with the env's own step: "
-                              f"{spec.env_id!r} is a host env; expected a JAX env "
-                              f"(jax/, gymnax/ or pgx/ ids)")
-        if config.acting.random_opening_plies and not isinstance(env, envs.JaxEnv):
-            raise ConfigError(f"random_opening_plies={config.acting.random_opening_plies}: "
-                              f"{spec.env_id!r} is a host env, whose actors do not count "
-                              f"plies; expected 0 (or a JAX env)")
-        if config.loss.counterfactual_rewards and not isinstance(env, envs.JaxEnv):
-            raise ConfigError(f"counterfactual_rewards=True: {spec.env_id!r} is a host env, "
-                              f"which cannot try a move without playing it; expected False "
-                              f"(or a JAX env: jax/, gymnax/ or pgx/ ids)")
-        if spec.two_player and config.replay.reanalyze_fraction > 0:
-            raise ConfigError(f"reanalyze_fraction={config.replay.reanalyze_fraction}: two-player "
-                              f"{spec.env_id!r} learns game outcomes, which need no fresh "
-                              f"bootstrap values; expected 0")
         self.searcher = Searcher(self.model, config, two_player=spec.two_player,
                                  simulator=env if config.search.mode == "alphazero" else None)
+        # The actor is the one place that tells a JAX env from a host env.
         self.actor = selfplay.make_actor(env, self.searcher, config)
         self.host = self.actor.host
+        _check_env_support(config, spec, host=self.host)
         self.learner = Learner(self.model, config)
         self.training_exploration = Exploration.training(config)
+        self.pieces = Pieces(config=config, spec=spec, actor=self.actor, init=self.init,
+                             init_replay=self.init_replay, update=self._update_impl)
 
         self._act = jax.jit(self._act_impl)
         self._learn = jax.jit(self.learner.learn)
         self._add = jax.jit(replay.add, donate_argnums=0)
-        self._update = jax.jit(self._update_impl, donate_argnums=(0, 1))
+        self._update = jax.jit(self.pieces.update, donate_argnums=(0, 1))
         self._make_batch = jax.jit(self._make_batch_impl)
         self._search_tree = jax.jit(self.searcher.search_tree)
 
@@ -329,3 +356,23 @@ def _actor_observation_shape(env: envs.Env, config: Config) -> tuple[int, ...]:
                 f"{spec.observation_dtype} {spec.observation_shape}; expected 0")
         return history.planes_shape(spec.observation_shape, config.env.history_length)
     return spec.observation_shape
+
+
+def _check_env_support(config: Config, spec: envs.EnvSpec, *, host: bool) -> None:
+    """Raises `ConfigError` for a feature `spec`'s env cannot serve (`host`: a host env)."""
+    if host and config.search.mode == "alphazero":
+        raise ConfigError(f"mode='alphazero' searches with the env's own step: "
+                          f"{spec.env_id!r} is a host env; expected a JAX env "
+                          f"(jax/, gymnax/ or pgx/ ids)")
+    if host and config.acting.random_opening_plies:
+        raise ConfigError(f"random_opening_plies={config.acting.random_opening_plies}: "
+                          f"{spec.env_id!r} is a host env, whose actors do not count "
+                          f"plies; expected 0 (or a JAX env)")
+    if host and config.loss.counterfactual_rewards:
+        raise ConfigError(f"counterfactual_rewards=True: {spec.env_id!r} is a host env, "
+                          f"which cannot try a move without playing it; expected False "
+                          f"(or a JAX env: jax/, gymnax/ or pgx/ ids)")
+    if spec.two_player and config.replay.reanalyze_fraction > 0:
+        raise ConfigError(f"reanalyze_fraction={config.replay.reanalyze_fraction}: two-player "
+                          f"{spec.env_id!r} learns game outcomes, which need no fresh "
+                          f"bootstrap values; expected 0")

@@ -21,10 +21,11 @@ shard under `jax.shard_map`, so nothing in them crosses devices but what must:
   learner averages gradients over the shards (`lax.pmean`), so the parameters stay
   identical everywhere; new priorities are written where their windows live.
 
-Per-shard code runs an Agent built from `shard_config`: the config with num_envs,
-batch_size and replay_capacity divided by the device count (they are totals;
-`config.validate_divisible` says which values work). With one device, `Single`
-calls the kernels directly: the program is exactly the unsharded one.
+Per-shard code runs the pieces (`agent.Pieces`) of an Agent built from
+`shard_config`: the config with num_envs, batch_size and replay.capacity divided by
+the device count (they are totals; `config.validate_divisible` says which values
+work). With one device, `Single` calls the kernels directly: the program is exactly
+the unsharded one.
 
 Several hosts: `initialize` (flags `--coordinator HOST:PORT --num-processes N
 --process-id I`) calls `jax.distributed.initialize` before anything touches a
@@ -35,7 +36,6 @@ says which one writes logs, plots and summaries.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -126,9 +126,9 @@ def make_mesh(count: int) -> jax.sharding.Mesh:
 
 def shard_config(config: Config, count: int) -> Config:
     """One shard's config: num_envs, batch_size and replay capacity divided by `count`."""
-    return dataclasses.replace(
-        config, num_envs=config.acting.num_envs // count, batch_size=config.learner.batch_size // count,
-        replay_capacity=config.replay.capacity // count, num_devices=1)
+    return config.replace(
+        num_envs=config.acting.num_envs // count, batch_size=config.learner.batch_size // count,
+        capacity=config.replay.capacity // count, num_devices=1)
 
 
 def stream_specs(tree: Any, leading: tuple = ()) -> Any:
@@ -146,17 +146,16 @@ class Single:
     num_devices = 1
     mesh = None
 
-    def rollout(self, actor, params, env_state, key, exploration, num_steps):
-        return actor.rollout_fn(params, env_state, key, exploration, num_steps)
+    def rollout(self, pieces, params, env_state, key, exploration, num_steps):
+        return pieces.actor.rollout_fn(params, env_state, key, exploration, num_steps)
 
     def add(self, buffer, trajectory):
         return replay.add(buffer, trajectory)
 
-    def update(self, agent, state, buffer, key):
+    def update(self, pieces, state, buffer, key):
         # The jitted update, not its body: its trace cache then serves both
-        # `TrainProgram`'s metric shapes and the chunk's call (inside the chunk's jit
-        # the donation does nothing).
-        return agent._update(state, buffer, key)
+        # `TrainProgram`'s metric shapes and the chunk's call.
+        return pieces.jitted_update(state, buffer, key)
 
     def place(self, runners):
         # Committed to the device, as a restored checkpoint's arrays are: committed and
@@ -173,15 +172,15 @@ class DataParallel:
     """`count` devices on the `data` axis; see the module docstring.
 
     Args:
-      agent: the Agent of the whole config (totals); per-shard kernels use an Agent of
-        `shard_config` on the same env.
+      agent: the Agent of the whole config (totals); per-shard kernels use the pieces of
+        an Agent of `shard_config` on the same env.
       count: devices (num_envs and batch_size divide by it).
     """
 
     def __init__(self, agent, count: int):
         self.num_devices = count
         self.mesh = make_mesh(count)
-        self.shard_agent = Agent(shard_config(agent.config, count), agent.env)
+        self.shard = Agent(shard_config(agent.config, count), agent.env).pieces
 
     def _shard_map(self, fn, in_specs, out_specs):
         # mctx's loops carry values it creates replicated next to values of the shard,
@@ -194,12 +193,12 @@ class DataParallel:
     def _shard_key(key):
         return jax.random.fold_in(key, jax.lax.axis_index(DATA))
 
-    def rollout(self, actor, params, env_state, key, exploration, num_steps):
+    def rollout(self, pieces, params, env_state, key, exploration, num_steps):
         """`actor.rollout_fn` per shard of `[B]` envs, shard d with key fold_in(key, d)."""
-        del actor  # the shard agent's actor: the same env and search, B / D envs
+        del pieces  # the shard's actor: the same env and search, B / D envs
 
         def shard(params, env_state, key, exploration):
-            return self.shard_agent.actor.rollout_fn(params, env_state, self._shard_key(key),
+            return self.shard.actor.rollout_fn(params, env_state, self._shard_key(key),
                                                      exploration, num_steps)
 
         # Every env state leaf and trajectory field has the stream axis first.
@@ -211,13 +210,12 @@ class DataParallel:
         return self._shard_map(replay.add, in_specs=(specs, P(DATA)),
                                out_specs=specs)(buffer, trajectory)
 
-    def update(self, agent, state, buffer, key):
-        """`updates_per_iteration` learner steps, each sampling per shard (see `Agent`)."""
-        del agent
+    def update(self, pieces, state, buffer, key):
+        """`updates_per_iteration` learner steps, each sampling per shard (`Pieces.update`)."""
+        del pieces  # the shard's update: B / D of the batch from its own streams
 
         def shard(state, buffer, key):
-            return self.shard_agent._update_impl(state, buffer, self._shard_key(key),
-                                                 axis_name=DATA)
+            return self.shard.update(state, buffer, self._shard_key(key), axis_name=DATA)
 
         specs = stream_specs(buffer)
         return self._shard_map(shard, in_specs=(P(), specs, P()),

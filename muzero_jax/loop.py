@@ -8,7 +8,7 @@ One training iteration, `iterate`, reads top to bottom as the algorithm does:
 
     collect   self-play rollout of B envs for T steps (`JaxActor.rollout_fn`)
     store     the [B, T] trajectory into replay (`replay.add`)
-    learn     U learner steps in a `lax.scan`, once replay holds enough (`Agent._update_impl`)
+    learn     U learner steps in a `lax.scan`, once replay holds enough (`Pieces.update`)
     evaluate  every `eval_every` iterations: greedy episodes on fresh envs, the solve check
     guard     the first non-finite observation, reward, loss or gradient (`first_fault`)
 
@@ -42,14 +42,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
 
 from muzero_jax import distributed, envs, replay
-from muzero_jax.agent import Agent
-from muzero_jax.config import Config, ConfigError
+from muzero_jax.agent import Agent, Pieces
+from muzero_jax.config import Config, ConfigError, RunConfig
 from muzero_jax.learner import TrainState, with_peak_learning_rate
 from muzero_jax.search import Exploration
 
@@ -100,11 +102,35 @@ class RunnerState:
 FAULTS = ("none", "observation", "reward", "loss")
 
 
+class _Iteration(NamedTuple):
+    """What the rounds of one iteration share (`TrainProgram.iterate_side_by_side`).
+
+    per_run: maps a one-run function over the `[S]` runs. active: `[S]` bool, the runs
+    not done. where: `(mask, new, old)`, per run `new` where `mask` (the identity on
+    `new` when every run is active). rollout_key, update_key, eval_key: `[S]` keys.
+    exploration: the `[S]` training explorations; greedy: the evaluation's, `[S]`.
+    """
+
+    per_run: Callable
+    active: jax.Array
+    where: Callable
+    rollout_key: jax.Array
+    update_key: jax.Array
+    eval_key: jax.Array
+    exploration: Exploration
+    greedy: Exploration
+
+    def eval_reset_key(self, set_index: jax.Array) -> jax.Array:
+        """The `[S]` keys that reset eval set `set_index` (`[S]`) of each run."""
+        return jax.vmap(jax.random.fold_in)(self.eval_key, set_index)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class TrainProgram:
     """The pure pieces of a run, built once by `make_train`.
 
-    agent: the Agent whose building blocks the program calls.
+    pieces: the pure pieces the program composes (`agent.Pieces`: init, the actor's
+      reset and rollout, the replay layout, the update).
     init: key -> RunnerState of one run (optionally `learning_rate=` for a sweep's run).
     iterate: ([S] RunnerState, iteration) -> ([S] RunnerState, `[S]` metrics).
     run_chunk: ([S] RunnerState, first iteration) -> ([S] RunnerState, `[C, S]` metrics).
@@ -118,7 +144,7 @@ class TrainProgram:
       the check costs.
     """
 
-    agent: Agent
+    pieces: Pieces
     num_iterations: int
     max_iterations: int
     layout: distributed.Layout = distributed.Single()
@@ -127,14 +153,15 @@ class TrainProgram:
     def init(self, key: chex.PRNGKey, *, learning_rate: chex.Numeric | None = None
              ) -> RunnerState:
         """A fresh run from `key` (consumed); `learning_rate` overrides the config's peak."""
-        agent = self.agent
+        pieces = self.pieces
         key, init_key, env_key = jax.random.split(key, 3)
-        train_state = agent.init(init_key)
+        train_state = pieces.init(init_key)
         if learning_rate is not None:
             train_state = with_peak_learning_rate(train_state, learning_rate)
         nan = jnp.float32(jnp.nan)
         return RunnerState(
-            train_state=train_state, buffer=agent.init_replay(), env_state=agent.reset(env_key),
+            train_state=train_state, buffer=pieces.init_replay(),
+            env_state=pieces.actor.reset(env_key, pieces.config.acting.num_envs),
             key=key, iteration=jnp.int32(0), env_steps=jnp.int32(0), solved=jnp.bool_(False),
             done=jnp.bool_(False), last_eval_return=nan,
             recent_returns=jnp.full((RECENT,), nan), recent_lengths=jnp.full((RECENT,), nan),
@@ -144,7 +171,7 @@ class TrainProgram:
     @property
     def run_layout(self) -> str:
         """How `iterate` steps several runs: "map" or "vmap" (`Config.run_layout`)."""
-        layout = self.agent.config.run.run_layout
+        layout = self.pieces.config.run.run_layout
         if layout == "auto":
             return "map" if jax.default_backend() == "cpu" else "vmap"
         return layout
@@ -210,21 +237,18 @@ class TrainProgram:
 
         collect -> store -> learn, then (every `eval_every` iterations) evaluate. Self-play
         and evaluation are rounds of one `lax.while_loop` around a single rollout call
-        (round 0: training, with the training envs and exploration; rounds 1..: greedy
-        episodes on fresh envs, with the parameters just learned), so the search, the
-        biggest part of the program, is compiled once. Runs that are done are left as
-        they were (their metrics say `active = False`); `all_active=True` (static): the
-        caller knows that no run is done, and the masks that keep done runs as they were
-        (a select over every array of the state, the replay buffer included) are left
-        out of the program. Returns `[S]` runs and metrics.
+        (`_play_round`), so the search, the biggest part of the program, is compiled once.
+        Runs that are done are left as they were (their metrics say `active = False`);
+        `all_active=True` (static): the caller knows that no run is done, and the masks
+        that keep done runs as they were (a select over every array of the state, the
+        replay buffer included) are left out of the program. Returns `[S]` runs and metrics.
         """
-        agent, cfg = self.agent, self.agent.config
+        pieces, cfg = self.pieces, self.pieces.config
         num_envs, num_steps = cfg.acting.num_envs, cfg.acting.rollout_length
         per_run = functools.partial(_per_run, num_runs=runners.iteration.shape[0])
         keys = per_run(lambda k: jax.random.split(k, 4))(runners.key)
         key, rollout_key, update_key, eval_key = (keys[:, i] for i in range(4))
         active = jnp.ones_like(runners.done) if all_active else ~runners.done
-        where = (lambda mask, new, old: new) if all_active else _where
         exploration = jax.vmap(lambda steps: Exploration.scheduled(
             cfg, steps / max(cfg.run.total_env_steps, 1)))(runners.env_steps)
         greedy = jax.tree.map(lambda x: jnp.broadcast_to(x, active.shape), Exploration.greedy())
@@ -235,49 +259,14 @@ class TrainProgram:
             due = iteration % cfg.run.eval_every == 0
         num_sets = math.ceil(cfg.run.eval_episodes / num_envs)  # eval envs come num_envs at a time
         max_rounds = num_sets * (math.ceil(
-            (agent.spec.max_episode_steps or 100_000) / num_steps) + 1)
-        reset = per_run(lambda k: agent.actor.reset(k, num_envs))
+            (pieces.spec.max_episode_steps or 100_000) / num_steps) + 1)
+        ctx = _Iteration(per_run=per_run, active=active,
+                         where=(lambda mask, new, old: new) if all_active else _where,
+                         rollout_key=rollout_key, update_key=update_key, eval_key=eval_key,
+                         exploration=exploration, greedy=greedy)
+        reset = per_run(lambda k: pieces.actor.reset(k, num_envs))
 
-        def eval_reset_key(set_index):
-            return jax.vmap(jax.random.fold_in)(eval_key, set_index)
-
-        Carry = tuple  # (round, runners, eval env states, set index [S], first returns
-        #                 [S, sets, B], training stats)
-
-        def rollout(runners, env_state, key, exploration):
-            return per_run(lambda p, e, k, x: self.layout.rollout(
-                agent.actor, p, e, k, x, num_steps))(
-                runners.train_state.params, env_state, key, exploration)
-
-        def play(carry: Carry) -> Carry:
-            round_, runners, eval_env, set_index, first, stats = carry
-            training = round_ == 0
-            pick = functools.partial(jax.tree.map, lambda a, b: jnp.where(training, a, b))
-            env_state, trajectory = rollout(
-                runners, pick(runners.env_state, eval_env),
-                jnp.where(training, rollout_key,
-                          jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_key, round_)),
-                pick(exploration, greedy))
-
-            def after_training(runners, eval_env, set_index, first, stats):
-                learned, stats = per_run(self._store_and_learn)(
-                    runners, env_state, trajectory, update_key)
-                runners = where(active, learned, runners)
-                # Runs that are done or still untrained are not evaluated.
-                wanted = active & (runners.train_state.step > 0)
-                first = jnp.where(wanted[:, None, None], first, 0.0)
-                return runners, eval_env, set_index, first, stats
-
-            def after_evaluation(runners, eval_env, set_index, first, stats):
-                eval_env, set_index, first = per_run(self._record_first_episodes)(
-                    env_state, trajectory, set_index, first, eval_reset_key(set_index + 1))
-                return runners, eval_env, set_index, first, stats
-
-            out = jax.lax.cond(training, after_training, after_evaluation,
-                               runners, eval_env, set_index, first, stats)
-            return (round_ + 1, *out)
-
-        def evaluating(carry: Carry) -> jax.Array:
+        def evaluating(carry) -> jax.Array:
             round_, runners, _, _, first, _ = carry
             pending = jnp.any(jnp.isnan(first), axis=(1, 2))
             return (round_ == 0) | (due & (round_ <= max_rounds) & jnp.any(pending))
@@ -285,17 +274,60 @@ class TrainProgram:
         first = jnp.full((len(active), num_sets, num_envs), jnp.nan, jnp.float32)
         stats = jax.tree.map(lambda s: jnp.zeros((len(active), *s.shape), s.dtype),
                              self._training_stat_shapes)
-        carry = (jnp.int32(0), runners, reset(eval_reset_key(jnp.zeros_like(runners.iteration))),
+        carry = (jnp.int32(0), runners,
+                 reset(ctx.eval_reset_key(jnp.zeros_like(runners.iteration))),
                  jnp.zeros_like(runners.iteration), first, stats)
-        _, runners, _, _, first, stats = jax.lax.while_loop(evaluating, play, carry)
+        _, runners, _, _, first, stats = jax.lax.while_loop(
+            evaluating, functools.partial(self._play_round, ctx), carry)
+        return self._conclude(runners, ctx, key, due, first, stats)
 
+    def _play_round(self, ctx: _Iteration, carry: tuple) -> tuple:
+        """One round of an iteration's while loop. carry: (round, runners, eval env states,
+        eval set index `[S]`, first eval returns `[S, sets, B]`, training statistics).
+
+        Round 0 trains: a rollout of the training envs with the training exploration,
+        then store and learn. Rounds 1.. evaluate: greedy rollouts of fresh envs with the
+        parameters just learned, until each eval env has finished an episode."""
+        round_, runners, eval_env, set_index, first, stats = carry
+        training = round_ == 0
+        pick = functools.partial(jax.tree.map, lambda a, b: jnp.where(training, a, b))
+        num_steps = self.pieces.config.acting.rollout_length
+        eval_round_key = jax.vmap(jax.random.fold_in, in_axes=(0, None))(ctx.eval_key, round_)
+        env_state, trajectory = ctx.per_run(lambda p, e, k, x: self.layout.rollout(
+            self.pieces, p, e, k, x, num_steps))(
+            runners.train_state.params, pick(runners.env_state, eval_env),
+            jnp.where(training, ctx.rollout_key, eval_round_key), pick(ctx.exploration, ctx.greedy))
+
+        def after_training(runners, eval_env, set_index, first, stats):
+            learned, stats = ctx.per_run(self._store_and_learn)(
+                runners, env_state, trajectory, ctx.update_key)
+            runners = ctx.where(ctx.active, learned, runners)
+            # Runs that are done or still untrained are not evaluated.
+            wanted = ctx.active & (runners.train_state.step > 0)
+            first = jnp.where(wanted[:, None, None], first, 0.0)
+            return runners, eval_env, set_index, first, stats
+
+        def after_evaluation(runners, eval_env, set_index, first, stats):
+            eval_env, set_index, first = ctx.per_run(self._record_first_episodes)(
+                env_state, trajectory, set_index, first, ctx.eval_reset_key(set_index + 1))
+            return runners, eval_env, set_index, first, stats
+
+        out = jax.lax.cond(training, after_training, after_evaluation,
+                           runners, eval_env, set_index, first, stats)
+        return (round_ + 1, *out)
+
+    def _conclude(self, runners: RunnerState, ctx: _Iteration, key, due, first, stats
+                  ) -> tuple[RunnerState, dict]:
+        """The iteration's end: the evaluation's mean return, the solve check, `done`, and
+        the `[S]` metrics."""
+        cfg, active, where = self.pieces.config, ctx.active, ctx.where
         evaluated = due & active & (runners.train_state.step > 0)
         eval_return = jnp.where(evaluated, jnp.mean(
             first.reshape(len(active), -1)[:, :cfg.run.eval_episodes], axis=1), jnp.nan)
         solved = runners.solved
         if cfg.run.solve_return is not None:
             solved = solved | (evaluated & (eval_return >= cfg.run.solve_return))
-        done = run_done(solved, runners.env_steps, cfg) | (runners.fault != 0)
+        done = run_done(solved, runners.env_steps, cfg.run) | (runners.fault != 0)
         runners = runners.replace(
             key=where(active, key, runners.key),
             solved=jnp.where(active, solved, runners.solved),
@@ -320,18 +352,21 @@ class TrainProgram:
         row = jnp.where(jnp.isnan(row) & jnp.any(done, axis=1), episode_return, row)
         first = first.at[set_index].set(row)
         next_set = ~jnp.any(jnp.isnan(row)) & (set_index + 1 < first.shape[0])
-        fresh = self.agent.actor.reset(next_key, row.shape[0])
+        fresh = self.pieces.actor.reset(next_key, row.shape[0])
         env_state = jax.tree.map(lambda a, b: jnp.where(next_set, a, b), fresh, env_state)
         return env_state, set_index + next_set.astype(set_index.dtype), first
 
     def _store_and_learn(self, runner: RunnerState, env_state, trajectory, update_key):
         """store -> learn for one run, after its training rollout."""
-        agent, cfg = self.agent, self.agent.config
+        pieces, cfg = self.pieces, self.pieces.config
         buffer = self.layout.add(runner.buffer, trajectory)
-        returns, lengths, finished = record_episodes(runner, trajectory)
+        returns, lengths, finished = record_episodes(
+            runner.recent_returns, runner.recent_lengths, runner.episodes_finished,
+            trajectory.terminated | trajectory.truncated, trajectory.episode_return,
+            trajectory.episode_length)
 
         def learn(state, buffer):
-            return self.layout.update(agent, state, buffer, update_key)
+            return self.layout.update(pieces, state, buffer, update_key)
 
         def wait(state, buffer):
             return state, buffer, self._no_update_metrics
@@ -344,7 +379,7 @@ class TrainProgram:
         if self.check_finite:
             fault, fault_step = first_fault(
                 runner, trajectory, update_metrics, learned, env_steps,
-                check_observations=not agent.spec.frames)
+                check_observations=not pieces.spec.frames)
         runner = runner.replace(
             train_state=state, buffer=buffer, env_state=env_state,
             iteration=runner.iteration + 1, env_steps=env_steps,
@@ -352,7 +387,8 @@ class TrainProgram:
             fault=fault, fault_step=fault_step)
         # Reduced here, checked by the host once per chunk (support.check_rewards).
         reward_abs_max = jnp.max(jnp.abs(trajectory.reward))
-        return runner, {**search_statistics(trajectory), "reward_abs_max": reward_abs_max,
+        stats = search_statistics(trajectory.search_policy, trajectory.root_value)
+        return runner, {**stats, "reward_abs_max": reward_abs_max,
                         **update_metrics}
 
     @functools.cached_property
@@ -365,9 +401,10 @@ class TrainProgram:
 
     @functools.cached_property
     def _update_metric_shapes(self) -> dict:
-        agent = self.agent
-        return jax.eval_shape(agent._update, jax.eval_shape(agent.init, jax.random.key(0)),
-                              jax.eval_shape(agent.init_replay), jax.random.key(0))[2]
+        pieces = self.pieces
+        return jax.eval_shape(pieces.jitted_update,
+                              jax.eval_shape(pieces.init, jax.random.key(0)),
+                              jax.eval_shape(pieces.init_replay), jax.random.key(0))[2]
 
     @property
     def _no_update_metrics(self) -> dict:
@@ -437,7 +474,7 @@ def make_train(config: Config, env: envs.Env | None = None, *,
                           f"muzero_jax.train's host loop, not a compiled program")
     cfg = agent.config
     steps = cfg.acting.num_envs * cfg.acting.rollout_length
-    return TrainProgram(agent=agent, num_iterations=num_iterations or cfg.run.log_every,
+    return TrainProgram(pieces=agent.pieces, num_iterations=num_iterations or cfg.run.log_every,
                         max_iterations=max(1, math.ceil(cfg.run.total_env_steps / steps)),
                         layout=distributed.make_layout(cfg, agent))
 
@@ -463,13 +500,14 @@ def _where(mask: jax.Array, new, old):
         lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b), new, old)
 
 
-def run_done(solved: chex.Array, env_steps: chex.Array, config: Config) -> jax.Array:
-    """Whether runs are done (`[S]` or `[]`): solved, or `config.run.total_env_steps` spent."""
-    return solved | (env_steps >= config.run.total_env_steps)
+def run_done(solved: chex.Array, env_steps: chex.Array, run: RunConfig) -> jax.Array:
+    """Whether runs are done (`[S]` or `[]`): solved, or `run.total_env_steps` spent."""
+    return solved | (env_steps >= run.total_env_steps)
 
 
 def ready_to_learn(buffer: replay.ReplayBuffer, config: Config) -> jax.Array:
-    """`Agent.ready_to_learn`, traced."""
+    """Whether replay holds `config.replay.min_size` positions and a full window per
+    stream: `[]` bool (the compiled loop calls it traced, the host backend jitted)."""
     return ((buffer.count * buffer.num_streams >= config.replay.min_size)
             & (replay.num_windows(buffer, config.loss.window_length, config.env.history_length) > 0))
 
@@ -527,29 +565,33 @@ def first_fault(runner: RunnerState, trajectory, update_metrics: dict, learned: 
             jnp.where(first & (fault != 0), step, runner.fault_step).astype(jnp.int32))
 
 
-def record_episodes(runner: RunnerState, trajectory) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The last 100 finished episodes' returns and lengths, with those of `trajectory`.
+def record_episodes(recent_returns: jax.Array, recent_lengths: jax.Array,
+                    episodes_finished: jax.Array, done: jax.Array, episode_return: jax.Array,
+                    episode_length: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The last 100 finished episodes' returns and lengths, with those of a rollout.
 
-    Episodes enter in the trajectory's row-major `[B, T]` order; returns the two rings
-    and the new count.
+    `recent_returns`, `recent_lengths`: `[100]` rings; `episodes_finished`: `[]` int32,
+    every episode counted so far; `done`, `episode_return`, `episode_length`: `[B, T]`
+    of the rollout. Episodes enter in its row-major `[B, T]` order; returns the two
+    rings and the new count. The compiled loop calls it traced, the host backend jitted.
     """
-    done = (trajectory.terminated | trajectory.truncated).reshape(-1)
+    done = done.reshape(-1)
     rank = jnp.cumsum(done) - 1  # among this rollout's finished episodes
     total = jnp.sum(done)
     keep = done & (rank >= total - RECENT)  # at most one write per slot
-    slot = jnp.where(keep, (runner.episodes_finished + rank) % RECENT, RECENT)
+    slot = jnp.where(keep, (episodes_finished + rank) % RECENT, RECENT)
 
     def put(ring, values):
         return ring.at[slot].set(values.reshape(-1).astype(ring.dtype), mode="drop")
 
-    return (put(runner.recent_returns, trajectory.episode_return),
-            put(runner.recent_lengths, trajectory.episode_length),
-            runner.episodes_finished + total.astype(jnp.int32))
+    return (put(recent_returns, episode_return), put(recent_lengths, episode_length),
+            episodes_finished + total.astype(jnp.int32))
 
 
-def search_statistics(trajectory) -> dict[str, jax.Array]:
-    """Mean root value and mean entropy (nats) of the search policy over a `[B, T]` rollout."""
-    policy = trajectory.search_policy
-    entropy = -jnp.sum(jnp.where(policy > 0, policy * jnp.log(jnp.maximum(policy, 1e-30)), 0.0),
-                       axis=-1)
-    return {"root_value": jnp.mean(trajectory.root_value), "policy_entropy": jnp.mean(entropy)}
+def search_statistics(search_policy: jax.Array, root_value: jax.Array
+                      ) -> dict[str, jax.Array]:
+    """Mean root value and mean entropy (nats) of the search policy over a rollout:
+    `search_policy` `[B, T, A]`, `root_value` `[B, T]`; `[]` float32 each."""
+    entropy = -jnp.sum(jnp.where(search_policy > 0, search_policy * jnp.log(
+        jnp.maximum(search_policy, 1e-30)), 0.0), axis=-1)
+    return {"root_value": jnp.mean(root_value), "policy_entropy": jnp.mean(entropy)}

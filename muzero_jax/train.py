@@ -1,13 +1,15 @@
 """The training loop: self-play -> replay -> targets/loss -> optimizer, repeated.
 
-JAX-native envs: `muzero_jax.loop.make_train` compiles whole chunks of iterations
-(rollout, replay add, learner updates, greedy evaluation, the solve check) into one
-program, for one run or `[S]` runs side by side (seeds, a learning-rate sweep); `train`
-calls it chunk by chunk and, between calls, logs, checkpoints and shows progress.
-Host envs (Gymnasium, ALE): each iteration makes three calls to compiled programs
-(rollout, replay add, `updates_per_iteration` learner steps in one `lax.scan`); the
-host counts, logs, sets the acting temperature and decides when to evaluate,
-checkpoint or stop.
+`train` is one driver for every env: it runs chunks of iterations through a backend
+and, between chunks, logs, checkpoints, shows progress, confirms early stops and
+watches for signals. The backends differ only in how a chunk runs:
+
+- `CompiledBackend` (JAX-native envs): `loop.make_train` compiles whole chunks of
+  iterations (rollout, replay add, learner updates, greedy evaluation, the solve check)
+  into one program, for one run or `[S]` runs side by side (seeds, a learning-rate sweep).
+- `HostBackend` (Gymnasium, ALE): a chunk is one iteration of three calls to compiled
+  programs (rollout, replay add, `updates_per_iteration` learner steps in one
+  `lax.scan`); the host sets the acting temperature and decides when to evaluate.
 
 An evaluation that reaches config.run.solve_return stops a run only once a confirming
 evaluation on the final evaluation's env passes (`confirm_solved`); otherwise the run
@@ -15,19 +17,20 @@ trains on, and each such evaluation is listed in `TrainResult.early_stops`. The 
 non-finite observation, reward, loss or gradient stops training with
 `errors.NonFiniteError` before anything from it is checkpointed.
 
-Given a run directory, the loop checkpoints everything it needs to go on
+Given a run directory, the driver checkpoints everything a run needs to go on
 exactly (learner state, replay, env states, RNG key and its own counters and
 history) and logs every row to TensorBoard and metrics.csv; `resume=True`
 picks the run up from its latest checkpoint. Nothing in the directory changes until
 that restore and its checks have passed, so a resume that fails leaves it as it was.
-SIGINT and SIGTERM end a run at the end of the current chunk (host envs: iteration)
-with a checkpoint, then raise `errors.Interrupted`.
+SIGINT and SIGTERM end a run at the end of the current chunk with a checkpoint, then
+raise `errors.Interrupted`.
 """
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import math
 import signal
 import sys
@@ -48,11 +51,11 @@ from muzero_jax.errors import Interrupted, NonFiniteError
 from muzero_jax.evaluate import evaluate_final, evaluate_jax
 from muzero_jax.learner import TrainState
 from muzero_jax.logger import Logger
-from muzero_jax.loop import FAULTS, SWEEPABLE, RunnerState, make_train, run_done, trajectory_fault
+from muzero_jax.loop import (FAULTS, RECENT, SWEEPABLE, RunnerState, make_train, ready_to_learn,
+                             record_episodes, run_done, search_statistics, trajectory_fault)
 from muzero_jax.plot import plot_run
 from muzero_jax.replay import ReplayBuffer
 from muzero_jax.search import Exploration
-from muzero_jax.selfplay import Trajectory
 
 
 @dataclasses.dataclass
@@ -103,11 +106,12 @@ def train(config: Config, *, env: envs.Env | None = None,
           iterations_per_call: int | None = None) -> TrainResult | list[TrainResult]:
     """Trains MuZero on `config.env.id` until `total_env_steps` or a solving evaluation.
 
-    JAX-native envs train in one compiled program (`loop.make_train`) that runs
-    `iterations_per_call` iterations (rollout, replay add, learner updates, periodic
-    greedy evaluation and the solve check) per call; between calls the host logs,
-    checkpoints and shows progress. Host envs (Gymnasium, ALE) keep a Python loop
-    over the same jitted pieces.
+    One driver runs chunks of iterations through the env's backend (`make_backend`)
+    and, between chunks, logs, checkpoints, confirms early stops and shows progress.
+    JAX-native envs run `iterations_per_call` iterations (rollout, replay add, learner
+    updates, periodic greedy evaluation and the solve check) per call of one compiled
+    program (`loop.make_train`); host envs (Gymnasium, ALE) one iteration per chunk, a
+    Python loop over the same jitted pieces.
 
     Args:
       config: the configuration (validated before anything compiles).
@@ -147,160 +151,544 @@ def train(config: Config, *, env: envs.Env | None = None,
     if run_dir is not None:  # before anything is built or compiled
         checkpoint.check_run_dir(run_dir, resume=resume)
     agent = Agent(config, env)
-    multi = seeds is not None or sweep is not None
-    primary = distributed.is_primary()  # only process 0 logs and writes files
-    if not primary:
+    if not distributed.is_primary():  # only process 0 logs and writes files
         log, on_iteration = None, None
-    if agent.host:
-        if multi:
-            raise ConfigError(f"seeds and sweeps in one program need a JAX env; "
-                              f"{agent.spec.env_id!r} is a host env: run one process per seed")
-        if distributed.num_devices(config) != 1:
-            raise ConfigError(f"num_devices={config.run.num_devices}: host envs "
-                              f"({agent.spec.env_id!r}) train on one device; expected 1")
-        return _train_host(agent, log=log, on_iteration=on_iteration, run_dir=run_dir,
-                           resume=resume, progress=progress)
-    cfg = agent.config
-    runs = make_runs(cfg, seeds, sweep)
-    program = make_train(cfg, agent=agent, num_iterations=iterations_per_call)
+    backend = make_backend(agent, seeds=seeds, sweep=sweep, log=log,
+                           iterations_per_call=iterations_per_call)
+    session = _Session(backend, log=log, on_iteration=on_iteration, progress=progress,
+                       run_dir=run_dir, resume=resume, start=start)
     compile_before = compile_stats.snapshot()
-
-    # One compiled init, called per run (a vmapped init compiles a far larger program),
-    # whose runs are stacked by one compiled program too: eager stacking compiles one
-    # small program per leaf shape.
-    init = jax.jit(lambda key, lr: jax.tree.map(lambda x: x[None],
-                                                program.init(key, learning_rate=lr)))
-    runners = _stack([
-        init(jax.random.key(run["seed"]),
-             jax.numpy.float32(run.get("learning_rate", cfg.learner.learning_rate))) for run in runs])
-    layout = program.layout
-    runners = layout.place(runners)
-    meta = {"iteration": 0, "history": [], "seconds": 0.0, "last_checkpoint_updates": 0,
-            "early_stops": {}, "runs": runs, "stacked": multi, "num_devices": layout.num_devices,
-            "num_processes": jax.process_count()}
-
-    checkpointer, logger = None, None
-    if run_dir is not None:
-        reader = checkpoint.open_run(run_dir, cfg, resume=resume)  # reads only
-        if resume:
-            try:
-                runners, meta = _restore(reader, runners, meta, multi, run_dir)
-            finally:
-                reader.close()
-            # `done` as this config has it: a finished run resumed with a bigger
-            # total_env_steps goes on (a solved one stays done).
-            runners = runners.replace(done=run_done(runners.solved, runners.env_steps, cfg))
-            runners = layout.place(runners)
-            if log is not None:
-                log(f"resumed {run_dir} at iteration {meta['iteration']}: "
-                    f"{int(jax.numpy.max(runners.env_steps))} env steps, "
-                    f"{int(jax.numpy.max(runners.train_state.step))} updates")
-        # The restore and its checks passed: only now does the run directory change.
-        checkpointer = checkpoint.start_run(run_dir, cfg,
-                                            unreadable=reader.unreadable if resume else ())
-        if primary:
-            logger = Logger(run_dir, meta["history"], run_key="run" if multi else None)
-    save_replay = (cfg.run.checkpoint_replay if cfg.run.checkpoint_replay is not None
-                   else checkpoint.nbytes(runners.buffer) < checkpoint.AUTO_REPLAY_BYTES)
-    show_bar = progress if progress is not None else (log is not None and sys.stdout.isatty())
-    bar = tqdm(total=cfg.run.total_env_steps, initial=int(jax.numpy.max(runners.env_steps)),
-               unit="step", unit_scale=True, dynamic_ncols=True, disable=not show_bar)
-
-    earlier_seconds = meta["seconds"]
-    saved_iteration = meta["iteration"] if resume else None
-
-    def save(runners) -> None:
-        nonlocal saved_iteration
-        saved_iteration = meta["iteration"]
-        meta["seconds"] = earlier_seconds + time.perf_counter() - start
-        meta["last_checkpoint_updates"] = int(jax.numpy.max(runners.train_state.step))
-        trees = _checkpoint_trees(runners if multi else _first(runners), save_replay)
-        release_free_heap()  # what the last checkpoint's writes and the chunks since freed
-        checkpointer.save(meta["iteration"], trees, meta)
-
-    stop = _StopSignals()
-    try:
-        run_chunk = layout.jit(program.run_chunk, runners)
-        compiled = run_chunk.lower(runners, jax.numpy.int32(1)).compile()
-        release_free_heap()  # compilation's working memory: about half the peak RSS
-        history = meta["history"]
-        last_time = time.perf_counter()
-        last_steps = int(jax.numpy.max(runners.env_steps))
-        last_updates = [int(u) for u in np.asarray(runners.train_state.step)]
-        final_evals: dict[int, tuple] = {}
-        while not bool(jax.numpy.all(runners.done)) and stop.signum is None:
-            solved_before = np.asarray(runners.solved)
-            runners, metrics = compiled(runners, jax.numpy.int32(meta["iteration"] + 1))
-            metrics = jax.device_get(metrics)
-            _raise_on_fault(runners, runs, agent.spec.env_id, multi)
-            support.check_rewards(metrics["reward_abs_max"], cfg, agent.reward_limit,
-                                  int(np.max(np.asarray(runners.env_steps))), agent.spec.env_id)
-            now = time.perf_counter()
-            active = metrics["active"]  # [C, S]
-            ran = int(np.max(np.sum(active, axis=0)))
-            steps_now = int(np.max(np.asarray(runners.env_steps)))
-            chunk_seconds = now - last_time
-            for i in range(ran):
-                iteration = meta["iteration"] + i + 1
-                for r, run in enumerate(runs):
-                    if not active[i, r]:
-                        continue
-                    m = {k: v[i, r] for k, v in metrics.items()}
-                    last = bool(m["env_steps"] >= cfg.run.total_env_steps)
-                    if not (iteration % cfg.run.log_every == 0 or m["evaluated"] or m["solved"]
-                            or last):
-                        continue
-                    row = _row(m, run, multi, wall_seconds=earlier_seconds + last_time - start
-                               + chunk_seconds * (i + 1) / ran,
-                               steps_per_second=(steps_now - last_steps) / chunk_seconds,
-                               updates_per_second=(int(np.asarray(
-                                   runners.train_state.step)[r]) - last_updates[r])
-                               / chunk_seconds)
-                    history.append(row)
-                    _report(row, logger=logger, on_iteration=on_iteration, log=log,
-                            show_bar=show_bar)
-            meta["iteration"] += ran
-            bar.update(steps_now - last_steps)
-            last_time, last_steps = now, steps_now
-            last_updates = [int(u) for u in np.asarray(runners.train_state.step)]
-            runners = _confirm_solves(agent, runners, solved_before, runs, meta, final_evals,
-                                      log=log, layout=layout)
-            updates = max(last_updates)
-            if checkpointer is not None and _checkpoint_due(
-                    cfg, updates, meta["last_checkpoint_updates"]):
-                if logger is not None:
-                    logger.flush()  # events up to the checkpoint are on disk with it
-                save(runners)
-        if checkpointer is not None and saved_iteration != meta["iteration"]:
-            save(runners)
-        if checkpointer is not None:
-            checkpointer.wait()  # a write that failed is reported here
-    finally:
-        stop.restore()
-        _close(bar, checkpointer, logger)
-    stop.raise_if_received(run_dir, meta["iteration"], int(jax.numpy.max(runners.env_steps)))
-    if run_dir is not None and history and primary:
+    backend.init()
+    session.open()
+    session.run()
+    if run_dir is not None and session.history and distributed.is_primary():
         plot_run(run_dir)
-    compile_seconds = compile_stats.totals(compile_stats.since(compile_before))
+    compiled = compile_stats.since(compile_before)
     if log is not None:
-        log(compile_stats.format_table(compile_stats.since(compile_before)))
+        log(compile_stats.format_table(compiled))
+    results = backend.results(session.history, seconds=time.perf_counter() - start,
+                              compile_seconds=compile_stats.totals(compiled))
+    return results if backend.multi else results[0]
 
-    seconds = time.perf_counter() - start
-    results = []
-    for r, run in enumerate(runs):
-        runner = _take_run(runners, r)
-        results.append(TrainResult(
-            # Replicated parameters as host arrays: evaluation runs on one device.
-            agent=agent, state=(runner.train_state if layout.num_devices == 1
-                                else distributed.to_host(runner.train_state)), buffer=runner.buffer,
-            history=[row for row in history if not multi or row["run"] == run["name"]],
-            env_steps=int(runner.env_steps), train_steps=int(runner.train_state.step),
-            solved=bool(runner.solved), seconds=seconds, seed=run["seed"],
-            hyperparameters={k: v for k, v in run.items() if k in SWEEPABLE},
-            compile_seconds=compile_seconds,
-            early_stops=list(meta["early_stops"].get(run["name"], [])),
-            final_eval=final_evals.get(r)))
-    return results if multi else results[0]
+
+def make_backend(agent: Agent, *, seeds: Sequence[int] | None = None,
+                 sweep: Sweep | None = None, log: Callable[[str], None] | None = None,
+                 iterations_per_call: int | None = None) -> Backend:
+    """The backend that runs `agent`'s iterations: `CompiledBackend` for a JAX env,
+    `HostBackend` for a host env (the agent's actor tells them apart). Raises
+    `ConfigError` for seeds, sweeps or several devices on a host env."""
+    cfg = agent.config
+    if not agent.host:
+        multi = seeds is not None or sweep is not None
+        return CompiledBackend(agent, make_runs(cfg, seeds, sweep), multi=multi, log=log,
+                               iterations_per_call=iterations_per_call)
+    if seeds is not None or sweep is not None:
+        raise ConfigError(f"seeds and sweeps in one program need a JAX env; "
+                          f"{agent.spec.env_id!r} is a host env: run one process per seed")
+    if distributed.num_devices(cfg) != 1:
+        raise ConfigError(f"num_devices={cfg.run.num_devices}: host envs "
+                          f"({agent.spec.env_id!r}) train on one device; expected 1")
+    return HostBackend(agent, log=log)
+
+
+# --- the driver: written once for both backends -------------------------------------
+
+
+class _Session:
+    """One call of `train` around a backend: the run directory (restore, checkpoints,
+    logs), the progress bar and lines, the signals and the chunk loop.
+
+    `meta` is what every checkpoint's JSON holds besides the backend's own part:
+    iteration (iterations run, over every session), history (the logged rows), seconds
+    (training seconds up to the last checkpoint, so that `wall_seconds` goes on across a
+    resume) and last_checkpoint_updates (the update count then).
+    """
+
+    def __init__(self, backend: Backend, *, log, on_iteration, progress, run_dir, resume,
+                 start):
+        self.backend, self.cfg = backend, backend.agent.config
+        self.log, self.on_iteration = log, on_iteration
+        self.show_bar = (progress if progress is not None
+                         else (log is not None and sys.stdout.isatty()))
+        self.run_dir, self.resume, self.start = run_dir, resume, start
+        self.meta = {"iteration": 0, "history": [], "seconds": 0.0,
+                     "last_checkpoint_updates": 0}
+        self.checkpointer, self.logger, self.bar = None, None, None
+        self.saved_iteration: int | None = None
+        self.last_eval: float | None = None
+
+    @property
+    def history(self) -> list[dict]:
+        return self.meta["history"]
+
+    def open(self) -> None:
+        """Restores a resumed run, then (only once that passed) opens the run directory."""
+        backend, cfg, run_dir = self.backend, self.cfg, self.run_dir
+        if run_dir is not None:
+            reader = checkpoint.open_run(run_dir, cfg, resume=self.resume)  # reads only
+            if self.resume:
+                try:
+                    saved = backend.restore(reader, run_dir)
+                finally:
+                    reader.close()
+                self.meta.update({k: saved[k] for k in self.meta if k in saved})
+                if self.log is not None:
+                    self.log(f"resumed {run_dir} at iteration {self.meta['iteration']}: "
+                             f"{int(np.max(backend.env_steps()))} env steps, "
+                             f"{int(np.max(backend.updates()))} updates")
+            # The restore and its checks passed: only now does the run directory change.
+            self.checkpointer = checkpoint.start_run(
+                run_dir, cfg, unreadable=reader.unreadable if self.resume else ())
+            if distributed.is_primary():
+                self.logger = Logger(run_dir, self.history,
+                                     run_key="run" if backend.multi else None)
+        self.save_replay = (cfg.run.checkpoint_replay if cfg.run.checkpoint_replay is not None
+                            else backend.replay_nbytes() < checkpoint.AUTO_REPLAY_BYTES)
+        self.bar = tqdm(total=cfg.run.total_env_steps, initial=int(np.max(backend.env_steps())),
+                        unit="step", unit_scale=True, dynamic_ncols=True,
+                        disable=not self.show_bar)
+        self.earlier_seconds = self.meta["seconds"]
+        self.saved_iteration = self.meta["iteration"] if self.resume else None
+
+    def run(self) -> None:
+        """Chunks until the backend is finished or a signal came, then the last checkpoint.
+        Raises `Interrupted` after a signal (once everything is saved and closed)."""
+        backend = self.backend
+        stop = _StopSignals()
+        try:
+            backend.compile()
+            release_free_heap()  # compilation's working memory: about half the peak RSS
+            self.last = (time.perf_counter(), backend.env_steps(), backend.updates())
+            while not backend.finished() and stop.signum is None:
+                self.chunk()
+            backend.finish()
+            if self.checkpointer is not None and self.saved_iteration != self.meta["iteration"]:
+                self.save()
+            if self.checkpointer is not None:
+                self.checkpointer.wait()  # a write that failed is reported here
+        finally:
+            stop.restore()
+            backend.close()
+            _close(self.bar, self.checkpointer, self.logger)
+        stop.raise_if_received(self.run_dir, self.meta["iteration"],
+                               int(np.max(backend.env_steps())))
+
+    def chunk(self) -> None:
+        """One chunk: the backend's iterations (which raise on a fault), their rows, the
+        bar, the confirmation of early stops, a checkpoint when due."""
+        backend, meta = self.backend, self.meta
+        metrics = backend.run_chunk(meta["iteration"] + 1)  # [C, S]
+        now, steps, updates = time.perf_counter(), backend.env_steps(), backend.updates()
+        ran = int(np.max(np.sum(metrics["active"], axis=0)))
+        self.rows(metrics, ran, now, steps, updates)
+        meta["iteration"] += ran
+        self.bar.update(int(np.max(steps)) - int(np.max(self.last[1])))
+        self.last = (now, steps, updates)
+        backend.confirm_solves()
+        if self.checkpointer is not None and _checkpoint_due(
+                self.cfg, int(np.max(updates)), meta["last_checkpoint_updates"]):
+            if self.logger is not None:
+                self.logger.flush()  # events up to the checkpoint are on disk with it
+            self.save()
+
+    def rows(self, metrics: dict, ran: int, now: float, steps: np.ndarray,
+             updates: np.ndarray) -> None:
+        """The logged rows of a chunk's `[C, S]` metrics, to every sink."""
+        last_time, last_steps, last_updates = self.last
+        seconds = now - last_time
+        runs, multi = self.backend.runs, self.backend.multi
+        for i in range(ran):
+            for r, run in enumerate(runs):
+                m = {k: v[i, r] for k, v in metrics.items()}
+                if not m["active"]:
+                    continue
+                if m["evaluated"]:
+                    self.last_eval = float(m["eval_return"])
+                if not _logged(m, self.meta["iteration"] + i + 1, self.cfg):
+                    continue
+                row = _row(m, run, multi,
+                           wall_seconds=self.earlier_seconds + last_time - self.start
+                           + seconds * (i + 1) / ran,
+                           steps_per_second=int(np.max(steps) - np.max(last_steps)) / seconds,
+                           updates_per_second=int(updates[r] - last_updates[r]) / seconds)
+                self.history.append(row)
+                _report(row, logger=self.logger, on_iteration=self.on_iteration, log=self.log,
+                        show_bar=self.show_bar)
+        if not multi and ran:
+            self.bar.set_postfix({
+                "return": f"{float(metrics['episodes_return'][ran - 1, 0]):.1f}",
+                "updates": int(metrics["train_steps"][ran - 1, 0]),
+                **({} if self.last_eval is None else {"eval": f"{self.last_eval:.1f}"})},
+                refresh=False)
+
+    def save(self) -> None:
+        """A checkpoint of everything the run needs to go on (work in flight finished)."""
+        trees = self.backend.checkpoint_trees(self.save_replay)
+        meta = self.meta
+        self.saved_iteration = meta["iteration"]
+        meta["seconds"] = self.earlier_seconds + time.perf_counter() - self.start
+        meta["last_checkpoint_updates"] = int(np.max(self.backend.updates()))
+        release_free_heap()  # what the last checkpoint's writes and the chunks since freed
+        self.checkpointer.save(meta["iteration"], trees, {**meta, **self.backend.meta()})
+
+
+def _logged(m: dict, iteration: int, cfg: Config) -> bool:
+    """Whether iteration `iteration`'s metrics `m` (one run's) make a logged row: every
+    log_every-th, each evaluation, a solve, and the last (the CSV ends where training did)."""
+    last = bool(m["env_steps"] >= cfg.run.total_env_steps)
+    return bool(iteration % cfg.run.log_every == 0 or m["evaluated"] or m["solved"] or last)
+
+
+# --- backends: what runs a chunk of iterations ----------------------------------------
+
+
+class CompiledBackend:
+    """JAX-native envs: chunks of `iterations_per_call` iterations of `[S]` runs in one
+    compiled program (`loop.make_train`'s `run_chunk`), placed by its device layout.
+
+    runs: the runs' {"name", "seed", ...} (`make_runs`); multi: they were asked for as
+    seeds or a sweep (results come as a list). The chunk's runs are `runners`
+    (`loop.RunnerState`, `[S]` on every leaf).
+    """
+
+    def __init__(self, agent: Agent, runs: list[dict], *, multi: bool, log=None,
+                 iterations_per_call: int | None = None):
+        self.agent, self.runs, self.multi, self.log = agent, runs, multi, log
+        self.program = make_train(agent.config, agent=agent, num_iterations=iterations_per_call)
+        self.layout = self.program.layout
+        self.early_stops: dict[str, list] = {}  # by run name
+        self.final_evals: dict[int, tuple] = {}  # by run index
+        self.runners: RunnerState | None = None
+        self._compiled = None
+        self._solved_before = None
+
+    def init(self) -> None:
+        # One compiled init, called per run (a vmapped init compiles a far larger program),
+        # whose runs are stacked by one compiled program too: eager stacking compiles one
+        # small program per leaf shape.
+        cfg, program = self.agent.config, self.program
+        init = jax.jit(lambda key, lr: jax.tree.map(lambda x: x[None],
+                                                    program.init(key, learning_rate=lr)))
+        runners = _stack([init(jax.random.key(run["seed"]), jnp.float32(
+            run.get("learning_rate", cfg.learner.learning_rate))) for run in self.runs])
+        self.runners = self.layout.place(runners)
+
+    def restore(self, reader, run_dir: str) -> dict:
+        cfg = self.agent.config
+        runners, saved = _restore(reader, self.runners, {
+            "runs": self.runs, "num_processes": jax.process_count()}, self.multi, run_dir)
+        # `done` as this config has it: a finished run resumed with a bigger
+        # total_env_steps goes on (a solved one stays done).
+        runners = runners.replace(done=run_done(runners.solved, runners.env_steps, cfg.run))
+        self.runners = self.layout.place(runners)
+        self.early_stops = saved.get("early_stops", {})
+        return saved
+
+    def meta(self) -> dict:
+        return {"early_stops": self.early_stops, "runs": self.runs, "stacked": self.multi,
+                "num_devices": self.layout.num_devices, "num_processes": jax.process_count()}
+
+    def compile(self) -> None:
+        run_chunk = self.layout.jit(self.program.run_chunk, self.runners)
+        self._compiled = run_chunk.lower(self.runners, jnp.int32(1)).compile()
+
+    def run_chunk(self, first_iteration: int) -> dict:
+        """Up to C iterations; `[C, S]` metrics. Raises `NonFiniteError` or
+        `RewardBeyondSupport` before anything of the chunk is logged or saved."""
+        agent = self.agent
+        self._solved_before = np.asarray(self.runners.solved)
+        self.runners, metrics = self._compiled(self.runners, jnp.int32(first_iteration))
+        metrics = jax.device_get(metrics)
+        _raise_on_fault(self.runners, self.runs, agent.spec.env_id, self.multi)
+        support.check_rewards(metrics["reward_abs_max"], agent.config, agent.reward_limit,
+                              int(np.max(self.env_steps())), agent.spec.env_id)
+        return metrics
+
+    def confirm_solves(self) -> None:
+        """Confirms each run the last chunk marked solved (`confirm_solved`); clears
+        `solved` and `done` of those that fail, which train on."""
+        runners, cfg = self.runners, self.agent.config
+        newly = np.flatnonzero(np.asarray(runners.solved) & ~self._solved_before)
+        keep = np.ones(len(self.runs), bool)
+        for r in newly:
+            run, runner = self.runs[r], _take_run(runners, int(r))
+            run_cfg = cfg.replace(seed=run["seed"],
+                                  **{k: v for k, v in run.items() if k in SWEEPABLE})
+            entry, final_eval = _confirm(
+                self.agent, self.train_state(runner), run_cfg, env_steps=int(runner.env_steps),
+                eval_return=float(runner.last_eval_return), log=self.log,
+                name=run["name"] if len(self.runs) > 1 else None)
+            self.early_stops.setdefault(run["name"], []).append(entry)
+            if entry["confirmed"]:
+                self.final_evals[int(r)] = final_eval
+            else:
+                keep[r] = False
+        if not keep.all():
+            # No run here has a fault: `run_chunk` raised before confirming.
+            solved = runners.solved & jnp.asarray(keep)
+            self.runners = self.layout.place(runners.replace(
+                solved=solved, done=run_done(solved, runners.env_steps, cfg.run)))
+
+    def finished(self) -> bool:
+        return bool(jnp.all(self.runners.done))
+
+    def env_steps(self) -> np.ndarray:
+        return np.asarray(self.runners.env_steps)
+
+    def updates(self) -> np.ndarray:
+        return np.asarray(self.runners.train_state.step)
+
+    def replay_nbytes(self) -> int:
+        return checkpoint.nbytes(self.runners.buffer)
+
+    def checkpoint_trees(self, save_replay: bool) -> dict:
+        return _checkpoint_trees(self.runners if self.multi else _first(self.runners),
+                                 save_replay)
+
+    def finish(self) -> None:
+        pass  # nothing runs between chunks
+
+    def close(self) -> None:
+        pass
+
+    def train_state(self, runner: RunnerState) -> TrainState:
+        # Replicated parameters as host arrays: evaluation runs on one device.
+        return (runner.train_state if self.layout.num_devices == 1
+                else distributed.to_host(runner.train_state))
+
+    def results(self, history: list[dict], *, seconds: float,
+                compile_seconds: dict) -> list[TrainResult]:
+        results = []
+        for r, run in enumerate(self.runs):
+            runner = _take_run(self.runners, r)
+            results.append(TrainResult(
+                agent=self.agent, state=self.train_state(runner), buffer=runner.buffer,
+                history=[row for row in history if not self.multi or row["run"] == run["name"]],
+                env_steps=int(runner.env_steps), train_steps=int(runner.train_state.step),
+                solved=bool(runner.solved), seconds=seconds, seed=run["seed"],
+                hyperparameters={k: v for k, v in run.items() if k in SWEEPABLE},
+                compile_seconds=compile_seconds,
+                early_stops=list(self.early_stops.get(run["name"], [])),
+                final_eval=self.final_evals.get(r)))
+        return results
+
+
+@functools.partial(jax.jit, static_argnames="check_observations")
+def _summarize_rollout(recent: tuple, rollout: dict, *, check_observations: bool) -> dict:
+    """A host rollout's episodes, search statistics and first non-finite value, by the
+    compiled loop's own functions. `recent`: (returns ring, lengths ring, count);
+    `rollout`: the trajectory's `[B, T]` fields (observations None for frames)."""
+    returns, lengths, finished = record_episodes(
+        *recent, rollout["terminated"] | rollout["truncated"], rollout["episode_return"],
+        rollout["episode_length"])
+    fault, t = trajectory_fault(rollout["observation"], rollout["final_observation"],
+                                rollout["reward"], check_observations=check_observations)
+    return {"recent": (returns, lengths, finished), "fault": fault, "fault_t": t,
+            "reward_abs_max": jnp.max(jnp.abs(rollout["reward"])),
+            **search_statistics(rollout["search_policy"], rollout["root_value"])}
+
+
+def _ordered(ring: np.ndarray, count: int) -> np.ndarray:
+    """A ring of the last `RECENT` episodes (`count` so far), oldest first."""
+    return np.roll(ring, -(count % RECENT)) if count >= RECENT else ring[:count]
+
+
+class HostBackend:
+    """Host envs (Gymnasium, ALE): a chunk is one iteration, Python over jitted pieces:
+    rollout (a jitted search per step), replay add, `updates_per_iteration` learner
+    steps, and an evaluation when due or when the training return reaches the solve
+    return. With config.run.act_while_learning the update an iteration starts runs on a
+    worker thread while the next rollout searches with `acting`, a copy of the state from
+    before it (the update donates `state`); the iteration's evaluation and metrics come
+    before the update starts, so they see `state` whole, a solved run starts none, and a
+    checkpoint waits for it, so that a resumed run loses no update.
+    """
+
+    multi = False
+
+    def __init__(self, agent: Agent, *, log=None):
+        cfg = agent.config
+        self.agent, self.log = agent, log
+        self.runs = [{"name": "run", "seed": cfg.run.seed}]
+        self.steps_per_iteration = cfg.acting.num_envs * cfg.acting.rollout_length
+        self._ready = jax.jit(functools.partial(ready_to_learn, config=cfg))
+        self.learner = (ThreadPoolExecutor(1, thread_name_prefix="learner")
+                        if cfg.run.act_while_learning else None)
+        self.pending: Future | None = None
+        self.pending_env_steps = 0  # the env steps of the iteration the pending update is of
+        self.update_metrics: dict = {}  # the latest update's
+        self.total_steps, self.solved, self.last_eval_return = 0, False, None
+        self.early_stops: list[dict] = []
+        self.final_eval = None  # the latest confirming evaluation
+        nan = np.full(RECENT, np.nan, np.float32)
+        self.recent = (nan, nan.copy(), np.int32(0))
+
+    def init(self) -> None:
+        key = jax.random.key(self.agent.config.run.seed)
+        self.key, init_key, env_key = jax.random.split(key, 3)
+        self.state = self.acting = self.agent.init(init_key)
+        self.buffer = self.agent.init_replay()
+        self.env_state = self.agent.reset(env_key)
+        self._updates = int(self.state.step)
+
+    def restore(self, reader, run_dir: str) -> dict:
+        del run_dir
+        self.state, self.buffer, self.env_state, self.key, saved = checkpoint.restore_run(
+            reader, state=self.state, buffer=self.buffer, env_state=self.env_state,
+            key=self.key)
+        self.acting, self._updates = self.state, int(self.state.step)
+        self.total_steps, self.solved = saved["env_steps"], saved["solved"]
+        self.last_eval_return, self.early_stops = saved["last_eval_return"], saved["early_stops"]
+        returns, lengths = (np.full(RECENT, np.nan, np.float32) for _ in range(2))
+        count = len(saved["recent_returns"])
+        returns[:count], lengths[:count] = saved["recent_returns"], saved["recent_lengths"]
+        self.recent = (returns, lengths, np.int32(count))
+        return saved
+
+    def meta(self) -> dict:
+        returns, lengths, count = self.recent
+        return {"env_steps": self.total_steps,
+                "recent_returns": _ordered(returns, int(count)).tolist(),
+                "recent_lengths": _ordered(lengths, int(count)).tolist(),
+                "solved": self.solved, "last_eval_return": self.last_eval_return,
+                "early_stops": self.early_stops}
+
+    def compile(self) -> None:
+        pass  # each piece compiles on its first call
+
+    def run_chunk(self, iteration: int) -> dict:
+        """Iteration number `iteration`; `[1, 1]` metrics. Raises `NonFiniteError` or
+        `RewardBeyondSupport` before the rollout enters replay."""
+        self.key, rollout_key, update_key, eval_key = jax.random.split(self.key, 4)
+        stats = self._collect(rollout_key)
+        learn = bool(self._ready(self.buffer))
+        if learn and self.learner is None:
+            self.state, self.buffer, self.update_metrics = self.agent.update(
+                self.state, self.buffer, update_key)
+            _check_update(self.update_metrics, self.agent.spec.env_id, self.total_steps)
+        recent = self._recent_mean(0)
+        eval_return = self._evaluate(iteration, recent, eval_key)
+        self._updates = int(self.state.step)
+        metrics = {"active": True, "evaluated": eval_return is not None,
+                   "solved": self.solved, "iteration": iteration,
+                   "env_steps": self.total_steps, "train_steps": self._updates,
+                   "episodes_return": recent, "episode_length": self._recent_mean(1),
+                   "eval_return": np.nan if eval_return is None else eval_return, **stats,
+                   **{k: float(v) for k, v in self.update_metrics.items()}}
+        if learn and self.learner is not None and not self.solved:
+            self._submit(update_key)
+        return {k: np.array([[v]]) for k, v in metrics.items()}
+
+    def _collect(self, key) -> dict:
+        """collect -> check -> store: one rollout, with the exploration of training
+        progress; its search statistics."""
+        agent, cfg = self.agent, self.agent.config
+        exploration = Exploration.scheduled(
+            cfg, self.total_steps / max(cfg.run.total_env_steps, 1))
+        self.env_state, trajectory = agent.rollout(
+            self.acting if self.learner else self.state, self.env_state, key,
+            exploration=exploration)
+        self._finish_update()
+        frames = agent.spec.frames  # uint8 frames are always finite: not passed, not checked
+        rollout = {name: getattr(trajectory, name) for name in (
+            "terminated", "truncated", "episode_return", "episode_length", "reward",
+            "search_policy", "root_value")}
+        rollout.update(observation=None if frames else trajectory.observation,
+                       final_observation=None if frames else trajectory.final_observation)
+        summary = jax.device_get(_summarize_rollout(self.recent, rollout,
+                                                    check_observations=not frames))
+        # Non-finite first, as the compiled loop: an inf reward is that, not a large one.
+        if summary["fault"]:
+            raise NonFiniteError(_fault_message(
+                agent.spec.env_id, FAULTS[int(summary["fault"])],
+                self.total_steps + int(summary["fault_t"]) * cfg.acting.num_envs))
+        support.check_rewards(summary["reward_abs_max"], cfg, agent.reward_limit,
+                              self.total_steps + self.steps_per_iteration, agent.spec.env_id)
+        self.buffer = agent.add(self.buffer, trajectory)
+        self.total_steps += self.steps_per_iteration
+        self.recent = summary["recent"]
+        return {"root_value": float(summary["root_value"]),
+                "policy_entropy": float(summary["policy_entropy"])}
+
+    def _recent_mean(self, which: int) -> float:
+        """The mean return (0) or length (1) of the last 100 finished episodes (NaN: none)."""
+        values = _ordered(self.recent[which], int(self.recent[2]))
+        return float(np.mean(values.astype(np.float64))) if len(values) else float("nan")
+
+    def _evaluate(self, iteration: int, recent: float, key) -> float | None:
+        """A greedy evaluation when due, or when the training return `recent` reaches the
+        solve return; one that reaches it is confirmed (`confirm_solved`)."""
+        agent, cfg = self.agent, self.agent.config
+        due = cfg.run.eval_every and iteration % cfg.run.eval_every == 0
+        promising = (cfg.run.solve_return is not None and recent >= cfg.run.solve_return
+                     and not _confirmation_failed_lately(self.early_stops, self.total_steps,
+                                                         cfg))
+        if not ((due or promising) and int(self.state.step) > 0):
+            return None
+        eval_return = float(np.mean(evaluate_jax(agent, self.state, key,
+                                                 cfg.run.eval_episodes)))
+        self.last_eval_return = eval_return
+        if cfg.run.solve_return is not None and eval_return >= cfg.run.solve_return:
+            entry, self.final_eval = _confirm(agent, self.state, cfg, env_steps=self.total_steps,
+                                              eval_return=eval_return, log=self.log)
+            self.early_stops.append(entry)
+            self.solved = entry["confirmed"]
+        return eval_return
+
+    def _submit(self, key) -> None:
+        """Starts the iteration's update on the worker; `acting` keeps the state before it."""
+        self.acting = jax.block_until_ready(jax.tree.map(jnp.copy, self.state))
+        self.pending_env_steps = self.total_steps
+        self.pending = self.learner.submit(
+            lambda s, b, k: jax.block_until_ready(self.agent.update(s, b, k)),
+            self.state, self.buffer, key)
+
+    def _finish_update(self) -> None:
+        if self.pending is not None:
+            self.state, self.buffer, self.update_metrics = self.pending.result()
+            self.pending = None
+            self._updates = int(self.state.step)
+            _check_update(self.update_metrics, self.agent.spec.env_id, self.pending_env_steps)
+
+    def confirm_solves(self) -> None:
+        pass  # each iteration confirmed its own evaluation
+
+    def finished(self) -> bool:
+        return self.total_steps >= self.agent.config.run.total_env_steps or self.solved
+
+    def env_steps(self) -> np.ndarray:
+        return np.array([self.total_steps])
+
+    def updates(self) -> np.ndarray:
+        return np.array([self._updates])
+
+    def replay_nbytes(self) -> int:
+        return checkpoint.nbytes(self.buffer)
+
+    def checkpoint_trees(self, save_replay: bool) -> dict:
+        self._finish_update()  # the checkpoint holds the update in flight too
+        # Host games (ALE) are live emulators, not arrays: a resumed run starts new ones.
+        return {"train_state": self.state, "rng": {"key": self.key},
+                **({"replay": self.buffer} if save_replay else {})}
+
+    def finish(self) -> None:
+        self._finish_update()
+
+    def close(self) -> None:
+        if self.learner is not None:
+            self.learner.shutdown(wait=True)
+
+    def results(self, history: list[dict], *, seconds: float,
+                compile_seconds: dict) -> list[TrainResult]:
+        return [TrainResult(agent=self.agent, state=self.state, buffer=self.buffer,
+                            history=history, env_steps=self.total_steps,
+                            train_steps=int(self.state.step), solved=self.solved,
+                            seconds=seconds, compile_seconds=compile_seconds,
+                            early_stops=list(self.early_stops),
+                            final_eval=self.final_eval if self.solved else None)]
+
+
+Backend = CompiledBackend | HostBackend
 
 
 def make_runs(config: Config, seeds: Sequence[int] | None, sweep: Sweep | None
@@ -423,182 +811,6 @@ def _row(m: dict, run: dict, multi: bool, *, wall_seconds: float, steps_per_seco
     return row
 
 
-def _train_host(agent: Agent, *, log, on_iteration, run_dir, resume, progress
-                ) -> TrainResult:
-    """The host loop (Gymnasium, ALE envs): Python over the same jitted pieces."""
-    start = time.perf_counter()
-    cfg = agent.config
-    key = jax.random.key(cfg.run.seed)
-    key, init_key, env_key = jax.random.split(key, 3)
-    state = agent.init(init_key)
-    buffer = agent.init_replay()
-    env_state = agent.reset(env_key)
-    loop = LoopState()
-
-    checkpointer, logger = None, None
-    if run_dir is not None:
-        reader = checkpoint.open_run(run_dir, cfg, resume=resume)  # reads only
-        if resume:
-            try:
-                restored = checkpoint.restore_run(reader, state=state, buffer=buffer,
-                                                  env_state=env_state, key=key)
-            finally:
-                reader.close()
-            state, buffer, env_state, key, loop_dict = restored
-            loop = LoopState(**loop_dict)
-            if log is not None:
-                log(f"resumed {run_dir} at iteration {loop.iteration}: "
-                    f"{loop.env_steps} env steps, {int(state.step)} updates")
-        # The restore passed: only now does the run directory change.
-        checkpointer = checkpoint.start_run(run_dir, cfg,
-                                            unreadable=reader.unreadable if resume else ())
-        logger = Logger(run_dir, loop.history)
-    save_replay = (cfg.run.checkpoint_replay if cfg.run.checkpoint_replay is not None
-                   else checkpoint.nbytes(buffer) < checkpoint.AUTO_REPLAY_BYTES)
-    show_bar = progress if progress is not None else (log is not None and sys.stdout.isatty())
-    bar = tqdm(total=cfg.run.total_env_steps, initial=loop.env_steps, unit="step",
-               unit_scale=True, dynamic_ncols=True, disable=not show_bar)
-
-    earlier_seconds = loop.seconds
-    saved_iteration = loop.iteration if resume else None
-
-    def save(state, buffer, env_state, key) -> None:
-        nonlocal saved_iteration
-        saved_iteration = loop.iteration
-        loop.seconds = earlier_seconds + time.perf_counter() - start
-        loop.last_checkpoint_updates = int(state.step)
-        release_free_heap()
-        # Host games (ALE) are live emulators, not arrays: a resumed run starts new ones.
-        checkpointer.save(loop.iteration, {
-            "train_state": state, "rng": {"key": key},
-            **({} if agent.host else {"env_state": env_state}),
-            **({"replay": buffer} if save_replay else {})}, dataclasses.asdict(loop))
-
-    steps_per_iteration = cfg.acting.num_envs * cfg.acting.rollout_length
-    metrics: dict = {}
-    search_stats: dict = {}
-    last_time, last_steps, last_updates = time.perf_counter(), loop.env_steps, int(state.step)
-    # config.run.act_while_learning: the update an iteration starts runs on this worker while
-    # the next rollout searches with `acting`, a copy of the state from before it (the
-    # update donates `state`). The iteration's evaluation and log row come before
-    # the update starts, so they see `state` whole, and a solved run starts none; a
-    # checkpoint waits for it, so that a resumed run loses no update.
-    learner = (ThreadPoolExecutor(1, thread_name_prefix="learner")
-               if cfg.run.act_while_learning else None)
-    pending: Future | None = None
-    acting = state
-    final_eval = None  # the confirming evaluation a solved run stops on
-
-    pending_env_steps = 0  # the env steps of the iteration the pending update belongs to
-
-    def finish_update():
-        nonlocal pending, state, buffer, metrics
-        if pending is not None:
-            state, buffer, metrics = pending.result()
-            pending = None
-            _check_update(metrics, agent.spec.env_id, pending_env_steps)
-
-    stop = _StopSignals()
-    try:
-        while loop.env_steps < cfg.run.total_env_steps and not loop.solved and stop.signum is None:
-            loop.iteration += 1
-            key, rollout_key, update_key, eval_key = jax.random.split(key, 4)
-            # The acting temperature follows training progress (SPEC.md, "Acting").
-            exploration = Exploration.scheduled(
-                cfg, loop.env_steps / max(cfg.run.total_env_steps, 1))
-            env_state, trajectory = agent.rollout(acting if learner else state, env_state,
-                                                  rollout_key, exploration=exploration)
-            finish_update()
-            # Non-finite first, as the compiled loop: an inf reward is that, not a large one.
-            _check_trajectory(trajectory, agent, loop.env_steps)
-            support.check_rewards(np.abs(np.asarray(trajectory.reward)), cfg, agent.reward_limit,
-                                  loop.env_steps + steps_per_iteration, agent.spec.env_id)
-            buffer = agent.add(buffer, trajectory)
-            loop.env_steps += steps_per_iteration
-            loop.record_episodes(trajectory)
-            search_stats = search_statistics(trajectory)
-
-            learn = agent.ready_to_learn(buffer)
-            if learn and learner is None:
-                state, buffer, metrics = agent.update(state, buffer, update_key)
-                _check_update(metrics, agent.spec.env_id, loop.env_steps)
-
-            eval_return = None
-            recent = loop.recent_return()
-            due = cfg.run.eval_every and loop.iteration % cfg.run.eval_every == 0
-            promising = (cfg.run.solve_return is not None and recent >= cfg.run.solve_return
-                         and not _confirmation_failed_lately(loop, cfg))
-            if (due or promising) and int(state.step) > 0:
-                eval_return = float(np.mean(evaluate_jax(agent, state, eval_key,
-                                                         cfg.run.eval_episodes)))
-                loop.last_eval_return = eval_return
-                if cfg.run.solve_return is not None and eval_return >= cfg.run.solve_return:
-                    entry, final_eval = _confirm(agent, state, cfg, env_steps=loop.env_steps,
-                                                 eval_return=eval_return, log=log)
-                    loop.early_stops.append(entry)
-                    loop.solved = entry["confirmed"]
-
-            bar.update(steps_per_iteration)
-            bar.set_postfix({"return": f"{recent:.1f}", "updates": int(state.step),
-                             **({} if loop.last_eval_return is None
-                                else {"eval": f"{loop.last_eval_return:.1f}"})}, refresh=False)
-            last = loop.env_steps >= cfg.run.total_env_steps  # the CSV ends where training did
-            if (loop.iteration % cfg.run.log_every == 0 or eval_return is not None or loop.solved
-                    or last):
-                now = time.perf_counter()
-                updates = int(state.step)
-                row = {
-                    "iteration": loop.iteration,
-                    "env_steps": loop.env_steps,
-                    "train_steps": updates,
-                    "wall_seconds": earlier_seconds + now - start,
-                    "episodes_return": recent,
-                    "episode_length": loop.recent_length(),
-                    "eval_return": eval_return,
-                    "env_steps_per_second": (loop.env_steps - last_steps) / (now - last_time),
-                    "updates_per_second": (updates - last_updates) / (now - last_time),
-                    **search_stats,
-                    **{k: float(v) for k, v in metrics.items()},
-                }
-                last_time, last_steps, last_updates = now, loop.env_steps, updates
-                loop.history.append(row)
-                _report(row, logger=logger, on_iteration=on_iteration, log=log,
-                        show_bar=show_bar)
-
-            checkpoint_due = checkpointer is not None and _checkpoint_due(
-                cfg, int(state.step), loop.last_checkpoint_updates)
-            if learn and learner is not None and not loop.solved:
-                acting = jax.block_until_ready(jax.tree.map(jnp.copy, state))
-                pending_env_steps = loop.env_steps
-                pending = learner.submit(
-                    lambda s, b, k: jax.block_until_ready(agent.update(s, b, k)),
-                    state, buffer, update_key)
-            if checkpoint_due:
-                finish_update()  # the checkpoint holds this iteration's update too
-                logger.flush()  # events up to the checkpoint are on disk with it
-                save(state, buffer, env_state, key)
-
-        finish_update()
-        if checkpointer is not None and saved_iteration != loop.iteration:
-            save(state, buffer, env_state, key)
-        if checkpointer is not None:
-            checkpointer.wait()  # a write that failed is reported here
-    finally:
-        stop.restore()
-        if learner is not None:
-            learner.shutdown(wait=True)
-        _close(bar, checkpointer, logger)
-    stop.raise_if_received(run_dir, loop.iteration, loop.env_steps)
-    if run_dir is not None and loop.history:
-        plot_run(run_dir)
-
-    return TrainResult(agent=agent, state=state, buffer=buffer, history=loop.history,
-                       env_steps=loop.env_steps, train_steps=int(state.step),
-                       solved=loop.solved, seconds=time.perf_counter() - start,
-                       early_stops=list(loop.early_stops),
-                       final_eval=final_eval if loop.solved else None)
-
-
 # --- early stops that hold: a solving evaluation is confirmed on the real env ----------
 
 
@@ -628,47 +840,13 @@ def _confirm(agent: Agent, state: TrainState, config: Config, *, env_steps: int,
     return entry, (returns, label)
 
 
-def _confirm_solves(agent: Agent, runners: RunnerState, solved_before: np.ndarray,
-                    runs: list[dict], meta: dict, final_evals: dict, *, log,
-                    layout: distributed.Layout) -> RunnerState:
-    """Confirms each run the last chunk marked solved; clears `solved`/`done` of those
-    that fail, which train on. Records each in meta["early_stops"][run name] and the
-    confirmed ones' evaluations in `final_evals` (by run index)."""
-    newly = np.flatnonzero(np.asarray(runners.solved) & ~solved_before)
-    if not len(newly):
-        return runners
-    keep = np.ones(len(runs), bool)
-    cfg = agent.config
-    for r in newly:
-        run = runs[r]
-        runner = _take_run(runners, int(r))
-        state = (runner.train_state if layout.num_devices == 1
-                 else distributed.to_host(runner.train_state))
-        run_cfg = cfg.replace(seed=run["seed"],
-                                      **{k: v for k, v in run.items() if k in SWEEPABLE})
-        entry, final_eval = _confirm(agent, state, run_cfg, env_steps=int(runner.env_steps),
-                                     eval_return=float(runner.last_eval_return), log=log,
-                                     name=run["name"] if len(runs) > 1 else None)
-        meta["early_stops"].setdefault(run["name"], []).append(entry)
-        if entry["confirmed"]:
-            final_evals[int(r)] = final_eval
-        else:
-            keep[r] = False
-    if keep.all():
-        return runners
-    solved = runners.solved & jnp.asarray(keep)
-    # No run here has a fault: `_raise_on_fault` ended training before confirming.
-    return layout.place(runners.replace(solved=solved,
-                                        done=run_done(solved, runners.env_steps, cfg)))
-
-
-def _confirmation_failed_lately(loop: LoopState, cfg: Config) -> bool:
+def _confirmation_failed_lately(early_stops: list[dict], env_steps: int, cfg: Config) -> bool:
     """Whether a confirmation failed within the last `eval_every` iterations (10 without
     periodic evaluations): the training return then triggers no evaluation, so a run
     whose training return sits above the solve return does not confirm every iteration."""
-    if not loop.early_stops or loop.early_stops[-1]["confirmed"]:
+    if not early_stops or early_stops[-1]["confirmed"]:
         return False
-    since = loop.env_steps - loop.early_stops[-1]["env_steps"]
+    since = env_steps - early_stops[-1]["env_steps"]
     return since < (cfg.run.eval_every or 10) * cfg.acting.num_envs * cfg.acting.rollout_length
 
 
@@ -695,24 +873,6 @@ def _raise_on_fault(runners: RunnerState, runs: list[dict], env_id: str, multi: 
     r = min(np.flatnonzero(faults), key=lambda i: steps[i])
     raise NonFiniteError(_fault_message(env_id, FAULTS[int(faults[r])], int(steps[r]),
                                         runs[r]["name"] if multi else None))
-
-
-# One small program per rollout shape: the compiled loop's own reduction, on the host.
-_trajectory_fault = jax.jit(trajectory_fault, static_argnames="check_observations")
-
-
-def _check_trajectory(trajectory: Trajectory, agent: Agent, env_steps: int) -> None:
-    """Raises `NonFiniteError` for a host rollout's first non-finite observation or
-    reward (`loop.trajectory_fault`; `env_steps`: the count before the rollout)."""
-    frames = agent.spec.frames  # uint8 frames are always finite: not passed, not checked
-    code, t = jax.device_get(_trajectory_fault(
-        None if frames else trajectory.observation,
-        None if frames else trajectory.final_observation, trajectory.reward,
-        check_observations=not frames))
-    if code:
-        num_envs = np.shape(trajectory.reward)[0]
-        raise NonFiniteError(_fault_message(agent.spec.env_id, FAULTS[int(code)],
-                                            env_steps + int(t) * num_envs))
 
 
 def _check_update(metrics: dict, env_id: str, env_steps: int) -> None:
@@ -831,54 +991,6 @@ class _StopSignals:
                  if run_dir is not None else "nothing saved (no run directory)")
         raise Interrupted(f"{name}: stopped after iteration {iteration} ({env_steps} env "
                           f"steps), {saved}", self.signum)
-
-
-@dataclasses.dataclass
-class LoopState:
-    """What the host side of the loop keeps between iterations (checkpointed as JSON).
-
-    iteration, env_steps: counters. recent_returns, recent_lengths: the last 100
-    finished episodes. history: the logged rows. solved: a periodic evaluation
-    reached the solve return and its confirmation passed. last_eval_return: the latest
-    evaluation's mean return. early_stops: the evaluations that reached the solve return
-    and their confirmations (`TrainResult.early_stops`).
-    last_checkpoint_updates: the update count at the last checkpoint.
-    seconds: training seconds, over all sessions, up to the last checkpoint (so
-    that `wall_seconds` goes on across a resume).
-    """
-
-    iteration: int = 0
-    env_steps: int = 0
-    recent_returns: list = dataclasses.field(default_factory=list)
-    recent_lengths: list = dataclasses.field(default_factory=list)
-    history: list = dataclasses.field(default_factory=list)
-    solved: bool = False
-    last_eval_return: float | None = None
-    early_stops: list = dataclasses.field(default_factory=list)
-    last_checkpoint_updates: int = 0
-    seconds: float = 0.0
-
-    def record_episodes(self, trajectory: Trajectory) -> None:
-        done = np.asarray(trajectory.terminated | trajectory.truncated)
-        self.recent_returns = (self.recent_returns
-                               + np.asarray(trajectory.episode_return)[done].tolist())[-100:]
-        self.recent_lengths = (self.recent_lengths
-                               + np.asarray(trajectory.episode_length)[done].tolist())[-100:]
-
-    def recent_return(self) -> float:
-        return float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
-
-    def recent_length(self) -> float:
-        return float(np.mean(self.recent_lengths)) if self.recent_lengths else float("nan")
-
-
-def search_statistics(trajectory: Trajectory) -> dict[str, float]:
-    """Mean root value and mean entropy (nats) of the search policy over a `[B, T]` rollout."""
-    policy = np.asarray(trajectory.search_policy, np.float64)
-    entropy = -np.sum(np.where(policy > 0, policy * np.log(np.maximum(policy, 1e-30)), 0.0),
-                      axis=-1)
-    return {"root_value": float(np.mean(np.asarray(trajectory.root_value))),
-            "policy_entropy": float(np.mean(entropy))}
 
 
 def _progress_line(row: dict) -> str:

@@ -50,7 +50,7 @@ def test_cases_on_8_forced_devices(request):
 @pytest.mark.parametrize("field", ["num_envs", "batch_size"])
 def test_totals_that_do_not_divide_name_the_field_and_nearest_values(tiny_config, field):
     config = tiny_config.replace(**{"num_envs": 8, "batch_size": 16,
-                                                 "num_devices": 8, "replay_capacity": 8 * 64,
+                                                 "num_devices": 8, "capacity": 8 * 64,
                                                  field: 12})
     with pytest.raises(ConfigError, match=rf"{field}=12: .*num_devices=8.*8 or 16"):
         validate(config)

@@ -578,7 +578,7 @@ def test_runs_side_by_side_confirm_their_early_stops_each(tmp_path, monkeypatch)
 
     monkeypatch.setattr(_train_module(), "confirm_solved", confirm)
     out = tmp_path / "run"
-    flags = _flags(**{"config.run.eval_every": 2, "config.run.solve_return": 5,
+    flags = _flags(**{"run.eval_every": 2, "run.solve_return": 5,
                       "total-env-steps": 320})
     del flags[flags.index("--seed"):flags.index("--seed") + 2]
     summary = _run_script(CARTPOLE, ["--out", str(out), "--seeds", "0", "1", *flags],
@@ -604,7 +604,7 @@ def test_host_early_stops_confirm_and_wait_after_a_failure(tmp_path, monkeypatch
     monkeypatch.setattr(_train_module(), "confirm_solved", confirm)
     out = tmp_path / "run"
     summary = _run_script(CARTPOLE, ["--out", str(out), "--env", nonfinite_envs.GYM_STEADY_ID,
-                                     *_flags(**{"config.run.solve_return": -1})],
+                                     *_flags(**{"run.solve_return": -1})],
                           monkeypatch, tmp_path)
     assert [(s["env_steps"], s["confirm_return"], s["confirmed"])
             for s in summary["early_stop"]] == [(64, -5.0, False), (384, 3.0, True)]
@@ -679,11 +679,11 @@ def test_the_probed_scales_are_saved_and_a_resume_rebuilds_them(corridor_run, tm
     saved = checkpoint.load_config(str(out))
     # Corridor pays +20 and -10 within the probe: supports sized for twice 20, and a
     # time limit of 50 gives the discount 1 - 1/50.
-    assert (saved.max_abs_reward, saved.reward_support_size, saved.value_support_size,
-            saved.discount) == (40.0, 6, 46, 0.98)
+    assert (saved.env.max_abs_reward, saved.network.reward_support_size, saved.network.value_support_size,
+            saved.loss.discount) == (40.0, 6, 46, 0.98)
     probed = experiment.preset_config("classic", CORRIDOR)  # the probe is deterministic
-    assert (probed.max_abs_reward, probed.reward_support_size,
-            probed.value_support_size) == (40.0, 6, 46)
+    assert (probed.env.max_abs_reward, probed.network.reward_support_size,
+            probed.network.value_support_size) == (40.0, 6, 46)
     # A resume rebuilds the saved shapes: the checkpoint restores into them (a budget
     # already spent, so nothing more compiles than the restore needs).
     copy, _ = copy_run(out, tmp_path)
@@ -737,8 +737,8 @@ def test_defaults_for_an_env_nobody_tuned(monkeypatch):
     # +-1, which classic's value support (10: 120) does not hold at its time limit's
     # discount 0.997 (333), so both supports are sized for twice that.
     catch = experiment.preset_config("classic", "gymnax/Catch-bsuite")
-    assert (catch.discount, catch.max_abs_reward, catch.reward_support_size,
-            catch.value_support_size) == (0.997, 2.0, 1, 26)
+    assert (catch.loss.discount, catch.env.max_abs_reward, catch.network.reward_support_size,
+            catch.network.value_support_size) == (0.997, 2.0, 1, 26)
     # Envs whose presets were tuned on them keep every tuned value.
     assert experiment.preset_config("classic", "Acrobot-v1") == mz.classic(env="Acrobot-v1")
     assert experiment.preset_config("cartpole", "CartPole-v1") == mz.cartpole(

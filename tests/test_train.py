@@ -1,5 +1,4 @@
 import csv
-import dataclasses
 import json
 import os
 import shutil
@@ -119,10 +118,9 @@ def test_a_finished_run_resumed_with_a_bigger_budget_goes_on(tiny_config, uninte
     copy = str(tmp_path / "run")
     shutil.copytree(run_dir, copy)
     per_iteration = tiny_config.acting.num_envs * tiny_config.acting.rollout_length
-    more = dataclasses.replace(_run_config(tiny_config),
-                               total_env_steps=result.env_steps + 4 * per_iteration)
+    more = _run_config(tiny_config).replace(total_env_steps=result.env_steps + 4 * per_iteration)
     resumed = mz.train(more, run_dir=copy, resume=True, log=None)
-    assert resumed.env_steps == more.total_env_steps
+    assert resumed.env_steps == more.run.total_env_steps
     assert resumed.train_steps == result.train_steps + 4 * tiny_config.learner.updates_per_iteration
 
 
@@ -140,3 +138,46 @@ def test_a_fresh_run_will_not_mix_into_a_run_directory(tiny_config, uninterrupte
         mz.train(_run_config(tiny_config), run_dir=run_dir, log=None)
     with pytest.raises(CheckpointError, match="nothing to resume"):
         mz.train(_run_config(tiny_config), run_dir=str(tmp_path), resume=True, log=None)
+
+
+# --- the host backend ---------------------------------------------------------------------
+
+def test_the_host_keeps_the_last_100_episodes_oldest_first():
+    # The host backend keeps its episodes in the compiled loop's ring and checkpoints
+    # them as a list, oldest first, as 100 appended at a time would be kept.
+    from muzero_jax import loop
+    from muzero_jax.train import _ordered
+
+    rng = np.random.default_rng(0)
+    recent = (np.full(100, np.nan, np.float32), np.full(100, np.nan, np.float32), np.int32(0))
+    kept = []
+    for _ in range(5):  # about 32 episodes each: the ring wraps
+        done = rng.random((4, 16)) < 0.5
+        returns = rng.normal(size=(4, 16)).astype(np.float32)
+        recent = jax.jit(loop.record_episodes)(*recent, done, returns, returns)
+        kept = (kept + returns[done].tolist())[-100:]
+        assert _ordered(np.asarray(recent[0]), int(recent[2])).tolist() == kept
+    assert int(recent[2]) > 100
+
+
+def test_a_host_run_resumes_its_counters_and_episodes(tiny_config, tmp_path):
+    per_update = tiny_config.learner.updates_per_iteration
+    cfg = tiny_config.replace(env="CartPole-v1", total_env_steps=6 * 32, eval_every=0,
+                              solve_return=None, log_every=1, checkpoint_every=per_update,
+                              checkpoint_keep=20)
+    whole_dir = str(tmp_path / "whole")
+    whole = mz.train(cfg, run_dir=whole_dir, log=None)
+    copy = str(tmp_path / "copy")
+    shutil.copytree(whole_dir, copy)
+    for step in os.listdir(os.path.join(copy, "checkpoints")):
+        if int(step) > 3:
+            shutil.rmtree(os.path.join(copy, "checkpoints", step))
+    meta = json.load(open(os.path.join(copy, "checkpoints", "3", "loop", "metadata")))
+    assert meta["iteration"] == 3 and meta["env_steps"] == 3 * 32
+    assert np.mean(meta["recent_returns"]) == pytest.approx(whole.history[2]["episodes_return"])
+    resumed = mz.train(cfg, run_dir=copy, resume=True, log=None)
+    # Host games are live objects, not checkpointed: the resumed run plays new ones, so
+    # only its counters and the rows before the checkpoint match the whole run's.
+    assert (resumed.env_steps, resumed.train_steps) == (whole.env_steps, whole.train_steps)
+    assert [row["iteration"] for row in resumed.history] == [1, 2, 3, 4, 5, 6]
+    assert json.dumps(resumed.history[:3]) == json.dumps(whole.history[:3])  # NaN too

@@ -10,7 +10,7 @@ import muzero_jax as mz
 from muzero_jax.config import ConfigError, validate
 from muzero_jax.replay import Window
 from muzero_jax.search import Exploration, temperature_at
-from muzero_jax.targets import window_targets
+from muzero_jax.targets import Targets, window_targets
 
 
 def _leaves_equal(a, b):
@@ -21,7 +21,7 @@ def _leaves_equal(a, b):
 def _batch(agent, n=8):
     rng = np.random.default_rng(0)
     k = agent.config.loss.unroll_steps
-    targets = mz.learner.Targets(
+    targets = Targets(
         actions=jnp.zeros((n, k), jnp.int32),
         value=jnp.asarray(rng.uniform(0, 50, (n, k + 1)), jnp.float32),
         value_mask=jnp.ones((n, k + 1)), reward=jnp.ones((n, k)),

@@ -18,13 +18,13 @@ CartPole's networks): CartPole's update compiles 676 fusions instead of 955.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import chex
 import jax
 import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
-
-from typing import TYPE_CHECKING
 
 from muzero_jax import extensions as extensions_lib
 from muzero_jax import support

@@ -179,8 +179,9 @@ class JaxActor:
 
 
 def _explores(config: Config) -> bool:
-    return (config.acting.exploration_repeat_probability > 0 or config.acting.exploration_epsilon > 0
-            or config.acting.random_opening_plies > 0)
+    acting = config.acting
+    return (acting.exploration_repeat_probability > 0 or acting.exploration_epsilon > 0
+            or acting.random_opening_plies > 0)
 
 
 def explore_actions(key: chex.PRNGKey, action: chex.Array, previous: chex.Array,

@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import muzero_jax as mz
 from muzero_jax import batch as batch_lib
 from muzero_jax import extensions, replay
 from muzero_jax.extensions.counterfactual import Counterfactual

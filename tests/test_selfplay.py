@@ -45,7 +45,8 @@ def test_truncation_records_the_bootstrap_value(tiny_config):
     env_state = agent.reset(jax.random.key(1))
     _, traj = agent.rollout(state, env_state, jax.random.key(2), num_steps=10)
     trunc = np.asarray(traj.truncated)
-    assert trunc[:, 4].all() and trunc[:, 9].all() and trunc.sum() == 2 * agent.config.acting.num_envs
+    assert trunc[:, 4].all() and trunc[:, 9].all()
+    assert trunc.sum() == 2 * agent.config.acting.num_envs
     # The observation reached is recorded beside the one searched: the next row starts
     # a new episode, so at a truncation the two differ; elsewhere it is the next row's.
     final = np.asarray(traj.final_observation)

@@ -359,5 +359,10 @@ def make_actor(env: JaxEnv | HostEnv, searcher: Searcher, config: Config) -> Act
                 f"host path; {env.spec.env_id!r} is a JAX env; expected 0")
         return JaxActor(env, searcher, extensions_lib.active(config))
     if isinstance(env, HostEnv):
+        chosen = extensions_lib.active(config)
+        if chosen:  # their fields are computed inside the JAX rollout's step
+            raise ConfigError(f"extension {type(chosen[0]).__name__}: {env.spec.env_id!r} is "
+                              f"a host env, whose self-play records no extension fields; "
+                              f"expected a JAX env (jax/, gymnax/ or pgx/ ids)")
         return HostActor(env, searcher, config.env.history_length)
     raise TypeError(f"env {env!r}: expected a muzero_jax.envs.JaxEnv or HostEnv")

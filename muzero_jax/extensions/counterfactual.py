@@ -36,7 +36,7 @@ def move_rewards(env, key: chex.PRNGKey, env_state) -> jax.Array:
     return jax.vmap(rewards)(env_state.inner).astype(jnp.float32)
 
 
-def uniform_choice(key: chex.PRNGKey, allowed: chex.Array) -> jax.Array:
+def _uniform_choice(key: chex.PRNGKey, allowed: chex.Array) -> jax.Array:
     """`[B]` int32, one True entry of each row of `[B, A]` bool `allowed`, uniformly."""
     return jax.random.categorical(key, jnp.where(allowed, 0.0, -jnp.inf),
                                   axis=-1).astype(jnp.int32)
@@ -67,7 +67,7 @@ def counterfactual_moves(key: chex.PRNGKey, rewards: chex.Array, legal_action_ma
     differing = others & (rewards != played_reward)
     allowed = jnp.where(jnp.any(differing, axis=-1, keepdims=True), differing, others)
     allowed = jnp.where(jnp.any(allowed, axis=-1, keepdims=True), allowed, played)
-    counter_action = uniform_choice(key, allowed)
+    counter_action = _uniform_choice(key, allowed)
     counter_reward = jnp.take_along_axis(rewards, counter_action[:, None], axis=-1)[:, 0]
     return counter_action, counter_reward
 

@@ -26,12 +26,12 @@ import jax
 import jax.numpy as jnp
 import mctx
 
-from muzero_jax import envs, history, reanalyze, replay, selfplay, support
+from muzero_jax import batch as batch_lib
+from muzero_jax import envs, extensions, history, replay, selfplay, support
 from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.learner import Batch, Learner, TrainState
 from muzero_jax.networks import Model
 from muzero_jax.search import Exploration, Searcher, SearchOutput
-from muzero_jax.targets import game_outcomes, window_targets
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -103,10 +103,21 @@ class Agent:
         self.actor = selfplay.make_actor(env, self.searcher, config)
         self.host = self.actor.host
         _check_env_support(config, spec, host=self.host)
-        self.learner = Learner(self.model, config)
+        self.learner = Learner(self.model, config.learner, config.loss,
+                               extensions.active(config))
         self.training_exploration = Exploration.training(config)
+        # The batch pipeline (sample -> Reanalyze -> targets) and the U-step update:
+        # pure functions (state, buffer, key, axis_name=None), built once.
+        self.sample_batch = batch_lib.make_sample_batch(
+            replay_config=config.replay, loss=config.loss, learner=config.learner,
+            model=self.model, search_policy=self._search_policy,
+            two_player=spec.two_player, history_length=config.env.history_length,
+            extensions=extensions.active(config))
+        update = batch_lib.make_update(
+            self.sample_batch, self.learner.step, replay_config=config.replay,
+            updates_per_iteration=config.learner.updates_per_iteration)
         self.pieces = Pieces(config=config, spec=spec, actor=self.actor, init=self.init,
-                             init_replay=self.init_replay, update=self._update_impl)
+                             init_replay=self.init_replay, update=update)
 
         self._act = jax.jit(self._act_impl)
         self._learn = jax.jit(self.learner.learn)
@@ -128,7 +139,7 @@ class Agent:
         return replay.init(cfg.acting.num_envs, cfg.replay_length, self.stored_observation_shape,
                            self.num_actions, observation_dtype=dtype,
                            max_episode_steps=self.spec.max_episode_steps,
-                           counterfactual=cfg.loss.counterfactual_rewards)
+                           extra_fields=extensions.fields(extensions.active(cfg), self.spec))
 
     def reset(self, key: chex.PRNGKey,
               num_envs: int | None = None) -> envs.EnvState | selfplay.HostEnvState:
@@ -140,6 +151,10 @@ class Agent:
         return self.actor.reset(key, num_envs or self.config.acting.num_envs)
 
     # --- acting ------------------------------------------------------------------
+    def _search_policy(self, params, key, obs):
+        # Reanalyze's fresh policy targets: a greedy search with the latest parameters.
+        return self.searcher(params, key, obs, Exploration.greedy()).search_policy
+
     def _act_impl(self, params, key, obs, exploration, invalid_actions, embedding=None):
         return self.searcher(params, key, obs, exploration, invalid_actions, embedding)
 
@@ -233,63 +248,11 @@ class Agent:
         return self._make_batch(buffer, key, state)
 
     def _make_batch_impl(self, buffer, key, state):
-        return self._sample_batch(state, buffer, key)[0]
+        return self.sample_batch(state, buffer, key)[0]
 
     def priority_beta(self, step: chex.Array) -> chex.Array:
         """The importance-weight exponent at learner `step`, annealed linearly to 1."""
-        cfg = self.config
-        if cfg.replay.priority_beta_anneal_steps == 0:
-            return jnp.float32(cfg.replay.priority_beta)
-        progress = jnp.minimum(step / cfg.replay.priority_beta_anneal_steps, 1.0)
-        return cfg.replay.priority_beta + (1.0 - cfg.replay.priority_beta) * progress
-
-    def _sample_batch(self, state, buffer, key, axis_name=None):
-        """Sample -> Reanalyze -> targets. Returns the batch, its windows and statistics.
-
-        `axis_name`: per shard of a data axis (see `_update_impl`)."""
-        cfg = self.config
-        # Split only when a search needs a key: one key serves the sampling otherwise.
-        sample_key, search_key = (jax.random.split(key) if cfg.num_reanalyzed_policies
-                                  else (key, None))
-        beta = self.priority_beta(state.step) if state is not None else cfg.replay.priority_beta
-        window = replay.sample(buffer, sample_key, cfg.learner.batch_size, cfg.loss.window_length,
-                               priority_alpha=cfg.replay.priority_alpha, priority_beta=beta,
-                               history_length=cfg.env.history_length, axis_name=axis_name)
-        # A target network gives every window's bootstrap values (at time limits
-        # too); Reanalyze alone refreshes its share with the latest parameters.
-        num_values = cfg.learner.batch_size if cfg.learner.use_target_network else cfg.num_reanalyzed
-        num_policies = cfg.num_reanalyzed_policies
-        bootstrap, policy, stats = None, window.search_policy, {}
-        if num_values:
-            def value_fn(obs):
-                params = (state.params if state.target_params is None
-                          else state.target_params)
-                return self.model.initial_inference(params, obs).value
-
-            def policy_fn(obs):
-                return self.searcher(state.params, search_key, obs,
-                                     Exploration.greedy()).search_policy
-
-            bootstrap, final_value, policy, stats = reanalyze.reanalyze(
-                buffer, window, value_fn=value_fn, policy_fn=policy_fn,
-                num_values=num_values, num_policies=num_policies,
-                td_steps=cfg.loss.td_steps, unroll_steps=cfg.loss.unroll_steps,
-                history_length=cfg.env.history_length)
-            window = window.replace(final_value=final_value)
-        outcome = None
-        if self.spec.two_player:
-            k1 = cfg.loss.unroll_steps + 1
-            rows = window.stream
-            outcome = game_outcomes(
-                buffer.reward[rows], buffer.terminated[rows], buffer.truncated[rows],
-                buffer.count, replay.window_slots(window.position, k1, buffer.length),
-                discount=self.searcher.discount)
-        targets = window_targets(window.replace(search_policy=policy), discount=cfg.loss.discount,
-                                 td_steps=cfg.loss.td_steps, unroll_steps=cfg.loss.unroll_steps,
-                                 bootstrap_value=bootstrap, outcome=outcome)
-        observation = window.observation
-        batch = Batch(observation=observation, targets=targets, weight=window.weight)
-        return batch, window, stats
+        return batch_lib.priority_beta(self.config.replay, step)
 
     def update(self, state: TrainState, buffer: replay.ReplayBuffer, key: chex.PRNGKey
                ) -> tuple[TrainState, replay.ReplayBuffer, dict]:
@@ -304,45 +267,12 @@ class Agent:
         """
         return self._update(state, buffer, key)
 
-    def _update_impl(self, state, buffer, key, axis_name=None):
-        """`update`'s body. `axis_name`: inside `shard_map` over a data axis
-        (`muzero_jax.distributed`), its name; this Agent's config is then one shard's
-        (`distributed.shard_config`): `buffer` holds the shard's streams, each step
-        samples the shard's part of the batch from them, gradients and metrics are
-        averaged over the shards, and every shard ends with the same `state`."""
-        cfg = self.config
-
-        def step(carry, key):
-            state, buffer = carry
-            batch, window, stats = self._sample_batch(state, buffer, key, axis_name)
-            state, metrics, priority = self.learner.step(state, batch, axis_name=axis_name)
-            if cfg.replay.priority_alpha > 0:
-                buffer = replay.update_priorities(buffer, window.stream, window.position,
-                                                  priority, axis_name=axis_name)
-            metrics = dict(metrics, **stats, priority_mean=jnp.mean(priority),
-                           priority_max=jnp.max(priority),
-                           importance_weight_min=jnp.min(window.weight),
-                           importance_weight_mean=jnp.mean(window.weight))
-            return (state, buffer), metrics
-
-        keys = jax.random.split(key, cfg.learner.updates_per_iteration)
-        (state, buffer), metrics = jax.lax.scan(step, (state, buffer), keys)
-        reduce = {"priority_max": jnp.max, "importance_weight_min": jnp.min}
-        metrics = {k: reduce.get(k, jnp.mean)(v) for k, v in metrics.items()}
-        if axis_name is not None:
-            across = {"priority_max": jax.lax.pmax, "importance_weight_min": jax.lax.pmin}
-            metrics = {k: across.get(k, jax.lax.pmean)(v, axis_name)
-                       for k, v in metrics.items()}
-        return state, buffer, metrics
-
     def ready_to_learn(self, buffer: replay.ReplayBuffer) -> bool:
         """Whether replay holds min_replay_size positions and a full window per stream."""
-        count = int(buffer.count)
-        return (count * buffer.num_streams >= self.config.replay.min_size
-                and int(replay.num_windows(buffer, self.config.loss.window_length,
-                                           self.config.env.history_length)) > 0)
-
-
+        cfg = self.config
+        return bool(batch_lib.ready_to_learn(buffer, min_size=cfg.replay.min_size,
+                                             window_length=cfg.loss.window_length,
+                                             history_length=cfg.env.history_length))
 
 
 def _actor_observation_shape(env: envs.Env, config: Config) -> tuple[int, ...]:

@@ -1,4 +1,4 @@
-"""MuZero Reanalyze (SPEC.md): fresh targets for positions already in replay.
+"""MuZero Reanalyze: fresh targets for positions already in replay.
 
 Stored targets age: the search policy and root value were computed by the
 parameters that acted, possibly thousands of updates ago. Reanalyze recomputes

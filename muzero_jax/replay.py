@@ -7,7 +7,7 @@ K unrolled steps and their n-step value targets can be read from it; episode
 boundaries inside a window are left to `targets`, which knows how to treat a
 termination (absorbing) and a truncation (bootstrap, then mask).
 
-Every position also has a priority (SPEC.md, "Replay"): new positions get the
+Every position also has a priority: new positions get the
 largest priority in the buffer, and the learner writes back |v - z| for the
 windows it trained on (`update_priorities`). `sample` draws window starts with
 probability P(i) = p_i^alpha / sum_j p_j^alpha over the valid starts (uniformly
@@ -32,6 +32,9 @@ network or Reanalyze can give a fresh value there as everywhere else.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -40,15 +43,10 @@ from muzero_jax import history
 from muzero_jax.envs import to_float
 from muzero_jax.selfplay import Trajectory
 
-# The fields of a Trajectory that replay stores (episode statistics are not), and
-# those it stores only when the buffer was made for them (`init(counterfactual=True)`).
+# The core fields of a Trajectory that replay stores (episode statistics are not);
+# the extensions' fields (`Trajectory.extra`) are stored beside them by name.
 _STORED = ("observation", "action", "reward", "terminated", "truncated",
            "search_policy", "root_value", "final_value")
-_COUNTERFACTUAL = ("counter_action", "counter_reward")
-
-
-def _stored(buffer: ReplayBuffer) -> tuple[str, ...]:
-    return _STORED + (_COUNTERFACTUAL if buffer.counter_action is not None else ())
 
 
 @chex.dataclass(frozen=True)
@@ -67,9 +65,7 @@ class ReplayBuffer:
     count: `[]` int32, positions written per stream since the start (the write
       head is count % L).
     max_priority: `[]` float32, the priority new positions get.
-    counter_action: `[B, L]` int32 and counter_reward: `[B, L]` float32, each
-      position's move not played and its reward (`Trajectory`), or None when the
-      buffer keeps none (`init`'s `counterfactual`).
+    extra: name -> `[B, L, ...]`, the extensions' fields (`Trajectory.extra`).
     """
 
     observation: chex.Array
@@ -86,8 +82,7 @@ class ReplayBuffer:
     final_count: chex.Array
     count: chex.Array
     max_priority: chex.Array
-    counter_action: chex.Array | None = None
-    counter_reward: chex.Array | None = None
+    extra: dict[str, chex.Array] = dataclasses.field(default_factory=dict)
 
     @property
     def num_streams(self) -> int:
@@ -109,7 +104,7 @@ class Window:
     stream: `[N]` int32 and position: `[N]` int32, where the first position lives
       (for writing priorities back).
     weight: `[N]` float32 importance weight (1 under uniform sampling).
-    counter_action, counter_reward: `[N, W]` where the buffer keeps them, else None.
+    extra: name -> `[N, W, ...]`, the extensions' fields (`ReplayBuffer.extra`).
     """
 
     observation: chex.Array
@@ -123,8 +118,7 @@ class Window:
     stream: chex.Array
     position: chex.Array
     weight: chex.Array
-    counter_action: chex.Array | None = None
-    counter_reward: chex.Array | None = None
+    extra: dict[str, chex.Array] = dataclasses.field(default_factory=dict)
 
 
 def final_slots(length: int, max_episode_steps: int | None) -> int:
@@ -141,12 +135,13 @@ def final_slots(length: int, max_episode_steps: int | None) -> int:
 
 def init(num_streams: int, length: int, observation_shape: tuple[int, ...],
          num_actions: int, observation_dtype=jnp.float32, *,
-         max_episode_steps: int | None = None, counterfactual: bool = False) -> ReplayBuffer:
+         max_episode_steps: int | None = None,
+         extra_fields: Mapping[str, jax.ShapeDtypeStruct] | None = None) -> ReplayBuffer:
     """An empty buffer of `num_streams` x `length` positions.
 
     `max_episode_steps` sizes the ring of final observations (`final_slots`);
-    `counterfactual` keeps each position's move not played and its reward
-    (`Config.counterfactual_rewards`), which `add` then requires.
+    `extra_fields` (`extensions.fields`) are the extensions' fields each position
+    keeps, name -> shape after `[B, L]` and dtype, which `add` then requires.
     """
     shape = (num_streams, length)
     ring = (num_streams, final_slots(length, max_episode_steps))
@@ -165,8 +160,8 @@ def init(num_streams: int, length: int, observation_shape: tuple[int, ...],
         final_count=jnp.zeros((num_streams,), jnp.int32),
         count=jnp.zeros((), jnp.int32),
         max_priority=jnp.ones((), jnp.float32),
-        counter_action=jnp.zeros(shape, jnp.int32) if counterfactual else None,
-        counter_reward=jnp.zeros(shape, jnp.float32) if counterfactual else None,
+        extra={name: jnp.zeros(shape + tuple(field.shape), field.dtype)
+               for name, field in (extra_fields or {}).items()},
     )
 
 
@@ -179,14 +174,18 @@ def add(buffer: ReplayBuffer, trajectory: Trajectory) -> ReplayBuffer:
     if num_steps > buffer.length:
         raise ValueError(f"trajectory has {num_steps} steps; the buffer holds only "
                          f"{buffer.length} per stream")
-    if (buffer.counter_action is None) != (trajectory.counter_action is None):
-        raise ValueError("the trajectory has counterfactual moves and the buffer keeps none, "
-                         "or the other way round: make both with "
-                         "Config.counterfactual_rewards, or neither")
+    if set(buffer.extra) != set(trajectory.extra):
+        raise ValueError(f"the trajectory has extension fields {sorted(trajectory.extra)}; "
+                         f"the buffer keeps {sorted(buffer.extra)}: make both from one "
+                         f"config's extensions")
     slots = (buffer.count + jnp.arange(num_steps)) % buffer.length
-    updates = {name: getattr(buffer, name).at[:, slots].set(
-        getattr(trajectory, name).astype(getattr(buffer, name).dtype))
-        for name in _stored(buffer)}
+
+    def write(stored, new):
+        return stored.at[:, slots].set(new.astype(stored.dtype))
+
+    updates = {name: write(getattr(buffer, name), getattr(trajectory, name))
+               for name in _STORED}
+    extra = {name: write(x, trajectory.extra[name]) for name, x in buffer.extra.items()}
     priority = buffer.priority.at[:, slots].set(buffer.max_priority)
     # Truncated rows take the next ring slots of their stream, in order; the other
     # rows are sent past the ring's end and dropped (static shapes, no branching).
@@ -199,7 +198,8 @@ def add(buffer: ReplayBuffer, trajectory: Trajectory) -> ReplayBuffer:
         trajectory.final_observation.astype(buffer.final_observation.dtype), mode="drop")
     final_position = buffer.final_position.at[rows, ring_slot].set(
         jnp.broadcast_to(buffer.count + jnp.arange(num_steps), truncated.shape), mode="drop")
-    return buffer.replace(**updates, priority=priority, final_observation=final_observation,
+    return buffer.replace(**updates, extra=extra, priority=priority,
+                          final_observation=final_observation,
                           final_position=final_position,
                           final_count=buffer.final_count + jnp.sum(truncated, axis=1),
                           count=buffer.count + num_steps)
@@ -224,7 +224,8 @@ def bytes_per_position(buffer: ReplayBuffer) -> int:
 
     The ring of final observations comes on top: `final_slots` observations per stream.
     """
-    per_position = [getattr(buffer, name) for name in _stored(buffer) + ("priority",)]
+    per_position = ([getattr(buffer, name) for name in _STORED + ("priority",)]
+                    + list(buffer.extra.values()))
     return sum(x.dtype.itemsize * x[0, 0].size for x in per_position)
 
 
@@ -377,7 +378,7 @@ def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int, window_leng
     rows = stream[:, None]
 
     def take(x):
-        return None if x is None else x[rows, slots]
+        return x[rows, slots]
 
     return Window(
         observation=observations(buffer, stream, slots[:, :1],
@@ -392,8 +393,7 @@ def sample(buffer: ReplayBuffer, key: chex.PRNGKey, batch_size: int, window_leng
         stream=stream,
         position=position,
         weight=weight,
-        counter_action=take(buffer.counter_action),
-        counter_reward=take(buffer.counter_reward),
+        extra={name: take(x) for name, x in buffer.extra.items()},
     )
 
 
@@ -406,14 +406,6 @@ def _sample_uniform(buffer, key, batch_size, window_length, history_length):
         jnp.maximum(num_windows(buffer, window_length, history_length), 1))
     position = (oldest + offset) % buffer.length
     return stream, position, jnp.ones((batch_size,), jnp.float32)
-
-
-def sampling_probabilities(buffer: ReplayBuffer, window_length: int,
-                           priority_alpha: float, history_length: int = 0) -> jax.Array:
-    """`[B, L]` P(i) = p_i^alpha / sum_j p_j^alpha over valid starts, 0 elsewhere."""
-    valid = valid_starts(buffer, window_length, history_length)
-    mass = jnp.where(valid, buffer.priority ** priority_alpha, 0.0)
-    return mass / jnp.maximum(jnp.sum(mass), jnp.finfo(jnp.float32).tiny)
 
 
 def _sample_prioritised(buffer, key, batch_size, window_length, alpha, beta, history_length,

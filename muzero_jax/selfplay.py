@@ -12,7 +12,7 @@ An actor drives one realisation of the env protocol (`muzero_jax.envs.base`):
 replay accepts (see it for the row layout), and both mask illegal actions at the
 root where the env reports legal-action masks. While training, both may play runs
 of one action instead of the search's choices (`explore_actions`:
-`Config.exploration_repeat_probability`, `Config.exploration_epsilon`): runs reach
+`ActingConfig.exploration_repeat_probability`, `exploration_epsilon`): runs reach
 states that independent draws rarely do.
 """
 
@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from muzero_jax import extensions as extensions_lib
 from muzero_jax import history as history_lib
 from muzero_jax.config import Config, ConfigError
 from muzero_jax.envs import EnvState, HostEnv, HostEnvs, JaxEnv, to_float
@@ -58,9 +59,8 @@ class Trajectory:
       only where the episode was truncated, to refresh the value there.
     episode_return: `[B, T]` the finished episode's return where it ended, else 0.
     episode_length: `[B, T]` int32, likewise its length.
-    counter_action: `[B, T]` int32, a move not played at step t, tried with the env's
-      own step (`Config.counterfactual_rewards`; `counterfactual_moves`), else None.
-    counter_reward: `[B, T]` float32, the reward that move would have received, else None.
+    extra: name -> `[B, T, ...]`, the fields the active extensions record
+      (`muzero_jax.extensions`); empty without any.
     """
 
     observation: chex.Array
@@ -74,8 +74,7 @@ class Trajectory:
     final_observation: chex.Array
     episode_return: chex.Array
     episode_length: chex.Array
-    counter_action: chex.Array | None = None
-    counter_reward: chex.Array | None = None
+    extra: dict[str, chex.Array] = dataclasses.field(default_factory=dict)
 
 
 def _invalid(legal_action_mask: chex.Array | None) -> chex.Array | None:
@@ -88,14 +87,17 @@ class JaxActor:
     Args:
       env: the single-env JAX environment (vmapped here).
       searcher: the batched search.
+      extensions: the active extensions (`muzero_jax.extensions.active`), whose fields
+        each step records.
     """
 
     host = False
 
-    def __init__(self, env: JaxEnv, searcher: Searcher):
+    def __init__(self, env: JaxEnv, searcher: Searcher, extensions: tuple = ()):
         self.env = env
         self.spec = env.spec
         self.searcher = searcher
+        self.extensions = tuple(extensions)
         self._rollout = jax.jit(self.rollout_fn, static_argnames="num_steps")
 
     def reset(self, key: chex.PRNGKey, num_envs: int) -> EnvState:
@@ -121,117 +123,65 @@ class JaxActor:
         Returns:
           The `[B]` environment states after T steps, and the `[B, T]` trajectory.
         """
-        model = self.searcher.model
-        legal = self.spec.legal_actions
-        explores = _explores(self.searcher.config)
-        sample_moves = self.searcher.config.acting.sample_moves
-        counterfactual = self.searcher.config.loss.counterfactual_rewards
-
         def step(carry, step_key):
-            env_state, previous = carry
-            observation = env_state.observation
-            if explores:  # split only then, so that runs without it keep their keys
-                step_key, explore_key = jax.random.split(step_key)
-            if counterfactual:
-                step_key, move_key = jax.random.split(step_key)
-                move_key, choice_key = jax.random.split(move_key)
-                rewards = move_rewards(self.env, move_key, env_state)
-            out = self.searcher(params, step_key, to_float(observation), exploration,
-                                _invalid(env_state.legal_action_mask) if legal else None,
-                                env_state.inner)
-            action = out.action
-            if sample_moves is not None:  # AlphaZero: sample early moves, then the best
-                action = jnp.where(env_state.step_count < sample_moves, action,
-                                   jnp.argmax(out.search_policy, axis=-1).astype(jnp.int32))
-            if explores:
-                action = explore_actions(explore_key, action, previous, exploration,
-                                         env_state.legal_action_mask,
-                                         ply=env_state.step_count)
-            counter = {}
-            if counterfactual:
-                counter_action, counter_reward = counterfactual_moves(
-                    jax.random.fold_in(choice_key, 1), rewards,
-                    env_state.legal_action_mask, action)
-                counter = dict(counter_action=counter_action, counter_reward=counter_reward)
-            env_state, env_out = jax.vmap(self.env.step)(env_state, action)
-            # The time limit is rare: only pay for the extra network call when it hits.
-            final_value = jax.lax.cond(
-                jnp.any(env_out.truncated),
-                lambda: jnp.where(env_out.truncated,
-                                  model.initial_inference(
-                                      params, to_float(env_out.final_observation)).value,
-                                  0.0),
-                lambda: jnp.zeros_like(env_out.reward))
-            row = Trajectory(
-                observation=observation, action=action, reward=env_out.reward,
-                terminated=env_out.terminated, truncated=env_out.truncated,
-                search_policy=out.search_policy, root_value=out.root_value,
-                final_value=final_value, final_observation=env_out.final_observation,
-                episode_return=env_out.episode_return,
-                episode_length=env_out.episode_length, **counter)
-            previous = jnp.where(env_out.terminated | env_out.truncated, -1, action)
-            return (env_state, previous), row
+            return self._step(params, exploration, carry, step_key)
 
         no_action = jnp.full(env_state.step_count.shape, -1, jnp.int32)
         (env_state, _), rows = jax.lax.scan(step, (env_state, no_action),
                                             jax.random.split(key, num_steps))
         return env_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rows)
 
+    def _step(self, params, exploration, carry, step_key):
+        """One step of `rollout_fn`'s scan: search, act, record, step the envs."""
+        env_state, previous = carry
+        config = self.searcher.config
+        observation = env_state.observation
+        explores = _explores(config)
+        if explores:  # split only then, so that runs without it keep their keys
+            step_key, explore_key = jax.random.split(step_key)
+        step_key, extension_keys = extensions_lib.split_keys(self.extensions, step_key)
+        out = self.searcher(params, step_key, to_float(observation), exploration,
+                            _invalid(env_state.legal_action_mask)
+                            if self.spec.legal_actions else None, env_state.inner)
+        action = out.action
+        sample_moves = config.acting.sample_moves
+        if sample_moves is not None:  # AlphaZero: sample early moves, then the best
+            action = jnp.where(env_state.step_count < sample_moves, action,
+                               jnp.argmax(out.search_policy, axis=-1).astype(jnp.int32))
+        if explores:
+            action = explore_actions(explore_key, action, previous, exploration,
+                                     env_state.legal_action_mask, ply=env_state.step_count)
+        extra = extensions_lib.record(self.extensions, self.env, extension_keys, env_state,
+                                      out, action)
+        env_state, env_out = jax.vmap(self.env.step)(env_state, action)
+        row = Trajectory(
+            observation=observation, action=action, reward=env_out.reward,
+            terminated=env_out.terminated, truncated=env_out.truncated,
+            search_policy=out.search_policy, root_value=out.root_value,
+            final_value=self._final_values(params, env_out),
+            final_observation=env_out.final_observation,
+            episode_return=env_out.episode_return, episode_length=env_out.episode_length,
+            extra=extra)
+        previous = jnp.where(env_out.terminated | env_out.truncated, -1, action)
+        return (env_state, previous), row
 
-def move_rewards(env: JaxEnv, key: chex.PRNGKey, env_state: EnvState) -> jax.Array:
-    """`[B, A]` float32: the mover's reward for every action from each of `[B]` states,
-    each tried with the env's own transition (A steps a position; the key is shared,
-    so a stochastic env gives one sample). Illegal actions' entries are whatever the
-    env says: read them through the legal mask."""
-    num_actions = env.spec.num_actions
-
-    def rewards(inner):
-        return jax.vmap(lambda a: env.transition(inner, a, key).reward)(
-            jnp.arange(num_actions, dtype=jnp.int32))
-
-    return jax.vmap(rewards)(env_state.inner).astype(jnp.float32)
-
-
-def _uniform_choice(key: chex.PRNGKey, allowed: chex.Array) -> jax.Array:
-    """`[B]` int32, one True entry of each row of `[B, A]` bool `allowed`, uniformly."""
-    return jax.random.categorical(key, jnp.where(allowed, 0.0, -jnp.inf),
-                                  axis=-1).astype(jnp.int32)
-
-
-def counterfactual_moves(key: chex.PRNGKey, rewards: chex.Array, legal_action_mask: chex.Array,
-                         action: chex.Array) -> tuple[jax.Array, jax.Array]:
-    """A move not played at each of B positions, and its reward (`Config.counterfactual_rewards`).
-
-    Drawn uniformly among the legal moves whose reward differs from the played
-    move's (a win not taken, or the non-winning moves beside a win taken), where
-    there is one; else among the other legal moves; else the played move itself.
-    Those are the labels the played moves' rewards never give: a reward head that
-    has only seen the agent's own choices does not know the wins it passes by.
-
-    Args:
-      key: PRNG key (consumed).
-      rewards: `[B, A]` float32 `move_rewards` of the positions.
-      legal_action_mask: `[B, A]` bool, True where a move is legal.
-      action: `[B]` int32, the moves played.
-
-    Returns:
-      counter_action: `[B]` int32; counter_reward: `[B]` float32, its entry of `rewards`.
-    """
-    legal = jnp.asarray(legal_action_mask, bool)
-    played = jax.nn.one_hot(action, legal.shape[-1], dtype=bool)
-    played_reward = jnp.take_along_axis(rewards, action[:, None], axis=-1)
-    others = legal & ~played
-    differing = others & (rewards != played_reward)
-    allowed = jnp.where(jnp.any(differing, axis=-1, keepdims=True), differing, others)
-    allowed = jnp.where(jnp.any(allowed, axis=-1, keepdims=True), allowed, played)
-    counter_action = _uniform_choice(key, allowed)
-    counter_reward = jnp.take_along_axis(rewards, counter_action[:, None], axis=-1)[:, 0]
-    return counter_action, counter_reward
+    def _final_values(self, params, env_out) -> jax.Array:
+        """`[B]` the acting network's values of the observations time limits cut
+        episodes on, 0 elsewhere."""
+        # The time limit is rare: only pay for the extra network call when it hits.
+        return jax.lax.cond(
+            jnp.any(env_out.truncated),
+            lambda: jnp.where(env_out.truncated,
+                              self.searcher.model.initial_inference(
+                                  params, to_float(env_out.final_observation)).value,
+                              0.0),
+            lambda: jnp.zeros_like(env_out.reward))
 
 
 def _explores(config: Config) -> bool:
-    return (config.acting.exploration_repeat_probability > 0 or config.acting.exploration_epsilon > 0
-            or config.acting.random_opening_plies > 0)
+    acting = config.acting
+    return (acting.exploration_repeat_probability > 0 or acting.exploration_epsilon > 0
+            or acting.random_opening_plies > 0)
 
 
 def explore_actions(key: chex.PRNGKey, action: chex.Array, previous: chex.Array,
@@ -407,7 +357,12 @@ def make_actor(env: JaxEnv | HostEnv, searcher: Searcher, config: Config) -> Act
             raise ConfigError(
                 f"history_length={config.env.history_length}: frame histories are kept by the "
                 f"host path; {env.spec.env_id!r} is a JAX env; expected 0")
-        return JaxActor(env, searcher)
+        return JaxActor(env, searcher, extensions_lib.active(config))
     if isinstance(env, HostEnv):
+        chosen = extensions_lib.active(config)
+        if chosen:  # their fields are computed inside the JAX rollout's step
+            raise ConfigError(f"extension {type(chosen[0]).__name__}: {env.spec.env_id!r} is "
+                              f"a host env, whose self-play records no extension fields; "
+                              f"expected a JAX env (jax/, gymnax/ or pgx/ ids)")
         return HostActor(env, searcher, config.env.history_length)
     raise TypeError(f"env {env!r}: expected a muzero_jax.envs.JaxEnv or HostEnv")

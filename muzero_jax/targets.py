@@ -1,4 +1,4 @@
-"""Training targets from replay windows (SPEC.md, "Targets").
+"""Training targets from replay windows.
 
 For a window starting at position t, unroll step k (0..K) gets:
 
@@ -22,6 +22,8 @@ masked out of the loss.
 
 from __future__ import annotations
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -37,11 +39,7 @@ class Targets:
     value: `[N, K + 1]` value targets z_{t+k}; value_mask: `[N, K + 1]` float32.
     reward: `[N, K]` targets for r^1..r^K; reward_mask: `[N, K]` float32.
     policy: `[N, K + 1, A]` policy targets; policy_mask: `[N, K + 1]` float32.
-    counter_action: `[N, K]` moves not played from the states of rows 0..K-1, for g's
-      reward head alone (`Config.counterfactual_rewards`), else None;
-      counter_reward: `[N, K]` their rewards; counter_mask: `[N, K]` float32 (the
-      reward's mask: past a termination the state is absorbing and every move's
-      reward 0).
+    extra: name -> `[N, ...]`, the extensions' targets (`Extension.targets`).
     """
 
     actions: chex.Array
@@ -51,9 +49,7 @@ class Targets:
     reward_mask: chex.Array
     policy: chex.Array
     policy_mask: chex.Array
-    counter_action: chex.Array | None = None
-    counter_reward: chex.Array | None = None
-    counter_mask: chex.Array | None = None
+    extra: dict[str, chex.Array] = dataclasses.field(default_factory=dict)
 
 
 def n_step_values(reward: chex.Array, terminated: chex.Array, truncated: chex.Array,
@@ -150,10 +146,16 @@ def game_outcomes(reward: chex.Array, terminated: chex.Array, truncated: chex.Ar
     return jnp.where(known, z, 0.0), known
 
 
+def window_masks(window: Window, unroll_steps: int) -> tuple[jax.Array, jax.Array]:
+    """`episode_masks` of rows 0..K of each window: past_end, past_truncation `[N, K + 1]`."""
+    return jax.vmap(lambda te, tr: episode_masks(te, tr, unroll_steps + 1))(
+        window.terminated, window.truncated)
+
+
 def window_targets(window: Window, *, discount: float, td_steps: int,
                    unroll_steps: int, bootstrap_value: chex.Array | None = None,
                    outcome: tuple[chex.Array, chex.Array] | None = None) -> Targets:
-    """Targets for a batch of windows (see the module docstring).
+    """Targets for a batch of windows (see the module docstring), without `extra`.
 
     Args:
       window: `[N, W]` windows with W = K + n + 1.
@@ -168,17 +170,13 @@ def window_targets(window: Window, *, discount: float, td_steps: int,
     """
     k1 = unroll_steps + 1
     bootstrap = window.root_value if bootstrap_value is None else bootstrap_value
-
-    if outcome is None:
+    use_outcome = outcome is not None
+    if not use_outcome:
         n = window.reward.shape[0]
         outcome = (jnp.zeros((n, k1)), jnp.ones((n, k1), bool))
-        use_outcome = False
-    else:
-        use_outcome = True
 
     def one(reward, terminated, truncated, boot, final_value, policy, action, z_game, known,
-            counter_action, counter_reward):
-        past_end, past_trunc = episode_masks(terminated, truncated, k1)
+            past_end, past_trunc):
         if use_outcome:
             z = z_game
             value_mask = (~past_trunc & (known | past_end)).astype(jnp.float32)
@@ -191,16 +189,10 @@ def window_targets(window: Window, *, discount: float, td_steps: int,
         # r^k predicts the reward of row k-1; k = 1..K reads rows 0..K-1.
         reward_target = jnp.where(past_end[:-1], 0.0, reward[:unroll_steps])
         reward_mask = (~past_trunc[:-1]).astype(jnp.float32)
-        counter = {}
-        if counter_action is not None:
-            counter = dict(counter_action=counter_action[:unroll_steps],
-                           counter_reward=jnp.where(past_end[:-1], 0.0,
-                                                    counter_reward[:unroll_steps]),
-                           counter_mask=reward_mask)
         return Targets(actions=action[:unroll_steps], value=value, value_mask=value_mask,
                        reward=reward_target, reward_mask=reward_mask,
-                       policy=policy[:k1], policy_mask=policy_mask, **counter)
+                       policy=policy[:k1], policy_mask=policy_mask)
 
     return jax.vmap(one)(window.reward, window.terminated, window.truncated, bootstrap,
                          window.final_value, window.search_policy, window.action, *outcome,
-                         window.counter_action, window.counter_reward)
+                         *window_masks(window, unroll_steps))

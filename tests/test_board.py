@@ -206,7 +206,7 @@ def _winnable(observation):
 
 
 def test_counterfactual_moves_label_the_win_not_played_and_the_moves_beside_one_played():
-    from muzero_jax.selfplay import counterfactual_moves, move_rewards
+    from muzero_jax.extensions.counterfactual import counterfactual_moves, move_rewards
 
     win_state, _ = play_moves(WIN)
     states = jax.tree.map(lambda a: jnp.stack([a] * 100), win_state)
@@ -230,8 +230,8 @@ def test_counterfactual_moves_label_the_win_not_played_and_the_moves_beside_one_
     assert np.asarray(action).tolist() == [1, 1] and np.asarray(reward).tolist() == [0, 0]
 
 
-def test_self_play_keeps_counterfactual_rewards_through_replay_and_symmetries():
-    cfg = tiny(counterfactual_rewards=True, augment_symmetries=True, rollout_length=30)
+def test_self_play_keeps_counterfactual_rewards_through_replay_to_the_loss():
+    cfg = tiny(counterfactual_rewards=True, rollout_length=30)
     agent = mz.Agent(cfg)
     state = agent.init(jax.random.key(0))
     _, trajectory = agent.rollout(state, agent.reset(jax.random.key(1)), jax.random.key(2))
@@ -239,28 +239,36 @@ def test_self_play_keeps_counterfactual_rewards_through_replay_and_symmetries():
     # (+1); where no move wins, every move's reward is 0.
     can_win, empty = _winnable(trajectory.observation)
     reward = np.asarray(trajectory.reward)
-    counter = np.asarray(trajectory.counter_reward)
+    counter = np.asarray(trajectory.extra["counter_reward"])
     assert (can_win & (reward < 1)).sum() >= 3
     assert (counter[can_win & (reward < 1)] == 1).all() and (counter[~can_win] == 0).all()
-    action = np.asarray(trajectory.counter_action)
+    action = np.asarray(trajectory.extra["counter_action"])
     assert np.take_along_axis(empty, action[..., None], -1).all()  # legal moves only
 
-    buffer = agent._add(agent.init_replay(), trajectory)
-    np.testing.assert_array_equal(buffer.counter_action[:, :30], action)
-    with pytest.raises(ValueError, match="counterfactual"):
+    buffer = agent.add(agent.init_replay(), trajectory)
+    np.testing.assert_array_equal(buffer.extra["counter_action"][:, :30], action)
+    with pytest.raises(ValueError, match=r"extension fields \['counter_action', "
+                                         r"'counter_reward'\]; the buffer keeps \[\]"):
         mz.replay.add(mz.replay.init(4, 40, (3, 3, 2), 9), trajectory)
-    # Each sample's counterfactual moves are mapped by its own symmetry: with the
-    # played moves stored in their place, the two come out equal, and some were moved.
-    buffer = buffer.replace(counter_action=buffer.action)
-    batch, window, _ = agent._sample_batch(state, buffer, jax.random.key(3))
-    targets = batch.targets
-    np.testing.assert_array_equal(targets.counter_action, targets.actions)
-    assert (np.asarray(targets.actions) != np.asarray(window.action[:, :cfg.loss.unroll_steps])).any()
+    # Targets: the stored moves of rows 0..K-1, their rewards (0 past a game's end)
+    # under the reward's mask.
+    k = cfg.loss.unroll_steps
+    batch, window, _ = agent.sample_batch(state, buffer, jax.random.key(3))
+    extra, t = batch.targets.extra, batch.targets
+    np.testing.assert_array_equal(extra["counter_action"], window.extra["counter_action"][:, :k])
+    np.testing.assert_array_equal(extra["counter_mask"], t.reward_mask)
+    done = np.cumsum(np.asarray(window.terminated | window.truncated)[:, :k], axis=1) > 0
+    past_end = np.concatenate([np.zeros((len(done), 1), bool), done[:, :-1]], axis=1)
+    assert past_end.any() and (~past_end).any()
+    np.testing.assert_array_equal(
+        extra["counter_reward"], np.where(past_end, 0.0, window.extra["counter_reward"][:, :k]))
+    _, _, metrics = agent.update(state, buffer, jax.random.key(4))
+    assert float(metrics["counterfactual_reward_loss"]) > 0
 
 
 def test_counterfactual_rewards_checks():
     with pytest.raises(ConfigError, match="counterfactual_rewards=True: mode='alphazero'"):
-        mz.config.validate(dataclasses.replace(tiny("alphazero"), counterfactual_rewards=True))
+        mz.config.validate(tiny("alphazero").replace(counterfactual_rewards=True))
     with pytest.raises(ConfigError, match=r"counterfactual_rewards=True: 'CartPole-v1' is a "
                                           r"host env"):
         mz.Agent(mz.cartpole(env="CartPole-v1", counterfactual_rewards=True))

@@ -1,11 +1,10 @@
-from dataclasses import replace
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from muzero_jax.learner import Batch, cross_entropy, make_schedule, scale_gradient
+from muzero_jax.extensions.counterfactual import Counterfactual
+from muzero_jax.learner import Batch, Learner, cross_entropy, make_schedule, scale_gradient
 from muzero_jax.targets import Targets
 
 
@@ -79,10 +78,11 @@ def test_counterfactual_reward_loss_is_gs_reward_for_the_move_not_played(tiny_ag
     counter_action = jnp.asarray(rng.integers(2, size=(n, k)), jnp.int32)
     counter_reward = jnp.asarray(rng.uniform(0, 3, size=(n, k)), jnp.float32)
     counter_mask = jnp.ones((n, k)).at[0, 1].set(0.0)
-    with_counter = batch.replace(targets=batch.targets.replace(
+    with_counter = batch.replace(targets=batch.targets.replace(extra=dict(
         counter_action=counter_action, counter_reward=counter_reward,
-        counter_mask=counter_mask))
-    total, m = tiny_agent.learner.loss(params, with_counter)
+        counter_mask=counter_mask)))
+    learner = Learner(model, cfg.learner, cfg.loss, (Counterfactual(),))
+    total, m = learner.loss(params, with_counter)
     base_total, base = tiny_agent.learner.loss(params, batch)
     assert "counterfactual_reward_loss" not in base
 
@@ -138,7 +138,7 @@ def test_learner_halves_the_gradient_through_states_g_made_not_the_root(
     import muzero_jax as mz
     from muzero_jax import learner as learner_module
 
-    agent = mz.Agent(replace(tiny_config, weight_decay=0.0))  # K = 2
+    agent = mz.Agent(tiny_config.replace(weight_decay=0.0))  # K = 2
     params = _noisy_params(agent)
     batch = _batch(agent)
     only = jnp.zeros((8, 3)).at[:, step].set(1.0)
@@ -192,9 +192,9 @@ def test_value_target_reaches_the_support_edge_without_clipping(tiny_agent):
 
 
 def test_schedule_warms_up_then_decays(tiny_config):
-    cfg = replace(tiny_config, learning_rate=1.0, lr_warmup_steps=10, lr_decay_steps=100,
+    cfg = tiny_config.replace(learning_rate=1.0, lr_warmup_steps=10, lr_decay_steps=100,
                   lr_end_fraction=0.1)
-    schedule = make_schedule(cfg)
+    schedule = make_schedule(cfg.learner)
     assert float(schedule(0)) == 0.0
     assert float(schedule(5)) == pytest.approx(0.5)
     assert float(schedule(10)) == pytest.approx(1.0)
@@ -203,9 +203,9 @@ def test_schedule_warms_up_then_decays(tiny_config):
 
 def test_exponential_schedule_is_the_papers(tiny_config):
     # Paper pseudocode (Atari): lr = 0.05 * 0.1 ** (step / 350k).
-    cfg = replace(tiny_config, learning_rate=0.05, lr_decay="exponential",
+    cfg = tiny_config.replace(learning_rate=0.05, lr_decay="exponential",
                   lr_decay_steps=350_000, lr_end_fraction=0.1)
-    schedule = make_schedule(cfg)
+    schedule = make_schedule(cfg.learner)
     assert float(schedule(0)) == pytest.approx(0.05)
     assert float(schedule(175_000)) == pytest.approx(0.05 * 0.1**0.5)
     assert float(schedule(700_000)) == pytest.approx(0.0005)
@@ -214,7 +214,7 @@ def test_exponential_schedule_is_the_papers(tiny_config):
 def test_sgd_with_momentum_takes_the_papers_steps(tiny_config):
     """SGD, momentum 0.9: the first step is -lr g1, the second -lr (g2 + 0.9 g1)."""
     import muzero_jax as mz
-    agent = mz.Agent(replace(tiny_config, optimizer="sgd", learning_rate=0.05,
+    agent = mz.Agent(tiny_config.replace(optimizer="sgd", learning_rate=0.05,
                              max_grad_norm=None))
     batch = _batch(agent)
     state0 = agent.init(jax.random.key(0))
@@ -235,12 +235,10 @@ def test_sgd_with_momentum_takes_the_papers_steps(tiny_config):
 def test_loss_weights_scale_their_terms(tiny_agent):
     """The total is value_loss_weight * value + policy + reward_loss_weight * reward
     (+ the L2 term), each term as the metrics report it."""
-    from muzero_jax.learner import Learner
-
     state = tiny_agent.init(jax.random.key(0))
     batch = _batch(tiny_agent)
-    cfg = replace(tiny_agent.config, value_loss_weight=0.25, reward_loss_weight=3.0)
-    total, m = Learner(tiny_agent.model, cfg).loss(state.params, batch)
+    cfg = tiny_agent.config.replace(value_loss_weight=0.25, reward_loss_weight=3.0)
+    total, m = Learner(tiny_agent.model, cfg.learner, cfg.loss).loss(state.params, batch)
     expected = (0.25 * float(m["value_loss"]) + float(m["policy_loss"])
                 + 3.0 * float(m["reward_loss"]) + cfg.learner.weight_decay * float(m["l2"]))
     assert float(total) == pytest.approx(expected, rel=1e-6)
@@ -253,7 +251,7 @@ def test_identity_squash_targets_and_reads_outcomes_on_their_own_atoms(tiny_conf
     steps; the value read back is the expectation over atoms -1, 0, 1 (no h^-1)."""
     import muzero_jax as mz
 
-    agent = mz.Agent(replace(tiny_config, support_squash="identity", discount=1.0,
+    agent = mz.Agent(tiny_config.replace(support_squash="identity", discount=1.0,
                              value_support_size=1, reward_support_size=1))
     logits = np.array([0.0, 1.0, 2.0])
     q = np.exp(logits) / np.sum(np.exp(logits))

@@ -135,7 +135,9 @@ def test_a_chunk_traces_the_iteration_and_the_update_once(tiny_config, monkeypat
 
     monkeypatch.setattr(mz.loop.TrainProgram, "iterate_side_by_side",
                         counting("iteration", mz.loop.TrainProgram.iterate_side_by_side))
-    monkeypatch.setattr(mz.Agent, "_update_impl", counting("update", mz.Agent._update_impl))
+    make_update = mz.batch.make_update
+    monkeypatch.setattr(mz.batch, "make_update",
+                        lambda *a, **k: counting("update", make_update(*a, **k)))
     program = make_train(_config(tiny_config))
     runners = jax.eval_shape(jax.vmap(program.init), jax.random.split(jax.random.key(0), num_runs))
     program.layout.jit(program.run_chunk, runners).trace(runners, jnp.int32(1))

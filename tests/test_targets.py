@@ -37,7 +37,7 @@ def _window(terminated=(), truncated=(), final_value=None):
 
 def _targets(**kw):
     t = window_targets(_window(**kw), discount=GAMMA, td_steps=N, unroll_steps=K)
-    return {k: np.asarray(v[0]) for k, v in t.items() if v is not None}
+    return {k: np.asarray(v[0]) for k, v in t.items() if k != "extra"}
 
 
 def test_value_target_without_episode_end():

@@ -1,0 +1,194 @@
+"""Extensions: variants of MuZero that add per-step data, targets and loss terms.
+
+Each variant declares what it adds in one `Extension` object; the core carries its
+data by name and never knows which variant it holds:
+
+    self-play   `record` computes the extension's fields of one step inside the JAX
+                rollout (from the env, a key of its own, the env states searched, the
+                search's output and the played action) -> `Trajectory.extra`
+    replay      the fields `fields` declares are stored and gathered into windows like
+                the core ones -> `ReplayBuffer.extra`, `Window.extra`
+    targets     `targets` turns a window's fields into targets for the K unroll steps
+                -> `Targets.extra`
+    loss        `unroll_loss` gives per-sample loss terms at each unroll step, from the
+                state g was fed and what g made of it; `LOSSES` says which core term
+                each joins (sharing its weight) or that it stands alone
+
+`active(config)` lists the extensions a config turns on, in a fixed order (the order
+in which they take their rollout keys).
+
+How the variants to come fit:
+
+- Sampled MuZero (sampled actions): `record` keeps the search's sampled root actions
+  and their search weights (fields of shape `[S]`); `targets` slices rows 0..K; the
+  policy loss over the sampled set joins "policy" (the config then zeroes the core
+  policy term's weight or the search fills the full policy with zeros off the set).
+- EfficientZero (consistency, value prefix): consistency records nothing; `targets`
+  reads the observations of rows 1..K (`replay.observations`) and `unroll_loss`
+  compares the state g made at step k with h of that observation (stop-gradient), a
+  term of its own weight. Value prefix: `targets` sums each window's rewards from its
+  first row, and its loss on the model's prefix head joins "reward" in place of the
+  per-step reward (its config sets the core reward weight to 0).
+- Stochastic MuZero (chance codes, afterstates): nothing recorded (the encoder reads
+  observations); `targets` gives the observations of rows 1..K; `unroll_loss` the
+  encoder's code against the afterstate's chance prior and the commitment loss. The
+  afterstate unroll itself and `mctx.stochastic_muzero_policy` belong to the model
+  and the search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
+
+import chex
+import jax
+import jax.numpy as jnp
+
+if TYPE_CHECKING:
+    from muzero_jax.config import Config
+    from muzero_jax.envs import EnvSpec, EnvState, JaxEnv
+    from muzero_jax.networks import Model, Params
+    from muzero_jax.replay import ReplayBuffer, Window
+    from muzero_jax.search import SearchOutput
+    from muzero_jax.targets import Targets
+
+
+class Extension:
+    """One variant's additions to the core; every hook's default adds nothing.
+
+    `LOSSES`: the names of the terms `unroll_loss` returns, each mapped to the core
+    term it is added to before that term's weight ("value", "reward" or "policy"), or
+    to None for a term added to the per-sample loss as it is (weighted by the
+    extension itself). Each is also a metric: its mean over the batch.
+    `USES_KEY`: whether `record` needs a key; the rollout splits one off each step's
+    key only for extensions that do, so that the others leave the search's keys as
+    they are.
+    """
+
+    LOSSES: ClassVar[Mapping[str, str | None]] = {}
+    USES_KEY: ClassVar[bool] = False
+
+    def fields(self, spec: EnvSpec) -> dict[str, jax.ShapeDtypeStruct]:
+        """Name -> shape (after the `[B, L]` axes) and dtype of each field `record` gives."""
+        del spec
+        return {}
+
+    def record(self, env: JaxEnv, key: chex.PRNGKey | None, env_state: EnvState,
+               search: SearchOutput, action: chex.Array) -> dict[str, jax.Array]:
+        """The fields of one step of `[B]` envs: name -> `[B, *shape]` (pure, traced).
+
+        Args:
+          env: the single-env JAX environment.
+          key: this extension's key for the step (None unless `USES_KEY`).
+          env_state: `[B]` the states searched from, before the action.
+          search: the `[B]` search output there.
+          action: `[B]` int32, the actions played.
+        """
+        del env, key, env_state, search, action
+        return {}
+
+    def targets(self, buffer: ReplayBuffer, window: Window, past_end: chex.Array,
+                past_truncation: chex.Array, unroll_steps: int) -> dict[str, jax.Array]:
+        """Name -> `[N, ...]` targets of `[N, W]` windows for K = `unroll_steps` steps.
+
+        `past_end`, `past_truncation`: `[N, K + 1]` bool `targets.episode_masks` of
+        rows 0..K. `buffer`: the replay the windows come from (for observations).
+        """
+        del buffer, window, past_end, past_truncation, unroll_steps
+        return {}
+
+    def unroll_loss(self, model: Model, params: Params, state: chex.Array,
+                    inference, k: chex.Array, targets: Targets) -> dict[str, jax.Array]:
+        """Name (in `LOSSES`) -> `[N]` loss at unroll step k (1..K, traced).
+
+        `state`: the `[N, ...]` hidden state g was fed at step k (its gradient scaled as
+        the unroll scales it); `inference`: g's and f's output there (its `state` is
+        what g made). Each term is summed over the steps and divided by K, as the core
+        terms of steps k >= 1 are.
+        """
+        del model, params, state, inference, k, targets
+        return {}
+
+
+def active(config: Config) -> tuple[Extension, ...]:
+    """The extensions `config` turns on, in the order they take their rollout keys."""
+    from muzero_jax.extensions.counterfactual import Counterfactual
+
+    chosen = []
+    if config.loss.counterfactual_rewards:
+        chosen.append(Counterfactual())
+    return tuple(chosen)
+
+
+def fields(extensions: tuple[Extension, ...], spec: EnvSpec) -> dict[str, jax.ShapeDtypeStruct]:
+    """Every field the extensions record, by name; two declaring one name is an error."""
+    declared: dict[str, jax.ShapeDtypeStruct] = {}
+    for extension in extensions:
+        for name, field in extension.fields(spec).items():
+            if name in declared:
+                raise ValueError(f"extension {type(extension).__name__} declares field "
+                                 f"{name!r}, which another extension declares; expected "
+                                 f"unique names")
+            declared[name] = field
+    return declared
+
+
+def split_keys(extensions: tuple[Extension, ...], key: chex.PRNGKey
+               ) -> tuple[chex.PRNGKey, tuple[chex.PRNGKey | None, ...]]:
+    """`key` after each extension that `USES_KEY` split its own off, and those keys."""
+    keys = []
+    for extension in extensions:
+        if extension.USES_KEY:
+            key, own = jax.random.split(key)
+            keys.append(own)
+        else:
+            keys.append(None)
+    return key, tuple(keys)
+
+
+def record(extensions: tuple[Extension, ...], env: JaxEnv, keys: tuple, env_state: EnvState,
+           search: SearchOutput, action: chex.Array) -> dict[str, jax.Array]:
+    """All the extensions' fields of one step (`Extension.record`), by name."""
+    extra: dict[str, jax.Array] = {}
+    for extension, key in zip(extensions, keys, strict=True):
+        extra.update(extension.record(env, key, env_state, search, action))
+    return extra
+
+
+def targets(extensions: tuple[Extension, ...], buffer: ReplayBuffer, window: Window,
+            past_end: chex.Array, past_truncation: chex.Array,
+            unroll_steps: int) -> dict[str, jax.Array]:
+    """All the extensions' targets (`Extension.targets`), by name."""
+    extra: dict[str, jax.Array] = {}
+    for extension in extensions:
+        extra.update(extension.targets(buffer, window, past_end, past_truncation,
+                                       unroll_steps))
+    return extra
+
+
+def unroll_losses(extensions: tuple[Extension, ...], model: Model, params: Params,
+                  state: chex.Array, inference, k: chex.Array,
+                  batch_targets: Targets) -> dict[str, jax.Array]:
+    """All the extensions' loss terms at unroll step k (`Extension.unroll_loss`), by name."""
+    terms: dict[str, jax.Array] = {}
+    for extension in extensions:
+        terms.update(extension.unroll_loss(model, params, state, inference, k, batch_targets))
+    return terms
+
+
+def loss_terms(extensions: tuple[Extension, ...]) -> dict[str, str | None]:
+    """Every loss term's name -> the core term it joins (None: it stands alone)."""
+    joins: dict[str, str | None] = {}
+    for extension in extensions:
+        joins.update(extension.LOSSES)
+    return joins
+
+
+def zeros_like_losses(extensions: tuple[Extension, ...], like: jax.Array) -> dict[str, jax.Array]:
+    """Every loss term as `[N]` zeros: K = 0 unrolls no step to take them at."""
+    return {name: jnp.zeros_like(like) for name in loss_terms(extensions)}
+
+
+__all__ = ["Extension", "active", "fields", "loss_terms", "record", "split_keys", "targets",
+           "unroll_losses", "zeros_like_losses"]

@@ -51,8 +51,18 @@ from muzero_jax.errors import Interrupted, NonFiniteError
 from muzero_jax.evaluate import evaluate_final, evaluate_jax
 from muzero_jax.learner import TrainState
 from muzero_jax.logger import Logger
-from muzero_jax.loop import (FAULTS, RECENT, SWEEPABLE, RunnerState, make_train, ready_to_learn,
-                             record_episodes, run_done, search_statistics, trajectory_fault)
+from muzero_jax.loop import (
+    FAULTS,
+    RECENT,
+    SWEEPABLE,
+    RunnerState,
+    make_train,
+    ready_to_learn,
+    record_episodes,
+    run_done,
+    search_statistics,
+    trajectory_fault,
+)
 from muzero_jax.plot import plot_run
 from muzero_jax.replay import ReplayBuffer
 from muzero_jax.search import Exploration

@@ -1,7 +1,6 @@
 """Two-player board games on pgx: the adapter, sign conventions, outcome targets, search
 through discount -1, AlphaZero mode and the perfect tic-tac-toe player."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp

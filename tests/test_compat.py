@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import muzero_jax as mz
 from scripts import CARTPOLE, ENV
+
+import muzero_jax as mz
 
 # experiments/cartpole.py of 0.1 with tests/scripts.py's TINY flags of that version, 320
 # env steps, one checkpoint kept (curves.png dropped: it is redrawn).

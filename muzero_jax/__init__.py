@@ -62,10 +62,12 @@ warnings.filterwarnings("ignore", message=r".*found in sys.modules after import 
                         r"'muzero_jax'", category=RuntimeWarning)
 
 __all__ = [
-    "PRESETS", "ActingConfig", "Agent", "presets", "EnvConfig", "LearnerConfig", "LossConfig",
-    "NetworkConfig", "ReplayConfig", "RunConfig", "SearchConfig", "Batch", "Config", "ConfigError", "Exploration", "SearchOutput",
-    "TrainResult", "TrainState", "Trajectory", "atari_paper", "atari_tiny", "cartpole",
-    "classic", "compile_stats", "distributed", "evaluate_gymnasium", "evaluate_jax", "loop",
-    "make_train", "minatar",
-    "muzero_reanalyze", "sample_efficient", "train", "validate",
+    "PRESETS", "ActingConfig", "Agent", "Batch", "Config", "ConfigError", "EnvConfig",
+    "Exploration", "LearnerConfig", "LossConfig", "NetworkConfig", "ReplayConfig",
+    "RunConfig", "SearchConfig", "SearchOutput", "TrainResult", "TrainState", "Trajectory",
+    "__version__", "atari_paper", "atari_tiny", "cartpole", "classic", "compile_stats",
+    "distributed", "evaluate_gymnasium", "evaluate_jax", "loop", "make_train", "minatar",
+    "muzero_reanalyze", "presets", "sample_efficient", "train", "validate",
 ]
+
+__version__ = "0.2.0"

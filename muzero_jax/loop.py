@@ -49,6 +49,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from muzero_jax import batch as batch_lib
 from muzero_jax import distributed, envs, replay
 from muzero_jax.agent import Agent, Pieces
 from muzero_jax.config import Config, ConfigError, RunConfig
@@ -508,8 +509,9 @@ def run_done(solved: chex.Array, env_steps: chex.Array, run: RunConfig) -> jax.A
 def ready_to_learn(buffer: replay.ReplayBuffer, config: Config) -> jax.Array:
     """Whether replay holds `config.replay.min_size` positions and a full window per
     stream: `[]` bool (the compiled loop calls it traced, the host backend jitted)."""
-    return ((buffer.count * buffer.num_streams >= config.replay.min_size)
-            & (replay.num_windows(buffer, config.loss.window_length, config.env.history_length) > 0))
+    return batch_lib.ready_to_learn(buffer, min_size=config.replay.min_size,
+                                    window_length=config.loss.window_length,
+                                    history_length=config.env.history_length)
 
 
 def trajectory_fault(observation, final_observation, reward, *,

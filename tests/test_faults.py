@@ -679,8 +679,8 @@ def test_the_probed_scales_are_saved_and_a_resume_rebuilds_them(corridor_run, tm
     saved = checkpoint.load_config(str(out))
     # Corridor pays +20 and -10 within the probe: supports sized for twice 20, and a
     # time limit of 50 gives the discount 1 - 1/50.
-    assert (saved.env.max_abs_reward, saved.network.reward_support_size, saved.network.value_support_size,
-            saved.loss.discount) == (40.0, 6, 46, 0.98)
+    assert (saved.env.max_abs_reward, saved.network.reward_support_size,
+            saved.network.value_support_size, saved.loss.discount) == (40.0, 6, 46, 0.98)
     probed = experiment.preset_config("classic", CORRIDOR)  # the probe is deterministic
     assert (probed.env.max_abs_reward, probed.network.reward_support_size,
             probed.network.value_support_size) == (40.0, 6, 46)

@@ -31,7 +31,7 @@ def benchmark(settings, log, config: mz.Config | None = None) -> dict:
     config = config or mz.cartpole()
     chunk = config.run.eval_every or config.run.log_every
     agent = mz.Agent(config)
-    guarded = make_train(config, num_iterations=chunk, agent=agent)
+    guarded = make_train(config, num_iterations=chunk, pieces=agent.pieces)
     programs = {"guarded": guarded,
                 "unguarded": dataclasses.replace(guarded, check_finite=False)}
     runner = jax.jit(lambda key: jax.tree.map(lambda x: x[None], guarded.init(key)))(

@@ -16,15 +16,15 @@ One training iteration, top down (the file of each stage, and the stage config o
     batch.py      LossConfig      Reanalyze and targets (targets.py) -> Batch
     learner.py    LearnerConfig   the K-step unroll loss and the optax update
 
-`loop.make_train` builds each piece once and composes them into one compiled
-iteration; `train.train` drives the run (RunConfig: chunks, logs, checkpoints,
+`pieces.make_pieces` builds each piece once, `loop.make_train` composes them into one
+compiled iteration; `train.train` drives the run (RunConfig: chunks, logs, checkpoints,
 evaluation) over a JAX or a host backend. Variants add data and losses as one
 `Extension` in `muzero_jax.extensions`; docs/design.md has the whole picture.
 """
 
 import warnings
 
-from muzero_jax import compile_stats, distributed, loop, presets
+from muzero_jax import compile_stats, distributed, loop, pieces, presets
 from muzero_jax.agent import Agent
 from muzero_jax.config import (
     ActingConfig,
@@ -67,7 +67,7 @@ __all__ = [
     "RunConfig", "SearchConfig", "SearchOutput", "TrainResult", "TrainState", "Trajectory",
     "__version__", "atari_paper", "atari_tiny", "cartpole", "classic", "compile_stats",
     "distributed", "evaluate_gymnasium", "evaluate_jax", "loop", "make_train", "minatar",
-    "muzero_reanalyze", "presets", "sample_efficient", "train", "validate",
+    "muzero_reanalyze", "pieces", "presets", "sample_efficient", "train", "validate",
 ]
 
 __version__ = "0.2.0"

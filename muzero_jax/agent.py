@@ -10,16 +10,12 @@ Everything it returns is a pure function of its arguments; the object only
 keeps the static parts (shapes, the network, the optimizer) and the compiled
 programs, so it is safe to call from a notebook in any order.
 
-The pipeline is the `Pieces` (init, the actor's reset and rollout, the replay layout,
-the update): `loop.make_train` composes them into the compiled training program, and
-the Agent's methods are jitted calls of the same pieces.
+The pipeline is `pieces.make_pieces`'s (init, the actor's reset and rollout, the replay
+layout, the batch pipeline, the update): `loop.make_train` composes them into the
+compiled training program, and the Agent's methods are jitted calls of the same pieces.
 """
 
 from __future__ import annotations
-
-import dataclasses
-import functools
-from collections.abc import Callable
 
 import chex
 import jax
@@ -27,42 +23,11 @@ import jax.numpy as jnp
 import mctx
 
 from muzero_jax import batch as batch_lib
-from muzero_jax import envs, extensions, history, replay, selfplay, support
-from muzero_jax.config import Config, ConfigError, validate
-from muzero_jax.learner import Batch, Learner, TrainState
-from muzero_jax.networks import Model
-from muzero_jax.search import Exploration, Searcher, SearchOutput
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Pieces:
-    """The pure pieces of one config and env, built once: what `loop.make_train` composes
-    into the compiled training program and what the `Agent` wraps for a notebook.
-
-    config: the configuration. spec: the env's `envs.EnvSpec`.
-    actor: self-play (`selfplay.make_actor`): `reset(key, B)` -> `[B]` env states and,
-      for a JAX env, `rollout_fn(params, env_state, key, exploration, T)` -> (env states,
-      `[B, T]` `selfplay.Trajectory`), the search included.
-    init: key -> `TrainState`, fresh parameters and optimizer state.
-    init_replay: () -> an empty `replay.ReplayBuffer`, one stream per self-play env.
-    update: (state, buffer, key, axis_name=None) -> (state, buffer, scalar metrics):
-      `updates_per_iteration` learner steps (sample, Reanalyze, targets, optimizer step,
-      priorities) in one `lax.scan`; `axis_name`: per shard of a data axis
-      (`muzero_jax.distributed`).
-    """
-
-    config: Config
-    spec: envs.EnvSpec
-    actor: selfplay.Actor
-    init: Callable
-    init_replay: Callable
-    update: Callable
-
-    @functools.cached_property
-    def jitted_update(self) -> Callable:
-        """`update` jitted once: its trace cache then serves both a program's metric
-        shapes and the program's own trace of it."""
-        return jax.jit(self.update)
+from muzero_jax import envs, replay, selfplay
+from muzero_jax.config import Config
+from muzero_jax.learner import Batch, TrainState
+from muzero_jax.pieces import make_pieces
+from muzero_jax.search import Exploration, SearchOutput
 
 
 class Agent:
@@ -76,48 +41,17 @@ class Agent:
     """
 
     def __init__(self, config: Config, env: envs.Env | None = None):
-        validate(config)
-        if env is None:
-            env = envs.make(config)
-        spec = env.spec
-        self.config = config
-        self.env = env
-        self.spec = spec
-        self.num_actions = spec.num_actions
-        # What h sees (with a frame history: the stack of planes); replay stores what
-        # the env gives, one observation per position.
-        observation_shape = _actor_observation_shape(env, config)
-        max_abs_reward = (config.env.max_abs_reward if config.env.max_abs_reward is not None
-                          else spec.max_abs_reward)
-        validate(config, max_abs_reward=max_abs_reward,
-                 observation_shape=observation_shape, num_actions=spec.num_actions)
-        # The largest |reward| whose targets the supports hold; training stops beyond it
-        # (support.check_rewards), where it would otherwise clip without a word.
-        self.reward_limit = support.reward_limit(config, max_abs_reward)
-        self.observation_shape = observation_shape
-        self.stored_observation_shape = spec.observation_shape
-        self.model = Model(config, spec.num_actions, observation_shape)
-        self.searcher = Searcher(self.model, config, two_player=spec.two_player,
-                                 simulator=env if config.search.mode == "alphazero" else None)
-        # The actor is the one place that tells a JAX env from a host env.
-        self.actor = selfplay.make_actor(env, self.searcher, config)
-        self.host = self.actor.host
-        _check_env_support(config, spec, host=self.host)
-        self.learner = Learner(self.model, config.learner, config.loss,
-                               extensions.active(config))
+        pieces = make_pieces(config, env)
+        self.pieces = pieces
+        self.config, self.env, self.spec = config, pieces.env, pieces.spec
+        self.num_actions = pieces.spec.num_actions
+        self.observation_shape = pieces.observation_shape
+        self.stored_observation_shape = pieces.spec.observation_shape
+        self.reward_limit = pieces.reward_limit
+        self.model, self.searcher, self.learner = pieces.model, pieces.searcher, pieces.learner
+        self.actor, self.host = pieces.actor, pieces.host
+        self.sample_batch = pieces.sample_batch
         self.training_exploration = Exploration.training(config)
-        # The batch pipeline (sample -> Reanalyze -> targets) and the U-step update:
-        # pure functions (state, buffer, key, axis_name=None), built once.
-        self.sample_batch = batch_lib.make_sample_batch(
-            replay_config=config.replay, loss=config.loss, learner=config.learner,
-            model=self.model, search_policy=self._search_policy,
-            two_player=spec.two_player, history_length=config.env.history_length,
-            extensions=extensions.active(config))
-        update = batch_lib.make_update(
-            self.sample_batch, self.learner.step, replay_config=config.replay,
-            updates_per_iteration=config.learner.updates_per_iteration)
-        self.pieces = Pieces(config=config, spec=spec, actor=self.actor, init=self.init,
-                             init_replay=self.init_replay, update=update)
 
         self._act = jax.jit(self._act_impl)
         self._learn = jax.jit(self.learner.learn)
@@ -129,17 +63,11 @@ class Agent:
     # --- state -------------------------------------------------------------------
     def init(self, key: chex.PRNGKey) -> TrainState:
         """Fresh parameters and optimizer state."""
-        return self.learner.init(self.model.init(key))
+        return self.pieces.init(key)
 
     def init_replay(self) -> replay.ReplayBuffer:
         """An empty buffer with one stream per self-play environment."""
-        cfg = self.config
-        # Frames are stored as the env gives them: one uint8 frame per position.
-        dtype = jnp.uint8 if self.spec.frames else jnp.float32
-        return replay.init(cfg.acting.num_envs, cfg.replay_length, self.stored_observation_shape,
-                           self.num_actions, observation_dtype=dtype,
-                           max_episode_steps=self.spec.max_episode_steps,
-                           extra_fields=extensions.fields(extensions.active(cfg), self.spec))
+        return self.pieces.init_replay()
 
     def reset(self, key: chex.PRNGKey,
               num_envs: int | None = None) -> envs.EnvState | selfplay.HostEnvState:
@@ -151,10 +79,6 @@ class Agent:
         return self.actor.reset(key, num_envs or self.config.acting.num_envs)
 
     # --- acting ------------------------------------------------------------------
-    def _search_policy(self, params, key, obs):
-        # Reanalyze's fresh policy targets: a greedy search with the latest parameters.
-        return self.searcher(params, key, obs, Exploration.greedy()).search_policy
-
     def _act_impl(self, params, key, obs, exploration, invalid_actions, embedding=None):
         return self.searcher(params, key, obs, exploration, invalid_actions, embedding)
 
@@ -273,36 +197,3 @@ class Agent:
         return bool(batch_lib.ready_to_learn(buffer, min_size=cfg.replay.min_size,
                                              window_length=cfg.loss.window_length,
                                              history_length=cfg.env.history_length))
-
-
-def _actor_observation_shape(env: envs.Env, config: Config) -> tuple[int, ...]:
-    """What h sees: the env's observation, or with a frame history the stack of planes."""
-    spec = env.spec
-    if config.env.history_length:
-        if not spec.frames:
-            raise ConfigError(
-                f"history_length={config.env.history_length}: frame histories need uint8 frame "
-                f"observations (height, width, channels); {spec.env_id!r} observes "
-                f"{spec.observation_dtype} {spec.observation_shape}; expected 0")
-        return history.planes_shape(spec.observation_shape, config.env.history_length)
-    return spec.observation_shape
-
-
-def _check_env_support(config: Config, spec: envs.EnvSpec, *, host: bool) -> None:
-    """Raises `ConfigError` for a feature `spec`'s env cannot serve (`host`: a host env)."""
-    if host and config.search.mode == "alphazero":
-        raise ConfigError(f"mode='alphazero' searches with the env's own step: "
-                          f"{spec.env_id!r} is a host env; expected a JAX env "
-                          f"(jax/, gymnax/ or pgx/ ids)")
-    if host and config.acting.random_opening_plies:
-        raise ConfigError(f"random_opening_plies={config.acting.random_opening_plies}: "
-                          f"{spec.env_id!r} is a host env, whose actors do not count "
-                          f"plies; expected 0 (or a JAX env)")
-    if host and config.loss.counterfactual_rewards:
-        raise ConfigError(f"counterfactual_rewards=True: {spec.env_id!r} is a host env, "
-                          f"which cannot try a move without playing it; expected False "
-                          f"(or a JAX env: jax/, gymnax/ or pgx/ ids)")
-    if spec.two_player and config.replay.reanalyze_fraction > 0:
-        raise ConfigError(f"reanalyze_fraction={config.replay.reanalyze_fraction}: two-player "
-                          f"{spec.env_id!r} learns game outcomes, which need no fresh "
-                          f"bootstrap values; expected 0")

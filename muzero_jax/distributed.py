@@ -1,6 +1,6 @@
 """Data parallelism: one training program on 1..N devices of one or several hosts.
 
-    layout = distributed.make_layout(config, agent)   # Single() when config.run.num_devices == 1
+    layout = distributed.make_layout(config, pieces)   # Single() when config.run.num_devices == 1
     runners = layout.place(runners)                   # streams split, parameters replicated
     run_chunk = layout.jit(program.run_chunk, runners)
 
@@ -21,7 +21,7 @@ shard under `jax.shard_map`, so nothing in them crosses devices but what must:
   learner averages gradients over the shards (`lax.pmean`), so the parameters stay
   identical everywhere; new priorities are written where their windows live.
 
-Per-shard code runs the pieces (`agent.Pieces`) of an Agent built from
+Per-shard code runs the pieces (`pieces.make_pieces`) built from
 `shard_config`: the config with num_envs, batch_size and replay.capacity divided by
 the device count (they are totals; `config.validate_divisible` says which values
 work). With one device, `Single` calls the kernels directly: the program is exactly
@@ -45,8 +45,8 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from muzero_jax import replay
-from muzero_jax.agent import Agent
 from muzero_jax.config import Config, ConfigError, validate_divisible
+from muzero_jax.pieces import Pieces, make_pieces
 
 DATA = "data"  # the mesh axis the streams and batches are split along
 
@@ -172,15 +172,15 @@ class DataParallel:
     """`count` devices on the `data` axis; see the module docstring.
 
     Args:
-      agent: the Agent of the whole config (totals); per-shard kernels use the pieces of
-        an Agent of `shard_config` on the same env.
+      pieces: the pieces of the whole config (totals); per-shard kernels use the pieces
+        of `shard_config` on the same env.
       count: devices (num_envs and batch_size divide by it).
     """
 
-    def __init__(self, agent, count: int):
+    def __init__(self, pieces: Pieces, count: int):
         self.num_devices = count
         self.mesh = make_mesh(count)
-        self.shard = Agent(shard_config(agent.config, count), agent.env).pieces
+        self.shard = make_pieces(shard_config(pieces.config, count), pieces.env)
 
     def _shard_map(self, fn, in_specs, out_specs):
         # mctx's loops carry values it creates replicated next to values of the shard,
@@ -258,16 +258,16 @@ def _global_array(x, sharding: NamedSharding):
 Layout = Single | DataParallel
 
 
-def make_layout(config: Config, agent) -> Layout:
+def make_layout(config: Config, pieces: Pieces) -> Layout:
     """`Single` for one device, else `DataParallel` over `num_devices(config)`."""
     count = num_devices(config)
     if count == 1:
         return Single()
-    if agent.host:
+    if pieces.host:
         raise ConfigError(f"num_devices={config.run.num_devices}: host envs "
-                          f"({agent.spec.env_id!r}) train on one device; expected 1, or a "
+                          f"({pieces.spec.env_id!r}) train on one device; expected 1, or a "
                           f"JAX env")
-    return DataParallel(agent, count)
+    return DataParallel(pieces, count)
 
 
 def to_host(tree: Any) -> Any:

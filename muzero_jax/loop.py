@@ -51,9 +51,9 @@ import jax.numpy as jnp
 
 from muzero_jax import batch as batch_lib
 from muzero_jax import distributed, envs, replay
-from muzero_jax.agent import Agent, Pieces
 from muzero_jax.config import Config, ConfigError, RunConfig
 from muzero_jax.learner import TrainState, with_peak_learning_rate
+from muzero_jax.pieces import Pieces, make_pieces
 from muzero_jax.search import Exploration
 
 RECENT = 100  # finished episodes behind `episodes_return` and `episode_length`
@@ -130,7 +130,7 @@ class _Iteration(NamedTuple):
 class TrainProgram:
     """The pure pieces of a run, built once by `make_train`.
 
-    pieces: the pure pieces the program composes (`agent.Pieces`: init, the actor's
+    pieces: the pure pieces the program composes (`pieces.Pieces`: init, the actor's
       reset and rollout, the replay layout, the update).
     init: key -> RunnerState of one run (optionally `learning_rate=` for a sweep's run).
     iterate: ([S] RunnerState, iteration) -> ([S] RunnerState, `[S]` metrics).
@@ -459,7 +459,7 @@ class TrainProgram:
 
 
 def make_train(config: Config, env: envs.Env | None = None, *,
-               num_iterations: int | None = None, agent: Agent | None = None) -> TrainProgram:
+               num_iterations: int | None = None, pieces: Pieces | None = None) -> TrainProgram:
     """Builds the compiled training program of `config` (JAX-native envs only).
 
     Args:
@@ -467,17 +467,17 @@ def make_train(config: Config, env: envs.Env | None = None, *,
       env: the env object (default `envs.make(config)`); must be a `JaxEnv`: host envs
         (Gymnasium, ALE) train through `muzero_jax.train`'s host loop.
       num_iterations: C, iterations per `run_chunk` call (default config.run.log_every).
-      agent: an Agent of `config` to build on (default: a new one).
+      pieces: `config`'s pieces to compose (default: `make_pieces(config, env)`).
     """
-    agent = agent or Agent(config, env)
-    if agent.host:
-        raise ConfigError(f"env {agent.spec.env_id!r} is a host env: it trains through "
+    pieces = pieces or make_pieces(config, env)
+    if pieces.host:
+        raise ConfigError(f"env {pieces.spec.env_id!r} is a host env: it trains through "
                           f"muzero_jax.train's host loop, not a compiled program")
-    cfg = agent.config
+    cfg = pieces.config
     steps = cfg.acting.num_envs * cfg.acting.rollout_length
-    return TrainProgram(pieces=agent.pieces, num_iterations=num_iterations or cfg.run.log_every,
+    return TrainProgram(pieces=pieces, num_iterations=num_iterations or cfg.run.log_every,
                         max_iterations=max(1, math.ceil(cfg.run.total_env_steps / steps)),
-                        layout=distributed.make_layout(cfg, agent))
+                        layout=distributed.make_layout(cfg, pieces))
 
 
 # --- pieces -------------------------------------------------------------------------

@@ -364,7 +364,8 @@ class CompiledBackend:
     def __init__(self, agent: Agent, runs: list[dict], *, multi: bool, log=None,
                  iterations_per_call: int | None = None):
         self.agent, self.runs, self.multi, self.log = agent, runs, multi, log
-        self.program = make_train(agent.config, agent=agent, num_iterations=iterations_per_call)
+        self.program = make_train(agent.config, pieces=agent.pieces,
+                                  num_iterations=iterations_per_call)
         self.layout = self.program.layout
         self.early_stops: dict[str, list] = {}  # by run name
         self.final_evals: dict[int, tuple] = {}  # by run index

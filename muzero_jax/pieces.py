@@ -151,10 +151,6 @@ def _check_env_support(config: Config, spec: envs.EnvSpec, *, host: bool) -> Non
         raise ConfigError(f"random_opening_plies={config.acting.random_opening_plies}: "
                           f"{spec.env_id!r} is a host env, whose actors do not count "
                           f"plies; expected 0 (or a JAX env)")
-    if host and config.loss.counterfactual_rewards:
-        raise ConfigError(f"counterfactual_rewards=True: {spec.env_id!r} is a host env, "
-                          f"which cannot try a move without playing it; expected False "
-                          f"(or a JAX env: jax/, gymnax/ or pgx/ ids)")
     if spec.two_player and config.replay.reanalyze_fraction > 0:
         raise ConfigError(f"reanalyze_fraction={config.replay.reanalyze_fraction}: two-player "
                           f"{spec.env_id!r} learns game outcomes, which need no fresh "

@@ -268,7 +268,7 @@ def test_self_play_keeps_counterfactual_rewards_through_replay_to_the_loss():
 def test_counterfactual_rewards_checks():
     with pytest.raises(ConfigError, match="counterfactual_rewards=True: mode='alphazero'"):
         mz.config.validate(tiny("alphazero").replace(counterfactual_rewards=True))
-    with pytest.raises(ConfigError, match=r"counterfactual_rewards=True: 'CartPole-v1' is a "
+    with pytest.raises(ConfigError, match=r"extension Counterfactual: 'CartPole-v1' is a "
                                           r"host env"):
         mz.Agent(mz.cartpole(env="CartPole-v1", counterfactual_rewards=True))
 

@@ -311,10 +311,10 @@ def test_out_into_an_earlier_runs_directory_is_refused_before_compiling(
     shutil.rmtree(run / "checkpoints")  # its logs and summary stay
     before = snapshot(run)
 
-    def no_agent(*args, **kwargs):
-        raise AssertionError("built the Agent before refusing the run directory")
+    def no_training(*args, **kwargs):
+        raise AssertionError("started training before refusing the run directory")
 
-    monkeypatch.setattr(experiment, "Agent", no_agent)
+    monkeypatch.setattr(experiment, "train", no_training)
     code, err = script_in_process(CARTPOLE, ["--out", str(run), *TINY], monkeypatch, capsys,
                                   tmp_path)
     assert code == 2
@@ -649,23 +649,23 @@ def test_a_preset_takes_no_other_envs_solve_return(tmp_path, monkeypatch):
         "gym.register('Bar-v0', entry_point='gymnasium.envs.classic_control:CartPoleEnv',"
         " reward_threshold=7.0, max_episode_steps=40)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert mz.classic(env="user_envs_with_bar:Bar-v0").solve_return == 7.0
+    assert mz.classic(env="user_envs_with_bar:Bar-v0").run.solve_return == 7.0
 
-    assert mz.presets.classic().solve_return == -90.0  # Acrobot's own
+    assert mz.presets.classic().run.solve_return == -90.0  # Acrobot's own
     for preset in (mz.presets.classic, mz.presets.cartpole, mz.presets.muzero_reanalyze,
                    mz.presets.sample_efficient, mz.presets.minatar):
-        assert preset(env=CORRIDOR).solve_return is None, preset.__name__
+        assert preset(env=CORRIDOR).run.solve_return is None, preset.__name__
         # The env's own bar: a margin over Gymnasium's reward_threshold.
-        assert preset(env="Acrobot-v1").solve_return == -90.0, preset.__name__
-        assert preset(env="gymnax/CartPole-v1").solve_return == 490.0, preset.__name__
-    assert mz.presets.cartpole(env="FrozenLake-v1").solve_return == 0.7  # its threshold
+        assert preset(env="Acrobot-v1").run.solve_return == -90.0, preset.__name__
+        assert preset(env="gymnax/CartPole-v1").run.solve_return == 490.0, preset.__name__
+    assert mz.presets.cartpole(env="FrozenLake-v1").run.solve_return == 0.7  # its threshold
 
 
 def test_an_env_without_reward_threshold_does_not_stop_early(corridor_run):
     # Every evaluation of an untrained agent returns -10 or 0: at or above Acrobot's -90.
     out, summary = corridor_run
     assert summary["env_steps"] == 256 and not summary["solved_during_training"]
-    assert summary["config"]["solve_return"] is None and not summary["solved"]
+    assert summary["config"]["run"]["solve_return"] is None and not summary["solved"]
     rows = (out / "metrics.csv").read_text().splitlines()
     assert len(rows) > 2 and rows[-1].split(",")[1] == "256"
 

@@ -9,7 +9,7 @@ import pytest
 import muzero_jax as mz
 from muzero_jax.config import ConfigError, validate
 from muzero_jax.replay import Window
-from muzero_jax.search import Exploration, temperature_at
+from muzero_jax.search import Exploration
 from muzero_jax.targets import Targets, window_targets
 
 
@@ -67,7 +67,8 @@ def test_temperature_schedule_by_progress(tiny_config):
     cfg = tiny_config.replace(temperature_schedule=((0.5, 0.5), (0.75, 0.25)),
                               gumbel_scale=2.0, exploration_repeat_probability=0.8,
                               exploration_epsilon=0.4)
-    assert [temperature_at(cfg, p) for p in (0.0, 0.49, 0.5, 0.74, 0.75, 1.0)] == \
+    progress = (0.0, 0.49, 0.5, 0.74, 0.75, 1.0)
+    assert [float(Exploration.scheduled(cfg, p).temperature) for p in progress] == \
         [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
     late = Exploration.scheduled(cfg, 0.8)
     assert float(late.temperature) == 0.25

@@ -35,7 +35,7 @@ LONGEST_FIRST = ("test_faults.py", "test_loop.py", "test_search.py", "test_board
                  "test_atari.py", "test_examples.py", "test_experiments.py", "test_train.py",
                  "test_distributed.py", "test_learner.py", "test_training_machinery.py",
                  "test_selfplay.py", "test_reanalyze.py", "test_notebook.py",
-                 "test_benchmarks.py", "test_symmetry.py", "test_gymnasium_env.py",
+                 "test_benchmarks.py", "test_compat.py", "test_gymnasium_env.py",
                  "test_envs.py")
 
 

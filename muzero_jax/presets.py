@@ -98,11 +98,14 @@ def sample_efficient(**overrides) -> Config:
     Each iteration collects 200 steps and trains 100 batches of 256 on them; a quarter
     of every batch gets fresh values (latest parameters) and 80% of that quarter fresh
     search policies. Half-scale Gumbel noise while acting lengthens self-play episodes
-    enough to show the drifting cart. Not the paper's Reanalyze: that is `reanalyze`.
+    enough to show the drifting cart. Q gaps under one step's reward are not stretched to
+    [0, 1] (`q_min_range` 1.0, as `reanalyze`: with two actions min-max rescaling makes
+    every gap 0 against 1): median env steps to a confirmed solve 5,800 instead of 9,700
+    over seeds 0-9. Not the paper's Reanalyze: that is `reanalyze`.
     """
     base = cartpole().replace(
         acting=dict(num_envs=8, rollout_length=25),
-        search=dict(gumbel_scale=0.5),
+        search=dict(gumbel_scale=0.5, q_min_range=1.0),
         replay=dict(min_size=400, priority_alpha=1.0, priority_beta=0.4,
                     priority_beta_anneal_steps=2_000, reanalyze_fraction=0.25),
         learner=dict(updates_per_iteration=100, target_update_period=0),

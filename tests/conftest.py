@@ -1,3 +1,4 @@
+import fcntl
 import os
 import subprocess
 import sys
@@ -83,16 +84,28 @@ def compile_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """experiments/cartpole.py with scripts.TINY, run to the end once per worker: (run
+    """experiments/cartpole.py with scripts.TINY, run to the end once per test run: (run
     directory, stdout). The plumbing tests and the fault tests read it; a test that
-    changes a run directory works on a copy."""
+    changes a run directory works on a copy. Under pytest-xdist the first worker to ask
+    runs it and the others wait for it (a lock in the run's temporary root, theirs in
+    common): it is one process's work, not one for each worker."""
     from scripts import CARTPOLE, ENV, TINY
 
-    out = tmp_path_factory.mktemp("tiny") / "run"
-    proc = subprocess.run([sys.executable, CARTPOLE, "--out", str(out), *TINY],
-                          capture_output=True, text=True, timeout=600, cwd=out.parent, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, proc.stdout
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's basetemp is root/popen-gwN
+        root = root.parent
+    base = root / "tiny-run"
+    base.mkdir(exist_ok=True)
+    out, stdout = base / "run", base / "stdout.txt"
+    with open(base / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not stdout.exists():
+            proc = subprocess.run([sys.executable, CARTPOLE, "--out", str(out), *TINY],
+                                  capture_output=True, text=True, timeout=600, cwd=base,
+                                  env=ENV)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            stdout.write_text(proc.stdout)
+        return out, stdout.read_text()
 
 
 @pytest.fixture(scope="session")

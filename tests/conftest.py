@@ -72,7 +72,8 @@ def compile_cache(tmp_path_factory):
     patch.setenv("JAX_COMPILATION_CACHE_DIR", directory)
     # As the experiment scripts' own cache does: keep small programs too, they add up.
     patch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    old = jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs
+    old = (jax.config.jax_compilation_cache_dir,
+           jax.config.jax_persistent_cache_min_compile_time_secs)
     jax.config.update("jax_compilation_cache_dir", directory)
     # This process too (JAX read the variable when it was imported, before the patch).
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

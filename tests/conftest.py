@@ -32,8 +32,8 @@ def pytest_configure(config):
 # 2-core AMD EPYC). pytest-xdist hands whole files (--dist loadfile) to whichever worker is
 # free, in collection order (--no-loadscope-reorder: not by test count): longest first, a
 # long file never starts last beside an idle worker. Files not listed follow in name order.
-LONGEST_FIRST = ("test_faults.py", "test_loop.py", "test_search.py", "test_board.py",
-                 "test_atari.py", "test_examples.py", "test_experiments.py", "test_train.py",
+LONGEST_FIRST = ("test_faults.py", "test_loop.py", "test_atari.py", "test_search.py",
+                 "test_board.py", "test_examples.py", "test_experiments.py", "test_train.py",
                  "test_distributed.py", "test_learner.py", "test_training_machinery.py",
                  "test_selfplay.py", "test_reanalyze.py", "test_notebook.py",
                  "test_benchmarks.py", "test_compat.py", "test_gymnasium_env.py",

@@ -1,3 +1,4 @@
+import fcntl
 import os
 import subprocess
 import sys
@@ -31,8 +32,8 @@ def pytest_configure(config):
 # 2-core AMD EPYC). pytest-xdist hands whole files (--dist loadfile) to whichever worker is
 # free, in collection order (--no-loadscope-reorder: not by test count): longest first, a
 # long file never starts last beside an idle worker. Files not listed follow in name order.
-LONGEST_FIRST = ("test_faults.py", "test_loop.py", "test_search.py", "test_board.py",
-                 "test_atari.py", "test_examples.py", "test_experiments.py", "test_train.py",
+LONGEST_FIRST = ("test_faults.py", "test_loop.py", "test_atari.py", "test_search.py",
+                 "test_board.py", "test_examples.py", "test_experiments.py", "test_train.py",
                  "test_distributed.py", "test_learner.py", "test_training_machinery.py",
                  "test_selfplay.py", "test_reanalyze.py", "test_notebook.py",
                  "test_benchmarks.py", "test_compat.py", "test_gymnasium_env.py",
@@ -71,25 +72,41 @@ def compile_cache(tmp_path_factory):
     patch.setenv("JAX_COMPILATION_CACHE_DIR", directory)
     # As the experiment scripts' own cache does: keep small programs too, they add up.
     patch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    old = jax.config.jax_compilation_cache_dir
+    old = (jax.config.jax_compilation_cache_dir,
+           jax.config.jax_persistent_cache_min_compile_time_secs)
     jax.config.update("jax_compilation_cache_dir", directory)
+    # This process too (JAX read the variable when it was imported, before the patch).
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     yield directory
-    jax.config.update("jax_compilation_cache_dir", old)
+    jax.config.update("jax_compilation_cache_dir", old[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
     patch.undo()
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """experiments/cartpole.py with scripts.TINY, run to the end once per worker: (run
+    """experiments/cartpole.py with scripts.TINY, run to the end once per test run: (run
     directory, stdout). The plumbing tests and the fault tests read it; a test that
-    changes a run directory works on a copy."""
+    changes a run directory works on a copy. Under pytest-xdist the first worker to ask
+    runs it and the others wait for it (a lock in the run's temporary root, theirs in
+    common): it is one process's work, not one for each worker."""
     from scripts import CARTPOLE, ENV, TINY
 
-    out = tmp_path_factory.mktemp("tiny") / "run"
-    proc = subprocess.run([sys.executable, CARTPOLE, "--out", str(out), *TINY],
-                          capture_output=True, text=True, timeout=600, cwd=out.parent, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, proc.stdout
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's basetemp is root/popen-gwN
+        root = root.parent
+    base = root / "tiny-run"
+    base.mkdir(exist_ok=True)
+    out, stdout = base / "run", base / "stdout.txt"
+    with open(base / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not stdout.exists():
+            proc = subprocess.run([sys.executable, CARTPOLE, "--out", str(out), *TINY],
+                                  capture_output=True, text=True, timeout=600, cwd=base,
+                                  env=ENV)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            stdout.write_text(proc.stdout)
+        return out, stdout.read_text()
 
 
 @pytest.fixture(scope="session")

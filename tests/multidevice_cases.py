@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
+from scripts import CARTPOLE, script_in_process
 
 import muzero_jax as mz
 from muzero_jax import distributed, loop, replay
@@ -167,6 +168,16 @@ def test_compiled_training_on_8_devices_keeps_shardings_and_learns(tmp_path):
                        iterations_per_call=3)
     assert (resumed.env_steps, resumed.train_steps) == (result.env_steps, result.train_steps)
     assert_trees_close(result.state.params, resumed.state.params)
+
+
+def test_cli_exits_2_naming_a_batch_that_does_not_divide(tmp_path, monkeypatch, capsys):
+    # In this process, which has the 8 devices: the script's main, as its command runs it.
+    code, err = script_in_process(
+        CARTPOLE, ["--out", str(tmp_path / "run"), "--run.num_devices", "8",
+                   "--learner.batch_size", "100"], monkeypatch, capsys, tmp_path)
+    assert code == 2, err
+    assert "batch_size=100" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_program_layout_splits_streams_and_replicates_parameters():

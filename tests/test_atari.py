@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scripts import script_in_process
 
 import muzero_jax as mz
 from muzero_jax import history, replay
@@ -204,10 +205,9 @@ def test_atari_experiment_smoke_run_writes_summary(tmp_path):
     assert (out / "curves.png").exists()
 
 
-def test_atari_experiment_names_a_bad_game(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "experiments", "atari.py"), "--env",
-         "ALE/NoSuchGame-v5", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert "env='ALE/NoSuchGame-v5'" in proc.stderr and "Traceback" not in proc.stderr
+def test_atari_experiment_names_a_bad_game(tmp_path, monkeypatch, capsys):
+    code, err = script_in_process(os.path.join(ROOT, "experiments", "atari.py"),
+                                  ["--env", "ALE/NoSuchGame-v5", "--out", str(tmp_path)],
+                                  monkeypatch, capsys, tmp_path)
+    assert code == 2
+    assert "env='ALE/NoSuchGame-v5'" in err and "Traceback" not in err

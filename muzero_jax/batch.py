@@ -37,13 +37,6 @@ UpdateFn = Callable[..., tuple[TrainState, ReplayBuffer, dict]]
 LearnerStepFn = Callable[..., tuple[TrainState, dict, jax.Array]]
 
 
-def reanalyzed_counts(replay_config: ReplayConfig, batch_size: int) -> tuple[int, int]:
-    """Windows per batch given fresh bootstrap values by Reanalyze, and of those, fresh
-    policies (`Config.num_reanalyzed`, `Config.num_reanalyzed_policies`)."""
-    num_values = int(round(replay_config.reanalyze_fraction * batch_size))
-    return num_values, int(round(replay_config.reanalyze_policy_fraction * num_values))
-
-
 def priority_beta(replay_config: ReplayConfig, step: chex.Array) -> jax.Array:
     """The importance-weight exponent at learner `step`, annealed linearly to 1."""
     beta, anneal = replay_config.priority_beta, replay_config.priority_beta_anneal_steps
@@ -83,7 +76,7 @@ def make_sample_batch(*, replay_config: ReplayConfig, loss: LossConfig,
       batch its share (`replay.sample`). `stats`: Reanalyze's scalars.
     """
     batch_size, unroll_steps = learner.batch_size, loss.unroll_steps
-    num_reanalyzed, num_policies = reanalyzed_counts(replay_config, batch_size)
+    num_reanalyzed, num_policies = replay_config.reanalyzed(batch_size)
     # A target network gives every window's bootstrap values (at time limits too);
     # Reanalyze alone refreshes its share with the latest parameters.
     num_values = batch_size if learner.use_target_network else num_reanalyzed
@@ -181,5 +174,4 @@ def make_update(sample_batch: SampleBatchFn, learner_step: LearnerStepFn, *,
     return update
 
 
-__all__ = ["make_sample_batch", "make_update", "priority_beta", "ready_to_learn",
-           "reanalyzed_counts"]
+__all__ = ["make_sample_batch", "make_update", "priority_beta", "ready_to_learn"]

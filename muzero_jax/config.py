@@ -195,6 +195,12 @@ class ReplayConfig:
     reanalyze_fraction: float = 0.0  # share of each batch given fresh values; 0: off
     reanalyze_policy_fraction: float = 0.8  # of those, the share given fresh search policies
 
+    def reanalyzed(self, batch_size: int) -> tuple[int, int]:
+        """Windows of a batch of `batch_size` given fresh bootstrap values by Reanalyze,
+        and of those, the windows given fresh search policies."""
+        num_values = int(round(self.reanalyze_fraction * batch_size))
+        return num_values, int(round(self.reanalyze_policy_fraction * num_values))
+
     def check(self) -> None:
         _at_least(self, 1, "capacity")
         _at_least(self, 0, "min_size", "priority_alpha", "priority_beta_anneal_steps")
@@ -372,12 +378,12 @@ class Config:
     @property
     def num_reanalyzed(self) -> int:
         """Windows of each batch given fresh bootstrap values by Reanalyze."""
-        return int(round(self.replay.reanalyze_fraction * self.learner.batch_size))
+        return self.replay.reanalyzed(self.learner.batch_size)[0]
 
     @property
     def num_reanalyzed_policies(self) -> int:
         """Of those, windows whose policy targets come from a fresh search."""
-        return int(round(self.replay.reanalyze_policy_fraction * self.num_reanalyzed))
+        return self.replay.reanalyzed(self.learner.batch_size)[1]
 
     @property
     def samples_per_state(self) -> float:

@@ -6,7 +6,7 @@ each figure is the median over repeats of wall seconds and of this process's CPU
 seconds per call. On a shared machine the CPU figure is the one to read: other
 processes' load stretches wall time, not the CPU time this process spends.
 
-    PYTHONPATH=$PWD python benchmarks/results/search-backward-cpu-amd-epyc-2c.py f20b2ee 15
+    PYTHONPATH=$PWD python benchmarks/results/search-backward/cpu-amd-epyc-2c.py f20b2ee 15
 
 OLD_COMMIT must hold a search.py whose `Searcher` takes `batched_backward`.
 """

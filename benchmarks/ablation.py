@@ -1,6 +1,6 @@
 """What each piece of the paper's training machinery is worth on CartPole-v1.
 
-    python -m benchmarks.ablation [--seeds 0 1 2] [--out benchmarks/results]
+    python -m benchmarks.ablation [--seeds 0 1 2] [--out benchmarks/results/cartpole-ablation]
                                   [--only NAME ...] [--max-env-steps 60000]
 
 Every run is a cold-start subprocess of `experiments/cartpole.py` (compilation
@@ -21,7 +21,8 @@ as it is (uniform replay and a target network; 16 is its default), and the
 the first periodic greedy evaluation (32 episodes of the JAX CartPole) with mean
 >= 475; its env steps and wall seconds (from process start) there are reported,
 median over seeds, with the final check on gymnasium's CartPole-v1 alongside.
-Writes OUT/ablation-cpu.json, .md and .png (rewritten after every run).
+Writes OUT/<device>.json, .md and .png (rewritten after every run; <device> names the
+machine, e.g. `cpu-amd-epyc-2c`), the runs themselves under OUT/runs/.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import statistics
 import sys
 import time
 
-from benchmarks import solve
+from benchmarks import machine, solve
 
 SOLVED = solve.SOLVED
 
@@ -185,7 +186,7 @@ def write_plot(path: str, rows: list[dict], runs: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", default=os.path.join("benchmarks", "results"))
+    parser.add_argument("--out", default=os.path.join("benchmarks", "results", "cartpole-ablation"))
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), default=None,
                         help="run these variants only (default: all)")
     parser.add_argument("--max-env-steps", type=int, default=60_000,
@@ -195,17 +196,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
 
     os.makedirs(args.out, exist_ok=True)
-    runs_dir = os.path.join(args.out, "ablation-runs")
+    runs_dir = os.path.join(args.out, "runs")
     command = shlex.join(["python", "-m", "benchmarks.ablation",
                           *(sys.argv[1:] if argv is None else argv)])
     meta = {"command": command.strip(), "date": time.strftime("%Y-%m-%d %H:%M"),
-            "machine": f"{os.cpu_count()} CPU cores ({platform.processor() or 'cpu'}), "
+            "machine": f"{machine.cpu_count()} CPU cores ({machine.cpu_model()}), "
                        f"Python {platform.python_version()}",
             "max_env_steps": args.max_env_steps, "load_min": 0.0, "load_max": 0.0}
     if args.only:
         meta["command"] = ("python -m benchmarks.ablation (all variants; last partial re-run: "
                            f"{meta['command']})")
-    base = os.path.join(args.out, "ablation-cpu")
+    base = os.path.join(args.out, machine.cpu_name())
     runs: list[dict] = []
     if args.only and os.path.exists(base + ".json"):
         # A partial re-run keeps the other variants' results from the last run.

@@ -13,7 +13,7 @@ did), and writes RUN_DIR/acting.json.
 
 Why: the training log's `return` is the mean of the last 100 finished episodes, which in
 a short run with few envs reaches back over most of it, so it cannot say how long the
-episodes self-play plays now are (README, "the paper's machinery, measured").
+episodes self-play plays now are (docs/why-presets.md, the `reanalyze` preset).
 """
 
 from __future__ import annotations

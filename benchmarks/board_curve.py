@@ -9,7 +9,7 @@ pure-search baseline (`muzero_jax.opponents`, `--simulations` simulations). Prin
 JSON row per checkpoint and writes them all to RUN_DIR/curve.json: the checkpoint (its
 iteration), training seconds (compilation included, as the run's clock had it), env
 steps, updates, W-D-L per opponent and side, and a score per opponent (wins and half the
-draws, over both sides). `benchmarks/results/connect-four-cpu-amd-epyc-2c/` was made with it.
+draws, over both sides). `benchmarks/results/connect-four/cpu-amd-epyc-2c/` was made with it.
 """
 
 from __future__ import annotations

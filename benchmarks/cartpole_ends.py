@@ -8,7 +8,7 @@ termination, their mean length, how many ended with |x| > 2.4 (track) and how ma
 with |theta| > 12 degrees (pole; Gymnasium's thresholds), and the range of the search's
 root values. A pole that falls is a short-horizon failure; a cart that drifts off the
 track takes 100-300 steps to fail, and so needs values that look that far ahead
-(README, "the paper's machinery, measured").
+(docs/why-presets.md, the `reanalyze` preset).
 """
 
 from __future__ import annotations

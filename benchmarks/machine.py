@@ -38,11 +38,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
 
 
+def cpu_name() -> str:
+    """E.g. `cpu-amd-epyc-2c`: the CPU model and the cores this process may use, without
+    starting JAX (for scripts whose measured runs are subprocesses)."""
+    return f"cpu-{_slug(cpu_model())}-{cpu_count()}c"
+
+
 def device_name() -> str:
     """E.g. `cpu-amd-epyc-2c` or `gpu-nvidia-h100-80gb-hbm3`: the first JAX device."""
     device = jax.devices()[0]
     if device.platform == "cpu":
-        return f"cpu-{_slug(cpu_model())}-{cpu_count()}c"
+        return cpu_name()
     return f"{device.platform}-{_slug(device.device_kind)}"
 
 

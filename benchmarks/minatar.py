@@ -89,12 +89,13 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
     """Runs every game for `env_steps`, draws the curves, returns the section's record."""
     runs = []
     for game in games:
-        run = run_game(game, os.path.join(out, f"minatar-{device}", game), env_steps)
+        run = run_game(game, os.path.join(out, "minatar", device, game), env_steps)
         log(f"  {game:14s}: {run['env_steps']:,} env steps in {run['wall_seconds']:.0f} s, "
             f"greedy return {run['final_eval_return']:.1f} +- {run['final_eval_std']:.1f} "
             f"({run['final_eval_episodes']} episodes)")
         runs.append(run)
-    png = f"minatar-{device}.png"
+    png = f"minatar/{device}.png"  # relative to `out`, as the tables' links are
+    os.makedirs(os.path.dirname(os.path.join(out, png)), exist_ok=True)
     plot(runs, os.path.join(out, png))
     return {"config": f"preset minatar, seed 0, {env_steps:,} env steps per game, MinAtar's "
                       "sticky actions (0.1), cold process each (compilation included)",
@@ -156,5 +157,5 @@ def markdown(section: dict) -> list[str]:
                      f"{r['final_eval_return']:.1f} +- {r['final_eval_std']:.1f} | "
                      + (f"{best['eval_return']:.1f} at {best['env_steps']:,}" if best
                         else "-") + " |")
-    lines += ["", f"![MinAtar curves]({section['plot']})"]
+    lines += ["", f"![MinAtar curves](../{section['plot']})"]
     return lines

@@ -2,9 +2,10 @@
 
     python -m benchmarks [--quick] [--out DIR]      (or: python benchmarks/run.py)
 
-Writes DIR/results-<device>.json, DIR/results-<device>.md (the tables) and, unless
---quick, DIR/solve-<device>.png (learning curves), where <device> names the machine,
-e.g. `cpu-amd-epyc-2c`. Every figure times the library's own jitted functions
+Writes DIR/speed/<device>.json and DIR/speed/<device>.md (the tables) and, unless
+--quick, the solve section's runs and learning curves in DIR/cartpole-solve/<device>/ and
+DIR/cartpole-solve/<device>.png, where <device> names the machine, e.g. `cpu-amd-epyc-2c`
+(DIR defaults to benchmarks/results). Every figure times the library's own jitted functions
 (`Agent.act`, `Agent.rollout`, `Agent.learn`, `Agent.update`, `Model.recurrent_inference`)
 after a warm-up call whose time (compilation included) is reported apart; throughputs are
 the median over repeats, with the range over repeats beside them.
@@ -37,8 +38,9 @@ Sections:
              Freeway and SpaceInvaders (gymnax MinAtar, preset minatar), beside published
              figures; --minatar-steps N per game (only with --only minatar).
 
-`--only SECTION ...` writes DIR/results-<device>-<sections>.*, so a partial run never
-overwrites the full one.
+`--only SECTION ...` writes DIR/<sections>/<device>.* instead (`--only compile`:
+DIR/compile/<device>.json; `--only envs compile`: DIR/envs-compile/...), so a partial run
+never overwrites the full one; `--quick` adds `-quick` to the file names.
 """
 
 from __future__ import annotations
@@ -271,16 +273,19 @@ def bench_learner(s: Settings, log) -> dict:
             "rows": rows}
 
 
+SOLVE_DIR = "cartpole-solve"
+
+
 def bench_solve(s: Settings, out: str, device: str, log) -> dict:
     """Time to solve over SEEDS; --quick runs one short seed to check the harness only."""
     if s.quick:
-        result = solve.time_to_solve([0], os.path.join(out, "solve-quick"),
+        result = solve.time_to_solve([0], os.path.join(out, SOLVE_DIR, f"{device}-quick"),
                                      ("--total-env-steps", "2000", "--eval-episodes", "2"),
                                      log=log)
         result["note"] = "--quick: one seed, 2000 env steps; a smoke run, not a solve time"
         return result
-    result = solve.time_to_solve(list(SEEDS), os.path.join(out, f"solve-{device}"), log=log)
-    png = f"solve-{device}.png"
+    result = solve.time_to_solve(list(SEEDS), os.path.join(out, SOLVE_DIR, device), log=log)
+    png = f"{SOLVE_DIR}/{device}.png"  # relative to DIR, as the tables' links are
     solve.plot(result, os.path.join(out, png),
                f"experiments/cartpole.py, {len(SEEDS)} seeds, cold start ({device})")
     result["plot"] = png
@@ -467,7 +472,7 @@ def markdown(results: dict) -> str:
                          f"{run['final_eval_return']:.1f} ({run['final_eval_episodes']} ep.) | "
                          f"{'yes' if run['solved'] else 'no'} |")
         if "plot" in r:
-            lines += ["", f"![learning curves]({r['plot']})"]
+            lines += ["", f"![learning curves](../{r['plot']})"]
         lines.append("")
     if "profile" in results:
         p = results["profile"]
@@ -506,7 +511,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true",
                         help="a subset, for a smoke check (under two minutes on 2 cores)")
     parser.add_argument("--out", default=os.path.join("benchmarks", "results"),
-                        help="directory for results-<device>.json/.md (default benchmarks/results)")
+                        help="root of the results: DIR/speed/<device>.json/.md for the full "
+                             "run, DIR/<sections>/<device>.* with --only (default "
+                             "benchmarks/results)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=None,
                         help="run only these sections (default: all)")
     parser.add_argument("--minatar-steps", type=int, default=minatar.DEFAULT_STEPS,
@@ -514,12 +521,13 @@ def main(argv: list[str] | None = None) -> dict:
                              f"{minatar.DEFAULT_STEPS:,}; a CPU runs a short version)")
     parser.add_argument("--profile", action="store_true",
                         help="also write a jax.profiler trace (Perfetto) of Agent.act at batch "
-                             "256 for each search to DIR/profile-<device>/")
+                             "256 for each search to DIR/<sections>/profile-<device>/")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
     settings = Settings(args.quick)
-    os.makedirs(args.out, exist_ok=True)
+    table_dir = os.path.join(args.out, "-".join(args.only) if args.only else "speed")
+    os.makedirs(table_dir, exist_ok=True)
     info = machine.describe()
     device = info["name"]
     print(f"benchmarks on {device}: {info['cpu']}, {info['cpu_cores']} cores, "
@@ -553,14 +561,14 @@ def main(argv: list[str] | None = None) -> dict:
         results["sections"][name] = runners[name]()
         results["sections"][name]["section_seconds"] = time.perf_counter() - section_start
     if args.profile:
-        results["profile"] = profile_search(os.path.join(args.out, f"profile-{device}"))
+        results["profile"] = profile_search(os.path.join(table_dir, f"profile-{device}"))
         print(f"[profile] traces in {results['profile']['directory']}: "
               f"{results['profile']['top_ms_per_call']}")
     results["seconds"] = time.perf_counter() - start
 
-    suffix = ("-quick" if args.quick else "") + ("-" + "-".join(args.only) if args.only else "")
-    json_path = os.path.join(args.out, f"results-{device}{suffix}.json")
-    md_path = os.path.join(args.out, f"results-{device}{suffix}.md")
+    suffix = "-quick" if args.quick else ""
+    json_path = os.path.join(table_dir, f"{device}{suffix}.json")
+    md_path = os.path.join(table_dir, f"{device}{suffix}.md")
     with open(json_path, "w") as f:
         json.dump(results, f, indent=1, default=_jsonable)
     table = markdown(results)

@@ -24,7 +24,7 @@ of the state reached gives the prior (illegal moves at -1e9) and value.
 Only mctx's public API is used, its own backup included: a batched rewrite of the
 backup took 13-15% off a PUCT search at batch 256 and 2-3% off the CartPole preset's
 Gumbel search at batch 16 on 2 CPU cores
-(benchmarks/results/search-backward-cpu-amd-epyc-2c.md), too little to own a search
+(benchmarks/results/search-backward/cpu-amd-epyc-2c.md), too little to own a search
 loop beside mctx's. A variant that needs other recurrent functions than
 `make_recurrent_fn`'s (chance nodes) adds them beside its `POLICIES` entry.
 """

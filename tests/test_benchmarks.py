@@ -132,3 +132,32 @@ def test_cartpole_ends_says_how_episodes_ended(tiny_config):
     assert ends["episodes"] > 50 and ends["mean_length"] < 12
     assert ends["pole"] == ends["episodes"] and ends["track"] == 0
     assert ends["root_value_min"] <= ends["root_value_max"]
+
+
+def test_figures_band_holds_each_curve_between_its_points_and_after_its_end():
+    """The median and range at each grid point over the curves' last values at or before
+    it; a curve that ended keeps its last value, one not yet started is left out."""
+    import numpy as np
+
+    from benchmarks.figures import band
+
+    a = (np.array([1.0, 3.0]), np.array([10.0, 30.0]))
+    b = (np.array([2.0]), np.array([20.0]))
+    c = (np.array([2.0, 4.0]), np.array([0.0, 50.0]))
+    median, low, high = band([a, b, c], np.array([0.0, 1.0, 2.0, 3.0, 4.0]))
+    np.testing.assert_array_equal(median, [np.nan, 10.0, 10.0, 20.0, 30.0])
+    np.testing.assert_array_equal(low, [np.nan, 10.0, 0.0, 0.0, 20.0])
+    np.testing.assert_array_equal(high, [np.nan, 10.0, 20.0, 30.0, 50.0])
+
+
+def test_figures_read_the_evaluations_of_each_run_of_a_metrics_csv(tmp_path):
+    from benchmarks.figures import eval_runs
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("run,env_steps,wall_seconds,eval_return,loss\n"
+                    "seed0,100,1.5,,0.3\nseed1,100,1.5,7.0,0.2\nseed0,200,2.5,9.0,0.1\n")
+    runs = eval_runs(str(path))
+    assert sorted(runs) == ["seed0", "seed1"]
+    assert runs["seed0"]["env_steps"].tolist() == [200.0]
+    assert runs["seed0"]["wall_seconds"].tolist() == [2.5]
+    assert runs["seed1"]["eval_return"].tolist() == [7.0]

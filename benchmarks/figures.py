@@ -1,0 +1,293 @@
+"""The figures of docs/results.md, drawn from the raw files under benchmarks/results/.
+
+    python -m benchmarks.figures [--out docs/img] [--only NAME ...]
+
+Every figure reads committed per-run files only (each run's metrics.csv, the board
+curve's curve.json, the benchmark tables' JSON), so it can be redrawn at any time and
+says nothing the files do not. Learning curves are the periodic greedy evaluations
+against env steps and against wall seconds (process start, compilation included); where
+several seeds exist the line is their median and the shaded band their range, a seed that
+stopped once solved held at its last evaluation (two seeds are drawn as two lines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from muzero_jax.logger import read_csv
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+EPYC = "cpu-amd-epyc-2c"
+DPI = 80
+
+
+def eval_runs(csv_path: str) -> dict[str, dict[str, np.ndarray]]:
+    """The periodic greedy evaluations of a metrics.csv, by run (its `run` column: a seed
+    of a multi-seed run; "" for a one-run CSV): {run: {"env_steps": [E], "wall_seconds":
+    [E], "eval_return": [E]}}, rows without an evaluation left out."""
+    columns = read_csv(csv_path)
+    with open(csv_path, newline="") as f:
+        names = [row.get("run") or "" for row in csv.DictReader(f)]
+    runs: dict[str, dict[str, list[float]]] = {}
+    for i, name in enumerate(names):
+        if math.isnan(columns["eval_return"][i]):
+            continue
+        run = runs.setdefault(name, {"env_steps": [], "wall_seconds": [], "eval_return": []})
+        for key in run:
+            run[key].append(columns[key][i])
+    return {name: {k: np.asarray(v) for k, v in run.items()} for name, run in runs.items()}
+
+
+def band(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median, min and max over curves [(x [N], y [N]), ...] at each point of `grid` [G].
+
+    A curve's value at g is its last point with x <= g (NaN before its first point, its
+    last value after its end: a run that stopped once solved keeps its last evaluation);
+    points where no curve has a value are NaN. Returns three [G] arrays.
+    """
+    held = np.full((len(curves), len(grid)), np.nan)
+    for c, (x, y) in enumerate(curves):
+        index = np.searchsorted(x, grid, side="right") - 1
+        held[c] = np.where(index >= 0, y[np.clip(index, 0, None)], np.nan)
+    with warnings.catch_warnings():  # an all-NaN column is NaN, as documented: no warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return (np.nanmedian(held, axis=0), np.nanmin(held, axis=0),
+                np.nanmax(held, axis=0))
+
+
+def _curves_panel(ax, runs: list[dict[str, np.ndarray]], x_key: str, label: str, color: str):
+    """The median and range of three or more runs' evaluations against `x_key`; fewer
+    are drawn one line each (a median of two is no run's curve)."""
+    if len(runs) < 3:
+        for r, run in enumerate(runs):
+            ax.plot(run[x_key], run["eval_return"], "-", color=f"C{int(color[1:]) + r}",
+                    linewidth=1, label=f"{label}, seed {r}" if len(runs) > 1 else label)
+        return
+    grid = np.unique(np.concatenate([r[x_key] for r in runs]))
+    median, low, high = band([(r[x_key], r["eval_return"]) for r in runs], grid)
+    ax.fill_between(grid, low, high, step="post", color=color, alpha=0.25, linewidth=0)
+    ax.step(grid, median, where="post", color=color,
+            label=f"{label}: median, range of {len(runs)} seeds")
+
+
+def _learning_figure(rows: list[tuple[str, list[dict[str, np.ndarray]]]], ylabel: str,
+                     path: str, line: float | None = None) -> str:
+    """One row per (title, runs), evaluations against env steps (left) and wall seconds
+    (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 2, figsize=(10, 3.0 * len(rows)), squeeze=False)
+    for r, (title, runs) in enumerate(rows):
+        for c, (x_key, xlabel) in enumerate((("env_steps", "env steps"),
+                                             ("wall_seconds", "wall seconds"))):
+            ax = axes[r, c]
+            _curves_panel(ax, runs, x_key, title, f"C{r}")
+            if line is not None:
+                ax.axhline(line, color="grey", linestyle=":", linewidth=1)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            ax.set_title(title, fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def _save(fig, path: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _path(*parts: str) -> str:
+    return os.path.join(RESULTS, *parts)
+
+
+def cartpole(path: str) -> str:
+    """CartPole-v1: the `cartpole` preset's solve runs (5 processes) and the `reanalyze`
+    preset (5 seeds in one process)."""
+    solve = [eval_runs(_path("cartpole-solve", EPYC, f"seed{s}", "metrics.csv"))[""]
+             for s in range(5)]
+    reanalyze = list(eval_runs(_path("reanalyze", EPYC, "preset", "metrics.csv")).values())
+    return _learning_figure([("cartpole preset", solve), ("reanalyze preset", reanalyze)],
+                            "greedy return (32 episodes)", path, line=475)
+
+
+def minatar_breakout(path: str) -> str:
+    """Breakout-MinAtar, the `minatar` preset under sticky actions, seeds 0 and 1."""
+    runs = [eval_runs(_path("minatar-breakout", EPYC, d, "metrics.csv"))[""]
+            for d in ("sticky-seed0", "sticky-seed1")]
+    return _learning_figure([("Breakout-MinAtar, minatar preset", runs)],
+                            "greedy return (100 episodes)", path, line=15)
+
+
+def minatar_games(path: str) -> str:
+    """The four MinAtar games' short runs (20,480 env steps, seed 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    games = ("Breakout", "Asterix", "Freeway", "SpaceInvaders")
+    fig, axes = plt.subplots(2, 4, figsize=(12, 5))
+    for g, game in enumerate(games):
+        run = eval_runs(_path("minatar", EPYC, game, "metrics.csv"))[""]
+        for r, (x_key, xlabel) in enumerate((("env_steps", "env steps"),
+                                             ("wall_seconds", "wall seconds"))):
+            ax = axes[r, g]
+            ax.plot(run[x_key], run["eval_return"], ".-", color=f"C{g}")
+            ax.set_title(game, fontsize=10)
+            ax.set_xlabel(xlabel)
+            ax.grid(alpha=0.3)
+        axes[0, g].set_ylabel("greedy return (32 episodes)" if g == 0 else "")
+    return _save(fig, path)
+
+
+def connect_four(path: str) -> str:
+    """Connect four, the preset, seed 1: score against the random player and the
+    100-simulation search baseline at every kept checkpoint (50 games a side)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(_path("connect-four", EPYC, "preset-seed1-600k", "curve.json")) as f:
+        rows = json.load(f)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, (x_key, xlabel) in zip(axes, (("env_steps", "plies (env steps)"),
+                                          ("train_seconds", "training seconds")), strict=True):
+        x = [row[x_key] for row in rows]
+        for c, (key, label) in enumerate((("random_score", "against random"),
+                                          ("search100_score", "against search-100"))):
+            ax.plot(x, [row[key] for row in rows], ".-", color=f"C{c}", label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("score (wins + draws / 2)")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def _section(name: str, section: str) -> dict:
+    with open(_path(name, f"{EPYC}.json")) as f:
+        return json.load(f)["sections"][section]
+
+
+def search_cost(path: str) -> str:
+    """Simulations/s of `Agent.act` (50 simulations) against batch, beside the network
+    alone doing the same number of recurrent_inference calls."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _section("speed", "search")["rows"]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for c, (algorithm, label) in enumerate((("muzero", "PUCT"), ("gumbel", "Gumbel"))):
+        mine = [r for r in rows if r["algorithm"] == algorithm]
+        batch = [r["batch"] for r in mine]
+        ax.plot(batch, [r["search"]["median"] for r in mine], "o-", color=f"C{c}",
+                label=f"{label} search")
+        ax.plot(batch, [r["network_only"]["median"] for r in mine], "o:", color=f"C{c}",
+                label=f"{label}: network only")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch (roots searched together)")
+    ax.set_ylabel("simulations / s")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def scaling(path: str) -> str:
+    """Self-play env steps/s and learner updates/s on 1-8 forced CPU devices."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _section("scaling", "scaling")["rows"]
+    devices = [r["devices"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for c, envs in enumerate((16, 128)):
+        axes[0].plot(devices, [next(s["env_steps_per_second"] for s in r["selfplay"]
+                                    if s["envs"] == envs) for r in rows],
+                     "o-", color=f"C{c}", label=f"{envs} envs")
+    axes[1].plot(devices, [r["learner"][0]["updates_per_second"] for r in rows], "o-",
+                 color="C2", label="batch 256")
+    for ax, ylabel in zip(axes, ("self-play env steps / s", "learner updates / s"),
+                          strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(devices, [str(d) for d in devices])
+        ax.set_xlabel("devices (forced CPU devices sharing 2 cores)")
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def compile_times(path: str) -> str:
+    """Wall seconds of a 4,000-step CartPole process, compiling and the rest, cold and
+    with JAX's persistent cache warm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    section = _section("compile", "compile")
+    kinds = ("cold", "warm")
+    compile_s = [section[k]["compile_total_seconds"] for k in kinds]
+    rest = [section[k]["wall_seconds"] - c for k, c in zip(kinds, compile_s, strict=True)]
+    fig, ax = plt.subplots(figsize=(6, 2.2))
+    ax.barh(kinds, compile_s, color="C3", label="compiling")
+    ax.barh(kinds, rest, left=compile_s, color="C0", label="everything else")
+    ax.set_xlabel("wall seconds")
+    ax.invert_yaxis()
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+FIGURES = {
+    "results-cartpole": cartpole,
+    "results-minatar-breakout": minatar_breakout,
+    "results-minatar-games": minatar_games,
+    "results-connect-four": connect_four,
+    "results-search": search_cost,
+    "results-scaling": scaling,
+    "results-compile": compile_times,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.figures",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=os.path.join("docs", "img"),
+                        help="directory for the PNGs (default docs/img)")
+    parser.add_argument("--only", nargs="+", choices=sorted(FIGURES), default=None,
+                        help="draw only these figures (default: all)")
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    for name in args.only or FIGURES:
+        print(FIGURES[name](os.path.join(args.out, f"{name}.png")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -161,3 +161,27 @@ def test_figures_read_the_evaluations_of_each_run_of_a_metrics_csv(tmp_path):
     assert runs["seed0"]["env_steps"].tolist() == [200.0]
     assert runs["seed0"]["wall_seconds"].tolist() == [2.5]
     assert runs["seed1"]["eval_return"].tolist() == [7.0]
+
+
+def test_benchmark_tables_land_in_a_directory_named_by_what_they_measure(tmp_path, monkeypatch):
+    """`--only solve` writes OUT/solve/<device>.json and .md; the solve runs and their
+    curves go under OUT/cartpole-solve/, and the table links the curves from there."""
+    from benchmarks import machine, run
+
+    seen = {}
+
+    def fake_time_to_solve(seeds, out, extra_args=(), log=print):
+        seen["runs"] = out
+        return {"seeds": seeds, "solved": 0, "wall_seconds": None, "env_steps": None,
+                "runs": []}
+
+    monkeypatch.setattr(solve, "time_to_solve", fake_time_to_solve)
+    monkeypatch.setattr(solve, "plot", lambda result, path, title: seen.setdefault("png", path))
+    run.main(["--only", "solve", "--out", str(tmp_path)])
+    device = machine.device_name()
+    assert seen["runs"] == str(tmp_path / "cartpole-solve" / device)
+    assert seen["png"] == str(tmp_path / "cartpole-solve" / f"{device}.png")
+    assert sorted(p.name for p in (tmp_path / "solve").iterdir()) == [f"{device}.json",
+                                                                     f"{device}.md"]
+    table = (tmp_path / "solve" / f"{device}.md").read_text()
+    assert f"![learning curves](../cartpole-solve/{device}.png)" in table

@@ -105,10 +105,11 @@ def _learning_figure(rows: list[tuple[str, list[dict[str, np.ndarray]]]], ylabel
     return _save(fig, path)
 
 
-def _save(fig, path: str) -> str:
+def _save(fig, path: str, layout: bool = True) -> str:
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
@@ -126,6 +127,33 @@ def cartpole(path: str) -> str:
     reanalyze = list(eval_runs(_path("reanalyze", EPYC, "preset", "metrics.csv")).values())
     return _learning_figure([("cartpole preset", solve), ("reanalyze preset", reanalyze)],
                             "greedy return (32 episodes)", path, line=475)
+
+
+def reanalyze(path: str) -> str:
+    """The `reanalyze` preset against two of the settings it was chosen over, seeds 0-4
+    each, on one pair of axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = (("PUCT, target EMA 0.95, 50 updates", "puct-ema0.95"),
+              ("Gumbel, q_min_range 1, target EMA 0.95, 50 updates",
+               "gumbel-ema0.95-qminrange1"),
+              ("the preset (the same, 100 updates)", "preset"))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
+    for c, (x_key, xlabel) in enumerate((("env_steps", "env steps"),
+                                         ("wall_seconds", "wall seconds"))):
+        for g, (label, run) in enumerate(groups):
+            runs = list(eval_runs(_path("reanalyze", EPYC, run, "metrics.csv")).values())
+            _curves_panel(axes[c], runs, x_key, label, f"C{g}")
+        axes[c].axhline(475, color="grey", linestyle=":", linewidth=1)
+        axes[c].set_xlabel(xlabel)
+        axes[c].set_ylabel("greedy return (32 episodes)")
+        axes[c].grid(alpha=0.3)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=7)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return _save(fig, path, layout=False)
 
 
 def minatar_breakout(path: str) -> str:
@@ -266,6 +294,7 @@ def compile_times(path: str) -> str:
 
 FIGURES = {
     "results-cartpole": cartpole,
+    "results-reanalyze": reanalyze,
     "results-minatar-breakout": minatar_breakout,
     "results-minatar-games": minatar_games,
     "results-connect-four": connect_four,

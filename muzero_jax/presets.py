@@ -46,8 +46,8 @@ def atari_paper(**overrides) -> Config:
     with tree-wide min-max Q, n = 10, K = 5, 601-atom supports, prioritised replay
     with alpha = beta = 1, batch 1024 at 0.1 samples per state, SGD with momentum at
     0.05 decayed by 0.1 every 350k steps, L2 1e-4, 27,000-step episodes, no reward
-    clipping. README, "`atari_paper` against the paper", lists what one accelerator
-    cannot match.
+    clipping. docs/minatar-atari.md, "`atari_paper` against the paper", lists what one
+    accelerator cannot match.
     """
     base = Config().replace(
         env=dict(id="ALE/Breakout-v5", sticky_action_probability=0.25,

@@ -25,7 +25,7 @@ def cartpole(**overrides) -> Config:
     base = Config().replace(
         env=dict(id="jax/CartPole-v1"),
         acting=dict(num_envs=16, rollout_length=25),
-        network=dict(value_support_size=20,  # h^-1(20) = 483 > 1 / (1 - 0.997) = 333
+        network=dict(value_support_size=20,  # h^-1(20) = 422 > 1 / (1 - 0.997) = 333
                      reward_support_size=2),
         search=dict(policy="gumbel", num_simulations=16),
         loss=dict(td_steps=50),
@@ -150,7 +150,7 @@ def classic(**overrides) -> Config:
     """
     base = cartpole().replace(
         env=dict(id="Acrobot-v1"),
-        network=dict(value_support_size=10,  # h^-1(10) = 120 > 1 / (1 - 0.99) = 100
+        network=dict(value_support_size=10,  # h^-1(10) = 117 > 1 / (1 - 0.99) = 100
                      reward_support_size=1),
         search=dict(policy="muzero", num_simulations=50),
         acting=dict(temperature_schedule=((0.4, 0.5), (0.7, 0.25)),
@@ -170,7 +170,7 @@ def minatar(**overrides) -> Config:
     ~15x the MLP's, so h, g and f are MLPs on the flattened planes (`--network.kind
     board` gives the board ResNet, sized here, for an accelerator), 4 samples per env
     step, 16 Gumbel simulations. Rewards are 0 or 1: discount 0.99, value support 10
-    (holds 120), reward support 1. Evaluation is greedy on gymnax's port with MinAtar's
+    (holds 117), reward support 1. Evaluation is greedy on gymnax's port with MinAtar's
     sticky actions (0.1) put back, with gymnax's time limits.
     """
     base = Config().replace(

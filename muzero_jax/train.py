@@ -1004,10 +1004,15 @@ class _StopSignals:
                           f"steps), {saved}", self.signum)
 
 
+def _return_text(value: float) -> str:
+    # NaN here means no episode has ended yet, not a fault: say so rather than print nan.
+    return "return      -" if np.isnan(value) else f"return {value:6.1f}"
+
+
 def _progress_line(row: dict) -> str:
     parts = ([row["run"]] if "run" in row else []) + [
         f"steps {row['env_steps']:>7d}", f"updates {row['train_steps']:>6d}",
-        f"t {row['wall_seconds']:6.1f}s", f"return {row['episodes_return']:6.1f}"]
+        f"t {row['wall_seconds']:6.1f}s", _return_text(row["episodes_return"])]
     if row["eval_return"] is not None:
         parts.append(f"eval {row['eval_return']:6.1f}")
     if "loss" in row:

@@ -301,6 +301,12 @@ def parse_flags(argv: list[str], script: Script) -> tuple[Flags, str]:
     pre = cli.pre_parse(argv, "--env", "--env.id", "--preset", "--resume")
     base = checkpoint.load_config(pre.resume) if pre.resume is not None else None
     env_id = pre.env or getattr(pre, "env.id") or (base.env.id if base else None)
+    if base is not None and env_id != base.env.id:
+        # Its networks and saved env states are shaped for its own env (also against the
+        # same game under another family, CartPole-v1 for jax/CartPole-v1): restoring
+        # would fail on a shape or a state.
+        cli.error(f"--env {env_id}: the run in {pre.resume} trained on {base.env.id}; "
+                  f"resume it without --env, or start a new run with --out")
     preset = (pre.preset or script.default_preset
               or preset_for_env(env_id or Config().env.id))
     aliases = script.preset_aliases

@@ -59,6 +59,19 @@ def test_cartpole_experiment_writes_summary_and_metrics(tiny_run, tmp_path):
     assert first.shape == (400, 600, 3) and first.std() > 0  # a drawn frame, not blank
 
 
+def test_resume_with_another_env_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    checkpoint.save_config(str(run), mz.cartpole())
+    before = sorted(os.listdir(run))
+    for env_id in ("Acrobot-v1", "CartPole-v1"):  # another game; the same under another family
+        code, err = _script_in_process(TRAIN, ["--resume", str(run), "--env", env_id],
+                                       monkeypatch, capsys, tmp_path)
+        assert code == 2 and err.count("\n") == 1, err[-2000:]
+        assert f"--env {env_id}: the run in {run} trained on jax/CartPole-v1" in err
+    assert sorted(os.listdir(run)) == before
+
+
 def test_bad_arguments_exit_with_a_message(tmp_path, monkeypatch, capsys):
     code, err = _script_in_process(SCRIPT, ["--total-env-steps", "-5", "--out", str(tmp_path)],
                                    monkeypatch, capsys, tmp_path)

@@ -211,8 +211,8 @@ def test_one_training_iteration_with_all_three(tiny_config):
     config = tiny_config.replace(
         network=dict(value_prefix=True, lstm_hidden_size=4, lstm_horizon_len=1,
                      projection_size=4),
-        consistency_loss_weight=2.0, off_policy_correction_steps=16, reanalyze_fraction=0.5,
-        reanalyze_policy_fraction=0.0)
+        consistency_loss_weight=2.0, off_policy_correction_steps=16)
+    assert config.learner.use_target_network  # fresh bootstrap values at each window's n
     pieces = make_pieces(config)
     state = jax.jit(pieces.init)(jax.random.key(0))
     buffer = pieces.init_replay()

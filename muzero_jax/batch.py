@@ -27,8 +27,13 @@ from muzero_jax.config import LearnerConfig, LossConfig, ReplayConfig
 from muzero_jax.learner import Batch, TrainState
 from muzero_jax.networks import Model, Params
 from muzero_jax.replay import ReplayBuffer, Window
-from muzero_jax.targets import (corrected_td_steps, game_outcomes, value_prefix_targets,
-                                window_masks, window_targets)
+from muzero_jax.targets import (
+    corrected_td_steps,
+    game_outcomes,
+    value_prefix_targets,
+    window_masks,
+    window_targets,
+)
 
 # (params, key, obs [M, *obs_shape]) -> [M, A] greedy search policies, for Reanalyze.
 SearchPolicyFn = Callable[[Params, chex.PRNGKey, chex.Array], chex.Array]

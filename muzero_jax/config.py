@@ -81,9 +81,10 @@ class NetworkConfig:
     per-step reward head by an LSTM over the unroll that predicts the rewards' sum
     since the unroll's start (restarting every `lstm_horizon_len` steps; the search
     takes differences); `projection_size` > 0 adds the projection and prediction
-    heads of the consistency loss (EfficientZero, docs/efficientzero.md). `support_squash` "h" is the
-    paper's h(x) = sign(x)(sqrt(|x| + 1) - 1) + 1e-3 x; "identity" makes the atoms the
-    values (outcomes in {-1, 0, 1} with S = 1: a win is one atom).
+    heads of the consistency loss (EfficientZero, docs/efficientzero.md).
+    `support_squash` "h" is the paper's h(x) = sign(x)(sqrt(|x| + 1) - 1) + 1e-3 x;
+    "identity" makes the atoms the values (outcomes in {-1, 0, 1} with S = 1: a win is
+    one atom).
     """
 
     kind: Literal["mlp", "resnet", "board", "conv_mlp"] = "mlp"  # the network family

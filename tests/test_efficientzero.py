@@ -11,14 +11,22 @@ import pytest
 import muzero_jax as mz
 from muzero_jax import extensions, replay
 from muzero_jax.config import ConfigError, NetworkConfig, validate
-from muzero_jax.extensions.consistency import (Consistency, consistency_loss,
-                                               negative_cosine_similarity)
+from muzero_jax.extensions.consistency import (
+    Consistency,
+    consistency_loss,
+    negative_cosine_similarity,
+)
 from muzero_jax.networks import Model
 from muzero_jax.pieces import make_pieces
 from muzero_jax.replay import Window
 from muzero_jax.search import Exploration, make_prefix_recurrent_fn, prefix_root_embedding
-from muzero_jax.targets import (corrected_td_steps, horizon_values, n_step_values,
-                                value_prefix_targets, window_targets)
+from muzero_jax.targets import (
+    corrected_td_steps,
+    horizon_values,
+    n_step_values,
+    value_prefix_targets,
+    window_targets,
+)
 
 SMALL = dict(hidden_size=8, latent_size=6, num_hidden_layers=1, value_support_size=3,
              reward_support_size=2)

@@ -36,7 +36,8 @@ DEFAULT_SEEDS = 3
 # off-policy correction takes one step off n = 10 per 10,000 env steps of age, so that
 # the oldest data of the preset's 100,000-position replay bootstraps after one step.
 _CONSISTENCY = ("--network.projection_size", "128", "--loss.consistency_loss_weight", "2.0")
-_VALUE_PREFIX = ("--network.value_prefix", "true")
+# Prefixes of up to 5 rewards of 1 need reward atoms up to h^-1(2) = 8, not the preset's 1.
+_VALUE_PREFIX = ("--network.value_prefix", "true", "--network.reward_support_size", "2")
 _OFF_POLICY = ("--loss.off_policy_correction_steps", "10000")
 VARIANTS = {"plain": (), "consistency": _CONSISTENCY, "value_prefix": _VALUE_PREFIX,
             "off_policy": _OFF_POLICY,

@@ -654,6 +654,13 @@ def _check_supports(cfg: Config, max_abs_reward: float) -> None:
             f"reward_support_size={net.reward_support_size}: represents |reward| <= "
             f"{reward_max:.3g}, but the env's rewards reach {max_abs_reward:g}; expected "
             f"reward_support_size >= {reward_needed}")
+    span = support.prefix_span(cfg)
+    if span > 1 and reward_max < span * max_abs_reward:
+        raise ConfigError(
+            f"reward_support_size={net.reward_support_size}: represents |reward| <= "
+            f"{reward_max:.3g}, but value prefixes of {span} steps reach {span} x "
+            f"{max_abs_reward:g}; expected reward_support_size >= "
+            f"{support.size_needed(span * max_abs_reward, net.support_squash)}")
     if discount < 1.0:
         value_bound = max_abs_reward / (1.0 - discount)
         value_max = support.max_scalar(net.value_support_size, squash=net.support_squash)

@@ -158,7 +158,15 @@ def reward_limit(config, declared: float | None) -> float:
     net = config.network
     return largest_reward_held(net.reward_support_size, net.value_support_size,
                                config.loss.discount, net.support_squash,
-                               value_bound=declared is not None)
+                               value_bound=declared is not None) / prefix_span(config)
+
+
+def prefix_span(config) -> int:
+    """How many steps' rewards one reward target sums: with a value prefix, up to
+    min(lstm_horizon_len, unroll_steps); else 1."""
+    if not config.network.value_prefix:
+        return 1
+    return max(min(config.network.lstm_horizon_len, config.loss.unroll_steps), 1)
 
 
 def check_rewards(max_abs_reward, config, limit: float, env_steps: int,

@@ -206,6 +206,17 @@ def test_bad_options_refused_in_one_line(changes, message):
     assert "\n" not in str(info.value)
 
 
+def test_value_prefix_needs_a_reward_support_for_its_sums():
+    config = mz.minatar(value_prefix=True)  # reward support 1 holds |reward| <= 3.3
+    with pytest.raises(ConfigError, match="value prefixes of 5 steps reach 5 x 1; expected "
+                                          "reward_support_size >= 2"):
+        validate(config, max_abs_reward=1.0)
+    validate(config.replace(reward_support_size=2), max_abs_reward=1.0)
+    assert mz.support.reward_limit(config.replace(reward_support_size=2), 1.0) == pytest.approx(
+        mz.support.reward_limit(config.replace(value_prefix=False, reward_support_size=2), 1.0)
+        / 5)
+
+
 def test_two_player_refuses_value_prefix_before_compiling():
     config = mz.presets.PRESETS["tic_tac_toe"]().replace(value_prefix=True)
     with pytest.raises(ConfigError, match="value_prefix=True: two-player"):

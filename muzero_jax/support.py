@@ -156,9 +156,14 @@ def reward_limit(config, declared: float | None) -> float:
     the env's; validation then checked both supports against it), else the reward
     support's alone (value targets are not bounded by a reward scale nobody gave)."""
     net = config.network
-    return largest_reward_held(net.reward_support_size, net.value_support_size,
+    held = largest_reward_held(net.reward_support_size, net.value_support_size,
                                config.loss.discount, net.support_squash,
-                               value_bound=declared is not None) / prefix_span(config)
+                               value_bound=declared is not None)
+    span = prefix_span(config)
+    if span == 1:
+        return held
+    # A value prefix's target sums `span` rewards; value targets are as without one.
+    return min(held, max_scalar(net.reward_support_size, squash=net.support_squash) / span)
 
 
 def prefix_span(config) -> int:

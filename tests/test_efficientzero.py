@@ -211,10 +211,15 @@ def test_value_prefix_needs_a_reward_support_for_its_sums():
     with pytest.raises(ConfigError, match="value prefixes of 5 steps reach 5 x 1; expected "
                                           "reward_support_size >= 2"):
         validate(config, max_abs_reward=1.0)
-    validate(config.replace(reward_support_size=2), max_abs_reward=1.0)
-    assert mz.support.reward_limit(config.replace(reward_support_size=2), 1.0) == pytest.approx(
-        mz.support.reward_limit(config.replace(value_prefix=False, reward_support_size=2), 1.0)
-        / 5)
+    wide = config.replace(reward_support_size=2)
+    validate(wide, max_abs_reward=1.0)
+    # The run-time limit: the value support's (1 - 0.99) h^-1(10) = 1.2 as without a prefix,
+    # the reward support's h^-1(2) = 8.0 shared by 5 steps' rewards (1.6).
+    plain = mz.support.reward_limit(wide.replace(value_prefix=False), 1.0)
+    assert plain == pytest.approx(0.01 * mz.support.max_scalar(10))
+    assert mz.support.reward_limit(wide, 1.0) == plain
+    narrow = wide.replace(lstm_horizon_len=5, unroll_steps=5, value_support_size=30)
+    assert mz.support.reward_limit(narrow, 1.0) == pytest.approx(mz.support.max_scalar(2) / 5)
 
 
 def test_two_player_refuses_value_prefix_before_compiling():

@@ -1,12 +1,17 @@
 """MinAtar: return against env steps and wall seconds, beside published figures (`--only minatar`).
 
-One cold process per game (`experiments/train.py --env gymnax/<Game>-MinAtar --preset
-minatar`, compilation included, no persistent compile cache), one after another so that
-games do not share the cores. The learning curve is the periodic greedy evaluation of
-metrics.csv (32 episodes); the final figure is summary.json's greedy evaluation of 100
-episodes on gymnax's port with MinAtar's sticky actions (0.1, the preset's env default) and
-the env's own time limit. `--minatar-steps` sets the env-step budget per game, so that a
-CPU can run a short version.
+One cold process per game, variant and seed (`experiments/train.py --env
+gymnax/<Game>-MinAtar --preset minatar`, compilation included, no persistent compile
+cache), one after another so that runs do not share the cores. The learning curve is the
+periodic greedy evaluation of metrics.csv (32 episodes); the final figure is
+summary.json's greedy evaluation of 100 episodes on gymnax's port with MinAtar's sticky
+actions (0.1, the preset's env default) and the env's own time limit.
+
+`--minatar-steps` sets the env-step budget per run, so that a CPU can run a short
+version; `--seeds N` runs seeds 0..N-1 of each (3 by default: the table gives the median
+and the range, the plot the median curve in a band from the lowest to the highest);
+`--minatar-preset` names the variants side by side (`VARIANTS`: the plain preset,
+EfficientZero's additions one at a time, and all three); `--minatar-games` the games.
 """
 
 from __future__ import annotations
@@ -18,11 +23,25 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "experiments", "train.py")
-GAMES = ("Breakout", "Asterix", "Freeway", "SpaceInvaders")
+GAMES = ("Breakout", "Asterix", "Freeway", "SpaceInvaders", "Seaquest")
 DEFAULT_STEPS = 2_000_000  # an accelerator's budget per game, a sitting for all four
 EVALS_PER_RUN = 10  # periodic evaluations over a run, whatever its budget
+DEFAULT_SEEDS = 3
+
+# EfficientZero's additions as flags over the preset (docs/efficientzero.md). The
+# off-policy correction takes one step off n = 10 per 10,000 env steps of age, so that
+# the oldest data of the preset's 100,000-position replay bootstraps after one step.
+_CONSISTENCY = ("--network.projection_size", "128", "--loss.consistency_loss_weight", "2.0")
+# Prefixes of up to 5 rewards of 1 need reward atoms up to h^-1(2) = 8, not the preset's 1.
+_VALUE_PREFIX = ("--network.value_prefix", "true", "--network.reward_support_size", "2")
+_OFF_POLICY = ("--loss.off_policy_correction_steps", "10000")
+VARIANTS = {"plain": (), "consistency": _CONSISTENCY, "value_prefix": _VALUE_PREFIX,
+            "off_policy": _OFF_POLICY,
+            "efficientzero": _CONSISTENCY + _VALUE_PREFIX + _OFF_POLICY}
 
 # Returns at the given budgets: the MinAtar paper (Young & Tian 2019, training
 # average, read off its curves) and gymnax's PPO baselines.
@@ -34,6 +53,21 @@ PUBLISHED = (
     ("gymnax baselines, PPO", "10M steps",
      {"Asterix": 15, "Breakout": 28, "Freeway": 58, "SpaceInvaders": 131}),
 )
+
+
+def seaquest_runs() -> bool:
+    """Whether gymnax's Seaquest-MinAtar port resets and steps here (a few steps, jitted)."""
+    try:
+        import gymnax
+        import jax
+
+        env, params = gymnax.make("Seaquest-MinAtar")
+        obs, state = env.reset(jax.random.key(0), params)
+        for i in range(3):
+            obs, state = env.step(jax.random.key(i), state, 0, params)[:2]
+        return obs.shape == (10, 10, 10)
+    except Exception:  # noqa: BLE001  any failure of the port: leave the game out
+        return False
 
 
 def run_game(game: str, out: str, env_steps: int, seed: int = 0,
@@ -69,7 +103,7 @@ def read_run(out: str, game: str, seed: int) -> dict:
     curve = [{"wall_seconds": round(float(r["wall_seconds"]) + startup, 2),
               "env_steps": int(r["env_steps"]), "eval_return": float(r["eval_return"])}
              for r in rows if r.get("eval_return") not in (None, "", "None", "nan")]
-    return {"game": game, "seed": seed, "run_dir": out,
+    return {"game": game, "seed": seed, "variant": "plain", "run_dir": out,
             "wall_seconds": summary["wall_seconds"], "env_steps": summary["env_steps"],
             "train_steps": summary["train_steps"],
             "final_eval_return": summary["eval_return_mean"],
@@ -85,45 +119,90 @@ def _steps_per_iteration() -> int:
 
 
 def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
-              games=GAMES) -> dict:
-    """Runs every game for `env_steps`, draws the curves, returns the section's record."""
+              games=GAMES, seeds: int = DEFAULT_SEEDS, variants=("plain",)) -> dict:
+    """Runs every game, variant and seed for `env_steps`, draws the curves, returns the
+    section's record."""
+    if "Seaquest" in games and not seaquest_runs():
+        log("  Seaquest: gymnax's port does not run here; left out")
+        games = tuple(g for g in games if g != "Seaquest")
     runs = []
     for game in games:
-        run = run_game(game, os.path.join(out, "minatar", device, game), env_steps)
-        log(f"  {game:14s}: {run['env_steps']:,} env steps in {run['wall_seconds']:.0f} s, "
-            f"greedy return {run['final_eval_return']:.1f} +- {run['final_eval_std']:.1f} "
-            f"({run['final_eval_episodes']} episodes)")
-        runs.append(run)
+        for variant in variants:
+            for seed in range(seeds):
+                run_dir = os.path.join(out, "minatar", device, variant, game, f"seed{seed}")
+                run = dict(run_game(game, run_dir, env_steps, seed, VARIANTS[variant]),
+                           variant=variant)
+                log(f"  {game:14s} {variant:13s} seed {seed}: {run['env_steps']:,} env steps "
+                    f"in {run['wall_seconds']:.0f} s, greedy return "
+                    f"{run['final_eval_return']:.1f} +- {run['final_eval_std']:.1f} "
+                    f"({run['final_eval_episodes']} episodes)")
+                runs.append(run)
     png = f"minatar/{device}.png"  # relative to `out`, as the tables' links are
     os.makedirs(os.path.dirname(os.path.join(out, png)), exist_ok=True)
     plot(runs, os.path.join(out, png))
-    return {"config": f"preset minatar, seed 0, {env_steps:,} env steps per game, MinAtar's "
-                      "sticky actions (0.1), cold process each (compilation included)",
-            "env_steps_budget": env_steps, "runs": runs, "plot": png}
+    return {"config": f"preset minatar, seeds 0-{seeds - 1}, {env_steps:,} env steps per run, "
+                      "MinAtar's sticky actions (0.1), cold process each (compilation "
+                      "included)",
+            "env_steps_budget": env_steps, "variants": list(variants),
+            "variant_flags": {v: " ".join(VARIANTS[v]) for v in variants},
+            "runs": runs, "plot": png}
+
+
+def _groups(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Runs by (game, variant), in the order they came."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["game"], run.get("variant", "plain")), []).append(run)
+    return groups
+
+
+def band(runs: list[dict], x: str) -> tuple[list[float], list[float], list[float], list[float]]:
+    """The seeds' curves as (x, median, lowest, highest) at each periodic evaluation.
+
+    The seeds of one variant evaluate at the same env steps; `x` "wall_seconds" takes
+    the median of the seeds' clocks there. Evaluations past the shortest curve are left
+    out.
+    """
+    length = min(len(r["curve"]) for r in runs)
+    points = [[r["curve"][i] for r in runs] for i in range(length)]
+    xs = [float(np.median([p[x] for p in at])) for at in points]
+    returns = [[p["eval_return"] for p in at] for at in points]
+    return (xs, [float(np.median(v)) for v in returns], [min(v) for v in returns],
+            [max(v) for v in returns])
 
 
 def plot(runs: list[dict], path: str) -> None:
     """Greedy eval return against env steps (top) and wall seconds (bottom), one column per
-    game; the final 100-episode evaluation as a point at the run's end."""
+    game, one colour per variant: the median over seeds in a band from the lowest seed to
+    the highest, and the final 100-episode evaluations as points at the runs' ends."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(runs), figsize=(3.6 * len(runs), 6), squeeze=False)
-    for col, run in enumerate(runs):
-        curve = run["curve"]
+    groups = _groups(runs)
+    games = list(dict.fromkeys(r["game"] for r in runs))
+    variants = list(dict.fromkeys(r.get("variant", "plain") for r in runs))
+    fig, axes = plt.subplots(2, len(games), figsize=(3.6 * len(games), 6), squeeze=False)
+    for col, game in enumerate(games):
+        for colour, variant in enumerate(variants):
+            group = groups.get((game, variant))
+            if not group:
+                continue
+            for row, x in enumerate(("env_steps", "wall_seconds")):
+                ax = axes[row, col]
+                xs, median, low, high = band(group, x)
+                ax.plot(xs, median, marker=".", color=f"C{colour}",
+                        label=f"{variant} ({len(group)} seeds)")
+                ax.fill_between(xs, low, high, color=f"C{colour}", alpha=0.2)
+                ax.plot([r[x] for r in group], [r["final_eval_return"] for r in group], "o",
+                        color=f"C{colour}", markersize=3)
         for row, x in enumerate(("env_steps", "wall_seconds")):
-            ax = axes[row, col]
-            ax.plot([p[x] for p in curve], [p["eval_return"] for p in curve], marker=".",
-                    label="greedy eval (32 ep.)")
-            ax.plot([run[x]], [run["final_eval_return"]], "o", color="C3",
-                    label=f"final ({run['final_eval_episodes']} ep.)")
-            ax.set_xlabel("env steps" if x == "env_steps"
-                          else "wall seconds since process start")
-            ax.set_xlim(left=0)
-            ax.grid(alpha=0.3)
-        axes[0, col].set_title(f"{run['game']}-MinAtar")
+            axes[row, col].set_xlabel("env steps" if x == "env_steps"
+                                      else "wall seconds since process start")
+            axes[row, col].set_xlim(left=0)
+            axes[row, col].grid(alpha=0.3)
+        axes[0, col].set_title(f"{game}-MinAtar")
     axes[0, 0].set_ylabel("greedy return")
     axes[1, 0].set_ylabel("greedy return")
     axes[0, 0].legend(fontsize=8)
@@ -132,30 +211,43 @@ def plot(runs: list[dict], path: str) -> None:
     plt.close(fig)
 
 
+def _median_range(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{np.median(values):.1f} [{min(values):.1f}, {max(values):.1f}]"
+
+
 def markdown(section: dict) -> list[str]:
-    runs = {r["game"]: r for r in section["runs"]}
-    games = [g for g in GAMES if g in runs]
+    groups = _groups(section["runs"])
+    games = [g for g in GAMES if any(key[0] == g for key in groups)]
+    variants = list(dict.fromkeys(key[1] for key in groups))
     lines = [f"Greedy return ({section['config']}); published figures as their sources give "
-             "them, at their own (much larger) budgets:", "",
+             "them, at their own (much larger) budgets; ours the median over seeds of the "
+             "final 100-episode evaluations [lowest, highest]:", "",
              "| source | budget | " + " | ".join(games) + " |",
              "|---|---|" + "---|" * len(games)]
     for source, budget, figures in PUBLISHED:
-        lines.append(f"| {source} | {budget} | "
-                     + " | ".join(f"{figures[g]:g}" for g in games) + " |")
-    lines.append(f"| muzero_jax `minatar`, greedy, 100 episodes | {section['env_steps_budget']:,}"
-                 " steps | " + " | ".join(
-                     f"{runs[g]['final_eval_return']:.1f} +- {runs[g]['final_eval_std']:.1f}"
-                     for g in games) + " |")
-    lines += ["", "| game | env steps | wall s (compile included) | env steps/s | "
-              "final greedy return (100 ep.) | best periodic eval (32 ep.): return at env "
-              "steps |", "|---|---|---|---|---|---|"]
-    for g in games:
-        r = runs[g]
-        best = max(r["curve"], key=lambda p: p["eval_return"], default=None)
-        lines.append(f"| {g} | {r['env_steps']:,} | {r['wall_seconds']:.0f} | "
-                     f"{r['env_steps'] / r['wall_seconds']:.0f} | "
-                     f"{r['final_eval_return']:.1f} +- {r['final_eval_std']:.1f} | "
-                     + (f"{best['eval_return']:.1f} at {best['env_steps']:,}" if best
-                        else "-") + " |")
+        lines.append(f"| {source} | {budget} | " + " | ".join(
+            f"{figures[g]:g}" if g in figures else "-" for g in games) + " |")
+    for variant in variants:
+        cells = [_median_range([r["final_eval_return"] for r in groups[(g, variant)]])
+                 if (g, variant) in groups else "-" for g in games]
+        lines.append(f"| muzero_jax `minatar` {variant}, greedy, 100 episodes | "
+                     f"{section['env_steps_budget']:,} steps | " + " | ".join(cells) + " |")
+    flags = section.get("variant_flags", {})
+    if any(flags.values()):
+        lines += [""] + [f"- {v}: `{f}`" for v, f in flags.items() if f]
+    lines += ["", "| game | variant | seed | env steps | wall s (compile included) | "
+              "env steps/s | final greedy return (100 ep.) | best periodic eval (32 ep.): "
+              "return at env steps |", "|---|---|---|---|---|---|---|---|"]
+    for (game, variant), group in sorted(groups.items(), key=lambda kv: (
+            games.index(kv[0][0]), variants.index(kv[0][1]))):
+        for r in group:
+            best = max(r["curve"], key=lambda p: p["eval_return"], default=None)
+            lines.append(f"| {game} | {variant} | {r['seed']} | {r['env_steps']:,} | "
+                         f"{r['wall_seconds']:.0f} | {r['env_steps'] / r['wall_seconds']:.0f} | "
+                         f"{r['final_eval_return']:.1f} +- {r['final_eval_std']:.1f} | "
+                         + (f"{best['eval_return']:.1f} at {best['env_steps']:,}" if best
+                            else "-") + " |")
     lines += ["", f"![MinAtar curves](../{section['plot']})"]
     return lines

@@ -35,8 +35,11 @@ Sections:
   board      self-play positions/s (search included) on pgx
              Go 9x9 and chess, MuZero and AlphaZero mode (only with --only board).
   minatar    greedy return against env steps and wall seconds on Breakout, Asterix,
-             Freeway and SpaceInvaders (gymnax MinAtar, preset minatar), beside published
-             figures; --minatar-steps N per game (only with --only minatar).
+             Freeway, SpaceInvaders and Seaquest where gymnax's port runs (gymnax
+             MinAtar, preset minatar), beside published
+             figures; --minatar-steps N per run, --seeds N (3), --minatar-preset
+             plain efficientzero ... side by side, --minatar-games (only with
+             --only minatar).
 
 `--only SECTION ...` writes DIR/<sections>/<device>.* instead (`--only compile`:
 DIR/compile/<device>.json; `--only envs compile`: DIR/envs-compile/...), so a partial run
@@ -519,10 +522,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--minatar-steps", type=int, default=minatar.DEFAULT_STEPS,
                         help="env steps per game of the minatar section (default "
                              f"{minatar.DEFAULT_STEPS:,}; a CPU runs a short version)")
+    parser.add_argument("--seeds", type=int, default=minatar.DEFAULT_SEEDS,
+                        help="minatar: seeds 0..N-1 of every game and variant (default "
+                             f"{minatar.DEFAULT_SEEDS})")
+    parser.add_argument("--minatar-preset", nargs="+", choices=tuple(minatar.VARIANTS),
+                        default=["plain"], metavar="VARIANT",
+                        help="minatar: variants side by side, the preset plain or with "
+                             "EfficientZero's additions (" + ", ".join(minatar.VARIANTS)
+                             + "; default plain)")
+    parser.add_argument("--minatar-games", nargs="+", choices=minatar.GAMES,
+                        default=list(minatar.GAMES), metavar="GAME",
+                        help="minatar: the games (default all; Seaquest where gymnax's port "
+                             "runs)")
     parser.add_argument("--profile", action="store_true",
                         help="also write a jax.profiler trace (Perfetto) of Agent.act at batch "
                              "256 for each search to DIR/<sections>/profile-<device>/")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        print(f"--seeds {args.seeds}: expected an integer >= 1", file=sys.stderr)
+        sys.exit(2)
 
     start = time.perf_counter()
     settings = Settings(args.quick)
@@ -548,7 +566,9 @@ def main(argv: list[str] | None = None) -> dict:
         "soak": lambda: soak.soak(settings, print),
         "scaling": lambda: scaling.benchmark(settings, print),
         "board": lambda: board.benchmark(settings, print),
-        "minatar": lambda: minatar.benchmark(args.out, device, print, args.minatar_steps),
+        "minatar": lambda: minatar.benchmark(args.out, device, print, args.minatar_steps,
+                                             games=tuple(args.minatar_games), seeds=args.seeds,
+                                             variants=tuple(args.minatar_preset)),
     }
     # The soak runs half a million env steps, the board games compile Go and chess, MinAtar
     # trains four games: only when asked for (--only soak, --only board, --only minatar).

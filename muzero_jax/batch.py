@@ -27,7 +27,13 @@ from muzero_jax.config import LearnerConfig, LossConfig, ReplayConfig
 from muzero_jax.learner import Batch, TrainState
 from muzero_jax.networks import Model, Params
 from muzero_jax.replay import ReplayBuffer, Window
-from muzero_jax.targets import game_outcomes, window_masks, window_targets
+from muzero_jax.targets import (
+    corrected_td_steps,
+    game_outcomes,
+    value_prefix_targets,
+    window_masks,
+    window_targets,
+)
 
 # (params, key, obs [M, *obs_shape]) -> [M, A] greedy search policies, for Reanalyze.
 SearchPolicyFn = Callable[[Params, chex.PRNGKey, chex.Array], chex.Array]
@@ -81,7 +87,16 @@ def make_sample_batch(*, replay_config: ReplayConfig, loss: LossConfig,
     # Reanalyze alone refreshes its share with the latest parameters.
     num_values = batch_size if learner.use_target_network else num_reanalyzed
 
-    def fresh(state, buffer, window, search_key):
+    def window_horizon(buffer, window, axis_name):
+        # Age in env steps over all envs: the streams step in lock-step, so each newer
+        # position of a stream stands for one step of every env (of every shard).
+        num_envs = buffer.num_streams * (1 if axis_name is None
+                                         else jax.lax.axis_size(axis_name))
+        age = (buffer.count - 1 - replay.logical_positions(buffer, window.position)) * num_envs
+        return corrected_td_steps(age, td_steps=loss.td_steps,
+                                  correction_steps=loss.off_policy_correction_steps)
+
+    def fresh(state, buffer, window, search_key, horizon):
         def value_fn(obs):
             params = state.params if state.target_params is None else state.target_params
             return model.initial_inference(params, obs).value
@@ -92,7 +107,7 @@ def make_sample_batch(*, replay_config: ReplayConfig, loss: LossConfig,
         return reanalyze.reanalyze(
             buffer, window, value_fn=value_fn, policy_fn=policy_fn, num_values=num_values,
             num_policies=num_policies, td_steps=loss.td_steps, unroll_steps=unroll_steps,
-            history_length=history_length)
+            history_length=history_length, horizon=horizon)
 
     def sample_batch(state, buffer, key, axis_name=None):
         # Split only when a search needs a key: one key serves the sampling otherwise.
@@ -104,8 +119,11 @@ def make_sample_batch(*, replay_config: ReplayConfig, loss: LossConfig,
                                priority_beta=beta, history_length=history_length,
                                axis_name=axis_name)
         bootstrap, policy, stats = None, window.search_policy, {}
+        horizon = (window_horizon(buffer, window, axis_name)
+                   if loss.off_policy_correction_steps else None)
         if num_values:
-            bootstrap, final_value, policy, stats = fresh(state, buffer, window, search_key)
+            bootstrap, final_value, policy, stats = fresh(state, buffer, window, search_key,
+                                                          horizon)
             window = window.replace(final_value=final_value)
         outcome = None
         if two_player:
@@ -116,7 +134,12 @@ def make_sample_batch(*, replay_config: ReplayConfig, loss: LossConfig,
                                                   buffer.length), discount=-1.0)
         targets = window_targets(window.replace(search_policy=policy), discount=loss.discount,
                                  td_steps=loss.td_steps, unroll_steps=unroll_steps,
-                                 bootstrap_value=bootstrap, outcome=outcome)
+                                 bootstrap_value=bootstrap, outcome=outcome, horizon=horizon)
+        if model.value_prefix:
+            targets = targets.replace(reward=value_prefix_targets(
+                targets.reward, model.network_config.lstm_horizon_len))
+        if horizon is not None:
+            stats = dict(stats, td_steps_mean=jnp.mean(horizon.astype(jnp.float32)))
         if extensions:
             past_end, past_truncation = window_masks(window, unroll_steps)
             targets = targets.replace(extra=extensions_lib.targets(

@@ -77,9 +77,14 @@ class NetworkConfig:
     `kind`: `mlp` for vector observations; `resnet` for images, downsampled as the
     paper's Atari network; `board`, a ResNet that keeps the board's size; `conv_mlp`,
     the board's h (`resnet_channels`, `representation_blocks[0]` blocks) into a flat
-    latent with MLP g and f, for small boards on a CPU. `support_squash` "h" is the
-    paper's h(x) = sign(x)(sqrt(|x| + 1) - 1) + 1e-3 x; "identity" makes the atoms the
-    values (outcomes in {-1, 0, 1} with S = 1: a win is one atom).
+    latent with MLP g and f, for small boards on a CPU. `value_prefix` replaces g's
+    per-step reward head by an LSTM over the unroll that predicts the rewards' sum
+    since the unroll's start (restarting every `lstm_horizon_len` steps; the search
+    takes differences); `projection_size` > 0 adds the projection and prediction
+    heads of the consistency loss (EfficientZero, docs/efficientzero.md).
+    `support_squash` "h" is the paper's h(x) = sign(x)(sqrt(|x| + 1) - 1) + 1e-3 x;
+    "identity" makes the atoms the values (outcomes in {-1, 0, 1} with S = 1: a win is
+    one atom).
     """
 
     kind: Literal["mlp", "resnet", "board", "conv_mlp"] = "mlp"  # the network family
@@ -95,10 +100,16 @@ class NetworkConfig:
     dynamics_blocks: int = 16  # residual blocks of g (paper: 16)
     prediction_blocks: int = 16  # residual blocks of f (paper: 16)
     head_channels: int = 16  # 1x1-conv channels in front of each head's dense layers
+    value_prefix: bool = False  # g predicts an LSTM's reward sum over the unroll (EfficientZero)
+    lstm_hidden_size: int = 64  # width of the value prefix's LSTM (EfficientZero: 512)
+    lstm_horizon_len: int = 5  # the value prefix restarts every this many steps (EfficientZero: 5)
+    projection_size: int = 0  # consistency loss: projection width; 0: none (EfficientZero: 1024)
 
     def check(self) -> None:
         _at_least(self, 1, "hidden_size", "num_hidden_layers", "latent_size",
-                  "value_support_size", "reward_support_size")
+                  "value_support_size", "reward_support_size", "lstm_hidden_size",
+                  "lstm_horizon_len")
+        _at_least(self, 0, "projection_size")
         _at_least(self, 0, "dynamics_blocks", "prediction_blocks")
         if self.kind in ("resnet", "board", "conv_mlp"):
             _at_least(self, 1, "resnet_channels", "head_channels", "action_embedding_size")
@@ -220,6 +231,12 @@ class LossConfig:
     did not play at every position with the env's own step, and the learner adds a
     reward loss for it on g (`muzero_jax.extensions.counterfactual`): the reward head
     then learns the wins its own play misses.
+
+    EfficientZero's additions (docs/efficientzero.md): `consistency_loss_weight` > 0
+    (with `NetworkConfig.projection_size`) adds the self-supervised consistency loss
+    (`muzero_jax.extensions.consistency`); `off_policy_correction_steps` > 0 shortens
+    each window's n by one for every that many env steps of its age
+    (`targets.corrected_td_steps`). The value prefix is `NetworkConfig.value_prefix`.
     """
 
     discount: float = 0.997  # gamma (paper: 0.997)
@@ -228,6 +245,8 @@ class LossConfig:
     value_loss_weight: float = 1.0  # paper: 1.0; 0.25 with Reanalyze
     reward_loss_weight: float = 1.0  # paper: 1.0
     counterfactual_rewards: bool = False  # a reward loss for a move not played (paper: off)
+    consistency_loss_weight: float = 0.0  # g's state against h of the next obs; 0: off (EZ: 2)
+    off_policy_correction_steps: int = 0  # n shrinks by 1 per this many env steps of age; 0: off
 
     @property
     def window_length(self) -> int:
@@ -236,7 +255,8 @@ class LossConfig:
 
     def check(self) -> None:
         _at_least(self, 1, "td_steps")
-        _at_least(self, 0, "unroll_steps", "value_loss_weight", "reward_loss_weight")
+        _at_least(self, 0, "unroll_steps", "value_loss_weight", "reward_loss_weight",
+                  "consistency_loss_weight", "off_policy_correction_steps")
         if not 0.0 < self.discount <= 1.0:
             raise ConfigError(f"discount={self.discount!r}: expected 0 < discount <= 1")
 
@@ -573,6 +593,7 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     for stage in STAGES:
         getattr(cfg, stage).check()
     _check_mode(cfg)
+    _check_efficientzero(cfg)
     if cfg.run.num_devices > 1:
         validate_divisible(cfg, cfg.run.num_devices)
     # A window needs W positions, plus the H - 1 before it for its history.
@@ -607,6 +628,22 @@ def _check_mode(cfg: Config) -> None:
                           "(0 only with mode='alphazero')")
 
 
+def _check_efficientzero(cfg: Config) -> None:
+    """The EfficientZero options' fit to each other and to the mode."""
+    net, loss = cfg.network, cfg.loss
+    if (loss.consistency_loss_weight > 0) != (net.projection_size > 0):
+        raise ConfigError(
+            f"consistency_loss_weight={loss.consistency_loss_weight!r} with projection_size="
+            f"{net.projection_size!r}: expected both > 0 (the loss compares projections) or "
+            "both 0")
+    if cfg.search.mode == "alphazero" and (net.value_prefix or net.projection_size):
+        raise ConfigError("value_prefix/projection_size: mode='alphazero' learns no dynamics; "
+                          "expected value_prefix=False and projection_size=0")
+    if net.value_prefix and loss.counterfactual_rewards:
+        raise ConfigError("counterfactual_rewards=True: labels g's per-step reward head, "
+                          "which value_prefix=True replaces; expected one of the two")
+
+
 def _check_supports(cfg: Config, max_abs_reward: float) -> None:
     net, discount = cfg.network, cfg.loss.discount
     reward_needed, value_needed = support.sizes_for(max_abs_reward, discount,
@@ -617,6 +654,13 @@ def _check_supports(cfg: Config, max_abs_reward: float) -> None:
             f"reward_support_size={net.reward_support_size}: represents |reward| <= "
             f"{reward_max:.3g}, but the env's rewards reach {max_abs_reward:g}; expected "
             f"reward_support_size >= {reward_needed}")
+    span = support.prefix_span(cfg)
+    if span > 1 and reward_max < span * max_abs_reward:
+        raise ConfigError(
+            f"reward_support_size={net.reward_support_size}: represents |reward| <= "
+            f"{reward_max:.3g}, but value prefixes of {span} steps reach {span} x "
+            f"{max_abs_reward:g}; expected reward_support_size >= "
+            f"{support.size_needed(span * max_abs_reward, net.support_squash)}")
     if discount < 1.0:
         value_bound = max_abs_reward / (1.0 - discount)
         value_max = support.max_scalar(net.value_support_size, squash=net.support_squash)

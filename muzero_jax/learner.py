@@ -8,7 +8,10 @@ the gradient through each hidden state that g produced, into the next g, by 1/2,
 as in the paper's pseudocode (the root state from h is not scaled).
 
 Extensions (`muzero_jax.extensions`) add their terms at each unrolled step, each
-joining a core term (and its weight) or standing alone.
+joining a core term (and its weight) or standing alone. With a value prefix network
+(`NetworkConfig.value_prefix`) g's reward is the LSTM's prefix, carried along the
+unroll and reset every `lstm_horizon_len` steps, and l_r is taken against the prefix
+targets (`targets.value_prefix_targets`).
 
 The optimizer works on the parameters as one flat vector (`ravel_pytree`): its
 state is a vector per moment, and Adam, clipping, the L2 term's gradient and the
@@ -168,8 +171,16 @@ class Learner:
         value, policy, reward, and the extensions' terms by name."""
         model, t, num_unroll = self.model, batch.targets, self.loss_config.unroll_steps
 
-        def step(state, k):
-            inference = model.recurrent_inference(params, state, t.actions[:, k - 1])
+        def step(carry, k):
+            state, lstm = carry
+            if model.value_prefix:
+                inference, lstm = model.prefix_inference(params, state, t.actions[:, k - 1],
+                                                         lstm)
+                # The prefix restarts every H steps, as its targets and the search's do.
+                restart = k % model.network_config.lstm_horizon_len == 0
+                lstm = jax.tree.map(lambda x: jnp.where(restart, 0.0, x), lstm)
+            else:
+                inference = model.recurrent_inference(params, state, t.actions[:, k - 1])
             v, p = value_policy_loss(inference, k)
             r = reward_loss_of(t.reward[:, k - 1], inference.reward_logits,
                                t.reward_mask[:, k - 1])
@@ -177,10 +188,11 @@ class Learner:
                                                  inference, k, t)
             # As the paper's pseudocode: halve the gradient through each state g made,
             # on its way into the next g; the root state from h is not scaled.
-            return scale_gradient(inference.state, 0.5), (v, p, r, extra)
+            return (scale_gradient(inference.state, 0.5), lstm), (v, p, r, extra)
 
         root = model.initial_inference(params, batch.observation)
-        _, per_step = jax.lax.scan(step, root.state, jnp.arange(1, num_unroll + 1))
+        lstm = model.initial_carry(root.state.shape[0]) if model.value_prefix else None
+        _, per_step = jax.lax.scan(step, (root.state, lstm), jnp.arange(1, num_unroll + 1))
         return root, jax.tree.map(lambda x: jnp.sum(x, axis=0) / num_unroll, per_step)
 
     def _loss(self, params, batch, *, with_l2: bool = True):

@@ -112,20 +112,67 @@ class Prediction(nn.Module):
         return policy_logits, value_logits
 
 
+class ValuePrefix(nn.Module):
+    """EfficientZero's value prefix: an LSTM over the states g makes along an unroll.
+
+    (state `[B, ...]` g made, LSTM carry (c, h) `[B, hidden]` each) -> (logits `[B,
+    reward_atoms]` of the rewards' sum since the carry was last reset, new carry).
+    """
+
+    hidden_size: int
+    reward_atoms: int
+
+    @nn.compact
+    def __call__(self, s: jax.Array, carry) -> tuple[jax.Array, tuple]:
+        carry, y = nn.OptimizedLSTMCell(self.hidden_size)(carry, s.reshape((s.shape[0], -1)))
+        y = nn.relu(nn.LayerNorm()(y))
+        return nn.Dense(self.reward_atoms, **_zero_head)(y), carry
+
+
+class Projection(nn.Module):
+    """SimSiam's projection (or, on a projection, its prediction head): two dense
+    layers, `[B, ...]` (flattened) -> `[B, size]`."""
+
+    size: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = nn.relu(nn.LayerNorm()(nn.Dense(self.size)(x.reshape((x.shape[0], -1)))))
+        return nn.LayerNorm()(nn.Dense(self.size)(x))
+
+
 class MuZeroNetwork(nn.Module):
-    """h, g and f under one parameter tree (`representation`, `dynamics`, `prediction`)."""
+    """h, g and f under one parameter tree (`representation`, `dynamics`, `prediction`).
+
+    With `value_prefix_size` > 0 also `value_prefix` (an LSTM of that width, `ValuePrefix`);
+    with `projection_size` > 0 also `projector` and `predictor` (`Projection`), the
+    consistency loss's heads. Both take part in `init` only when asked for, so other
+    networks' parameter trees are what they were.
+    """
 
     hidden_sizes: Sequence[int]
     latent_size: int
     num_actions: int
     value_atoms: int
     reward_atoms: int
+    value_prefix_size: int = 0
+    projection_size: int = 0
 
     def setup(self):
         self.representation = Representation(self.hidden_sizes, self.latent_size)
         self.dynamics = Dynamics(self.hidden_sizes, self.latent_size, self.num_actions,
                                  self.reward_atoms)
         self.prediction = Prediction(self.hidden_sizes, self.num_actions, self.value_atoms)
+        self.setup_efficientzero()
+
+    def setup_efficientzero(self):
+        """The value prefix's LSTM and the consistency loss's heads, where asked for
+        (every family's `setup` ends with this)."""
+        if self.value_prefix_size:
+            self.value_prefix = ValuePrefix(self.value_prefix_size, self.reward_atoms)
+        if self.projection_size:
+            self.projector = Projection(self.projection_size)
+            self.predictor = Projection(self.projection_size)
 
     def initial(self, obs):
         s = self.representation(obs)
@@ -140,10 +187,28 @@ class MuZeroNetwork(nn.Module):
     def reward(self, s, action):
         return self.dynamics(s, action)[0]
 
+    def recurrent_prefix(self, s, action, carry):
+        """g then f, with the value prefix's logits in place of g's reward logits."""
+        _, next_s = self.dynamics(s, action)
+        prefix_logits, carry = self.value_prefix(next_s, carry)
+        policy_logits, value_logits = self.prediction(next_s)
+        return next_s, prefix_logits, policy_logits, value_logits, carry
+
+    def project(self, s, predict: bool):
+        """The projection of hidden states `s`, then (`predict`) the prediction head."""
+        z = self.projector(s)
+        return self.predictor(z) if predict else z
+
     def __call__(self, obs, action):
         # Used only by `init`, so that every submodule gets parameters.
         s, _, _ = self.initial(obs)
-        return self.recurrent(s, action)
+        out = self.recurrent(s, action)
+        if self.value_prefix_size:
+            zeros = jnp.zeros((s.shape[0], self.value_prefix_size))
+            self.recurrent_prefix(s, action, (zeros, zeros))
+        if self.projection_size:
+            self.project(s, predict=True)
+        return out
 
 
 # --- ResNet (images) ---------------------------------------------------------------
@@ -312,6 +377,7 @@ class ResNetMuZeroNetwork(MuZeroNetwork):
                                        self.reward_atoms, **head)
         self.prediction = ResNetPrediction(self.prediction_blocks, self.num_actions,
                                            self.value_atoms, **head)
+        self.setup_efficientzero()
 
 
 # --- board ResNet (board games) ------------------------------------------------------
@@ -361,6 +427,7 @@ class BoardNetwork(MuZeroNetwork):
                                        action_embedding_size=self.action_embedding_size)
         self.prediction = ResNetPrediction(self.prediction_blocks, self.num_actions,
                                            self.value_atoms, **head)
+        self.setup_efficientzero()
 
 
 class ConvMLPRepresentation(nn.Module):
@@ -397,6 +464,7 @@ class ConvMLPNetwork(MuZeroNetwork):
         self.dynamics = Dynamics(self.hidden_sizes, self.latent_size, self.num_actions,
                                  self.reward_atoms)
         self.prediction = Prediction(self.hidden_sizes, self.num_actions, self.value_atoms)
+        self.setup_efficientzero()
 
 
 @chex.dataclass(frozen=True)
@@ -426,6 +494,8 @@ def make_network(network: NetworkConfig, num_actions: int) -> MuZeroNetwork:
         num_actions=num_actions,
         value_atoms=2 * network.value_support_size + 1,
         reward_atoms=2 * network.reward_support_size + 1,
+        value_prefix_size=network.lstm_hidden_size if network.value_prefix else 0,
+        projection_size=network.projection_size,
     )
     towers = dict(resnet_channels=network.resnet_channels,
                   representation_blocks=tuple(network.representation_blocks))
@@ -493,6 +563,39 @@ class Model:
             reward_logits=reward_logits,
             reward=support.support_to_scalar(reward_logits, self.reward_support_size,
                                              self.squash))
+
+    @property
+    def value_prefix(self) -> bool:
+        """Whether g's reward head is the value prefix (`NetworkConfig.value_prefix`)."""
+        return self.network_config.value_prefix
+
+    def initial_carry(self, batch_size: int) -> tuple[jax.Array, jax.Array]:
+        """The value prefix's LSTM carry at an unroll's start: (c, h), `[B, hidden]` zeros."""
+        zeros = jnp.zeros((batch_size, self.network_config.lstm_hidden_size), jnp.float32)
+        return zeros, zeros
+
+    def prefix_inference(self, params: Params, state: jax.Array, action: jax.Array,
+                         carry: tuple[jax.Array, jax.Array]) -> tuple[Inference, tuple]:
+        """g then f with the value prefix (`value_prefix` networks only).
+
+        As `recurrent_inference`, but `reward_logits`/`reward` are the value prefix's: the
+        predicted sum of the rewards since `carry` was `initial_carry`. Returns the
+        inference and the LSTM's new carry.
+        """
+        chex.assert_rank(action, 1)
+        next_s, prefix_logits, policy_logits, value_logits, carry = self.network.apply(
+            params, state, action, carry, method=MuZeroNetwork.recurrent_prefix)
+        return Inference(
+            state=next_s, policy_logits=policy_logits, value_logits=value_logits,
+            value=support.support_to_scalar(value_logits, self.value_support_size, self.squash),
+            reward_logits=prefix_logits,
+            reward=support.support_to_scalar(prefix_logits, self.reward_support_size,
+                                             self.squash)), carry
+
+    def project(self, params: Params, state: jax.Array, *, predict: bool) -> jax.Array:
+        """`[B, projection_size]`: the consistency loss's projection of hidden states
+        `state` (`[B, ...]`), followed by its prediction head where `predict`."""
+        return self.network.apply(params, state, predict, method=MuZeroNetwork.project)
 
     def reward_logits(self, params: Params, state: jax.Array, action: jax.Array) -> jax.Array:
         """g's reward logits alone, `[B, 2 S_r + 1]` (no f on the next state: a move

@@ -151,6 +151,15 @@ def _check_env_support(config: Config, spec: envs.EnvSpec, *, host: bool) -> Non
         raise ConfigError(f"random_opening_plies={config.acting.random_opening_plies}: "
                           f"{spec.env_id!r} is a host env, whose actors do not count "
                           f"plies; expected 0 (or a JAX env)")
+    if spec.two_player and config.network.value_prefix:
+        raise ConfigError(f"value_prefix=True: two-player {spec.env_id!r} alternates the "
+                          f"rewards' point of view, which a sum over plies mixes; expected "
+                          f"False")
+    if spec.two_player and config.loss.off_policy_correction_steps:
+        raise ConfigError(f"off_policy_correction_steps="
+                          f"{config.loss.off_policy_correction_steps}: two-player "
+                          f"{spec.env_id!r} learns game outcomes, not n-step returns; "
+                          f"expected 0")
     if spec.two_player and config.replay.reanalyze_fraction > 0:
         raise ConfigError(f"reanalyze_fraction={config.replay.reanalyze_fraction}: two-player "
                           f"{spec.env_id!r} learns game outcomes, which need no fresh "

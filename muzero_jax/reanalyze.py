@@ -36,8 +36,9 @@ PolicyFn = Callable[[chex.Array], chex.Array]  # obs [M, *obs_shape] -> policies
 
 def reanalyze(buffer: ReplayBuffer, window: Window, *, value_fn: ValueFn | None,
               policy_fn: PolicyFn | None, num_values: int, num_policies: int,
-              td_steps: int, unroll_steps: int,
-              history_length: int = 0) -> tuple[chex.Array, chex.Array, chex.Array, dict]:
+              td_steps: int, unroll_steps: int, history_length: int = 0,
+              horizon: chex.Array | None = None
+              ) -> tuple[chex.Array, chex.Array, chex.Array, dict]:
     """Fresh bootstrap values and policy targets for the first windows of a batch.
 
     Args:
@@ -50,6 +51,8 @@ def reanalyze(buffer: ReplayBuffer, window: Window, *, value_fn: ValueFn | None,
       num_policies: windows 0..num_policies-1 get fresh policy targets (static).
       td_steps, unroll_steps: n and K.
       history_length: H, frames per observation stack (`replay.observations`).
+      horizon: optional `[N]` int32, each window's own n (`targets.corrected_td_steps`):
+        the rows refreshed are then its n..n+K.
 
     Returns:
       bootstrap_value: `[N, W]`, window.root_value with rows n..n+K of the first
@@ -79,11 +82,17 @@ def reanalyze(buffer: ReplayBuffer, window: Window, *, value_fn: ValueFn | None,
     stats = {}
     if num_values:
         m = num_values
-        obs = replay.observations(buffer, window.stream[:m], slots[:m, n:n + k1],
+        if horizon is None:
+            rows = jnp.broadcast_to(n + jnp.arange(k1), (m, k1))
+        else:
+            rows = horizon[:m, None] + jnp.arange(k1)
+        obs = replay.observations(buffer, window.stream[:m],
+                                  jnp.take_along_axis(slots[:m], rows, axis=1),
                                   history_length=history_length)
         fresh = value_fn(obs.reshape((m * k1,) + obs.shape[2:])).reshape(m, k1)
-        stats["reanalyze_value_change"] = jnp.mean(jnp.abs(fresh - bootstrap[:m, n:n + k1]))
-        bootstrap = bootstrap.at[:m, n:n + k1].set(fresh)
+        stored = jnp.take_along_axis(bootstrap[:m], rows, axis=1)
+        stats["reanalyze_value_change"] = jnp.mean(jnp.abs(fresh - stored))
+        bootstrap = bootstrap.at[jnp.arange(m)[:, None], rows].set(fresh)
         final_value, stats["reanalyze_final_value_change"] = _fresh_final_values(
             buffer, window, m, value_fn, history_length)
     if num_policies:

@@ -150,6 +150,57 @@ def make_recurrent_fn(model: Model, discount: float) -> RecurrentFn:
     return recurrent_fn
 
 
+@chex.dataclass(frozen=True)
+class PrefixEmbedding:
+    """A tree node's embedding under a value prefix network (mctx takes any pytree).
+
+    state: `[B, ...]` the hidden state. carry: the LSTM's (c, h), `[B, hidden]` each.
+    prefix: `[B]` the value prefix predicted at this node since the last restart (0 at
+      the root and at a restart). depth: `[B]` int32, steps from the root.
+    """
+
+    state: chex.Array
+    carry: tuple
+    prefix: chex.Array
+    depth: chex.Array
+
+
+def prefix_root_embedding(model: Model, state: chex.Array) -> PrefixEmbedding:
+    """The root's `PrefixEmbedding`: its hidden state, a fresh carry, prefix 0, depth 0."""
+    batch = state.shape[0]
+    return PrefixEmbedding(state=state, carry=model.initial_carry(batch),
+                           prefix=jnp.zeros((batch,), jnp.float32),
+                           depth=jnp.zeros((batch,), jnp.int32))
+
+
+def make_prefix_recurrent_fn(model: Model, discount: float) -> RecurrentFn:
+    """mctx's `recurrent_fn` for a value prefix network (EfficientZero).
+
+    The edge's reward is the child's prefix less the parent's. As in EfficientZero's
+    search, a node at a depth that is a multiple of `lstm_horizon_len` restarts the
+    prefix for its children: its carry is reset and its prefix counts as 0 (the
+    unroll it was trained on restarts there too).
+    """
+    horizon = model.network_config.lstm_horizon_len
+
+    def recurrent_fn(params, rng, action, embedding):
+        del rng  # the learned model is deterministic
+        out, carry = model.prefix_inference(params, embedding.state, action, embedding.carry)
+        depth = embedding.depth + 1
+        restart = depth % horizon == 0
+        carry = jax.tree.map(lambda x: jnp.where(restart[:, None], 0.0, x), carry)
+        child = PrefixEmbedding(state=out.state, carry=carry,
+                                prefix=jnp.where(restart, 0.0, out.reward), depth=depth)
+        return mctx.RecurrentFnOutput(
+            reward=out.reward - embedding.prefix,
+            discount=jnp.full_like(out.reward, discount),
+            prior_logits=out.policy_logits,
+            value=out.value,
+        ), child
+
+    return recurrent_fn
+
+
 # Prior logit of an illegal move inside an AlphaZero tree: never selected while a legal
 # one is left, and finite, so that softmax stays defined where every move is masked.
 ILLEGAL_LOGIT = -1e9
@@ -275,6 +326,8 @@ def tree_recurrent_fn(model: Model, *, discount: float, two_player: bool = False
                       simulator=None) -> RecurrentFn:
     """The tree's step: the learned model's g then f, or the `simulator` env's own."""
     discount = tree_discount(discount, two_player)
+    if simulator is None and model.value_prefix:
+        return make_prefix_recurrent_fn(model, discount)
     if simulator is None:
         return make_recurrent_fn(model, discount)
     return make_simulator_recurrent_fn(model, simulator, discount)
@@ -291,7 +344,8 @@ def _run_policy(search: SearchConfig, model: Model, *, discount: float, two_play
     def run(params, key, obs, exploration, invalid_actions=None, embedding=None):
         root_out = model.initial_inference(params, obs)
         if simulator is None:
-            embedding = root_out.state
+            embedding = (prefix_root_embedding(model, root_out.state) if model.value_prefix
+                         else root_out.state)
         elif embedding is None:
             raise ValueError("mode='alphazero' searches env states: pass embedding=")
         if invalid_actions is not None:

@@ -156,9 +156,22 @@ def reward_limit(config, declared: float | None) -> float:
     the env's; validation then checked both supports against it), else the reward
     support's alone (value targets are not bounded by a reward scale nobody gave)."""
     net = config.network
-    return largest_reward_held(net.reward_support_size, net.value_support_size,
+    held = largest_reward_held(net.reward_support_size, net.value_support_size,
                                config.loss.discount, net.support_squash,
                                value_bound=declared is not None)
+    span = prefix_span(config)
+    if span == 1:
+        return held
+    # A value prefix's target sums `span` rewards; value targets are as without one.
+    return min(held, max_scalar(net.reward_support_size, squash=net.support_squash) / span)
+
+
+def prefix_span(config) -> int:
+    """How many steps' rewards one reward target sums: with a value prefix, up to
+    min(lstm_horizon_len, unroll_steps); else 1."""
+    if not config.network.value_prefix:
+        return 1
+    return max(min(config.network.lstm_horizon_len, config.loss.unroll_steps), 1)
 
 
 def check_rewards(max_abs_reward, config, limit: float, env_steps: int,

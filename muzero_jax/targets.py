@@ -86,6 +86,71 @@ def n_step_values(reward: chex.Array, terminated: chex.Array, truncated: chex.Ar
     return returns + alive_after * discount**td_steps * bootstrap[td_steps:td_steps + num_values]
 
 
+def horizon_values(reward: chex.Array, terminated: chex.Array, truncated: chex.Array,
+                   bootstrap: chex.Array, final_value: chex.Array, horizon: chex.Array, *,
+                   discount: float, td_steps: int, num_values: int) -> chex.Array:
+    """`n_step_values` with a traced n = `horizon` (`[]` int32, 1..td_steps): the first
+    `horizon` rewards and the bootstrap at row k + horizon (`corrected_td_steps`).
+
+    Args and returns as `n_step_values`; the segment still needs num_values + td_steps rows.
+    """
+    chex.assert_rank(reward, 1)
+    done = (terminated | truncated).astype(jnp.float32)
+    rows = jnp.arange(num_values)[:, None] + jnp.arange(td_steps)[None, :]  # [V, n]
+    ended = done[rows]
+    # alive[k, j]: no episode end in rows k..k+j-1; its last column is row k+td_steps's.
+    alive = jnp.cumprod(jnp.concatenate([jnp.ones((num_values, 1)), 1.0 - ended], axis=1),
+                        axis=1)
+    counted = jnp.arange(td_steps) < horizon
+    powers = discount ** jnp.arange(td_steps, dtype=jnp.float32)
+    step_value = reward[rows] + discount * truncated[rows] * final_value[rows]
+    returns = jnp.sum(jnp.where(counted, alive[:, :-1] * powers * step_value, 0.0), axis=1)
+    boot = jnp.take(bootstrap, jnp.arange(num_values) + horizon)
+    return returns + alive[:, horizon] * discount**horizon.astype(jnp.float32) * boot
+
+
+def corrected_td_steps(age: chex.Array, *, td_steps: int, correction_steps: int) -> jax.Array:
+    """EfficientZero's off-policy correction of the bootstrap horizon.
+
+    Data collected long ago was played by an older policy, so its n-step return
+    measures that policy rather than today's: EfficientZero shortens n by one for
+    each `correction_steps` transitions collected since the data's own (its
+    `auto_td_steps`: a share, 0.3, of the training run's steps), never below one
+    step nor above `td_steps`: n = clip(td_steps - floor(age / correction_steps), 1,
+    td_steps).
+
+    Args:
+      age: `[N]` int, env steps collected (over all envs) since each window's start.
+      td_steps: n for fresh data. correction_steps: age that costs one step of n.
+
+    Returns:
+      `[N]` int32 n of each window.
+    """
+    return jnp.clip(td_steps - age // correction_steps, 1, td_steps).astype(jnp.int32)
+
+
+def value_prefix_targets(reward: chex.Array, horizon_len: int) -> jax.Array:
+    """Value prefix targets: each unroll step's rewards summed since the prefix's start.
+
+    The prefix restarts every `horizon_len` steps (EfficientZero's `lstm_horizon_len`),
+    as the model's LSTM does: step k (1..K) sums reward targets j of its segment up to
+    k, segments being steps 1..H, H+1..2H, ... Rewards past an episode's end are 0 in
+    `reward` already, so the prefix stays where the episode left it.
+
+    Args:
+      reward: `[N, K]` per-step reward targets (`Targets.reward`).
+      horizon_len: H.
+
+    Returns:
+      `[N, K]` float32.
+    """
+    steps = jnp.arange(reward.shape[-1])
+    segment = steps // horizon_len
+    # sums[j, k]: reward j counts towards step k's prefix.
+    sums = (steps[:, None] <= steps[None, :]) & (segment[:, None] == segment[None, :])
+    return reward @ sums.astype(reward.dtype)
+
+
 def episode_masks(terminated: chex.Array, truncated: chex.Array,
                   num_steps: int) -> tuple[chex.Array, chex.Array]:
     """Whether rows 0..num_steps-1 lie past the first episode's end, and past a truncation.
@@ -154,7 +219,8 @@ def window_masks(window: Window, unroll_steps: int) -> tuple[jax.Array, jax.Arra
 
 def window_targets(window: Window, *, discount: float, td_steps: int,
                    unroll_steps: int, bootstrap_value: chex.Array | None = None,
-                   outcome: tuple[chex.Array, chex.Array] | None = None) -> Targets:
+                   outcome: tuple[chex.Array, chex.Array] | None = None,
+                   horizon: chex.Array | None = None) -> Targets:
     """Targets for a batch of windows (see the module docstring), without `extra`.
 
     Args:
@@ -164,6 +230,8 @@ def window_targets(window: Window, *, discount: float, td_steps: int,
         stored search root values (Reanalyze, target network).
       outcome: two-player games: `game_outcomes` (z, known) of rows 0..K, `[N, K + 1]`
         each, the value targets instead of n-step returns.
+      horizon: optional `[N]` int32, each window's own n <= td_steps
+        (`corrected_td_steps`), in place of td_steps.
 
     Returns:
       `Targets` for K unroll steps.
@@ -171,15 +239,22 @@ def window_targets(window: Window, *, discount: float, td_steps: int,
     k1 = unroll_steps + 1
     bootstrap = window.root_value if bootstrap_value is None else bootstrap_value
     use_outcome = outcome is not None
+    num_windows = window.reward.shape[0]
     if not use_outcome:
-        n = window.reward.shape[0]
-        outcome = (jnp.zeros((n, k1)), jnp.ones((n, k1), bool))
+        outcome = (jnp.zeros((num_windows, k1)), jnp.ones((num_windows, k1), bool))
+    own_horizon = horizon is not None
+    if not own_horizon:
+        horizon = jnp.zeros((num_windows,), jnp.int32)
 
     def one(reward, terminated, truncated, boot, final_value, policy, action, z_game, known,
-            past_end, past_trunc):
+            past_end, past_trunc, n):
         if use_outcome:
             z = z_game
             value_mask = (~past_trunc & (known | past_end)).astype(jnp.float32)
+        elif own_horizon:
+            z = horizon_values(reward, terminated, truncated, boot, final_value, n,
+                               discount=discount, td_steps=td_steps, num_values=k1)
+            value_mask = (~past_trunc).astype(jnp.float32)
         else:
             z = n_step_values(reward, terminated, truncated, boot, final_value,
                               discount=discount, td_steps=td_steps, num_values=k1)
@@ -195,4 +270,4 @@ def window_targets(window: Window, *, discount: float, td_steps: int,
 
     return jax.vmap(one)(window.reward, window.terminated, window.truncated, bootstrap,
                          window.final_value, window.search_policy, window.action, *outcome,
-                         *window_masks(window, unroll_steps))
+                         *window_masks(window, unroll_steps), horizon)

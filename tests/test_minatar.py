@@ -90,6 +90,40 @@ def test_benchmark_reads_runs_into_a_table_beside_the_published_figures(tmp_path
     section = {"config": "test", "env_steps_budget": 20_480, "runs": runs, "plot": "m.png"}
     table = "\n".join(minatar.markdown(section))
     assert "| gymnax baselines, PPO | 10M steps | 28 | 15 | 58 | 131 |" in table
-    assert "| Breakout | 20,480 | 100 | 205 | 2.5 +- 1.0 | 3.0 at 20,480 |" in table
+    assert "| Breakout | plain | 0 | 20,480 | 100 | 205 | 2.5 +- 1.0 | 3.0 at 20,480 |" in table
+    minatar.plot(runs, str(tmp_path / "m.png"))
+    assert (tmp_path / "m.png").stat().st_size > 0
+
+
+def test_benchmark_gives_seeds_median_and_range_per_variant_and_bands(tmp_path):
+    from benchmarks import minatar
+
+    runs = []
+    for variant, finals in (("plain", (3.0, 1.0, 2.0)), ("efficientzero", (5.0, 4.0, 9.0))):
+        for seed, final in enumerate(finals):
+            run_dir = tmp_path / variant / str(seed)
+            run_dir.mkdir(parents=True)
+            (run_dir / "summary.json").write_text(json.dumps({
+                "wall_seconds": 100.0 + seed, "train_seconds": 100.0, "env_steps": 1000,
+                "train_steps": 10, "eval_return_mean": final, "eval_return_std": 0.5,
+                "eval_episodes": 100}))
+            (run_dir / "metrics.csv").write_text(
+                "iteration,env_steps,wall_seconds,eval_return\n"
+                f"1,500,{10 + seed},{seed}\n2,1000,{20 + 2 * seed},{final}\n")
+            runs.append(dict(minatar.read_run(str(run_dir), "Breakout", seed), variant=variant))
+    section = {"config": "test", "env_steps_budget": 1000, "runs": runs, "plot": "m.png",
+               "variant_flags": {v: " ".join(minatar.VARIANTS[v])
+                                 for v in ("plain", "efficientzero")}}
+    table = "\n".join(minatar.markdown(section))
+    assert "| muzero_jax `minatar` plain, greedy, 100 episodes | 1,000 steps | 2.0 [1.0, 3.0] |" \
+        in table
+    assert "efficientzero, greedy, 100 episodes | 1,000 steps | 5.0 [4.0, 9.0] |" in table
+    assert "--loss.off_policy_correction_steps 10000" in table
+    assert "| Breakout | efficientzero | 2 | 1,000 |" in table
+    # Seeds evaluate at the same env steps: median and range there; wall times' median.
+    xs, median, low, high = minatar.band(runs[3:], "env_steps")
+    assert (xs, median, low, high) == ([500.0, 1000.0], [1.0, 5.0], [0.0, 4.0], [2.0, 9.0])
+    # Wall times: metrics.csv's plus the seed's start-up (summary: seed s), median of seeds.
+    assert minatar.band(runs[3:], "wall_seconds")[0] == [12.0, 23.0]
     minatar.plot(runs, str(tmp_path / "m.png"))
     assert (tmp_path / "m.png").stat().st_size > 0

@@ -23,12 +23,14 @@ How the variants to come fit:
   and their search weights (fields of shape `[S]`); `targets` slices rows 0..K; the
   policy loss over the sampled set joins "policy" (the config then zeroes the core
   policy term's weight or the search fills the full policy with zeros off the set).
-- EfficientZero (consistency, value prefix): consistency records nothing; `targets`
-  reads the observations of rows 1..K (`replay.observations`) and `unroll_loss`
-  compares the state g made at step k with h of that observation (stop-gradient), a
-  term of its own weight. Value prefix: `targets` sums each window's rewards from its
-  first row, and its loss on the model's prefix head joins "reward" in place of the
-  per-step reward (its config sets the core reward weight to 0).
+- EfficientZero: the consistency loss is `consistency.Consistency`: it records
+  nothing; `targets` reads the observations of rows 1..K (`replay.observations`) and
+  `unroll_loss` compares the state g made at step k with h of that observation
+  (stop-gradient), a term of its own weight. The value prefix is not an extension:
+  its LSTM carry runs along the unroll and through the search's embeddings, so it
+  lives in the model (`networks.ValuePrefix`), the learner's unroll, the search
+  (`search.make_prefix_recurrent_fn`) and the batch's reward targets
+  (`targets.value_prefix_targets`).
 - Stochastic MuZero (chance codes, afterstates): nothing recorded (the encoder reads
   observations); `targets` gives the observations of rows 1..K; `unroll_loss` the
   encoder's code against the afterstate's chance prior and the commitment loss. The
@@ -113,11 +115,15 @@ class Extension:
 
 def active(config: Config) -> tuple[Extension, ...]:
     """The extensions `config` turns on, in the order they take their rollout keys."""
+    from muzero_jax.extensions.consistency import Consistency
     from muzero_jax.extensions.counterfactual import Counterfactual
 
     chosen = []
     if config.loss.counterfactual_rewards:
         chosen.append(Counterfactual())
+    if config.loss.consistency_loss_weight > 0:
+        chosen.append(Consistency(weight=config.loss.consistency_loss_weight,
+                                  history_length=config.env.history_length))
     return tuple(chosen)
 
 

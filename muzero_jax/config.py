@@ -77,7 +77,10 @@ class NetworkConfig:
     `kind`: `mlp` for vector observations; `resnet` for images, downsampled as the
     paper's Atari network; `board`, a ResNet that keeps the board's size; `conv_mlp`,
     the board's h (`resnet_channels`, `representation_blocks[0]` blocks) into a flat
-    latent with MLP g and f, for small boards on a CPU. `support_squash` "h" is the
+    latent with MLP g and f, for small boards on a CPU. `chance_outcomes` C > 0 adds
+    Stochastic MuZero's afterstate dynamics and prediction, a chance encoder onto C
+    one-hot codes and a dynamics from afterstate and code (`muzero_jax.stochastic`;
+    MLPs; searched by `SearchConfig.policy` "stochastic"). `support_squash` "h" is the
     paper's h(x) = sign(x)(sqrt(|x| + 1) - 1) + 1e-3 x; "identity" makes the atoms the
     values (outcomes in {-1, 0, 1} with S = 1: a win is one atom).
     """
@@ -95,6 +98,7 @@ class NetworkConfig:
     dynamics_blocks: int = 16  # residual blocks of g (paper: 16)
     prediction_blocks: int = 16  # residual blocks of f (paper: 16)
     head_channels: int = 16  # 1x1-conv channels in front of each head's dense layers
+    chance_outcomes: int = 0  # C > 0: Stochastic MuZero's afterstates and C chance codes
 
     def check(self) -> None:
         _at_least(self, 1, "hidden_size", "num_hidden_layers", "latent_size",
@@ -115,6 +119,9 @@ class NetworkConfig:
 class SearchConfig:
     """The search (`muzero_jax.search`, through mctx).
 
+    `policy`: "muzero" (`mctx.muzero_policy`, PUCT), "gumbel" (`gumbel_muzero_policy`)
+    or "stochastic" (`stochastic_muzero_policy`: decision and chance nodes, with the
+    network's `chance_outcomes` codes; PUCT constants as "muzero").
     `mode` "muzero" searches the learned model (g, f); "alphazero" searches with the
     env's own step (JAX envs: the embedding is the env state, illegal moves are masked
     in the tree) and learns only h and f (`LossConfig.unroll_steps` 0). PUCT's Q is
@@ -124,7 +131,7 @@ class SearchConfig:
     """
 
     mode: Literal["muzero", "alphazero"] = "muzero"  # search a learned model or the env's step
-    policy: Literal["muzero", "gumbel"] = "muzero"  # mctx.muzero_policy or gumbel_muzero_policy
+    policy: Literal["muzero", "gumbel", "stochastic"] = "muzero"  # mctx's policy (see above)
     num_simulations: int = 50  # simulations per search (paper: 50 Atari, 800 board games)
     max_depth: int | None = None  # deepest simulation; None: unbounded
     pb_c_init: float = 1.25  # PUCT c1 (paper: 1.25)
@@ -228,6 +235,7 @@ class LossConfig:
     value_loss_weight: float = 1.0  # paper: 1.0; 0.25 with Reanalyze
     reward_loss_weight: float = 1.0  # paper: 1.0
     counterfactual_rewards: bool = False  # a reward loss for a move not played (paper: off)
+    commitment_loss_weight: float = 1.0  # stochastic: beta of the encoder's commitment term
 
     @property
     def window_length(self) -> int:
@@ -236,7 +244,8 @@ class LossConfig:
 
     def check(self) -> None:
         _at_least(self, 1, "td_steps")
-        _at_least(self, 0, "unroll_steps", "value_loss_weight", "reward_loss_weight")
+        _at_least(self, 0, "unroll_steps", "value_loss_weight", "reward_loss_weight",
+                  "commitment_loss_weight")
         if not 0.0 < self.discount <= 1.0:
             raise ConfigError(f"discount={self.discount!r}: expected 0 < discount <= 1")
 
@@ -602,9 +611,33 @@ def _check_mode(cfg: Config) -> None:
         if cfg.loss.counterfactual_rewards:
             raise ConfigError("counterfactual_rewards=True: mode='alphazero' learns no "
                               "dynamics, so no reward to label; expected False")
-    elif cfg.loss.unroll_steps < 1:
+    _check_stochastic(cfg)
+    if cfg.search.mode == "alphazero":
+        return
+    if cfg.loss.unroll_steps < 1:
         raise ConfigError(f"unroll_steps={cfg.loss.unroll_steps!r}: expected an integer >= 1 "
                           "(0 only with mode='alphazero')")
+
+
+def _check_stochastic(cfg: Config) -> None:
+    """Stochastic MuZero: the network's chance codes and the search's policy go together."""
+    codes, policy = cfg.network.chance_outcomes, cfg.search.policy
+    if codes and policy != "stochastic":
+        raise ConfigError(f"chance_outcomes={codes}: the chance codes are searched by "
+                          f"policy 'stochastic'; expected policy='stochastic' (not "
+                          f"{policy!r}) or chance_outcomes=0")
+    if policy == "stochastic" and codes < 2:
+        raise ConfigError(f"chance_outcomes={codes}: policy='stochastic' needs a codebook; "
+                          "expected an integer >= 2")
+    if codes and cfg.network.kind != "mlp":
+        raise ConfigError(f"kind={cfg.network.kind!r}: the stochastic network is made of "
+                          "MLPs; expected kind 'mlp' with chance_outcomes > 0")
+    if codes and cfg.search.mode == "alphazero":
+        raise ConfigError(f"chance_outcomes={codes}: mode='alphazero' searches the env's own "
+                          "step and learns no dynamics; expected 0")
+    if codes and cfg.env.history_length:
+        raise ConfigError(f"history_length={cfg.env.history_length}: the chance encoder reads "
+                          "single observations; expected 0 with chance_outcomes > 0")
 
 
 def _check_supports(cfg: Config, max_abs_reward: float) -> None:

@@ -169,7 +169,7 @@ class Learner:
         model, t, num_unroll = self.model, batch.targets, self.loss_config.unroll_steps
 
         def step(state, k):
-            inference = model.recurrent_inference(params, state, t.actions[:, k - 1])
+            inference = model.unroll_inference(params, state, t.actions[:, k - 1], t, k)
             v, p = value_policy_loss(inference, k)
             r = reward_loss_of(t.reward[:, k - 1], inference.reward_logits,
                                t.reward_mask[:, k - 1])

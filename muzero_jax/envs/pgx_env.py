@@ -14,6 +14,14 @@ needs (`muzero_jax.search`: values alternate sign between plies):
 
 The env's inner state is pgx's `State`, which AlphaZero mode searches with
 (`muzero_jax.search.make_simulator_recurrent_fn`).
+
+Games with chance (`STOCHASTIC_GAMES`) draw it from the key pgx's `step` is given:
+2048's new tile after each slide, backgammon's dice at each change of turn. 2048 has
+one player: its reward is the step's merged tiles (pgx's `rewards[0]`) and its spec
+is a one-player env's, with no bound on a step's reward. Backgammon is two-player as
+above, with one caveat: pgx gives a player the 1-4 plies of a turn (one per die)
+before the dice pass, and the two-player conventions here alternate views every ply,
+so values inside a turn are read from the wrong side (docs/stochastic.md).
 """
 
 from __future__ import annotations
@@ -30,34 +38,39 @@ PREFIX = "pgx/"
 # (and the sign conventions of two-player search) is for.
 GAMES = ("tic_tac_toe", "connect_four", "othello", "go_9x9", "go_19x19", "chess",
          "gardner_chess", "hex", "animal_shogi", "shogi")
+# Games whose step draws chance from its key, by number of players.
+STOCHASTIC_GAMES = {"2048": 1, "backgammon": 2}
 
 
 class PgxEnv(JaxEnv):
     """One pgx game as a `JaxEnv` (see the module docstring).
 
     Args:
-      game: a pgx id, e.g. "tic_tac_toe" (`GAMES`).
+      game: a pgx id, e.g. "tic_tac_toe" (`GAMES`, `STOCHASTIC_GAMES`).
       max_episode_steps: a time limit in plies, reported as truncation (None: the
         game's own end only).
     """
 
     def __init__(self, game: str, max_episode_steps: int | None = None):
-        if game not in GAMES:
+        known = (*GAMES, *STOCHASTIC_GAMES)
+        if game not in known:
             raise ConfigError(f"env={PREFIX + game!r}: expected one of "
-                              f"{[PREFIX + g for g in GAMES]} (two-player board games)")
+                              f"{[PREFIX + g for g in known]} (board games, 2048)")
         import pgx
 
         self.game = game
         self.pgx_env = pgx.make(game)
         state = jax.eval_shape(self.pgx_env.init, jax.random.key(0))
+        one_player = STOCHASTIC_GAMES.get(game) == 1
         self.spec = EnvSpec(
             env_id=PREFIX + game,
             observation_shape=tuple(state.observation.shape),
             num_actions=int(state.legal_action_mask.shape[0]),
             max_episode_steps=max_episode_steps,
-            max_abs_reward=1.0,
+            # 2048's merges have no small bound; backgammon's gammons score 2, backgammons 3.
+            max_abs_reward={"2048": None, "backgammon": 3.0}.get(game, 1.0),
             legal_actions=True,
-            two_player=True,
+            two_player=not one_player,
         )
 
     def initial(self, key: chex.PRNGKey):

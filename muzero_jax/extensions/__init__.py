@@ -114,10 +114,13 @@ class Extension:
 def active(config: Config) -> tuple[Extension, ...]:
     """The extensions `config` turns on, in the order they take their rollout keys."""
     from muzero_jax.extensions.counterfactual import Counterfactual
+    from muzero_jax.extensions.stochastic import Stochastic
 
     chosen = []
     if config.loss.counterfactual_rewards:
         chosen.append(Counterfactual())
+    if config.network.chance_outcomes:
+        chosen.append(Stochastic(commitment_weight=config.loss.commitment_loss_weight))
     return tuple(chosen)
 
 

@@ -149,13 +149,17 @@ def write(rows: list[dict], out: pathlib.Path, argv: dict) -> None:
         indent=2) + "\n")
     lines = [f"# mctx stochastic_muzero_policy against muzero_policy ({about['cpu']}, "
              f"{about['cpu_cores']} cores, mctx {about['versions']['mctx']})", "",
-             "Median of one jitted search, compilation apart; microseconds per simulation.",
-             "", "| batch | simulations | plain us/sim | stochastic us/sim | ratio |",
-             "|---:|---:|---:|---:|---:|"]
+             "Median of one jitted search over interleaved repeats, compilation apart;",
+             "microseconds per simulation; spread = (max - min) / median over the repeats",
+             "(a shared machine). One stochastic simulation expands a decision or a chance",
+             "node: a tree as deep in plies needs about twice the simulations.", "",
+             "| batch | simulations | plain us/sim | spread | stochastic us/sim | spread "
+             "| ratio |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['batch']} | {r['simulations']} | "
-                     f"{r['plain_us_per_simulation']:.0f} | "
-                     f"{r['stochastic_us_per_simulation']:.0f} | {r['ratio']:.2f} |")
+                     f"{r['plain_us_per_simulation']:.0f} | {r['plain_spread']:.2f} | "
+                     f"{r['stochastic_us_per_simulation']:.0f} | "
+                     f"{r['stochastic_spread']:.2f} | {r['ratio']:.2f} |")
     (out / "stochastic-search.md").write_text("\n".join(lines) + "\n")
 
 

@@ -9,8 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import muzero_jax as mz
 from muzero_jax import extensions, search
 from muzero_jax.config import Config, ConfigError, validate
+from muzero_jax.envs import pgx_env
 from muzero_jax.extensions.stochastic import Stochastic
 from muzero_jax.learner import Batch, Learner
 from muzero_jax.search import Exploration
@@ -217,3 +219,69 @@ def test_the_gamble_s_outcomes_are_two_codes_at_their_odds(gamble):
     np.testing.assert_allclose(rewards, [0.0, WIN], atol=0.1)
     likely = model.recurrent_inference(params, s0, jnp.array([1]))
     np.testing.assert_allclose(likely.reward, [0.0], atol=0.1)
+
+
+# --- pgx 2048 and backgammon ----------------------------------------------------------
+
+def test_2048_is_one_player_and_pays_the_merged_tiles():
+    env = mz.envs.make(Config().replace(env="pgx/2048"))
+    spec = env.spec
+    assert (spec.observation_shape, spec.num_actions) == ((4, 4, 31), 4)
+    assert not spec.two_player and spec.legal_actions and spec.max_abs_reward is None
+    inner, _ = env.initial(jax.random.key(0))
+    # Rows (2, 2, 0, 0) and (4, 4, 4, 0) slid left: 2+2 -> 4 and 4+4 -> 8 (the third 4
+    # stays), 12 in all; then one new tile lands.
+    board = jnp.zeros(16, jnp.int32).at[jnp.array([0, 1, 4, 5, 6])].set(
+        jnp.array([1, 1, 2, 2, 2]))
+    inner = inner.replace(_board=board, legal_action_mask=jnp.ones(4, bool))
+    out = jax.jit(env.transition)(inner, jnp.int32(0), jax.random.key(1))
+    assert float(out.reward) == 12.0
+    assert int(jnp.sum(out.inner._board > 0)) == 3 + 1
+    assert sorted(np.asarray(out.inner._board[:7]).tolist())[-3:] == [2, 2, 3]
+
+
+def test_backgammon_is_two_player_with_gammons_on_the_reward_support():
+    env = pgx_env.PgxEnv("backgammon")
+    assert env.spec.two_player and env.spec.max_abs_reward == 3.0
+    assert env.spec.num_actions == 156
+    config = mz.PRESETS["backgammon"]()
+    assert (config.network.chance_outcomes, config.search.policy) == (32, "stochastic")
+    validate(config, max_abs_reward=3.0, observation_shape=env.spec.observation_shape,
+             num_actions=156)
+
+
+def test_2048_preset_is_the_default_for_its_env_and_plain_is_one_flag_away():
+    from muzero_jax.experiment import preset_for_env
+
+    assert preset_for_env("pgx/2048") == "2048"
+    assert preset_for_env("pgx/backgammon") == "backgammon"
+    stochastic = mz.PRESETS["2048"]()
+    plain = stochastic.replace(chance_outcomes=0, policy="muzero")
+    validate(plain)
+    assert (plain.network.hidden_size, plain.search.num_simulations) == (
+        stochastic.network.hidden_size, stochastic.search.num_simulations)
+    assert extensions.active(plain) == ()
+
+
+def _smoke(preset: str, tmp_path):
+    config = mz.PRESETS[preset](
+        acting=dict(num_envs=4, rollout_length=8),
+        network=dict(hidden_size=16, latent_size=16, num_hidden_layers=1),
+        search=dict(num_simulations=4), replay=dict(capacity=4 * 64, min_size=32),
+        loss=dict(td_steps=3, unroll_steps=2),
+        learner=dict(batch_size=8, updates_per_iteration=2),
+        run=dict(total_env_steps=4 * 8 * 6, eval_every=0))
+    from muzero_jax.train import train
+
+    result = train(config, log=None, run_dir=str(tmp_path / preset))
+    metrics = result.history[-1]
+    assert result.env_steps == 4 * 8 * 6 and result.train_steps > 0
+    for name in ("chance_loss", "commitment_loss", "afterstate_value_loss", "loss"):
+        assert np.isfinite(metrics[name]), name
+    assert (tmp_path / preset / "config.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["2048", "backgammon"])
+def test_a_tiny_run_of_the_preset_ends_to_end(preset, tmp_path):
+    _smoke(preset, tmp_path)

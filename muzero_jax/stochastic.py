@@ -180,7 +180,8 @@ class StochasticModel(Model):
     def num_codes(self) -> int:
         return self.network.num_codes
 
-    def _value(self, logits):
+    def value_of(self, logits) -> jax.Array:
+        """`[B]` scalars of `[B, 2 S_v + 1]` value (or Q) logits."""
         return support.support_to_scalar(logits, self.value_support_size, self.squash)
 
     def afterstate(self, params, state, action):
@@ -194,7 +195,7 @@ class StochasticModel(Model):
             params, afterstate, code, method=StochasticNetwork.chance)
         return Inference(
             state=next_s, policy_logits=policy_logits, value_logits=value_logits,
-            value=self._value(value_logits), reward_logits=reward_logits,
+            value=self.value_of(value_logits), reward_logits=reward_logits,
             reward=support.support_to_scalar(reward_logits, self.reward_support_size,
                                              self.squash))
 
@@ -239,7 +240,7 @@ def make_tree_fns(model: StochasticModel, discount: float):
         del rng
         after, chance_logits, q_logits = model.afterstate(params, state, action)
         return mctx.DecisionRecurrentFnOutput(
-            chance_logits=chance_logits, afterstate_value=model._value(q_logits)), after
+            chance_logits=chance_logits, afterstate_value=model.value_of(q_logits)), after
 
     def chance_fn(params, rng, outcome, afterstate):
         del rng

@@ -127,7 +127,7 @@ def test_a_chance_node_keeps_the_player_and_the_state_after_it_flips():
     assert int(tree.children_visits[0, 0, action]) == 2
     state = model.initial_inference(params, obs).state
     after, chance_logits, q_logits = model.afterstate(params, state, jnp.array([action]))
-    q = float(model._value(q_logits)[0])
+    q = float(model.value_of(q_logits)[0])
     outcome = int(jnp.argmax(chance_logits[0]))  # mctx's first pick at a chance node
     nxt = model.chance(params, after, jax.nn.one_hot(jnp.array([outcome]), C))
     expected = (q + float(nxt.reward[0]) - float(nxt.value[0])) / 2

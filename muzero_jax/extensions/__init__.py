@@ -29,11 +29,12 @@ How the variants to come fit:
   term of its own weight. Value prefix: `targets` sums each window's rewards from its
   first row, and its loss on the model's prefix head joins "reward" in place of the
   per-step reward (its config sets the core reward weight to 0).
-- Stochastic MuZero (chance codes, afterstates): nothing recorded (the encoder reads
-  observations); `targets` gives the observations of rows 1..K; `unroll_loss` the
-  encoder's code against the afterstate's chance prior and the commitment loss. The
-  afterstate unroll itself and `mctx.stochastic_muzero_policy` belong to the model
-  and the search.
+- Stochastic MuZero (`extensions/stochastic.py`, docs/stochastic.md): nothing
+  recorded (the encoder reads observations); `targets` gives the observations of rows
+  1..K; `unroll_loss` the afterstate value, the encoder's code against the
+  afterstate's chance prior, and the commitment loss. The afterstate unroll itself
+  (`Model.unroll_inference`) and `mctx.stochastic_muzero_policy` belong to the model
+  (`muzero_jax/stochastic.py`) and the search.
 """
 
 from __future__ import annotations

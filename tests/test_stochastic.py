@@ -76,6 +76,23 @@ def test_extension_terms_by_hand():
     np.testing.assert_allclose(terms["commitment_loss"], [2.0 * 0.375, 0.0], rtol=1e-6)
 
 
+def test_extension_targets_are_the_observations_reached_and_a_mask_past_the_end():
+    from muzero_jax import replay
+
+    buffer = replay.init(1, 6, (1,), 2)
+    buffer = buffer.replace(observation=jnp.arange(6.0).reshape(1, 6, 1), count=jnp.int32(9))
+    # A window from slot 4 of a 6-slot ring: its rows 1 and 2 are slots 5 and 0; row 1's
+    # step ended the episode, so row 2's observation is the next episode's: masked.
+    window = replay.Window(observation=None, action=None, reward=None, terminated=None,
+                           truncated=None, search_policy=None, root_value=None,
+                           final_value=None, stream=jnp.array([0]),
+                           position=jnp.array([4]), weight=None)
+    past_end = jnp.array([[False, False, True]])
+    out = Stochastic().targets(buffer, window, past_end, past_end, unroll_steps=2)
+    np.testing.assert_array_equal(out["chance_observation"], [[[5.0], [0.0]]])
+    np.testing.assert_array_equal(out["chance_mask"], [[1.0, 0.0]])
+
+
 def test_extension_joins_value_and_policy_and_commitment_stands_alone():
     cfg = Config().replace(chance_outcomes=4, policy="stochastic", commitment_loss_weight=0.5)
     (active,) = extensions.active(cfg)

@@ -312,6 +312,8 @@ def backgammon(**overrides) -> Config:
     Two players; values are game outcomes (+-1, 2 for a gammon, 3 for a backgammon,
     on their own atoms), searched with discount -1 at chance nodes, which follow each
     ply; 32 chance codes for the 21 rolls of two dice and the plies that roll none.
+    Plies alternate: a turn's plies are separated by the other player's forced passes
+    (`envs.pgx_env.PassingPgxEnv`).
     """
     base = Config().replace(
         env=dict(id="pgx/backgammon"),

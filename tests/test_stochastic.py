@@ -257,6 +257,34 @@ def test_2048_is_one_player_and_pays_the_merged_tiles():
     assert sorted(np.asarray(out.inner._board[:7]).tolist())[-3:] == [2, 2, 3]
 
 
+def test_backgammon_plies_alternate_with_forced_passes_inside_a_turn():
+    """pgx keeps the turn for each die; the adapter gives the other player a forced pass
+    (one legal action, reward 0, no dice on its board) so that players alternate, and
+    the pass hands back the very state the turn continues from."""
+    env = mz.envs.make(Config().replace(env="pgx/backgammon"))
+    step = jax.jit(env.transition)
+    inner, _ = env.initial(jax.random.key(0))
+    key, players, passes = jax.random.key(1), [], 0
+    for _ in range(24):
+        key, act_key, step_key = jax.random.split(key, 3)
+        legal = env.legal_action_mask(inner)
+        players.append(int(env.current_player(inner)))
+        if bool(inner.passing):
+            passes += 1
+            assert legal.tolist() == [True] + [False] * 155
+        action = jax.random.categorical(act_key, jnp.where(legal, 0.0, -jnp.inf))
+        out = step(inner, action, step_key)
+        if bool(inner.passing):
+            assert float(out.reward) == 0.0
+            np.testing.assert_array_equal(out.inner.game._board, inner.game._board)
+            np.testing.assert_array_equal(out.observation, inner.game.observation)
+        elif bool(out.inner.passing):
+            np.testing.assert_array_equal(out.observation[-6:], 0)  # no dice to play
+        inner = out.inner
+    assert all(a != b for a, b in zip(players, players[1:]))
+    assert passes >= 4
+
+
 def test_backgammon_is_two_player_with_gammons_on_the_reward_support():
     env = pgx_env.PgxEnv("backgammon")
     assert env.spec.two_player and env.spec.max_abs_reward == 3.0

@@ -82,9 +82,12 @@ class NetworkConfig:
     since the unroll's start (restarting every `lstm_horizon_len` steps; the search
     takes differences); `projection_size` > 0 adds the projection and prediction
     heads of the consistency loss (EfficientZero, docs/efficientzero.md).
-    `support_squash` "h" is the paper's h(x) = sign(x)(sqrt(|x| + 1) - 1) + 1e-3 x;
-    "identity" makes the atoms the values (outcomes in {-1, 0, 1} with S = 1: a win is
-    one atom).
+    `chance_outcomes` C > 0 adds Stochastic MuZero's afterstate dynamics and
+    prediction, a chance encoder onto C one-hot codes and a dynamics from afterstate
+    and code (`muzero_jax.stochastic`; MLPs; searched by `SearchConfig.policy`
+    "stochastic"). `support_squash` "h" is the paper's h(x) = sign(x)(sqrt(|x| + 1)
+    - 1) + 1e-3 x; "identity" makes the atoms the values (outcomes in {-1, 0, 1} with
+    S = 1: a win is one atom).
     """
 
     kind: Literal["mlp", "resnet", "board", "conv_mlp"] = "mlp"  # the network family
@@ -104,6 +107,7 @@ class NetworkConfig:
     lstm_hidden_size: int = 64  # width of the value prefix's LSTM (EfficientZero: 512)
     lstm_horizon_len: int = 5  # the value prefix restarts every this many steps (EfficientZero: 5)
     projection_size: int = 0  # consistency loss: projection width; 0: none (EfficientZero: 1024)
+    chance_outcomes: int = 0  # C > 0: Stochastic MuZero's afterstates and C chance codes
 
     def check(self) -> None:
         _at_least(self, 1, "hidden_size", "num_hidden_layers", "latent_size",
@@ -126,6 +130,9 @@ class NetworkConfig:
 class SearchConfig:
     """The search (`muzero_jax.search`, through mctx).
 
+    `policy`: "muzero" (`mctx.muzero_policy`, PUCT), "gumbel" (`gumbel_muzero_policy`)
+    or "stochastic" (`stochastic_muzero_policy`: decision and chance nodes, with the
+    network's `chance_outcomes` codes; PUCT constants as "muzero").
     `mode` "muzero" searches the learned model (g, f); "alphazero" searches with the
     env's own step (JAX envs: the embedding is the env state, illegal moves are masked
     in the tree) and learns only h and f (`LossConfig.unroll_steps` 0). PUCT's Q is
@@ -135,7 +142,7 @@ class SearchConfig:
     """
 
     mode: Literal["muzero", "alphazero"] = "muzero"  # search a learned model or the env's step
-    policy: Literal["muzero", "gumbel"] = "muzero"  # mctx.muzero_policy or gumbel_muzero_policy
+    policy: Literal["muzero", "gumbel", "stochastic"] = "muzero"  # mctx's policy (see above)
     num_simulations: int = 50  # simulations per search (paper: 50 Atari, 800 board games)
     max_depth: int | None = None  # deepest simulation; None: unbounded
     pb_c_init: float = 1.25  # PUCT c1 (paper: 1.25)
@@ -247,6 +254,7 @@ class LossConfig:
     counterfactual_rewards: bool = False  # a reward loss for a move not played (paper: off)
     consistency_loss_weight: float = 0.0  # g's state against h of the next obs; 0: off (EZ: 2)
     off_policy_correction_steps: int = 0  # n shrinks by 1 per this many env steps of age; 0: off
+    commitment_loss_weight: float = 1.0  # stochastic: beta of the encoder's commitment term
 
     @property
     def window_length(self) -> int:
@@ -256,7 +264,8 @@ class LossConfig:
     def check(self) -> None:
         _at_least(self, 1, "td_steps")
         _at_least(self, 0, "unroll_steps", "value_loss_weight", "reward_loss_weight",
-                  "consistency_loss_weight", "off_policy_correction_steps")
+                  "consistency_loss_weight", "off_policy_correction_steps",
+                  "commitment_loss_weight")
         if not 0.0 < self.discount <= 1.0:
             raise ConfigError(f"discount={self.discount!r}: expected 0 < discount <= 1")
 
@@ -623,7 +632,10 @@ def _check_mode(cfg: Config) -> None:
         if cfg.loss.counterfactual_rewards:
             raise ConfigError("counterfactual_rewards=True: mode='alphazero' learns no "
                               "dynamics, so no reward to label; expected False")
-    elif cfg.loss.unroll_steps < 1:
+    _check_stochastic(cfg)
+    if cfg.search.mode == "alphazero":
+        return
+    if cfg.loss.unroll_steps < 1:
         raise ConfigError(f"unroll_steps={cfg.loss.unroll_steps!r}: expected an integer >= 1 "
                           "(0 only with mode='alphazero')")
 
@@ -642,6 +654,31 @@ def _check_efficientzero(cfg: Config) -> None:
     if net.value_prefix and loss.counterfactual_rewards:
         raise ConfigError("counterfactual_rewards=True: labels g's per-step reward head, "
                           "which value_prefix=True replaces; expected one of the two")
+
+
+def _check_stochastic(cfg: Config) -> None:
+    """Stochastic MuZero: the network's chance codes and the search's policy go together."""
+    codes, policy = cfg.network.chance_outcomes, cfg.search.policy
+    if codes and policy != "stochastic":
+        raise ConfigError(f"chance_outcomes={codes}: the chance codes are searched by "
+                          f"policy 'stochastic'; expected policy='stochastic' (not "
+                          f"{policy!r}) or chance_outcomes=0")
+    if policy == "stochastic" and codes < 2:
+        raise ConfigError(f"chance_outcomes={codes}: policy='stochastic' needs a codebook; "
+                          "expected an integer >= 2")
+    if codes and cfg.network.kind != "mlp":
+        raise ConfigError(f"kind={cfg.network.kind!r}: the stochastic network is made of "
+                          "MLPs; expected kind 'mlp' with chance_outcomes > 0")
+    if codes and cfg.search.mode == "alphazero":
+        raise ConfigError(f"chance_outcomes={codes}: mode='alphazero' searches the env's own "
+                          "step and learns no dynamics; expected 0")
+    if codes and (cfg.network.value_prefix or cfg.network.projection_size):
+        raise ConfigError(f"chance_outcomes={codes}: the stochastic model has no value prefix "
+                          "or projection heads; expected value_prefix=False and "
+                          "projection_size=0 with chance_outcomes > 0")
+    if codes and cfg.env.history_length:
+        raise ConfigError(f"history_length={cfg.env.history_length}: the chance encoder reads "
+                          "single observations; expected 0 with chance_outcomes > 0")
 
 
 def _check_supports(cfg: Config, max_abs_reward: float) -> None:

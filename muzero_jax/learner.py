@@ -180,7 +180,7 @@ class Learner:
                 restart = k % model.network_config.lstm_horizon_len == 0
                 lstm = jax.tree.map(lambda x: jnp.where(restart, 0.0, x), lstm)
             else:
-                inference = model.recurrent_inference(params, state, t.actions[:, k - 1])
+                inference = model.unroll_inference(params, state, t.actions[:, k - 1], t, k)
             v, p = value_policy_loss(inference, k)
             r = reward_loss_of(t.reward[:, k - 1], inference.reward_logits,
                                t.reward_mask[:, k - 1])

@@ -597,6 +597,14 @@ class Model:
         `state` (`[B, ...]`), followed by its prediction head where `predict`."""
         return self.network.apply(params, state, predict, method=MuZeroNetwork.project)
 
+    def unroll_inference(self, params: Params, state: jax.Array, action: jax.Array,
+                         targets, k: jax.Array) -> Inference:
+        """The learner's unroll step k (1..K) from `state` by `action` `[N]`: g then f.
+        A model whose step reads more of the batch's `targets` (the next observation, for
+        a chance code) overrides it."""
+        del targets, k
+        return self.recurrent_inference(params, state, action)
+
     def reward_logits(self, params: Params, state: jax.Array, action: jax.Array) -> jax.Array:
         """g's reward logits alone, `[B, 2 S_r + 1]` (no f on the next state: a move
         the learner labels but does not unroll). state, action: as `recurrent_inference`."""

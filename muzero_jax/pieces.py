@@ -30,6 +30,7 @@ from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.learner import Learner
 from muzero_jax.networks import Model
 from muzero_jax.search import Exploration, Searcher
+from muzero_jax.stochastic import StochasticModel
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -91,7 +92,8 @@ def make_pieces(config: Config, env: envs.Env | None = None) -> Pieces:
                       else spec.max_abs_reward)
     validate(config, max_abs_reward=max_abs_reward, observation_shape=observation_shape,
              num_actions=spec.num_actions)
-    model = Model(config, spec.num_actions, observation_shape)
+    model_class = StochasticModel if config.network.chance_outcomes else Model
+    model = model_class(config, spec.num_actions, observation_shape)
     searcher = Searcher(model, config, two_player=spec.two_player,
                         simulator=env if config.search.mode == "alphazero" else None)
     # The actor is the one place that tells a JAX env from a host env.

@@ -261,10 +261,81 @@ def _board_preset(game: str):
 
 BOARD_PRESETS = {game: _board_preset(game) for game in BOARD_GAMES}
 
+# --- games with chance (pgx; Stochastic MuZero) ---------------------------------------
+
+
+def play_2048(**overrides) -> Config:
+    """pgx/2048 with Stochastic MuZero, sized for an hour of a 2-core CPU (`--preset 2048`).
+
+    One player; the reward is the step's merged tiles. After each slide a 2 (90%) or a
+    4 lands on a random empty cell: 32 chance codes, searched by 24 stochastic
+    simulations (each expands a decision or a chance node, so about 12 plies deep in
+    all). Discount 0.999 and n = 10 as the paper's 2048. `--network.chance_outcomes 0
+    --search.policy muzero` is plain MuZero with everything else the same.
+    """
+    base = Config().replace(
+        env=dict(id="pgx/2048"),
+        acting=dict(num_envs=32, rollout_length=16),
+        network=dict(hidden_size=128, latent_size=128, chance_outcomes=32,
+                     value_support_size=200,  # h^-1(200) = 40,400
+                     reward_support_size=80),  # h^-1(80) = 6,560: two 2048 merges and more
+        search=dict(policy="stochastic", num_simulations=24),
+        loss=dict(discount=0.999, td_steps=10, unroll_steps=5),
+        replay=dict(capacity=100_000, min_size=2_000),
+        learner=dict(batch_size=128, updates_per_iteration=16, learning_rate=1e-3,
+                     target_update_period=200),
+        # ~120 stochastic env steps a second on a loaded 2-core CPU (docs/stochastic.md);
+        # greedy evaluations are whole games of hundreds of searched moves, so few.
+        run=dict(total_env_steps=500_000, eval_every=100, eval_episodes=8,
+                 solve_return=None, log_every=10),
+    )
+    return for_env(base, overrides)
+
+
+def play_2048_accelerator(**overrides) -> Config:
+    """pgx/2048 with Stochastic MuZero for one GPU or TPU (`--preset 2048_accelerator`):
+    `2048`'s settings with 256 envs, wider networks, 50 simulations and batch 1024."""
+    base = play_2048().replace(
+        acting=dict(num_envs=256, rollout_length=16),
+        network=dict(hidden_size=256, latent_size=256, num_hidden_layers=3),
+        search=dict(num_simulations=50),
+        replay=dict(capacity=1_000_000, min_size=20_000),
+        learner=dict(batch_size=1024, updates_per_iteration=8, learning_rate=1e-3),
+        run=dict(total_env_steps=50_000_000, eval_every=50, eval_episodes=64),
+    )
+    return for_env(base, overrides)
+
+
+def backgammon(**overrides) -> Config:
+    """pgx/backgammon with Stochastic MuZero, for a CPU (`--preset backgammon`).
+
+    Two players; values are game outcomes (+-1, 2 for a gammon, 3 for a backgammon,
+    on their own atoms), searched with discount -1 at chance nodes, which follow each
+    ply; 32 chance codes for the 21 rolls of two dice and the plies that roll none.
+    Plies alternate: a turn's plies are separated by the other player's forced passes
+    (`envs.pgx_env.PassingPgxEnv`).
+    """
+    base = Config().replace(
+        env=dict(id="pgx/backgammon"),
+        acting=dict(num_envs=32, rollout_length=16),
+        network=dict(hidden_size=128, latent_size=128, chance_outcomes=32,
+                     support_squash="identity", value_support_size=3, reward_support_size=3),
+        search=dict(policy="stochastic", num_simulations=24, dirichlet_alpha=0.5),
+        loss=dict(discount=1.0, td_steps=1, unroll_steps=5),
+        replay=dict(capacity=100_000, min_size=2_000),
+        learner=dict(batch_size=128, updates_per_iteration=16, learning_rate=1e-3),
+        run=dict(total_env_steps=1_000_000, eval_every=0, solve_return=None, log_every=10),
+    )
+    return for_env(base, overrides)
+
+
+STOCHASTIC_PRESETS = {"2048": play_2048, "2048_accelerator": play_2048_accelerator,
+                      "backgammon": backgammon}
+
 PRESETS = {"cartpole": cartpole, "classic": classic, "sample_efficient": sample_efficient,
            "reanalyze": muzero_reanalyze, "minatar": minatar,
            "atari_tiny": atari_tiny, "atari_paper": atari_paper,
-           **BOARD_PRESETS}
+           **BOARD_PRESETS, **STOCHASTIC_PRESETS}
 
 
 # --- an env's own solve return ------------------------------------------------------

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import mctx
 
+from muzero_jax import stochastic as stochastic_lib
 from muzero_jax.config import Config, SearchConfig
 from muzero_jax.networks import Model, Params
 
@@ -287,11 +288,22 @@ def puct(search: SearchConfig, params: Params, key: chex.PRNGKey,
     out = mctx.muzero_policy(
         params, key, root, recurrent_fn, search.num_simulations,
         invalid_actions=invalid_actions, max_depth=search.max_depth,
-        pb_c_init=search.pb_c_init, pb_c_base=search.pb_c_base,
-        dirichlet_fraction=exploration.dirichlet_fraction,
-        dirichlet_alpha=search.dirichlet_alpha, temperature=exploration.temperature,
-        qtransform=functools.partial(_QTRANSFORMS[search.q_normalisation],
-                                     epsilon=search.q_min_range))
+        **_puct_constants(search, exploration))
+    return _greedy_ties_by_q(out, exploration)
+
+
+def _puct_constants(search: SearchConfig, exploration: Exploration) -> dict:
+    """PUCT's keyword arguments of mctx's muzero and stochastic policies."""
+    return dict(pb_c_init=search.pb_c_init, pb_c_base=search.pb_c_base,
+                dirichlet_fraction=exploration.dirichlet_fraction,
+                dirichlet_alpha=search.dirichlet_alpha, temperature=exploration.temperature,
+                qtransform=functools.partial(_QTRANSFORMS[search.q_normalisation],
+                                             epsilon=search.q_min_range))
+
+
+def _greedy_ties_by_q(out: mctx.PolicyOutput, exploration: Exploration) -> mctx.PolicyOutput:
+    """At temperature 0, the most visited action with ties to the higher Q (mctx breaks
+    them at random)."""
     summary = out.search_tree.summary()
     most = summary.visit_counts == summary.visit_counts.max(-1, keepdims=True)
     greedy = jnp.argmax(jnp.where(most, summary.qvalues, -jnp.inf), axis=-1)
@@ -312,8 +324,25 @@ def gumbel(search: SearchConfig, params: Params, key: chex.PRNGKey,
                                      epsilon=search.q_min_range))
 
 
+def stochastic(search: SearchConfig, params: Params, key: chex.PRNGKey,
+               root: mctx.RootFnOutput, recurrent_fn, exploration: Exploration,
+               invalid_actions: chex.Array | None) -> mctx.PolicyOutput:
+    """`mctx.stochastic_muzero_policy` with PUCT's constants, as `puct`.
+
+    `recurrent_fn` is the pair (decision_recurrent_fn, chance_recurrent_fn) of
+    `stochastic.make_tree_fns`. mctx returns the tree with its decision nodes' A
+    children (chance nodes' C sliced off), so its summary reads as a plain tree's.
+    """
+    decision_fn, chance_fn = recurrent_fn
+    out = mctx.stochastic_muzero_policy(
+        params, key, root, decision_fn, chance_fn, search.num_simulations,
+        invalid_actions=invalid_actions, max_depth=search.max_depth,
+        **_puct_constants(search, exploration))
+    return _greedy_ties_by_q(out, exploration)
+
+
 # SearchConfig.policy -> the policy that searches.
-POLICIES: dict[str, PolicyFn] = {"muzero": puct, "gumbel": gumbel}
+POLICIES: dict[str, PolicyFn] = {"muzero": puct, "gumbel": gumbel, "stochastic": stochastic}
 
 
 def tree_discount(discount: float, two_player: bool) -> float:
@@ -323,9 +352,13 @@ def tree_discount(discount: float, two_player: bool) -> float:
 
 
 def tree_recurrent_fn(model: Model, *, discount: float, two_player: bool = False,
-                      simulator=None) -> RecurrentFn:
-    """The tree's step: the learned model's g then f, or the `simulator` env's own."""
+                      simulator=None, chance_nodes: bool = False) -> RecurrentFn:
+    """The tree's step: the learned model's g then f, or the `simulator` env's own;
+    `chance_nodes`: the pair of a stochastic model's decision and chance steps
+    (`stochastic.make_tree_fns`), for policy "stochastic"."""
     discount = tree_discount(discount, two_player)
+    if chance_nodes:
+        return stochastic_lib.make_tree_fns(model, discount)
     if simulator is None and model.value_prefix:
         return make_prefix_recurrent_fn(model, discount)
     if simulator is None:
@@ -339,7 +372,8 @@ def _run_policy(search: SearchConfig, model: Model, *, discount: float, two_play
     (the root's inference, mctx's output)."""
     policy = POLICIES[search.policy]
     recurrent_fn = tree_recurrent_fn(model, discount=discount, two_player=two_player,
-                                     simulator=simulator)
+                                     simulator=simulator,
+                                     chance_nodes=search.policy == "stochastic")
 
     def run(params, key, obs, exploration, invalid_actions=None, embedding=None):
         root_out = model.initial_inference(params, obs)

@@ -48,8 +48,8 @@ def test_spec_and_id_rule():
     spec = env.spec
     assert (spec.observation_shape, spec.num_actions) == ((3, 3, 2), 9)
     assert spec.two_player and spec.legal_actions and spec.max_abs_reward == 1.0
-    with pytest.raises(ConfigError, match="pgx/2048"):
-        pgx_env.PgxEnv("2048")
+    with pytest.raises(ConfigError, match="pgx/kuhn_poker"):
+        pgx_env.PgxEnv("kuhn_poker")
 
 
 def test_reward_is_the_movers_and_the_game_resets():

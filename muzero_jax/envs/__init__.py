@@ -9,7 +9,8 @@
 |                         | `jax/CartPole-v1` (Gymnasium's functional one) |              |
 | `gymnax/<id>`           | `gymnax.make(id)`, e.g. `gymnax/Breakout-MinAtar` | jitted scan |
 | `pgx/<game>`            | `pgx.make(game)`, two-player board games, e.g. | jitted scan |
-|                         | `pgx/tic_tac_toe`, `pgx/go_9x9`, `pgx/chess`  |              |
+|                         | `pgx/tic_tac_toe`, `pgx/go_9x9`, `pgx/chess`; |              |
+|                         | with chance `pgx/2048`, `pgx/backgammon`      |              |
 | `ALE/<Game>-v5`         | ale-py's vectorised emulators (frames)        | host loop    |
 | anything else           | `gymnasium.make_vec(id)`, `module:EnvId` too  | host loop    |
 
@@ -55,7 +56,8 @@ FAMILIES = {
     "gymnax/<id>": "gymnax envs, e.g. gymnax/Acrobot-v1, gymnax/Breakout-MinAtar; jitted "
                    "self-play",
     "pgx/<game>": "two-player board games through pgx, e.g. pgx/tic_tac_toe, "
-                  "pgx/connect_four, pgx/go_9x9, pgx/chess; jitted self-play",
+                  "pgx/connect_four, pgx/go_9x9, pgx/chess; with chance pgx/2048, "
+                  "pgx/backgammon; jitted self-play",
     "ALE/<Game>-v5": "Atari through ale-py (frames; pip install ale-py); host self-play",
     "<gymnasium id>": "any gymnasium.make id with Discrete actions, or module:EnvId; host "
                       "self-play (gymnasium.make_vec)",

@@ -31,11 +31,12 @@ How the variants to come fit:
   lives in the model (`networks.ValuePrefix`), the learner's unroll, the search
   (`search.make_prefix_recurrent_fn`) and the batch's reward targets
   (`targets.value_prefix_targets`).
-- Stochastic MuZero (chance codes, afterstates): nothing recorded (the encoder reads
-  observations); `targets` gives the observations of rows 1..K; `unroll_loss` the
-  encoder's code against the afterstate's chance prior and the commitment loss. The
-  afterstate unroll itself and `mctx.stochastic_muzero_policy` belong to the model
-  and the search.
+- Stochastic MuZero (`extensions/stochastic.py`, docs/stochastic.md): nothing
+  recorded (the encoder reads observations); `targets` gives the observations of rows
+  1..K; `unroll_loss` the afterstate value, the encoder's code against the
+  afterstate's chance prior, and the commitment loss. The afterstate unroll itself
+  (`Model.unroll_inference`) and `mctx.stochastic_muzero_policy` belong to the model
+  (`muzero_jax/stochastic.py`) and the search.
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ def active(config: Config) -> tuple[Extension, ...]:
     """The extensions `config` turns on, in the order they take their rollout keys."""
     from muzero_jax.extensions.consistency import Consistency
     from muzero_jax.extensions.counterfactual import Counterfactual
+    from muzero_jax.extensions.stochastic import Stochastic
 
     chosen = []
     if config.loss.counterfactual_rewards:
@@ -124,6 +126,8 @@ def active(config: Config) -> tuple[Extension, ...]:
     if config.loss.consistency_loss_weight > 0:
         chosen.append(Consistency(weight=config.loss.consistency_loss_weight,
                                   history_length=config.env.history_length))
+    if config.network.chance_outcomes:
+        chosen.append(Stochastic(commitment_weight=config.loss.commitment_loss_weight))
     return tuple(chosen)
 
 

@@ -1,0 +1,178 @@
+"""Cost per simulation of `mctx.stochastic_muzero_policy` against `mctx.muzero_policy`.
+
+    python -m benchmarks.stochastic_search [--out DIR] [--quick]
+
+Both searches run the same small MLP modules (`networks.Dynamics`, `networks.Prediction`:
+2 hidden layers of 64, latent 64, 601-atom value and reward supports) on 2048's
+observation size (4x4x31) and A = 4 actions, C = 32 chance codes:
+
+- plain: g then f per expanded node (`muzero_policy`);
+- stochastic: mctx evaluates both the decision function (afterstate dynamics phi, then
+  afterstate prediction psi) and the chance function (dynamics g, then f) at every
+  expanded node, and keeps one by the node's kind, over a tree whose nodes have A + C
+  children.
+
+Each figure is the median over repeats of one jitted search call (compilation apart),
+divided by the number of simulations. One stochastic simulation expands one node, a
+decision or a chance node, so it reaches half as deep as a plain simulation does.
+Writes `stochastic-search.json` and `.md` under DIR
+(default benchmarks/results/stochastic-search/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import mctx
+
+from benchmarks import machine
+from benchmarks.timing import measure_interleaved
+from muzero_jax import support
+from muzero_jax.networks import Dynamics, Prediction, Representation
+
+OBS_SHAPE, A, C, HIDDEN, LATENT, ATOMS = (4, 4, 31), 4, 32, (64, 64), 64, 601
+
+
+class _Net(nn.Module):
+    """h, g, f and the stochastic phi, psi: each the repository's MLP modules."""
+
+    def setup(self):
+        self.h = Representation(HIDDEN, LATENT)
+        self.g = Dynamics(HIDDEN, LATENT, A, ATOMS)
+        self.f = Prediction(HIDDEN, A, ATOMS)
+        self.phi = Dynamics(HIDDEN, LATENT, A, ATOMS)  # its reward head unused
+        self.psi = Prediction(HIDDEN, C, ATOMS)
+        self.g_chance = Dynamics(HIDDEN, LATENT, C, ATOMS)
+
+    def __call__(self, obs):
+        s = self.h(obs)
+        zeros = jnp.zeros((obs.shape[0],), jnp.int32)
+        self.g(s, zeros), self.f(s), self.psi(self.phi(s, zeros)[1])
+        return self.g_chance(s, zeros)
+
+    def root(self, obs):
+        s = self.h(obs)
+        return s, *self.f(s)
+
+    def plain(self, s, action):
+        reward_logits, next_s = self.g(s, action)
+        return next_s, reward_logits, *self.f(next_s)
+
+    def decision(self, s, action):
+        after = self.phi(s, action)[1]
+        return after, *self.psi(after)
+
+    def chance(self, after, code):
+        reward_logits, next_s = self.g_chance(after, code)
+        return next_s, reward_logits, *self.f(next_s)
+
+
+def _scalar(logits):
+    return support.support_to_scalar(logits, ATOMS // 2, "h")
+
+
+def searches(num_simulations: int):
+    """(plain, stochastic) jitted searches of (params, key, obs) -> action weights."""
+    net = _Net()
+
+    def root(params, obs):
+        s, policy, value = net.apply(params, obs, method=_Net.root)
+        return mctx.RootFnOutput(prior_logits=policy, value=_scalar(value), embedding=s)
+
+    def recurrent(params, rng, action, s):
+        next_s, r, policy, value = net.apply(params, s, action, method=_Net.plain)
+        return mctx.RecurrentFnOutput(reward=_scalar(r), discount=jnp.full_like(_scalar(r), 0.997),
+                                      prior_logits=policy, value=_scalar(value)), next_s
+
+    def decision(params, rng, action, s):
+        after, chance_logits, q = net.apply(params, s, action, method=_Net.decision)
+        return mctx.DecisionRecurrentFnOutput(chance_logits=chance_logits,
+                                              afterstate_value=_scalar(q)), after
+
+    def chance(params, rng, code, after):
+        next_s, r, policy, value = net.apply(params, after, code, method=_Net.chance)
+        reward = _scalar(r)
+        return mctx.ChanceRecurrentFnOutput(
+            action_logits=policy, value=_scalar(value), reward=reward,
+            discount=jnp.full_like(reward, 0.997)), next_s
+
+    @jax.jit
+    def plain(params, key, obs):
+        return mctx.muzero_policy(params, key, root(params, obs), recurrent,
+                                  num_simulations).action_weights
+
+    @jax.jit
+    def stochastic(params, key, obs):
+        return mctx.stochastic_muzero_policy(params, key, root(params, obs), decision, chance,
+                                             num_simulations).action_weights
+
+    return net, plain, stochastic
+
+
+def run(batches, simulations, repeats: int, min_repeat_seconds: float) -> list[dict]:
+    rows = []
+    for batch in batches:
+        for sims in simulations:
+            net, plain, stochastic = searches(sims)
+            obs = jax.random.uniform(jax.random.key(1), (batch, *OBS_SHAPE))
+            params = net.init(jax.random.key(0), obs)
+            key = jax.random.key(2)
+            timing = measure_interleaved(
+                {"plain": lambda: plain(params, key, obs),
+                 "stochastic": lambda: stochastic(params, key, obs)},
+                repeats=repeats, min_repeat_seconds=min_repeat_seconds)
+            row = {"batch": batch, "simulations": sims}
+            for name, t in timing.items():
+                row[f"{name}_ms_per_search"] = 1e3 * t.median_s
+                row[f"{name}_us_per_simulation"] = 1e6 * t.median_s / sims
+                row[f"{name}_spread"] = t.spread
+                row[f"{name}_first_call_s"] = t.first_call_s
+            row["ratio"] = timing["stochastic"].median_s / timing["plain"].median_s
+            rows.append(row)
+            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                              for k, v in row.items()}), flush=True)
+    return rows
+
+
+def write(rows: list[dict], out: pathlib.Path, argv: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    about = machine.describe()
+    (out / "stochastic-search.json").write_text(json.dumps(
+        {"machine": about, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+         "command": "python -m benchmarks.stochastic_search", "args": argv, "rows": rows},
+        indent=2) + "\n")
+    lines = [f"# mctx stochastic_muzero_policy against muzero_policy ({about['cpu']}, "
+             f"{about['cpu_cores']} cores, mctx {about['versions']['mctx']})", "",
+             "Median of one jitted search over interleaved repeats, compilation apart;",
+             "microseconds per simulation; spread = (max - min) / median over the repeats",
+             "(a shared machine). One stochastic simulation expands a decision or a chance",
+             "node: a tree as deep in plies needs about twice the simulations.", "",
+             "| batch | simulations | plain us/sim | spread | stochastic us/sim | spread "
+             "| ratio |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['batch']} | {r['simulations']} | "
+                     f"{r['plain_us_per_simulation']:.0f} | {r['plain_spread']:.2f} | "
+                     f"{r['stochastic_us_per_simulation']:.0f} | "
+                     f"{r['stochastic_spread']:.2f} | {r['ratio']:.2f} |")
+    (out / "stochastic-search.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="benchmarks/results/stochastic-search")
+    parser.add_argument("--quick", action="store_true", help="batch 16, 8 simulations")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    batches, sims = ((16,), (8,)) if args.quick else ((16, 256), (8, 16, 50))
+    rows = run(batches, sims, args.repeats, 0.3 if args.quick else 1.0)
+    write(rows, pathlib.Path(args.out), vars(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -36,6 +36,10 @@ Sections:
   minatar    greedy return against env steps and wall seconds on Breakout, Asterix,
              Freeway and SpaceInvaders (gymnax MinAtar, preset minatar), beside published
              figures; --minatar-steps N per game (only with --only minatar).
+  device     an accelerator's figures in under five minutes: search at batch 256-8192
+             beside the network alone, learner updates/s of the Atari, MinAtar and board
+             ResNets, a short MinAtar learning run (only with --only device; --tiny runs
+             it at toy sizes; benchmarks/device.sh installs carried wheels first).
 
 `--only SECTION ...` writes DIR/results-<device>-<sections>.*, so a partial run never
 overwrites the full one.
@@ -58,6 +62,7 @@ import numpy as np
 
 import muzero_jax as mz
 from benchmarks import anatomy, atari, board, envs, guards, machine, minatar, scaling, soak, solve
+from benchmarks import device as accelerator
 from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
 from muzero_jax.evaluate import evaluate_jax
 
@@ -494,11 +499,14 @@ def markdown(results: dict) -> str:
     if "minatar" in sec:
         lines += ["## MinAtar: return against env steps and wall seconds", ""]
         lines += minatar.markdown(sec["minatar"]) + [""]
+    if "device" in sec:
+        lines += ["## Accelerator: search, learner and a short MinAtar run", ""]
+        lines += accelerator.markdown(sec["device"]) + [""]
     return "\n".join(lines)
 
 
 SECTIONS = ("search", "anatomy", "iteration", "guards", "selfplay", "learner", "solve", "atari",
-            "envs", "compile", "scaling", "soak", "board", "minatar")
+            "envs", "compile", "scaling", "soak", "board", "minatar", "device")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -512,6 +520,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--minatar-steps", type=int, default=minatar.DEFAULT_STEPS,
                         help="env steps per game of the minatar section (default "
                              f"{minatar.DEFAULT_STEPS:,}; a CPU runs a short version)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the device section at toy sizes: a check of the harness on a CPU")
+    parser.add_argument("--device-seconds", type=float, default=270.0,
+                        help="time budget of the device section, compilation included "
+                             "(default 270)")
     parser.add_argument("--profile", action="store_true",
                         help="also write a jax.profiler trace (Perfetto) of Agent.act at batch "
                              "256 for each search to DIR/profile-<device>/")
@@ -541,12 +554,15 @@ def main(argv: list[str] | None = None) -> dict:
         "scaling": lambda: scaling.benchmark(settings, print),
         "board": lambda: board.benchmark(settings, print),
         "minatar": lambda: minatar.benchmark(args.out, device, print, args.minatar_steps),
+        "device": lambda: accelerator.benchmark(args.out, device, print, tiny=args.tiny,
+                                                budget_seconds=args.device_seconds),
     }
     # The soak runs half a million env steps, the board games compile Go and chess, MinAtar
-    # trains four games: only when asked for (--only soak, --only board, --only minatar).
+    # trains four games, the device section sizes itself for an accelerator: only when
+    # asked for (--only soak, --only board, --only minatar, --only device).
     sections = args.only or [n for n in SECTIONS if not (args.quick
                                                          and n in ("anatomy", "guards"))
-                             and n not in ("soak", "board", "minatar")]
+                             and n not in ("soak", "board", "minatar", "device")]
     for name in sections:
         print(f"[{name}]")
         section_start = time.perf_counter()
@@ -558,7 +574,8 @@ def main(argv: list[str] | None = None) -> dict:
               f"{results['profile']['top_ms_per_call']}")
     results["seconds"] = time.perf_counter() - start
 
-    suffix = ("-quick" if args.quick else "") + ("-" + "-".join(args.only) if args.only else "")
+    suffix = (("-quick" if args.quick else "") + ("-tiny" if args.tiny else "")
+              + ("-" + "-".join(args.only) if args.only else ""))
     json_path = os.path.join(args.out, f"results-{device}{suffix}.json")
     md_path = os.path.join(args.out, f"results-{device}{suffix}.md")
     with open(json_path, "w") as f:

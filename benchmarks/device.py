@@ -42,7 +42,10 @@ import muzero_jax as mz
 from muzero_jax import envs, history
 from muzero_jax.evaluate import evaluate_jax
 
-RESERVE_SECONDS = 25.0  # what a learner row or the final evaluation may take on a GPU
+RESERVE_SECONDS = 20.0  # what a row or the final evaluation may take on a GPU
+# Each part's share of the budget, cumulative: the search ends its rows by 40% of it,
+# the learner by 70%, the learning run has the rest.
+PART_UNTIL = {"search": 0.4, "learner": 0.7}
 ATARI_ACTIONS = 18
 
 
@@ -76,16 +79,24 @@ def make_plan(tiny: bool) -> Plan:
                 learners=learners,
                 learner_batches={"atari_paper": 1024, "minatar_board": 1024, "go_9x9": 1024,
                                  "chess": 1024},
-                repeats=5, min_repeat_seconds=0.2, minatar_seconds=120.0,
+                repeats=5, min_repeat_seconds=0.1, minatar_seconds=120.0,
                 minatar_max_iterations=100_000, eval_episodes=32, evals=6)
 
 
 class _Budget:
-    """Seconds left of the section's budget, and the parts skipped for want of them."""
+    """Seconds left of the section's budget, and the parts skipped for want of them.
+
+    `part(until)` gives the part now running the share of the budget up to the fraction
+    `until` of it (what an earlier part left over comes with it)."""
 
     def __init__(self, seconds: float):
-        self.deadline = time.perf_counter() + seconds
+        self.start = time.perf_counter()
+        self.seconds = seconds
+        self.deadline = self.start + seconds
         self.skipped: list[str] = []
+
+    def part(self, until: float) -> None:
+        self.deadline = self.start + until * self.seconds
 
     def left(self) -> float:
         return self.deadline - time.perf_counter()
@@ -357,7 +368,7 @@ def plot(run: dict, path: str, title: str) -> None:
 
 
 def benchmark(out: str, device: str, log, *, tiny: bool = False,
-              budget_seconds: float = 270.0) -> dict:
+              budget_seconds: float = 250.0) -> dict:
     """The three parts within `budget_seconds`; writes the learning curve's PNG to `out`."""
     plan = make_plan(tiny)
     budget = _Budget(budget_seconds)
@@ -366,12 +377,13 @@ def benchmark(out: str, device: str, log, *, tiny: bool = False,
                           "count": jax.device_count()},
                "tiny": tiny, "budget_seconds": budget_seconds,
                "plan": {k: v for k, v in dataclasses.asdict(plan).items()}}
-    start = time.perf_counter()
-    section["search"] = bench_search(plan, budget, log)
-    section["search"]["seconds"] = time.perf_counter() - start
-    start = time.perf_counter()
-    section["learner"] = bench_learner(plan, budget, log)
-    section["learner"]["seconds"] = time.perf_counter() - start
+    for name, bench, until in (("search", bench_search, PART_UNTIL["search"]),
+                               ("learner", bench_learner, PART_UNTIL["learner"])):
+        budget.part(until)
+        start = time.perf_counter()
+        section[name] = bench(plan, budget, log)
+        section[name]["seconds"] = time.perf_counter() - start
+    budget.part(1.0)
     # The learning run takes what is left but the final evaluation's reserve.
     seconds = min(plan.minatar_seconds, budget.left() - RESERVE_SECONDS)
     if plan.tiny or budget.allows("minatar run", needs=RESERVE_SECONDS + 10.0):

@@ -522,13 +522,15 @@ def main(argv: list[str] | None = None) -> dict:
                              f"{minatar.DEFAULT_STEPS:,}; a CPU runs a short version)")
     parser.add_argument("--tiny", action="store_true",
                         help="the device section at toy sizes: a check of the harness on a CPU")
-    parser.add_argument("--device-seconds", type=float, default=270.0,
+    parser.add_argument("--device-seconds", type=float, default=250.0,
                         help="time budget of the device section, compilation included "
-                             "(default 270)")
+                             "(default 250)")
     parser.add_argument("--profile", action="store_true",
                         help="also write a jax.profiler trace (Perfetto) of Agent.act at batch "
                              "256 for each search to DIR/profile-<device>/")
     args = parser.parse_args(argv)
+    if not args.device_seconds > 0:
+        parser.error(f"--device-seconds={args.device_seconds}: expected seconds > 0")
 
     start = time.perf_counter()
     settings = Settings(args.quick)

@@ -73,7 +73,7 @@ def make_plan(tiny: bool) -> Plan:
         return Plan(tiny=True, simulations=2, search_batches=(2,),
                     learners=("atari_paper", "go_9x9"),
                     learner_batches={name: 2 for name in learners}, repeats=2,
-                    min_repeat_seconds=0.0, minatar_seconds=60.0, minatar_max_iterations=3,
+                    min_repeat_seconds=0.0, minatar_seconds=math.inf, minatar_max_iterations=3,
                     eval_episodes=2, evals=2)
     return Plan(tiny=False, simulations=50, search_batches=(256, 1024, 4096, 8192),
                 learners=learners,
@@ -83,7 +83,7 @@ def make_plan(tiny: bool) -> Plan:
                 minatar_max_iterations=100_000, eval_episodes=32, evals=6)
 
 
-class _Budget:
+class Budget:
     """Seconds left of the section's budget, and the parts skipped for want of them.
 
     `part(until)` gives the part now running the share of the budget up to the fraction
@@ -205,7 +205,7 @@ def search_config(algorithm: str, plan: Plan) -> mz.Config:
     return config
 
 
-def bench_search(plan: Plan, budget: _Budget, log) -> dict:
+def bench_search(plan: Plan, budget: Budget, log) -> dict:
     """Simulations/s of `Agent.act` beside the network alone, per search and batch."""
     from benchmarks.run import _timing_record, make_network_only
 
@@ -243,7 +243,7 @@ def bench_search(plan: Plan, budget: _Budget, log) -> dict:
             "rows": rows}
 
 
-def bench_learner(plan: Plan, budget: _Budget, log) -> dict:
+def bench_learner(plan: Plan, budget: Budget, log) -> dict:
     """Updates/s of `Agent.learn` on a random batch of the real shapes, per network."""
     from benchmarks.run import _timing_record
 
@@ -283,8 +283,10 @@ def minatar_run_config(plan: Plan) -> mz.Config:
 
 
 def minatar_run(plan: Plan, seconds: float, log) -> dict:
-    """The `minatar` preset on Breakout-MinAtar for about `seconds` of training (after
-    compilation), greedy evaluations at regular intervals; returns the curve."""
+    """The `minatar` preset on Breakout-MinAtar until `seconds` of wall time have passed
+    (compilation and the periodic greedy evaluations included), then a last evaluation;
+    returns the curve, with training seconds (compilation apart) beside wall seconds."""
+    start = time.perf_counter()
     config = minatar_run_config(plan)
     agent = mz.Agent(config)
     keys = iter(jax.random.split(jax.random.key(config.run.seed), 1_000_000))
@@ -294,43 +296,43 @@ def minatar_run(plan: Plan, seconds: float, log) -> dict:
     clock = {"train": 0.0, "eval": 0.0}
     env_steps = train_steps = 0
 
-    def timed(name: str, fn):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        seconds_taken = time.perf_counter() - start
+    def timed(name: str, fn, *args):
+        begin = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        taken = time.perf_counter() - begin
         if name not in first_call:
-            first_call[name] = seconds_taken
+            first_call[name] = taken
         else:
-            clock["eval" if name == "evaluate" else "train"] += seconds_taken
+            clock["eval" if name == "evaluate" else "train"] += taken
         return out
 
     def evaluate():
-        returns = timed("evaluate", lambda: evaluate_jax(agent, state, next(keys),
-                                                         plan.eval_episodes))
+        returns = timed("evaluate", evaluate_jax, agent, state, next(keys),
+                        plan.eval_episodes)
         curve.append({"env_steps": env_steps, "train_steps": train_steps,
                       "train_seconds": round(clock["train"], 3),
+                      "wall_seconds": round(time.perf_counter() - start, 3),
                       "eval_return": float(np.mean(returns)),
                       "eval_std": float(np.std(returns))})
-        log(f"  minatar {env_steps:9,d} env steps, {clock['train']:6.1f} s: greedy return "
-            f"{curve[-1]['eval_return']:.2f} ({plan.eval_episodes} episodes)")
+        log(f"  minatar {env_steps:9,d} env steps, {curve[-1]['wall_seconds']:6.1f} s: greedy "
+            f"return {curve[-1]['eval_return']:.2f} ({plan.eval_episodes} episodes)")
 
     steps = config.acting.num_envs * config.acting.rollout_length
     evaluate()
     eval_interval = seconds / plan.evals
-    next_eval = eval_interval
+    next_eval = time.perf_counter() - start + eval_interval
     for iteration in range(plan.minatar_max_iterations):
-        env_state, trajectory = timed("rollout", lambda: agent.rollout(  # noqa: B023
-            state, env_state, next(keys)))
-        buffer = timed("add", lambda: agent.add(buffer, trajectory))  # noqa: B023
+        env_state, trajectory = timed("rollout", agent.rollout, state, env_state, next(keys))
+        buffer = timed("add", agent.add, buffer, trajectory)
         env_steps += steps
         if agent.ready_to_learn(buffer):
-            state, buffer, _ = timed("update", lambda: agent.update(  # noqa: B023
-                state, buffer, next(keys)))
+            state, buffer, _ = timed("update", agent.update, state, buffer, next(keys))
             train_steps += config.learner.updates_per_iteration
-        done = clock["train"] >= seconds or iteration + 1 == plan.minatar_max_iterations
-        if done or clock["train"] >= next_eval:
+        wall = time.perf_counter() - start
+        done = wall >= seconds or iteration + 1 == plan.minatar_max_iterations
+        if done or wall >= next_eval:
             evaluate()
-            next_eval = clock["train"] + eval_interval
+            next_eval = time.perf_counter() - start + eval_interval
         if done:
             break
     acting, search = config.acting, config.search
@@ -338,8 +340,9 @@ def minatar_run(plan: Plan, seconds: float, log) -> dict:
                       f"{acting.rollout_length} steps, {search.policy} {search.num_simulations} "
                       f"simulations, {config.learner.updates_per_iteration} updates of batch "
                       f"{config.learner.batch_size} an iteration, network {config.network.kind}",
-            "env_steps": env_steps, "train_steps": train_steps,
+            "env": config.env.id, "env_steps": env_steps, "train_steps": train_steps,
             "train_seconds": clock["train"], "eval_seconds": clock["eval"],
+            "wall_seconds": time.perf_counter() - start,
             "env_steps_per_second": env_steps / max(clock["train"], 1e-9),
             "first_call_seconds": first_call, "eval_episodes": plan.eval_episodes,
             "curve": curve}
@@ -355,7 +358,7 @@ def plot(run: dict, path: str, title: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
     curve = run["curve"]
     for ax, x, label in ((axes[0], "env_steps", "env steps"),
-                         (axes[1], "train_seconds", "training seconds (compilation apart)")):
+                         (axes[1], "wall_seconds", "wall seconds (compilation included)")):
         ax.plot([p[x] for p in curve], [p["eval_return"] for p in curve], marker="o")
         ax.set_xlabel(label)
         ax.set_xlim(left=0)
@@ -371,7 +374,7 @@ def benchmark(out: str, device: str, log, *, tiny: bool = False,
               budget_seconds: float = 250.0) -> dict:
     """The three parts within `budget_seconds`; writes the learning curve's PNG to `out`."""
     plan = make_plan(tiny)
-    budget = _Budget(budget_seconds)
+    budget = Budget(budget_seconds)
     first = jax.devices()[0]
     section = {"device": {"platform": first.platform, "device_kind": first.device_kind,
                           "count": jax.device_count()},
@@ -384,14 +387,14 @@ def benchmark(out: str, device: str, log, *, tiny: bool = False,
         section[name] = bench(plan, budget, log)
         section[name]["seconds"] = time.perf_counter() - start
     budget.part(1.0)
-    # The learning run takes what is left but the final evaluation's reserve.
+    # The learning run takes what is left but the last evaluation's reserve.
     seconds = min(plan.minatar_seconds, budget.left() - RESERVE_SECONDS)
     if plan.tiny or budget.allows("minatar run", needs=RESERVE_SECONDS + 10.0):
         start = time.perf_counter()
         run = minatar_run(plan, max(seconds, 0.0), log)
         run["seconds"] = time.perf_counter() - start
         png = f"device-minatar-{device}{'-tiny' if tiny else ''}.png"
-        plot(run, os.path.join(out, png), f"{run['config']} ({device})")
+        plot(run, os.path.join(out, png), f"{run['env']}, minatar preset ({device})")
         run["plot"] = png
         section["minatar"] = run
     section["skipped"] = budget.skipped
@@ -405,8 +408,9 @@ def _rate(record: dict, spec: str = ",.0f") -> str:
 
 def markdown(section: dict) -> list[str]:
     d = section["device"]
+    tiny = "; --tiny: toy sizes, a check of the harness, not a measurement"
     lines = [f"Device: {d['device_kind']} ({d['platform']}, {d['count']} device(s))"
-             f"{'; --tiny: toy sizes, a check of the harness, not a measurement' if section['tiny'] else ''}.",
+             f"{tiny if section['tiny'] else ''}.",
              "", f"### Search: simulations/s ({section['search']['config']})", "",
              "| search | batch | search sims/s | network-only sims/s | search / network | "
              "first call s (search, network) |", "|---|---|---|---|---|---|"]
@@ -428,12 +432,14 @@ def markdown(section: dict) -> list[str]:
         calls = ", ".join(f"{k} {v:.1f}" for k, v in m["first_call_seconds"].items())
         lines += ["", f"### Learning run ({m['config']})", "",
                   f"{m['env_steps']:,} env steps and {m['train_steps']:,} updates in "
-                  f"{m['train_seconds']:.1f} s of training ({m['env_steps_per_second']:,.0f} env "
-                  f"steps/s), {m['eval_seconds']:.1f} s of evaluation; first calls "
-                  f"(compilation included), s: {calls}.", "",
-                  "| env steps | updates | training s | greedy return |", "|---|---|---|---|"]
+                  f"{m['wall_seconds']:.1f} s: {m['train_seconds']:.1f} s of training "
+                  f"({m['env_steps_per_second']:,.0f} env steps/s), {m['eval_seconds']:.1f} s of "
+                  f"evaluation; first calls (compilation included), s: {calls}.", "",
+                  "| env steps | updates | training s | wall s | greedy return |",
+                  "|---|---|---|---|---|"]
         lines += [f"| {p['env_steps']:,} | {p['train_steps']:,} | {p['train_seconds']:.1f} | "
-                  f"{p['eval_return']:.2f} +- {p['eval_std']:.2f} |" for p in m["curve"]]
+                  f"{p['wall_seconds']:.1f} | {p['eval_return']:.2f} +- {p['eval_std']:.2f} |"
+                  for p in m["curve"]]
         lines += ["", f"![MinAtar learning run]({m['plot']})"]
     if section["skipped"]:
         lines += ["", "Skipped for want of time: " + ", ".join(section["skipped"]) + "."]

@@ -35,6 +35,17 @@ def test_random_batch_has_make_batch_shapes_on_atari_shaped_frames():
     assert actions.min() >= 0 and actions.max() < agent.num_actions == device.ATARI_ACTIONS
 
 
+def test_budget_skips_what_would_start_too_late_and_names_it():
+    budget = device.Budget(100.0)
+    budget.part(0.5)  # this part may run until half of the budget
+    assert 49.0 < budget.left() <= 50.0
+    assert budget.allows("row a", needs=10.0)
+    assert not budget.allows("row b", needs=60.0)
+    budget.part(1.0)
+    assert budget.allows("row b", needs=60.0)
+    assert budget.skipped == ["row b"]
+
+
 def test_device_seconds_must_be_positive(capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench_run.main(["--only", "device", "--tiny", "--device-seconds", "0"])
@@ -45,7 +56,9 @@ def test_device_seconds_must_be_positive(capsys):
 @pytest.mark.slow
 def test_tiny_device_run_writes_every_figure(tmp_path):
     """`python -m benchmarks --only device --tiny`: the files, their fields and shapes."""
-    results = bench_run.main(["--only", "device", "--tiny", "--out", str(tmp_path)])
+    # A budget no CPU reaches: every row runs, whatever the machine's load.
+    results = bench_run.main(["--only", "device", "--tiny", "--out", str(tmp_path),
+                              "--device-seconds", "1e6"])
     name = machine.device_name()
     written = json.loads((tmp_path / f"results-{name}-tiny-device.json").read_text())
     assert written["sections"].keys() == {"device"}
@@ -80,6 +93,7 @@ def test_tiny_device_run_writes_every_figure(tmp_path):
     steps = 4 * 4  # tiny: 4 envs x 4 steps an iteration
     assert run["env_steps"] == plan.minatar_max_iterations * steps
     assert [p["env_steps"] for p in run["curve"]] == [0, run["env_steps"]]
+    assert run["curve"][0]["wall_seconds"] <= run["curve"][1]["wall_seconds"] <= run["wall_seconds"]
     assert run["train_steps"] == run["curve"][-1]["train_steps"] > 0
     assert set(run["first_call_seconds"]) == {"evaluate", "rollout", "add", "update"}
     assert (tmp_path / run["plot"]).stat().st_size > 0

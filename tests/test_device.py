@@ -101,4 +101,4 @@ def test_tiny_device_run_writes_every_figure(tmp_path):
     table = (tmp_path / f"results-{name}-tiny-device.md").read_text()
     assert "### Search: simulations/s" in table and "| gumbel | 2 |" in table
     assert "| atari_paper | resnet |" in table and "![MinAtar learning run]" in table
-    assert results["sections"]["device"]["plan"]["learners"] == list(plan.learners)
+    assert results["sections"]["device"]["plan"]["learners"] == plan.learners

@@ -379,7 +379,9 @@ def benchmark(out: str, device: str, log, *, tiny: bool = False,
     section = {"device": {"platform": first.platform, "device_kind": first.device_kind,
                           "count": jax.device_count()},
                "tiny": tiny, "budget_seconds": budget_seconds,
-               "plan": {k: v for k, v in dataclasses.asdict(plan).items()}}
+               # JSON has no infinity: the tiny plan's unbounded learning run is null.
+               "plan": {k: None if isinstance(v, float) and math.isinf(v) else v
+                        for k, v in dataclasses.asdict(plan).items()}}
     for name, bench, until in (("search", bench_search, PART_UNTIL["search"]),
                                ("learner", bench_learner, PART_UNTIL["learner"])):
         budget.part(until)

@@ -102,3 +102,4 @@ def test_tiny_device_run_writes_every_figure(tmp_path):
     assert "### Search: simulations/s" in table and "| gumbel | 2 |" in table
     assert "| atari_paper | resnet |" in table and "![MinAtar learning run]" in table
     assert results["sections"]["device"]["plan"]["learners"] == plan.learners
+    assert section["plan"]["minatar_seconds"] is None  # unbounded: strict JSON has no inf

@@ -40,6 +40,10 @@ Sections:
              figures; --minatar-steps N per run, --seeds N (3), --minatar-preset
              plain efficientzero ... side by side, --minatar-games (only with
              --only minatar).
+  device     an accelerator's figures in under five minutes: search at batch 256-8192
+             beside the network alone, learner updates/s of the Atari, MinAtar and board
+             ResNets, a short MinAtar learning run (only with --only device; --tiny runs
+             it at toy sizes; benchmarks/device.sh installs carried wheels first).
 
 `--only SECTION ...` writes DIR/<sections>/<device>.* instead (`--only compile`:
 DIR/compile/<device>.json; `--only envs compile`: DIR/envs-compile/...), so a partial run
@@ -63,6 +67,7 @@ import numpy as np
 
 import muzero_jax as mz
 from benchmarks import anatomy, atari, board, envs, guards, machine, minatar, scaling, soak, solve
+from benchmarks import device as accelerator
 from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
 from muzero_jax.evaluate import evaluate_jax
 
@@ -502,11 +507,14 @@ def markdown(results: dict) -> str:
     if "minatar" in sec:
         lines += ["## MinAtar: return against env steps and wall seconds", ""]
         lines += minatar.markdown(sec["minatar"]) + [""]
+    if "device" in sec:
+        lines += ["## Accelerator: search, learner and a short MinAtar run", ""]
+        lines += accelerator.markdown(sec["device"]) + [""]
     return "\n".join(lines)
 
 
 SECTIONS = ("search", "anatomy", "iteration", "guards", "selfplay", "learner", "solve", "atari",
-            "envs", "compile", "scaling", "soak", "board", "minatar")
+            "envs", "compile", "scaling", "soak", "board", "minatar", "device")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -534,6 +542,11 @@ def main(argv: list[str] | None = None) -> dict:
                         default=list(minatar.GAMES), metavar="GAME",
                         help="minatar: the games (default all; Seaquest where gymnax's port "
                              "runs)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the device section at toy sizes: a check of the harness on a CPU")
+    parser.add_argument("--device-seconds", type=float, default=250.0,
+                        help="time budget of the device section, compilation included "
+                             "(default 250)")
     parser.add_argument("--profile", action="store_true",
                         help="also write a jax.profiler trace (Perfetto) of Agent.act at batch "
                              "256 for each search to DIR/<sections>/profile-<device>/")
@@ -541,6 +554,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.seeds < 1:
         print(f"--seeds {args.seeds}: expected an integer >= 1", file=sys.stderr)
         sys.exit(2)
+    if not args.device_seconds > 0:
+        parser.error(f"--device-seconds={args.device_seconds}: expected seconds > 0")
 
     start = time.perf_counter()
     settings = Settings(args.quick)
@@ -569,12 +584,15 @@ def main(argv: list[str] | None = None) -> dict:
         "minatar": lambda: minatar.benchmark(args.out, device, print, args.minatar_steps,
                                              games=tuple(args.minatar_games), seeds=args.seeds,
                                              variants=tuple(args.minatar_preset)),
+        "device": lambda: accelerator.benchmark(table_dir, device, print, tiny=args.tiny,
+                                                budget_seconds=args.device_seconds),
     }
     # The soak runs half a million env steps, the board games compile Go and chess, MinAtar
-    # trains four games: only when asked for (--only soak, --only board, --only minatar).
+    # trains four games, the device section sizes itself for an accelerator: only when
+    # asked for (--only soak, --only board, --only minatar, --only device).
     sections = args.only or [n for n in SECTIONS if not (args.quick
                                                          and n in ("anatomy", "guards"))
-                             and n not in ("soak", "board", "minatar")]
+                             and n not in ("soak", "board", "minatar", "device")]
     for name in sections:
         print(f"[{name}]")
         section_start = time.perf_counter()
@@ -586,7 +604,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{results['profile']['top_ms_per_call']}")
     results["seconds"] = time.perf_counter() - start
 
-    suffix = "-quick" if args.quick else ""
+    suffix = ("-quick" if args.quick else "") + ("-tiny" if args.tiny else "")
     json_path = os.path.join(table_dir, f"{device}{suffix}.json")
     md_path = os.path.join(table_dir, f"{device}{suffix}.md")
     with open(json_path, "w") as f:

@@ -21,7 +21,7 @@ A block is left out only with the line `<!-- docs-test: skip: <reason> -->` righ
 its fence; a skip without a reason fails. `test_mkdocs_build_strict` builds the site
 with `mkdocs build --strict` (a broken link, reference or docstring cross-reference
 fails), and the last tests keep README.md short and every tracked text file free of
-history references and pointers to SPEC.md.
+history references and pointers to a specification outside the repository.
 """
 
 from __future__ import annotations

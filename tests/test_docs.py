@@ -42,7 +42,6 @@ import sys
 import textwrap
 
 import pytest
-
 from test_structure import HISTORY
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -502,9 +502,22 @@ def test_mkdocs_build_strict(tmp_path):
                           cwd=ROOT, env=block_env(), capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert (tmp_path / "site" / "configuration" / "index.html").is_file()
-    assert "--search.num_simulations" in (tmp_path / "site" / "configuration" /
-                                          "index.html").read_text()
+    site = tmp_path / "site"
+    # The generated parts: every field's flag, every preset, every top-level name, the
+    # notebook and the changelog from outside docs/.
+    configuration = (site / "configuration" / "index.html").read_text()
+    import muzero_jax as mz
+    from muzero_jax.config import STAGES
+
+    for stage, cls in STAGES.items():
+        for field in dataclasses.fields(cls):
+            assert f"--{stage}.{field.name}<" in configuration, field.name
+    for name in mz.PRESETS:
+        assert f'id="preset-{name}"' in configuration, name
+    top_level = (site / "reference" / "muzero_jax" / "index.html").read_text()
+    assert all(f"mz.{name}<" in top_level for name in mz.__all__)
+    assert "quickstart" in (site / "quickstart" / "index.html").read_text()
+    assert (site / "changelog" / "index.html").is_file()
 
 
 def test_readme_is_short():

@@ -109,12 +109,19 @@ def page_blocks() -> list[Block]:
 BLOCKS = page_blocks()
 
 
+# Commands no test may run: they change the machine (installs) or nest the suite.
+NEVER_RUN = re.compile(r"\b(pip3?|apt-get|apt|brew|conda)\s+(.*\s)?install\b|-m\s+pytest\b")
+
+
 def _skip_or_fail(block: Block) -> None:
     if block.skip == "":
         pytest.fail(f"{block.name}: a docs-test skip needs a reason "
                     "(<!-- docs-test: skip: <reason> -->)")
     if block.skip is not None:
         pytest.skip(f"{block.name}: {block.skip}")
+    if block.language == "bash" and NEVER_RUN.search(block.code):
+        pytest.fail(f"{block.name}: installs packages or runs the test suite; expected a "
+                    "<!-- docs-test: skip: <reason> --> line above it")
 
 
 # --- the temporary working directory ----------------------------------------------
@@ -482,6 +489,14 @@ def test_a_block_calling_a_missing_name_fails_when_run(tmp_path):
     results = run_python_blocks(blocks, make_workdir(tmp_path / "work"))
     assert results[3][0] and not results[9][0]
     assert "AttributeError" in results[9][1] and "cartpol" in results[9][1]
+
+
+def test_installs_and_the_suite_are_never_run():
+    for code in ("python -m pip install -r requirements.txt\n", "pip install -q x\n",
+                 "sudo apt-get install graphviz\n", "python -m pytest -q tests\n"):
+        with pytest.raises(pytest.fail.Exception, match="installs packages"):
+            _skip_or_fail(Block("p.md", 1, "bash", code, None))
+    _skip_or_fail(Block("p.md", 1, "bash", "python experiments/train.py --help\n", None))
 
 
 def test_extract_blocks_reads_fences_skips_and_indentation():

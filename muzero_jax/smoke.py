@@ -48,8 +48,9 @@ def shrink(config: Config, *, log: Callable[[str], None] | None = print) -> Conf
     the devices they are split over), `NUM_SIMULATIONS` simulations,
     `UPDATES_PER_ITERATION` updates an iteration, `EVAL_EPISODES` episodes per
     evaluation and final evaluation, replay ready after the first iteration (as far as
-    its window allows), progress every iteration, and env steps for `ITERATIONS_LEARNING`
-    learning iterations. Idempotent; says so on `log` when it changed something.
+    its window allows) and large enough to hold the whole run, progress every iteration,
+    and env steps for `ITERATIONS_LEARNING` learning iterations. Idempotent; says so on
+    `log` when it changed something.
     """
     if not enabled():
         return config
@@ -67,11 +68,12 @@ def shrink(config: Config, *, log: Callable[[str], None] | None = print) -> Conf
         eval_episodes=min(run.eval_episodes, EVAL_EPISODES),
         final_eval_episodes=min(run.final_eval_episodes, EVAL_EPISODES),
         log_every=1)
-    # Room for every stream's window twice over, and no more than the run collects.
-    room = max(num_envs * 2 * config.loss.window_length, per_iteration)
     first = config_lib.first_update_iteration(small)
     budget = (first + ITERATIONS_LEARNING - 1) * per_iteration
-    small = small.replace(capacity=min(config.replay.capacity, max(room, budget)),
+    # Replay holds the whole smoke run (it never wraps), and no more than that: a paper
+    # config's buffer of a million frames would not fit in memory.
+    room = max(budget + per_iteration, num_envs * 2 * config.loss.window_length)
+    small = small.replace(capacity=min(config.replay.capacity, room),
                           total_env_steps=min(run.total_env_steps, budget))
     if small != config and log is not None:
         log(f"smoke mode ({ENV_VAR}={os.environ[ENV_VAR]}): {small.run.total_env_steps} "

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 import tyro
 
-from muzero_jax import checkpoint, cli, compile_stats, distributed, envs, presets
+from muzero_jax import checkpoint, cli, compile_stats, distributed, envs, presets, smoke
 from muzero_jax import config as config_lib
 from muzero_jax.config import Config, ConfigError
 from muzero_jax.evaluate import evaluate_final, solve_threshold
@@ -344,7 +344,10 @@ def checked_config(flags: Flags, argv: list[str], preset: str, script: Script):
         # Devices first: validation's divisibility check would otherwise ask for totals
         # that divide by a device count this machine cannot give.
         distributed.check_visible(flags.config.run.num_devices)
-        config = config_lib.validate_budget(cli.build(flags.config, **flags.overrides()))
+        # MUZERO_JAX_SMOKE shrinks the budget here, so that the run directory, the
+        # evaluation and summary.json hold the config that train runs.
+        config = config_lib.validate_budget(
+            smoke.shrink(cli.build(flags.config, **flags.overrides())))
         check_run_dir(flags, config, preset, script.default_out)
         if script.check is not None:
             script.check(config)

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from muzero_jax import checkpoint, compile_stats, distributed, envs, support
+from muzero_jax import checkpoint, compile_stats, distributed, envs, smoke, support
 from muzero_jax.agent import Agent
 from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.errors import Interrupted, NonFiniteError
@@ -158,6 +158,7 @@ def train(config: Config, *, env: envs.Env | None = None,
       Interrupted: SIGINT or SIGTERM (exit code 130 or 143 in the scripts).
     """
     start = time.perf_counter()
+    config = smoke.shrink(config, log=log)  # MUZERO_JAX_SMOKE: a budget of seconds
     if run_dir is not None:  # before anything is built or compiled
         checkpoint.check_run_dir(run_dir, resume=resume)
     agent = Agent(config, env)

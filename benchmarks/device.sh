@@ -2,8 +2,8 @@
 # An accelerator's figures in one call of about five minutes, compilation included:
 # installs the wheels carried in .whl/ (benchmarks/prepare_device_wheels.sh made them)
 # into /tmp/site, runs `python -m benchmarks --only device`, and keeps
-# results-<device>-device.json/.md, the learning curve's PNG and the log in
-# benchmarks/results/device/ and, where $OUT names a folder, there too.
+# <device>.json/.md, the learning curve's PNG and the log in benchmarks/results/device/
+# and, where $OUT names a folder, there too.
 #
 #   bash benchmarks/device.sh [--device-seconds S] [--tiny]
 #
@@ -35,12 +35,12 @@ log="$dest/device.log"
 } | tee "$log"
 # The section keeps to its budget (--device-seconds, default 250) by skipping rows;
 # the timeout is the backstop for a compilation that runs far past its estimate.
-timeout "${DEVICE_TIMEOUT:-320}" "$python" -m benchmarks --only device --out "$dest" "$@" \
+timeout "${DEVICE_TIMEOUT:-320}" "$python" -m benchmarks --only device --out benchmarks/results "$@" \
   2>&1 | tee -a "$log"
 status=${PIPESTATUS[0]}
 if [ -n "${OUT:-}" ] && [ -d "${OUT}" ]; then
   cp "$log" "$OUT"/
-  for f in "$dest"/results-*device.json "$dest"/results-*device.md "$dest"/device-minatar-*.png; do
+  for f in "$dest"/*.json "$dest"/*.md "$dest"/device-minatar-*.png; do
     [ -e "$f" ] && cp "$f" "$OUT"/
   done
 fi

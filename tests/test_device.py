@@ -60,7 +60,7 @@ def test_tiny_device_run_writes_every_figure(tmp_path):
     results = bench_run.main(["--only", "device", "--tiny", "--out", str(tmp_path),
                               "--device-seconds", "1e6"])
     name = machine.device_name()
-    written = json.loads((tmp_path / f"results-{name}-tiny-device.json").read_text())
+    written = json.loads((tmp_path / "device" / f"{name}-tiny.json").read_text())
     assert written["sections"].keys() == {"device"}
     section = written["sections"]["device"]
     assert section["tiny"] is True and section["skipped"] == []
@@ -96,9 +96,9 @@ def test_tiny_device_run_writes_every_figure(tmp_path):
     assert run["curve"][0]["wall_seconds"] <= run["curve"][1]["wall_seconds"] <= run["wall_seconds"]
     assert run["train_steps"] == run["curve"][-1]["train_steps"] > 0
     assert set(run["first_call_seconds"]) == {"evaluate", "rollout", "add", "update"}
-    assert (tmp_path / run["plot"]).stat().st_size > 0
+    assert (tmp_path / "device" / run["plot"]).stat().st_size > 0
 
-    table = (tmp_path / f"results-{name}-tiny-device.md").read_text()
+    table = (tmp_path / "device" / f"{name}-tiny.md").read_text()
     assert "### Search: simulations/s" in table and "| gumbel | 2 |" in table
     assert "| atari_paper | resnet |" in table and "![MinAtar learning run]" in table
     assert results["sections"]["device"]["plan"]["learners"] == plan.learners

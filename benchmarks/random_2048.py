@@ -62,7 +62,7 @@ def main(argv=None) -> dict:
     values, counts = np.unique(tiles, return_counts=True)
     result = {"games": args.games, "seed": args.seed, "mean_score": float(scores.mean()),
               "std_score": float(scores.std()), "median_score": float(np.median(scores)),
-              "highest_tile": {str(int(v)): int(c) for v, c in zip(values, counts)},
+              "highest_tile": {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)},
               "command": f"python -m benchmarks.random_2048 --games {args.games} "
                          f"--seed {args.seed}",
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -22,6 +22,7 @@ Writes `stochastic-search.json` and `.md` under DIR
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pathlib
 import time
@@ -124,8 +125,8 @@ def run(batches, simulations, repeats: int, min_repeat_seconds: float) -> list[d
             params = net.init(jax.random.key(0), obs)
             key = jax.random.key(2)
             timing = measure_interleaved(
-                {"plain": lambda: plain(params, key, obs),
-                 "stochastic": lambda: stochastic(params, key, obs)},
+                {"plain": functools.partial(plain, params, key, obs),
+                 "stochastic": functools.partial(stochastic, params, key, obs)},
                 repeats=repeats, min_repeat_seconds=min_repeat_seconds)
             row = {"batch": batch, "simulations": sims}
             for name, t in timing.items():

@@ -33,8 +33,14 @@ import jax.numpy as jnp
 import mctx
 
 from muzero_jax import support
-from muzero_jax.networks import MLP, Inference, Model, Prediction, Representation, \
-    scale_hidden_state
+from muzero_jax.networks import (
+    MLP,
+    Inference,
+    Model,
+    Prediction,
+    Representation,
+    scale_hidden_state,
+)
 
 
 def quantize(logits: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -16,8 +16,13 @@ from muzero_jax.envs import pgx_env
 from muzero_jax.extensions.stochastic import Stochastic
 from muzero_jax.learner import Batch, Learner
 from muzero_jax.search import Exploration
-from muzero_jax.stochastic import StochasticInference, StochasticModel, commitment_loss, \
-    make_tree_fns, quantize
+from muzero_jax.stochastic import (
+    StochasticInference,
+    StochasticModel,
+    commitment_loss,
+    make_tree_fns,
+    quantize,
+)
 from muzero_jax.targets import Targets
 
 LN2 = math.log(2.0)
@@ -281,7 +286,7 @@ def test_backgammon_plies_alternate_with_forced_passes_inside_a_turn():
         elif bool(out.inner.passing):
             np.testing.assert_array_equal(out.observation[-6:], 0)  # no dice to play
         inner = out.inner
-    assert all(a != b for a, b in zip(players, players[1:]))
+    assert all(a != b for a, b in zip(players, players[1:], strict=False))
     assert passes >= 4
 
 

@@ -19,13 +19,18 @@ def pytest_configure(config):
                             "--runslow (python -m pytest -q tests --runslow -m slow)")
     # Compilation is most of the default run's time, and LLVM's optimisation passes most
     # of that: without --runslow the tests compile without them (same semantics, slower
-    # code: a third off test_search.py and test_loop.py on 2 cores); the learning checks
-    # run optimised code. Set before jax starts its backend (importing muzero_jax does
-    # not), so that the subprocesses tests start inherit it; an XLA_FLAGS that sets the
-    # level already wins.
-    flags = os.environ.get("XLA_FLAGS", "")
-    if not config.getoption("--runslow") and "xla_backend_optimization_level" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
+    # code: a third off test_search.py and test_loop.py on 2 cores), and with XLA's
+    # classic LLVM IR emitters for fusions rather than its MLIR fusion emitters, which
+    # take about twice as long to compile the same fusions (the tiny CartPole chunk: 5
+    # CPU s against 9.6); the learning checks run the default, optimised code. Set before
+    # jax starts its backend (importing muzero_jax does not), so that the subprocesses
+    # tests start inherit them; an XLA_FLAGS that sets either already wins.
+    if not config.getoption("--runslow"):
+        for name, value in (("xla_backend_optimization_level", "0"),
+                            ("xla_cpu_use_fusion_emitters", "false")):
+            flags = os.environ.get("XLA_FLAGS", "")
+            if name not in flags:
+                os.environ["XLA_FLAGS"] = f"{flags} --{name}={value}".strip()
 
 
 # The files that take longest, longest first (CPU seconds, each alone with `-n 0`, on the

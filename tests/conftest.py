@@ -1,5 +1,6 @@
 import fcntl
 import os
+import platform
 import subprocess
 import sys
 
@@ -19,15 +20,20 @@ def pytest_configure(config):
                             "--runslow (python -m pytest -q tests --runslow -m slow)")
     # Compilation is most of the default run's time, and LLVM's optimisation passes most
     # of that: without --runslow the tests compile without them (same semantics, slower
-    # code: a third off test_search.py and test_loop.py on 2 cores), and with XLA's
-    # classic LLVM IR emitters for fusions rather than its MLIR fusion emitters, which
-    # take about twice as long to compile the same fusions (the tiny CartPole chunk: 5
-    # CPU s against 9.6); the learning checks run the default, optimised code. Set before
-    # jax starts its backend (importing muzero_jax does not), so that the subprocesses
-    # tests start inherit them; an XLA_FLAGS that sets either already wins.
+    # code: a third off test_search.py and test_loop.py on 2 cores); the learning checks
+    # run optimised code. On x86 they also compile fusions with XLA's classic LLVM IR
+    # emitters, not its MLIR fusion emitters, which take about twice as long on the same
+    # fusions (the tiny CartPole chunk: 5 CPU s against 9.6), for code without FMA
+    # (AVX, not AVX2): the classic emitters contract a multiply and an add into one FMA
+    # where a fusion allows it, so that two programs of the same maths (a search and
+    # mctx's by hand, an actor with and without repeats) would differ in the last bit.
+    # Set before jax starts its backend (importing muzero_jax does not), so that the
+    # subprocesses tests start inherit them; an XLA_FLAGS that sets one already wins.
     if not config.getoption("--runslow"):
-        for name, value in (("xla_backend_optimization_level", "0"),
-                            ("xla_cpu_use_fusion_emitters", "false")):
+        wanted = [("xla_backend_optimization_level", "0")]
+        if platform.machine().lower() in ("x86_64", "amd64"):
+            wanted += [("xla_cpu_use_fusion_emitters", "false"), ("xla_cpu_max_isa", "AVX")]
+        for name, value in wanted:
             flags = os.environ.get("XLA_FLAGS", "")
             if name not in flags:
                 os.environ["XLA_FLAGS"] = f"{flags} --{name}={value}".strip()

@@ -139,16 +139,6 @@ def _roots(config):
     return agent, params, obs, root
 
 
-def _default_emitters(fn):
-    """`fn` jitted, compiled with XLA's default CPU fusion emitters, as users run it: the
-    suite's (conftest's --xla_cpu_use_fusion_emitters=false, for shorter compiles) fuse
-    two programs of the same maths differently, a few 1e-6 apart."""
-    def compiled(*args):
-        return jax.jit(fn).lower(*args).compile(
-            compiler_options={"xla_cpu_use_fusion_emitters": True})(*args)
-    return compiled
-
-
 # parent_and_siblings is mctx's own qtransform, passed as is: the two searches with the
 # project's own pieces (tree-wide min-max, Gumbel's completed Q) are the ones to pin.
 @pytest.mark.parametrize("policy,q_normalisation", [("muzero", "tree_min_max"),
@@ -170,15 +160,15 @@ def test_make_search_is_mctx_public_policy(tiny_config, policy, q_normalisation)
     exploration = mz.Exploration.training(config)
     stage = dict(discount=config.loss.discount)
     key = jax.random.key(9)
-    out = _default_emitters(make_search(config.search, agent.model, **stage))(
-        params, key, obs, exploration)
-    tree = _default_emitters(make_search_tree(config.search, agent.model, **stage))(
-        params, key, obs, exploration)
+    out = jax.jit(make_search(config.search, agent.model, **stage))(params, key, obs,
+                                                                     exploration)
+    tree = jax.jit(make_search_tree(config.search, agent.model, **stage))(params, key, obs,
+                                                                          exploration)
     recurrent_fn = make_recurrent_fn(agent.model, config.loss.discount)
     qtransform = {"tree_min_max": qtransform_by_tree_min_max,
                   "parent_and_siblings": mctx.qtransform_by_parent_and_siblings}
 
-    @_default_emitters
+    @jax.jit
     def by_hand(params, key, obs):
         inference = agent.model.initial_inference(params, obs)
         root = mctx.RootFnOutput(prior_logits=inference.policy_logits,

@@ -1,5 +1,6 @@
 import fcntl
 import os
+import platform
 import subprocess
 import sys
 
@@ -20,24 +21,37 @@ def pytest_configure(config):
     # Compilation is most of the default run's time, and LLVM's optimisation passes most
     # of that: without --runslow the tests compile without them (same semantics, slower
     # code: a third off test_search.py and test_loop.py on 2 cores); the learning checks
-    # run optimised code. Set before jax starts its backend (importing muzero_jax does
-    # not), so that the subprocesses tests start inherit it; an XLA_FLAGS that sets the
-    # level already wins.
-    flags = os.environ.get("XLA_FLAGS", "")
-    if not config.getoption("--runslow") and "xla_backend_optimization_level" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
+    # run optimised code. On x86 they also compile fusions with XLA's classic LLVM IR
+    # emitters, not its MLIR fusion emitters, which take about twice as long on the same
+    # fusions (the tiny CartPole chunk: 5 CPU s against 9.6), for code without FMA
+    # (AVX, not AVX2): the classic emitters contract a multiply and an add into one FMA
+    # where a fusion allows it, so that two programs of the same maths (a search and
+    # mctx's by hand, an actor with and without repeats) would differ in the last bit.
+    # Set before jax starts its backend (importing muzero_jax does not), so that the
+    # subprocesses tests start inherit them; an XLA_FLAGS that sets one already wins.
+    if not config.getoption("--runslow"):
+        wanted = [("xla_backend_optimization_level", "0")]
+        if platform.machine().lower() in ("x86_64", "amd64"):
+            wanted += [("xla_cpu_use_fusion_emitters", "false"), ("xla_cpu_max_isa", "AVX")]
+        for name, value in wanted:
+            flags = os.environ.get("XLA_FLAGS", "")
+            if name not in flags:
+                os.environ["XLA_FLAGS"] = f"{flags} --{name}={value}".strip()
 
 
-# The files that take longest, longest first (CPU seconds, each alone with `-n 0`, on the
-# 2-core AMD EPYC). pytest-xdist hands whole files (--dist loadfile) to whichever worker is
+# The files that take longest, longest first (CPU seconds with `-n 0` on the 2-core AMD
+# EPYC: faults 94, loop 40, atari 39, train 28, search 24, experiments 24, board 20,
+# distributed 18, ...; test_docs, test_efficientzero, test_stochastic and test_device by
+# estimate). pytest-xdist hands whole files (--dist loadfile) to whichever worker is
 # free, in collection order (--no-loadscope-reorder: not by test count): longest first, a
 # long file never starts last beside an idle worker. Files not listed follow in name order.
-LONGEST_FIRST = ("test_faults.py", "test_loop.py", "test_atari.py", "test_search.py",
-                 "test_board.py", "test_examples.py", "test_experiments.py", "test_train.py",
+LONGEST_FIRST = ("test_faults.py", "test_loop.py", "test_docs.py", "test_atari.py",
+                 "test_train.py", "test_search.py", "test_experiments.py", "test_examples.py",
+                 "test_efficientzero.py", "test_stochastic.py", "test_board.py",
                  "test_distributed.py", "test_learner.py", "test_training_machinery.py",
-                 "test_selfplay.py", "test_reanalyze.py", "test_notebook.py",
-                 "test_benchmarks.py", "test_compat.py", "test_gymnasium_env.py",
-                 "test_envs.py")
+                 "test_selfplay.py", "test_notebook.py", "test_device.py",
+                 "test_benchmarks.py", "test_gymnasium_env.py", "test_compat.py",
+                 "test_extensions.py", "test_envs.py", "test_reanalyze.py")
 
 
 def pytest_collection_modifyitems(config, items):

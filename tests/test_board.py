@@ -188,8 +188,9 @@ def test_search_through_discount_minus_one_wins_and_blocks(search):
     assert agent.searcher.discount == -1.0
     params = agent.init(jax.random.key(0)).params
     states = jax.tree.map(lambda *x: jnp.concatenate(x), _position(WIN), _position(BLOCK))
-    out = agent.searcher(params, jax.random.key(1), states.observation.astype(jnp.float32),
-                         Exploration.greedy(), ~states.legal_action_mask, states)
+    out = jax.jit(agent.searcher.__call__)(  # compiled whole, as the library runs it
+        params, jax.random.key(1), states.observation.astype(jnp.float32),
+        Exploration.greedy(), ~states.legal_action_mask, states)
     np.testing.assert_array_equal(out.action, [2, 5])
     assert float(out.root_value[0]) > 0  # the win is seen from the mover's view
     # The minimax player agrees.
@@ -257,7 +258,7 @@ def test_self_play_keeps_counterfactual_rewards_through_replay_to_the_loss():
     # Targets: the stored moves of rows 0..K-1, their rewards (0 past a game's end)
     # under the reward's mask.
     k = cfg.loss.unroll_steps
-    batch, window, _ = agent.sample_batch(state, buffer, jax.random.key(3))
+    batch, window, _ = jax.jit(agent.sample_batch)(state, buffer, jax.random.key(3))
     extra, t = batch.targets.extra, batch.targets
     np.testing.assert_array_equal(extra["counter_action"], window.extra["counter_action"][:, :k])
     np.testing.assert_array_equal(extra["counter_mask"], t.reward_mask)

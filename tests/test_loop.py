@@ -18,11 +18,18 @@ def _config(tiny_config, **overrides):
     return tiny_config.replace(**{**values, **overrides})
 
 
+def _init(program, keys):
+    """`[S]` fresh runs of `program`, initialised by one compiled program (op by op, the
+    networks' and optimizer's initialisation compiles one small program per op and
+    shape)."""
+    return jax.jit(jax.vmap(program.init))(jnp.stack(keys))
+
+
 def _chunk(program, keys):
     """`[S]` fresh runs of `program` and its chunk, placed and jitted as train() does
     (the chunk donates the runs it is given: each leaf gets a buffer of its own, where
     the vmapped init may return one buffer for equal leaves)."""
-    runners = jax.tree.map(lambda x: x.copy(), jax.vmap(program.init)(jnp.stack(keys)))
+    runners = jax.tree.map(lambda x: x.copy(), _init(program, keys))
     runners = program.layout.place(runners)
     return runners, program.layout.jit(program.run_chunk, runners)
 
@@ -51,7 +58,7 @@ def test_a_single_done_run_stops_changing(tiny_config):
     # A single run's iteration drops the masks that keep a done run as it was (run_chunk
     # stops before a done run); iterate() must still leave one alone.
     program = make_train(_config(tiny_config))
-    runners = jax.vmap(program.init)(jnp.stack([jax.random.key(0)]))
+    runners = _init(program, [jax.random.key(0)])
     runners = runners.replace(done=jnp.array([True]))
     before = jax.tree.map(lambda x: x.copy(), runners)
     after, metrics = jax.jit(program.iterate)(runners, jnp.int32(3))
@@ -62,8 +69,25 @@ def test_a_single_done_run_stops_changing(tiny_config):
     assert metrics["active"][0] and int(going.iteration[0]) == 1
 
 
-def test_seeds_train_in_one_program_with_their_own_logs(tiny_config, tmp_path, capsys):
-    results = mz.train(_config(tiny_config), seeds=(3, 4), run_dir=str(tmp_path), log=None)
+@pytest.fixture(scope="module")
+def two_seeds(tiny_config, tmp_path_factory):
+    """Seeds 3 and 4 trained in one program, each run's iteration in turn ("map", the
+    CPU's layout), with a run directory: (run directory, results). Never changed by a
+    test."""
+    run_dir = tmp_path_factory.mktemp("two-seeds")
+    return run_dir, mz.train(_config(tiny_config, run_layout="map"), seeds=(3, 4),
+                             run_dir=str(run_dir), log=None)
+
+
+@pytest.fixture(scope="module")
+def seed_4_alone(tiny_config):
+    """Seed 4 trained by itself (a single run is stepped without map or vmap, whatever
+    the layout)."""
+    return mz.train(_config(tiny_config, seed=4), log=None)
+
+
+def test_seeds_train_in_one_program_with_their_own_logs(two_seeds, capsys):
+    run_dir, results = two_seeds
     assert [r.seed for r in results] == [3, 4]
     for r in results:
         assert r.env_steps == 160 and r.train_steps > 0
@@ -71,26 +95,29 @@ def test_seeds_train_in_one_program_with_their_own_logs(tiny_config, tmp_path, c
         assert any(row["eval_return"] is not None for row in r.history)
     assert not np.array_equal(jax.tree.leaves(results[0].state.params)[0],
                               jax.tree.leaves(results[1].state.params)[0])
-    assert sorted(p.name for p in (tmp_path / "tensorboard").iterdir()) == ["seed3", "seed4"]
-    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert sorted(p.name for p in (run_dir / "tensorboard").iterdir()) == ["seed3", "seed4"]
+    header = (run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "seed" in header and "run" in header
     # The evaluation CLI reads each seed's parameters out of the stacked checkpoint.
-    _, runs = checkpoint.restore_train_states(str(tmp_path), results[0].agent.init(
+    _, runs = checkpoint.restore_train_states(str(run_dir), results[0].agent.init(
         jax.random.key(0)))
     assert [run["name"] for run, _ in runs] == ["seed3", "seed4"]
     for (_, state), result in zip(runs, results, strict=True):
         for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(result.state.params),
                         strict=True):
             np.testing.assert_array_equal(a, b)
-    assert evaluate.main([str(tmp_path), "--episodes", "1", "--run", "seed4"]) == 0
+    assert evaluate.main([str(run_dir), "--episodes", "1", "--run", "seed4"]) == 0
     assert capsys.readouterr().out.startswith("seed4: CartPole-v1: checkpoint ")
 
 
 @pytest.mark.parametrize("layout", ["map", "vmap"])
-def test_runs_in_one_program_end_as_they_would_alone(tiny_config, layout):
-    config = _config(tiny_config, run_layout=layout)
-    together = mz.train(config, seeds=(3, 4), log=None)
-    alone = mz.train(config.replace(seed=4), log=None)
+def test_runs_in_one_program_end_as_they_would_alone(tiny_config, two_seeds, seed_4_alone,
+                                                     layout):
+    if layout == "map":
+        together = two_seeds[1]
+    else:
+        together = mz.train(_config(tiny_config, run_layout=layout), seeds=(3, 4), log=None)
+    alone = seed_4_alone
     assert together[1].env_steps == alone.env_steps == 160
     for a, b in zip(jax.tree.leaves(together[1].state.params),
                     jax.tree.leaves(alone.state.params), strict=True):

@@ -66,8 +66,8 @@ def test_search_prefers_the_action_the_model_rewards(tiny_config):
     searcher.model.recurrent_inference = rewarding
     try:
         params = agent.init(jax.random.key(0)).params
-        out = searcher(params, jax.random.key(1), jnp.zeros((8, 4)),
-                       mz.Exploration.greedy())
+        out = jax.jit(searcher.__call__)(params, jax.random.key(1), jnp.zeros((8, 4)),
+                                         mz.Exploration.greedy())
     finally:
         del searcher.model.recurrent_inference
     np.testing.assert_array_equal(out.action, 1)

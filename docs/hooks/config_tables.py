@@ -12,19 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import pathlib
-import sys
 
 from mkdocs.exceptions import PluginError
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+# The package is importable at page time: sources.py, the first hook, puts this
+# checkout's root on sys.path at startup.
 
-
-def on_startup(command, dirty) -> None:
-    # The package of this checkout, whatever else is installed: the site documents the
-    # tree it is built from (mkdocs takes back what a hook does to sys.path on import).
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
 
 PAGE = "configuration.md"
 PRESETS_MARKER = "<!-- generated: presets -->"

@@ -9,11 +9,20 @@ outputs, not executed), `changelog.md` is CHANGELOG.md. Runs before the other pl
 from __future__ import annotations
 
 import pathlib
+import sys
 
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def on_startup(command, dirty) -> None:
+    # For every hook: config_tables.py and api_index.py import the package at page time.
+    # The package of this checkout, whatever else is installed: the site documents the
+    # tree it is built from (mkdocs takes back what a hook does to sys.path on import).
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
 
 
 @event_priority(100)

@@ -284,7 +284,7 @@ def play_2048(**overrides) -> Config:
         replay=dict(capacity=100_000, min_size=2_000),
         learner=dict(batch_size=128, updates_per_iteration=16, learning_rate=1e-3,
                      target_update_period=200),
-        # 700-1,100 stochastic env steps a second on a 2-core CPU running two such runs
+        # 700-1,100 stochastic env steps a second on a 2-core CPU running two such runs;
         # greedy evaluations are whole games of hundreds of searched moves, so few.
         run=dict(total_env_steps=500_000, eval_every=100, eval_episodes=8,
                  solve_return=None, log_every=10),

@@ -177,8 +177,7 @@ class Learner:
                 inference, lstm = model.prefix_inference(params, state, t.actions[:, k - 1],
                                                          lstm)
                 # The prefix restarts every H steps, as its targets and the search's do.
-                restart = k % model.network_config.lstm_horizon_len == 0
-                lstm = jax.tree.map(lambda x: jnp.where(restart, 0.0, x), lstm)
+                lstm, _ = model.restart_prefix(lstm, k)
             else:
                 inference = model.unroll_inference(params, state, t.actions[:, k - 1], t, k)
             v, p = value_policy_loss(inference, k)

@@ -574,6 +574,19 @@ class Model:
         zeros = jnp.zeros((batch_size, self.network_config.lstm_hidden_size), jnp.float32)
         return zeros, zeros
 
+    def restart_prefix(self, carry: tuple, depth: jax.Array) -> tuple[tuple, jax.Array]:
+        """The value prefix's restart rule, one for the learner's unroll and the search.
+
+        After `depth` steps from the root (`[]` or `[B]` int), a multiple of
+        `lstm_horizon_len` restarts the prefix: the carry (`[B, hidden]` each) is zeroed
+        there. Returns (carry, restart), restart shaped as `depth`.
+        """
+        restart = jnp.asarray(depth) % self.network_config.lstm_horizon_len == 0
+        carry = jax.tree.map(
+            lambda x: jnp.where(restart.reshape(restart.shape + (1,) * (x.ndim - restart.ndim)),
+                                0.0, x), carry)
+        return carry, restart
+
     def prefix_inference(self, params: Params, state: jax.Array, action: jax.Array,
                          carry: tuple[jax.Array, jax.Array]) -> tuple[Inference, tuple]:
         """g then f with the value prefix (`value_prefix` networks only).

@@ -182,14 +182,12 @@ def make_prefix_recurrent_fn(model: Model, discount: float) -> RecurrentFn:
     prefix for its children: its carry is reset and its prefix counts as 0 (the
     unroll it was trained on restarts there too).
     """
-    horizon = model.network_config.lstm_horizon_len
 
     def recurrent_fn(params, rng, action, embedding):
         del rng  # the learned model is deterministic
         out, carry = model.prefix_inference(params, embedding.state, action, embedding.carry)
         depth = embedding.depth + 1
-        restart = depth % horizon == 0
-        carry = jax.tree.map(lambda x: jnp.where(restart[:, None], 0.0, x), carry)
+        carry, restart = model.restart_prefix(carry, depth)
         child = PrefixEmbedding(state=out.state, carry=carry,
                                 prefix=jnp.where(restart, 0.0, out.reward), depth=depth)
         return mctx.RecurrentFnOutput(

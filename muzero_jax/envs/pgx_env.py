@@ -28,7 +28,7 @@ board with no dice to play) between two plies of one turn.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -43,8 +43,22 @@ PREFIX = "pgx/"
 # (and the sign conventions of two-player search) is for.
 GAMES = ("tic_tac_toe", "connect_four", "othello", "go_9x9", "go_19x19", "chess",
          "gardner_chess", "hex", "animal_shogi", "shogi")
-# Games whose step draws chance from its key, by number of players.
-STOCHASTIC_GAMES = {"2048": 1, "backgammon": 2}
+
+
+class GameTraits(NamedTuple):
+    """What the adapter needs to know of a game beyond pgx's own state."""
+
+    players: int
+    max_abs_reward: float | None  # a step's largest |reward|; None: no small bound
+    passing: bool  # turns span several plies of one player: `PassingPgxEnv`
+
+
+# `GAMES`: two players, outcomes +-1, one ply a turn.
+BOARD_GAME = GameTraits(players=2, max_abs_reward=1.0, passing=False)
+# Games whose step draws chance from its key. 2048's merges have no small bound;
+# backgammon's gammons score 2, backgammons 3.
+STOCHASTIC_GAMES = {"2048": GameTraits(players=1, max_abs_reward=None, passing=False),
+                    "backgammon": GameTraits(players=2, max_abs_reward=3.0, passing=True)}
 
 
 class PgxEnv(JaxEnv):
@@ -66,16 +80,15 @@ class PgxEnv(JaxEnv):
         self.game = game
         self.pgx_env = pgx.make(game)
         state = jax.eval_shape(self.pgx_env.init, jax.random.key(0))
-        one_player = STOCHASTIC_GAMES.get(game) == 1
+        traits = STOCHASTIC_GAMES.get(game, BOARD_GAME)
         self.spec = EnvSpec(
             env_id=PREFIX + game,
             observation_shape=tuple(state.observation.shape),
             num_actions=int(state.legal_action_mask.shape[0]),
             max_episode_steps=max_episode_steps,
-            # 2048's merges have no small bound; backgammon's gammons score 2, backgammons 3.
-            max_abs_reward={"2048": None, "backgammon": 3.0}.get(game, 1.0),
+            max_abs_reward=traits.max_abs_reward,
             legal_actions=True,
-            two_player=not one_player,
+            two_player=traits.players == 2,
         )
 
     def initial(self, key: chex.PRNGKey):
@@ -165,7 +178,7 @@ class PassingPgxEnv(PgxEnv):
 def make_pgx(env_id: str, max_episode_steps: int | None = None) -> PgxEnv:
     """The `PgxEnv` of an id `pgx/<game>` (`PassingPgxEnv` for backgammon)."""
     game = env_id[len(PREFIX):]
-    if game == "backgammon":
+    if STOCHASTIC_GAMES.get(game, BOARD_GAME).passing:
         return PassingPgxEnv(game, max_episode_steps)
     return PgxEnv(game, max_episode_steps)
 

@@ -48,6 +48,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from muzero_jax import replay
+
 if TYPE_CHECKING:
     from muzero_jax.config import Config
     from muzero_jax.envs import EnvSpec, EnvState, JaxEnv
@@ -164,6 +166,22 @@ def record(extensions: tuple[Extension, ...], env: JaxEnv, keys: tuple, env_stat
     for extension, key in zip(extensions, keys, strict=True):
         extra.update(extension.record(env, key, env_state, search, action))
     return extra
+
+
+def observations_reached(buffer: ReplayBuffer, window: Window, past_end: chex.Array,
+                         unroll_steps: int, history_length: int = 0
+                         ) -> tuple[jax.Array, jax.Array]:
+    """What the env showed at rows 1..K of each window, for extensions whose loss reads
+    the observation an unroll step reached (consistency, chance codes).
+
+    Returns `[N, K, *obs_shape]` observations (H-frame stacks as self-play made them)
+    and a `[N, K]` float32 mask, 0 past the window's first episode end (those rows show
+    the next episode).
+    """
+    slots = replay.window_slots(window.position, unroll_steps + 1, buffer.length)[:, 1:]
+    observation = replay.observations(buffer, window.stream, slots,
+                                      history_length=history_length)
+    return observation, (~past_end[:, 1:]).astype(jnp.float32)
 
 
 def targets(extensions: tuple[Extension, ...], buffer: ReplayBuffer, window: Window,

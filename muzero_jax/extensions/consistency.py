@@ -22,8 +22,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from muzero_jax import replay
-from muzero_jax.extensions import Extension
+from muzero_jax.extensions import Extension, observations_reached
 
 
 def negative_cosine_similarity(prediction: chex.Array, target: chex.Array) -> jax.Array:
@@ -72,11 +71,9 @@ class Consistency(Extension):
 
     def targets(self, buffer, window, past_end, past_truncation, unroll_steps):
         del past_truncation
-        k = unroll_steps
-        slots = replay.window_slots(window.position, k + 1, buffer.length)[:, 1:]
-        return {"consistency_observation": replay.observations(
-                    buffer, window.stream, slots, history_length=self.history_length),
-                "consistency_mask": (~past_end[:, 1:]).astype(jnp.float32)}
+        observation, mask = observations_reached(buffer, window, past_end, unroll_steps,
+                                                 self.history_length)
+        return {"consistency_observation": observation, "consistency_mask": mask}
 
     def unroll_loss(self, model, params, state, inference, k, targets):
         del state

@@ -27,8 +27,8 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from muzero_jax import replay, support
-from muzero_jax.extensions import Extension
+from muzero_jax import support
+from muzero_jax.extensions import Extension, observations_reached
 from muzero_jax.learner import cross_entropy
 from muzero_jax.stochastic import commitment_loss
 
@@ -48,10 +48,8 @@ class Stochastic(Extension):
 
     def targets(self, buffer, window, past_end, past_truncation, unroll_steps):
         del past_truncation
-        k = unroll_steps
-        slots = replay.window_slots(window.position, k + 1, buffer.length)[:, 1:]
-        return {"chance_observation": replay.observations(buffer, window.stream, slots),
-                "chance_mask": (~past_end[:, 1:]).astype(jnp.float32)}
+        observation, mask = observations_reached(buffer, window, past_end, unroll_steps)
+        return {"chance_observation": observation, "chance_mask": mask}
 
     def unroll_loss(self, model, params, state, inference, k, targets):
         del params, state

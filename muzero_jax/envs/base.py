@@ -46,7 +46,10 @@ class EnvSpec:
     env_id: the id it was made from (`muzero_jax.envs.make`).
     observation_shape: one observation's shape, as stored in replay (frames: one frame).
     observation_dtype: "float32", or "uint8" for frames `(height, width, channels)`.
-    num_actions: A, the size of the discrete action space.
+    num_actions: A, the size of the discrete action space; 0 for a Box env.
+    action_low, action_high: a Box env's bounds, one finite float per action
+      dimension (None for a discrete env); its actions are `[D]` float32 vectors
+      within them, searched by sampling (Sampled MuZero).
     max_episode_steps: the time limit in agent steps, reported as truncation (None: none).
     max_abs_reward: the largest |reward| of one step, if known (sizes the supports).
     legal_actions: whether steps report a legal-action mask (else every action is legal).
@@ -67,6 +70,8 @@ class EnvSpec:
     legal_actions: bool = False
     eval_id: str | None = None
     two_player: bool = False
+    action_low: tuple[float, ...] | None = None
+    action_high: tuple[float, ...] | None = None
 
     def __post_init__(self):
         if self.observation_dtype not in ("float32", "uint8"):
@@ -75,8 +80,30 @@ class EnvSpec:
         if self.observation_dtype == "uint8" and len(self.observation_shape) != 3:
             raise ValueError(f"uint8 observations of shape {self.observation_shape}: frames "
                              "are expected as (height, width, channels)")
-        if self.num_actions < 1:
+        if (self.action_low is None) != (self.action_high is None):
+            raise ValueError(f"action_low={self.action_low}, action_high={self.action_high}: "
+                             "expected both (a Box env) or neither (a discrete env)")
+        if self.continuous:
+            low, high = np.asarray(self.action_low), np.asarray(self.action_high)
+            if (low.ndim != 1 or low.shape != high.shape or not low.size
+                    or not np.all(np.isfinite(low) & np.isfinite(high) & (low < high))):
+                raise ValueError(f"action bounds {self.action_low}, {self.action_high}: "
+                                 "expected equal-length tuples of finite floats, low < high")
+            if self.num_actions != 0 or self.legal_actions:
+                raise ValueError(f"num_actions={self.num_actions}, legal_actions="
+                                 f"{self.legal_actions} for a Box env: expected 0 and False")
+        elif self.num_actions < 1:
             raise ValueError(f"num_actions={self.num_actions}: expected >= 1")
+
+    @property
+    def continuous(self) -> bool:
+        """Whether actions are `[D]` float vectors in a bounded Box."""
+        return self.action_low is not None
+
+    @property
+    def action_dim(self) -> int:
+        """D, the length of a Box env's action vectors (0 for a discrete env)."""
+        return len(self.action_low) if self.continuous else 0
 
     @property
     def frames(self) -> bool:
@@ -182,7 +209,8 @@ class JaxEnv(abc.ABC):
 
     @abc.abstractmethod
     def transition(self, inner: Any, action: chex.Array, key: chex.PRNGKey) -> Transition:
-        """One step from `inner` with `[]` int32 `action`. key: consumed."""
+        """One step from `inner` with `[]` int32 `action` (a Box env: `[D]` float32). key:
+        consumed."""
 
     def legal_action_mask(self, inner: Any) -> chex.Array:
         """`[A]` bool, True where an action is legal in `inner` (default: all)."""
@@ -203,7 +231,7 @@ class JaxEnv(abc.ABC):
                         episode_return=jnp.zeros((), jnp.float32), key=key)
 
     def step(self, state: EnvState, action: chex.Array) -> tuple[EnvState, StepOutput]:
-        """One step with auto-reset. action: `[]` int32."""
+        """One step with auto-reset. action: `[]` int32 (a Box env: `[D]` float32)."""
         # Five keys, of which two go unused: the transition takes the second and the reset
         # the fifth, the split every recorded CartPole run and test figure was made with.
         keys = jax.random.split(state.key, 5)
@@ -272,7 +300,7 @@ class HostEnvs(Protocol):
     """B host environments stepped together (a mutable object, not a pytree).
 
     reset(seed) -> `[B, *obs_shape]` first observations (env b seeded with seed + b).
-    step(actions `[B]` int) -> `HostStep`, auto-resetting the envs whose episode ended.
+    step(actions `[B]` int, a Box env's `[B, D]` float32) -> `HostStep`, auto-resetting the envs whose episode ended.
     legal_action_mask: `[B, A]` bool for the current observations, or None.
     close() releases workers or emulators.
     """

@@ -32,6 +32,7 @@ import numpy as np
 
 from muzero_jax.agent import Agent
 from muzero_jax.config import Config, ConfigError
+from muzero_jax.envs.gymnasium_host import action_map, describe_space, gymnasium_spec
 from muzero_jax.learner import TrainState
 
 VIDEO_INSTALL = "pip install moviepy==2.2.1 pygame==2.6.1"
@@ -78,10 +79,13 @@ def evaluate_gymnasium(agent: Agent, state: TrainState, env_id: str, num_episode
 
     All episodes run side by side; each step searches the whole batch at once
     (finished episodes keep a stale observation whose action is ignored), so the
-    search compiles once for batch `num_episodes`.
+    search compiles once for batch `num_episodes`. The agent's actions (`[E]` indices;
+    a Box env's `[E, D]` vectors) reach the env as training's did
+    (`gymnasium_host.ActionMap`: a Discrete space's start added, a Box's bounds clipped).
     """
     key = jax.random.key(seed) if key is None else key
     games = [gym.make(env_id) for _ in range(num_episodes)]
+    to_env = action_map(games[0].action_space, env_id)
     # Observations keep their dtype: `act` scales uint8 frames as training did.
     obs = np.stack([np.asarray(g.reset(seed=seed + i)[0]) for i, g in enumerate(games)])
     returns = np.zeros(num_episodes)
@@ -90,7 +94,7 @@ def evaluate_gymnasium(agent: Agent, state: TrainState, env_id: str, num_episode
         key, act_key = jax.random.split(key)
         actions = np.asarray(agent.act(state, act_key, obs, greedy=True).action)
         for i in np.flatnonzero(active):
-            o, r, terminated, truncated, _ = games[i].step(int(actions[i]))
+            o, r, terminated, truncated, _ = games[i].step(to_env.one(actions[i]))
             obs[i] = o
             returns[i] += r
             active[i] = not (terminated or truncated)
@@ -145,12 +149,13 @@ def record_video(agent: Agent, state: TrainState, env_id: str, video_dir: str, *
     env = gym.wrappers.RecordVideo(
         gym.make(env_id, render_mode="rgb_array"), video_dir, name_prefix="eval",
         episode_trigger=lambda episode: episode == 0, disable_logger=True)
+    to_env = action_map(env.action_space, env_id)
     obs, _ = env.reset(seed=seed)
     episode_return, done = 0.0, False
     while not done:
         key, act_key = jax.random.split(key)
-        action = int(agent.act(state, act_key, obs, greedy=True).action)
-        obs, reward, terminated, truncated, _ = env.step(action)
+        action = np.asarray(agent.act(state, act_key, obs, greedy=True).action)
+        obs, reward, terminated, truncated, _ = env.step(to_env.one(action))
         episode_return += float(reward)
         done = terminated or truncated
     env.close()
@@ -167,15 +172,16 @@ def draw_search_tree(agent: Agent, state: TrainState, env_id: str, png_path: str
     env.close()
     key = jax.random.key(seed)
     tree = agent.search_tree(state, key, np.asarray(obs, np.float32)[None])
-    action = int(agent.act(state, key, obs, greedy=True).action)
+    # A Box env's root children are its sampled actions: the played vector names none.
+    action = None if agent.spec.continuous else int(
+        agent.act(state, key, obs, greedy=True).action)
     return treeviz.render_png(treeviz.tree_to_graph(tree, chosen_action=action), png_path)
 
 
 def check_env_fits(agent: Agent, env_id: str) -> None:
-    """Raises `ConfigError` unless `gymnasium.make(env_id)` has the agent's number of
-    discrete actions and observes what its networks take (`agent.observation_shape`)."""
-    from muzero_jax.envs.gymnasium_host import gymnasium_spec
-
+    """Raises `ConfigError` unless `gymnasium.make(env_id)` acts as the agent's env does
+    (as many discrete actions; a Box env: a Box of D dimensions with the same bounds) and
+    observes what its networks take (`agent.observation_shape`)."""
     gymnasium_spec(env_id)  # an unknown id, or a module that does not import
     env = gym.make(env_id)
     try:
@@ -183,17 +189,32 @@ def check_env_fits(agent: Agent, env_id: str) -> None:
     finally:
         env.close()
     shape = tuple(observations.shape or ())
-    if (isinstance(actions, gym.spaces.Discrete) and int(actions.n) == agent.num_actions
-            and shape == tuple(agent.observation_shape)):
+    if _same_actions(agent.spec, actions) and shape == tuple(agent.observation_shape):
         return
     observed = (f"shape {shape}" if isinstance(observations, gym.spaces.Box)
-                else str(observations))
+                else describe_space(observations))
+    spec = agent.spec
+    acts = (f"{spec.action_dim}-dimensional actions within low {list(spec.action_low)}, "
+            f"high {list(spec.action_high)}" if spec.continuous
+            else f"{agent.num_actions} discrete actions")
     raise ConfigError(
-        f"--env {env_id}: observes {observed} and acts in {actions}; the run's networks "
-        f"(trained on {agent.config.env.id}) take observations of shape "
-        f"{tuple(agent.observation_shape)} and {agent.num_actions} discrete actions; expected "
-        "an env with those" + (" (a run with a frame history plays its own env: leave out "
-                               "--env)" if agent.config.env.history_length else ""))
+        f"--env {env_id}: observes {observed} and acts in {describe_space(actions)}; the "
+        f"run's networks (trained on {agent.config.env.id}) take observations of shape "
+        f"{tuple(agent.observation_shape)} and {acts}; expected an env with those"
+        + (" (a run with a frame history plays its own env: leave out --env)"
+           if agent.config.env.history_length else ""))
+
+
+def _same_actions(spec, space: gym.Space) -> bool:
+    """Whether `space` is the action space `spec` describes: Discrete with as many
+    actions, or (a Box env) a float Box whose flattened bounds are the spec's."""
+    if not spec.continuous:
+        return isinstance(space, gym.spaces.Discrete) and int(space.n) == spec.num_actions
+    if not isinstance(space, gym.spaces.Box) or not np.issubdtype(space.dtype, np.floating):
+        return False
+    low, high = np.ravel(space.low), np.ravel(space.high)
+    return (low.size == spec.action_dim and np.array_equal(low, spec.action_low)
+            and np.array_equal(high, spec.action_high))
 
 
 PROG = "python -m muzero_jax.evaluate"

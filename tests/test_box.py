@@ -4,6 +4,9 @@ command line's refusals of spaces it cannot search."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import re
 import types
 
 import box_envs
@@ -11,6 +14,8 @@ import gymnasium as gym
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tomllib
+from packaging.requirements import Requirement
 from scripts import TRAIN, assert_one_line, script_in_process
 
 import muzero_jax as mz
@@ -215,3 +220,17 @@ def test_train_takes_pendulum_through_the_env_layer(tmp_path, monkeypatch, capsy
         "Pendulum-v1", 0, (-2.0,), (2.0,))
     config = reached["config"]
     assert config.env.id == "Pendulum-v1" and config.env.max_abs_reward > 10.0
+
+
+def test_the_control_extra_pins_what_requirements_txt_pins_and_is_installed():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        extra = [Requirement(r) for r in tomllib.load(f)["project"]["optional-dependencies"][
+            "control"]]
+    with open(os.path.join(root, "requirements.txt")) as f:
+        pinned = dict(re.findall(r"^([A-Za-z][\w.-]*)==([\w.]+)$", f.read(), re.M))
+    assert {r.name for r in extra} >= {"mujoco", "mujoco-mjx"}
+    for requirement in extra:
+        (version,) = [str(s.version) for s in requirement.specifier if s.operator == "=="]
+        assert pinned.get(requirement.name) == version, (requirement, pinned)
+        assert importlib.metadata.version(requirement.name) == version, requirement

@@ -73,15 +73,30 @@ def evaluate_jax(agent: Agent, state: TrainState, key: jax.Array,
     return np.concatenate(returns)[:num_episodes]
 
 
+def played_actions(out) -> np.ndarray:
+    """The env actions a search output plays: its `action` (`[B]`, or `[]` for one
+    observation), or with sampled search (`out.root_actions`, the root's K samples
+    `[B, K, D]` or `[B, K]`) the sample at that index: `[B, D]` floats for a Box env."""
+    action = np.asarray(out.action)
+    samples = getattr(out, "root_actions", None)
+    if samples is None:
+        return action
+    samples = np.asarray(samples)
+    if action.ndim == 0:
+        return samples[int(action)]
+    return samples[np.arange(len(action)), action]
+
+
 def evaluate_gymnasium(agent: Agent, state: TrainState, env_id: str, num_episodes: int,
                        *, seed: int = 0, key: jax.Array | None = None) -> np.ndarray:
     """Returns of `num_episodes` greedy episodes of `gymnasium.make(env_id)`. `[E]` float.
 
     All episodes run side by side; each step searches the whole batch at once
     (finished episodes keep a stale observation whose action is ignored), so the
-    search compiles once for batch `num_episodes`. The agent's actions (`[E]` indices;
-    a Box env's `[E, D]` vectors) reach the env as training's did
-    (`gymnasium_host.ActionMap`: a Discrete space's start added, a Box's bounds clipped).
+    search compiles once for batch `num_episodes`. The actions played
+    (`played_actions`: `[E]` indices, a Box env's `[E, D]` vectors) reach the env as
+    training's did (`gymnasium_host.ActionMap`: a Discrete space's start added, a Box's
+    bounds clipped).
     """
     key = jax.random.key(seed) if key is None else key
     games = [gym.make(env_id) for _ in range(num_episodes)]
@@ -92,7 +107,7 @@ def evaluate_gymnasium(agent: Agent, state: TrainState, env_id: str, num_episode
     active = np.ones(num_episodes, bool)
     while active.any():
         key, act_key = jax.random.split(key)
-        actions = np.asarray(agent.act(state, act_key, obs, greedy=True).action)
+        actions = played_actions(agent.act(state, act_key, obs, greedy=True))
         for i in np.flatnonzero(active):
             o, r, terminated, truncated, _ = games[i].step(to_env.one(actions[i]))
             obs[i] = o
@@ -154,7 +169,7 @@ def record_video(agent: Agent, state: TrainState, env_id: str, video_dir: str, *
     episode_return, done = 0.0, False
     while not done:
         key, act_key = jax.random.split(key)
-        action = np.asarray(agent.act(state, act_key, obs, greedy=True).action)
+        action = played_actions(agent.act(state, act_key, obs, greedy=True))
         obs, reward, terminated, truncated, _ = env.step(to_env.one(action))
         episode_return += float(reward)
         done = terminated or truncated
@@ -172,9 +187,8 @@ def draw_search_tree(agent: Agent, state: TrainState, env_id: str, png_path: str
     env.close()
     key = jax.random.key(seed)
     tree = agent.search_tree(state, key, np.asarray(obs, np.float32)[None])
-    # A Box env's root children are its sampled actions: the played vector names none.
-    action = None if agent.spec.continuous else int(
-        agent.act(state, key, obs, greedy=True).action)
+    # The root's child played (with sampled search: the index of the chosen sample).
+    action = int(agent.act(state, key, obs, greedy=True).action)
     return treeviz.render_png(treeviz.tree_to_graph(tree, chosen_action=action), png_path)
 
 

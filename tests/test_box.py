@@ -24,7 +24,7 @@ from muzero_jax.config import ConfigError
 from muzero_jax.envs.base import EnvSpec, JaxEnv, Transition
 from muzero_jax.envs.gymnasium_host import GymnasiumEnv
 from muzero_jax.envs.probe import observed_max_abs_reward
-from muzero_jax.evaluate import check_env_fits, evaluate_gymnasium
+from muzero_jax.evaluate import check_env_fits, evaluate_gymnasium, played_actions
 
 # id: (observation shape, low, high) as Gymnasium 1.3.0 and MuJoCo 3.17.0 declare them.
 CONTROL = {
@@ -150,19 +150,26 @@ def test_the_evaluation_checks_a_box_envs_dimensions_and_bounds():
 
 
 class FixedActions:
-    """An agent that plays `action` (`[D]`) in every env and records what it observed."""
+    """An agent that plays `action` (`[D]`) in every env and records what it observed:
+    as its search output's action, or (`sampled`) as the chosen one of three samples."""
 
-    def __init__(self, action):
-        self.action, self.seen = np.asarray(action, np.float32), []
+    def __init__(self, action, sampled: bool):
+        self.action, self.sampled, self.seen = np.asarray(action, np.float32), sampled, []
 
     def act(self, state, key, obs, *, greedy):
         assert greedy
         self.seen.append(np.array(obs))
-        return types.SimpleNamespace(action=np.tile(self.action, (len(obs), 1)))
+        batch = len(obs)
+        if not self.sampled:
+            return types.SimpleNamespace(action=np.tile(self.action, (batch, 1)))
+        samples = np.stack([-self.action, np.zeros_like(self.action), self.action])
+        return types.SimpleNamespace(action=np.full(batch, 2, np.int32),
+                                     root_actions=np.tile(samples, (batch, 1, 1)))
 
 
-def test_the_greedy_evaluation_plays_box_actions_clipped_into_the_bounds():
-    returns = evaluate_gymnasium(FixedActions([5.0]), None, "Pendulum-v1", 2, seed=7)
+@pytest.mark.parametrize("sampled", [False, True], ids=["vector", "sampled"])
+def test_the_greedy_evaluation_plays_box_actions_clipped_into_the_bounds(sampled):
+    returns = evaluate_gymnasium(FixedActions([5.0], sampled), None, "Pendulum-v1", 2, seed=7)
     expected = []
     for i in range(2):
         game = gym.make("Pendulum-v1")
@@ -174,10 +181,20 @@ def test_the_greedy_evaluation_plays_box_actions_clipped_into_the_bounds():
         expected.append(total)
     np.testing.assert_array_equal(returns, expected)
 
-    agent = FixedActions([5.0, -5.0, 0.25, 0.0, 2.0, -9.0])
+    agent = FixedActions([5.0, -5.0, 0.25, 0.0, 2.0, -9.0], sampled)
     returns = evaluate_gymnasium(agent, None, box_envs.MATRIX_ID, 1)
     np.testing.assert_array_equal(returns, [9.0])  # 3 steps of the largest |entry|, 3
     np.testing.assert_array_equal(agent.seen[1], [[1.0, -2.0, 0.25, 0.0, 2.0, -3.0]])
+
+
+def test_played_actions_pick_the_chosen_sample_of_one_observation_or_a_batch():
+    samples = np.arange(12, dtype=np.float32).reshape(2, 3, 2)  # [B, K, D]
+    batch = types.SimpleNamespace(action=np.array([2, 0]), root_actions=samples)
+    np.testing.assert_array_equal(played_actions(batch), [[4.0, 5.0], [6.0, 7.0]])
+    one = types.SimpleNamespace(action=np.array(1), root_actions=samples[1])
+    np.testing.assert_array_equal(played_actions(one), [8.0, 9.0])
+    plain = types.SimpleNamespace(action=np.array([1, 0]))
+    np.testing.assert_array_equal(played_actions(plain), [1, 0])
 
 
 # --- the command line ---------------------------------------------------------------
@@ -234,3 +251,25 @@ def test_the_control_extra_pins_what_requirements_txt_pins_and_is_installed():
         (version,) = [str(s.version) for s in requirement.specifier if s.operator == "=="]
         assert pinned.get(requirement.name) == version, (requirement, pinned)
         assert importlib.metadata.version(requirement.name) == version, requirement
+
+
+def test_the_control_benchmark_tables_our_runs_beside_the_bar_and_sac():
+    from benchmarks import control
+
+    assert control.published_for("gymnax/Pendulum-v1") == [
+        ("RL Zoo SAC (SB3), deterministic", 20_000, -157.0, control.SB3_ZOO)]
+    assert control.budget("InvertedPendulum-v5", None) == 100_000
+    assert control.budget("InvertedPendulum-v5", 3_000) == 3_000
+    curve = [{"env_steps": 25_000, "wall_seconds": 300.0, "eval_return": -400.0},
+             {"env_steps": 50_000, "wall_seconds": 600.0, "eval_return": -180.0}]
+    runs = [{"env": "Pendulum-v1", "seed": seed, "env_steps": 50_000, "wall_seconds": wall,
+             "final_eval_return": value, "final_eval_std": 5.0, "curve": curve,
+             "bar": {"return": -200.0, "minutes": 15, "met": met}}
+            for seed, wall, value, met in ((0, 700.0, -170.0, True), (1, 950.0, -190.0, False),
+                                           (2, 800.0, -250.0, False))]
+    lines = control.markdown({"config": "c", "env_ids": ["Pendulum-v1"], "runs": runs,
+                              "plot": "control/cpu.png"})
+    row = next(line for line in lines if line.startswith("| Pendulum-v1 | -190.0"))
+    assert row.startswith("| Pendulum-v1 | -190.0 [-250.0, -170.0] | 50,000 | >= -200 in 15 "
+                          "min: 1/3 seeds | [RL Zoo SAC (SB3), deterministic]")
+    assert "| Pendulum-v1 | 1 | 50,000 | 950 | -190.0 +- 5.0 | -180.0 at 50,000 |" in lines

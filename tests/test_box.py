@@ -220,7 +220,7 @@ def test_train_refuses_unsearchable_action_spaces_before_compiling(
 
 
 def test_train_takes_pendulum_through_the_env_layer(tmp_path, monkeypatch, capsys):
-    # Up to training only: what reaches it is the Box env, and a config fitted to it.
+    # Up to training only: what reaches it is the Box env (whichever preset trains it).
     reached = {}
 
     def train(config, *, env, **kwargs):
@@ -235,8 +235,7 @@ def test_train_takes_pendulum_through_the_env_layer(tmp_path, monkeypatch, capsy
     spec = reached["env"].spec
     assert (spec.env_id, spec.num_actions, spec.action_low, spec.action_high) == (
         "Pendulum-v1", 0, (-2.0,), (2.0,))
-    config = reached["config"]
-    assert config.env.id == "Pendulum-v1" and config.env.max_abs_reward > 10.0
+    assert reached["config"].env.id == "Pendulum-v1"
 
 
 def test_the_control_extra_pins_what_requirements_txt_pins_and_is_installed():

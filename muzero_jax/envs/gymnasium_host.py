@@ -67,8 +67,7 @@ def _observation_kind(space: gym.Space, env_id: str) -> tuple[tuple[int, ...], s
     if isinstance(space, gym.spaces.MultiBinary):
         return tuple(np.atleast_1d(space.n)), "float32", "float"
     raise ConfigError(f"env={env_id!r}: observation space {describe_space(space)} is not "
-                      f"supported; "
-                      f"supported: {SUPPORTED}")
+                      f"supported; supported: {SUPPORTED}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

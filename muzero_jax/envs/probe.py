@@ -3,10 +3,10 @@
 Gymnasium declares no reward range for most envs, so `fit_to_env` takes the reward
 scale from what the env's spec declares, else from the rewards of a short rollout of
 uniformly random legal actions (a Box env's: uniform within its bounds) before anything
-is built (the supports' sizes are
-static shapes of the networks). Supports that hold what was observed are kept; others
-are sized for `support.HEADROOM` times it. The time limit gives the discount's horizon.
-A reward met later beyond what the supports hold stops the run (`support.check_rewards`).
+is built (the supports' sizes are static shapes of the networks). Supports that hold
+what was observed are kept; others are sized for `support.HEADROOM` times it. The time
+limit gives the discount's horizon. A reward met later beyond what the supports hold
+stops the run (`support.check_rewards`).
 """
 
 from __future__ import annotations

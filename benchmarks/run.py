@@ -44,6 +44,11 @@ Sections:
              beside the network alone, learner updates/s of the Atari, MinAtar and board
              ResNets, a short MinAtar learning run (only with --only device; --tiny runs
              it at toy sizes; benchmarks/device.sh installs carried wheels first).
+  control    greedy return against env steps and wall seconds on Box-action envs
+             (Pendulum-v1 on the host and as gymnax/Pendulum-v1, MuJoCo's
+             InvertedPendulum-v5; --control-envs for others), default preset, beside
+             published SAC figures; --control-steps N per run, --seeds N (3) (only
+             with --only control).
 
 `--only SECTION ...` writes DIR/<sections>/<device>.* instead (`--only compile`:
 DIR/compile/<device>.json; `--only envs compile`: DIR/envs-compile/...), so a partial run
@@ -66,7 +71,19 @@ import jax.numpy as jnp
 import numpy as np
 
 import muzero_jax as mz
-from benchmarks import anatomy, atari, board, envs, guards, machine, minatar, scaling, soak, solve
+from benchmarks import (
+    anatomy,
+    atari,
+    board,
+    control,
+    envs,
+    guards,
+    machine,
+    minatar,
+    scaling,
+    soak,
+    solve,
+)
 from benchmarks import device as accelerator
 from benchmarks.timing import Timing, measure, measure_interleaved, median_ratio
 from muzero_jax.evaluate import evaluate_jax
@@ -510,11 +527,14 @@ def markdown(results: dict) -> str:
     if "device" in sec:
         lines += ["## Accelerator: search, learner and a short MinAtar run", ""]
         lines += accelerator.markdown(sec["device"]) + [""]
+    if "control" in sec:
+        lines += ["## Continuous control: return against env steps and wall seconds", ""]
+        lines += control.markdown(sec["control"]) + [""]
     return "\n".join(lines)
 
 
 SECTIONS = ("search", "anatomy", "iteration", "guards", "selfplay", "learner", "solve", "atari",
-            "envs", "compile", "scaling", "soak", "board", "minatar", "device")
+            "envs", "compile", "scaling", "soak", "board", "minatar", "device", "control")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -531,7 +551,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="env steps per game of the minatar section (default "
                              f"{minatar.DEFAULT_STEPS:,}; a CPU runs a short version)")
     parser.add_argument("--seeds", type=int, default=minatar.DEFAULT_SEEDS,
-                        help="minatar: seeds 0..N-1 of every game and variant (default "
+                        help="minatar and control: seeds 0..N-1 of every game, variant or "
+                             "task (default "
                              f"{minatar.DEFAULT_SEEDS})")
     parser.add_argument("--minatar-preset", nargs="+", choices=tuple(minatar.VARIANTS),
                         default=["plain"], metavar="VARIANT",
@@ -542,6 +563,11 @@ def main(argv: list[str] | None = None) -> dict:
                         default=list(minatar.GAMES), metavar="GAME",
                         help="minatar: the games (default all; Seaquest where gymnax's port "
                              "runs)")
+    parser.add_argument("--control-envs", nargs="+", default=list(control.DEFAULT_TASKS),
+                        metavar="ENV", help="control: the Box-action env ids (default "
+                        + ", ".join(control.DEFAULT_TASKS) + ")")
+    parser.add_argument("--control-steps", type=int, default=None,
+                        help="control: env steps per run (default: each task's own budget)")
     parser.add_argument("--tiny", action="store_true",
                         help="the device section at toy sizes: a check of the harness on a CPU")
     parser.add_argument("--device-seconds", type=float, default=250.0,
@@ -554,6 +580,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.seeds < 1:
         print(f"--seeds {args.seeds}: expected an integer >= 1", file=sys.stderr)
         sys.exit(2)
+    if args.control_steps is not None and args.control_steps < 1:
+        parser.error(f"--control-steps={args.control_steps}: expected an integer >= 1")
     if not args.device_seconds > 0:
         parser.error(f"--device-seconds={args.device_seconds}: expected seconds > 0")
 
@@ -586,13 +614,17 @@ def main(argv: list[str] | None = None) -> dict:
                                              variants=tuple(args.minatar_preset)),
         "device": lambda: accelerator.benchmark(table_dir, device, print, tiny=args.tiny,
                                                 budget_seconds=args.device_seconds),
+        "control": lambda: control.benchmark(args.out, device, print,
+                                             env_ids=tuple(args.control_envs),
+                                             seeds=args.seeds, steps=args.control_steps),
     }
     # The soak runs half a million env steps, the board games compile Go and chess, MinAtar
-    # trains four games, the device section sizes itself for an accelerator: only when
-    # asked for (--only soak, --only board, --only minatar, --only device).
+    # trains four games, the device section sizes itself for an accelerator, control
+    # trains each task over seeds: only when asked for (--only soak, board, minatar,
+    # device, control).
     sections = args.only or [n for n in SECTIONS if not (args.quick
                                                          and n in ("anatomy", "guards"))
-                             and n not in ("soak", "board", "minatar", "device")]
+                             and n not in ("soak", "board", "minatar", "device", "control")]
     for name in sections:
         print(f"[{name}]")
         section_start = time.perf_counter()

@@ -32,6 +32,7 @@ import numpy as np
 
 from muzero_jax.agent import Agent
 from muzero_jax.config import Config, ConfigError
+from muzero_jax.envs.gymnasium_host import action_map, describe_space, gymnasium_spec
 from muzero_jax.learner import TrainState
 
 VIDEO_INSTALL = "pip install moviepy==2.2.1 pygame==2.6.1"
@@ -72,25 +73,43 @@ def evaluate_jax(agent: Agent, state: TrainState, key: jax.Array,
     return np.concatenate(returns)[:num_episodes]
 
 
+def played_actions(out) -> np.ndarray:
+    """The env actions a search output plays: its `action` (`[B]`, or `[]` for one
+    observation), or with sampled search (`out.root_actions`, the root's K samples
+    `[B, K, D]` or `[B, K]`) the sample at that index: `[B, D]` floats for a Box env."""
+    action = np.asarray(out.action)
+    samples = getattr(out, "root_actions", None)
+    if samples is None:
+        return action
+    samples = np.asarray(samples)
+    if action.ndim == 0:
+        return samples[int(action)]
+    return samples[np.arange(len(action)), action]
+
+
 def evaluate_gymnasium(agent: Agent, state: TrainState, env_id: str, num_episodes: int,
                        *, seed: int = 0, key: jax.Array | None = None) -> np.ndarray:
     """Returns of `num_episodes` greedy episodes of `gymnasium.make(env_id)`. `[E]` float.
 
     All episodes run side by side; each step searches the whole batch at once
     (finished episodes keep a stale observation whose action is ignored), so the
-    search compiles once for batch `num_episodes`.
+    search compiles once for batch `num_episodes`. The actions played
+    (`played_actions`: `[E]` indices, a Box env's `[E, D]` vectors) reach the env as
+    training's did (`gymnasium_host.ActionMap`: a Discrete space's start added, a Box's
+    bounds clipped).
     """
     key = jax.random.key(seed) if key is None else key
     games = [gym.make(env_id) for _ in range(num_episodes)]
+    to_env = action_map(games[0].action_space, env_id)
     # Observations keep their dtype: `act` scales uint8 frames as training did.
     obs = np.stack([np.asarray(g.reset(seed=seed + i)[0]) for i, g in enumerate(games)])
     returns = np.zeros(num_episodes)
     active = np.ones(num_episodes, bool)
     while active.any():
         key, act_key = jax.random.split(key)
-        actions = np.asarray(agent.act(state, act_key, obs, greedy=True).action)
+        actions = played_actions(agent.act(state, act_key, obs, greedy=True))
         for i in np.flatnonzero(active):
-            o, r, terminated, truncated, _ = games[i].step(int(actions[i]))
+            o, r, terminated, truncated, _ = games[i].step(to_env.one(actions[i]))
             obs[i] = o
             returns[i] += r
             active[i] = not (terminated or truncated)
@@ -145,12 +164,13 @@ def record_video(agent: Agent, state: TrainState, env_id: str, video_dir: str, *
     env = gym.wrappers.RecordVideo(
         gym.make(env_id, render_mode="rgb_array"), video_dir, name_prefix="eval",
         episode_trigger=lambda episode: episode == 0, disable_logger=True)
+    to_env = action_map(env.action_space, env_id)
     obs, _ = env.reset(seed=seed)
     episode_return, done = 0.0, False
     while not done:
         key, act_key = jax.random.split(key)
-        action = int(agent.act(state, act_key, obs, greedy=True).action)
-        obs, reward, terminated, truncated, _ = env.step(action)
+        action = played_actions(agent.act(state, act_key, obs, greedy=True))
+        obs, reward, terminated, truncated, _ = env.step(to_env.one(action))
         episode_return += float(reward)
         done = terminated or truncated
     env.close()
@@ -167,15 +187,15 @@ def draw_search_tree(agent: Agent, state: TrainState, env_id: str, png_path: str
     env.close()
     key = jax.random.key(seed)
     tree = agent.search_tree(state, key, np.asarray(obs, np.float32)[None])
+    # The root's child played (with sampled search: the index of the chosen sample).
     action = int(agent.act(state, key, obs, greedy=True).action)
     return treeviz.render_png(treeviz.tree_to_graph(tree, chosen_action=action), png_path)
 
 
 def check_env_fits(agent: Agent, env_id: str) -> None:
-    """Raises `ConfigError` unless `gymnasium.make(env_id)` has the agent's number of
-    discrete actions and observes what its networks take (`agent.observation_shape`)."""
-    from muzero_jax.envs.gymnasium_host import gymnasium_spec
-
+    """Raises `ConfigError` unless `gymnasium.make(env_id)` acts as the agent's env does
+    (as many discrete actions; a Box env: a Box of D dimensions with the same bounds) and
+    observes what its networks take (`agent.observation_shape`)."""
     gymnasium_spec(env_id)  # an unknown id, or a module that does not import
     env = gym.make(env_id)
     try:
@@ -183,17 +203,32 @@ def check_env_fits(agent: Agent, env_id: str) -> None:
     finally:
         env.close()
     shape = tuple(observations.shape or ())
-    if (isinstance(actions, gym.spaces.Discrete) and int(actions.n) == agent.num_actions
-            and shape == tuple(agent.observation_shape)):
+    if _same_actions(agent.spec, actions) and shape == tuple(agent.observation_shape):
         return
     observed = (f"shape {shape}" if isinstance(observations, gym.spaces.Box)
-                else str(observations))
+                else describe_space(observations))
+    spec = agent.spec
+    acts = (f"{spec.action_dim}-dimensional actions within low {list(spec.action_low)}, "
+            f"high {list(spec.action_high)}" if spec.continuous
+            else f"{agent.num_actions} discrete actions")
     raise ConfigError(
-        f"--env {env_id}: observes {observed} and acts in {actions}; the run's networks "
-        f"(trained on {agent.config.env.id}) take observations of shape "
-        f"{tuple(agent.observation_shape)} and {agent.num_actions} discrete actions; expected "
-        "an env with those" + (" (a run with a frame history plays its own env: leave out "
-                               "--env)" if agent.config.env.history_length else ""))
+        f"--env {env_id}: observes {observed} and acts in {describe_space(actions)}; the "
+        f"run's networks (trained on {agent.config.env.id}) take observations of shape "
+        f"{tuple(agent.observation_shape)} and {acts}; expected an env with those"
+        + (" (a run with a frame history plays its own env: leave out --env)"
+           if agent.config.env.history_length else ""))
+
+
+def _same_actions(spec, space: gym.Space) -> bool:
+    """Whether `space` is the action space `spec` describes: Discrete with as many
+    actions, or (a Box env) a float Box whose flattened bounds are the spec's."""
+    if not spec.continuous:
+        return isinstance(space, gym.spaces.Discrete) and int(space.n) == spec.num_actions
+    if not isinstance(space, gym.spaces.Box) or not np.issubdtype(space.dtype, np.floating):
+        return False
+    low, high = np.ravel(space.low), np.ravel(space.high)
+    return (low.size == spec.action_dim and np.array_equal(low, spec.action_low)
+            and np.array_equal(high, spec.action_high))
 
 
 PROG = "python -m muzero_jax.evaluate"

@@ -95,8 +95,8 @@ def test_bad_overrides_exit_with_a_message(tmp_path, monkeypatch, capsys, args, 
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--env", "Pendulum-v1"], "env='Pendulum-v1': action space Box(-2.0, 2.0, (1,), float32) "
-                               "is not supported"),
+    (["--env", "Blackjack-v1"], "env='Blackjack-v1': observation space Tuple(Discrete(32), "
+                                "Discrete(11), Discrete(2)) is not supported"),
     (["--env", "NoSuchEnv-v0"], "env='NoSuchEnv-v0': not a registered Gymnasium env"),
     (["--env", "gymnax/NoSuchEnv"], "env='gymnax/NoSuchEnv': not a gymnax env"),
     (["--env", "jax/NoSuchEnv"], "env='jax/NoSuchEnv': not a registered JAX environment"),

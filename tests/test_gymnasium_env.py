@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import box_envs
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
@@ -140,7 +141,10 @@ if DICT_ENV_ID not in gym.registry:
     gym.register(id=DICT_ENV_ID, entry_point=DictObservationEnv, max_episode_steps=10)
 
 BAD_ENVS = (
-    ("Pendulum-v1", ["action space Box(", "Discrete"]),
+    (box_envs.UNBOUNDED_ID, ["action space Box(-inf, inf, (2,), float32) is unbounded",
+                             "finite low and high"]),
+    (box_envs.MULTI_DISCRETE_ID, ["action space MultiDiscrete([2 3]) is not supported",
+                                  "Discrete or a float Box"]),
     ("NoSuchEnv-v0", ["'NoSuchEnv-v0'", "not a registered Gymnasium env", "gymnax/<id>"]),
     ("no_such_module_for_tests:Maze-v0",
      ["cannot import module 'no_such_module_for_tests'", "module.path:EnvId"]),
@@ -180,12 +184,15 @@ def _must_not_compile(*args, **kwargs):
     raise AssertionError("an unsupported env reached parameter initialisation")
 
 
-def test_continuous_actions_exit_with_code_2_from_the_command_line(tmp_path):
-    proc = subprocess.run([sys.executable, SCRIPT, "--env.id", "Pendulum-v1", "--out",
-                           str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=300)
+def test_an_unbounded_box_exits_with_code_2_from_the_command_line(tmp_path):
+    # `module:EnvId` from the tests directory: the script imports box_envs, which registers it.
+    proc = subprocess.run([sys.executable, SCRIPT, "--env.id",
+                           f"box_envs:{box_envs.UNBOUNDED_ID}", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=os.path.join(ROOT, "tests"), env=dict(os.environ, PYTHONPATH=ROOT))
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "action space Box(" in proc.stderr and "Traceback" not in proc.stderr
+    assert "action space Box(-inf, inf, (2,), float32) is unbounded" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
 
 
 def test_host_self_play_acts_one_update_behind_while_learning(tiny_config, monkeypatch,

@@ -12,11 +12,16 @@
 |                         | `pgx/tic_tac_toe`, `pgx/go_9x9`, `pgx/chess`; |              |
 |                         | with chance `pgx/2048`, `pgx/backgammon`      |              |
 | `ALE/<Game>-v5`         | ale-py's vectorised emulators (frames)        | host loop    |
-| anything else           | `gymnasium.make_vec(id)`, `module:EnvId` too  | host loop    |
+| anything else           | `gymnasium.make_vec(id)`, `module:EnvId` too; | host loop    |
+|                         | Discrete or bounded Box actions (Pendulum-v1, |              |
+|                         | MuJoCo's InvertedPendulum-v5, Hopper-v5)      |              |
 
 So one id never means two envs: `CartPole-v1` is Gymnasium's numpy CartPole on
 the host, `jax/CartPole-v1` its JAX port (same dynamics, checked step for step),
 `gymnax/CartPole-v1` gymnax's.
+
+A Box env (`EnvSpec.continuous`) acts with `[D]` float vectors within its bounds;
+an unbounded Box is refused with one line when the env is made.
 """
 
 from __future__ import annotations
@@ -59,8 +64,9 @@ FAMILIES = {
                   "pgx/connect_four, pgx/go_9x9, pgx/chess; with chance pgx/2048, "
                   "pgx/backgammon; jitted self-play",
     "ALE/<Game>-v5": "Atari through ale-py (frames; pip install ale-py); host self-play",
-    "<gymnasium id>": "any gymnasium.make id with Discrete actions, or module:EnvId; host "
-                      "self-play (gymnasium.make_vec)",
+    "<gymnasium id>": "any gymnasium.make id with Discrete or bounded Box actions "
+                      "(Pendulum-v1; MuJoCo's InvertedPendulum-v5, Hopper-v5 with pip "
+                      "install mujoco), or module:EnvId; host self-play (gymnasium.make_vec)",
 }
 
 

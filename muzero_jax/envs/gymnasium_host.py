@@ -1,4 +1,4 @@
-"""Any `gymnasium.make` id with a discrete action space, as a host env.
+"""Any `gymnasium.make` id with a discrete or bounded continuous action space, as a host env.
 
 `GymnasiumEnv(env_config)` reads the env's spaces once (one `gymnasium.make`, before
 anything compiles) and makes batches with `gymnasium.make_vec` in same-step
@@ -6,14 +6,19 @@ auto-reset, in this process (`vector_mode="sync"`) or in worker processes
 ("async", spawned workers). Gymnasium's `"module:EnvId"` form imports the
 module first, so a user's registered env trains by id.
 
-Spaces: the action space must be `Discrete`. Observations may be a `Box` (float
-vectors or arrays, stored as float32; uint8 `(height, width, channels)` images,
-stored as frames), `Discrete` (one-hot, float32) or `MultiBinary` (float32).
-Anything else fails with a message naming the space.
+Spaces: the action space must be `Discrete` or a bounded float `Box`. A Box of any
+shape is flattened to D = its size (row-major): the agent's actions are `[D]` float32
+vectors, clipped into the bounds and reshaped to the Box's shape before the env sees
+them (`ActionMap`). A Box with an infinite bound is refused: sampled search draws its
+actions within the bounds. Observations may be a `Box` (float vectors or arrays, stored
+as float32; uint8 `(height, width, channels)` images, stored as frames), `Discrete`
+(one-hot, float32) or `MultiBinary` (float32). Anything else fails with a message
+naming the space.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import gymnasium as gym
@@ -22,8 +27,9 @@ import numpy as np
 from muzero_jax.config import Config, ConfigError, EnvConfig
 from muzero_jax.envs.base import EnvSpec, EpisodeStats, HostEnv, HostStep, env_config
 
-SUPPORTED = ("actions: Discrete; observations: Box (float vectors/arrays, or uint8 images "
-             "(height, width, channels)), Discrete (one-hot) or MultiBinary")
+SUPPORTED = ("actions: Discrete or a float Box with finite bounds; observations: Box (float "
+             "vectors/arrays, or uint8 images (height, width, channels)), Discrete (one-hot) "
+             "or MultiBinary")
 
 
 def gymnasium_spec(env_id: str) -> gym.envs.registration.EnvSpec:
@@ -45,6 +51,11 @@ def gymnasium_spec(env_id: str) -> gym.envs.registration.EnvSpec:
                           "'ALE/<Game>-v5'") from None
 
 
+def describe_space(space: gym.Space) -> str:
+    """`str(space)` on one line (numpy wraps the bounds of a large or 2-D Box)."""
+    return " ".join(str(space).split())
+
+
 def _observation_kind(space: gym.Space, env_id: str) -> tuple[tuple[int, ...], str, str]:
     """(stored shape, stored dtype, how to convert) for an observation space."""
     if isinstance(space, gym.spaces.Box):
@@ -55,8 +66,64 @@ def _observation_kind(space: gym.Space, env_id: str) -> tuple[tuple[int, ...], s
         return (int(space.n),), "float32", "one_hot"
     if isinstance(space, gym.spaces.MultiBinary):
         return tuple(np.atleast_1d(space.n)), "float32", "float"
-    raise ConfigError(f"env={env_id!r}: observation space {space} is not supported; "
-                      f"supported: {SUPPORTED}")
+    raise ConfigError(f"env={env_id!r}: observation space {describe_space(space)} is not "
+                      f"supported; supported: {SUPPORTED}")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ActionMap:
+    """How the agent's actions become a Gymnasium env's: a Discrete space's index plus
+    its `start`, or a Box's `[D]` float vector clipped into the bounds and reshaped.
+
+    start: a Discrete space's first action (0 for a Box).
+    low, high: a Box's bounds flattened to `[D]` float64 (None for a Discrete space).
+    shape, dtype: the Box's own shape and dtype (None, int64 for a Discrete space).
+    """
+
+    start: int = 0
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    shape: tuple[int, ...] | None = None
+    dtype: str = "int64"
+
+    @property
+    def continuous(self) -> bool:
+        return self.low is not None
+
+    def batch(self, action: np.ndarray) -> np.ndarray:
+        """`[B]` int indices (a Box: `[B, D]` floats) as a vector env's actions."""
+        if not self.continuous:
+            return np.asarray(action, np.int64) + self.start
+        action = np.asarray(action, np.float64).reshape(-1, self.low.size)
+        clipped = np.clip(action, self.low, self.high)
+        return clipped.reshape((-1, *self.shape)).astype(self.dtype)
+
+    def one(self, action: np.ndarray) -> int | np.ndarray:
+        """One env's action: an index `[]` as an int, a Box's `[D]` vector clipped and
+        reshaped to the Box's shape."""
+        if not self.continuous:
+            return int(action) + self.start
+        return self.batch(np.asarray(action)[None])[0]
+
+
+def action_map(space: gym.Space, env_id: str) -> ActionMap:
+    """The `ActionMap` of an action space; `ConfigError` (one line naming the space) for a
+    space other than Discrete or a bounded float Box."""
+    if isinstance(space, gym.spaces.Discrete):
+        return ActionMap(start=int(space.start))
+    if not isinstance(space, gym.spaces.Box) or not np.issubdtype(space.dtype, np.floating):
+        raise ConfigError(f"env={env_id!r}: action space {describe_space(space)} is not "
+                          f"supported; supported: {SUPPORTED}")
+    low = np.asarray(space.low, np.float64).ravel()
+    high = np.asarray(space.high, np.float64).ravel()
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise ConfigError(f"env={env_id!r}: action space {describe_space(space)} is unbounded; "
+                          "expected a Box with a finite low and high in every dimension "
+                          "(continuous actions are sampled within the bounds)")
+    if not (low.size and np.all(low < high)):
+        raise ConfigError(f"env={env_id!r}: action space {describe_space(space)} has an empty "
+                          "range; expected low < high in every dimension")
+    return ActionMap(low=low, high=high, shape=tuple(space.shape), dtype=str(space.dtype))
 
 
 class GymnasiumEnv(HostEnv):
@@ -80,13 +147,13 @@ class GymnasiumEnv(HostEnv):
             action_space, observation_space = probe.action_space, probe.observation_space
         finally:
             probe.close()
-        if not isinstance(action_space, gym.spaces.Discrete):
-            raise ConfigError(f"env={env_id!r}: action space {action_space} is not supported; "
-                              f"supported: {SUPPORTED}")
-        self.action_start = int(action_space.start)
+        self.actions = action_map(action_space, env_id)
+        bounds = ((tuple(map(float, self.actions.low)), tuple(map(float, self.actions.high)))
+                  if self.actions.continuous else (None, None))
         shape, dtype, self.convert = _observation_kind(observation_space, env_id)
         self.spec = EnvSpec(env_id=env_id, observation_shape=shape, observation_dtype=dtype,
-                            num_actions=int(action_space.n),
+                            num_actions=0 if self.actions.continuous else int(action_space.n),
+                            action_low=bounds[0], action_high=bounds[1],
                             max_episode_steps=self.max_episode_steps,
                             max_abs_reward=None,
                             # One-hot observations are ours, not what gymnasium.make gives,
@@ -141,9 +208,10 @@ class GymnasiumEnvs:
         return self.env.observation(obs)
 
     def step(self, action: np.ndarray) -> HostStep:
-        """Plays `[B]` actions, auto-resetting the envs whose episode ended."""
+        """Plays `[B]` actions (a Box env: `[B, D]`, clipped into its bounds),
+        auto-resetting the envs whose episode ended."""
         obs, reward, terminated, truncated, info = self._vec.step(
-            np.asarray(action, np.int64) + self.env.action_start)
+            self.env.actions.batch(action))
         observation = self.env.observation(obs)
         reward = np.asarray(reward, np.float32)
         terminated = np.asarray(terminated, bool)

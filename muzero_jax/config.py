@@ -756,6 +756,9 @@ def _check_env_fit(cfg: Config, observation_shape, num_actions) -> None:
             f"{tuple(observation_shape)}; expected images (height, width, channels), or "
             "network kind 'mlp'")
     if num_actions is not None and cfg.search.policy == "gumbel" and num_actions < 2:
+        if cfg.search.sampled_actions:
+            raise ConfigError(f"sampled_actions={cfg.search.sampled_actions}: policy='gumbel' "
+                              "needs at least 2 children; expected >= 2")
         raise ConfigError(f"env {env_id!r} has {num_actions} action(s); expected >= 2")
 
 

@@ -44,8 +44,9 @@ def horizon_discount(time_limit: int) -> float:
 
 
 def observed_max_abs_reward(env, num_envs: int, steps: int, seed: int) -> float:
-    """The largest |reward| of `steps` steps of uniformly random legal actions in
-    `num_envs` fresh envs of `env` (a JaxEnv: one jitted scan; a HostEnv: its batch)."""
+    """The largest |reward| of `steps` steps of uniformly random legal actions (Box:
+    uniform over the box) in `num_envs` fresh envs of `env` (a JaxEnv: one jitted scan; a
+    HostEnv: its batch)."""
     from muzero_jax.envs import JaxEnv
 
     num_steps = max(math.ceil(steps / num_envs), 1)
@@ -58,7 +59,10 @@ def observed_max_abs_reward(env, num_envs: int, steps: int, seed: int) -> float:
         largest = 0.0
         for _ in range(num_steps):
             mask = batch.legal_action_mask
-            if mask is None:
+            if env.spec.continuous:  # uniform over the box
+                action = rng.uniform(env.spec.action_low, env.spec.action_high,
+                                     size=(num_envs, env.spec.action_dim)).astype(np.float32)
+            elif mask is None:
                 action = rng.integers(env.spec.num_actions, size=num_envs)
             else:  # a legal action of each env, uniformly
                 action = np.argmax(rng.random(mask.shape) * mask, axis=-1)
@@ -75,8 +79,14 @@ def _jax_probe(env, num_envs: int, num_steps: int):
         state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
 
         def step(state, key):
-            logits = jnp.where(state.legal_action_mask, 0.0, -jnp.inf)
-            action = jax.random.categorical(key, logits).astype(jnp.int32)
+            if env.spec.continuous:  # uniform over the box
+                action = jax.random.uniform(
+                    key, (num_envs, env.spec.action_dim),
+                    minval=jnp.asarray(env.spec.action_low, jnp.float32),
+                    maxval=jnp.asarray(env.spec.action_high, jnp.float32))
+            else:
+                logits = jnp.where(state.legal_action_mask, 0.0, -jnp.inf)
+                action = jax.random.categorical(key, logits).astype(jnp.int32)
             state, out = jax.vmap(env.step)(state, action)
             return state, jnp.max(jnp.abs(out.reward))
 

@@ -16,7 +16,7 @@ import muzero_jax as mz
 from muzero_jax import envs, experiment, presets, sampled
 from muzero_jax.agent import Agent
 from muzero_jax.config import ConfigError, validate
-from muzero_jax.envs.base import EnvSpec
+from muzero_jax.envs.base import EnvSpec, EpisodeStats, HostEnv, HostStep
 from muzero_jax.envs.gymnax_env import _box_bounds
 from muzero_jax.learner import cross_entropy
 from muzero_jax.networks import Inference, Model
@@ -134,6 +134,59 @@ def test_selfplay_plays_the_chosen_sample_within_the_bounds():
     # The env got the sample the index picks: gymnax's Pendulum keeps its last torque.
     played = np.take_along_axis(samples[:, -1, :, 0], np.asarray(traj.action)[:, -1:], 1)
     np.testing.assert_allclose(np.asarray(env_state.inner.last_u), played[:, 0])
+
+
+class _BoxHostEnvs:
+    """B host envs of a 1-D Box in [-2, 2]: reward -|a - 0.5|, episodes of 5 steps; keeps
+    every action it was given."""
+
+    def __init__(self, num_envs):
+        self.num_envs, self.legal_action_mask, self.given = num_envs, None, []
+        self.stats, self.steps = EpisodeStats(num_envs), np.zeros(num_envs, np.int32)
+
+    def reset(self, seed):
+        del seed
+        return np.zeros((self.num_envs, 3), np.float32)
+
+    def step(self, action):
+        self.given.append(action)
+        reward = -np.abs(action[:, 0] - 0.5).astype(np.float32)
+        self.steps += 1
+        truncated = self.steps >= 5
+        self.steps[truncated] = 0
+        episode_return, episode_length = self.stats.step(reward, truncated)
+        obs = np.repeat(action[:, :1], 3, axis=1).astype(np.float32)
+        return HostStep(observation=obs, final_observation=obs, reward=reward,
+                        terminated=np.zeros(self.num_envs, bool), truncated=truncated,
+                        episode_return=episode_return, episode_length=episode_length)
+
+    def close(self):
+        pass
+
+
+class _BoxHostEnv(HostEnv):
+    spec = EnvSpec("box-host", (3,), 0, max_episode_steps=5, max_abs_reward=2.5,
+                   action_low=(-2.0,), action_high=(2.0,))
+
+    def make(self, num_envs):
+        self.envs = _BoxHostEnvs(num_envs)
+        return self.envs
+
+
+def test_host_selfplay_steps_the_envs_with_the_chosen_samples():
+    env = _BoxHostEnv()
+    agent = Agent(presets.control(**TINY_CONTROL), env=env)
+    assert agent.host
+    state = agent.init(jax.random.key(0))
+    _, traj = agent.rollout(state, agent.reset(jax.random.key(1)), jax.random.key(2))
+    samples = np.asarray(traj.extra["sampled_actions"])
+    assert samples.shape == (4, 8, 3, 1) and traj.search_policy.shape == (4, 8, 3)
+    given = np.stack(env.envs.given, axis=1)  # [B, T, D]
+    assert given.dtype == np.float32 and given.shape == (4, 8, 1)
+    index = np.asarray(traj.action)[..., None, None]
+    np.testing.assert_array_equal(given, np.take_along_axis(samples, index, axis=2)[:, :, 0])
+    buffer = agent.add(agent.init_replay(), traj)
+    np.testing.assert_array_equal(np.asarray(buffer.extra["sampled_actions"][:, :8]), samples)
 
 
 def test_policy_loss_by_hand():

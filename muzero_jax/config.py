@@ -153,7 +153,7 @@ class SearchConfig:
     q_normalisation: Literal["tree_min_max", "parent_and_siblings"] = "tree_min_max"  # PUCT Q
     q_min_range: float = 1e-8  # smallest max - min that Q normalisation divides by
     dirichlet_alpha: float = 0.25  # root noise (paper: 0.25 Atari, 0.3 chess, 0.03 Go)
-    dirichlet_fraction: float = 0.25  # root noise share, PUCT search (paper: 0.25)
+    dirichlet_fraction: float = 0.25  # root noise share: PUCT prior, sampled proposal (0.25)
     max_num_considered_actions: int = 16  # Gumbel: actions sampled at the root
     gumbel_scale: float = 1.0  # Gumbel: noise scale while training (0 at evaluation)
     sampled_actions: int = 0  # K actions sampled per node; 0: every action (paper: K = 20)
@@ -601,7 +601,8 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     Args:
       max_abs_reward: the env's largest |reward| a step: the reward support must hold
         it and the value support max_abs_reward / (1 - discount).
-      observation_shape: the env's observation shape. num_actions: its action count.
+      observation_shape: the env's observation shape. num_actions: the children of each
+        search node (the env's action count; with sampled search, K).
     """
     validate_types(cfg)
     for stage in STAGES:

@@ -252,6 +252,7 @@ class SampledModel(Model):
 
     def __init__(self, network, spec, observation_shape: tuple[int, ...]):
         super().__init__(network, max(spec.num_actions, 1), observation_shape)
+        self.num_actions = spec.num_actions
         self.space = action_space(spec)
         if spec.continuous:
             net = self.network_config

@@ -74,7 +74,8 @@ class Exploration:
     """Acting knobs, as traced scalars so one compiled program serves all settings.
 
     temperature: visit-count temperature (muzero search); 0 is greedy.
-    dirichlet_fraction: share of Dirichlet noise in the root prior (muzero search).
+    dirichlet_fraction: share of Dirichlet noise in the root prior (muzero search); with
+      sampled search also the share of the root's samples drawn uniformly (`sampled`).
     gumbel_scale: scale of the root Gumbel noise (Gumbel search); 0 is greedy.
     repeat_probability: chance that self-play repeats the action it took on the step
       before instead of the search's (the actors apply it; 0 is greedy).

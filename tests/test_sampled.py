@@ -21,7 +21,7 @@ from muzero_jax.envs.gymnax_env import _box_bounds
 from muzero_jax.learner import cross_entropy
 from muzero_jax.networks import Inference, Model
 from muzero_jax.pieces import make_pieces
-from muzero_jax.search import Exploration, Searcher
+from muzero_jax.search import Exploration
 from muzero_jax.targets import Targets
 
 PENDULUM = "gymnax/Pendulum-v1"

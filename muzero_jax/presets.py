@@ -210,7 +210,7 @@ def control(**overrides) -> Config:
                     max_num_considered_actions=16),
         loss=dict(discount=0.99, td_steps=10),
         replay=dict(capacity=50_000, min_size=1_600),
-        learner=dict(batch_size=256, updates_per_iteration=25, learning_rate=1e-3,
+        learner=dict(batch_size=256, updates_per_iteration=50, learning_rate=1e-3,
                      target_update_period=100),
         run=dict(total_env_steps=50_000, eval_every=10, solve_return=None),
     )

@@ -189,6 +189,11 @@ def test_host_selfplay_steps_the_envs_with_the_chosen_samples():
     np.testing.assert_array_equal(np.asarray(buffer.extra["sampled_actions"][:, :8]), samples)
 
 
+def test_host_envs_record_only_the_extensions_that_read_the_search_alone():
+    with pytest.raises(ConfigError, match=r"^extension Counterfactual: 'CartPole-v1' is a host"):
+        make_pieces(mz.cartpole(env="CartPole-v1", counterfactual_rewards=True))
+
+
 def test_policy_loss_by_hand():
     model = _control_agent().model
     p = jnp.array([[[0.25, 0.75, 0.0]], [[1.0, 0.0, 0.0]]])  # [N=2, K+1=1, S=3]

@@ -272,6 +272,8 @@ def test_box_envs_default_to_the_control_preset():
     assert experiment.preset_for_env(PENDULUM) == "control"
     assert experiment.preset_for_env("gymnax/MountainCarContinuous-v0") == "control"
     assert experiment.preset_for_env("gymnax/Acrobot-v1") == "classic"
+    assert experiment.preset_for_env("Pendulum-v1") == "control"  # Gymnasium's, on the host
+    assert experiment.preset_for_env("my_package.envs:Maze-v0") == "classic"
     spec = envs.make(mz.Config().replace(env="gymnax/MountainCarContinuous-v0").env).spec
     assert (spec.num_actions, spec.action_low, spec.action_high) == (0, (-1.0,), (1.0,))
     assert spec.max_abs_reward == 100.0

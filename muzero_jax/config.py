@@ -139,6 +139,9 @@ class SearchConfig:
     normalised to [0, 1] over the whole tree ("tree_min_max", the paper's) or over a
     node and its children ("parent_and_siblings", mctx's default); Q gaps under
     `q_min_range` are not stretched to all of [0, 1] (EfficientZero floors it at 0.01).
+    `sampled_actions` K > 0 searches K actions sampled at every node (Sampled MuZero,
+    `muzero_jax.sampled`), required for Box actions; with K equal to a discrete env's
+    action count every action is a child, each once (plain MuZero's search).
     """
 
     mode: Literal["muzero", "alphazero"] = "muzero"  # search a learned model or the env's step
@@ -150,12 +153,14 @@ class SearchConfig:
     q_normalisation: Literal["tree_min_max", "parent_and_siblings"] = "tree_min_max"  # PUCT Q
     q_min_range: float = 1e-8  # smallest max - min that Q normalisation divides by
     dirichlet_alpha: float = 0.25  # root noise (paper: 0.25 Atari, 0.3 chess, 0.03 Go)
-    dirichlet_fraction: float = 0.25  # root noise share, PUCT search (paper: 0.25)
+    dirichlet_fraction: float = 0.25  # root noise share: PUCT prior, sampled proposal (0.25)
     max_num_considered_actions: int = 16  # Gumbel: actions sampled at the root
     gumbel_scale: float = 1.0  # Gumbel: noise scale while training (0 at evaluation)
+    sampled_actions: int = 0  # K actions sampled per node; 0: every action (paper: K = 20)
 
     def check(self) -> None:
         _at_least(self, 1, "num_simulations", "max_num_considered_actions")
+        _at_least(self, 0, "sampled_actions")
         _optional_at_least(self, 1, "max_depth")
         _positive_float(self, "dirichlet_alpha", "pb_c_init", "pb_c_base", "q_min_range")
         _in_range(self, "dirichlet_fraction", 0.0, 1.0)
@@ -596,7 +601,8 @@ def validate(cfg: Config, *, max_abs_reward: float | None = None,
     Args:
       max_abs_reward: the env's largest |reward| a step: the reward support must hold
         it and the value support max_abs_reward / (1 - discount).
-      observation_shape: the env's observation shape. num_actions: its action count.
+      observation_shape: the env's observation shape. num_actions: the children of each
+        search node (the env's action count; with sampled search, K).
     """
     validate_types(cfg)
     for stage in STAGES:
@@ -633,6 +639,7 @@ def _check_mode(cfg: Config) -> None:
             raise ConfigError("counterfactual_rewards=True: mode='alphazero' learns no "
                               "dynamics, so no reward to label; expected False")
     _check_stochastic(cfg)
+    _check_sampled(cfg)
     if cfg.search.mode == "alphazero":
         return
     if cfg.loss.unroll_steps < 1:
@@ -681,6 +688,33 @@ def _check_stochastic(cfg: Config) -> None:
                           "single observations; expected 0 with chance_outcomes > 0")
 
 
+def _check_sampled(cfg: Config) -> None:
+    """Sampled search: the options whose data or targets assume every action is a child."""
+    k = cfg.search.sampled_actions
+    if not k:
+        return
+    refused = (
+        (cfg.search.mode == "alphazero", "mode='alphazero' steps the env with action "
+         "indices; expected mode='muzero'"),
+        (cfg.network.chance_outcomes > 0, "chance_outcomes > 0 (Stochastic MuZero) has its own "
+         "search; expected chance_outcomes=0"),
+        (cfg.network.value_prefix, "value_prefix=True is not carried through the sampled "
+         "tree; expected value_prefix=False"),
+        (cfg.loss.counterfactual_rewards, "counterfactual_rewards=True labels an action "
+         "index, not a sampled action; expected False"),
+        (cfg.replay.reanalyze_fraction > 0, f"reanalyze_fraction="
+         f"{cfg.replay.reanalyze_fraction} would give policy targets over new samples; "
+         "expected 0"),
+        (cfg.env.history_length > 0, f"history_length={cfg.env.history_length} stacks action "
+         "indices as planes; expected 0"),
+        (cfg.acting.exploration_repeat_probability > 0, "exploration_repeat_probability="
+         f"{cfg.acting.exploration_repeat_probability} would repeat an index into a new "
+         "sample set; expected 0"))
+    for bad, why in refused:
+        if bad:
+            raise ConfigError(f"sampled_actions={k}: {why}")
+
+
 def _check_supports(cfg: Config, max_abs_reward: float) -> None:
     net, discount = cfg.network, cfg.loss.discount
     reward_needed, value_needed = support.sizes_for(max_abs_reward, discount,
@@ -723,6 +757,9 @@ def _check_env_fit(cfg: Config, observation_shape, num_actions) -> None:
             f"{tuple(observation_shape)}; expected images (height, width, channels), or "
             "network kind 'mlp'")
     if num_actions is not None and cfg.search.policy == "gumbel" and num_actions < 2:
+        if cfg.search.sampled_actions:
+            raise ConfigError(f"sampled_actions={cfg.search.sampled_actions}: policy='gumbel' "
+                              "needs at least 2 children; expected >= 2")
         raise ConfigError(f"env {env_id!r} has {num_actions} action(s); expected >= 2")
 
 

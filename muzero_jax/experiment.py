@@ -49,6 +49,8 @@ def evaluate_named_env(result: TrainResult, config: Config) -> tuple[np.ndarray,
 
 # The preset for small vector envs without a preset of their own.
 CLASSIC_PRESET = "classic"
+# The preset for Box-action envs.
+CONTROL_PRESET = "control"
 CARTPOLE_IDS = ("jax/CartPole-v1", "CartPole-v1", "gymnax/CartPole-v1")
 
 
@@ -62,6 +64,8 @@ def preset_for_env(env_id: str) -> str:
         return env_id[len("pgx/"):]  # the board game's own preset
     if env_id.startswith("gymnax/") and env_id.endswith("-MinAtar"):
         return "minatar" if "minatar" in PRESETS else CLASSIC_PRESET
+    if envs.has_box_actions(env_id):
+        return CONTROL_PRESET
     return CLASSIC_PRESET
 
 
@@ -88,7 +92,8 @@ def preset_config(preset: str, env_id: str | None, overrides: dict | None = None
 
 PRESET_RULE = (f"without --preset: cartpole for {', '.join(CARTPOLE_IDS)}; atari_tiny for "
                f"ALE/<Game>-v5; {preset_for_env('gymnax/Breakout-MinAtar')} for "
-               f"gymnax/<game>-MinAtar; {CLASSIC_PRESET} for any other id")
+               f"gymnax/<game>-MinAtar; {CONTROL_PRESET} for Box-action envs; "
+               f"{CLASSIC_PRESET} for any other id")
 
 
 def flag(metavar: str, default: str | None):

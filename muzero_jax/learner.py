@@ -3,7 +3,8 @@
     L = sum_k l_r(u_{t+k}, r^k) + l_v(z_{t+k}, v^k) + l_p(pi_{t+k}, p^k) + c ||theta||^2
 
 l_r and l_v are cross-entropies against two-hot targets on the supports, l_p
-against the search policy. Losses of unrolled steps k >= 1 are scaled by 1/K and
+against the search policy (`Model.policy_loss`; over sampled actions with Sampled
+MuZero). Losses of unrolled steps k >= 1 are scaled by 1/K and
 the gradient through each hidden state that g produced, into the next g, by 1/2,
 as in the paper's pseudocode (the root state from h is not scaled).
 
@@ -204,7 +205,7 @@ class Learner:
             value_ce = cross_entropy(
                 support.scalar_to_support(t.value[:, k], model.value_support_size,
                                           model.squash), inference.value_logits)
-            policy_ce = cross_entropy(t.policy[:, k], inference.policy_logits)
+            policy_ce = model.policy_loss(inference, t, k)
             return value_ce * t.value_mask[:, k], policy_ce * t.policy_mask[:, k]
 
         def reward_loss_of(target, logits, mask):

@@ -618,6 +618,13 @@ class Model:
         del targets, k
         return self.recurrent_inference(params, state, action)
 
+    def policy_loss(self, inference: Inference, targets, k: jax.Array) -> jax.Array:
+        """`[N]` the policy term at unroll step k (0..K): the cross entropy of f's logits
+        against the search's policy `targets.policy[:, k]`. A model whose policy is a
+        distribution over sampled actions overrides it (`sampled.SampledModel`)."""
+        return -jnp.sum(targets.policy[:, k] * jax.nn.log_softmax(inference.policy_logits,
+                                                                  axis=-1), axis=-1)
+
     def reward_logits(self, params: Params, state: jax.Array, action: jax.Array) -> jax.Array:
         """g's reward logits alone, `[B, 2 S_r + 1]` (no f on the next state: a move
         the learner labels but does not unroll). state, action: as `recurrent_inference`."""

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from muzero_jax import batch as batch_lib
-from muzero_jax import envs, extensions, history, replay, selfplay, support
+from muzero_jax import envs, extensions, history, replay, sampled, selfplay, support
 from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.learner import Learner
 from muzero_jax.networks import Model
@@ -90,10 +90,14 @@ def make_pieces(config: Config, env: envs.Env | None = None) -> Pieces:
     observation_shape = _observation_shape(spec, config)
     max_abs_reward = (config.env.max_abs_reward if config.env.max_abs_reward is not None
                       else spec.max_abs_reward)
+    children = sampled.num_children(config, spec)
     validate(config, max_abs_reward=max_abs_reward, observation_shape=observation_shape,
-             num_actions=spec.num_actions)
-    model_class = StochasticModel if config.network.chance_outcomes else Model
-    model = model_class(config, spec.num_actions, observation_shape)
+             num_actions=children)
+    if config.search.sampled_actions:
+        model = sampled.SampledModel(config, spec, observation_shape)
+    else:
+        model_class = StochasticModel if config.network.chance_outcomes else Model
+        model = model_class(config, spec.num_actions, observation_shape)
     searcher = Searcher(model, config, two_player=spec.two_player,
                         simulator=env if config.search.mode == "alphazero" else None)
     # The actor is the one place that tells a JAX env from a host env.
@@ -118,15 +122,16 @@ def make_pieces(config: Config, env: envs.Env | None = None) -> Pieces:
         reward_limit=support.reward_limit(config, max_abs_reward), model=model,
         searcher=searcher, learner=learner, actor=actor,
         init=lambda key: learner.init(model.init(key)),
-        init_replay=functools.partial(_init_replay, config, spec, active),
+        init_replay=functools.partial(_init_replay, config, spec, active, children),
         sample_batch=sample_batch, update=update)
 
 
-def _init_replay(config: Config, spec: envs.EnvSpec, active) -> replay.ReplayBuffer:
+def _init_replay(config: Config, spec: envs.EnvSpec, active,
+                 children: int) -> replay.ReplayBuffer:
     # Frames are stored as the env gives them: one uint8 frame per position.
     dtype = jnp.uint8 if spec.frames else jnp.float32
     return replay.init(config.acting.num_envs, config.replay_length, spec.observation_shape,
-                       spec.num_actions, observation_dtype=dtype,
+                       children, observation_dtype=dtype,
                        max_episode_steps=spec.max_episode_steps,
                        extra_fields=extensions.fields(active, spec))
 

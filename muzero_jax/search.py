@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import mctx
 
+from muzero_jax import sampled as sampled_lib
 from muzero_jax import stochastic as stochastic_lib
 from muzero_jax.config import Config, SearchConfig
 from muzero_jax.networks import Model, Params
@@ -56,12 +57,16 @@ class SearchOutput:
       search; the improved policy softmax(prior + completed Q) for Gumbel).
     root_value: `[B]` the search's value estimate at the root.
     prior_value: `[B]` the network's value at the root, before search.
+    root_actions: sampled search (`SearchConfig.sampled_actions` K): the root's K
+      actions, `[B, K, D]` float32 (Box) or `[B, K]` int32, of which `action` is the
+      index and `search_policy` the `[B, K]` weights; None otherwise.
     """
 
     action: chex.Array
     search_policy: chex.Array
     root_value: chex.Array
     prior_value: chex.Array
+    root_actions: chex.Array | None = None
 
 
 @chex.dataclass(frozen=True)
@@ -69,7 +74,8 @@ class Exploration:
     """Acting knobs, as traced scalars so one compiled program serves all settings.
 
     temperature: visit-count temperature (muzero search); 0 is greedy.
-    dirichlet_fraction: share of Dirichlet noise in the root prior (muzero search).
+    dirichlet_fraction: share of Dirichlet noise in the root prior (muzero search); with
+      sampled search also the share of the root's samples drawn uniformly (`sampled`).
     gumbel_scale: scale of the root Gumbel noise (Gumbel search); 0 is greedy.
     repeat_probability: chance that self-play repeats the action it took on the step
       before instead of the search's (the actors apply it; 0 is greedy).
@@ -350,11 +356,15 @@ def tree_discount(discount: float, two_player: bool) -> float:
 
 
 def tree_recurrent_fn(model: Model, *, discount: float, two_player: bool = False,
-                      simulator=None, chance_nodes: bool = False) -> RecurrentFn:
+                      simulator=None, chance_nodes: bool = False,
+                      sampled_actions: int = 0) -> RecurrentFn:
     """The tree's step: the learned model's g then f, or the `simulator` env's own;
     `chance_nodes`: the pair of a stochastic model's decision and chance steps
-    (`stochastic.make_tree_fns`), for policy "stochastic"."""
+    (`stochastic.make_tree_fns`), for policy "stochastic"; `sampled_actions` K > 0:
+    g then f and the child's K samples (`sampled.make_recurrent_fn`)."""
     discount = tree_discount(discount, two_player)
+    if sampled_actions:
+        return sampled_lib.make_recurrent_fn(model, sampled_actions, discount)
     if chance_nodes:
         return stochastic_lib.make_tree_fns(model, discount)
     if simulator is None and model.value_prefix:
@@ -369,12 +379,25 @@ def _run_policy(search: SearchConfig, model: Model, *, discount: float, two_play
     """(params, key, obs, exploration, invalid_actions, embedding) ->
     (the root's inference, mctx's output)."""
     policy = POLICIES[search.policy]
+    num_samples = search.sampled_actions
     recurrent_fn = tree_recurrent_fn(model, discount=discount, two_player=two_player,
                                      simulator=simulator,
-                                     chance_nodes=search.policy == "stochastic")
+                                     chance_nodes=search.policy == "stochastic",
+                                     sampled_actions=num_samples)
 
     def run(params, key, obs, exploration, invalid_actions=None, embedding=None):
         root_out = model.initial_inference(params, obs)
+        if num_samples:
+            if not sampled_lib.enumerates(model, num_samples):
+                # Split only when sampling, so that enumerated actions keep plain keys.
+                key, sample_key = jax.random.split(key)
+            else:
+                sample_key = None
+            root, invalid_actions = sampled_lib.make_root(
+                model, num_samples, root_out, sample_key, exploration.dirichlet_fraction,
+                invalid_actions)
+            return root_out, policy(search, params, key, root, recurrent_fn, exploration,
+                                    invalid_actions)
         if simulator is None:
             embedding = (prefix_root_embedding(model, root_out.state) if model.value_prefix
                          else root_out.state)
@@ -422,7 +445,9 @@ def make_search(search: SearchConfig, model: Model, *, discount: float,
             action=out.action.astype(jnp.int32),
             search_policy=out.action_weights,
             root_value=out.search_tree.node_values[:, mctx.Tree.ROOT_INDEX],
-            prior_value=root_out.value)
+            prior_value=root_out.value,
+            root_actions=(out.search_tree.embeddings.actions[:, mctx.Tree.ROOT_INDEX]
+                          if search.sampled_actions else None))
 
     return search_fn
 
@@ -462,7 +487,8 @@ class Searcher:
         self.config = config
         self.discount = tree_discount(config.loss.discount, two_player)
         stage = dict(discount=config.loss.discount, two_player=two_player, simulator=simulator)
-        self.recurrent_fn = tree_recurrent_fn(model, **stage)
+        self.recurrent_fn = tree_recurrent_fn(model, **stage,
+                                              sampled_actions=config.search.sampled_actions)
         self._search = make_search(config.search, model, **stage)
         self.search_tree = make_search_tree(config.search, model, **stage)
 

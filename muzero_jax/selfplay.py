@@ -27,6 +27,7 @@ import numpy as np
 
 from muzero_jax import extensions as extensions_lib
 from muzero_jax import history as history_lib
+from muzero_jax import sampled as sampled_lib
 from muzero_jax.config import Config, ConfigError
 from muzero_jax.envs import EnvState, HostEnv, HostEnvs, JaxEnv, to_float
 from muzero_jax.networks import Params
@@ -150,10 +151,12 @@ class JaxActor:
                                jnp.argmax(out.search_policy, axis=-1).astype(jnp.int32))
         if explores:
             action = explore_actions(explore_key, action, previous, exploration,
-                                     env_state.legal_action_mask, ply=env_state.step_count)
+                                     explore_mask(out, env_state.legal_action_mask),
+                                     ply=env_state.step_count)
         extra = extensions_lib.record(self.extensions, self.env, extension_keys, env_state,
                                       out, action)
-        env_state, env_out = jax.vmap(self.env.step)(env_state, action)
+        env_state, env_out = jax.vmap(self.env.step)(
+            env_state, sampled_lib.played_action(out.root_actions, action))
         row = Trajectory(
             observation=observation, action=action, reward=env_out.reward,
             terminated=env_out.terminated, truncated=env_out.truncated,
@@ -176,6 +179,14 @@ class JaxActor:
                                   params, to_float(env_out.final_observation)).value,
                               0.0),
             lambda: jnp.zeros_like(env_out.reward))
+
+
+def explore_mask(out, legal_action_mask: chex.Array) -> chex.Array:
+    """`[B, A]` the children `explore_actions` may pick among: the env's legal actions,
+    or with sampled search the K samples (all legal; enumerated: the env's actions)."""
+    if out.root_actions is None or out.search_policy.shape == legal_action_mask.shape:
+        return legal_action_mask
+    return jnp.ones(out.search_policy.shape, bool)
 
 
 def _explores(config: Config) -> bool:
@@ -256,11 +267,13 @@ class HostActor:
 
     host = True
 
-    def __init__(self, env: HostEnv, searcher: Searcher, history_length: int = 0):
+    def __init__(self, env: HostEnv, searcher: Searcher, history_length: int = 0,
+                 extensions: tuple = ()):
         self.env = env
         self.spec = env.spec
         self.searcher = searcher
         self.history_length = history_length
+        self.extensions = tuple(extensions)
         self._search = jax.jit(self._search_impl)
         self._push = jax.jit(history_lib.push)
         self._final_value = jax.jit(self._final_value_impl)
@@ -305,6 +318,7 @@ class HostActor:
         envs, hist = env_state.envs, env_state.history
         observation, legal = env_state.observation, env_state.legal_action_mask
         explores = _explores(self.searcher.config)
+        keys = (None,) * len(self.extensions)  # host-recordable extensions take no key
         previous = np.full(envs.num_envs, -1, np.int32)
         rows = []
         for step_key in jax.random.split(key, num_steps):
@@ -315,11 +329,11 @@ class HostActor:
             action = out.action
             if explores:
                 action = self._explore(
-                    explore_key, action, previous, exploration,
-                    np.ones((len(previous), self.spec.num_actions), bool) if legal is None
-                    else legal)
+                    explore_key, action, previous, exploration, explore_mask(
+                        out, np.ones((len(previous), self.spec.num_actions), bool)
+                        if legal is None else legal))
             action = np.asarray(action)
-            step = envs.step(action)
+            step = envs.step(sampled_lib.host_actions(out.root_actions, action))
             done = step.terminated | step.truncated
             previous = np.where(done, -1, action).astype(np.int32)
             value = np.zeros(len(action), np.float32)
@@ -331,18 +345,22 @@ class HostActor:
                              search_policy=out.search_policy, root_value=out.root_value,
                              final_value=value, final_observation=step.final_observation,
                              episode_return=step.episode_return,
-                             episode_length=step.episode_length))
+                             episode_length=step.episode_length,
+                             extra=extensions_lib.record(self.extensions, None, keys, None,
+                                                         out, action)))
             if self.history_length:
                 hist = self._push(hist, step.observation, action, done)
             observation, legal = step.observation, step.legal_action_mask
 
-        def stack(name):
-            values = [row[name] for row in rows]
+        def stack(values):
             if isinstance(values[0], jax.Array):
                 return jnp.stack(values, axis=1)
             return np.stack(values, axis=1)
 
-        trajectory = Trajectory(**{name: stack(name) for name in rows[0]})
+        trajectory = Trajectory(
+            **{name: stack([row[name] for row in rows]) for name in rows[0] if name != "extra"},
+            extra={name: stack([row["extra"][name] for row in rows])
+                   for name in rows[0]["extra"]})
         return HostEnvState(envs=envs, observation=observation, history=hist,
                             legal_action_mask=legal), trajectory
 
@@ -360,9 +378,10 @@ def make_actor(env: JaxEnv | HostEnv, searcher: Searcher, config: Config) -> Act
         return JaxActor(env, searcher, extensions_lib.active(config))
     if isinstance(env, HostEnv):
         chosen = extensions_lib.active(config)
-        if chosen:  # their fields are computed inside the JAX rollout's step
-            raise ConfigError(f"extension {type(chosen[0]).__name__}: {env.spec.env_id!r} is "
-                              f"a host env, whose self-play records no extension fields; "
-                              f"expected a JAX env (jax/, gymnax/ or pgx/ ids)")
-        return HostActor(env, searcher, config.env.history_length)
+        jax_only = [extension for extension in chosen if not extension.HOST]
+        if jax_only:  # their fields are computed inside the JAX rollout's step
+            raise ConfigError(f"extension {type(jax_only[0]).__name__}: {env.spec.env_id!r} "
+                              f"is a host env, whose self-play records no such extension "
+                              f"fields; expected a JAX env (jax/, gymnax/ or pgx/ ids)")
+        return HostActor(env, searcher, config.env.history_length, chosen)
     raise TypeError(f"env {env!r}: expected a muzero_jax.envs.JaxEnv or HostEnv")

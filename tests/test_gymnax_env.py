@@ -128,9 +128,18 @@ def test_unknown_gymnax_id_names_the_registered_ones():
         GymnaxEnv("NoSuchGame-MinAtar")
 
 
-def test_continuous_gymnax_actions_are_refused():
-    with pytest.raises(ConfigError, match="Box"):
-        GymnaxEnv("Pendulum-v1")
+def test_continuous_gymnax_envs_have_box_actions_clipped_into_their_bounds():
+    import gymnax
+
+    env = GymnaxEnv("Pendulum-v1")
+    assert (env.spec.num_actions, env.spec.action_low, env.spec.action_high) == (0, (-2.0,),
+                                                                                 (2.0,))
+    raw, params = gymnax.make("Pendulum-v1")
+    inner, _ = env.initial(jax.random.key(0))
+    out = env.transition(inner, jnp.array([5.0]), jax.random.key(1))
+    _, want, reward, _, _ = raw.step_env(jax.random.key(1), inner, jnp.array([2.0]), params)
+    assert float(out.inner.last_u) == 2.0 and float(out.reward) == float(reward)
+    assert float(out.inner.theta) == float(want.theta)
 
 
 def test_minatar_repeats_the_previous_action_as_minatar_defines():

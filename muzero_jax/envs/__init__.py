@@ -126,7 +126,35 @@ def make(config: EnvConfig | Config) -> Env:
     return GymnasiumEnv(env)
 
 
+def has_box_actions(env_id: str) -> bool:
+    """Whether the env `env_id` names acts in a Box (for choosing a preset; a bad id or a
+    package not installed reads False, and making the env then names the fault)."""
+    if env_id.startswith(("jax/", "pgx/", "ALE/")):
+        return False
+    try:
+        if env_id.startswith("gymnax/"):
+            import gymnax
+            from gymnax.environments import spaces
+
+            env, params = gymnax.make(env_id[len("gymnax/"):])
+            return isinstance(env.action_space(params), spaces.Box)
+        import gymnasium as gym
+
+        if ":" in env_id:
+            import importlib
+
+            importlib.import_module(env_id.split(":", 1)[0])
+            env_id = env_id.split(":", 1)[1]
+        env = gym.make(env_id)
+        try:
+            return isinstance(env.action_space, gym.spaces.Box)
+        finally:
+            env.close()
+    except Exception:  # noqa: BLE001 - any fault here is reported when the env is made
+        return False
+
+
 __all__ = ["CARTPOLE_V1_PARAMS", "FAMILIES", "Env", "EnvSpec", "EnvState", "FuncJaxEnv",
            "HostEnv", "HostEnvs", "HostStep", "JaxEnv", "StepOutput", "Transition",
-           "env_config", "fit_to_env", "make", "make_cartpole", "make_jax", "register",
-           "registered", "to_float"]
+           "env_config", "fit_to_env", "has_box_actions", "make", "make_cartpole", "make_jax",
+           "register", "registered", "to_float"]

@@ -213,9 +213,10 @@ class JaxEnv(abc.ABC):
         consumed."""
 
     def legal_action_mask(self, inner: Any) -> chex.Array:
-        """`[A]` bool, True where an action is legal in `inner` (default: all)."""
+        """`[A]` bool, True where an action is legal in `inner` (default: all). A Box env
+        has no actions to mask: `[1]` True, since checkpoints cannot hold empty arrays."""
         del inner
-        return jnp.ones((self.spec.num_actions,), bool)
+        return jnp.ones((max(self.spec.num_actions, 1),), bool)
 
     def _observe(self, observation: chex.Array) -> jax.Array:
         dtype = jnp.uint8 if self.spec.frames else jnp.float32

@@ -19,10 +19,14 @@ in which they take their rollout keys).
 
 How the variants to come fit:
 
-- Sampled MuZero (sampled actions): `record` keeps the search's sampled root actions
-  and their search weights (fields of shape `[S]`); `targets` slices rows 0..K; the
-  policy loss over the sampled set joins "policy" (the config then zeroes the core
-  policy term's weight or the search fills the full policy with zeros off the set).
+- Sampled MuZero (`extensions/sampled.py`, `SearchConfig.sampled_actions` K > 0):
+  the core action is the index of the sample played and the core policy target the
+  search's weights over the K samples; `record` keeps the root's samples (`[K, D]`
+  floats for a Box env, `[K]` ints for a discrete one), on the host path too (`HOST`);
+  `targets` slices rows 0..K. It adds no loss term: the model
+  (`sampled.SampledModel`) feeds g the sample a stored index picks
+  (`Model.unroll_inference`) and replaces the core policy term by
+  -sum_j p_j log pi(a_j | s^k) over the stored samples (`Model.policy_loss`).
 - EfficientZero: the consistency loss is `consistency.Consistency`: it records
   nothing; `targets` reads the observations of rows 1..K (`replay.observations`) and
   `unroll_loss` compares the state g made at step k with h of that observation
@@ -68,11 +72,13 @@ class Extension:
     extension itself). Each is also a metric: its mean over the batch.
     `USES_KEY`: whether `record` needs a key; the rollout splits one off each step's
     key only for extensions that do, so that the others leave the search's keys as
-    they are.
+    they are. `HOST`: whether `record` reads only the search's output and the action
+    (no env, env state or key), so that host self-play can record it too.
     """
 
     LOSSES: ClassVar[Mapping[str, str | None]] = {}
     USES_KEY: ClassVar[bool] = False
+    HOST: ClassVar[bool] = False
 
     def fields(self, spec: EnvSpec) -> dict[str, jax.ShapeDtypeStruct]:
         """Name -> shape (after the `[B, L]` axes) and dtype of each field `record` gives."""
@@ -120,6 +126,7 @@ def active(config: Config) -> tuple[Extension, ...]:
     """The extensions `config` turns on, in the order they take their rollout keys."""
     from muzero_jax.extensions.consistency import Consistency
     from muzero_jax.extensions.counterfactual import Counterfactual
+    from muzero_jax.extensions.sampled import Sampled
     from muzero_jax.extensions.stochastic import Stochastic
 
     chosen = []
@@ -130,6 +137,8 @@ def active(config: Config) -> tuple[Extension, ...]:
                                   history_length=config.env.history_length))
     if config.network.chance_outcomes:
         chosen.append(Stochastic(commitment_weight=config.loss.commitment_loss_weight))
+    if config.search.sampled_actions:
+        chosen.append(Sampled(num_samples=config.search.sampled_actions))
     return tuple(chosen)
 
 

@@ -30,6 +30,7 @@ import gymnasium as gym
 import jax
 import numpy as np
 
+from muzero_jax import sampled
 from muzero_jax.agent import Agent
 from muzero_jax.config import Config, ConfigError
 from muzero_jax.envs.gymnasium_host import action_map, describe_space, gymnasium_spec
@@ -77,14 +78,7 @@ def played_actions(out) -> np.ndarray:
     """The env actions a search output plays: its `action` (`[B]`, or `[]` for one
     observation), or with sampled search (`out.root_actions`, the root's K samples
     `[B, K, D]` or `[B, K]`) the sample at that index: `[B, D]` floats for a Box env."""
-    action = np.asarray(out.action)
-    samples = getattr(out, "root_actions", None)
-    if samples is None:
-        return action
-    samples = np.asarray(samples)
-    if action.ndim == 0:
-        return samples[int(action)]
-    return samples[np.arange(len(action)), action]
+    return sampled.host_actions(out.root_actions, out.action)
 
 
 def evaluate_gymnasium(agent: Agent, state: TrainState, env_id: str, num_episodes: int,

@@ -391,7 +391,13 @@ def played_action(root_actions: jax.Array | None, index: jax.Array) -> jax.Array
 
 
 def host_actions(root_actions, index) -> np.ndarray:
-    """`played_action` as numpy, for a host env's `step`."""
+    """`played_action` in numpy, for a host env's `step` and the evaluations:
+    `index` `[B]` (or `[]` for one observation) and `root_actions` `[B, K, ...]` (or
+    `[K, ...]`), None without sampling."""
+    index = np.asarray(index)
     if root_actions is None:
-        return np.asarray(index)
-    return np.asarray(played_action(root_actions, jnp.asarray(index)))
+        return index
+    samples = np.asarray(root_actions)
+    if index.ndim == 0:
+        return samples[int(index)]
+    return samples[np.arange(len(index)), index]

@@ -161,7 +161,8 @@ class FixedActions:
         self.seen.append(np.array(obs))
         batch = len(obs)
         if not self.sampled:
-            return types.SimpleNamespace(action=np.tile(self.action, (batch, 1)))
+            return types.SimpleNamespace(action=np.tile(self.action, (batch, 1)),
+                                         root_actions=None)
         samples = np.stack([-self.action, np.zeros_like(self.action), self.action])
         return types.SimpleNamespace(action=np.full(batch, 2, np.int32),
                                      root_actions=np.tile(samples, (batch, 1, 1)))
@@ -193,7 +194,7 @@ def test_played_actions_pick_the_chosen_sample_of_one_observation_or_a_batch():
     np.testing.assert_array_equal(played_actions(batch), [[4.0, 5.0], [6.0, 7.0]])
     one = types.SimpleNamespace(action=np.array(1), root_actions=samples[1])
     np.testing.assert_array_equal(played_actions(one), [8.0, 9.0])
-    plain = types.SimpleNamespace(action=np.array([1, 0]))
+    plain = types.SimpleNamespace(action=np.array([1, 0]), root_actions=None)
     np.testing.assert_array_equal(played_actions(plain), [1, 0])
 
 

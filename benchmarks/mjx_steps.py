@@ -6,7 +6,8 @@ Jitted rows: `jax.jit` of a `lax.scan` of T steps of `jax.vmap(env.step)` (auto-
 included) over B envs, with uniformly random actions drawn inside the scan; the first
 call (compilation) is reported apart. Host rows: `gymnasium.make_vec(
 "InvertedPendulum-v5", B, vectorization_mode="sync")` stepped T times from Python
-with random actions (auto-reset included). The environment alone, no search.
+with random actions (auto-reset included), and likewise HalfCheetah-v5. The environment
+alone, no search.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 from benchmarks.timing import measure
 from muzero_jax.envs.mjx_env import MjxEnv
 
-TASKS = ("mjx/InvertedPendulum-v5", "mjx/cartpole_swingup")
+TASKS = ("mjx/InvertedPendulum-v5", "mjx/cartpole_swingup", "mjx/HalfCheetah-v5")
+HOST_TASKS = ("InvertedPendulum-v5", "HalfCheetah-v5")
 BATCHES = (16, 64)
 
 
@@ -55,10 +57,10 @@ def jitted_row(env_id: str, batch: int, steps: int, repeats: int) -> dict:
             "first_call_s": compile_s}
 
 
-def host_row(batch: int, steps: int, repeats: int) -> dict:
+def host_row(env_id: str, batch: int, steps: int, repeats: int) -> dict:
     import gymnasium
 
-    envs = gymnasium.make_vec("InvertedPendulum-v5", batch, vectorization_mode="sync")
+    envs = gymnasium.make_vec(env_id, batch, vectorization_mode="sync")
     envs.reset(seed=0)
     envs.action_space.seed(0)
     actions = [envs.action_space.sample() for _ in range(steps)]
@@ -70,7 +72,7 @@ def host_row(batch: int, steps: int, repeats: int) -> dict:
 
     timing = measure(rollout, repeats=repeats, min_repeat_seconds=1.0)
     envs.close()
-    return {"env": "InvertedPendulum-v5", "path": "host, sync", "batch": batch,
+    return {"env": env_id, "path": "host, sync", "batch": batch,
             "steps_per_s": batch * steps / timing.median_s, "spread": timing.spread,
             "first_call_s": None}
 
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     rows = [jitted_row(env_id, batch, args.steps, args.repeats)
             for env_id in TASKS for batch in BATCHES]
-    rows += [host_row(batch, args.steps, args.repeats) for batch in (1,) + BATCHES]
+    rows += [host_row(env_id, batch, args.steps, args.repeats)
+             for env_id in HOST_TASKS for batch in (1, *BATCHES)]
     for row in rows:
         first = "" if row["first_call_s"] is None else f", first call {row['first_call_s']:.1f}s"
         print(f"{row['env']:26s} {row['path']:10s} B={row['batch']:3d}: "

@@ -18,7 +18,7 @@ import pytest
 from muzero_jax import envs
 from muzero_jax.config import ConfigError, EnvConfig
 from muzero_jax.envs import mjx_env
-from muzero_jax.envs.mjx_env import MjxEnv, PhysicsState, tolerance
+from muzero_jax.envs.mjx_env import MjxEnv, PhysicsState, PhysicsStep, tolerance
 
 BATCH, STEPS = 16, 8
 
@@ -56,6 +56,11 @@ def test_specs_give_box_bounds_time_limits_and_reward_scale():
     assert (spec.action_low, spec.action_high, spec.action_dim) == ((-3.0,), (3.0,), 1)
     assert spec.continuous and spec.max_episode_steps == 1000 and spec.max_abs_reward == 1.0
     assert spec.eval_id == "InvertedPendulum-v5"
+    cheetah = MjxEnv("mjx/HalfCheetah-v5").spec
+    assert (cheetah.observation_shape, cheetah.action_low, cheetah.action_high) == (
+        (17,), (-1.0,) * 6, (1.0,) * 6)
+    assert (cheetah.max_episode_steps, cheetah.max_abs_reward, cheetah.eval_id) == (
+        1000, 20.0, "HalfCheetah-v5")
     for name in ("cartpole_swingup", "cartpole_balance"):
         spec = MjxEnv("mjx/" + name).spec
         assert (spec.observation_shape, spec.action_low, spec.action_high) == (
@@ -72,15 +77,35 @@ def test_unknown_task_is_refused_naming_the_known_ones():
         envs.make(EnvConfig(id="mjx/Hopper-v5"))
     message = str(error.value)
     assert "'mjx/Hopper-v5'" in message and "\n" not in message
-    for known in ("mjx/InvertedPendulum-v5", "mjx/cartpole_swingup", "mjx/cartpole_balance"):
-        assert known in message
-    assert mjx_env.task_ids() == ["mjx/InvertedPendulum-v5", "mjx/cartpole_swingup",
-                                  "mjx/cartpole_balance"]
+    known = ["mjx/InvertedPendulum-v5", "mjx/HalfCheetah-v5", "mjx/cartpole_swingup",
+             "mjx/cartpole_balance"]
+    assert mjx_env.task_ids() == known
+    assert all(repr(env_id) in message for env_id in known)
+
+
+def compare_with_gymnasium(env_id, out, qpos, qvel, actions, steps, atol, reward_atol):
+    """Steps `gymnasium.make(env_id)` from each qpos [B, nq], qvel [B, nv] with actions
+    [T, B, D] and checks `out`'s first `steps` steps (up to a termination) against it;
+    returns the number of steps compared."""
+    import gymnasium
+
+    reference = gymnasium.make(env_id).unwrapped
+    reference.reset(seed=0)
+    compared = 0
+    for b in range(len(qpos)):
+        reference.set_state(qpos[b], qvel[b])
+        for t in range(steps):
+            observation, reward, terminated, _, _ = reference.step(actions[t, b])
+            np.testing.assert_allclose(out.final_observation[t, b], observation, atol=atol)
+            assert float(out.reward[t, b]) == pytest.approx(reward, abs=reward_atol)
+            assert bool(out.terminated[t, b]) == terminated
+            compared += 1
+            if terminated:
+                break
+    return compared
 
 
 def test_inverted_pendulum_matches_gymnasium_from_the_same_states(pendulum):
-    import gymnasium
-
     env, run = pendulum
     rng = np.random.default_rng(0)
     # Past the rail's ends (+-1) and tilted, so the joint limits act; actions out of
@@ -89,20 +114,25 @@ def test_inverted_pendulum_matches_gymnasium_from_the_same_states(pendulum):
     qvel = rng.uniform(-2.0, 2.0, (BATCH, 2))
     actions = rng.uniform(-5.0, 5.0, (STEPS, BATCH, 1)).astype(np.float32)
     _, out = run(states_at(env, qpos, qvel), actions)
-    reference = gymnasium.make("InvertedPendulum-v5").unwrapped
-    reference.reset(seed=0)
-    compared = 0
-    for b in range(BATCH):
-        reference.set_state(qpos[b], qvel[b])
-        for t in range(STEPS):
-            observation, reward, terminated, _, _ = reference.step(actions[t, b])
-            np.testing.assert_allclose(out.final_observation[t, b], observation, atol=1e-5)
-            assert (float(out.reward[t, b]), bool(out.terminated[t, b])) == (
-                reward, terminated)
-            compared += 1
-            if terminated:
-                break
+    compared = compare_with_gymnasium("InvertedPendulum-v5", out, qpos, qvel, actions,
+                                      STEPS, atol=1e-5, reward_atol=0.0)
     assert compared > 2 * BATCH
+
+
+@pytest.mark.slow
+def test_half_cheetah_matches_gymnasium_for_its_first_steps():
+    env = MjxEnv("mjx/HalfCheetah-v5")
+    rng = np.random.default_rng(0)
+    batch, steps = 4, 3
+    qpos = rng.uniform(-0.1, 0.1, (batch, 9))
+    qvel = 0.1 * rng.standard_normal((batch, 9))
+    actions = rng.uniform(-1.0, 1.0, (steps, batch, 6)).astype(np.float32)
+    _, out = scan_program(env)(states_at(env, qpos, qvel), actions)
+    # Contacts amplify float32's rounding step by step; the reward is a position
+    # difference over 0.05 s.
+    compared = compare_with_gymnasium("HalfCheetah-v5", out, qpos, qvel, actions, steps,
+                                      atol=1e-3, reward_atol=1e-2)
+    assert compared == batch * steps
 
 
 def test_actions_are_clipped_into_the_control_range(pendulum):
@@ -173,7 +203,8 @@ def test_cartpole_reward_factors_by_hand():
     def at(x=0.0, angle=0.0, angular_velocity=0.0, ctrl=0.0):
         state = PhysicsState(jnp.array([x, angle]), jnp.array([0.0, angular_velocity]))
         observation = mjx_env.TASKS["cartpole_swingup"].observe(state)
-        value, terminated = reward(state, observation, jnp.array([ctrl]))
+        value, terminated = reward(PhysicsStep(state, state, observation, jnp.array([ctrl]),
+                                               0.01))
         assert not bool(terminated)
         return float(value)
 

@@ -1,30 +1,35 @@
 """MuJoCo physics on the jitted path: MJX (`mujoco.mjx`) tasks as Box-action `JaxEnv`s.
 
-Selected by the id `mjx/<task>`. The rule: a task that reproduces one of
-Gymnasium's MuJoCo envs keeps that env's id (`mjx/InvertedPendulum-v5`); a
+Selected by the id `mjx/<task>`. The rule: a task that reproduces one of Gymnasium's
+MuJoCo envs keeps that env's id (`mjx/InvertedPendulum-v5`, `mjx/HalfCheetah-v5`); a
 DeepMind Control Suite task is `<domain>_<task>` as `dm_control.suite.load(domain,
 task)` names it (`mjx/cartpole_swingup`, `mjx/cartpole_balance`).
 
-| id                          | obs | D | steps | reward                              |
-|-----------------------------|-----|---|-------|-------------------------------------|
-| `mjx/InvertedPendulum-v5`   | 4   | 1 | 1000  | 1 a step; ends past 0.2 rad of tilt |
-| `mjx/cartpole_swingup`      | 5   | 1 | 1000  | DMC's smooth reward, in [0, 1]      |
-| `mjx/cartpole_balance`      | 5   | 1 | 1000  | DMC's smooth reward, in [0, 1]      |
+| id                          | obs | D | steps | reward                               |
+|-----------------------------|-----|---|-------|--------------------------------------|
+| `mjx/InvertedPendulum-v5`   | 4   | 1 | 1000  | 1 a step; ends past 0.2 rad of tilt  |
+| `mjx/HalfCheetah-v5`        | 17  | 6 | 1000  | forward speed - 0.1 * sum(action**2) |
+| `mjx/cartpole_swingup`      | 5   | 1 | 1000  | DMC's smooth reward, in [0, 1]       |
+| `mjx/cartpole_balance`      | 5   | 1 | 1000  | DMC's smooth reward, in [0, 1]       |
 
-`mjx/InvertedPendulum-v5` runs Gymnasium's own model file (its `inverted_pendulum.xml`,
-MIT-licensed, read from the installed gymnasium package) with Gymnasium's frame skip,
-reset noise, observation, reward and termination; tests/test_mjx.py checks its steps
-against `gymnasium.make("InvertedPendulum-v5")` from the same states; with its own time
-limit, its final evaluation plays that Gymnasium env (`EnvSpec.eval_id`). The cartpole
-tasks use a model written here with the DeepMind Control Suite's cartpole parameters
-(Tassa et al. 2018: timestep 0.01 s, RK4, a 1 kg cart on a rail of +-1.8 m, a 1 m
-0.1 kg pole, a motor of gear 10 and control in [-1, 1]), DMC's initial states and its
-dense reward: `upright * centered * small_control * small_velocity`, each factor a
+The Gymnasium tasks run Gymnasium's own model files (`inverted_pendulum.xml`,
+`half_cheetah.xml`, MIT-licensed, read from the installed gymnasium package) with its
+frame skip, reset noise, observation, reward and termination; tests/test_mjx.py checks
+their steps against `gymnasium.make(id)` from the same states (HalfCheetah's contacts
+part the trajectories after some ten steps, as two float precisions do); with their
+own time limit, their final evaluation plays the Gymnasium env (`EnvSpec.eval_id`).
+HalfCheetah's control cost is of the clipped action (Gymnasium's, of the action given,
+differs only outside the bounds).
+
+The cartpole tasks use a model written here with the DeepMind Control Suite's cartpole
+parameters (Tassa et al. 2018: timestep 0.01 s, RK4, a 1 kg cart on a rail of +-1.8 m,
+a 1 m 0.1 kg pole, a motor of gear 10 and control in [-1, 1]), DMC's initial states and
+its dense reward: `upright * centered * small_control * small_velocity`, each factor a
 `tolerance` as `dm_control.utils.rewards` defines it (written here). DMC episodes last
 10 s, 1000 control steps of one physics step each, and never terminate.
 
 Physics runs in float32 (JAX's default), so steps agree with MuJoCo's float64 C
-engine to within 1e-5 over a few steps, not bit for bit. Actions are clipped into the
+engine to about 1e-5 a step, not bit for bit. Actions are clipped into the
 actuators' control range before they are applied. The env state is the joint
 positions and velocities alone; every step rebuilds MJX's data from them.
 """
@@ -56,6 +61,20 @@ class PhysicsState(NamedTuple):
 
     qpos: jax.Array
     qvel: jax.Array
+
+
+class PhysicsStep(NamedTuple):
+    """What a task's reward sees of one agent step.
+
+    before, after: the `PhysicsState`s it went from and to. observation: `[obs]`, of
+    `after`. ctrl: `[D]` the (clipped) control applied. dt: its duration in seconds.
+    """
+
+    before: PhysicsState
+    after: PhysicsState
+    observation: jax.Array
+    ctrl: jax.Array
+    dt: float
 
 
 def tolerance(x: chex.Array, lower: float = 0.0, upper: float = 0.0, margin: float = 0.0,
@@ -127,10 +146,28 @@ def _inverted_pendulum_observe(state: PhysicsState) -> jax.Array:
     return jnp.concatenate([state.qpos, state.qvel])
 
 
-def _inverted_pendulum_reward(state: PhysicsState, observation, ctrl):
-    del state, ctrl
+def _inverted_pendulum_reward(step: PhysicsStep):
+    observation = step.observation
     terminated = ~jnp.all(jnp.isfinite(observation)) | (jnp.abs(observation[1]) > 0.2)
     return jnp.where(terminated, 0.0, 1.0), terminated
+
+
+def _half_cheetah_initial(key, qpos0, nv):
+    # Gymnasium's reset_model: uniform +-0.1 on positions, normal 0.1 on velocities.
+    pos_key, vel_key = jax.random.split(key)
+    qpos = qpos0 + jax.random.uniform(pos_key, qpos0.shape, minval=-0.1, maxval=0.1)
+    return qpos, 0.1 * jax.random.normal(vel_key, (nv,))
+
+
+def _half_cheetah_observe(state: PhysicsState) -> jax.Array:
+    # Gymnasium's default leaves the x position out (exclude_current_positions...).
+    return jnp.concatenate([state.qpos[1:], state.qvel])
+
+
+def _half_cheetah_reward(step: PhysicsStep):
+    # Gymnasium's forward_reward_weight 1 and ctrl_cost_weight 0.1.
+    x_velocity = (step.after.qpos[0] - step.before.qpos[0]) / step.dt
+    return x_velocity - 0.1 * jnp.sum(step.ctrl ** 2), jnp.zeros((), bool)
 
 
 def _cartpole_initial(swing_up: bool):
@@ -155,11 +192,12 @@ def _cartpole_observe(state: PhysicsState) -> jax.Array:
                       state.qvel[0], state.qvel[1]])
 
 
-def _cartpole_reward(state: PhysicsState, observation, ctrl):
+def _cartpole_reward(step: PhysicsStep):
     # DMC's smooth (non-sparse) cartpole reward.
-    upright = (observation[1] + 1.0) / 2.0
+    state = step.after
+    upright = (step.observation[1] + 1.0) / 2.0
     centered = (1.0 + tolerance(state.qpos[0], margin=2.0)) / 2.0
-    small_control = (4.0 + tolerance(ctrl[0], margin=1.0, value_at_margin=0.0,
+    small_control = (4.0 + tolerance(step.ctrl[0], margin=1.0, value_at_margin=0.0,
                                      sigmoid="quadratic")) / 5.0
     small_velocity = (1.0 + tolerance(state.qvel[1], margin=5.0)) / 2.0
     return upright * small_control * small_velocity * centered, jnp.zeros((), bool)
@@ -171,10 +209,10 @@ class Task:
 
     xml: a callable returning the MJCF model text. frame_skip: physics steps an agent
     step. max_episode_steps: the time limit in agent steps. initial(key, qpos0, nv) ->
-    (qpos, qvel). observe(PhysicsState) -> `[obs]` float32. reward(PhysicsState,
-    observation, ctrl `[D]`) -> (`[]` reward, `[]` bool terminated). max_abs_reward:
-    the largest |reward| of a step. eval_id: the Gymnasium env of the same dynamics and
-    time limit, on which the final evaluation plays (None: this env itself).
+    (qpos, qvel). observe(PhysicsState) -> `[obs]` float32. reward(PhysicsStep) ->
+    (`[]` reward, `[]` bool terminated). max_abs_reward: the largest |reward| of a step.
+    eval_id: the Gymnasium env of the same dynamics and time limit, on which the final
+    evaluation plays (None: this env itself).
     """
 
     xml: Callable[[], str]
@@ -193,6 +231,14 @@ TASKS: dict[str, Task] = {
         max_episode_steps=1000, initial=_inverted_pendulum_initial,
         observe=_inverted_pendulum_observe, reward=_inverted_pendulum_reward,
         eval_id="InvertedPendulum-v5"),
+    # Its reward is the forward speed (m/s) less the control cost: no bound is known; 20
+    # holds the speeds published agents reach (about 15 m/s at most), and a faster one
+    # stops the run with the reward named (support.check_rewards).
+    "HalfCheetah-v5": Task(
+        xml=functools.partial(_gymnasium_asset, "half_cheetah.xml"), frame_skip=5,
+        max_episode_steps=1000, initial=_half_cheetah_initial,
+        observe=_half_cheetah_observe, reward=_half_cheetah_reward, max_abs_reward=20.0,
+        eval_id="HalfCheetah-v5"),
     "cartpole_swingup": Task(
         xml=lambda: CARTPOLE_XML, frame_skip=1, max_episode_steps=1000,
         initial=_cartpole_initial(swing_up=True), observe=_cartpole_observe,
@@ -240,6 +286,7 @@ class MjxEnv(JaxEnv):
         self._mjx = mjx
         self.model = mjx.put_model(self.mj_model)
         self._data = mjx.make_data(self.model)
+        self.timestep = float(self.mj_model.opt.timestep)
         limited = self.mj_model.actuator_ctrllimited.astype(bool)
         if not limited.all():
             raise ConfigError(f"env={env_id!r}: actuators {np.flatnonzero(~limited)} "
@@ -277,7 +324,8 @@ class MjxEnv(JaxEnv):
                                  lambda _, d: self._mjx.step(self.model, d), data)
         state = PhysicsState(data.qpos, data.qvel)
         observation = self.task.observe(state)
-        reward, terminated = self.task.reward(state, observation, ctrl)
+        reward, terminated = self.task.reward(PhysicsStep(
+            inner, state, observation, ctrl, self.task.frame_skip * self.timestep))
         return Transition(state, observation, jnp.asarray(reward, jnp.float32),
                           jnp.asarray(terminated, bool))
 

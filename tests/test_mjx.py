@@ -9,6 +9,7 @@ limit).
 from __future__ import annotations
 
 import math
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -70,6 +71,15 @@ def test_specs_give_box_bounds_time_limits_and_reward_scale():
     # Another time limit is no longer Gymnasium's env: evaluation stays on this one.
     short = envs.make(EnvConfig(id="mjx/InvertedPendulum-v5", max_episode_steps=50)).spec
     assert (short.max_episode_steps, short.eval_id) == (50, None)
+
+
+def test_a_missing_mujoco_is_named_with_its_install_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mujoco", None)  # import mujoco raises ImportError
+    with pytest.raises(ConfigError) as error:
+        envs.make(EnvConfig(id="mjx/cartpole_swingup"))
+    message = str(error.value)
+    assert message.startswith("env='mjx/cartpole_swingup' needs MuJoCo's JAX port")
+    assert message.endswith("pip install mujoco==3.17.0 mujoco-mjx==3.17.0")
 
 
 def test_unknown_task_is_refused_naming_the_known_ones():

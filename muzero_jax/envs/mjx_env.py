@@ -255,13 +255,20 @@ def task_ids() -> list[str]:
     return [PREFIX + name for name in TASKS]
 
 
-def _import_mjx():
-    import mujoco
+MJX_INSTALL = "pip install mujoco==3.17.0 mujoco-mjx==3.17.0"
 
-    # mujoco.mjx prints a line to stdout when the optional warp backend is missing;
-    # stdout carries the training script's progress, so the line is dropped.
-    with contextlib.redirect_stdout(io.StringIO()):
-        from mujoco import mjx
+
+def _import_mjx(env_id: str):
+    try:
+        import mujoco
+
+        # mujoco.mjx prints a line to stdout when the optional warp backend is missing;
+        # stdout carries the training script's progress, so the line is dropped.
+        with contextlib.redirect_stdout(io.StringIO()):
+            from mujoco import mjx
+    except ImportError as error:
+        raise ConfigError(f"env={env_id!r} needs MuJoCo's JAX port ({error}): "
+                          f"{MJX_INSTALL}") from None
     return mujoco, mjx
 
 
@@ -280,7 +287,7 @@ class MjxEnv(JaxEnv):
         if name not in TASKS:
             raise ConfigError(f"env={env_id!r}: not an MJX task; expected one of "
                               f"{task_ids()}")
-        mujoco, mjx = _import_mjx()
+        mujoco, mjx = _import_mjx(env_id)
         self.task = TASKS[name]
         self.mj_model = mujoco.MjModel.from_xml_string(self.task.xml())
         self._mjx = mjx

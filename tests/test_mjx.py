@@ -57,11 +57,6 @@ def test_specs_give_box_bounds_time_limits_and_reward_scale():
     assert (spec.action_low, spec.action_high, spec.action_dim) == ((-3.0,), (3.0,), 1)
     assert spec.continuous and spec.max_episode_steps == 1000 and spec.max_abs_reward == 1.0
     assert spec.eval_id == "InvertedPendulum-v5"
-    cheetah = MjxEnv("mjx/HalfCheetah-v5").spec
-    assert (cheetah.observation_shape, cheetah.action_low, cheetah.action_high) == (
-        (17,), (-1.0,) * 6, (1.0,) * 6)
-    assert (cheetah.max_episode_steps, cheetah.max_abs_reward, cheetah.eval_id) == (
-        1000, 30.0, "HalfCheetah-v5")
     for name in ("cartpole_swingup", "cartpole_balance"):
         spec = MjxEnv("mjx/" + name).spec
         assert (spec.observation_shape, spec.action_low, spec.action_high) == (
@@ -71,6 +66,19 @@ def test_specs_give_box_bounds_time_limits_and_reward_scale():
     # Another time limit is no longer Gymnasium's env: evaluation stays on this one.
     short = envs.make(EnvConfig(id="mjx/InvertedPendulum-v5", max_episode_steps=50)).spec
     assert (short.max_episode_steps, short.eval_id) == (50, None)
+
+
+def test_half_cheetah_spec_and_mujoco_warnings_as_python_warnings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # Gymnasium's half_cheetah.xml draws MuJoCo's deprecation of settotalmass: a Python
+    # warning here, not a MUJOCO_LOG.TXT where the run started.
+    with pytest.warns(UserWarning, match="^MuJoCo: compiler attribute 'settotalmass'"):
+        cheetah = MjxEnv("mjx/HalfCheetah-v5").spec
+    assert list(tmp_path.iterdir()) == []
+    assert (cheetah.observation_shape, cheetah.action_low, cheetah.action_high) == (
+        (17,), (-1.0,) * 6, (1.0,) * 6)
+    assert (cheetah.max_episode_steps, cheetah.max_abs_reward, cheetah.eval_id) == (
+        1000, 30.0, "HalfCheetah-v5")
 
 
 def test_a_missing_mujoco_is_named_with_its_install_line(monkeypatch):

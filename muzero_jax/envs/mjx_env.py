@@ -42,6 +42,7 @@ import functools
 import io
 import math
 import os
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -272,6 +273,22 @@ def _import_mjx(env_id: str):
     return mujoco, mjx
 
 
+def _compile(mujoco, xml: str):
+    """The MjModel of `xml`, its compiler's warnings as Python warnings: MuJoCo's own
+    handler appends them to MUJOCO_LOG.TXT in the working directory (Gymnasium's
+    half_cheetah.xml draws a deprecation notice), which would litter where runs start."""
+    messages: list[str] = []
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(messages.append)
+    try:
+        model = mujoco.MjModel.from_xml_string(xml)
+    finally:
+        mujoco.set_mju_user_warning(previous)
+    for message in messages:
+        warnings.warn(f"MuJoCo: {message}", stacklevel=3)
+    return model
+
+
 class MjxEnv(JaxEnv):
     """The MJX task `mjx/<name>` as a single-env Box-action `JaxEnv`.
 
@@ -289,7 +306,7 @@ class MjxEnv(JaxEnv):
                               f"{task_ids()}")
         mujoco, mjx = _import_mjx(env_id)
         self.task = TASKS[name]
-        self.mj_model = mujoco.MjModel.from_xml_string(self.task.xml())
+        self.mj_model = _compile(mujoco, self.task.xml())
         self._mjx = mjx
         self.model = mjx.put_model(self.mj_model)
         self._data = mjx.make_data(self.model)

@@ -13,6 +13,8 @@ alone, no search.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import tempfile
 import time
 
 import jax
@@ -60,7 +62,10 @@ def jitted_row(env_id: str, batch: int, steps: int, repeats: int) -> dict:
 def host_row(env_id: str, batch: int, steps: int, repeats: int) -> dict:
     import gymnasium
 
-    envs = gymnasium.make_vec(env_id, batch, vectorization_mode="sync")
+    # Gymnasium's half_cheetah.xml draws a MuJoCo warning, which MuJoCo appends to
+    # MUJOCO_LOG.TXT in the working directory: made elsewhere, so none lands here.
+    with tempfile.TemporaryDirectory() as directory, contextlib.chdir(directory):
+        envs = gymnasium.make_vec(env_id, batch, vectorization_mode="sync")
     envs.reset(seed=0)
     envs.action_space.seed(0)
     actions = [envs.action_space.sample() for _ in range(steps)]

@@ -113,6 +113,10 @@ def make(config: EnvConfig | Config) -> Env:
 
         return GymnaxEnv(env.id[len("gymnax/"):], env.max_episode_steps,
                          env.sticky_action_probability)
+    if env.id.startswith("mjx/"):
+        from muzero_jax.envs.mjx_env import make_mjx
+
+        return make_mjx(env.id, env.max_episode_steps)
     if env.id.startswith("pgx/"):
         from muzero_jax.envs.pgx_env import make_pgx
 

@@ -382,13 +382,13 @@ TUNED_ENVS = (*_SOLVE_RETURN, "Pendulum-v1")
 
 
 def _gymnasium_name(env_id: str) -> str:
-    return env_id.split("/", 1)[1] if env_id.startswith(("gymnax/", "jax/")) else env_id
+    return env_id.split("/", 1)[1] if env_id.startswith(("gymnax/", "jax/", "mjx/")) else env_id
 
 
 def solve_return_for(env_id: str) -> float | None:
     """The early-stop bar for an env id: its own, never another env's. A margin over
     the reward_threshold for the envs of `_SOLVE_RETURN`, else the reward_threshold of
-    its Gymnasium form (gymnax/ and jax/ twins by name), else None (train the budget)."""
+    its Gymnasium form (gymnax/, jax/ and mjx/ twins by name), else None (train the budget)."""
     name = _gymnasium_name(env_id)
     if name in _SOLVE_RETURN:
         return _SOLVE_RETURN[name]

@@ -11,6 +11,9 @@
 | `pgx/<game>`            | `pgx.make(game)`, two-player board games, e.g. | jitted scan |
 |                         | `pgx/tic_tac_toe`, `pgx/go_9x9`, `pgx/chess`; |              |
 |                         | with chance `pgx/2048`, `pgx/backgammon`      |              |
+| `mjx/<task>`            | MuJoCo through MJX (Box actions): Gymnasium's | jitted scan  |
+|                         | `mjx/InvertedPendulum-v5`, `mjx/HalfCheetah-v5`; |           |
+|                         | DMC's `mjx/cartpole_swingup`, `_balance`      |              |
 | `ALE/<Game>-v5`         | ale-py's vectorised emulators (frames)        | host loop    |
 | anything else           | `gymnasium.make_vec(id)`, `module:EnvId` too; | host loop    |
 |                         | Discrete or bounded Box actions (Pendulum-v1, |              |
@@ -63,6 +66,9 @@ FAMILIES = {
     "pgx/<game>": "two-player board games through pgx, e.g. pgx/tic_tac_toe, "
                   "pgx/connect_four, pgx/go_9x9, pgx/chess; with chance pgx/2048, "
                   "pgx/backgammon; jitted self-play",
+    "mjx/<task>": "MuJoCo through MJX (Box actions): mjx/InvertedPendulum-v5, "
+                  "mjx/HalfCheetah-v5 (Gymnasium's models), mjx/cartpole_swingup, "
+                  "mjx/cartpole_balance (DMC's); jitted self-play",
     "ALE/<Game>-v5": "Atari through ale-py (frames; pip install ale-py); host self-play",
     "<gymnasium id>": "any gymnasium.make id with Discrete or bounded Box actions "
                       "(Pendulum-v1; MuJoCo's InvertedPendulum-v5, Hopper-v5 with pip "
@@ -135,6 +141,8 @@ def has_box_actions(env_id: str) -> bool:
     package not installed reads False, and making the env then names the fault)."""
     if env_id.startswith(("jax/", "pgx/", "ALE/")):
         return False
+    if env_id.startswith("mjx/"):  # every MJX task is a Box
+        return True
     try:
         if env_id.startswith("gymnax/"):
             import gymnax

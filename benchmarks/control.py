@@ -36,6 +36,7 @@ TASKS = {
     "Pendulum-v1": (50_000, (-200.0, 15)),
     "gymnax/Pendulum-v1": (50_000, (-200.0, 15)),
     "InvertedPendulum-v5": (100_000, (950.0, 30)),
+    "mjx/cartpole_swingup": (100_000, None),
     "Hopper-v5": (300_000, None),
     "HalfCheetah-v5": (300_000, None),
 }

@@ -391,11 +391,14 @@ def _run_policy(search: SearchConfig, model: Model, *, discount: float, two_play
             if not sampled_lib.enumerates(model, num_samples):
                 # Split only when sampling, so that enumerated actions keep plain keys.
                 key, sample_key = jax.random.split(key)
+                noise = exploration.dirichlet_fraction
+                # The root's noise is in its samples (beta's uniform share); mctx's
+                # Dirichlet noise on their priors would add it a second time.
+                exploration = exploration.replace(dirichlet_fraction=jnp.zeros_like(noise))
             else:
-                sample_key = None
+                sample_key, noise = None, exploration.dirichlet_fraction
             root, invalid_actions = sampled_lib.make_root(
-                model, num_samples, root_out, sample_key, exploration.dirichlet_fraction,
-                invalid_actions)
+                model, num_samples, root_out, sample_key, noise, invalid_actions)
             return root_out, policy(search, params, key, root, recurrent_fn, exploration,
                                     invalid_actions)
         if simulator is None:

@@ -70,4 +70,4 @@ __all__ = [
     "muzero_reanalyze", "pieces", "presets", "sample_efficient", "train", "validate",
 ]
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

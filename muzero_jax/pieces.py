@@ -153,7 +153,7 @@ def _check_env_support(config: Config, spec: envs.EnvSpec, *, host: bool) -> Non
     if host and config.search.mode == "alphazero":
         raise ConfigError(f"mode='alphazero' searches with the env's own step: "
                           f"{spec.env_id!r} is a host env; expected a JAX env "
-                          f"(jax/, gymnax/ or pgx/ ids)")
+                          f"(jax/, gymnax/, pgx/ or mjx/ ids)")
     if host and config.acting.random_opening_plies:
         raise ConfigError(f"random_opening_plies={config.acting.random_opening_plies}: "
                           f"{spec.env_id!r} is a host env, whose actors do not count "

@@ -382,6 +382,6 @@ def make_actor(env: JaxEnv | HostEnv, searcher: Searcher, config: Config) -> Act
         if jax_only:  # their fields are computed inside the JAX rollout's step
             raise ConfigError(f"extension {type(jax_only[0]).__name__}: {env.spec.env_id!r} "
                               f"is a host env, whose self-play records no such extension "
-                              f"fields; expected a JAX env (jax/, gymnax/ or pgx/ ids)")
+                              f"fields; expected a JAX env (jax/, gymnax/, pgx/ or mjx/ ids)")
         return HostActor(env, searcher, config.env.history_length, chosen)
     raise TypeError(f"env {env!r}: expected a muzero_jax.envs.JaxEnv or HostEnv")

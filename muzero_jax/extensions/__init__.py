@@ -17,7 +17,7 @@ data by name and never knows which variant it holds:
 `active(config)` lists the extensions a config turns on, in a fixed order (the order
 in which they take their rollout keys).
 
-How the variants to come fit:
+The variants built on it:
 
 - Sampled MuZero (`extensions/sampled.py`, `SearchConfig.sampled_actions` K > 0):
   the core action is the index of the sample played and the core policy target the

@@ -553,10 +553,9 @@ class Model:
     def recurrent_inference(self, params: Params, state: jax.Array,
                             action: jax.Array) -> Inference:
         """g then f. state: `[B, latent]` (ResNet: `[B, h, w, C]`), action: `[B]` int32."""
-        chex.assert_rank(action, 1)
         chex.assert_equal_shape_prefix((state, action), 1)
         next_s, reward_logits, policy_logits, value_logits = self.network.apply(
-            params, state, action, method=MuZeroNetwork.recurrent)
+            params, state, self.action_input(action), method=MuZeroNetwork.recurrent)
         return Inference(
             state=next_s, policy_logits=policy_logits, value_logits=value_logits,
             value=support.support_to_scalar(value_logits, self.value_support_size, self.squash),
@@ -628,6 +627,12 @@ class Model:
     def reward_logits(self, params: Params, state: jax.Array, action: jax.Array) -> jax.Array:
         """g's reward logits alone, `[B, 2 S_r + 1]` (no f on the next state: a move
         the learner labels but does not unroll). state, action: as `recurrent_inference`."""
-        chex.assert_rank(action, 1)
         chex.assert_equal_shape_prefix((state, action), 1)
-        return self.network.apply(params, state, action, method=MuZeroNetwork.reward)
+        return self.network.apply(params, state, self.action_input(action),
+                                  method=MuZeroNetwork.reward)
+
+    def action_input(self, action: jax.Array) -> jax.Array:
+        """What g is fed for `[B]` int32 actions: the actions themselves (g one-hot
+        encodes or embeds them). A model whose actions are vectors overrides it."""
+        chex.assert_rank(action, 1)
+        return action

@@ -50,7 +50,6 @@ import jax.numpy as jnp
 import mctx
 import numpy as np
 
-from muzero_jax import support
 from muzero_jax.config import Config, ConfigError
 from muzero_jax.networks import (
     MLP,
@@ -273,22 +272,13 @@ class SampledModel(Model):
         obs = jnp.zeros((1, *self.observation_shape), jnp.float32)
         return self.network.init(key, obs, jnp.zeros((1, self.space.dim), jnp.float32))
 
-    def recurrent_inference(self, params, state, action) -> Inference:
-        """g then f; action: `[B]` int32 (discrete) or `[B, D]` float32 in the bounds."""
+    def action_input(self, action):
+        """What g is fed: `[B]` int32 discrete actions as they are; `[B, D]` float32
+        Box actions (in the env's bounds) scaled to [-1, 1]."""
         if not self.continuous:
-            return super().recurrent_inference(params, state, action)
+            return super().action_input(action)
         chex.assert_rank(action, 2)
-        next_s, reward_logits, policy_logits, value_logits = self.network.apply(
-            params, state, self.space.to_unit(action), method=MuZeroNetwork.recurrent)
-        return Inference(
-            state=next_s, policy_logits=policy_logits, value_logits=value_logits,
-            value=support.support_to_scalar(value_logits, self.value_support_size, self.squash),
-            reward_logits=reward_logits,
-            reward=support.support_to_scalar(reward_logits, self.reward_support_size,
-                                             self.squash))
-
-    def reward_logits(self, params, state, action):
-        return self.recurrent_inference(params, state, action).reward_logits
+        return self.space.to_unit(action)
 
     def unroll_inference(self, params, state, action, targets, k) -> Inference:
         """The learner's step k: g takes the sample of row k-1 that the stored index

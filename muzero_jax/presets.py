@@ -199,12 +199,11 @@ def control(**overrides) -> Config:
     Gaussian policy (`muzero_jax.sampled`), a quarter of the root's drawn uniformly over
     the box while training (`dirichlet_fraction`), searched by Gumbel MuZero with 16
     simulations. Supports hold Pendulum's rewards (down to -16.3 a step: reward support
-    4 holds 24, value support 41 holds 16.3 / (1 - 0.99) = 1,627). On gymnax/Pendulum-v1,
-    50,000 env steps, 100 greedy episodes, seeds 0-4: -154, -156, -157, -163, -185 (1-3
-    minutes of a shared 2-core CPU); 25 updates an iteration: -164, -222, -171 (seeds
-    0-2); no uniform root samples: -161, -157, -222; PUCT in place of Gumbel: -890
-    (seed 0). Any env it was not tuned on (`tuned_for`) takes its time limit, discount,
-    budget and supports from the env in the experiment scripts (`envs.fit_to_env`).
+    4 holds 24, value support 41 holds 16.3 / (1 - 0.99) = 1,627). The comparisons
+    behind it (updates per iteration, uniform root samples, PUCT) are in
+    docs/why-presets.md. Any env it was not tuned on (`tuned_for`) takes its time limit,
+    discount, budget and supports from the env in the experiment scripts
+    (`envs.fit_to_env`).
     """
     base = Config().replace(
         env=dict(id="gymnax/Pendulum-v1"),

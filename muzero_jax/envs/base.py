@@ -301,7 +301,8 @@ class HostEnvs(Protocol):
     """B host environments stepped together (a mutable object, not a pytree).
 
     reset(seed) -> `[B, *obs_shape]` first observations (env b seeded with seed + b).
-    step(actions `[B]` int, a Box env's `[B, D]` float32) -> `HostStep`, auto-resetting the envs whose episode ended.
+    step(actions `[B]` int, a Box env's `[B, D]` float32) -> `HostStep`, auto-resetting
+    the envs whose episode ended.
     legal_action_mask: `[B, A]` bool for the current observations, or None.
     close() releases workers or emulators.
     """

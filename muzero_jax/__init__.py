@@ -48,6 +48,7 @@ from muzero_jax.presets import (
     atari_tiny,
     cartpole,
     classic,
+    control,
     minatar,
     muzero_reanalyze,
     sample_efficient,
@@ -65,7 +66,7 @@ __all__ = [
     "PRESETS", "ActingConfig", "Agent", "Batch", "Config", "ConfigError", "EnvConfig",
     "Exploration", "LearnerConfig", "LossConfig", "NetworkConfig", "ReplayConfig",
     "RunConfig", "SearchConfig", "SearchOutput", "TrainResult", "TrainState", "Trajectory",
-    "__version__", "atari_paper", "atari_tiny", "cartpole", "classic", "compile_stats",
+    "__version__", "atari_paper", "atari_tiny", "cartpole", "classic", "compile_stats", "control",
     "distributed", "evaluate_gymnasium", "evaluate_jax", "loop", "make_train", "minatar",
     "muzero_reanalyze", "pieces", "presets", "sample_efficient", "train", "validate",
 ]

@@ -19,8 +19,9 @@ from packaging.requirements import Requirement
 from scripts import TRAIN, assert_one_line, script_in_process
 
 import muzero_jax as mz
-from muzero_jax import envs, experiment
+from muzero_jax import envs, experiment, support
 from muzero_jax.config import ConfigError
+from muzero_jax.envs import probe
 from muzero_jax.envs.base import EnvSpec, JaxEnv, Transition
 from muzero_jax.envs.gymnasium_host import GymnasiumEnv
 from muzero_jax.envs.probe import observed_max_abs_reward
@@ -120,6 +121,22 @@ def test_the_reward_probe_plays_uniform_actions_within_the_bounds():
     # Pendulum pays at worst -(pi^2 + 0.1 * 8^2 + 0.001 * 2^2) a step.
     pendulum = observed_max_abs_reward(_gymnasium("Pendulum-v1"), 4, 400, seed=0)
     assert 10.0 < pendulum <= np.pi ** 2 + 6.4 + 0.004
+
+
+def test_box_supports_hold_more_than_a_random_controller_earns():
+    # Declared bounds where a probe would understate: MountainCarContinuous' goal bonus
+    # (100, never reached at random) and Hopper's trained gait.
+    assert _gymnasium("MountainCarContinuous-v0").spec.max_abs_reward == 100.0
+    assert _gymnasium("Hopper-v5").spec.max_abs_reward == 20.0
+    assert _gymnasium("Pendulum-v1").spec.max_abs_reward is None
+    # An unknown Box env: the probe's largest |reward| (the matrix Box: just under 4)
+    # times BOX_PROBE_FACTOR, with supports sized for it.
+    config = envs.fit_to_env(mz.control(env=box_envs.MATRIX_ID))
+    assert 3.9 * probe.BOX_PROBE_FACTOR < config.env.max_abs_reward <= 4.0 * probe.BOX_PROBE_FACTOR
+    held = support.largest_reward_held(config.network.reward_support_size,
+                                       config.network.value_support_size,
+                                       config.loss.discount, config.network.support_squash)
+    assert held >= config.env.max_abs_reward
 
 
 def _box_agent(env_id: str, low=None, high=None):

@@ -4,9 +4,10 @@ Gymnasium declares no reward range for most envs, so `fit_to_env` takes the rewa
 scale from what the env's spec declares, else from the rewards of a short rollout of
 uniformly random legal actions (a Box env's: uniform within its bounds) before anything
 is built (the supports' sizes are static shapes of the networks). Supports that hold
-what was observed are kept; others are sized for `support.HEADROOM` times it. The time
-limit gives the discount's horizon. A reward met later beyond what the supports hold
-stops the run (`support.check_rewards`).
+what was observed are kept; others are sized for `support.HEADROOM` times it (a Box
+env's probed scale is first multiplied by `BOX_PROBE_FACTOR`: random controllers earn
+less than trained ones). The time limit gives the discount's horizon. A reward met later
+beyond what the supports hold stops the run (`support.check_rewards`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ PROBE_STEPS = 2_000  # env steps of the random rollout, over config.acting.num_e
 DEFAULT_TIME_LIMIT = 200  # for an env without one: episodes must end for values to
 #   bootstrap and for evaluation to finish
 MIN_DISCOUNT, MAX_DISCOUNT = 0.9, 0.997
+BOX_PROBE_FACTOR = 5.0  # a Box env's probed reward scale, times this, is what supports hold
 # The budget of an env nobody tuned: a preset's budget was sized for its own env
 # (classic's 250,000 steps for Acrobot's 500-step episodes and rare goal). Here 1,000
 # full-length episodes, within [50,000, 100,000] env steps: the small envs this default
@@ -128,6 +130,11 @@ def fit_to_env(config: Config, env=None) -> Config:
         scale = observed_max_abs_reward(env, config.acting.num_envs, PROBE_STEPS,
                                         config.run.seed) or 1.0
         headroom = support.HEADROOM
+        if env.spec.continuous:
+            # A random controller's rewards understate a trained one's (locomotion:
+            # several times; gymnasium_host.REWARD_BOUNDS): held from the start, not
+            # met later as a fault that stops the run.
+            scale, headroom = BOX_PROBE_FACTOR * scale, 1.0
     net, discount = config.network, config.loss.discount
     held = support.largest_reward_held(net.reward_support_size, net.value_support_size,
                                        discount, net.support_squash)

@@ -11,7 +11,8 @@ episodes (a Gymnasium id on `gymnasium.make(id)` itself, a gymnax id on gymnax's
 over 100 episodes within the budget's env steps and wall minutes on a 2-core CPU.
 `--control-envs` picks tasks (any Box env id: those of `TASKS` keep their budget,
 others get `--control-steps`), `--control-steps N` overrides every budget (a short
-version on a CPU), `--seeds N` runs seeds 0..N-1 of each.
+version on a CPU), `--seeds N` runs seeds 0..N-1 of each. A run directory that already
+holds the same finished run (task, seed, budget) is read instead of trained again.
 """
 
 from __future__ import annotations
@@ -81,8 +82,29 @@ def steps_per_iteration(env_id: str) -> int:
     return config.acting.num_envs * config.acting.rollout_length
 
 
+def finished(out: str, env_id: str, env_steps: int, seed: int) -> bool:
+    """Whether `out` holds a finished run of this task, budget and seed (kept, so that a
+    benchmark of many CPU-hours can be completed over several sittings)."""
+    try:
+        with open(os.path.join(out, "config.json")) as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (os.path.exists(os.path.join(out, "summary.json"))
+            and config["env"]["id"] == env_id and config["run"]["seed"] == seed
+            and config["run"]["total_env_steps"] == env_steps)
+
+
 def run_task(env_id: str, out: str, env_steps: int, seed: int) -> dict:
-    """Trains `env_id` in a fresh process; returns its summary, curve and bar verdict."""
+    """Trains `env_id` in a fresh process, unless `out` holds that run `finished`; returns
+    its summary, curve and bar verdict."""
+    if not finished(out, env_id, env_steps, seed):
+        train_task(env_id, out, env_steps, seed)
+    return read_task(env_id, out, env_steps)
+
+
+def train_task(env_id: str, out: str, env_steps: int, seed: int) -> None:
+    """Trains `env_id` in a fresh process (compilation included, no compile cache)."""
     eval_every = max(1, env_steps // (minatar.EVALS_PER_RUN * steps_per_iteration(env_id)))
     command = [sys.executable, SCRIPT, "--env", env_id, "--seed", str(seed), "--out", out,
                "--total-env-steps", str(env_steps), "--eval-episodes", str(FINAL_EPISODES),
@@ -96,6 +118,12 @@ def run_task(env_id: str, out: str, env_steps: int, seed: int) -> dict:
     # Results are committed: the figures and curves, not checkpoints or event files.
     for bulky in ("checkpoints", "tensorboard"):
         shutil.rmtree(os.path.join(out, bulky), ignore_errors=True)
+
+
+def read_task(env_id: str, out: str, env_steps: int) -> dict:
+    """A finished run's summary, curve and bar verdict."""
+    with open(os.path.join(out, "config.json")) as f:
+        seed = json.load(f)["run"]["seed"]
     run = minatar.read_run(out, env_id, seed)
     with open(os.path.join(out, "summary.json")) as f:
         preset = json.load(f)["preset"]

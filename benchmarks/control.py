@@ -82,23 +82,11 @@ def steps_per_iteration(env_id: str) -> int:
     return config.acting.num_envs * config.acting.rollout_length
 
 
-def finished(out: str, env_id: str, env_steps: int, seed: int) -> bool:
-    """Whether `out` holds a finished run of this task, budget and seed (kept, so that a
-    benchmark of many CPU-hours can be completed over several sittings)."""
-    try:
-        with open(os.path.join(out, "config.json")) as f:
-            config = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return (os.path.exists(os.path.join(out, "summary.json"))
-            and config["env"]["id"] == env_id and config["run"]["seed"] == seed
-            and config["run"]["total_env_steps"] == env_steps)
-
-
 def run_task(env_id: str, out: str, env_steps: int, seed: int) -> dict:
-    """Trains `env_id` in a fresh process, unless `out` holds that run `finished`; returns
+    """Trains `env_id` in a fresh process, unless `out` holds that run
+    (`minatar.finished`); returns
     its summary, curve and bar verdict."""
-    if not finished(out, env_id, env_steps, seed):
+    if not minatar.finished(out, env_id, env_steps, seed):
         train_task(env_id, out, env_steps, seed)
     return read_task(env_id, out, env_steps)
 

@@ -70,9 +70,26 @@ def seaquest_runs() -> bool:
         return False
 
 
+def finished(out: str, env_id: str, env_steps: int, seed: int) -> bool:
+    """Whether `out` holds a finished run of `env_id`, budget and seed (read, not trained
+    again, so that a benchmark of many CPU-hours can be completed over several sittings;
+    a variant's runs have a directory of their own)."""
+    try:
+        with open(os.path.join(out, "config.json")) as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (os.path.exists(os.path.join(out, "summary.json"))
+            and config["env"]["id"] == env_id and config["run"]["seed"] == seed
+            and config["run"]["total_env_steps"] == env_steps)
+
+
 def run_game(game: str, out: str, env_steps: int, seed: int = 0,
              extra_args: tuple[str, ...] = ()) -> dict:
-    """Trains one game in a fresh process; returns its summary and learning curve."""
+    """Trains one game in a fresh process, unless `out` holds that run (`finished`);
+    returns its summary and learning curve."""
+    if finished(out, f"gymnax/{game}-MinAtar", env_steps, seed):
+        return read_run(out, game, seed)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     steps_per_iteration = _steps_per_iteration()
     eval_every = max(1, env_steps // (EVALS_PER_RUN * steps_per_iteration))

@@ -293,16 +293,16 @@ def test_the_control_benchmark_tables_our_runs_beside_the_bar_and_sac():
     assert "| Pendulum-v1 | 1 | 50,000 | 950 | -190.0 +- 5.0 | -180.0 at 50,000 |" in lines
 
 
-def test_the_control_benchmark_reads_a_finished_run_instead_of_training_it_again(tmp_path):
-    from benchmarks import control
+def test_the_benchmarks_read_a_finished_run_instead_of_training_it_again(tmp_path):
+    from benchmarks import minatar
 
     run = tmp_path / "seed1"
     run.mkdir()
     config = {"env": {"id": "Pendulum-v1"}, "run": {"seed": 1, "total_env_steps": 50_000}}
     (run / "config.json").write_text(json.dumps(config))
-    assert not control.finished(str(run), "Pendulum-v1", 50_000, 1)  # no summary: unfinished
+    assert not minatar.finished(str(run), "Pendulum-v1", 50_000, 1)  # no summary: unfinished
     (run / "summary.json").write_text("{}")
-    assert control.finished(str(run), "Pendulum-v1", 50_000, 1)
-    assert not control.finished(str(run), "Pendulum-v1", 50_000, 2)
-    assert not control.finished(str(run), "Pendulum-v1", 20_000, 1)
-    assert not control.finished(str(run), "gymnax/Pendulum-v1", 50_000, 1)
+    assert minatar.finished(str(run), "Pendulum-v1", 50_000, 1)
+    assert not minatar.finished(str(run), "Pendulum-v1", 50_000, 2)
+    assert not minatar.finished(str(run), "Pendulum-v1", 20_000, 1)
+    assert not minatar.finished(str(run), "gymnax/Pendulum-v1", 50_000, 1)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -103,9 +102,7 @@ def train_task(env_id: str, out: str, env_steps: int, seed: int) -> None:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit {proc.returncode}):\n"
                            f"{proc.stderr[-2000:]}")
-    # Results are committed: the figures and curves, not checkpoints or event files.
-    for bulky in ("checkpoints", "tensorboard"):
-        shutil.rmtree(os.path.join(out, bulky), ignore_errors=True)
+    minatar.strip_run(out)
 
 
 def read_task(env_id: str, out: str, env_steps: int) -> dict:

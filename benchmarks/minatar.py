@@ -101,11 +101,18 @@ def run_game(game: str, out: str, env_steps: int, seed: int = 0,
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit {proc.returncode}):\n"
                            f"{proc.stderr[-2000:]}")
-    # Results are committed: keep the figures and curves, not checkpoints (replay
-    # included) or TensorBoard event files.
+    strip_run(out)
+    return read_run(out, game, seed)
+
+
+def strip_run(out: str) -> None:
+    """What a committed run directory keeps: its config, metrics and summary; not its
+    checkpoints (replay included), TensorBoard event files or curves.png (`python -m
+    muzero_jax.plot RUN_DIR` redraws it)."""
     for bulky in ("checkpoints", "tensorboard"):
         shutil.rmtree(os.path.join(out, bulky), ignore_errors=True)
-    return read_run(out, game, seed)
+    if os.path.exists(os.path.join(out, "curves.png")):
+        os.remove(os.path.join(out, "curves.png"))
 
 
 def read_run(out: str, game: str, seed: int) -> dict:

@@ -518,18 +518,14 @@ def markdown(results: dict) -> str:
     lines += guards.markdown(sec)
     lines += scaling.markdown(sec)
     lines += soak.markdown(sec)
-    if "board" in sec:
-        lines += ["## Board games (pgx): self-play positions/s", ""]
-        lines += board.markdown(sec["board"]) + [""]
-    if "minatar" in sec:
-        lines += ["## MinAtar: return against env steps and wall seconds", ""]
-        lines += minatar.markdown(sec["minatar"]) + [""]
-    if "device" in sec:
-        lines += ["## Accelerator: search, learner and a short MinAtar run", ""]
-        lines += accelerator.markdown(sec["device"]) + [""]
-    if "control" in sec:
-        lines += ["## Continuous control: return against env steps and wall seconds", ""]
-        lines += control.markdown(sec["control"]) + [""]
+    titled = (("board", "Board games (pgx): self-play positions/s", board),
+              ("minatar", "MinAtar: return against env steps and wall seconds", minatar),
+              ("device", "Accelerator: search, learner and a short MinAtar run", accelerator),
+              ("control", "Continuous control: return against env steps and wall seconds",
+               control))
+    for name, title, module in titled:
+        if name in sec:
+            lines += [f"## {title}", ""] + module.markdown(sec[name]) + [""]
     return "\n".join(lines)
 
 

@@ -70,25 +70,56 @@ def seaquest_runs() -> bool:
         return False
 
 
-def finished(out: str, env_id: str, env_steps: int, seed: int) -> bool:
+def finished(out: str, env_id: str, env_steps: int, seed: int,
+             flags: tuple[str, ...] | None = None) -> bool:
     """Whether `out` holds a finished run of `env_id`, budget and seed (read, not trained
     again, so that a benchmark of many CPU-hours can be completed over several sittings;
-    a variant's runs have a directory of their own)."""
+    a variant's runs have a directory of their own).
+
+    `flags` (`--preset NAME --STAGE.FIELD VALUE ...`): the run must also have trained
+    with their config, every stage but `run`; a finished run of another config raises,
+    naming the first field that differs, rather than being read or overwritten.
+    """
     try:
         with open(os.path.join(out, "config.json")) as f:
             config = json.load(f)
     except (OSError, ValueError):
         return False
-    return (os.path.exists(os.path.join(out, "summary.json"))
+    done = (os.path.exists(os.path.join(out, "summary.json"))
             and config["env"]["id"] == env_id and config["run"]["seed"] == seed
             and config["run"]["total_env_steps"] == env_steps)
+    if done and flags is not None:
+        differs = config_difference(config, ("--env.id", env_id, *flags))
+        if differs:
+            raise RuntimeError(f"{out} holds a finished run of another config ({differs}); "
+                               "move it away to train this one")
+    return done
+
+
+def config_difference(saved: dict, flags: tuple[str, ...]) -> str | None:
+    """The first training field (any stage but `run`) where `saved` (a run's
+    config.json) differs from the config of `flags`, as "stage.field: saved, expected";
+    None where none does."""
+    import dataclasses
+
+    from muzero_jax import cli
+
+    expected = json.loads(json.dumps(dataclasses.asdict(cli.parse_config(list(flags)))))
+    for stage, fields in expected.items():
+        if stage == "run" or not isinstance(fields, dict):
+            continue
+        for name, value in fields.items():
+            if saved.get(stage, {}).get(name) != value:
+                return f"{stage}.{name}: {saved.get(stage, {}).get(name)!r}, expected {value!r}"
+    return None
 
 
 def run_game(game: str, out: str, env_steps: int, seed: int = 0,
              extra_args: tuple[str, ...] = ()) -> dict:
     """Trains one game in a fresh process, unless `out` holds that run (`finished`);
     returns its summary and learning curve."""
-    if finished(out, f"gymnax/{game}-MinAtar", env_steps, seed):
+    if finished(out, f"gymnax/{game}-MinAtar", env_steps, seed,
+                ("--preset", "minatar", *extra_args)):
         return read_run(out, game, seed)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     steps_per_iteration = _steps_per_iteration()
@@ -195,10 +226,12 @@ def band(runs: list[dict], x: str) -> tuple[list[float], list[float], list[float
             [max(v) for v in returns])
 
 
-def plot(runs: list[dict], path: str) -> None:
+def plot(runs: list[dict], path: str, title: str = "{}-MinAtar", ylabel: str = "greedy return",
+         lines: tuple[tuple[str, float], ...] | list = ()) -> None:
     """Greedy eval return against env steps (top) and wall seconds (bottom), one column per
-    game, one colour per variant: the median over seeds in a band from the lowest seed to
-    the highest, and the final 100-episode evaluations as points at the runs' ends."""
+    game (`title` formats its name), one colour per variant: the median over seeds in a
+    band from the lowest seed to the highest, the final 100-episode evaluations as points
+    at the runs' ends, and `lines` (label, value) as dotted horizontal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,13 +255,16 @@ def plot(runs: list[dict], path: str) -> None:
                 ax.plot([r[x] for r in group], [r["final_eval_return"] for r in group], "o",
                         color=f"C{colour}", markersize=3)
         for row, x in enumerate(("env_steps", "wall_seconds")):
+            for i, (label, value) in enumerate(lines):
+                axes[row, col].axhline(value, color="k", linestyle=":", alpha=1 - 0.3 * i,
+                                       label=label)
             axes[row, col].set_xlabel("env steps" if x == "env_steps"
                                       else "wall seconds since process start")
             axes[row, col].set_xlim(left=0)
             axes[row, col].grid(alpha=0.3)
-        axes[0, col].set_title(f"{game}-MinAtar")
-    axes[0, 0].set_ylabel("greedy return")
-    axes[1, 0].set_ylabel("greedy return")
+        axes[0, col].set_title(title.format(game))
+    axes[0, 0].set_ylabel(ylabel)
+    axes[1, 0].set_ylabel(ylabel)
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -49,6 +49,10 @@ Sections:
              InvertedPendulum-v5; --control-envs for others), default preset, beside
              published SAC figures; --control-steps N per run, --seeds N (3) (only
              with --only control).
+  2048       greedy score and highest tile on pgx 2048: the 2048 preset (Stochastic
+             MuZero), plain MuZero and AlphaZero mode on pgx's step, beside the random
+             player; --game2048-steps N per run, --seeds N (3), --game2048-variants
+             (only with --only 2048).
 
 `--only SECTION ...` writes DIR/<sections>/<device>.* instead (`--only compile`:
 DIR/compile/<device>.json; `--only envs compile`: DIR/envs-compile/...), so a partial run
@@ -77,6 +81,7 @@ from benchmarks import (
     board,
     control,
     envs,
+    game2048,
     guards,
     machine,
     minatar,
@@ -522,7 +527,8 @@ def markdown(results: dict) -> str:
               ("minatar", "MinAtar: return against env steps and wall seconds", minatar),
               ("device", "Accelerator: search, learner and a short MinAtar run", accelerator),
               ("control", "Continuous control: return against env steps and wall seconds",
-               control))
+               control),
+              ("2048", "2048: Stochastic MuZero, plain MuZero and AlphaZero mode", game2048))
     for name, title, module in titled:
         if name in sec:
             lines += [f"## {title}", ""] + module.markdown(sec[name]) + [""]
@@ -530,7 +536,8 @@ def markdown(results: dict) -> str:
 
 
 SECTIONS = ("search", "anatomy", "iteration", "guards", "selfplay", "learner", "solve", "atari",
-            "envs", "compile", "scaling", "soak", "board", "minatar", "device", "control")
+            "envs", "compile", "scaling", "soak", "board", "minatar", "device", "control",
+            "2048")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -564,6 +571,12 @@ def main(argv: list[str] | None = None) -> dict:
                         + ", ".join(control.DEFAULT_TASKS) + ")")
     parser.add_argument("--control-steps", type=int, default=None,
                         help="control: env steps per run (default: each task's own budget)")
+    parser.add_argument("--game2048-steps", type=int, default=None,
+                        help="2048: env steps per run (default: the 2048 preset's)")
+    parser.add_argument("--game2048-variants", nargs="+", choices=tuple(game2048.VARIANTS),
+                        default=list(game2048.VARIANTS), metavar="VARIANT",
+                        help="2048: the variants side by side (" + ", ".join(game2048.VARIANTS)
+                        + "; default all)")
     parser.add_argument("--tiny", action="store_true",
                         help="the device section at toy sizes: a check of the harness on a CPU")
     parser.add_argument("--device-seconds", type=float, default=250.0,
@@ -576,6 +589,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.seeds < 1:
         print(f"--seeds {args.seeds}: expected an integer >= 1", file=sys.stderr)
         sys.exit(2)
+    if args.game2048_steps is not None and args.game2048_steps < 1:
+        parser.error(f"--game2048-steps={args.game2048_steps}: expected an integer >= 1")
     if args.control_steps is not None and args.control_steps < 1:
         parser.error(f"--control-steps={args.control_steps}: expected an integer >= 1")
     if not args.device_seconds > 0:
@@ -613,14 +628,18 @@ def main(argv: list[str] | None = None) -> dict:
         "control": lambda: control.benchmark(args.out, device, print,
                                              env_ids=tuple(args.control_envs),
                                              seeds=args.seeds, steps=args.control_steps),
+        "2048": lambda: game2048.benchmark(args.out, device, print, args.game2048_steps,
+                                           seeds=args.seeds,
+                                           variants=tuple(args.game2048_variants)),
     }
     # The soak runs half a million env steps, the board games compile Go and chess, MinAtar
     # trains four games, the device section sizes itself for an accelerator, control
     # trains each task over seeds: only when asked for (--only soak, board, minatar,
-    # device, control).
+    # device, control, 2048).
     sections = args.only or [n for n in SECTIONS if not (args.quick
                                                          and n in ("anatomy", "guards"))
-                             and n not in ("soak", "board", "minatar", "device", "control")]
+                             and n not in ("soak", "board", "minatar", "device", "control",
+                                           "2048")]
     for name in sections:
         print(f"[{name}]")
         section_start = time.perf_counter()

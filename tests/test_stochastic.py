@@ -341,3 +341,67 @@ def _smoke(preset: str, tmp_path):
 @pytest.mark.parametrize("preset", ["2048", "backgammon"])
 def test_a_tiny_run_of_the_preset_ends_to_end(preset, tmp_path):
     _smoke(preset, tmp_path)
+
+
+# --- the 2048 benchmark's pieces -----------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["stochastic", "alphazero"])
+def test_the_2048_benchmark_plays_greedy_games_to_their_end(variant):
+    from benchmarks import game2048
+    from muzero_jax import cli
+
+    config = cli.parse_config(["--preset", "2048", *game2048.VARIANTS[variant],
+                               "--network.hidden_size", "8", "--network.latent_size", "8",
+                               "--network.num_hidden_layers", "1",
+                               "--search.num_simulations", "2"])
+    agent = mz.Agent(config)
+    scores, tiles = game2048.greedy_games(agent, agent.init(jax.random.key(0)), 3, seed=1)
+    assert scores.shape == tiles.shape == (3,)
+    # Every game ended (a 2048 game from two tiles merges at least up to a 16 before it
+    # can lock), its score a sum of merged tiles, each an even number >= 4.
+    assert np.all(tiles >= 16) and np.all(np.log2(tiles) % 1 == 0)
+    assert np.all(scores >= tiles) and np.all(scores % 4 == 0)
+
+
+def test_the_2048_table_counts_tiles_and_gives_both_verdicts():
+    from benchmarks import game2048
+
+    def run(variant, seed, score, tiles):
+        return {"variant": variant, "seed": seed, "final_eval_return": score,
+                "final_eval_std": 1.0, "wall_seconds": 100.0 + seed, "env_steps": 10,
+                "tiles": {"mean_score": score, "highest_tile": tiles}, "curve": []}
+
+    random = {"mean_score": 1000.0, "std_score": 500.0, "games": 200,
+              "highest_tile": {"32": 10, "64": 90, "128": 90, "256": 10}}
+    runs = [run("stochastic", 0, 4500.0, {"256": 40, "512": 50, "1024": 10}),
+            run("stochastic", 1, 3000.0, {"128": 1, "256": 99}),
+            run("plain", 0, 4600.0, {"512": 100}), run("plain", 1, 2000.0, {"64": 100})]
+    assert game2048._tile_cells(random["highest_tile"]) == ["190", "10", "0", "0", "0"]
+    assert game2048._tile_cells({"4096": 2, "2048": 3}) == ["0", "0", "0", "0", "5"]
+    table = "\n".join(game2048.markdown({"config": "c", "random": random, "runs": runs,
+                                         "variant_flags": {}, "plot": "p.png"}))
+    assert "| stochastic | 4,500 +- 1 | 3,000 +- 1 | 3,750 | 100-101 |" in table
+    assert "- bar: 4x the random player, 4,000" in table
+    assert "- stochastic at or above the bar: 1/2 seeds" in table
+    assert "- stochastic above plain: 1/2 seeds" in table
+    assert "| stochastic | 0 | 4,500 | 0 | 40 | 50 | 10 | 0 |" in table
+
+
+def test_a_benchmark_refuses_to_read_a_finished_run_of_another_config(tmp_path):
+    import dataclasses
+    import json
+
+    from benchmarks import minatar
+    from muzero_jax import cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = dataclasses.asdict(cli.parse_config(["--preset", "2048", "--run.seed", "1"]))
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "summary.json").write_text("{}")
+    steps = config["run"]["total_env_steps"]
+    assert minatar.finished(str(run), "pgx/2048", steps, 1, ("--preset", "2048"))
+    with pytest.raises(RuntimeError, match="network.chance_outcomes: 32, expected 0"):
+        minatar.finished(str(run), "pgx/2048", steps, 1,
+                         ("--preset", "2048", "--network.chance_outcomes", "0",
+                          "--search.policy", "muzero"))

@@ -13,7 +13,8 @@ after another so that runs do not share the cores:
 The score is summary.json's greedy evaluation of 100 games (the training script's own);
 the highest tile comes from 100 more greedy games of the final parameters played here
 (`greedy_games`, written to the run's `tiles.json` before its checkpoints are dropped).
-Beside them, the uniformly random legal player (`benchmarks.random_2048`). A run
+Beside them, players without learning (`benchmarks.random_2048`: random, a fixed
+order of moves, greedy merging); the bar is 4x the random player's score. A run
 directory holding the same finished run is read, not trained again.
 """
 
@@ -36,7 +37,9 @@ DEFAULT_SEEDS = 3
 _PLAIN = ("--network.chance_outcomes", "0", "--search.policy", "muzero")
 VARIANTS = {"stochastic": (), "plain": _PLAIN,
             "alphazero": ("--search.mode", "alphazero", "--loss.unroll_steps", "0", *_PLAIN)}
-RANDOM = os.path.join(ROOT, "benchmarks", "results", "stochastic-search", "random-2048.json")
+BASELINES = os.path.join(ROOT, "benchmarks", "results", "stochastic-search")
+PLAYER_NAMES = {"random": "random legal player", "order": "fixed order (left, up, right, down)",
+                "merge": "greedy merge (one ply, real step)"}
 
 
 def default_steps() -> int:
@@ -138,12 +141,16 @@ def _steps_per_iteration() -> int:
     return config.acting.num_envs * config.acting.rollout_length
 
 
-def random_player() -> dict | None:
-    try:
-        with open(RANDOM) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+def baselines() -> dict[str, dict]:
+    """The players without learning (`benchmarks.random_2048`) measured so far, by name."""
+    found = {}
+    for player in PLAYER_NAMES:
+        try:
+            with open(os.path.join(BASELINES, f"{player}-2048.json")) as f:
+                found[player] = json.load(f)
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def benchmark(out: str, device: str, log, env_steps: int | None = None,
@@ -160,16 +167,16 @@ def benchmark(out: str, device: str, log, env_steps: int | None = None,
                 f"{run['wall_seconds']:.0f} s, greedy score {run['final_eval_return']:,.0f} "
                 f"+- {run['final_eval_std']:,.0f}, highest tiles {run['tiles']['highest_tile']}")
             runs.append(run)
-    random = random_player()
+    players = baselines()
     png = f"2048/{device}.png"  # relative to `out`, as the tables' links are
     os.makedirs(os.path.dirname(os.path.join(out, png)), exist_ok=True)
-    lines = [] if random is None else [("random legal player", random["mean_score"])]
+    lines = [(PLAYER_NAMES[p], r["mean_score"]) for p, r in players.items()]
     minatar.plot(runs, os.path.join(out, png), title="{}", ylabel="greedy score", lines=lines)
     return {"config": f"preset 2048, seeds 0-{seeds - 1}, {env_steps:,} env steps per run, "
                       "cold process each (compilation included)",
             "env_steps_budget": env_steps, "variants": list(variants),
             "variant_flags": {v: " ".join(VARIANTS[v]) for v in variants},
-            "random": random, "runs": runs, "plot": png}
+            "baselines": players, "runs": runs, "plot": png}
 
 
 TILE_COLUMNS = (128, 256, 512, 1024, 2048)
@@ -186,12 +193,14 @@ def _tile_cells(counts: dict[str, int]) -> list[str]:
 def markdown(section: dict) -> list[str]:
     runs = section["runs"]
     seeds = sorted({r["seed"] for r in runs})
-    random = section.get("random")
+    players = section.get("baselines", {})
+    random = players.get("random")
     bar = 4 * random["mean_score"] if random else None
-    lines = [f"Greedy score over {GAMES} games ({section['config']}); the uniformly random "
-             "legal player "
-             + (f"{random['mean_score']:,.0f} +- {random['std_score']:,.0f} over "
-                f"{random['games']} games" if random else "not measured") + ":", "",
+    lines = [f"Greedy score over {GAMES} games ({section['config']}); players without "
+             "learning (`python -m benchmarks.random_2048 --player P`): "
+             + ("; ".join(f"{PLAYER_NAMES[p]} {r['mean_score']:,.0f} +- {r['std_score']:,.0f} "
+                          f"over {r['games']} games" for p, r in players.items())
+                or "not measured") + ":", "",
              "| variant | " + " | ".join(f"seed {s}" for s in seeds)
              + " | median | wall s per run |", "|---|" + "---|" * (len(seeds) + 2)]
     by_variant: dict[str, dict[int, dict]] = {}
@@ -222,10 +231,10 @@ def markdown(section: dict) -> list[str]:
               "score's, same greedy search), games per column:", "",
               "| variant | seed | mean score of the tile games | <= 128 | 256 | 512 | 1024 "
               "| >= 2048 |", "|---|---|---|---|---|---|---|---|"]
-    if random:
-        lines.append(f"| random legal player ({random['games']} games) | - | "
-                     f"{random['mean_score']:,.0f} | "
-                     + " | ".join(_tile_cells(random["highest_tile"])) + " |")
+    for player, r in players.items():
+        lines.append(f"| {PLAYER_NAMES[player]} ({r['games']} games) | - | "
+                     f"{r['mean_score']:,.0f} | " + " | ".join(_tile_cells(r["highest_tile"]))
+                     + " |")
     for r in runs:
         lines.append(f"| {r['variant']} | {r['seed']} | {r['tiles']['mean_score']:,.0f} | "
                      + " | ".join(_tile_cells(r["tiles"]["highest_tile"])) + " |")

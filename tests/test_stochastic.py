@@ -378,13 +378,15 @@ def test_the_2048_table_counts_tiles_and_gives_both_verdicts():
             run("plain", 0, 4600.0, {"512": 100}), run("plain", 1, 2000.0, {"64": 100})]
     assert game2048._tile_cells(random["highest_tile"]) == ["190", "10", "0", "0", "0"]
     assert game2048._tile_cells({"4096": 2, "2048": 3}) == ["0", "0", "0", "0", "5"]
-    table = "\n".join(game2048.markdown({"config": "c", "random": random, "runs": runs,
+    table = "\n".join(game2048.markdown({"config": "c", "baselines": {"random": random},
+                                         "runs": runs,
                                          "variant_flags": {}, "plot": "p.png"}))
     assert "| stochastic | 4,500 +- 1 | 3,000 +- 1 | 3,750 | 100-101 |" in table
     assert "- bar: 4x the random player, 4,000" in table
     assert "- stochastic at or above the bar: 1/2 seeds" in table
     assert "- stochastic above plain: 1/2 seeds" in table
     assert "| stochastic | 0 | 4,500 | 0 | 40 | 50 | 10 | 0 |" in table
+    assert "| random legal player (200 games) | - | 1,000 | 190 | 10 | 0 | 0 | 0 |" in table
 
 
 def test_a_benchmark_refuses_to_read_a_finished_run_of_another_config(tmp_path):

@@ -41,7 +41,10 @@ _VALUE_PREFIX = ("--network.value_prefix", "true", "--network.reward_support_siz
 _OFF_POLICY = ("--loss.off_policy_correction_steps", "10000")
 VARIANTS = {"plain": (), "consistency": _CONSISTENCY, "value_prefix": _VALUE_PREFIX,
             "off_policy": _OFF_POLICY,
-            "efficientzero": _CONSISTENCY + _VALUE_PREFIX + _OFF_POLICY}
+            "efficientzero": _CONSISTENCY + _VALUE_PREFIX + _OFF_POLICY,
+            # h as an MLP on the flattened planes, as g and f: the preset's choice of a
+            # conv h, measured.
+            "mlp": ("--network.kind", "mlp")}
 
 # Returns at the given budgets: the MinAtar paper (Young & Tian 2019, training
 # average, read off its curves) and gymnax's PPO baselines.

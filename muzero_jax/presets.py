@@ -166,17 +166,18 @@ def classic(**overrides) -> Config:
 def minatar(**overrides) -> Config:
     """MinAtar (gymnax's `gymnax/<Game>-MinAtar`, 10x10xC planes), Breakout by default.
 
-    Sized for an hour of a 2-core CPU: there a learner step of the board ResNet costs
-    ~15x the MLP's, so h, g and f are MLPs on the flattened planes (`--network.kind
-    board` gives the board ResNet, sized here, for an accelerator), 4 samples per env
-    step, 16 Gumbel simulations. Rewards are 0 or 1: discount 0.99, value support 10
-    (holds 117), reward support 1. Evaluation is greedy on gymnax's port with MinAtar's
-    sticky actions (0.1) put back, with gymnax's time limits.
+    Sized for an hour of a 2-core CPU: h sees the planes as a board (a 3x3 conv stem of
+    16 channels and one residual block at 10x10, then a dense layer into a flat latent:
+    `conv_mlp`), g and f are MLPs of 128 (the whole board ResNet, sized here, is
+    `--network.kind board`, for an accelerator: on a CPU its learner step costs ~15x);
+    4 samples per env step, 16 Gumbel simulations. Rewards are 0 or 1: discount 0.99,
+    value support 10 (holds 117), reward support 1. Evaluation is greedy on gymnax's
+    port with MinAtar's sticky actions (0.1) put back, with gymnax's time limits.
     """
     base = Config().replace(
         env=dict(id="gymnax/Breakout-MinAtar"),
         acting=dict(num_envs=32, rollout_length=16),
-        network=dict(hidden_size=128, latent_size=128, resnet_channels=16,
+        network=dict(kind="conv_mlp", hidden_size=128, latent_size=128, resnet_channels=16,
                      representation_blocks=(1, 0, 0), dynamics_blocks=1, prediction_blocks=0,
                      head_channels=4, action_embedding_size=8,
                      value_support_size=10, reward_support_size=1),

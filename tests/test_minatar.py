@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_minatar_preset_sizes_its_supports():
     cfg = mz.minatar()
     assert mz.PRESETS["minatar"] is mz.minatar
-    assert cfg.env.id == "gymnax/Breakout-MinAtar" and cfg.network.kind == "mlp"
+    assert cfg.env.id == "gymnax/Breakout-MinAtar" and cfg.network.kind == "conv_mlp"
     # Rewards are 0 or 1 a step: the supports must hold 1 and 1 / (1 - discount).
     assert max_scalar(cfg.network.reward_support_size) >= 1.0
     assert max_scalar(cfg.network.value_support_size) >= 1 / (1 - cfg.loss.discount)
@@ -26,6 +26,7 @@ def test_minatar_preset_sizes_its_supports():
 
 
 @pytest.mark.parametrize("game, network", [
+    ("Breakout", "conv_mlp"),
     ("Breakout", "mlp"),
     # The board ResNet's own path is tested in test_board.py; here only its MinAtar sizes,
     # a compile of 40 s on this CPU: slow.
@@ -44,6 +45,9 @@ def test_minatar_preset_runs_an_iteration_on_a_minatar_id(game, network):
     h = result.state.params["params"]["representation"]
     if network == "board":  # keeps the 10x10 board: a 3x3 conv stem over the planes
         assert h["Conv_0"]["kernel"].shape == (3, 3, channels, 4)
+    elif network == "conv_mlp":  # the stem at 10x10, then one dense layer to the latent
+        assert h["Conv_0"]["kernel"].shape == (3, 3, channels, 4)
+        assert h["Dense_0"]["kernel"].shape == (10 * 10 * 4, 8)
     else:  # the flattened planes
         assert h["MLP_0"]["Dense_0"]["kernel"].shape == (10 * 10 * channels, 8)
 

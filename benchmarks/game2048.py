@@ -66,9 +66,10 @@ def greedy_games(agent, state, num_games: int, seed: int,
                         embedding=inner if alphazero else None)
         step = jax.vmap(env.transition)(inner, out.action,
                                         jax.random.split(step_key, num_games))
-        # Finished games keep their last state (and score) while the others play on.
-        keep = lambda new, old: jnp.where(  # noqa: E731
-            done.reshape(done.shape + (1,) * (new.ndim - 1)), old, new)
+
+        def keep(new, old):  # finished games keep their last state while others play on
+            return jnp.where(done.reshape(done.shape + (1,) * (new.ndim - 1)), old, new)
+
         inner = jax.tree.map(keep, step.inner, inner)
         obs = keep(step.observation, obs)
         score = score + jnp.where(done, 0.0, step.reward)
@@ -97,7 +98,7 @@ def write_tiles(run_dir: str, num_games: int = GAMES, seed: int = 20_000) -> dic
     returns `tiles.json` (scores and the highest tile's distribution)."""
     from muzero_jax import evaluate
 
-    _, agent, _, runs = evaluate._load_runs(run_dir, None)
+    _, agent, _, runs = evaluate.load_runs(run_dir, None)
     scores, tiles = greedy_games(agent, runs[0][1], num_games, seed)
     record = {"games": num_games, "seed": seed, "mean_score": float(scores.mean()),
               "std_score": float(scores.std()), "highest_tile": tile_counts(tiles)}

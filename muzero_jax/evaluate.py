@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     _check_tools(args)
-    config, agent, step, runs = _load_runs(args.run_dir, args.run)
+    config, agent, step, runs = load_runs(args.run_dir, args.run)
     # The Gymnasium env to play: --env, else the run's env's Gymnasium form, if it has one.
     env_id = args.env or (agent.spec.eval_id if not config.env.history_length else None)
     if env_id is None and (args.video or args.tree_png):
@@ -314,7 +314,7 @@ def _check_tools(args: argparse.Namespace) -> None:
         cli.check_output_file("--tree-png", args.tree_png)
 
 
-def _load_runs(run_dir: str, run_name: str | None):
+def load_runs(run_dir: str, run_name: str | None):
     """(config, agent, checkpoint step, [(run, TrainState)]) of a run directory's latest
     checkpoint: every run it holds, or only `run_name`."""
     from muzero_jax import checkpoint

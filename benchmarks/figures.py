@@ -157,33 +157,14 @@ def reanalyze(path: str) -> str:
 
 
 def minatar_breakout(path: str) -> str:
-    """Breakout-MinAtar, the `minatar` preset under sticky actions, seeds 0 and 1."""
-    runs = [eval_runs(_path("minatar-breakout", EPYC, d, "metrics.csv"))[""]
-            for d in ("sticky-seed0", "sticky-seed1")]
-    return _learning_figure([("Breakout-MinAtar, minatar preset", runs)],
-                            "greedy return (100 episodes)", path, line=15)
-
-
-def minatar_games(path: str) -> str:
-    """The four MinAtar games' short runs (20,480 env steps, seed 0)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    games = ("Breakout", "Asterix", "Freeway", "SpaceInvaders")
-    fig, axes = plt.subplots(2, 4, figsize=(12, 5))
-    for g, game in enumerate(games):
-        run = eval_runs(_path("minatar", EPYC, game, "metrics.csv"))[""]
-        for r, (x_key, xlabel) in enumerate((("env_steps", "env steps"),
-                                             ("wall_seconds", "wall seconds"))):
-            ax = axes[r, g]
-            ax.plot(run[x_key], run["eval_return"], ".-", color=f"C{g}")
-            ax.set_title(game, fontsize=10)
-            ax.set_xlabel(xlabel)
-            ax.grid(alpha=0.3)
-        axes[0, g].set_ylabel("greedy return (32 episodes)" if g == 0 else "")
-    return _save(fig, path)
+    """Breakout-MinAtar at 2M env steps, seeds 0-2: the `minatar` preset (conv h) above,
+    the same with an MLP h below (the MinAtar benchmark's `plain` and `mlp` variants)."""
+    rows = [(f"Breakout-MinAtar, {title}",
+             [eval_runs(_path("minatar", EPYC, variant, "Breakout", f"seed{seed}",
+                              "metrics.csv"))[""] for seed in range(3)])
+            for variant, title in (("plain", "minatar preset (conv h)"),
+                                   ("mlp", "MLP h (--network.kind mlp)"))]
+    return _learning_figure(rows, "greedy return (32 episodes)", path, line=24)
 
 
 def connect_four(path: str) -> str:
@@ -296,7 +277,6 @@ FIGURES = {
     "results-cartpole": cartpole,
     "results-reanalyze": reanalyze,
     "results-minatar-breakout": minatar_breakout,
-    "results-minatar-games": minatar_games,
     "results-connect-four": connect_four,
     "results-search": search_cost,
     "results-scaling": scaling,

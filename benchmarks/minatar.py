@@ -215,18 +215,25 @@ def _groups(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
 
 
 def band(runs: list[dict], x: str) -> tuple[list[float], list[float], list[float], list[float]]:
-    """The seeds' curves as (x, median, lowest, highest) at each periodic evaluation.
+    """The seeds' curves as (x, median, lowest, highest) at the periodic evaluations of
+    the seed that evaluated least often.
 
-    The seeds of one variant evaluate at the same env steps; `x` "wall_seconds" takes
-    the median of the seeds' clocks there. Evaluations past the shortest curve are left
-    out.
+    A seed that evaluated at other env steps (another `--run.eval_every`) is read off its
+    curve by linear interpolation there, held at its ends; `x` "wall_seconds" takes the
+    median of the seeds' clocks at those env steps, interpolated the same way.
     """
-    length = min(len(r["curve"]) for r in runs)
-    points = [[r["curve"][i] for r in runs] for i in range(length)]
-    xs = [float(np.median([p[x] for p in at])) for at in points]
-    returns = [[p["eval_return"] for p in at] for at in points]
-    return (xs, [float(np.median(v)) for v in returns], [min(v) for v in returns],
-            [max(v) for v in returns])
+    sparse = min(runs, key=lambda r: len(r["curve"]))["curve"]
+    steps = [float(p["env_steps"]) for p in sparse]
+
+    def at(run: dict, key: str) -> np.ndarray:
+        return np.interp(steps, [p["env_steps"] for p in run["curve"]],
+                         [p[key] for p in run["curve"]])
+
+    returns = np.stack([at(r, "eval_return") for r in runs])
+    xs = steps if x == "env_steps" else np.median(
+        np.stack([at(r, x) for r in runs]), axis=0).tolist()
+    return ([float(v) for v in xs], np.median(returns, axis=0).tolist(),
+            returns.min(axis=0).tolist(), returns.max(axis=0).tolist())
 
 
 def plot(runs: list[dict], path: str, title: str = "{}-MinAtar", ylabel: str = "greedy return",

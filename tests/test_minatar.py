@@ -99,6 +99,21 @@ def test_benchmark_reads_runs_into_a_table_beside_the_published_figures(tmp_path
     assert (tmp_path / "m.png").stat().st_size > 0
 
 
+def test_a_band_reads_seeds_that_evaluated_elsewhere_off_their_curves():
+    from benchmarks import minatar
+
+    def run(points):
+        return {"curve": [{"env_steps": s, "wall_seconds": w, "eval_return": r}
+                          for s, w, r in points]}
+
+    sparse = run([(200, 20.0, 2.0), (400, 40.0, 6.0)])
+    dense = run([(100, 5.0, 0.0), (300, 25.0, 4.0), (500, 45.0, 8.0)])
+    # dense at 200: 2.0 (clock 15.0); at 400: 6.0 (clock 35.0)
+    assert minatar.band([sparse, dense], "env_steps") == (
+        [200.0, 400.0], [2.0, 6.0], [2.0, 6.0], [2.0, 6.0])
+    assert minatar.band([sparse, dense], "wall_seconds")[0] == [17.5, 37.5]
+
+
 def test_benchmark_gives_seeds_median_and_range_per_variant_and_bands(tmp_path):
     from benchmarks import minatar
 

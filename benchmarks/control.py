@@ -19,13 +19,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 from benchmarks import minatar
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "experiments", "train.py")
 
 DEFAULT_SEEDS = 3
 FINAL_EPISODES = 100
@@ -92,16 +87,8 @@ def run_task(env_id: str, out: str, env_steps: int, seed: int) -> dict:
 
 def train_task(env_id: str, out: str, env_steps: int, seed: int) -> None:
     """Trains `env_id` in a fresh process (compilation included, no compile cache)."""
-    eval_every = max(1, env_steps // (minatar.EVALS_PER_RUN * steps_per_iteration(env_id)))
-    command = [sys.executable, SCRIPT, "--env", env_id, "--seed", str(seed), "--out", out,
-               "--total-env-steps", str(env_steps), "--eval-episodes", str(FINAL_EPISODES),
-               "--compile-cache", "none", "--run.eval_every", str(eval_every),
-               "--run.log_every", str(eval_every)]
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run(command, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed (exit {proc.returncode}):\n"
-                           f"{proc.stderr[-2000:]}")
+    minatar.train_cold(["--env", env_id, "--seed", str(seed), "--eval-episodes",
+                        str(FINAL_EPISODES)], out, env_steps, steps_per_iteration(env_id))
     minatar.strip_run(out)
 
 

@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 
 from benchmarks import minatar
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "experiments", "train.py")
 ENV_ID = "pgx/2048"
 GAMES = 100  # final greedy games, for the score and for the highest tile
 DEFAULT_SEEDS = 3
@@ -112,16 +109,8 @@ def run_variant(variant: str, out: str, env_steps: int, seed: int) -> dict:
     `out` holds that run; returns its summary, curve and tiles."""
     flags = ("--preset", "2048", *VARIANTS[variant])
     if not minatar.finished(out, ENV_ID, env_steps, seed, flags):
-        eval_every = max(1, env_steps // (minatar.EVALS_PER_RUN * _steps_per_iteration()))
-        command = [sys.executable, SCRIPT, "--env", ENV_ID, *flags, "--seed", str(seed),
-                   "--out", out, "--total-env-steps", str(env_steps),
-                   "--eval-episodes", str(GAMES), "--compile-cache", "none",
-                   "--run.eval_every", str(eval_every), "--run.log_every", str(eval_every)]
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        proc = subprocess.run(command, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed (exit {proc.returncode}):\n"
-                               f"{proc.stderr[-2000:]}")
+        minatar.train_cold(["--env", ENV_ID, *flags, "--seed", str(seed), "--eval-episodes",
+                            str(GAMES)], out, env_steps, _steps_per_iteration())
     if not os.path.exists(os.path.join(out, "tiles.json")):
         write_tiles(out)
     minatar.strip_run(out)

@@ -124,19 +124,25 @@ def run_game(game: str, out: str, env_steps: int, seed: int = 0,
     if finished(out, f"gymnax/{game}-MinAtar", env_steps, seed,
                 ("--preset", "minatar", *extra_args)):
         return read_run(out, game, seed)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    steps_per_iteration = _steps_per_iteration()
+    train_cold(["--env", f"gymnax/{game}-MinAtar", "--preset", "minatar", "--seed",
+                str(seed), *extra_args], out, env_steps, _steps_per_iteration())
+    strip_run(out)
+    return read_run(out, game, seed)
+
+
+def train_cold(args: list[str], out: str, env_steps: int, steps_per_iteration: int) -> None:
+    """`experiments/train.py ARGS` for `env_steps` into `out`, in a fresh process
+    (compilation included, no persistent compile cache), with about `EVALS_PER_RUN`
+    periodic evaluations; raises with the tail of its stderr if it fails."""
     eval_every = max(1, env_steps // (EVALS_PER_RUN * steps_per_iteration))
-    command = [sys.executable, SCRIPT, "--env", f"gymnax/{game}-MinAtar", "--preset",
-               "minatar", "--seed", str(seed), "--out", out, "--total-env-steps",
+    command = [sys.executable, SCRIPT, *args, "--out", out, "--total-env-steps",
                str(env_steps), "--compile-cache", "none", "--run.eval_every",
-               str(eval_every), "--run.log_every", str(eval_every), *extra_args]
+               str(eval_every), "--run.log_every", str(eval_every)]
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit {proc.returncode}):\n"
                            f"{proc.stderr[-2000:]}")
-    strip_run(out)
-    return read_run(out, game, seed)
 
 
 def strip_run(out: str) -> None:

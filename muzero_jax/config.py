@@ -673,9 +673,10 @@ def _check_stochastic(cfg: Config) -> None:
     if policy == "stochastic" and codes < 2:
         raise ConfigError(f"chance_outcomes={codes}: policy='stochastic' needs a codebook; "
                           "expected an integer >= 2")
-    if codes and cfg.network.kind != "mlp":
-        raise ConfigError(f"kind={cfg.network.kind!r}: the stochastic network is made of "
-                          "MLPs; expected kind 'mlp' with chance_outcomes > 0")
+    if codes and cfg.network.kind not in ("mlp", "conv_mlp"):
+        raise ConfigError(f"kind={cfg.network.kind!r}: the stochastic network's g, f and "
+                          "afterstate steps are MLPs; expected kind 'mlp' or 'conv_mlp' "
+                          "with chance_outcomes > 0")
     if codes and cfg.search.mode == "alphazero":
         raise ConfigError(f"chance_outcomes={codes}: mode='alphazero' searches the env's own "
                           "step and learns no dynamics; expected 0")

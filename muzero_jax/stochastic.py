@@ -17,7 +17,8 @@ codebook is the C one-hot vectors. The search (`mctx.stochastic_muzero_policy`)
 calls `decision_recurrent_fn` (phi then psi) and `chance_recurrent_fn` (g then f).
 
 `NetworkConfig.chance_outcomes` C > 0 makes `networks.make_network` build this
-network (MLP h, f, phi, psi, g, e); `StochasticModel` is `networks.Model` with the
+network (MLP f, phi, psi, g, e; h an MLP, or with `kind="conv_mlp"` the conv stem of
+`networks.ConvMLPRepresentation` for board-like planes such as 2048's); `StochasticModel` is `networks.Model` with the
 afterstate step, and its `recurrent_inference` follows the most likely code, so that
 callers of a plain model (Reanalyze's values, tree drawings) keep working.
 """
@@ -36,6 +37,7 @@ from muzero_jax import support
 from muzero_jax.networks import (
     MLP,
     Inference,
+    ConvMLPRepresentation,
     Model,
     Prediction,
     Representation,
@@ -105,7 +107,8 @@ class Encoder(nn.Module):
 
 
 class StochasticNetwork(nn.Module):
-    """h, f, phi, psi, g and e under one parameter tree (MLPs)."""
+    """h, f, phi, psi, g and e under one parameter tree: MLPs, but h a conv stem of
+    `conv_channels` channels and `conv_blocks` residual blocks where `conv_channels` > 0."""
 
     hidden_sizes: Sequence[int]
     latent_size: int
@@ -113,9 +116,15 @@ class StochasticNetwork(nn.Module):
     value_atoms: int
     reward_atoms: int
     num_codes: int
+    conv_channels: int = 0
+    conv_blocks: int = 0
 
     def setup(self):
-        self.representation = Representation(self.hidden_sizes, self.latent_size)
+        if self.conv_channels:
+            self.representation = ConvMLPRepresentation(self.conv_channels, self.conv_blocks,
+                                                         self.latent_size)
+        else:
+            self.representation = Representation(self.hidden_sizes, self.latent_size)
         self.prediction = Prediction(self.hidden_sizes, self.num_actions, self.value_atoms)
         self.afterstate_dynamics = AfterstateDynamics(self.hidden_sizes, self.latent_size,
                                                       self.num_actions)
@@ -180,7 +189,9 @@ class StochasticModel(Model):
             hidden_sizes=(net.hidden_size,) * net.num_hidden_layers,
             latent_size=net.latent_size, num_actions=num_actions,
             value_atoms=2 * net.value_support_size + 1,
-            reward_atoms=2 * net.reward_support_size + 1, num_codes=net.chance_outcomes)
+            reward_atoms=2 * net.reward_support_size + 1, num_codes=net.chance_outcomes,
+            conv_channels=net.resnet_channels if net.kind == "conv_mlp" else 0,
+            conv_blocks=net.representation_blocks[0])
 
     @property
     def num_codes(self) -> int:

@@ -110,7 +110,7 @@ def test_extension_joins_value_and_policy_and_commitment_stands_alone():
 @pytest.mark.parametrize("changes, message", [
     (dict(chance_outcomes=8), "expected policy='stochastic'"),
     (dict(policy="stochastic"), "needs a codebook"),
-    (dict(policy="stochastic", chance_outcomes=8, kind="conv_mlp"), "made of MLPs"),
+    (dict(policy="stochastic", chance_outcomes=8, kind="resnet"), "expected kind 'mlp' or"),
 ])
 def test_config_refuses_half_a_stochastic_mode(changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -317,6 +317,26 @@ def test_2048_preset_is_the_default_for_its_env_and_plain_is_one_flag_away():
     assert (plain.network.hidden_size, plain.search.num_simulations) == (
         stochastic.network.hidden_size, stochastic.search.num_simulations)
     assert extensions.active(plain) == ()
+
+
+def test_a_conv_h_reads_the_board_and_the_other_steps_stay_mlps():
+    from muzero_jax.stochastic import StochasticModel
+
+    config = Config().replace(
+        network=dict(kind="conv_mlp", resnet_channels=4, representation_blocks=(1, 0, 0),
+                     hidden_size=8, latent_size=8, num_hidden_layers=1, chance_outcomes=3),
+        search=dict(policy="stochastic"))
+    validate(config, observation_shape=(4, 4, 5), num_actions=4)
+    model = StochasticModel(config.network, 4, (4, 4, 5))
+    params = model.init(jax.random.key(0))["params"]
+    # A 3x3 stem of 5 planes into 4 channels, one residual block, a dense layer over the
+    # 4x4x4 board into the latent; the encoder still reads the flat planes.
+    h = params["representation"]
+    assert h["Conv_0"]["kernel"].shape == (3, 3, 5, 4)
+    assert h["Dense_0"]["kernel"].shape == (4 * 4 * 4, 8)
+    assert params["encoder"]["MLP_0"]["Dense_0"]["kernel"].shape == (4 * 4 * 5, 8)
+    root = model.initial_inference({"params": params}, jnp.ones((2, 4, 4, 5)))
+    assert root.state.shape == (2, 8) and root.policy_logits.shape == (2, 4)
 
 
 def _smoke(preset: str, tmp_path):

@@ -383,6 +383,29 @@ def test_the_2048_benchmark_plays_greedy_games_to_their_end(variant):
     assert np.all(scores >= tiles) and np.all(scores % 4 == 0)
 
 
+@pytest.mark.parametrize("variant", ["stochastic", "plain"])
+def test_the_2048_model_check_of_an_untrained_model(variant):
+    from benchmarks import game2048, model_2048
+    from muzero_jax import cli
+
+    config = cli.parse_config(["--preset", "2048", *game2048.VARIANTS[variant],
+                               "--network.hidden_size", "8", "--network.latent_size", "8",
+                               "--network.num_hidden_layers", "1"])
+    agent = mz.Agent(config)
+    record = model_2048.check_params(agent, agent.init(jax.random.key(0)).params, 60)
+    assert record["model"] == variant and 0 < record["positions"] <= 60
+    assert record["legal_moves"] > record["positions"] and record["mean_reward"] > 0
+    # Zero-initialised reward heads pay 0 for every move (sigma's expectation included):
+    # the error is the mean reward itself, and the best move is the first legal one.
+    assert record["reward_mae"] == pytest.approx(record["mean_reward"], rel=1e-6)
+    assert 0 < record["best_move_by_chance"] < 1 and 0 <= record["best_move"] <= 1
+    if variant == "stochastic":
+        assert record["teacher_forced_mae"] == pytest.approx(record["mean_reward"], rel=1e-6)
+        # and zero-initialised sigma heads are uniform over the 32 codes.
+        assert record["sigma_on_code"] == pytest.approx(1 / 32, rel=1e-5)
+        assert 1 <= record["codes_used"] <= 32
+
+
 def test_the_2048_table_counts_tiles_and_gives_both_verdicts():
     from benchmarks import game2048
 

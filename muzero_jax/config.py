@@ -85,7 +85,11 @@ class NetworkConfig:
     `chance_outcomes` C > 0 adds Stochastic MuZero's afterstate dynamics and
     prediction, a chance encoder onto C one-hot codes and a dynamics from afterstate
     and code (`muzero_jax.stochastic`; MLPs; searched by `SearchConfig.policy`
-    "stochastic"). `support_squash` "h" is the paper's h(x) = sign(x)(sqrt(|x| + 1)
+    "stochastic"); with `afterstate_reward` its reward reads the afterstate alone, not
+    the code: for games where the move fixes the reward before chance acts (2048's
+    merges, a backgammon move that ends the game), so that the encoder's code, which
+    sees the position reached, cannot stand in for a reward the afterstate must
+    carry (the search's chance nodes have no encoder). `support_squash` "h" is the paper's h(x) = sign(x)(sqrt(|x| + 1)
     - 1) + 1e-3 x; "identity" makes the atoms the values (outcomes in {-1, 0, 1} with
     S = 1: a win is one atom).
     """
@@ -108,6 +112,7 @@ class NetworkConfig:
     lstm_horizon_len: int = 5  # the value prefix restarts every this many steps (EfficientZero: 5)
     projection_size: int = 0  # consistency loss: projection width; 0: none (EfficientZero: 1024)
     chance_outcomes: int = 0  # C > 0: Stochastic MuZero's afterstates and C chance codes
+    afterstate_reward: bool = False  # stochastic: reward from the afterstate, not the code
 
     def check(self) -> None:
         _at_least(self, 1, "hidden_size", "num_hidden_layers", "latent_size",
@@ -677,6 +682,10 @@ def _check_stochastic(cfg: Config) -> None:
         raise ConfigError(f"kind={cfg.network.kind!r}: the stochastic network's g, f and "
                           "afterstate steps are MLPs; expected kind 'mlp' or 'conv_mlp' "
                           "with chance_outcomes > 0")
+    if cfg.network.afterstate_reward and not codes:
+        raise ConfigError("afterstate_reward=True: only a stochastic network has "
+                          "afterstates; expected chance_outcomes > 0 or afterstate_reward "
+                          "False")
     if codes and cfg.search.mode == "alphazero":
         raise ConfigError(f"chance_outcomes={codes}: mode='alphazero' searches the env's own "
                           "step and learns no dynamics; expected 0")

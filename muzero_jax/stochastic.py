@@ -80,17 +80,22 @@ class AfterstateDynamics(nn.Module):
 
 
 class ChanceDynamics(nn.Module):
-    """g: (afterstate `[B, latent]`, code `[B, C]` float) -> (reward logits, next state)."""
+    """g: (afterstate `[B, latent]`, code `[B, C]` float) -> (reward logits, next state).
+
+    `afterstate_reward`: the reward from a torso of its own over the afterstate alone
+    (the code does not reach it)."""
 
     hidden_sizes: Sequence[int]
     latent_size: int
     reward_atoms: int
+    afterstate_reward: bool = False
 
     @nn.compact
     def __call__(self, afterstate: jax.Array, code: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = MLP(self.hidden_sizes)(jnp.concatenate([afterstate, code], axis=-1))
         next_s = scale_hidden_state(nn.Dense(self.latent_size)(x))
-        reward_logits = nn.Dense(self.reward_atoms, kernel_init=nn.initializers.zeros)(x)
+        reward_in = MLP(self.hidden_sizes)(afterstate) if self.afterstate_reward else x
+        reward_logits = nn.Dense(self.reward_atoms, kernel_init=nn.initializers.zeros)(reward_in)
         return reward_logits, next_s
 
 
@@ -118,6 +123,7 @@ class StochasticNetwork(nn.Module):
     num_codes: int
     conv_channels: int = 0
     conv_blocks: int = 0
+    afterstate_reward: bool = False
 
     def setup(self):
         if self.conv_channels:
@@ -131,7 +137,8 @@ class StochasticNetwork(nn.Module):
         # psi: its "policy" head gives sigma's logits, its value head Q.
         self.afterstate_prediction = Prediction(self.hidden_sizes, self.num_codes,
                                                 self.value_atoms)
-        self.dynamics = ChanceDynamics(self.hidden_sizes, self.latent_size, self.reward_atoms)
+        self.dynamics = ChanceDynamics(self.hidden_sizes, self.latent_size, self.reward_atoms,
+                                       self.afterstate_reward)
         self.encoder = Encoder(self.hidden_sizes, self.num_codes)
 
     def initial(self, obs):
@@ -191,7 +198,8 @@ class StochasticModel(Model):
             value_atoms=2 * net.value_support_size + 1,
             reward_atoms=2 * net.reward_support_size + 1, num_codes=net.chance_outcomes,
             conv_channels=net.resnet_channels if net.kind == "conv_mlp" else 0,
-            conv_blocks=net.representation_blocks[0])
+            conv_blocks=net.representation_blocks[0],
+            afterstate_reward=net.afterstate_reward)
 
     @property
     def num_codes(self) -> int:

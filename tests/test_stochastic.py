@@ -339,6 +339,37 @@ def test_a_conv_h_reads_the_board_and_the_other_steps_stay_mlps():
     assert root.state.shape == (2, 8) and root.policy_logits.shape == (2, 4)
 
 
+@pytest.mark.parametrize("afterstate_reward", [True, False])
+def test_an_afterstate_reward_does_not_read_the_code(afterstate_reward):
+    from muzero_jax.stochastic import StochasticModel
+
+    config = Config().replace(
+        network=dict(hidden_size=8, latent_size=8, num_hidden_layers=1, chance_outcomes=3,
+                     afterstate_reward=afterstate_reward), search=dict(policy="stochastic"))
+    validate(config)
+    model = StochasticModel(config.network, 2, (5,))
+    params = model.init(jax.random.key(0))
+    # Random weights everywhere (the reward head starts at zero, paying 0 whatever it reads).
+    leaves, tree = jax.tree.flatten(params)
+    params = jax.tree.unflatten(tree, [jax.random.normal(jax.random.key(i), x.shape)
+                                       for i, x in enumerate(leaves)])
+    after = jax.random.uniform(jax.random.key(9), (4, 8))
+    codes = jnp.eye(3)[jnp.array([0, 1, 2, 0])]
+    reward = model.chance(params, after, codes).reward
+    other = model.chance(params, after, jnp.roll(codes, 1, axis=-1)).reward
+    state = model.chance(params, after, codes).state
+    assert not np.allclose(state, model.chance(params, after, jnp.roll(codes, 1, -1)).state)
+    if afterstate_reward:
+        np.testing.assert_array_equal(reward, other)
+    else:
+        assert not np.allclose(reward, other)
+
+
+def test_an_afterstate_reward_needs_afterstates():
+    with pytest.raises(ConfigError, match="afterstate_reward=True: only a stochastic"):
+        validate(Config().replace(afterstate_reward=True))
+
+
 def _smoke(preset: str, tmp_path):
     config = mz.PRESETS[preset](
         acting=dict(num_envs=4, rollout_length=8),

@@ -73,7 +73,7 @@ def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
     alive = ~jax.vmap(env.terminated)(inner)
     legal = jax.vmap(env.legal_action_mask)(inner) & alive[:, None]
     obs = obs.astype(jnp.float32)
-    true = counterfactual.move_rewards(env, key, _Wrapped(inner))
+    true = counterfactual.move_rewards(env, key, inner)
     root = model.initial_inference(params, obs)
     stochastic = hasattr(model, "afterstate")
     num_actions = legal.shape[-1]
@@ -121,13 +121,6 @@ def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
             sigma_on_code=float(np.asarray(jnp.stack(on_code, -1))[legal_np].mean()),
             codes_used=int(np.unique(np.asarray(jnp.stack(codes, -1))[legal_np]).size))
     return record
-
-
-class _Wrapped:
-    """`move_rewards` reads an env state's `.inner`."""
-
-    def __init__(self, inner):
-        self.inner = inner
 
 
 def main(argv=None) -> int:

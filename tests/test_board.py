@@ -215,7 +215,7 @@ def test_counterfactual_moves_label_the_win_not_played_and_the_moves_beside_one_
 
     win_state, _ = play_moves(WIN)
     states = jax.tree.map(lambda a: jnp.stack([a] * 100), win_state)
-    rewards = move_rewards(TTT, jax.random.key(0), states)
+    rewards = move_rewards(TTT, jax.random.key(0), states.inner)
     legal = np.asarray(win_state.legal_action_mask)
     np.testing.assert_array_equal(np.asarray(rewards[0])[legal], [1, 0, 0, 0, 0])  # 2 5 6 7 8
     mask = states.legal_action_mask

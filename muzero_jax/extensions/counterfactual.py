@@ -22,18 +22,18 @@ from muzero_jax.extensions import Extension
 from muzero_jax.learner import cross_entropy
 
 
-def move_rewards(env, key: chex.PRNGKey, env_state) -> jax.Array:
-    """`[B, A]` float32: the mover's reward for every action from each of `[B]` states,
-    each tried with the env's own transition (A steps a position; the key is shared,
-    so a stochastic env gives one sample). Illegal actions' entries are whatever the
-    env says: read them through the legal mask."""
+def move_rewards(env, key: chex.PRNGKey, inner) -> jax.Array:
+    """`[B, A]` float32: the mover's reward for every action from each of `[B]` inner env
+    states, each tried with the env's own transition (A steps a position; the key is
+    shared, so a stochastic env gives one sample). Illegal actions' entries are whatever
+    the env says: read them through the legal mask."""
     num_actions = env.spec.num_actions
 
-    def rewards(inner):
-        return jax.vmap(lambda a: env.transition(inner, a, key).reward)(
+    def rewards(one):
+        return jax.vmap(lambda a: env.transition(one, a, key).reward)(
             jnp.arange(num_actions, dtype=jnp.int32))
 
-    return jax.vmap(rewards)(env_state.inner).astype(jnp.float32)
+    return jax.vmap(rewards)(inner).astype(jnp.float32)
 
 
 def _uniform_choice(key: chex.PRNGKey, allowed: chex.Array) -> jax.Array:
@@ -93,7 +93,7 @@ class Counterfactual(Extension):
     def record(self, env, key, env_state, search, action):
         del search
         move_key, choice_key = jax.random.split(key)
-        rewards = move_rewards(env, move_key, env_state)
+        rewards = move_rewards(env, move_key, env_state.inner)
         counter_action, counter_reward = counterfactual_moves(
             jax.random.fold_in(choice_key, 1), rewards, env_state.legal_action_mask, action)
         return {"counter_action": counter_action, "counter_reward": counter_reward}

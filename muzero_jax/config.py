@@ -89,9 +89,9 @@ class NetworkConfig:
     the code: for games where the move fixes the reward before chance acts (2048's
     merges, a backgammon move that ends the game), so that the encoder's code, which
     sees the position reached, cannot stand in for a reward the afterstate must
-    carry (the search's chance nodes have no encoder). `support_squash` "h" is the paper's h(x) = sign(x)(sqrt(|x| + 1)
-    - 1) + 1e-3 x; "identity" makes the atoms the values (outcomes in {-1, 0, 1} with
-    S = 1: a win is one atom).
+    carry (the search's chance nodes have no encoder). `support_squash` "h" is the
+    paper's h(x) = sign(x)(sqrt(|x| + 1) - 1) + 1e-3 x; "identity" makes the atoms the
+    values (outcomes in {-1, 0, 1} with S = 1: a win is one atom).
     """
 
     kind: Literal["mlp", "resnet", "board", "conv_mlp"] = "mlp"  # the network family

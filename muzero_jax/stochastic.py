@@ -18,9 +18,10 @@ calls `decision_recurrent_fn` (phi then psi) and `chance_recurrent_fn` (g then f
 
 `NetworkConfig.chance_outcomes` C > 0 makes `networks.make_network` build this
 network (MLP f, phi, psi, g, e; h an MLP, or with `kind="conv_mlp"` the conv stem of
-`networks.ConvMLPRepresentation` for board-like planes such as 2048's); `StochasticModel` is `networks.Model` with the
-afterstate step, and its `recurrent_inference` follows the most likely code, so that
-callers of a plain model (Reanalyze's values, tree drawings) keep working.
+`networks.ConvMLPRepresentation` for board-like planes such as 2048's);
+`StochasticModel` is `networks.Model` with the afterstate step, and its
+`recurrent_inference` follows the most likely code, so that callers of a plain model
+(Reanalyze's values, tree drawings) keep working.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ import mctx
 from muzero_jax import support
 from muzero_jax.networks import (
     MLP,
-    Inference,
     ConvMLPRepresentation,
+    Inference,
     Model,
     Prediction,
     Representation,

@@ -82,16 +82,16 @@ class NetworkConfig:
     since the unroll's start (restarting every `lstm_horizon_len` steps; the search
     takes differences); `projection_size` > 0 adds the projection and prediction
     heads of the consistency loss (EfficientZero, docs/efficientzero.md).
-    `chance_outcomes` C > 0 adds Stochastic MuZero's afterstate dynamics and
-    prediction, a chance encoder onto C one-hot codes and a dynamics from afterstate
-    and code (`muzero_jax.stochastic`; MLPs; searched by `SearchConfig.policy`
-    "stochastic"); with `afterstate_reward` its reward reads the afterstate alone, not
-    the code: for games where the move fixes the reward before chance acts (2048's
-    merges, a backgammon move that ends the game), so that the encoder's code, which
-    sees the position reached, cannot stand in for a reward the afterstate must
-    carry (the search's chance nodes have no encoder). `support_squash` "h" is the
-    paper's h(x) = sign(x)(sqrt(|x| + 1) - 1) + 1e-3 x; "identity" makes the atoms the
-    values (outcomes in {-1, 0, 1} with S = 1: a win is one atom).
+    `chance_outcomes` C > 0 adds Stochastic MuZero's afterstate dynamics and prediction,
+    a chance encoder onto C one-hot codes and a dynamics from afterstate and code
+    (`muzero_jax.stochastic`; MLPs, h a conv stem with `kind` "conv_mlp"; searched by
+    `SearchConfig.policy` "stochastic"); with `afterstate_reward` its reward reads the
+    afterstate alone, not the code: for games where the move fixes the reward before
+    chance acts (2048's merges, a backgammon move that ends the game), so that the
+    encoder's code, which sees the position reached, cannot stand in for a reward the
+    afterstate must carry (the search's chance nodes have no encoder). `support_squash`
+    "h" is the paper's h(x) = sign(x)(sqrt(|x| + 1) - 1) + 1e-3 x; "identity" makes the
+    atoms the values (outcomes in {-1, 0, 1} with S = 1: a win is one atom).
     """
 
     kind: Literal["mlp", "resnet", "board", "conv_mlp"] = "mlp"  # the network family

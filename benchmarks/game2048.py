@@ -33,7 +33,9 @@ GAMES = 100  # final greedy games, for the score and for the highest tile
 DEFAULT_SEEDS = 3
 _PLAIN = ("--network.chance_outcomes", "0", "--search.policy", "muzero")
 VARIANTS = {"stochastic": (), "plain": _PLAIN,
-            "alphazero": ("--search.mode", "alphazero", "--loss.unroll_steps", "0", *_PLAIN)}
+            # No learned model: no unroll and no reward labels for it.
+            "alphazero": ("--search.mode", "alphazero", "--loss.unroll_steps", "0",
+                          "--loss.counterfactual_rewards", "false", *_PLAIN)}
 BASELINES = os.path.join(ROOT, "benchmarks", "results", "stochastic-search")
 PLAYER_NAMES = {"random": "random legal player", "order": "fixed order (left, up, right, down)",
                 "merge": "greedy merge (one ply, real step)"}

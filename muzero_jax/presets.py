@@ -300,26 +300,31 @@ def play_2048(**overrides) -> Config:
     One player; the reward is the step's merged tiles. After each slide a 2 (90%) or a
     4 lands on a random empty cell: 32 chance codes, searched by 24 stochastic
     simulations (each expands a decision or a chance node, so about 12 plies deep in
-    all). Discount 0.999 and n = 10 as the paper's 2048. `--network.chance_outcomes 0
-    --search.policy muzero` is plain MuZero with everything else the same.
+    all). Discount 0.999 and n = 10 as the paper's 2048. The model has to learn the
+    slide before its search can prefer a move: h is a 3x3 conv stem over the 4x4
+    board, the reward loss weighs 4, and self-play labels one unplayed move's reward
+    at every position (docs/stochastic.md has the comparison). `--network.chance_outcomes
+    0 --search.policy muzero` is plain MuZero with everything else the same.
     """
     base = Config().replace(
         env=dict(id="pgx/2048"),
         acting=dict(num_envs=32, rollout_length=16),
-        network=dict(hidden_size=128, latent_size=128, chance_outcomes=32,
+        network=dict(kind="conv_mlp", resnet_channels=16, representation_blocks=(1, 0, 0),
+                     hidden_size=128, latent_size=128, chance_outcomes=32,
                      value_support_size=200,  # h^-1(200) = 40,400
                      reward_support_size=80),  # h^-1(80) = 6,560: two 2048 merges and more
         search=dict(policy="stochastic", num_simulations=24),
         # No commitment term: with weight 1 the encoder settled on one code for every
         # observation within 100k env steps (chance loss 0.000 on seeds 0-2), so the
         # chance nodes carried nothing; docs/stochastic.md has the runs.
-        loss=dict(discount=0.999, td_steps=10, unroll_steps=5, commitment_loss_weight=0.0),
+        loss=dict(discount=0.999, td_steps=10, unroll_steps=5, commitment_loss_weight=0.0,
+                  reward_loss_weight=4.0, counterfactual_rewards=True),
         replay=dict(capacity=100_000, min_size=2_000),
         learner=dict(batch_size=128, updates_per_iteration=16, learning_rate=1e-3,
                      target_update_period=200),
-        # 700-1,100 stochastic env steps a second on a 2-core CPU running two such runs;
+        # 2M env steps took 44 minutes on one core while another run held the other;
         # greedy evaluations are whole games of hundreds of searched moves, so few.
-        run=dict(total_env_steps=500_000, eval_every=100, eval_episodes=8,
+        run=dict(total_env_steps=2_000_000, eval_every=500, eval_episodes=8,
                  solve_return=None, log_every=10),
     )
     return for_env(base, overrides)

@@ -316,7 +316,11 @@ def test_2048_preset_is_the_default_for_its_env_and_plain_is_one_flag_away():
     validate(plain)
     assert (plain.network.hidden_size, plain.search.num_simulations) == (
         stochastic.network.hidden_size, stochastic.search.num_simulations)
-    assert extensions.active(plain) == ()
+    assert plain.network.kind == stochastic.network.kind == "conv_mlp"
+    # The chance machinery goes; the reward labels of unplayed moves stay with both.
+    assert sorted(type(e).__name__ for e in extensions.active(stochastic)) == [
+        "Counterfactual", "Stochastic"]
+    assert [type(e).__name__ for e in extensions.active(plain)] == ["Counterfactual"]
 
 
 def test_a_conv_h_reads_the_board_and_the_other_steps_stay_mlps():

@@ -32,7 +32,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from muzero_jax import evaluate
-from muzero_jax.extensions import counterfactual
 
 EVERY = 10  # plies between kept positions, so that they spread over a game
 
@@ -73,10 +72,15 @@ def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
     alive = ~jax.vmap(env.terminated)(inner)
     legal = jax.vmap(env.legal_action_mask)(inner) & alive[:, None]
     obs = obs.astype(jnp.float32)
-    true = counterfactual.move_rewards(env, key, inner)
+    num_actions = legal.shape[-1]
+    # Each move stepped once: its reward is the truth, its observation the encoder's input.
+    reached = [jax.vmap(env.transition)(inner, jnp.full(obs.shape[:1], a, jnp.int32),
+                                        jax.random.split(jax.random.fold_in(key, a),
+                                                         obs.shape[0]))
+               for a in range(num_actions)]
+    true = jnp.stack([step.reward for step in reached], axis=-1).astype(jnp.float32)
     root = model.initial_inference(params, obs)
     stochastic = hasattr(model, "afterstate")
-    num_actions = legal.shape[-1]
     predicted, forced, on_code, codes = [], [], [], []
     for a in range(num_actions):
         action = jnp.full(obs.shape[:1], a, jnp.int32)
@@ -90,10 +94,7 @@ def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
                                                          sigma.shape)).reward
             for c in range(model.num_codes)], axis=-1)
         predicted.append(jnp.sum(per_code * sigma, axis=-1))
-        reached = jax.vmap(env.transition)(inner, action,
-                                           jax.random.split(jax.random.fold_in(key, a),
-                                                            obs.shape[0]))
-        code = jax.nn.one_hot(jnp.argmax(model.encode(params, reached.observation.astype(
+        code = jax.nn.one_hot(jnp.argmax(model.encode(params, reached[a].observation.astype(
             jnp.float32)), axis=-1), model.num_codes)
         forced.append(model.chance(params, after, code).reward)
         on_code.append(jnp.sum(sigma * code, axis=-1))

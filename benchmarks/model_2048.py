@@ -16,7 +16,10 @@ does not change it):
 - stochastic models: the reward is sigma's expectation over the codes; beside it
   `teacher_forced_mae`, the reward g gives with the encoder's code of the position the
   move really reached (the learner's condition), `codes_used` by the encoder over those
-  positions and `sigma_on_code`, sigma's mean probability of the encoder's code.
+  positions, `sigma_on_code`, sigma's mean probability of the encoder's code, and
+  `sigma_on_used`, its mean mass on the codes the encoder used (the rest lies on codes
+  whose next states the learner never trains: the search's chance nodes can still
+  pick them).
 
 Writes `model_check.json` into the run directory and prints it.
 """
@@ -81,7 +84,7 @@ def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
     true = jnp.stack([step.reward for step in reached], axis=-1).astype(jnp.float32)
     root = model.initial_inference(params, obs)
     stochastic = hasattr(model, "afterstate")
-    predicted, forced, on_code, codes = [], [], [], []
+    predicted, forced, on_code, codes, sigmas = [], [], [], [], []
     for a in range(num_actions):
         action = jnp.full(obs.shape[:1], a, jnp.int32)
         if not stochastic:
@@ -99,6 +102,7 @@ def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
         forced.append(model.chance(params, after, code).reward)
         on_code.append(jnp.sum(sigma * code, axis=-1))
         codes.append(jnp.argmax(code, axis=-1))
+        sigmas.append(sigma)
     predicted = jnp.stack(predicted, axis=-1)
     legal_np, true_np, pred_np = (np.asarray(x) for x in (legal, true, predicted))
     masked_true = np.where(legal_np, true_np, -np.inf)
@@ -117,10 +121,13 @@ def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
               "positions_that_differ": int(differ.sum())}
     if stochastic:
         forced_np = np.asarray(jnp.stack(forced, axis=-1))
+        used = np.unique(np.asarray(jnp.stack(codes, -1))[legal_np])
+        sigma_np = np.asarray(jnp.stack(sigmas, axis=-2))  # [B, A, C]
         record.update(
             teacher_forced_mae=float(np.abs(forced_np - true_np)[legal_np].mean()),
             sigma_on_code=float(np.asarray(jnp.stack(on_code, -1))[legal_np].mean()),
-            codes_used=int(np.unique(np.asarray(jnp.stack(codes, -1))[legal_np]).size))
+            codes_used=int(used.size),
+            sigma_on_used=float(sigma_np[..., used].sum(-1)[legal_np].mean()))
     return record
 
 

@@ -439,6 +439,7 @@ def test_the_2048_model_check_of_an_untrained_model(variant):
         # and zero-initialised sigma heads are uniform over the 32 codes.
         assert record["sigma_on_code"] == pytest.approx(1 / 32, rel=1e-5)
         assert 1 <= record["codes_used"] <= 32
+        assert record["sigma_on_used"] == pytest.approx(record["codes_used"] / 32, rel=1e-5)
 
 
 def test_the_2048_table_counts_tiles_and_gives_both_verdicts():

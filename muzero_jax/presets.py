@@ -298,19 +298,20 @@ def play_2048(**overrides) -> Config:
     """pgx/2048 with Stochastic MuZero, sized for an hour of a 2-core CPU (`--preset 2048`).
 
     One player; the reward is the step's merged tiles. After each slide a 2 (90%) or a
-    4 lands on a random empty cell: 32 chance codes, searched by 24 stochastic
-    simulations (each expands a decision or a chance node, so about 12 plies deep in
-    all). Discount 0.999 and n = 10 as the paper's 2048. The model has to learn the
-    slide before its search can prefer a move: h is a 3x3 conv stem over the 4x4
-    board, the reward loss weighs 4, and self-play labels one unplayed move's reward
-    at every position (docs/stochastic.md has the comparison). `--network.chance_outcomes
+    4 lands on a random empty cell, up to 30 outcomes; 8 chance codes (the encoder
+    settles on a handful whatever C is, and 8 learned sooner than 32 or 4), searched by
+    24 stochastic simulations (each expands a decision or a chance node, so about 12
+    plies deep in all). Discount 0.999 and n = 10 as the paper's 2048. The model has to
+    learn the slide before its search can prefer a move: h is a 3x3 conv stem over the
+    4x4 board, the reward loss weighs 4, and self-play labels one unplayed move's
+    reward at every position (docs/stochastic.md has the comparisons). `--network.chance_outcomes
     0 --search.policy muzero` is plain MuZero with everything else the same.
     """
     base = Config().replace(
         env=dict(id="pgx/2048"),
         acting=dict(num_envs=32, rollout_length=16),
         network=dict(kind="conv_mlp", resnet_channels=16, representation_blocks=(1, 0, 0),
-                     hidden_size=128, latent_size=128, chance_outcomes=32,
+                     hidden_size=128, latent_size=128, chance_outcomes=8,
                      value_support_size=200,  # h^-1(200) = 40,400
                      reward_support_size=80),  # h^-1(80) = 6,560: two 2048 merges and more
         search=dict(policy="stochastic", num_simulations=24),

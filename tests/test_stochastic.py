@@ -436,10 +436,11 @@ def test_the_2048_model_check_of_an_untrained_model(variant):
     assert 0 < record["best_move_by_chance"] < 1 and 0 <= record["best_move"] <= 1
     if variant == "stochastic":
         assert record["teacher_forced_mae"] == pytest.approx(record["mean_reward"], rel=1e-6)
-        # and zero-initialised sigma heads are uniform over the 32 codes.
-        assert record["sigma_on_code"] == pytest.approx(1 / 32, rel=1e-5)
-        assert 1 <= record["codes_used"] <= 32
-        assert record["sigma_on_used"] == pytest.approx(record["codes_used"] / 32, rel=1e-5)
+        # and zero-initialised sigma heads are uniform over the codes.
+        codes = config.network.chance_outcomes
+        assert record["sigma_on_code"] == pytest.approx(1 / codes, rel=1e-5)
+        assert 1 <= record["codes_used"] <= codes
+        assert record["sigma_on_used"] == pytest.approx(record["codes_used"] / codes, rel=1e-5)
 
 
 def test_the_2048_table_counts_tiles_and_gives_both_verdicts():
@@ -482,7 +483,7 @@ def test_a_benchmark_refuses_to_read_a_finished_run_of_another_config(tmp_path):
     (run / "summary.json").write_text("{}")
     steps = config["run"]["total_env_steps"]
     assert minatar.finished(str(run), "pgx/2048", steps, 1, ("--preset", "2048"))
-    with pytest.raises(RuntimeError, match="network.chance_outcomes: 32, expected 0"):
+    with pytest.raises(RuntimeError, match="network.chance_outcomes: 8, expected 0"):
         minatar.finished(str(run), "pgx/2048", steps, 1,
                          ("--preset", "2048", "--network.chance_outcomes", "0",
                           "--search.policy", "muzero"))

@@ -167,6 +167,21 @@ def minatar_breakout(path: str) -> str:
     return _learning_figure(rows, "greedy return (32 episodes)", path, line=24)
 
 
+def game_2048(path: str) -> str:
+    """pgx 2048 at 2M env steps, seeds 0-2: the `2048` preset (Stochastic MuZero) above,
+    plain MuZero with the same flags below; the dotted line is 4x the random player."""
+    import json
+
+    with open(_path("stochastic-search", "random-2048.json")) as f:
+        random_score = json.load(f)["mean_score"]
+    rows = [(f"2048: {title}",
+             [eval_runs(_path("2048", EPYC, f"{variant}-seed{seed}", "metrics.csv"))[""]
+              for seed in range(3)])
+            for variant, title in (("stochastic", "Stochastic MuZero (preset 2048)"),
+                                   ("plain", "plain MuZero, the same flags"))]
+    return _learning_figure(rows, "greedy score (8 games)", path, line=4 * random_score)
+
+
 def connect_four(path: str) -> str:
     """Connect four, the preset, seed 1: score against the random player and the
     100-simulation search baseline at every kept checkpoint (50 games a side)."""
@@ -278,6 +293,7 @@ FIGURES = {
     "results-reanalyze": reanalyze,
     "results-minatar-breakout": minatar_breakout,
     "results-connect-four": connect_four,
+    "results-2048": game_2048,
     "results-search": search_cost,
     "results-scaling": scaling,
     "results-compile": compile_times,

@@ -299,13 +299,14 @@ def play_2048(**overrides) -> Config:
 
     One player; the reward is the step's merged tiles. After each slide a 2 (90%) or a
     4 lands on a random empty cell, up to 30 outcomes; 8 chance codes (the encoder
-    settles on a handful whatever C is, and 8 learned sooner than 32 or 4), searched by
-    24 stochastic simulations (each expands a decision or a chance node, so about 12
-    plies deep in all). Discount 0.999 and n = 10 as the paper's 2048. The model has to
-    learn the slide before its search can prefer a move: h is a 3x3 conv stem over the
-    4x4 board, the reward loss weighs 4, and self-play labels one unplayed move's
-    reward at every position (docs/stochastic.md has the comparisons). `--network.chance_outcomes
-    0 --search.policy muzero` is plain MuZero with everything else the same.
+    settles on a handful whatever C is; on seed 0, 8 learned sooner than 32 or 4),
+    searched by 24 stochastic simulations (each expands a decision or a chance node, so
+    about 12 plies deep in all). Discount 0.999 and n = 10 as the paper's 2048. The
+    model has to learn the slide before its search can prefer a move: h is a 3x3 conv
+    stem over the 4x4 board, the reward loss weighs 4, and self-play labels one
+    unplayed move's reward at every position (docs/stochastic.md has the comparisons).
+    `--network.chance_outcomes 0 --search.policy muzero` is plain MuZero with everything
+    else the same.
     """
     base = Config().replace(
         env=dict(id="pgx/2048"),
@@ -323,7 +324,8 @@ def play_2048(**overrides) -> Config:
         replay=dict(capacity=100_000, min_size=2_000),
         learner=dict(batch_size=128, updates_per_iteration=16, learning_rate=1e-3,
                      target_update_period=200),
-        # 2M env steps took 44 minutes on one core while another run held the other;
+        # 2M env steps took 39-45 minutes (seeds 0-2) on one core while another run held
+        # the other;
         # greedy evaluations are whole games of hundreds of searched moves, so few.
         run=dict(total_env_steps=2_000_000, eval_every=500, eval_episodes=8,
                  solve_return=None, log_every=10),

@@ -170,10 +170,9 @@ def minatar_breakout(path: str) -> str:
 def game_2048(path: str) -> str:
     """pgx 2048 at 2M env steps, seeds 0-2: the `2048` preset (Stochastic MuZero) above,
     plain MuZero with the same flags below; the dotted line is 4x the random player."""
-    import json
+    from benchmarks import game2048
 
-    with open(_path("stochastic-search", "random-2048.json")) as f:
-        random_score = json.load(f)["mean_score"]
+    random_score = game2048.baselines()["random"]["mean_score"]
     rows = [(f"2048: {title}",
              [eval_runs(_path("2048", EPYC, f"{variant}-seed{seed}", "metrics.csv"))[""]
               for seed in range(3)])

@@ -84,7 +84,7 @@ def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
     true = jnp.stack([step.reward for step in reached], axis=-1).astype(jnp.float32)
     root = model.initial_inference(params, obs)
     stochastic = hasattr(model, "afterstate")
-    predicted, forced, on_code, codes, sigmas = [], [], [], [], []
+    predicted, forced, codes, sigmas = [], [], [], []
     for a in range(num_actions):
         action = jnp.full(obs.shape[:1], a, jnp.int32)
         if not stochastic:
@@ -100,7 +100,6 @@ def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
         code = jax.nn.one_hot(jnp.argmax(model.encode(params, reached[a].observation.astype(
             jnp.float32)), axis=-1), model.num_codes)
         forced.append(model.chance(params, after, code).reward)
-        on_code.append(jnp.sum(sigma * code, axis=-1))
         codes.append(jnp.argmax(code, axis=-1))
         sigmas.append(sigma)
     predicted = jnp.stack(predicted, axis=-1)
@@ -121,11 +120,13 @@ def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
               "positions_that_differ": int(differ.sum())}
     if stochastic:
         forced_np = np.asarray(jnp.stack(forced, axis=-1))
-        used = np.unique(np.asarray(jnp.stack(codes, -1))[legal_np])
+        codes_np = np.asarray(jnp.stack(codes, -1))  # [B, A]
+        used = np.unique(codes_np[legal_np])
         sigma_np = np.asarray(jnp.stack(sigmas, axis=-2))  # [B, A, C]
+        on_code = np.take_along_axis(sigma_np, codes_np[..., None], -1)[..., 0]
         record.update(
             teacher_forced_mae=float(np.abs(forced_np - true_np)[legal_np].mean()),
-            sigma_on_code=float(np.asarray(jnp.stack(on_code, -1))[legal_np].mean()),
+            sigma_on_code=float(on_code[legal_np].mean()),
             codes_used=int(used.size),
             sigma_on_used=float(sigma_np[..., used].sum(-1)[legal_np].mean()))
     return record

@@ -325,8 +325,7 @@ def play_2048(**overrides) -> Config:
         learner=dict(batch_size=128, updates_per_iteration=16, learning_rate=1e-3,
                      target_update_period=200),
         # 2M env steps took 39-45 minutes (seeds 0-2) on one core while another run held
-        # the other;
-        # greedy evaluations are whole games of hundreds of searched moves, so few.
+        # the other; greedy evaluations are whole games of hundreds of searched moves, so few.
         run=dict(total_env_steps=2_000_000, eval_every=500, eval_episodes=8,
                  solve_return=None, log_every=10),
     )

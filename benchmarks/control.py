@@ -197,7 +197,7 @@ def markdown(section: dict) -> list[str]:
     for r in section["runs"]:
         best = max(r["curve"], key=lambda p: p["eval_return"], default=None)
         lines.append(f"| {r['env']} | {r['seed']} | {r['env_steps']:,} | "
-                     f"{r['wall_seconds']:.0f} | {r['final_eval_return']:.1f} +- "
+                     f"{minatar.wall_cell(r)} | {r['final_eval_return']:.1f} +- "
                      f"{r['final_eval_std']:.1f} | "
                      + (f"{best['eval_return']:.1f} at {best['env_steps']:,}" if best else "-")
                      + " |")

@@ -203,9 +203,10 @@ def markdown(section: dict) -> list[str]:
                  if s in group else "-" for s in seeds]
         scores = [r["final_eval_return"] for r in group.values()]
         walls = [f"{w:.0f}" for w in sorted(r["wall_seconds"] for r in group.values())]
+        resumed = sum(r.get("resumes", 0) > 0 for r in group.values())
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {np.median(scores):,.0f} | "
                      + (walls[0] if walls[0] == walls[-1] else f"{walls[0]}-{walls[-1]}")
-                     + " |")
+                     + (f" ({resumed} resumed)" if resumed else "") + " |")
     flags = section.get("variant_flags", {})
     lines += [""] + [f"- {v}: `--preset 2048 {f}`".rstrip() for v, f in flags.items()]
     if bar is not None:

@@ -81,22 +81,38 @@ def finished(out: str, env_id: str, env_steps: int, seed: int,
 
     `flags` (`--preset NAME --STAGE.FIELD VALUE ...`): the run must also have trained
     with their config, every stage but `run`; a finished run of another config raises,
-    naming the first field that differs, rather than being read or overwritten.
+    naming the first field that differs, rather than being read or overwritten. So does
+    a run cut off before its end (checkpoints, no summary: `train_cold` resumes it) of
+    another env, seed or budget.
     """
     try:
         with open(os.path.join(out, "config.json")) as f:
             config = json.load(f)
     except (OSError, ValueError):
         return False
-    done = (os.path.exists(os.path.join(out, "summary.json"))
-            and config["env"]["id"] == env_id and config["run"]["seed"] == seed
+    same = (config["env"]["id"] == env_id and config["run"]["seed"] == seed
             and config["run"]["total_env_steps"] == env_steps)
-    if done and flags is not None:
+    done = os.path.exists(os.path.join(out, "summary.json"))
+    kind = "finished run" if done else "run cut off before its end"
+    if not done and cut_off(out) and not same:
+        raise RuntimeError(
+            f"{out} holds a {kind} of {config['env']['id']}, seed {config['run']['seed']}, "
+            f"{config['run']['total_env_steps']:,} env steps; expected {env_id}, seed "
+            f"{seed}, {env_steps:,}: move it away to train this one")
+    if (done and same or cut_off(out)) and flags is not None:
         differs = config_difference(config, ("--env.id", env_id, *flags))
         if differs:
-            raise RuntimeError(f"{out} holds a finished run of another config ({differs}); "
+            raise RuntimeError(f"{out} holds a {kind} of another config ({differs}); "
                                "move it away to train this one")
-    return done
+    return done and same
+
+
+def cut_off(out: str) -> bool:
+    """Whether `out` holds checkpoints of a run that did not write its summary (stopped
+    by a signal or the end of a sitting)."""
+    checkpoints = os.path.join(out, "checkpoints")
+    return (not os.path.exists(os.path.join(out, "summary.json"))
+            and os.path.isdir(checkpoints) and any(n.isdigit() for n in os.listdir(checkpoints)))
 
 
 def config_difference(saved: dict, flags: tuple[str, ...]) -> str | None:
@@ -133,11 +149,20 @@ def run_game(game: str, out: str, env_steps: int, seed: int = 0,
 def train_cold(args: list[str], out: str, env_steps: int, steps_per_iteration: int) -> None:
     """`experiments/train.py ARGS` for `env_steps` into `out`, in a fresh process
     (compilation included, no persistent compile cache), with about `EVALS_PER_RUN`
-    periodic evaluations; raises with the tail of its stderr if it fails."""
-    eval_every = max(1, env_steps // (EVALS_PER_RUN * steps_per_iteration))
-    command = [sys.executable, SCRIPT, *args, "--out", out, "--total-env-steps",
-               str(env_steps), "--compile-cache", "none", "--run.eval_every",
-               str(eval_every), "--run.log_every", str(eval_every)]
+    periodic evaluations; raises with the tail of its stderr if it fails.
+
+    A run `cut_off` in `out` (the caller's `finished` has checked that it is this one)
+    is resumed from its last checkpoint instead (`--resume`), so that a run longer than
+    a sitting goes on in the next; its `wall_seconds` then count the earlier sittings up
+    to that checkpoint and one more start-up, and summary.json's `resumes` says so.
+    """
+    if cut_off(out):
+        command = [sys.executable, SCRIPT, "--resume", out, "--compile-cache", "none"]
+    else:
+        eval_every = max(1, env_steps // (EVALS_PER_RUN * steps_per_iteration))
+        command = [sys.executable, SCRIPT, *args, "--out", out, "--total-env-steps",
+                   str(env_steps), "--compile-cache", "none", "--run.eval_every",
+                   str(eval_every), "--run.log_every", str(eval_every)]
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -169,7 +194,7 @@ def read_run(out: str, game: str, seed: int) -> dict:
              for r in rows if r.get("eval_return") not in (None, "", "None", "nan")]
     return {"game": game, "seed": seed, "variant": "plain", "run_dir": out,
             "wall_seconds": summary["wall_seconds"], "env_steps": summary["env_steps"],
-            "train_steps": summary["train_steps"],
+            "train_steps": summary["train_steps"], "resumes": summary.get("resumes", 0),
             "final_eval_return": summary["eval_return_mean"],
             "final_eval_std": summary["eval_return_std"],
             "final_eval_episodes": summary["eval_episodes"], "curve": curve}
@@ -287,6 +312,12 @@ def plot(runs: list[dict], path: str, title: str = "{}-MinAtar", ylabel: str = "
     plt.close(fig)
 
 
+def wall_cell(run: dict) -> str:
+    """A run's wall seconds for a table, marked where the run was resumed."""
+    resumes = run.get("resumes", 0)
+    return f"{run['wall_seconds']:.0f}" + (f" (resumed {resumes}x)" if resumes else "")
+
+
 def _median_range(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.1f}"
@@ -321,7 +352,7 @@ def markdown(section: dict) -> list[str]:
         for r in group:
             best = max(r["curve"], key=lambda p: p["eval_return"], default=None)
             lines.append(f"| {game} | {variant} | {r['seed']} | {r['env_steps']:,} | "
-                         f"{r['wall_seconds']:.0f} | {r['env_steps'] / r['wall_seconds']:.0f} | "
+                         f"{wall_cell(r)} | {r['env_steps'] / r['wall_seconds']:.0f} | "
                          f"{r['final_eval_return']:.1f} +- {r['final_eval_std']:.1f} | "
                          + (f"{best['eval_return']:.1f} at {best['env_steps']:,}" if best
                             else "-") + " |")

@@ -282,7 +282,9 @@ def _main(argv: list[str], script: Script) -> dict:
                         resume=resume)
     else:
         results = [train(config, env=env, run_dir=out, resume=resume)]
-    wall_seconds = seconds_since_process_start()
+    # A resumed run's wall time counts its earlier sessions too (up to their last
+    # checkpoint), as its metrics.csv clock does.
+    wall_seconds = seconds_since_process_start() + results[0].earlier_seconds
     if not distributed.is_primary():  # process 0 evaluates and writes the summary
         return {}
     if seeds is None and sweep is None:
@@ -292,7 +294,8 @@ def _main(argv: list[str], script: Script) -> dict:
             json.dump({"seeds": seeds, "sweep": list(sweep) if sweep else None}, f)
         summary = evaluate_runs(results, config, script.evaluate, seeds, sweep)
     summary = {"env": config.env.id, "preset": preset, **summary,
-               "wall_seconds": round(wall_seconds, 2), "num_devices": num_devices,
+               "wall_seconds": round(wall_seconds, 2), "resumes": results[0].resumes,
+               "num_devices": num_devices,
                "num_processes": jax.process_count(), "config": dataclasses.asdict(config)}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)

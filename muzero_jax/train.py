@@ -79,7 +79,10 @@ class TrainResult:
     env_steps, train_steps: totals.
     solved: whether an evaluation reached config.run.solve_return and its confirming
       evaluation (`confirm_solved`) passed: the run stopped early.
-    seconds: wall time spent in `train`.
+    seconds: wall time spent in `train`, over every session of a resumed run (the
+      earlier ones up to their last checkpoint). earlier_seconds: that part of it
+      spent before this session (0 for a fresh run). resumes: how often the run was
+      resumed.
     seed: the run's seed. hyperparameters: a sweep's field and value for this run.
     compile_seconds: seconds compiling each program of the training loop, by name.
     early_stops: each evaluation that reached the solve return and its confirmation:
@@ -103,6 +106,8 @@ class TrainResult:
     compile_seconds: dict = dataclasses.field(default_factory=dict)
     early_stops: list = dataclasses.field(default_factory=list)
     final_eval: tuple | None = None
+    earlier_seconds: float = 0.0
+    resumes: int = 0
 
 
 Sweep = tuple[str, Sequence[float]]
@@ -177,8 +182,11 @@ def train(config: Config, *, env: envs.Env | None = None,
     compiled = compile_stats.since(compile_before)
     if log is not None:
         log(compile_stats.format_table(compiled))
-    results = backend.results(session.history, seconds=time.perf_counter() - start,
-                              compile_seconds=compile_stats.totals(compiled))
+    earlier = session.earlier_seconds
+    results = [dataclasses.replace(r, earlier_seconds=earlier, resumes=session.meta["resumes"])
+               for r in backend.results(session.history,
+                                        seconds=earlier + time.perf_counter() - start,
+                                        compile_seconds=compile_stats.totals(compiled))]
     return results if backend.multi else results[0]
 
 
@@ -212,7 +220,8 @@ class _Session:
     `meta` is what every checkpoint's JSON holds besides the backend's own part:
     iteration (iterations run, over every session), history (the logged rows), seconds
     (training seconds up to the last checkpoint, so that `wall_seconds` goes on across a
-    resume) and last_checkpoint_updates (the update count then).
+    resume), resumes (how often the run was resumed) and last_checkpoint_updates (the
+    update count then).
     """
 
     def __init__(self, backend: Backend, *, log, on_iteration, progress, run_dir, resume,
@@ -222,7 +231,7 @@ class _Session:
         self.show_bar = (progress if progress is not None
                          else (log is not None and sys.stdout.isatty()))
         self.run_dir, self.resume, self.start = run_dir, resume, start
-        self.meta = {"iteration": 0, "history": [], "seconds": 0.0,
+        self.meta = {"iteration": 0, "history": [], "seconds": 0.0, "resumes": 0,
                      "last_checkpoint_updates": 0}
         self.checkpointer, self.logger, self.bar = None, None, None
         self.saved_iteration: int | None = None
@@ -243,6 +252,7 @@ class _Session:
                 finally:
                     reader.close()
                 self.meta.update({k: saved[k] for k in self.meta if k in saved})
+                self.meta["resumes"] += 1
                 if self.log is not None:
                     self.log(f"resumed {run_dir} at iteration {self.meta['iteration']}: "
                              f"{int(np.max(backend.env_steps()))} env steps, "

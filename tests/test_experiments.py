@@ -287,6 +287,7 @@ def test_a_run_killed_with_sigkill_resumes_and_matches_an_uninterrupted_one(tiny
     summaries = [json.loads((d / "summary.json").read_text()) for d in (killed, whole)]
     assert summaries[0]["env_steps"] == summaries[1]["env_steps"] == 1600
     assert summaries[0]["train_steps"] == summaries[1]["train_steps"] == 50 * 4
+    assert (summaries[0]["resumes"], summaries[1]["resumes"]) == (1, 0)
     (step_a, state_a), (step_b, state_b) = _final_state(str(killed)), _final_state(str(whole))
     assert step_a == step_b == 50
     for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b), strict=True):

@@ -95,6 +95,10 @@ def test_benchmark_reads_runs_into_a_table_beside_the_published_figures(tmp_path
     table = "\n".join(minatar.markdown(section))
     assert "| gymnax baselines, PPO | 10M steps | 28 | 15 | 58 | 131 |" in table
     assert "| Breakout | plain | 0 | 20,480 | 100 | 205 | 2.5 +- 1.0 | 3.0 at 20,480 |" in table
+    # A run resumed in a later sitting says so beside its wall time.
+    runs[1]["resumes"] = 2
+    table = "\n".join(minatar.markdown(dict(section, runs=runs)))
+    assert "| Asterix | plain | 0 | 20,480 | 101 (resumed 2x) | 203 | 3.5 +- 1.0 |" in table
     minatar.plot(runs, str(tmp_path / "m.png"))
     assert (tmp_path / "m.png").stat().st_size > 0
 
@@ -146,3 +150,38 @@ def test_benchmark_gives_seeds_median_and_range_per_variant_and_bands(tmp_path):
     assert minatar.band(runs[3:], "wall_seconds")[0] == [12.0, 23.0]
     minatar.plot(runs, str(tmp_path / "m.png"))
     assert (tmp_path / "m.png").stat().st_size > 0
+
+
+def test_a_run_cut_off_by_a_sittings_end_is_resumed_not_started_again(tmp_path, monkeypatch):
+    import dataclasses
+
+    from benchmarks import minatar
+    from muzero_jax import cli
+
+    run = tmp_path / "seed1"
+    (run / "checkpoints" / "62").mkdir(parents=True)
+    flags = ("--preset", "minatar")
+    config = dataclasses.asdict(cli.parse_config([*flags, "--run.seed", "1",
+                                                  "--run.total_env_steps", "20480"]))
+    (run / "config.json").write_text(json.dumps(config))
+    env_id = "gymnax/Breakout-MinAtar"
+    assert minatar.cut_off(str(run))
+    assert not minatar.finished(str(run), env_id, 20_480, 1, flags)
+    commands = []
+    monkeypatch.setattr(minatar.subprocess, "run", lambda command, **_: (
+        commands.append(command), type("Done", (), {"returncode": 0})())[1])
+    minatar.train_cold(["--env", env_id, *flags, "--seed", "1"], str(run), 20_480, 512)
+    assert commands[0][1:] == [minatar.SCRIPT, "--resume", str(run), "--compile-cache", "none"]
+    # Another seed, budget or config than the one cut off: refused, not resumed.
+    with pytest.raises(RuntimeError, match=r"cut off before its end of gymnax/Breakout-MinAtar"
+                                           r", seed 1, 20,480 env steps; expected .*seed 2"):
+        minatar.finished(str(run), env_id, 20_480, 2, flags)
+    with pytest.raises(RuntimeError, match="cut off before its end of another config "
+                                           r"\(network.value_prefix: False, expected True\)"):
+        minatar.finished(str(run), env_id, 20_480, 1, (*flags, "--network.value_prefix", "true"))
+    # Once the run wrote its summary it is read, and a fresh directory trains from scratch.
+    (run / "summary.json").write_text("{}")
+    assert not minatar.cut_off(str(run)) and minatar.finished(str(run), env_id, 20_480, 1, flags)
+    minatar.train_cold(["--env", env_id, *flags, "--seed", "1"], str(tmp_path / "new"),
+                       20_480, 512)
+    assert commands[1][1:4] == [minatar.SCRIPT, "--env", env_id] and "--resume" not in commands[1]

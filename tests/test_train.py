@@ -104,6 +104,10 @@ def test_a_run_resumed_from_a_checkpoint_ends_exactly_as_one_that_never_stopped(
             shutil.rmtree(os.path.join(copy, "checkpoints", step))
     resumed = mz.train(_run_config(tiny_config), run_dir=copy, resume=True, log=None)
     assert resumed.env_steps == result.env_steps and resumed.train_steps == result.train_steps
+    # The clock goes on from the checkpoint's: its seconds are part of the whole run's.
+    assert (result.resumes, result.earlier_seconds, resumed.resumes) == (0, 0.0, 1)
+    assert 0 < resumed.earlier_seconds < result.seconds
+    assert resumed.seconds > resumed.earlier_seconds
     assert _same(resumed.state, result.state)  # params, optimizer state, step
     assert _same(resumed.buffer, result.buffer)
     # Logged rows after the checkpoint are rewritten, not duplicated.

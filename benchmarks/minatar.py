@@ -39,6 +39,7 @@ _CONSISTENCY = ("--network.projection_size", "128", "--loss.consistency_loss_wei
 # Prefixes of up to 5 rewards of 1 need reward atoms up to h^-1(2) = 8, not the preset's 1.
 _VALUE_PREFIX = ("--network.value_prefix", "true", "--network.reward_support_size", "2")
 _OFF_POLICY = ("--loss.off_policy_correction_steps", "10000")
+ADDITIONS = ("consistency", "value_prefix", "off_policy", "efficientzero")
 VARIANTS = {"plain": (), "consistency": _CONSISTENCY, "value_prefix": _VALUE_PREFIX,
             "off_policy": _OFF_POLICY,
             "efficientzero": _CONSISTENCY + _VALUE_PREFIX + _OFF_POLICY,
@@ -208,8 +209,10 @@ def _steps_per_iteration() -> int:
 
 
 def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
-              games=GAMES, seeds: int = DEFAULT_SEEDS, variants=("plain",)) -> dict:
-    """Runs every game, variant and seed for `env_steps`, draws the curves, returns the
+              games=GAMES, seeds: int = DEFAULT_SEEDS, variants=("plain",),
+              variant_games=None) -> dict:
+    """Runs every game, variant and seed for `env_steps` (the variants other than plain
+    only on `variant_games`, default every game), draws the curves, returns the
     section's record."""
     if "Seaquest" in games and not seaquest_runs():
         log("  Seaquest: gymnax's port does not run here; left out")
@@ -217,6 +220,8 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
     runs = []
     for game in games:
         for variant in variants:
+            if variant != "plain" and variant_games is not None and game not in variant_games:
+                continue
             for seed in range(seeds):
                 run_dir = os.path.join(out, "minatar", device, variant, game, f"seed{seed}")
                 run = dict(run_game(game, run_dir, env_steps, seed, VARIANTS[variant]),
@@ -235,6 +240,23 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
             "env_steps_budget": env_steps, "variants": list(variants),
             "variant_flags": {v: " ".join(VARIANTS[v]) for v in variants},
             "runs": runs, "plot": png}
+
+
+def helps(variant_runs: list[dict], plain_runs: list[dict]) -> dict:
+    """The rule a preset takes an addition by: over the seeds both have, its median
+    final return is higher than plain's and it is higher than plain's run of the same
+    seed on most of them (2 of 3). Returns {"helps", "higher", "seeds", "median",
+    "plain_median"}."""
+    plain = {r["seed"]: r["final_eval_return"] for r in plain_runs}
+    mine = {r["seed"]: r["final_eval_return"] for r in variant_runs}
+    seeds = sorted(plain.keys() & mine.keys())
+    if not seeds:
+        return {"helps": False, "higher": 0, "seeds": 0, "median": None, "plain_median": None}
+    higher = sum(mine[s] > plain[s] for s in seeds)
+    median = float(np.median([mine[s] for s in seeds]))
+    plain_median = float(np.median([plain[s] for s in seeds]))
+    return {"helps": median > plain_median and 2 * higher > len(seeds), "higher": higher,
+            "seeds": len(seeds), "median": median, "plain_median": plain_median}
 
 
 def _groups(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -344,6 +366,19 @@ def markdown(section: dict) -> list[str]:
     flags = section.get("variant_flags", {})
     if any(flags.values()):
         lines += [""] + [f"- {v}: `{f}`" for v, f in flags.items() if f]
+    verdicts = []
+    for (game, variant), group in groups.items():
+        if variant not in ADDITIONS or (game, "plain") not in groups:
+            continue
+        v = helps(group, groups[(game, "plain")])
+        if v["seeds"]:
+            verdicts.append(f"- {variant} on {game}: median {v['median']:.1f} against "
+                            f"plain's {v['plain_median']:.1f}, higher on {v['higher']}/"
+                            f"{v['seeds']} seeds: {'helps' if v['helps'] else 'does not help'}")
+    if verdicts:
+        lines += ["", "An addition helps where its median over the seeds is higher than "
+                  "plain's and it is higher than plain's run of the same seed on most "
+                  "seeds:", ""] + verdicts
     lines += ["", "| game | variant | seed | env steps | wall s (compile included) | "
               "env steps/s | final greedy return (100 ep.) | best periodic eval (32 ep.): "
               "return at env steps |", "|---|---|---|---|---|---|---|---|"]

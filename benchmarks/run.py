@@ -38,8 +38,8 @@ Sections:
              Freeway, SpaceInvaders and Seaquest where gymnax's port runs (gymnax
              MinAtar, preset minatar), beside published
              figures; --minatar-steps N per run, --seeds N (3), --minatar-preset
-             plain efficientzero ... side by side, --minatar-games (only with
-             --only minatar).
+             plain efficientzero ... side by side, --minatar-games,
+             --minatar-variant-games (only with --only minatar).
   device     an accelerator's figures in under five minutes: search at batch 256-8192
              beside the network alone, learner updates/s of the Atari, MinAtar and board
              ResNets, a short MinAtar learning run (only with --only device; --tiny runs
@@ -566,6 +566,10 @@ def main(argv: list[str] | None = None) -> dict:
                         default=list(minatar.GAMES), metavar="GAME",
                         help="minatar: the games (default all; Seaquest where gymnax's port "
                              "runs)")
+    parser.add_argument("--minatar-variant-games", nargs="+", choices=minatar.GAMES,
+                        default=None, metavar="GAME",
+                        help="minatar: the games the variants other than plain run on "
+                             "(default every game of --minatar-games)")
     parser.add_argument("--control-envs", nargs="+", default=list(control.DEFAULT_TASKS),
                         metavar="ENV", help="control: the Box-action env ids (default "
                         + ", ".join(control.DEFAULT_TASKS) + ")")
@@ -622,7 +626,8 @@ def main(argv: list[str] | None = None) -> dict:
         "board": lambda: board.benchmark(settings, print),
         "minatar": lambda: minatar.benchmark(args.out, device, print, args.minatar_steps,
                                              games=tuple(args.minatar_games), seeds=args.seeds,
-                                             variants=tuple(args.minatar_preset)),
+                                             variants=tuple(args.minatar_preset),
+                                             variant_games=args.minatar_variant_games),
         "device": lambda: accelerator.benchmark(table_dir, device, print, tiny=args.tiny,
                                                 budget_seconds=args.device_seconds),
         "control": lambda: control.benchmark(args.out, device, print,

@@ -143,6 +143,8 @@ def test_benchmark_gives_seeds_median_and_range_per_variant_and_bands(tmp_path):
     assert "efficientzero, greedy, 100 episodes | 1,000 steps | 5.0 [4.0, 9.0] |" in table
     assert "--loss.off_policy_correction_steps 10000" in table
     assert "| Breakout | efficientzero | 2 | 1,000 |" in table
+    assert ("- efficientzero on Breakout: median 5.0 against plain's 2.0, higher on 3/3 "
+            "seeds: helps") in table
     # Seeds evaluate at the same env steps: median and range there; wall times' median.
     xs, median, low, high = minatar.band(runs[3:], "env_steps")
     assert (xs, median, low, high) == ([500.0, 1000.0], [1.0, 5.0], [0.0, 4.0], [2.0, 9.0])
@@ -185,3 +187,21 @@ def test_a_run_cut_off_by_a_sittings_end_is_resumed_not_started_again(tmp_path, 
     minatar.train_cold(["--env", env_id, *flags, "--seed", "1"], str(tmp_path / "new"),
                        20_480, 512)
     assert commands[1][1:4] == [minatar.SCRIPT, "--env", env_id] and "--resume" not in commands[1]
+
+
+def test_an_addition_helps_only_with_a_higher_median_and_most_seeds_higher():
+    from benchmarks import minatar
+
+    def runs(*finals):
+        return [{"seed": s, "final_eval_return": f} for s, f in enumerate(finals)]
+
+    plain = runs(1.0, 5.0, 9.0)
+    # A higher median (6 > 5) from one seed of three: no.
+    assert minatar.helps(runs(0.0, 6.0, 8.0), plain) == {
+        "helps": False, "higher": 1, "seeds": 3, "median": 6.0, "plain_median": 5.0}
+    # Two seeds of three higher, median higher: yes; the same median: no.
+    assert minatar.helps(runs(2.0, 6.0, 8.0), plain)["helps"]
+    assert not minatar.helps(runs(2.0, 5.0, 10.0), plain)["helps"]
+    # Only the seeds both have are compared; none in common says nothing.
+    assert minatar.helps(runs(2.0, 6.0), plain)["seeds"] == 2
+    assert minatar.helps([{"seed": 7, "final_eval_return": 99.0}], plain)["helps"] is False

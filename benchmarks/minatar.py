@@ -94,18 +94,20 @@ def finished(out: str, env_id: str, env_steps: int, seed: int,
     same = (config["env"]["id"] == env_id and config["run"]["seed"] == seed
             and config["run"]["total_env_steps"] == env_steps)
     done = os.path.exists(os.path.join(out, "summary.json"))
+    if not (done and same or cut_off(out)):
+        return False
     kind = "finished run" if done else "run cut off before its end"
-    if not done and cut_off(out) and not same:
+    if not same:
         raise RuntimeError(
             f"{out} holds a {kind} of {config['env']['id']}, seed {config['run']['seed']}, "
             f"{config['run']['total_env_steps']:,} env steps; expected {env_id}, seed "
             f"{seed}, {env_steps:,}: move it away to train this one")
-    if (done and same or cut_off(out)) and flags is not None:
+    if flags is not None:
         differs = config_difference(config, ("--env.id", env_id, *flags))
         if differs:
             raise RuntimeError(f"{out} holds a {kind} of another config ({differs}); "
                                "move it away to train this one")
-    return done and same
+    return done
 
 
 def cut_off(out: str) -> bool:

@@ -168,8 +168,9 @@ def minatar_breakout(path: str) -> str:
 
 
 def game_2048(path: str) -> str:
-    """pgx 2048 at 2M env steps, seeds 0-2: the `2048` preset (Stochastic MuZero) above,
-    plain MuZero with the same flags below; the dotted line is 4x the random player."""
+    """pgx 2048 at 2M env steps, seeds 0-2: the `2048` preset (Stochastic MuZero), plain
+    MuZero with the same flags and AlphaZero mode (pgx's step in the tree), top to
+    bottom; the dotted line is 4x the random player."""
     from benchmarks import game2048
 
     random_score = game2048.baselines()["random"]["mean_score"]
@@ -177,7 +178,8 @@ def game_2048(path: str) -> str:
              [eval_runs(_path("2048", EPYC, f"{variant}-seed{seed}", "metrics.csv"))[""]
               for seed in range(3)])
             for variant, title in (("stochastic", "Stochastic MuZero (preset 2048)"),
-                                   ("plain", "plain MuZero, the same flags"))]
+                                   ("plain", "plain MuZero, the same flags"),
+                                   ("alphazero", "AlphaZero mode, pgx's step"))]
     return _learning_figure(rows, "greedy score (8 games)", path, line=4 * random_score)
 
 

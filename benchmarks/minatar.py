@@ -121,7 +121,8 @@ def cut_off(out: str) -> bool:
 def config_difference(saved: dict, flags: tuple[str, ...]) -> str | None:
     """The first training field (any stage but `run`) where `saved` (a run's
     config.json) differs from the config of `flags`, as "stage.field: saved, expected";
-    None where none does."""
+    None where none does. A field `saved` lacks is one added after the run was made,
+    whose default keeps the behaviour the run trained with: not a difference."""
     import dataclasses
 
     from muzero_jax import cli
@@ -131,7 +132,7 @@ def config_difference(saved: dict, flags: tuple[str, ...]) -> str | None:
         if stage == "run" or not isinstance(fields, dict):
             continue
         for name, value in fields.items():
-            if saved.get(stage, {}).get(name) != value:
+            if name in saved.get(stage, {}) and saved[stage][name] != value:
                 return f"{stage}.{name}: {saved.get(stage, {}).get(name)!r}, expected {value!r}"
     return None
 

@@ -483,6 +483,10 @@ def test_a_benchmark_refuses_to_read_a_finished_run_of_another_config(tmp_path):
     (run / "summary.json").write_text("{}")
     steps = config["run"]["total_env_steps"]
     assert minatar.finished(str(run), "pgx/2048", steps, 1, ("--preset", "2048"))
+    # A run made before a field existed is read: the field's default is what it ran.
+    del config["network"]["afterstate_reward"]
+    (run / "config.json").write_text(json.dumps(config))
+    assert minatar.finished(str(run), "pgx/2048", steps, 1, ("--preset", "2048"))
     with pytest.raises(RuntimeError, match="network.chance_outcomes: 8, expected 0"):
         minatar.finished(str(run), "pgx/2048", steps, 1,
                          ("--preset", "2048", "--network.chance_outcomes", "0",

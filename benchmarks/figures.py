@@ -157,13 +157,15 @@ def reanalyze(path: str) -> str:
 
 
 def minatar_breakout(path: str) -> str:
-    """Breakout-MinAtar at 2M env steps, seeds 0-2: the `minatar` preset (conv h) above,
-    the same with an MLP h below (the MinAtar benchmark's `plain` and `mlp` variants)."""
+    """Breakout-MinAtar at 2M env steps, seeds 0-2: the `minatar` preset (conv h), the
+    same with an MLP h, and with EfficientZero's three additions, top to bottom (the
+    MinAtar benchmark's `plain`, `mlp` and `efficientzero` variants)."""
     rows = [(f"Breakout-MinAtar, {title}",
              [eval_runs(_path("minatar", EPYC, variant, "Breakout", f"seed{seed}",
                               "metrics.csv"))[""] for seed in range(3)])
             for variant, title in (("plain", "minatar preset (conv h)"),
-                                   ("mlp", "MLP h (--network.kind mlp)"))]
+                                   ("mlp", "MLP h (--network.kind mlp)"),
+                                   ("efficientzero", "all three EfficientZero additions"))]
     return _learning_figure(rows, "greedy return (32 episodes)", path, line=24)
 
 

@@ -131,9 +131,10 @@ def config_difference(saved: dict, flags: tuple[str, ...]) -> str | None:
     for stage, fields in expected.items():
         if stage == "run" or not isinstance(fields, dict):
             continue
+        ran = saved.get(stage, {})
         for name, value in fields.items():
-            if name in saved.get(stage, {}) and saved[stage][name] != value:
-                return f"{stage}.{name}: {saved.get(stage, {}).get(name)!r}, expected {value!r}"
+            if name in ran and ran[name] != value:
+                return f"{stage}.{name}: {ran[name]!r}, expected {value!r}"
     return None
 
 

@@ -131,7 +131,9 @@ def config_difference(saved: dict, flags: tuple[str, ...]) -> str | None:
     for stage, fields in expected.items():
         if stage == "run" or not isinstance(fields, dict):
             continue
-        ran = saved.get(stage, {})
+        if not isinstance(saved.get(stage), dict):
+            return f"{stage}: {saved.get(stage)!r}, expected the stage's fields"
+        ran = saved[stage]
         for name, value in fields.items():
             if name in ran and ran[name] != value:
                 return f"{stage}.{name}: {ran[name]!r}, expected {value!r}"

@@ -487,6 +487,12 @@ def test_a_benchmark_refuses_to_read_a_finished_run_of_another_config(tmp_path):
     del config["network"]["afterstate_reward"]
     (run / "config.json").write_text(json.dumps(config))
     assert minatar.finished(str(run), "pgx/2048", steps, 1, ("--preset", "2048"))
+    # A whole stage missing is not a field added later: it is refused.
+    (run / "config.json").write_text(json.dumps({k: v for k, v in config.items()
+                                                 if k != "network"}))
+    with pytest.raises(RuntimeError, match="network: None, expected the stage's fields"):
+        minatar.finished(str(run), "pgx/2048", steps, 1, ("--preset", "2048"))
+    (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(RuntimeError, match="network.chance_outcomes: 8, expected 0"):
         minatar.finished(str(run), "pgx/2048", steps, 1,
                          ("--preset", "2048", "--network.chance_outcomes", "0",

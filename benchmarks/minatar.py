@@ -45,7 +45,11 @@ VARIANTS = {"plain": (), "consistency": _CONSISTENCY, "value_prefix": _VALUE_PRE
             "efficientzero": _CONSISTENCY + _VALUE_PREFIX + _OFF_POLICY,
             # h as an MLP on the flattened planes, as g and f: the preset's choice of a
             # conv h, measured.
-            "mlp": ("--network.kind", "mlp")}
+            "mlp": ("--network.kind", "mlp"),
+            # value targets bootstrap from the search values stored while acting (the
+            # paper's MuZero without Reanalyze) instead of a target network's h and f on
+            # every bootstrap position: the preset's choice of a target network, measured.
+            "search_values": ("--learner.target_update_period", "0")}
 
 # Returns at the given budgets: the MinAtar paper (Young & Tian 2019, training
 # average, read off its curves) and gymnax's PPO baselines.

@@ -1,6 +1,7 @@
 """The `minatar` preset on gymnax's MinAtar games: it builds and trains (seconds), and the
 Breakout bar (slow: an hour, --runslow)."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -24,6 +25,25 @@ def test_minatar_preset_sizes_its_supports():
     assert cfg.run.final_eval_episodes == 100
     mz.validate(cfg, max_abs_reward=1.0, observation_shape=(10, 10, 4), num_actions=3)
 
+
+
+def test_every_minatar_variant_is_the_preset_changed_only_where_its_flags_say():
+    from benchmarks import minatar
+    from muzero_jax import cli
+
+    def fields(config):
+        return {f"{stage}.{name}": value for stage, values in dataclasses.asdict(config).items()
+                if isinstance(values, dict) for name, value in values.items()}
+
+    preset = fields(cli.parse_config(["--preset", "minatar"]))
+    for variant, flags in minatar.VARIANTS.items():
+        config = cli.parse_config(["--preset", "minatar", *flags])
+        changed = {k for k, v in fields(config).items() if v != preset[k]}
+        assert changed == {f[2:] for f in flags if f.startswith("--")}, variant
+    # Without a target network the value targets bootstrap from the stored search values.
+    assert mz.minatar().learner.use_target_network
+    assert not cli.parse_config(["--preset", "minatar", *minatar.VARIANTS["search_values"]]
+                                ).learner.use_target_network
 
 @pytest.mark.parametrize("game, network", [
     ("Breakout", "conv_mlp"),

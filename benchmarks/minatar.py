@@ -11,7 +11,8 @@ actions (0.1, the preset's env default) and the env's own time limit.
 version; `--seeds N` runs seeds 0..N-1 of each (3 by default: the table gives the median
 and the range, the plot the median curve in a band from the lowest to the highest);
 `--minatar-preset` names the variants side by side (`VARIANTS`: the plain preset,
-EfficientZero's additions one at a time, and all three); `--minatar-games` the games.
+EfficientZero's additions one at a time, all three, and two of the preset's own choices
+undone: `mlp` and `search_values`); `--minatar-games` the games.
 """
 
 from __future__ import annotations

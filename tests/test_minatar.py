@@ -26,7 +26,6 @@ def test_minatar_preset_sizes_its_supports():
     mz.validate(cfg, max_abs_reward=1.0, observation_shape=(10, 10, 4), num_actions=3)
 
 
-
 def test_every_minatar_variant_is_the_preset_changed_only_where_its_flags_say():
     from benchmarks import minatar
     from muzero_jax import cli
@@ -44,6 +43,7 @@ def test_every_minatar_variant_is_the_preset_changed_only_where_its_flags_say():
     assert mz.minatar().learner.use_target_network
     assert not cli.parse_config(["--preset", "minatar", *minatar.VARIANTS["search_values"]]
                                 ).learner.use_target_network
+
 
 @pytest.mark.parametrize("game, network", [
     ("Breakout", "conv_mlp"),

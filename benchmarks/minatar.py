@@ -221,20 +221,30 @@ def _steps_per_iteration() -> int:
 
 def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
               games=GAMES, seeds: int = DEFAULT_SEEDS, variants=("plain",),
-              variant_games=None) -> dict:
+              variant_games=None, finished_only: bool = False) -> dict:
     """Runs every game, variant and seed for `env_steps` (the variants other than plain
     only on `variant_games`, default every game), draws the curves, returns the
-    section's record."""
+    section's record.
+
+    `finished_only`: trains nothing; the table and curves are drawn from the runs already
+    finished under `out`, and the record lists the others as `missing` (a benchmark of
+    many CPU-hours, reported as it stands between sittings).
+    """
     if "Seaquest" in games and not seaquest_runs():
         log("  Seaquest: gymnax's port does not run here; left out")
         games = tuple(g for g in games if g != "Seaquest")
-    runs = []
+    runs, missing = [], []
     for game in games:
         for variant in variants:
             if variant != "plain" and variant_games is not None and game not in variant_games:
                 continue
             for seed in range(seeds):
                 run_dir = os.path.join(out, "minatar", device, variant, game, f"seed{seed}")
+                if finished_only and not finished(
+                        run_dir, f"gymnax/{game}-MinAtar", env_steps, seed,
+                        ("--preset", "minatar", *VARIANTS[variant])):
+                    missing.append(f"{game} {variant} seed {seed}")
+                    continue
                 run = dict(run_game(game, run_dir, env_steps, seed, VARIANTS[variant]),
                            variant=variant)
                 log(f"  {game:14s} {variant:13s} seed {seed}: {run['env_steps']:,} env steps "
@@ -242,6 +252,11 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
                     f"{run['final_eval_return']:.1f} +- {run['final_eval_std']:.1f} "
                     f"({run['final_eval_episodes']} episodes)")
                 runs.append(run)
+    if missing:
+        log(f"  not finished yet, left out: {', '.join(missing)}")
+    if not runs:
+        raise RuntimeError(f"no finished MinAtar run under {os.path.join(out, 'minatar', device)}"
+                           " to report: run without --minatar-finished-only to train them")
     png = f"minatar/{device}.png"  # relative to `out`, as the tables' links are
     os.makedirs(os.path.dirname(os.path.join(out, png)), exist_ok=True)
     plot(runs, os.path.join(out, png))
@@ -250,7 +265,7 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
                       "included)",
             "env_steps_budget": env_steps, "variants": list(variants),
             "variant_flags": {v: " ".join(VARIANTS[v]) for v in variants},
-            "runs": runs, "plot": png}
+            "seeds": seeds, "runs": runs, "missing": missing, "plot": png}
 
 
 def helps(variant_runs: list[dict], plain_runs: list[dict]) -> dict:
@@ -268,6 +283,19 @@ def helps(variant_runs: list[dict], plain_runs: list[dict]) -> dict:
     plain_median = float(np.median([plain[s] for s in seeds]))
     return {"helps": median > plain_median and 2 * higher > len(seeds), "higher": higher,
             "seeds": len(seeds), "median": median, "plain_median": plain_median}
+
+
+def verdict(v: dict, seeds: int) -> str:
+    """`helps`'s result `v` in words, for a benchmark of `seeds` seeds of which `v`
+    compares `v["seeds"]`: decided once every seed has run, or earlier where the seeds
+    left cannot make most seeds higher; open otherwise."""
+    if v["seeds"] >= seeds:
+        return "helps" if v["helps"] else "does not help"
+    left = seeds - v["seeds"]
+    if 2 * (v["higher"] + left) <= seeds:
+        return (f"does not help, whatever the {left} seed{'s' * (left > 1)} left give "
+                f"(at most {v['higher'] + left} of {seeds} can be higher)")
+    return f"open ({v['seeds']} of {seeds} seeds run)"
 
 
 def _groups(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -324,7 +352,7 @@ def plot(runs: list[dict], path: str, title: str = "{}-MinAtar", ylabel: str = "
                 ax = axes[row, col]
                 xs, median, low, high = band(group, x)
                 ax.plot(xs, median, marker=".", color=f"C{colour}",
-                        label=f"{variant} ({len(group)} seeds)")
+                        label=f"{variant} ({len(group)} seed{'s' * (len(group) > 1)})")
                 ax.fill_between(xs, low, high, color=f"C{colour}", alpha=0.2)
                 ax.plot([r[x] for r in group], [r["final_eval_return"] for r in group], "o",
                         color=f"C{colour}", markersize=3)
@@ -385,7 +413,7 @@ def markdown(section: dict) -> list[str]:
         if v["seeds"]:
             verdicts.append(f"- {variant} on {game}: median {v['median']:.1f} against "
                             f"plain's {v['plain_median']:.1f}, higher on {v['higher']}/"
-                            f"{v['seeds']} seeds: {'helps' if v['helps'] else 'does not help'}")
+                            f"{v['seeds']} seeds: {verdict(v, section.get('seeds', v['seeds']))}")
     if verdicts:
         lines += ["", "An addition helps where its median over the seeds is higher than "
                   "plain's and it is higher than plain's run of the same seed on most "
@@ -402,5 +430,8 @@ def markdown(section: dict) -> list[str]:
                          f"{r['final_eval_return']:.1f} +- {r['final_eval_std']:.1f} | "
                          + (f"{best['eval_return']:.1f} at {best['env_steps']:,}" if best
                             else "-") + " |")
+    if section.get("missing"):
+        lines += ["", "Not finished yet, left out of the table and curves: "
+                  + ", ".join(section["missing"]) + "."]
     lines += ["", f"![MinAtar curves](../{section['plot']})"]
     return lines

@@ -39,7 +39,8 @@ Sections:
              MinAtar, preset minatar), beside published
              figures; --minatar-steps N per run, --seeds N (3), --minatar-preset
              plain efficientzero ... side by side, --minatar-games,
-             --minatar-variant-games (only with --only minatar).
+             --minatar-variant-games, --minatar-finished-only to report the
+             runs finished so far and train none (only with --only minatar).
   device     an accelerator's figures in under five minutes: search at batch 256-8192
              beside the network alone, learner updates/s of the Atari, MinAtar and board
              ResNets, a short MinAtar learning run (only with --only device; --tiny runs
@@ -570,6 +571,9 @@ def main(argv: list[str] | None = None) -> dict:
                         default=None, metavar="GAME",
                         help="minatar: the games the variants other than plain run on "
                              "(default every game of --minatar-games)")
+    parser.add_argument("--minatar-finished-only", action="store_true",
+                        help="minatar: train nothing; report the runs already finished under "
+                             "--out and list the others as missing")
     parser.add_argument("--control-envs", nargs="+", default=list(control.DEFAULT_TASKS),
                         metavar="ENV", help="control: the Box-action env ids (default "
                         + ", ".join(control.DEFAULT_TASKS) + ")")
@@ -627,7 +631,8 @@ def main(argv: list[str] | None = None) -> dict:
         "minatar": lambda: minatar.benchmark(args.out, device, print, args.minatar_steps,
                                              games=tuple(args.minatar_games), seeds=args.seeds,
                                              variants=tuple(args.minatar_preset),
-                                             variant_games=args.minatar_variant_games),
+                                             variant_games=args.minatar_variant_games,
+                                             finished_only=args.minatar_finished_only),
         "device": lambda: accelerator.benchmark(table_dir, device, print, tiny=args.tiny,
                                                 budget_seconds=args.device_seconds),
         "control": lambda: control.benchmark(args.out, device, print,

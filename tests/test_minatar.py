@@ -225,3 +225,45 @@ def test_an_addition_helps_only_with_a_higher_median_and_most_seeds_higher():
     # Only the seeds both have are compared; none in common says nothing.
     assert minatar.helps(runs(2.0, 6.0), plain)["seeds"] == 2
     assert minatar.helps([{"seed": 7, "final_eval_return": 99.0}], plain)["helps"] is False
+
+
+def test_a_report_of_finished_runs_trains_nothing_and_names_what_is_missing(tmp_path,
+                                                                            monkeypatch):
+    import dataclasses
+
+    from benchmarks import minatar
+    from muzero_jax import cli
+
+    monkeypatch.setattr(minatar, "train_cold", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(minatar, "plot", lambda runs, path: None)
+    finals = {("plain", 0): 3.0, ("plain", 1): 5.0, ("plain", 2): 4.0,
+              ("value_prefix", 0): 2.0, ("value_prefix", 1): 4.0, ("consistency", 0): 9.0}
+    for (variant, seed), final in finals.items():
+        run = tmp_path / "minatar" / "dev" / variant / "Breakout" / f"seed{seed}"
+        run.mkdir(parents=True)
+        flags = ("--preset", "minatar", *minatar.VARIANTS[variant])
+        config = dataclasses.asdict(cli.parse_config([
+            *flags, "--run.seed", str(seed), "--run.total_env_steps", "1000"]))
+        (run / "config.json").write_text(json.dumps(config))
+        (run / "summary.json").write_text(json.dumps({
+            "wall_seconds": 10.0, "train_seconds": 9.0, "env_steps": 1000, "train_steps": 10,
+            "eval_return_mean": final, "eval_return_std": 0.5, "eval_episodes": 100}))
+        (run / "metrics.csv").write_text(
+            f"iteration,env_steps,wall_seconds,eval_return\n1,1000,9.0,{final}\n")
+    section = minatar.benchmark(str(tmp_path), "dev", lambda _: None, 1000, games=("Breakout",),
+                                seeds=3, variants=("plain", "value_prefix", "consistency"),
+                                finished_only=True)
+    assert len(section["runs"]) == 6
+    assert section["missing"] == ["Breakout value_prefix seed 2", "Breakout consistency seed 1",
+                                  "Breakout consistency seed 2"]
+    table = "\n".join(minatar.markdown(section))
+    # Lower on 2 seeds of 3: settled before its third; higher on its one seed: open.
+    assert ("- value_prefix on Breakout: median 3.0 against plain's 4.0, higher on 0/2 seeds: "
+            "does not help, whatever the 1 seed left give (at most 1 of 3 can be higher)") in table
+    assert "- consistency on Breakout: median 9.0 against plain's 3.0, higher on 1/1 seeds: " \
+           "open (1 of 3 seeds run)" in table
+    assert "Not finished yet, left out of the table and curves: Breakout value_prefix seed 2" \
+        in table
+    with pytest.raises(RuntimeError, match="no finished MinAtar run"):
+        minatar.benchmark(str(tmp_path), "other", lambda _: None, 1000, games=("Breakout",),
+                          finished_only=True)

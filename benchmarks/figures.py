@@ -169,6 +169,23 @@ def minatar_breakout(path: str) -> str:
     return _learning_figure(rows, "greedy return (32 episodes)", path, line=24)
 
 
+def minatar_games(path: str) -> str:
+    """Every MinAtar game with three finished seeds of the `minatar` preset at 2M env
+    steps, top to bottom in the benchmark's order (a game joins once its runs are
+    committed)."""
+    from benchmarks import minatar
+
+    def seeds(game: str) -> list[str]:
+        return [_path("minatar", EPYC, "plain", game, f"seed{s}", "metrics.csv")
+                for s in range(3)]
+
+    rows = [(f"{game}-MinAtar, minatar preset", [eval_runs(p)[""] for p in seeds(game)])
+            for game in minatar.GAMES
+            if all(os.path.exists(os.path.join(os.path.dirname(p), "summary.json"))
+                   for p in seeds(game))]
+    return _learning_figure(rows, "greedy return (32 episodes)", path)
+
+
 def game_2048(path: str) -> str:
     """pgx 2048 at 2M env steps, seeds 0-2: the `2048` preset (Stochastic MuZero), plain
     MuZero with the same flags and AlphaZero mode (pgx's step in the tree), top to
@@ -295,6 +312,7 @@ FIGURES = {
     "results-cartpole": cartpole,
     "results-reanalyze": reanalyze,
     "results-minatar-breakout": minatar_breakout,
+    "results-minatar-games": minatar_games,
     "results-connect-four": connect_four,
     "results-2048": game_2048,
     "results-search": search_cost,

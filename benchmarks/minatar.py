@@ -64,6 +64,10 @@ PUBLISHED = (
 )
 
 
+class NothingFinished(RuntimeError):
+    """A report of finished runs (`benchmark(finished_only=True)`) found none."""
+
+
 def seaquest_runs() -> bool:
     """Whether gymnax's Seaquest-MinAtar port resets and steps here (a few steps, jitted)."""
     try:
@@ -255,8 +259,9 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
     if missing:
         log(f"  not finished yet, left out: {', '.join(missing)}")
     if not runs:
-        raise RuntimeError(f"no finished MinAtar run under {os.path.join(out, 'minatar', device)}"
-                           " to report: run without --minatar-finished-only to train them")
+        raise NothingFinished(f"no finished MinAtar run under "
+                              f"{os.path.join(out, 'minatar', device)} to report: run "
+                              "without --minatar-finished-only to train them")
     png = f"minatar/{device}.png"  # relative to `out`, as the tables' links are
     os.makedirs(os.path.dirname(os.path.join(out, png)), exist_ok=True)
     plot(runs, os.path.join(out, png))

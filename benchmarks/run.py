@@ -653,7 +653,11 @@ def main(argv: list[str] | None = None) -> dict:
     for name in sections:
         print(f"[{name}]")
         section_start = time.perf_counter()
-        results["sections"][name] = runners[name]()
+        try:
+            results["sections"][name] = runners[name]()
+        except minatar.NothingFinished as e:
+            print(f"--minatar-finished-only: {e}", file=sys.stderr)
+            sys.exit(2)
         results["sections"][name]["section_seconds"] = time.perf_counter() - section_start
     if args.profile:
         results["profile"] = profile_search(os.path.join(table_dir, f"profile-{device}"))

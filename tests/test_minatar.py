@@ -264,6 +264,6 @@ def test_a_report_of_finished_runs_trains_nothing_and_names_what_is_missing(tmp_
            "open (1 of 3 seeds run)" in table
     assert "Not finished yet, left out of the table and curves: Breakout value_prefix seed 2" \
         in table
-    with pytest.raises(RuntimeError, match="no finished MinAtar run"):
+    with pytest.raises(minatar.NothingFinished, match="no finished MinAtar run"):
         minatar.benchmark(str(tmp_path), "other", lambda _: None, 1000, games=("Breakout",),
                           finished_only=True)

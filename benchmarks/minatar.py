@@ -150,12 +150,15 @@ def config_difference(saved: dict, flags: tuple[str, ...]) -> str | None:
 
 
 def run_game(game: str, out: str, env_steps: int, seed: int = 0,
-             extra_args: tuple[str, ...] = ()) -> dict:
+             extra_args: tuple[str, ...] = (), train: bool = True) -> dict | None:
     """Trains one game in a fresh process, unless `out` holds that run (`finished`);
-    returns its summary and learning curve."""
+    returns its summary and learning curve. `train=False`: None where `out` does not
+    hold it finished, instead of training it."""
     if finished(out, f"gymnax/{game}-MinAtar", env_steps, seed,
                 ("--preset", "minatar", *extra_args)):
         return read_run(out, game, seed)
+    if not train:
+        return None
     train_cold(["--env", f"gymnax/{game}-MinAtar", "--preset", "minatar", "--seed",
                 str(seed), *extra_args], out, env_steps, _steps_per_iteration())
     strip_run(out)
@@ -244,13 +247,12 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
                 continue
             for seed in range(seeds):
                 run_dir = os.path.join(out, "minatar", device, variant, game, f"seed{seed}")
-                if finished_only and not finished(
-                        run_dir, f"gymnax/{game}-MinAtar", env_steps, seed,
-                        ("--preset", "minatar", *VARIANTS[variant])):
+                run = run_game(game, run_dir, env_steps, seed, VARIANTS[variant],
+                               train=not finished_only)
+                if run is None:
                     missing.append(f"{game} {variant} seed {seed}")
                     continue
-                run = dict(run_game(game, run_dir, env_steps, seed, VARIANTS[variant]),
-                           variant=variant)
+                run = dict(run, variant=variant)
                 log(f"  {game:14s} {variant:13s} seed {seed}: {run['env_steps']:,} env steps "
                     f"in {run['wall_seconds']:.0f} s, greedy return "
                     f"{run['final_eval_return']:.1f} +- {run['final_eval_std']:.1f} "

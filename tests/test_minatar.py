@@ -47,7 +47,6 @@ def test_every_minatar_variant_is_the_preset_changed_only_where_its_flags_say():
 
 @pytest.mark.parametrize("game, network", [
     ("Breakout", "conv_mlp"),
-    ("Breakout", "mlp"),
     # The board ResNet's own path is tested in test_board.py; here only its MinAtar sizes,
     # a compile of 40 s on this CPU: slow.
     pytest.param("SpaceInvaders", "board", marks=pytest.mark.slow)])
@@ -65,11 +64,27 @@ def test_minatar_preset_runs_an_iteration_on_a_minatar_id(game, network):
     h = result.state.params["params"]["representation"]
     if network == "board":  # keeps the 10x10 board: a 3x3 conv stem over the planes
         assert h["Conv_0"]["kernel"].shape == (3, 3, channels, 4)
-    elif network == "conv_mlp":  # the stem at 10x10, then one dense layer to the latent
+    else:  # the stem at 10x10, then one dense layer to the latent
         assert h["Conv_0"]["kernel"].shape == (3, 3, channels, 4)
         assert h["Dense_0"]["kernel"].shape == (10 * 10 * 4, 8)
-    else:  # the flattened planes
-        assert h["MLP_0"]["Dense_0"]["kernel"].shape == (10 * 10 * channels, 8)
+
+
+def test_the_mlp_variant_reads_the_flattened_planes():
+    # The same preset and pieces as the run above, another h: its shapes suffice.
+    import jax
+    import jax.numpy as jnp
+    from benchmarks import minatar
+    from muzero_jax import cli
+
+    cfg = cli.parse_config(["--preset", "minatar", *minatar.VARIANTS["mlp"],
+                            "--network.hidden_size", "8", "--network.latent_size", "8"])
+    agent = mz.Agent(cfg)
+    params = jax.eval_shape(agent.model.init, jax.random.key(0))
+    h = params["params"]["representation"]
+    assert h["MLP_0"]["Dense_0"]["kernel"].shape == (10 * 10 * 4, 8)
+    root = jax.eval_shape(agent.model.initial_inference, params,
+                          jnp.zeros((2, 10, 10, 4), jnp.float32))
+    assert root.state.shape == (2, 8)
 
 
 @pytest.mark.slow

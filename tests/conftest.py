@@ -39,19 +39,19 @@ def pytest_configure(config):
                 os.environ["XLA_FLAGS"] = f"{flags} --{name}={value}".strip()
 
 
-# The files that take longest, longest first (CPU seconds with `-n 0` on the 2-core AMD
-# EPYC: faults 94, loop 40, atari 39, train 28, search 24, experiments 24, board 20,
-# distributed 18, ...; test_docs, test_efficientzero, test_stochastic and test_device by
-# estimate). pytest-xdist hands whole files (--dist loadfile) to whichever worker is
-# free, in collection order (--no-loadscope-reorder: not by test count): longest first, a
-# long file never starts last beside an idle worker. Files not listed follow in name order.
-LONGEST_FIRST = ("test_faults.py", "test_loop.py", "test_docs.py", "test_atari.py",
-                 "test_train.py", "test_search.py", "test_experiments.py", "test_examples.py",
-                 "test_efficientzero.py", "test_stochastic.py", "test_board.py",
-                 "test_distributed.py", "test_learner.py", "test_training_machinery.py",
-                 "test_selfplay.py", "test_notebook.py", "test_device.py",
-                 "test_benchmarks.py", "test_gymnasium_env.py", "test_compat.py",
-                 "test_extensions.py", "test_envs.py", "test_reanalyze.py")
+# The files that take longest, longest first (seconds with `-n 1` pinned to one core of the
+# 2-core AMD EPYC: faults 103, stochastic 44, loop 42, examples 32, docs 30, experiments
+# 30, train 30, search 30, atari 29, board 27, sampled 27, ...). pytest-xdist hands
+# whole files (--dist loadfile) to whichever worker is free, in collection order
+# (--no-loadscope-reorder: not by test count): longest first, a long file never starts
+# last beside an idle worker. Files not listed (each under 9 s) follow in name order.
+LONGEST_FIRST = ("test_faults.py", "test_stochastic.py", "test_loop.py", "test_examples.py",
+                 "test_docs.py", "test_experiments.py", "test_train.py", "test_search.py",
+                 "test_atari.py", "test_board.py", "test_sampled.py", "test_distributed.py",
+                 "test_mjx.py", "test_learner.py", "test_selfplay.py", "test_notebook.py",
+                 "test_benchmarks.py", "test_training_machinery.py", "test_minatar.py",
+                 "test_efficientzero.py", "test_reanalyze.py", "test_gymnasium_env.py",
+                 "test_extensions.py")
 
 
 def pytest_collection_modifyitems(config, items):

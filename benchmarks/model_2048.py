@@ -65,45 +65,57 @@ def check(run_dir: str, num_states: int = 2048, seed: int = 0) -> dict:
             **check_params(agent, runs[0][1].params, num_states, seed)}
 
 
-def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
-    """The figures of the module docstring for `agent`'s model with `params`, over
-    about `num_states` positions."""
-    env, model = agent.env, agent.model
-    key = jax.random.key(seed)
-    plies = 100  # random games last about 100-150 moves: few positions past the end
-    inner, obs = random_positions(env, key, max(1, num_states * EVERY // plies), plies)
+def _model_rewards(env, model, params, key, num_games: int, plies: int) -> dict:
+    """One program: the kept positions' legal masks `[B, A]`, pgx's rewards `[B, A]` and
+    the model's `[B, A]`; for a stochastic model also the teacher-forced rewards `[B, A]`,
+    the encoder's codes `[B, A]` and sigma `[B, A, C]`."""
+    inner, obs = random_positions(env, key, num_games, plies)
     alive = ~jax.vmap(env.terminated)(inner)
     legal = jax.vmap(env.legal_action_mask)(inner) & alive[:, None]
     obs = obs.astype(jnp.float32)
-    num_actions = legal.shape[-1]
-    # Each move stepped once: its reward is the truth, its observation the encoder's input.
-    reached = [jax.vmap(env.transition)(inner, jnp.full(obs.shape[:1], a, jnp.int32),
-                                        jax.random.split(jax.random.fold_in(key, a),
-                                                         obs.shape[0]))
-               for a in range(num_actions)]
-    true = jnp.stack([step.reward for step in reached], axis=-1).astype(jnp.float32)
+    actions = jnp.arange(legal.shape[-1], dtype=jnp.int32)
+
+    def step(a):  # each move stepped once: its reward the truth, its observation the code's
+        keys = jax.random.split(jax.random.fold_in(key, a), obs.shape[0])
+        return jax.vmap(env.transition)(inner, jnp.full(obs.shape[:1], a), keys)
+
+    reached = jax.vmap(step, out_axes=1)(actions)  # [B, A, ...]
+    out = {"legal": legal, "true": reached.reward.astype(jnp.float32)}
     root = model.initial_inference(params, obs)
-    stochastic = hasattr(model, "afterstate")
-    predicted, forced, codes, sigmas = [], [], [], []
-    for a in range(num_actions):
-        action = jnp.full(obs.shape[:1], a, jnp.int32)
-        if not stochastic:
-            predicted.append(model.recurrent_inference(params, root.state, action).reward)
-            continue
-        after, sigma_logits, _ = model.afterstate(params, root.state, action)
+    if not hasattr(model, "afterstate"):
+        out["predicted"] = jax.vmap(
+            lambda a: model.recurrent_inference(params, root.state,
+                                                jnp.full(obs.shape[:1], a)).reward,
+            out_axes=1)(actions)
+        return out
+
+    def move(a, observation):
+        after, sigma_logits, _ = model.afterstate(params, root.state,
+                                                  jnp.full(obs.shape[:1], a))
         sigma = jax.nn.softmax(sigma_logits)
-        per_code = jnp.stack([
-            model.chance(params, after, jnp.broadcast_to(jax.nn.one_hot(c, model.num_codes),
-                                                         sigma.shape)).reward
-            for c in range(model.num_codes)], axis=-1)
-        predicted.append(jnp.sum(per_code * sigma, axis=-1))
-        code = jax.nn.one_hot(jnp.argmax(model.encode(params, reached[a].observation.astype(
-            jnp.float32)), axis=-1), model.num_codes)
-        forced.append(model.chance(params, after, code).reward)
-        codes.append(jnp.argmax(code, axis=-1))
-        sigmas.append(sigma)
-    predicted = jnp.stack(predicted, axis=-1)
-    legal_np, true_np, pred_np = (np.asarray(x) for x in (legal, true, predicted))
+        per_code = jax.vmap(lambda c: model.chance(params, after, jnp.broadcast_to(
+            jax.nn.one_hot(c, model.num_codes), sigma.shape)).reward, out_axes=-1)(
+                jnp.arange(model.num_codes))
+        code = jnp.argmax(model.encode(params, observation.astype(jnp.float32)), axis=-1)
+        forced = model.chance(params, after, jax.nn.one_hot(code, model.num_codes)).reward
+        return jnp.sum(per_code * sigma, axis=-1), forced, code, sigma
+
+    predicted, forced, codes, sigmas = jax.vmap(move, in_axes=(0, 1), out_axes=1)(
+        actions, reached.observation)
+    return {**out, "predicted": predicted, "forced": forced, "codes": codes,
+            "sigmas": sigmas}
+
+
+def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
+    """The figures of the module docstring for `agent`'s model with `params`, over
+    about `num_states` positions."""
+    plies = 100  # random games last about 100-150 moves: few positions past the end
+    num_games = max(1, num_states * EVERY // plies)
+    arrays = jax.jit(lambda p, k: _model_rewards(agent.env, agent.model, p, k, num_games,
+                                                 plies))(params, jax.random.key(seed))
+    stochastic = "forced" in arrays
+    legal_np, true_np, pred_np = (np.asarray(arrays[k]) for k in ("legal", "true",
+                                                                   "predicted"))
     masked_true = np.where(legal_np, true_np, -np.inf)
     differ = legal_np.any(-1) & (masked_true.max(-1) > np.where(legal_np, true_np,
                                                                 np.inf).min(-1))
@@ -119,10 +131,9 @@ def check_params(agent, params, num_states: int = 2048, seed: int = 0) -> dict:
               "best_move_by_chance": float(by_chance[differ].mean()),
               "positions_that_differ": int(differ.sum())}
     if stochastic:
-        forced_np = np.asarray(jnp.stack(forced, axis=-1))
-        codes_np = np.asarray(jnp.stack(codes, -1))  # [B, A]
+        forced_np, codes_np, sigma_np = (np.asarray(arrays[k]) for k in ("forced", "codes",
+                                                                          "sigmas"))
         used = np.unique(codes_np[legal_np])
-        sigma_np = np.asarray(jnp.stack(sigmas, axis=-2))  # [B, A, C]
         on_code = np.take_along_axis(sigma_np, codes_np[..., None], -1)[..., 0]
         record.update(
             teacher_forced_mae=float(np.abs(forced_np - true_np)[legal_np].mean()),

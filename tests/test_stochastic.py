@@ -427,7 +427,7 @@ def test_the_2048_model_check_of_an_untrained_model(variant):
                                "--network.hidden_size", "8", "--network.latent_size", "8",
                                "--network.num_hidden_layers", "1"])
     agent = mz.Agent(config)
-    record = model_2048.check_params(agent, agent.init(jax.random.key(0)).params, 60)
+    record = model_2048.check_params(agent, jax.jit(agent.init)(jax.random.key(0)).params, 60)
     assert record["model"] == variant and 0 < record["positions"] <= 60
     assert record["legal_moves"] > record["positions"] and record["mean_reward"] > 0
     # Zero-initialised reward heads pay 0 for every move (sigma's expectation included):

@@ -73,6 +73,7 @@ def test_the_mlp_variant_reads_the_flattened_planes():
     # The same preset and pieces as the run above, another h: its shapes suffice.
     import jax
     import jax.numpy as jnp
+
     from benchmarks import minatar
     from muzero_jax import cli
 

@@ -46,6 +46,21 @@ def script_in_process(path, argv, monkeypatch, capsys, cwd):
     return exit_info.value.code, capsys.readouterr().err
 
 
+def run_script(path, argv, monkeypatch, cwd) -> dict:
+    """The script at `path` run to its end in this process, as `python PATH ARGV` runs it:
+    the summary its `main` returns. The compiled programs of an earlier process come
+    from the persistent compilation cache; a new process would first import everything.
+    """
+    spec = importlib.util.spec_from_file_location("script_under_test", path)
+    script = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, script)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", [path, *argv])
+    monkeypatch.setattr(sys, "path", list(sys.path))  # main puts the working directory on it
+    monkeypatch.chdir(cwd)
+    return script.main(list(argv))
+
+
 def snapshot(directory) -> dict[str, str]:
     """Every file under `directory` (relative path -> sha256 of its bytes); {} if absent."""
     files = {}

@@ -24,7 +24,17 @@ import jax
 import nonfinite_envs
 import numpy as np
 import pytest
-from scripts import CARTPOLE, ENV, ROOT, TINY, TRAIN, assert_one_line, script_in_process, snapshot
+from scripts import (
+    CARTPOLE,
+    ENV,
+    ROOT,
+    TINY,
+    TRAIN,
+    assert_one_line,
+    run_script,
+    script_in_process,
+    snapshot,
+)
 
 import muzero_jax as mz
 from muzero_jax import checkpoint, evaluate, experiment
@@ -214,14 +224,13 @@ def test_a_failed_resume_leaves_every_file_as_it_was(trained_run, tmp_path, monk
     assert snapshot(run) == before  # config.json, metrics.csv, tensorboard/ included
 
 
-def test_a_missing_item_falls_back_to_the_newest_readable_checkpoint(trained_run, tmp_path):
+def test_a_missing_item_falls_back_to_the_newest_readable_checkpoint(trained_run, tmp_path,
+                                                                     monkeypatch, capsys):
     run, _ = copy_run(trained_run, tmp_path)
     latest = _steps(run)[-1]
     _damage(run / "checkpoints" / str(latest), "train_state", data=None)
-    proc = subprocess.run([sys.executable, CARTPOLE, "--resume", str(run)],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = assert_one_line(proc.stderr, "warning:", f"checkpoints/{latest}",
+    run_script(CARTPOLE, ["--resume", str(run)], monkeypatch, tmp_path)
+    line = assert_one_line(capsys.readouterr().err, "warning:", f"checkpoints/{latest}",
                            "item 'train_state' is missing", f"using checkpoint {latest - 5}")
     assert line.startswith("warning:")
     # The skipped checkpoint is kept aside, and the run ends exactly as the whole one did.
@@ -427,7 +436,7 @@ def test_ctrl_c_before_training_is_one_line_and_exit_130(tmp_path, capsys):
     pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
 ])
 def test_a_signal_saves_a_checkpoint_and_the_resumed_run_ends_as_the_whole_one(
-        trained_run, tmp_path, signum):
+        trained_run, tmp_path, monkeypatch, signum):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, CARTPOLE, "--out", str(out), *TINY],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -448,9 +457,7 @@ def test_a_signal_saves_a_checkpoint_and_the_resumed_run_ends_as_the_whole_one(
     assert _steps(out)[-1] == iteration < 50  # saved where it stopped, before the end
     assert not (out / "summary.json").exists()
 
-    resumed = subprocess.run([sys.executable, CARTPOLE, "--resume", str(out)],
-                             capture_output=True, text=True, timeout=600, cwd=tmp_path, env=ENV)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    run_script(CARTPOLE, ["--resume", str(out)], monkeypatch, tmp_path)
     assert json.loads((out / "summary.json").read_text())["env_steps"] == 1600
     _assert_same_final_params(out, trained_run)
 
@@ -502,17 +509,6 @@ def test_train_restores_the_signal_handlers_it_found():
 # --- early stops -----------------------------------------------------------------------------
 
 
-def _run_script(path, argv, monkeypatch, cwd) -> dict:
-    """The script at `path` run to its end in this process: the summary it returns."""
-    spec = importlib.util.spec_from_file_location("script_under_test", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    monkeypatch.setattr(sys, "argv", [path, *argv])
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.chdir(cwd)
-    return script.main(list(argv))
-
-
 def _train_module():
     return sys.modules["muzero_jax.train"]  # `muzero_jax.train` is also the function
 
@@ -531,7 +527,7 @@ def test_an_early_stop_whose_confirmation_fails_trains_on(tmp_path, monkeypatch)
 
     monkeypatch.setattr(train, "evaluate_final", evaluate_final)
     out = tmp_path / "run"
-    summary = _run_script(CARTPOLE, ["--out", str(out), *EVAL_TINY], monkeypatch, tmp_path)
+    summary = run_script(CARTPOLE, ["--out", str(out), *EVAL_TINY], monkeypatch, tmp_path)
     assert played == [("gymnasium CartPole-v1", 2)] * 3
     assert summary["env_steps"] == 192 and summary["solved_during_training"]
     stops = summary["early_stop"]
@@ -543,7 +539,7 @@ def test_an_early_stop_whose_confirmation_fails_trains_on(tmp_path, monkeypatch)
     assert json.loads((out / "summary.json").read_text())["early_stop"] == stops
     # Checkpointed: the resumed (solved, so finished) run keeps the list.
     monkeypatch.setattr(train, "evaluate_final", real)
-    resumed = _run_script(CARTPOLE, ["--resume", str(out)], monkeypatch, tmp_path)
+    resumed = run_script(CARTPOLE, ["--resume", str(out)], monkeypatch, tmp_path)
     assert resumed["env_steps"] == 192 and resumed["early_stop"] == stops
 
 
@@ -556,7 +552,7 @@ def test_an_early_stop_whose_confirmation_passes_stops(tmp_path, monkeypatch):
 
     monkeypatch.setattr(_train_module(), "confirm_solved", confirm)
     out = tmp_path / "run"
-    summary = _run_script(CARTPOLE, ["--out", str(out), *EVAL_TINY], monkeypatch, tmp_path)
+    summary = run_script(CARTPOLE, ["--out", str(out), *EVAL_TINY], monkeypatch, tmp_path)
     # The first evaluation (iteration 2: 64 env steps, 8 updates) stops the run, and the
     # confirmation is its final evaluation, not played again.
     assert played == [(8, 2)]
@@ -581,7 +577,7 @@ def test_runs_side_by_side_confirm_their_early_stops_each(tmp_path, monkeypatch)
     flags = _flags(**{"run.eval_every": 2, "run.solve_return": 5,
                       "total-env-steps": 320})
     del flags[flags.index("--seed"):flags.index("--seed") + 2]
-    summary = _run_script(CARTPOLE, ["--out", str(out), "--seeds", "0", "1", *flags],
+    summary = run_script(CARTPOLE, ["--out", str(out), "--seeds", "0", "1", *flags],
                           monkeypatch, tmp_path)
     runs = {run["seed"]: run for run in summary["runs"]}
     assert runs[0]["env_steps"] == 64 and runs[0]["solved_during_training"]
@@ -603,7 +599,7 @@ def test_host_early_stops_confirm_and_wait_after_a_failure(tmp_path, monkeypatch
 
     monkeypatch.setattr(_train_module(), "confirm_solved", confirm)
     out = tmp_path / "run"
-    summary = _run_script(CARTPOLE, ["--out", str(out), "--env", nonfinite_envs.GYM_STEADY_ID,
+    summary = run_script(CARTPOLE, ["--out", str(out), "--env", nonfinite_envs.GYM_STEADY_ID,
                                      *_flags(**{"run.solve_return": -1})],
                           monkeypatch, tmp_path)
     assert [(s["env_steps"], s["confirm_return"], s["confirmed"])

@@ -53,9 +53,6 @@ class Agent:
         self.sample_batch = pieces.sample_batch
         self.training_exploration = Exploration.training(config)
 
-        # One program each: run op by op, a network's initialisation compiles a small
-        # program for every op and shape (hundreds for a ResNet) before the first step.
-        self._init = jax.jit(pieces.init)
         self._act = jax.jit(self._act_impl)
         self._learn = jax.jit(self.learner.learn)
         self._add = jax.jit(replay.add, donate_argnums=0)
@@ -65,8 +62,8 @@ class Agent:
 
     # --- state -------------------------------------------------------------------
     def init(self, key: chex.PRNGKey) -> TrainState:
-        """Fresh parameters and optimizer state (jitted)."""
-        return self._init(key)
+        """Fresh parameters and optimizer state."""
+        return self.pieces.init(key)
 
     def init_replay(self) -> replay.ReplayBuffer:
         """An empty buffer with one stream per self-play environment."""

@@ -100,12 +100,10 @@ class JaxActor:
         self.searcher = searcher
         self.extensions = tuple(extensions)
         self._rollout = jax.jit(self.rollout_fn, static_argnames="num_steps")
-        self._reset = jax.jit(lambda key, num_envs: jax.vmap(self.env.reset)(
-            jax.random.split(key, num_envs)), static_argnames="num_envs")
 
     def reset(self, key: chex.PRNGKey, num_envs: int) -> EnvState:
-        """`[num_envs]` fresh environments (jitted). key: consumed."""
-        return self._reset(key, num_envs=num_envs)
+        """`[num_envs]` fresh environments. key: consumed."""
+        return jax.vmap(self.env.reset)(jax.random.split(key, num_envs))
 
     def rollout(self, params: Params, env_state: EnvState, key: chex.PRNGKey,
                 exploration: Exploration, num_steps: int) -> tuple[EnvState, Trajectory]:

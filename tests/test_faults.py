@@ -578,7 +578,7 @@ def test_runs_side_by_side_confirm_their_early_stops_each(tmp_path, monkeypatch)
                       "total-env-steps": 320})
     del flags[flags.index("--seed"):flags.index("--seed") + 2]
     summary = run_script(CARTPOLE, ["--out", str(out), "--seeds", "0", "1", *flags],
-                          monkeypatch, tmp_path)
+                         monkeypatch, tmp_path)
     runs = {run["seed"]: run for run in summary["runs"]}
     assert runs[0]["env_steps"] == 64 and runs[0]["solved_during_training"]
     assert [(e["env_steps"], e["confirmed"]) for e in runs[0]["early_stop"]] == [(64, True)]

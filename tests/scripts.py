@@ -29,10 +29,8 @@ TINY = ["--acting.num_envs", "4", "--acting.rollout_length", "8", "--network.hid
         "--seed", "3", "--total-env-steps", "1600", "--eval-episodes", "2"]
 
 
-def script_in_process(path, argv, monkeypatch, capsys, cwd):
-    """The script at `path` run in this process as `python PATH ARGV` runs it, for input
-    it must refuse: (exit code, stderr). No new process and imports for each refusal.
-    """
+def _script(path, argv, monkeypatch, cwd):
+    """The script at `path`, loaded as `python PATH ARGV` would run it from `cwd`."""
     spec = importlib.util.spec_from_file_location("script_under_test", path)
     script = importlib.util.module_from_spec(spec)
     # A script's dataclasses (its flags) look their module up while being defined.
@@ -41,6 +39,14 @@ def script_in_process(path, argv, monkeypatch, capsys, cwd):
     monkeypatch.setattr(sys, "argv", [path, *argv])  # error lines name the script
     monkeypatch.setattr(sys, "path", list(sys.path))  # main puts the working directory on it
     monkeypatch.chdir(cwd)
+    return script
+
+
+def script_in_process(path, argv, monkeypatch, capsys, cwd):
+    """The script at `path` run in this process as `python PATH ARGV` runs it, for input
+    it must refuse: (exit code, stderr). No new process and imports for each refusal.
+    """
+    script = _script(path, argv, monkeypatch, cwd)
     with pytest.raises(SystemExit) as exit_info:
         script.main(list(argv))
     return exit_info.value.code, capsys.readouterr().err
@@ -51,14 +57,7 @@ def run_script(path, argv, monkeypatch, cwd) -> dict:
     the summary its `main` returns. The compiled programs of an earlier process come
     from the persistent compilation cache; a new process would first import everything.
     """
-    spec = importlib.util.spec_from_file_location("script_under_test", path)
-    script = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, script)
-    spec.loader.exec_module(script)
-    monkeypatch.setattr(sys, "argv", [path, *argv])
-    monkeypatch.setattr(sys, "path", list(sys.path))  # main puts the working directory on it
-    monkeypatch.chdir(cwd)
-    return script.main(list(argv))
+    return _script(path, argv, monkeypatch, cwd).main(list(argv))
 
 
 def snapshot(directory) -> dict[str, str]:

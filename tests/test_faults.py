@@ -468,6 +468,7 @@ def test_a_signal_on_the_host_path_finishes_the_iteration_and_its_update(tiny_co
                               eval_every=0, solve_return=None, log_every=1,
                               act_while_learning=True, checkpoint_every=1000)
     run = tmp_path / "run"
+    found = signal.getsignal(signal.SIGINT)  # SIG_IGN where pytest started in the background
 
     def interrupt(row):  # called before the iteration's update starts on its worker
         if row["iteration"] == 3:
@@ -477,7 +478,7 @@ def test_a_signal_on_the_host_path_finishes_the_iteration_and_its_update(tiny_co
                                           f"{run}") as raised:
         mz.train(cfg, run_dir=str(run), on_iteration=interrupt, log=None)
     assert raised.value.exit_code == 130
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is found
     step, state = checkpoint.restore_train_state(str(run), mz.Agent(cfg).init(
         jax.random.key(0)))
     assert step == 3 and int(state.step) == 3 * cfg.learner.updates_per_iteration  # its update too
@@ -488,6 +489,7 @@ def test_train_restores_the_signal_handlers_it_found():
         pass
 
     previous = signal.signal(signal.SIGTERM, mine)
+    found = signal.getsignal(signal.SIGINT)  # SIG_IGN where pytest started in the background
     try:
         stop = train_lib._StopSignals()
         assert signal.getsignal(signal.SIGTERM) is not mine
@@ -498,7 +500,7 @@ def test_train_restores_the_signal_handlers_it_found():
         assert raised.value.exit_code == 143
         stop.restore()
         assert signal.getsignal(signal.SIGTERM) is mine
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is found
         with pytest.raises(Interrupted, match="SIGTERM: stopped after iteration 7"):
             stop.raise_if_received(None, 7, 224)
     finally:

@@ -82,8 +82,16 @@ def plot_curves(csv_path: str, png_path: str) -> str:
     runs = sorted({s["run"] for _, series in panels for s in series}, key=str)
     cols = 3
     grid_rows = max(1, math.ceil(len(panels) / cols))
-    fig, axes = plt.subplots(grid_rows, cols, figsize=(5 * cols, 3.2 * grid_rows),
-                             squeeze=False)
+    width, height = 5.0 * cols, 3.2 * grid_rows + 0.4
+    fig, axes = plt.subplots(grid_rows, cols, figsize=(width, height), squeeze=False)
+    # Margins in inches, fixed: tight_layout would draw every panel twice to measure its
+    # labels, most of the time of a plot that every run ends with.
+    left, right, top, bottom, across, down = 0.75, 0.2, 0.75, 0.5, 0.85, 0.8
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, top=1 - top / height,
+        bottom=bottom / height,
+        wspace=across / ((width - left - right - across * (cols - 1)) / cols),
+        hspace=down / ((height - top - bottom - down * (grid_rows - 1)) / grid_rows))
     for ax, (title, series) in zip(axes.flat, panels, strict=False):
         metrics = list(dict.fromkeys(s["metric"] for s in series))
         for s in series:
@@ -101,7 +109,6 @@ def plot_curves(csv_path: str, png_path: str) -> str:
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(os.path.basename(os.path.dirname(os.path.abspath(csv_path))))
-    fig.tight_layout()
     fig.savefig(png_path, dpi=90)
     plt.close(fig)
     return png_path

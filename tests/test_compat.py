@@ -3,11 +3,9 @@
 import csv
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from scripts import CARTPOLE, ENV
+from scripts import CARTPOLE, run_script
 
 import muzero_jax as mz
 
@@ -30,13 +28,11 @@ def test_a_flat_config_json_of_0_1_maps_onto_the_stages():
     assert mz.config.from_dict(mz.config.to_dict(config)) == config
 
 
-def test_a_run_directory_of_0_1_resumes_from_its_checkpoint(tmp_path):
+def test_a_run_directory_of_0_1_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     run = tmp_path / "run"
     shutil.copytree(FIXTURE, run)
-    proc = subprocess.run([sys.executable, CARTPOLE, "--resume", str(run),
-                           "--total-env-steps", "480", "--eval-episodes", "2"],
-                          capture_output=True, text=True, timeout=600, env=ENV, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_script(CARTPOLE, ["--resume", str(run), "--total-env-steps", "480",
+                          "--eval-episodes", "2"], monkeypatch, tmp_path)
     with open(run / "summary.json") as f:
         summary = json.load(f)
     # 40 updates came from the checkpoint, 20 more from the 160 steps after it.

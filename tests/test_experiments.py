@@ -21,7 +21,7 @@ import muzero_jax as mz
 from muzero_jax import checkpoint, envs, evaluate, experiment
 
 
-def test_cartpole_experiment_writes_summary_and_metrics(tiny_run, tmp_path):
+def test_cartpole_experiment_writes_summary_and_metrics(tiny_run, tmp_path, capsys):
     out, stdout = tiny_run
     assert "eval on gymnasium CartPole-v1" in stdout
     summary = json.loads((out / "summary.json").read_text())
@@ -41,17 +41,16 @@ def test_cartpole_experiment_writes_summary_and_metrics(tiny_run, tmp_path):
     # Evaluation from the run directory alone: returns, an MP4 and a search tree.
     tree = ["--tree-png", str(tmp_path / "tree.png")]
     have_dot = shutil.which("dot") is not None
+    # In this process, as `python -m muzero_jax.evaluate ARGS` runs it (its `main`).
     if not have_dot:  # Graphviz is a system package: where it is missing, say what to install
-        proc = subprocess.run([sys.executable, "-m", "muzero_jax.evaluate", str(out), *tree],
-                              capture_output=True, text=True, timeout=600, env=ENV)
-        assert proc.returncode == 2 and "apt-get install graphviz" in proc.stderr
-        assert "Traceback" not in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "muzero_jax.evaluate", str(out), "--episodes", "2", "--video",
-         *(tree if have_dot else [])],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "over 2 greedy episodes" in proc.stdout
+        with pytest.raises(SystemExit) as exit_info:
+            evaluate.main([str(out), *tree])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "apt-get install graphviz" in err
+        assert "Traceback" not in err
+    assert evaluate.main([str(out), "--episodes", "2", "--video",
+                          *(tree if have_dot else [])]) == 0
+    assert "over 2 greedy episodes" in capsys.readouterr().out
     if have_dot:
         assert open(tmp_path / "tree.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     video = imageio.get_reader(str(out / "videos" / "eval-episode-0.mp4"))

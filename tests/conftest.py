@@ -1,4 +1,6 @@
 import fcntl
+import functools
+import gc
 import os
 import platform
 import subprocess
@@ -8,6 +10,22 @@ import jax
 import pytest
 
 import muzero_jax as mz
+
+
+def _memoise_tyro_class_sources():
+    """When pytest is imported, tyro recomputes one in ten of its cache hits to check its
+    cache; each recomputed class tokenisation reparses the whole module that defines the
+    class (muzero_jax/config.py for every stage), about 25 CPU-s of the default suite. Its
+    class tokenisation is memoised once more above that check; parsing is unchanged."""
+    try:
+        from tyro import _docstrings
+        make = _docstrings._ClassTokenization.make
+    except (ImportError, AttributeError):  # another tyro: left as it is
+        return
+    _docstrings._ClassTokenization.make = staticmethod(functools.cache(make))
+
+
+_memoise_tyro_class_sources()
 
 
 def pytest_addoption(parser):
@@ -37,6 +55,13 @@ def pytest_configure(config):
             flags = os.environ.get("XLA_FLAGS", "")
             if name not in flags:
                 os.environ["XLA_FLAGS"] = f"{flags} --{name}={value}".strip()
+
+
+def pytest_unconfigure(config):
+    # pytest's last act is five full garbage collections (looking for exceptions raised in
+    # finalizers); in a worker holding the hundreds of programs its tests built, they take
+    # seconds. What is alive now is the session's own, not garbage: frozen, it is skipped.
+    gc.freeze()
 
 
 # The files that take longest, longest first (seconds with `-n 1` pinned to one core of the

@@ -279,29 +279,48 @@ def helps(variant_runs: list[dict], plain_runs: list[dict]) -> dict:
     """The rule a preset takes an addition by: over the seeds both have, its median
     final return is higher than plain's and it is higher than plain's run of the same
     seed on most of them (2 of 3). Returns {"helps", "higher", "seeds", "median",
-    "plain_median"}."""
+    "plain_median", "plain_seeds", "at_worst", "at_best"}: the last two are the rule's
+    answer over all of plain's seeds once the addition's missing ones have run, had they
+    all scored below everything or above everything."""
     plain = {r["seed"]: r["final_eval_return"] for r in plain_runs}
     mine = {r["seed"]: r["final_eval_return"] for r in variant_runs}
     seeds = sorted(plain.keys() & mine.keys())
     if not seeds:
-        return {"helps": False, "higher": 0, "seeds": 0, "median": None, "plain_median": None}
+        return {"helps": False, "higher": 0, "seeds": 0, "median": None, "plain_median": None,
+                "plain_seeds": len(plain), "at_worst": False, "at_best": True}
+    out = {**_rule(mine, plain, seeds), "plain_seeds": len(plain)}
+    left = plain.keys() - mine.keys()
+    for name, fill in (("at_worst", -np.inf), ("at_best", np.inf)):
+        filled = {**{s: fill for s in left}, **mine}
+        out[name] = _rule(filled, plain, sorted(plain))["helps"]
+    return out
+
+
+def _rule(mine: dict, plain: dict, seeds: list) -> dict:
     higher = sum(mine[s] > plain[s] for s in seeds)
     median = float(np.median([mine[s] for s in seeds]))
     plain_median = float(np.median([plain[s] for s in seeds]))
-    return {"helps": median > plain_median and 2 * higher > len(seeds), "higher": higher,
-            "seeds": len(seeds), "median": median, "plain_median": plain_median}
+    return {"helps": bool(median > plain_median and 2 * higher > len(seeds)),
+            "higher": higher, "seeds": len(seeds), "median": median,
+            "plain_median": plain_median}
 
 
 def verdict(v: dict, seeds: int) -> str:
     """`helps`'s result `v` in words, for a benchmark of `seeds` seeds of which `v`
-    compares `v["seeds"]`: decided once every seed has run, or earlier where the seeds
-    left cannot make most seeds higher; open otherwise."""
+    compares `v["seeds"]`: decided once every seed has run, or earlier where plain has
+    run them all and no result of the seeds left can change the answer; open otherwise."""
     if v["seeds"] >= seeds:
         return "helps" if v["helps"] else "does not help"
     left = seeds - v["seeds"]
+    whatever = f"whatever the {left} seed{'s' * (left > 1)} left give"
     if 2 * (v["higher"] + left) <= seeds:
-        return (f"does not help, whatever the {left} seed{'s' * (left > 1)} left give "
-                f"(at most {v['higher'] + left} of {seeds} can be higher)")
+        return (f"does not help, {whatever} (at most {v['higher'] + left} of {seeds} can "
+                "be higher)")
+    if v.get("plain_seeds", 0) >= seeds:
+        if v["at_worst"]:
+            return f"helps, {whatever}"
+        if not v["at_best"]:
+            return f"does not help, {whatever}"
     return f"open ({v['seeds']} of {seeds} seeds run)"
 
 

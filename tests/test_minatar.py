@@ -234,13 +234,40 @@ def test_an_addition_helps_only_with_a_higher_median_and_most_seeds_higher():
     plain = runs(1.0, 5.0, 9.0)
     # A higher median (6 > 5) from one seed of three: no.
     assert minatar.helps(runs(0.0, 6.0, 8.0), plain) == {
-        "helps": False, "higher": 1, "seeds": 3, "median": 6.0, "plain_median": 5.0}
+        "helps": False, "higher": 1, "seeds": 3, "median": 6.0, "plain_median": 5.0,
+        "plain_seeds": 3, "at_worst": False, "at_best": False}
     # Two seeds of three higher, median higher: yes; the same median: no.
     assert minatar.helps(runs(2.0, 6.0, 8.0), plain)["helps"]
     assert not minatar.helps(runs(2.0, 5.0, 10.0), plain)["helps"]
     # Only the seeds both have are compared; none in common says nothing.
     assert minatar.helps(runs(2.0, 6.0), plain)["seeds"] == 2
     assert minatar.helps([{"seed": 7, "final_eval_return": 99.0}], plain)["helps"] is False
+
+
+def test_an_addition_is_decided_before_its_last_seed_where_that_seed_cannot_matter():
+    from benchmarks import minatar
+
+    def runs(*finals):
+        return [{"seed": s, "final_eval_return": f} for s, f in enumerate(finals)]
+
+    plain = runs(32.1, 21.3, 29.4)  # median 29.4
+    # Seeds 0 and 1 both above plain's median: seed 2 at -inf gives median 44.0 > 29.4
+    # and 2 of 3 higher, so it helps whatever seed 2 gives.
+    two_high = minatar.helps(runs(44.0, 44.7), plain)
+    assert (two_high["at_worst"], two_high["at_best"]) == (True, True)
+    assert minatar.verdict(two_high, 3) == "helps, whatever the 1 seed left give"
+    # Higher on seed 0 only: seed 2 decides (at worst median 20.0, at best 35.0): open.
+    split = minatar.helps(runs(35.0, 20.0), plain)
+    assert (split["at_worst"], split["at_best"]) == (False, True)
+    assert minatar.verdict(split, 3) == "open (2 of 3 seeds run)"
+    # Higher on seed 1 only, and neither seed above plain's median: at best the median
+    # is 28.0 < 29.4 (the count alone would leave it open: 2 of 3 could be higher).
+    low = minatar.helps(runs(28.0, 22.0), plain)
+    assert low["higher"] == 1 and (low["at_worst"], low["at_best"]) == (False, False)
+    assert minatar.verdict(low, 3) == "does not help, whatever the 1 seed left give"
+    # Plain short of its seeds: nothing is decided early.
+    assert minatar.verdict(minatar.helps(runs(44.0, 44.7), runs(32.1, 21.3)), 3) == \
+        "open (2 of 3 seeds run)"
 
 
 def test_a_report_of_finished_runs_trains_nothing_and_names_what_is_missing(tmp_path,

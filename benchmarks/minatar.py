@@ -10,14 +10,15 @@ actions (0.1, the preset's env default) and the env's own time limit.
 `--minatar-steps` sets the env-step budget per run, so that a CPU can run a short
 version; `--seeds N` runs seeds 0..N-1 of each (3 by default: the table gives the median
 and the range, the plot the median curve in a band from the lowest to the highest);
-`--minatar-preset` names the variants side by side (`VARIANTS`: the plain preset,
-EfficientZero's additions one at a time, all three, and two of the preset's own choices
-undone: `mlp` and `search_values`); `--minatar-games` the games.
+`--minatar-preset` names the variants side by side (`VARIANTS`, default the preset
+alone: plain MuZero, EfficientZero's additions one at a time, all three, and two of the
+preset's own choices undone, `mlp` and `search_values`); `--minatar-games` the games.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import shutil
@@ -33,24 +34,27 @@ DEFAULT_STEPS = 2_000_000  # an accelerator's budget per game, a sitting for all
 EVALS_PER_RUN = 10  # periodic evaluations over a run, whatever its budget
 DEFAULT_SEEDS = 3
 
-# EfficientZero's additions as flags over the preset (docs/efficientzero.md). The
-# off-policy correction takes one step off n = 10 per 10,000 env steps of age, so that
-# the oldest data of the preset's 100,000-position replay bootstraps after one step.
+# EfficientZero's additions as flags (docs/efficientzero.md), each variant named for what
+# it adds to plain MuZero and spelled as flags over the `minatar` preset, which has taken
+# the off-policy correction: one step off n = 10 per 10,000 env steps of age, so that the
+# oldest data of the preset's 100,000-position replay bootstraps after one step.
 _CONSISTENCY = ("--network.projection_size", "128", "--loss.consistency_loss_weight", "2.0")
 # Prefixes of up to 5 rewards of 1 need reward atoms up to h^-1(2) = 8, not the preset's 1.
 _VALUE_PREFIX = ("--network.value_prefix", "true", "--network.reward_support_size", "2")
-_OFF_POLICY = ("--loss.off_policy_correction_steps", "10000")
+_NO_OFF_POLICY = ("--loss.off_policy_correction_steps", "0")
 ADDITIONS = ("consistency", "value_prefix", "off_policy", "efficientzero")
-VARIANTS = {"plain": (), "consistency": _CONSISTENCY, "value_prefix": _VALUE_PREFIX,
-            "off_policy": _OFF_POLICY,
-            "efficientzero": _CONSISTENCY + _VALUE_PREFIX + _OFF_POLICY,
+# The variant `--preset minatar` is, flag for flag: run on every game beside plain.
+PRESET_VARIANT = "off_policy"
+VARIANTS = {"plain": _NO_OFF_POLICY, "consistency": _CONSISTENCY + _NO_OFF_POLICY,
+            "value_prefix": _VALUE_PREFIX + _NO_OFF_POLICY, "off_policy": (),
+            "efficientzero": _CONSISTENCY + _VALUE_PREFIX,
             # h as an MLP on the flattened planes, as g and f: the preset's choice of a
             # conv h, measured.
-            "mlp": ("--network.kind", "mlp"),
+            "mlp": ("--network.kind", "mlp", *_NO_OFF_POLICY),
             # value targets bootstrap from the search values stored while acting (the
             # paper's MuZero without Reanalyze) instead of a target network's h and f on
             # every bootstrap position: the preset's choice of a target network, measured.
-            "search_values": ("--learner.target_update_period", "0")}
+            "search_values": ("--learner.target_update_period", "0", *_NO_OFF_POLICY)}
 
 # Returns at the given budgets: the MinAtar paper (Young & Tian 2019, training
 # average, read off its curves) and gymnax's PPO baselines.
@@ -132,12 +136,7 @@ def config_difference(saved: dict, flags: tuple[str, ...]) -> str | None:
     config.json) differs from the config of `flags`, as "stage.field: saved, expected";
     None where none does. A field `saved` lacks is one added after the run was made,
     whose default keeps the behaviour the run trained with: not a difference."""
-    import dataclasses
-
-    from muzero_jax import cli
-
-    expected = json.loads(json.dumps(dataclasses.asdict(cli.parse_config(list(flags)))))
-    for stage, fields in expected.items():
+    for stage, fields in _resolved(tuple(flags)).items():
         if stage == "run" or not isinstance(fields, dict):
             continue
         if not isinstance(saved.get(stage), dict):
@@ -147,6 +146,16 @@ def config_difference(saved: dict, flags: tuple[str, ...]) -> str | None:
             if name in ran and ran[name] != value:
                 return f"{stage}.{name}: {ran[name]!r}, expected {value!r}"
     return None
+
+
+@functools.cache
+def _resolved(flags: tuple[str, ...]) -> dict:
+    """The config of `flags` as config.json holds it (read only: cached)."""
+    import dataclasses
+
+    from muzero_jax import cli
+
+    return json.loads(json.dumps(dataclasses.asdict(cli.parse_config(list(flags)))))
 
 
 def run_game(game: str, out: str, env_steps: int, seed: int = 0,
@@ -227,11 +236,11 @@ def _steps_per_iteration() -> int:
 
 
 def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
-              games=GAMES, seeds: int = DEFAULT_SEEDS, variants=("plain",),
+              games=GAMES, seeds: int = DEFAULT_SEEDS, variants=(PRESET_VARIANT,),
               variant_games=None, finished_only: bool = False) -> dict:
     """Runs every game, variant and seed for `env_steps` (the variants other than plain
-    only on `variant_games`, default every game), draws the curves, returns the
-    section's record.
+    and the preset only on `variant_games`, default every game), draws the curves,
+    returns the section's record.
 
     `finished_only`: trains nothing; the table and curves are drawn from the runs already
     finished under `out`, and the record lists the others as `missing` (a benchmark of
@@ -243,7 +252,8 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
     runs, missing = [], []
     for game in games:
         for variant in variants:
-            if variant != "plain" and variant_games is not None and game not in variant_games:
+            if (variant not in ("plain", PRESET_VARIANT) and variant_games is not None
+                    and game not in variant_games):
                 continue
             for seed in range(seeds):
                 run_dir = os.path.join(out, "minatar", device, variant, game, f"seed{seed}")
@@ -426,7 +436,8 @@ def markdown(section: dict) -> list[str]:
     for variant in variants:
         cells = [_median_range([r["final_eval_return"] for r in groups[(g, variant)]])
                  if (g, variant) in groups else "-" for g in games]
-        lines.append(f"| muzero_jax `minatar` {variant}, greedy, 100 episodes | "
+        name = f"{variant} (the preset)" if variant == PRESET_VARIANT else variant
+        lines.append(f"| muzero_jax `minatar` {name}, greedy, 100 episodes | "
                      f"{section['env_steps_budget']:,} steps | " + " | ".join(cells) + " |")
     flags = section.get("variant_flags", {})
     if any(flags.values()):

@@ -559,17 +559,18 @@ def main(argv: list[str] | None = None) -> dict:
                              "task (default "
                              f"{minatar.DEFAULT_SEEDS})")
     parser.add_argument("--minatar-preset", nargs="+", choices=tuple(minatar.VARIANTS),
-                        default=["plain"], metavar="VARIANT",
-                        help="minatar: variants side by side, the preset plain or with "
-                             "EfficientZero's additions (" + ", ".join(minatar.VARIANTS)
-                             + "; default plain)")
+                        default=[minatar.PRESET_VARIANT], metavar="VARIANT",
+                        help="minatar: variants side by side, named for what they add to "
+                             "plain MuZero (" + ", ".join(minatar.VARIANTS)
+                             + f"; default {minatar.PRESET_VARIANT}, the preset)")
     parser.add_argument("--minatar-games", nargs="+", choices=minatar.GAMES,
                         default=list(minatar.GAMES), metavar="GAME",
                         help="minatar: the games (default all; Seaquest where gymnax's port "
                              "runs)")
     parser.add_argument("--minatar-variant-games", nargs="+", choices=minatar.GAMES,
                         default=None, metavar="GAME",
-                        help="minatar: the games the variants other than plain run on "
+                        help="minatar: the games the variants other than plain and the "
+                             "preset run on "
                              "(default every game of --minatar-games)")
     parser.add_argument("--minatar-finished-only", action="store_true",
                         help="minatar: train nothing; report the runs already finished under "

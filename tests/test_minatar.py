@@ -1,11 +1,9 @@
 """The `minatar` preset on gymnax's MinAtar games: it builds and trains (seconds), and the
-Breakout bar (slow: an hour, --runslow)."""
+Breakout bar (slow: three runs of about an hour, --runslow)."""
 
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -89,24 +87,24 @@ def test_the_mlp_variant_reads_the_flattened_planes():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_minatar_breakout_bar(seed, tmp_path):
-    """The Breakout bar: greedy mean return >= 15 over 100 episodes. The hour it must take at
-    most on the 2-core CPU (compilation included) is printed, not asserted: wall time
-    depends on the machine's load; the env steps it took are deterministic per seed."""
-    out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "experiments", "train.py"), "--env",
-         "gymnax/Breakout-MinAtar", "--preset", "minatar", "--seed", str(seed), "--out",
-         str(out), "--run.solve_return", "15", "--run.eval_episodes", "100"],
-        capture_output=True, text=True, timeout=2 * 3600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
-    print(f"\nBreakout-MinAtar (minatar, seed {seed}): {summary['env_steps']} env steps, "
-          f"{summary['wall_seconds']:.0f} s wall (compile included), greedy eval "
-          f"{summary['eval_return_mean']:.1f} over {summary['eval_episodes']} episodes")
-    assert summary["eval_episodes"] == 100
-    assert summary["eval_return_mean"] >= 15.0
+def test_minatar_breakout_bar(tmp_path):
+    """The Breakout bar: the preset's final greedy evaluation (100 fresh episodes after 2M
+    env steps) at least 24, median over seeds 0-2. Each run's wall time (the bar asks an
+    hour of a 2-core CPU, compilation included) is printed, not asserted: it depends on
+    the machine's load; the returns are deterministic per seed."""
+    import numpy as np
+
+    from benchmarks import minatar
+
+    finals = []
+    for seed in range(3):
+        run = minatar.run_game("Breakout", str(tmp_path / f"seed{seed}"), 2_000_000, seed)
+        print(f"\nBreakout-MinAtar (minatar, seed {seed}): {run['env_steps']:,} env steps, "
+              f"{run['wall_seconds']:.0f} s wall (compile included), greedy "
+              f"{run['final_eval_return']:.1f} over {run['final_eval_episodes']} episodes")
+        assert run["final_eval_episodes"] == 100
+        finals.append(run["final_eval_return"])
+    assert np.median(finals) >= 24.0, finals
 
 
 def test_benchmark_reads_runs_into_a_table_beside_the_published_figures(tmp_path):
@@ -177,7 +175,7 @@ def test_benchmark_gives_seeds_median_and_range_per_variant_and_bands(tmp_path):
     assert "| muzero_jax `minatar` plain, greedy, 100 episodes | 1,000 steps | 2.0 [1.0, 3.0] |" \
         in table
     assert "efficientzero, greedy, 100 episodes | 1,000 steps | 5.0 [4.0, 9.0] |" in table
-    assert "--loss.off_policy_correction_steps 10000" in table
+    assert "- plain: `--loss.off_policy_correction_steps 0`" in table
     assert "| Breakout | efficientzero | 2 | 1,000 |" in table
     assert ("- efficientzero on Breakout: median 5.0 against plain's 2.0, higher on 3/3 "
             "seeds: helps") in table
@@ -270,29 +268,38 @@ def test_an_addition_is_decided_before_its_last_seed_where_that_seed_cannot_matt
         "open (2 of 3 seeds run)"
 
 
-def test_a_report_of_finished_runs_trains_nothing_and_names_what_is_missing(tmp_path,
-                                                                            monkeypatch):
+def _finished_run(out, variant: str, game: str, seed: int, final: float) -> None:
+    """A finished run of 1,000 env steps as the benchmark leaves it, under `out`'s device
+    "dev"."""
     import dataclasses
 
     from benchmarks import minatar
     from muzero_jax import cli
+
+    run = out / "minatar" / "dev" / variant / game / f"seed{seed}"
+    run.mkdir(parents=True)
+    flags = ("--preset", "minatar", *minatar.VARIANTS[variant])
+    config = dataclasses.asdict(cli.parse_config([
+        *flags, "--env.id", f"gymnax/{game}-MinAtar", "--run.seed", str(seed),
+        "--run.total_env_steps", "1000"]))
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "summary.json").write_text(json.dumps({
+        "wall_seconds": 10.0, "train_seconds": 9.0, "env_steps": 1000, "train_steps": 10,
+        "eval_return_mean": final, "eval_return_std": 0.5, "eval_episodes": 100}))
+    (run / "metrics.csv").write_text(
+        f"iteration,env_steps,wall_seconds,eval_return\n1,1000,9.0,{final}\n")
+
+
+def test_a_report_of_finished_runs_trains_nothing_and_names_what_is_missing(tmp_path,
+                                                                            monkeypatch):
+    from benchmarks import minatar
 
     monkeypatch.setattr(minatar, "train_cold", lambda *a, **k: pytest.fail("trained"))
     monkeypatch.setattr(minatar, "plot", lambda runs, path: None)
     finals = {("plain", 0): 3.0, ("plain", 1): 5.0, ("plain", 2): 4.0,
               ("value_prefix", 0): 2.0, ("value_prefix", 1): 4.0, ("consistency", 0): 9.0}
     for (variant, seed), final in finals.items():
-        run = tmp_path / "minatar" / "dev" / variant / "Breakout" / f"seed{seed}"
-        run.mkdir(parents=True)
-        flags = ("--preset", "minatar", *minatar.VARIANTS[variant])
-        config = dataclasses.asdict(cli.parse_config([
-            *flags, "--run.seed", str(seed), "--run.total_env_steps", "1000"]))
-        (run / "config.json").write_text(json.dumps(config))
-        (run / "summary.json").write_text(json.dumps({
-            "wall_seconds": 10.0, "train_seconds": 9.0, "env_steps": 1000, "train_steps": 10,
-            "eval_return_mean": final, "eval_return_std": 0.5, "eval_episodes": 100}))
-        (run / "metrics.csv").write_text(
-            f"iteration,env_steps,wall_seconds,eval_return\n1,1000,9.0,{final}\n")
+        _finished_run(tmp_path, variant, "Breakout", seed, final)
     section = minatar.benchmark(str(tmp_path), "dev", lambda _: None, 1000, games=("Breakout",),
                                 seeds=3, variants=("plain", "value_prefix", "consistency"),
                                 finished_only=True)
@@ -310,3 +317,41 @@ def test_a_report_of_finished_runs_trains_nothing_and_names_what_is_missing(tmp_
     with pytest.raises(minatar.NothingFinished, match="no finished MinAtar run"):
         minatar.benchmark(str(tmp_path), "other", lambda _: None, 1000, games=("Breakout",),
                           finished_only=True)
+
+
+def test_the_preset_runs_on_every_game_beside_plain_and_the_other_variants_where_asked(
+        tmp_path, monkeypatch):
+    from benchmarks import minatar
+
+    monkeypatch.setattr(minatar, "train_cold", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(minatar, "plot", lambda runs, path: None)
+    _finished_run(tmp_path, "plain", "Breakout", 0, 2.0)
+    _finished_run(tmp_path, minatar.PRESET_VARIANT, "Breakout", 0, 3.0)
+    section = minatar.benchmark(
+        str(tmp_path), "dev", lambda _: None, 1000, games=("Breakout", "Asterix"), seeds=1,
+        variants=("plain", minatar.PRESET_VARIANT, "consistency"),
+        variant_games=("Breakout",), finished_only=True)
+    assert section["missing"] == ["Breakout consistency seed 0", "Asterix plain seed 0",
+                                  f"Asterix {minatar.PRESET_VARIANT} seed 0"]
+    table = "\n".join(minatar.markdown(section))
+    assert (f"| muzero_jax `minatar` {minatar.PRESET_VARIANT} (the preset), greedy, 100 "
+            "episodes | 1,000 steps | 3.0 |") in table
+
+
+def test_every_committed_minatar_run_is_still_its_variant():
+    """The variants are flags over the preset, which moves as it takes what pays: each
+    committed run must still be the config its variant's flags give, or the benchmark
+    would refuse to read it (`finished`)."""
+    import glob
+
+    from benchmarks import minatar
+
+    runs = sorted(glob.glob(os.path.join(ROOT, "benchmarks", "results", "minatar", "*", "*",
+                                         "*", "seed*")))
+    assert runs
+    for run in runs:
+        variant, game, seed = run.split(os.sep)[-3:]
+        with open(os.path.join(run, "config.json")) as f:
+            steps = json.load(f)["run"]["total_env_steps"]
+        assert minatar.finished(run, f"gymnax/{game}-MinAtar", steps, int(seed[4:]),
+                                ("--preset", "minatar", *minatar.VARIANTS[variant])), run

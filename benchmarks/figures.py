@@ -157,33 +157,40 @@ def reanalyze(path: str) -> str:
 
 
 def minatar_breakout(path: str) -> str:
-    """Breakout-MinAtar at 2M env steps, seeds 0-2: the `minatar` preset (conv h), the
-    same with an MLP h, and with EfficientZero's three additions, top to bottom (the
-    MinAtar benchmark's `plain`, `mlp` and `efficientzero` variants)."""
-    rows = [(f"Breakout-MinAtar, {title}",
-             [eval_runs(_path("minatar", EPYC, variant, "Breakout", f"seed{seed}",
-                              "metrics.csv"))[""] for seed in range(3)])
-            for variant, title in (("plain", "minatar preset (conv h)"),
+    """Breakout-MinAtar at 2M env steps, seeds 0-2, top to bottom: plain MuZero (conv h),
+    the `minatar` preset (plain with the off-policy correction), plain with an MLP h, and
+    with EfficientZero's three additions (the MinAtar benchmark's `plain`, `off_policy`,
+    `mlp` and `efficientzero` variants); a variant joins once its three seeds are
+    committed."""
+    rows = [(f"Breakout-MinAtar, {title}", _minatar_seeds(variant, "Breakout"))
+            for variant, title in (("plain", "plain MuZero (conv h)"),
+                                   ("off_policy", "minatar preset (off-policy correction)"),
                                    ("mlp", "MLP h (--network.kind mlp)"),
                                    ("efficientzero", "all three EfficientZero additions"))]
-    return _learning_figure(rows, "greedy return (32 episodes)", path, line=24)
+    return _learning_figure([r for r in rows if r[1]], "greedy return (32 episodes)", path,
+                            line=24)
 
 
 def minatar_games(path: str) -> str:
-    """Every MinAtar game with three finished seeds of the `minatar` preset at 2M env
-    steps, top to bottom in the benchmark's order (a game joins once its runs are
+    """Every MinAtar game at 2M env steps, plain MuZero and the `minatar` preset, top to
+    bottom in the benchmark's order (a game and variant join once their three seeds are
     committed)."""
     from benchmarks import minatar
 
-    def seeds(game: str) -> list[str]:
-        return [_path("minatar", EPYC, "plain", game, f"seed{s}", "metrics.csv")
-                for s in range(3)]
-
-    rows = [(f"{game}-MinAtar, minatar preset", [eval_runs(p)[""] for p in seeds(game)])
+    rows = [(f"{game}-MinAtar, {title}", _minatar_seeds(variant, game))
             for game in minatar.GAMES
-            if all(os.path.exists(os.path.join(os.path.dirname(p), "summary.json"))
-                   for p in seeds(game))]
-    return _learning_figure(rows, "greedy return (32 episodes)", path)
+            for variant, title in (("plain", "plain MuZero"),
+                                   (minatar.PRESET_VARIANT, "minatar preset"))]
+    return _learning_figure([r for r in rows if r[1]], "greedy return (32 episodes)", path)
+
+
+def _minatar_seeds(variant: str, game: str) -> list[dict[str, np.ndarray]]:
+    """The periodic evaluations of seeds 0-2 of a MinAtar variant and game; [] unless all
+    three have finished (written their summary.json)."""
+    runs = [_path("minatar", EPYC, variant, game, f"seed{s}") for s in range(3)]
+    if not all(os.path.exists(os.path.join(r, "summary.json")) for r in runs):
+        return []
+    return [eval_runs(os.path.join(r, "metrics.csv"))[""] for r in runs]
 
 
 def game_2048(path: str) -> str:

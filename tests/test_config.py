@@ -108,7 +108,8 @@ def test_a_flat_config_json_of_0_1_loads_through_the_run_directory(tmp_path):
 
 # What a preset changed on purpose since 0.1 (CHANGELOG.md), as Config.replace takes it.
 CHANGED_SINCE_0_1 = {"sample_efficient": {"q_min_range": 1.0},
-                     "minatar": {"kind": "conv_mlp", "total_env_steps": 2_000_000}}
+                     "minatar": {"kind": "conv_mlp", "total_env_steps": 2_000_000,
+                                 "off_policy_correction_steps": 10_000}}
 # Presets 0.1 did not have.
 NEW_SINCE_0_1 = {"2048", "2048_accelerator", "backgammon", "control"}
 

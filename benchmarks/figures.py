@@ -162,9 +162,12 @@ def minatar_breakout(path: str) -> str:
     with EfficientZero's three additions (the MinAtar benchmark's `plain`, `off_policy`,
     `mlp` and `efficientzero` variants); a variant joins once its three seeds are
     committed."""
+    from benchmarks import minatar
+
     rows = [(f"Breakout-MinAtar, {title}", _minatar_seeds(variant, "Breakout"))
             for variant, title in (("plain", "plain MuZero (conv h)"),
-                                   ("off_policy", "minatar preset (off-policy correction)"),
+                                   (minatar.PRESET_VARIANT,
+                                    "minatar preset (off-policy correction)"),
                                    ("mlp", "MLP h (--network.kind mlp)"),
                                    ("efficientzero", "all three EfficientZero additions"))]
     return _learning_figure([r for r in rows if r[1]], "greedy return (32 episodes)", path,

@@ -137,7 +137,9 @@ class SearchConfig:
 
     `policy`: "muzero" (`mctx.muzero_policy`, PUCT), "gumbel" (`gumbel_muzero_policy`)
     or "stochastic" (`stochastic_muzero_policy`: decision and chance nodes, with the
-    network's `chance_outcomes` codes; PUCT constants as "muzero").
+    network's `chance_outcomes` codes; PUCT constants as "muzero"), or
+    "stochastic_gumbel" (the same tree searched with Gumbel's selection and constants
+    as "gumbel", `muzero_jax.stochastic_gumbel`).
     `mode` "muzero" searches the learned model (g, f); "alphazero" searches with the
     env's own step (JAX envs: the embedding is the env state, illegal moves are masked
     in the tree) and learns only h and f (`LossConfig.unroll_steps` 0). PUCT's Q is
@@ -150,7 +152,7 @@ class SearchConfig:
     """
 
     mode: Literal["muzero", "alphazero"] = "muzero"  # search a learned model or the env's step
-    policy: Literal["muzero", "gumbel", "stochastic"] = "muzero"  # mctx's policy (see above)
+    policy: Literal["muzero", "gumbel", "stochastic", "stochastic_gumbel"] = "muzero"  # see above
     num_simulations: int = 50  # simulations per search (paper: 50 Atari, 800 board games)
     max_depth: int | None = None  # deepest simulation; None: unbounded
     pb_c_init: float = 1.25  # PUCT c1 (paper: 1.25)
@@ -671,12 +673,13 @@ def _check_efficientzero(cfg: Config) -> None:
 def _check_stochastic(cfg: Config) -> None:
     """Stochastic MuZero: the network's chance codes and the search's policy go together."""
     codes, policy = cfg.network.chance_outcomes, cfg.search.policy
-    if codes and policy != "stochastic":
+    chance_policies = ("stochastic", "stochastic_gumbel")
+    if codes and policy not in chance_policies:
         raise ConfigError(f"chance_outcomes={codes}: the chance codes are searched by "
-                          f"policy 'stochastic'; expected policy='stochastic' (not "
-                          f"{policy!r}) or chance_outcomes=0")
-    if policy == "stochastic" and codes < 2:
-        raise ConfigError(f"chance_outcomes={codes}: policy='stochastic' needs a codebook; "
+                          f"policy 'stochastic' or 'stochastic_gumbel'; expected one of "
+                          f"them (not {policy!r}) or chance_outcomes=0")
+    if policy in chance_policies and codes < 2:
+        raise ConfigError(f"chance_outcomes={codes}: policy={policy!r} needs a codebook; "
                           "expected an integer >= 2")
     if codes and cfg.network.kind not in ("mlp", "conv_mlp"):
         raise ConfigError(f"kind={cfg.network.kind!r}: the stochastic network's g, f and "
@@ -766,7 +769,8 @@ def _check_env_fit(cfg: Config, observation_shape, num_actions) -> None:
             f"kind={cfg.network.kind!r}: the env {env_id!r} observes shape "
             f"{tuple(observation_shape)}; expected images (height, width, channels), or "
             "network kind 'mlp'")
-    if num_actions is not None and cfg.search.policy == "gumbel" and num_actions < 2:
+    if (num_actions is not None and cfg.search.policy in ("gumbel", "stochastic_gumbel")
+            and num_actions < 2):
         if cfg.search.sampled_actions:
             raise ConfigError(f"sampled_actions={cfg.search.sampled_actions}: policy='gumbel' "
                               "needs at least 2 children; expected >= 2")

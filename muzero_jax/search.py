@@ -8,8 +8,9 @@ the root, visit-count temperature) or `mctx.gumbel_muzero_policy` (Gumbel top-k 
 sequential halving). `make_search_tree` gives the same search's whole tree, to draw it.
 Exploration knobs (temperature, noise share, Gumbel scale) are traced arguments, so
 training and greedy evaluation share one compiled program. Another variant (chance
-nodes through `mctx.stochastic_muzero_policy`, a per-node action set through
-`mctx.search`'s selection functions) is one more entry of `POLICIES`.
+nodes through `mctx.stochastic_muzero_policy`, or through `mctx.search` with Gumbel
+selection in `stochastic_gumbel`; a per-node action set through `mctx.search`'s
+selection functions) is one more entry of `POLICIES`.
 
 Two-player games (`EnvSpec.two_player`): rewards are from the view of the player
 who moved and values from the view of the player to move, so every edge backs up
@@ -41,6 +42,7 @@ import mctx
 
 from muzero_jax import sampled as sampled_lib
 from muzero_jax import stochastic as stochastic_lib
+from muzero_jax import stochastic_gumbel as stochastic_gumbel_lib
 from muzero_jax.config import Config, SearchConfig
 from muzero_jax.networks import Model, Params
 
@@ -345,8 +347,27 @@ def stochastic(search: SearchConfig, params: Params, key: chex.PRNGKey,
     return _greedy_ties_by_q(out, exploration)
 
 
+def stochastic_gumbel(search: SearchConfig, params: Params, key: chex.PRNGKey,
+                      root: mctx.RootFnOutput, recurrent_fn, exploration: Exploration,
+                      invalid_actions: chex.Array | None) -> mctx.PolicyOutput:
+    """Gumbel MuZero's search over decision and chance nodes
+    (`stochastic_gumbel.gumbel_policy`), with `gumbel`'s constants; `recurrent_fn` as
+    `stochastic`'s."""
+    decision_fn, chance_fn = recurrent_fn
+    return stochastic_gumbel_lib.gumbel_policy(
+        params, key, root, decision_fn, chance_fn, search.num_simulations,
+        invalid_actions=invalid_actions, max_depth=search.max_depth,
+        max_num_considered_actions=search.max_num_considered_actions,
+        gumbel_scale=exploration.gumbel_scale,
+        qtransform=functools.partial(mctx.qtransform_completed_by_mix_value,
+                                     epsilon=search.q_min_range))
+
+
 # SearchConfig.policy -> the policy that searches.
-POLICIES: dict[str, PolicyFn] = {"muzero": puct, "gumbel": gumbel, "stochastic": stochastic}
+POLICIES: dict[str, PolicyFn] = {"muzero": puct, "gumbel": gumbel, "stochastic": stochastic,
+                                 "stochastic_gumbel": stochastic_gumbel}
+# The policies that search chance nodes (a stochastic model's decision and chance steps).
+CHANCE_POLICIES = ("stochastic", "stochastic_gumbel")
 
 
 def tree_discount(discount: float, two_player: bool) -> float:
@@ -360,7 +381,7 @@ def tree_recurrent_fn(model: Model, *, discount: float, two_player: bool = False
                       sampled_actions: int = 0) -> RecurrentFn:
     """The tree's step: the learned model's g then f, or the `simulator` env's own;
     `chance_nodes`: the pair of a stochastic model's decision and chance steps
-    (`stochastic.make_tree_fns`), for policy "stochastic"; `sampled_actions` K > 0:
+    (`stochastic.make_tree_fns`), for the `CHANCE_POLICIES`; `sampled_actions` K > 0:
     g then f and the child's K samples (`sampled.make_recurrent_fn`)."""
     discount = tree_discount(discount, two_player)
     if sampled_actions:
@@ -382,7 +403,7 @@ def _run_policy(search: SearchConfig, model: Model, *, discount: float, two_play
     num_samples = search.sampled_actions
     recurrent_fn = tree_recurrent_fn(model, discount=discount, two_player=two_player,
                                      simulator=simulator,
-                                     chance_nodes=search.policy == "stochastic",
+                                     chance_nodes=search.policy in CHANCE_POLICIES,
                                      sampled_actions=num_samples)
 
     def run(params, key, obs, exploration, invalid_actions=None, embedding=None):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import muzero_jax as mz
-from muzero_jax import extensions, search
+from muzero_jax import extensions, search, stochastic_gumbel
 from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.envs import pgx_env
 from muzero_jax.extensions.stochastic import Stochastic
@@ -108,8 +108,9 @@ def test_extension_joins_value_and_policy_and_commitment_stands_alone():
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(chance_outcomes=8), "expected policy='stochastic'"),
+    (dict(chance_outcomes=8), "policy 'stochastic' or 'stochastic_gumbel'"),
     (dict(policy="stochastic"), "needs a codebook"),
+    (dict(policy="stochastic_gumbel"), "needs a codebook"),
     (dict(policy="stochastic", chance_outcomes=8, kind="resnet"), "expected kind 'mlp' or"),
 ])
 def test_config_refuses_half_a_stochastic_mode(changes, message):
@@ -134,13 +135,14 @@ def _toy_config(**changes) -> Config:
                      lr_end_fraction=0.01)).replace(**changes)
 
 
-def test_a_chance_node_keeps_the_player_and_the_state_after_it_flips():
+@pytest.mark.parametrize("policy", ["stochastic", "stochastic_gumbel"])
+def test_a_chance_node_keeps_the_player_and_the_state_after_it_flips(policy):
     """Two simulations of a two-player tree: the first expands afterstate (s, a), the
     second one chance outcome c below it (action 1 is masked, so both go through action
     0). The root's Q(s, a) is the afterstate's value
     from the mover's view, unflipped (discount +1 on the decision edge), averaged with
     r - v(s') (discount -1 on the chance edge: s' is the next player's)."""
-    cfg = _toy_config(num_simulations=2)
+    cfg = _toy_config(num_simulations=2, policy=policy)
     model = StochasticModel(cfg, A, (OBS,))
     params = model.init(jax.random.key(3))
     obs = jnp.array([[1.0, 0.0, 0.0, 0.0]])
@@ -160,6 +162,29 @@ def test_a_chance_node_keeps_the_player_and_the_state_after_it_flips():
     _, chance_fn = make_tree_fns(model, search.tree_discount(1.0, two_player=True))
     out, _ = chance_fn(params, None, jnp.array([outcome]), after)
     np.testing.assert_array_equal(out.discount, [-1.0])
+
+
+def test_chance_nodes_are_visited_in_proportion_to_sigma():
+    """The chance selection of both stochastic policies: argmax sigma / (visits + 1),
+    from no visits, gives each code its share of 10 visits exactly."""
+    sigma = jnp.array([0.1, 0.7, 0.2])
+    visits = jnp.zeros(3, jnp.int32)
+    for _ in range(10):
+        node = SimpleNamespace(children_prior_logits=jnp.log(sigma)[None],
+                               children_visits=visits[None])
+        visits = visits.at[stochastic_gumbel.chance_selection(node, 0)].add(1)
+    np.testing.assert_array_equal(visits, [1, 7, 2])
+
+
+def test_the_final_gumbel_score_keeps_only_the_considered_actions():
+    """Gumbel + (logit - max logit) + completed Q where the visits equal the considered
+    count, -inf elsewhere; a masked logit is floored at -1e9, not lost."""
+    score = stochastic_gumbel.score_considered(
+        jnp.array([4]), gumbel=jnp.array([0.5, -0.2, 0.0, 1.0]),
+        logits=jnp.array([1.0, 3.0, -1e30, 2.0]), completed_q=jnp.array([0.1, 0.2, 0.3, 0.4]),
+        visits=jnp.array([4, 4, 4, 2]))
+    np.testing.assert_allclose(score[:2], [0.5 - 2.0 + 0.1, -0.2 + 0.0 + 0.2], rtol=1e-6)
+    assert score[2] == -1e9 and score[3] == -jnp.inf
 
 
 # --- the gamble: expected value 1.0, most likely outcome 0 -----------------------------
@@ -217,19 +242,27 @@ def gamble():
     return cfg, model, state.params
 
 
-def test_the_gamble_is_searched_at_its_expectation(gamble):
+@pytest.mark.parametrize("policy", ["stochastic", "stochastic_gumbel"])
+def test_the_gamble_is_searched_at_its_expectation(gamble, policy):
     cfg, model, params = gamble
     obs = jax.nn.one_hot(jnp.zeros((1,), jnp.int32), OBS)
     # The gamble ends the episode: a tree of its one decision and one chance level
     # (max_depth 2) holds all there is, and no guesses of the model past the end. The
     # chance node visits outcomes in proportion to sigma, so one visit of the win moves
-    # the estimate by WIN / N: 1,000 simulations keep that under 1%.
-    cfg = cfg.replace(max_depth=2, num_simulations=1000)
-    out = jax.jit(search.make_search(cfg.search, model, discount=1.0))(
+    # the estimate by WIN / N: 1,000 simulations (Gumbel's halving gives the gamble
+    # about half) keep that near 1%.
+    cfg = cfg.replace(max_depth=2, num_simulations=1000, policy=policy)
+    search_fn = search.make_search(cfg.search, model, discount=1.0)
+    tree_fn = search.make_search_tree(cfg.search, model, discount=1.0)
+    out, tree = jax.jit(lambda *a: (search_fn(*a), tree_fn(*a)))(
         params, jax.random.key(2), obs, Exploration.greedy())
     expectation = P_WIN * WIN
     assert int(out.action[0]) == 1  # the gamble, though its likely outcome is 0 < 0.5
-    assert abs(float(out.root_value[0]) - expectation) <= 0.02 * expectation
+    q_gamble = float(tree.qvalues(jnp.zeros((1,), jnp.int32))[0, 1])
+    assert abs(q_gamble - expectation) <= 0.02 * expectation
+    assert float(out.search_policy[0, 1]) > 0.5
+    if policy == "stochastic":  # PUCT spends nearly every simulation on the gamble
+        assert abs(float(out.root_value[0]) - expectation) <= 0.02 * expectation
 
 
 def test_the_gamble_s_outcomes_are_two_codes_at_their_odds(gamble):

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
+import mctx
 import numpy as np
 import pytest
 
@@ -252,17 +253,26 @@ def test_the_gamble_is_searched_at_its_expectation(gamble, policy):
     # the estimate by WIN / N: 1,000 simulations (Gumbel's halving gives the gamble
     # about half) keep that near 1%.
     cfg = cfg.replace(max_depth=2, num_simulations=1000, policy=policy)
-    search_fn = search.make_search(cfg.search, model, discount=1.0)
-    tree_fn = search.make_search_tree(cfg.search, model, discount=1.0)
-    out, tree = jax.jit(lambda *a: (search_fn(*a), tree_fn(*a)))(
-        params, jax.random.key(2), obs, Exploration.greedy())
+    tree_fns = search.tree_recurrent_fn(model, discount=1.0, chance_nodes=True)
+
+    @jax.jit
+    def run(params, key):
+        root = model.initial_inference(params, obs)
+        return search.POLICIES[policy](
+            cfg.search, params, key,
+            mctx.RootFnOutput(prior_logits=root.policy_logits, value=root.value,
+                              embedding=root.state),
+            tree_fns, Exploration.greedy(), None)
+
+    out = run(params, jax.random.key(2))
     expectation = P_WIN * WIN
     assert int(out.action[0]) == 1  # the gamble, though its likely outcome is 0 < 0.5
-    q_gamble = float(tree.qvalues(jnp.zeros((1,), jnp.int32))[0, 1])
+    assert float(out.action_weights[0, 1]) > 0.5
+    q_gamble = float(out.search_tree.qvalues(jnp.zeros((1,), jnp.int32))[0, 1])
     assert abs(q_gamble - expectation) <= 0.02 * expectation
-    assert float(out.search_policy[0, 1]) > 0.5
     if policy == "stochastic":  # PUCT spends nearly every simulation on the gamble
-        assert abs(float(out.root_value[0]) - expectation) <= 0.02 * expectation
+        root_value = float(out.search_tree.node_values[0, 0])
+        assert abs(root_value - expectation) <= 0.02 * expectation
 
 
 def test_the_gamble_s_outcomes_are_two_codes_at_their_odds(gamble):
@@ -433,7 +443,7 @@ def test_a_tiny_run_of_the_preset_ends_to_end(preset, tmp_path):
 
 # --- the 2048 benchmark's pieces -----------------------------------------------------
 
-@pytest.mark.parametrize("variant", ["stochastic", "alphazero"])
+@pytest.mark.parametrize("variant", ["stochastic_gumbel", "alphazero"])
 def test_the_2048_benchmark_plays_greedy_games_to_their_end(variant):
     from benchmarks import game2048
     from muzero_jax import cli
@@ -488,7 +498,9 @@ def test_the_2048_table_counts_tiles_and_gives_both_verdicts():
               "highest_tile": {"32": 10, "64": 90, "128": 90, "256": 10}}
     runs = [run("stochastic", 0, 4500.0, {"256": 40, "512": 50, "1024": 10}),
             run("stochastic", 1, 3000.0, {"128": 1, "256": 99}),
-            run("plain", 0, 4600.0, {"512": 100}), run("plain", 1, 2000.0, {"64": 100})]
+            run("plain", 0, 4600.0, {"512": 100}), run("plain", 1, 2000.0, {"64": 100}),
+            run("stochastic_gumbel", 0, 5000.0, {"512": 100}),
+            run("plain_gumbel", 0, 4900.0, {"512": 100})]
     assert game2048._tile_cells(random["highest_tile"]) == ["190", "10", "0", "0", "0"]
     assert game2048._tile_cells({"4096": 2, "2048": 3}) == ["0", "0", "0", "0", "5"]
     table = "\n".join(game2048.markdown({"config": "c", "baselines": {"random": random},
@@ -498,6 +510,8 @@ def test_the_2048_table_counts_tiles_and_gives_both_verdicts():
     assert "- bar: 4x the random player, 4,000" in table
     assert "- stochastic at or above the bar: 1/2 seeds" in table
     assert "- stochastic above plain: 1/2 seeds" in table
+    assert "- stochastic_gumbel at or above the bar: 1/1 seeds" in table
+    assert "- stochastic_gumbel above plain_gumbel: 1/1 seeds" in table
     assert "| stochastic | 0 | 4,500 | 0 | 40 | 50 | 10 | 0 |" in table
     assert "| random legal player (200 games) | - | 1,000 | 190 | 10 | 0 | 0 | 0 |" in table
 

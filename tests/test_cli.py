@@ -99,7 +99,7 @@ def test_an_old_config_flag_exits_2_naming_its_new_spelling(capsys, argv, expect
      "Error parsing --search.num_simulations: invalid literal for int() with base 10: 'eight'"),
     (["--search.policy", "alphazero"],
      "invalid choice 'alphazero' for argument '--search.policy'. Expected one of "
-     "('muzero', 'gumbel', 'stochastic')"),
+     "('muzero', 'gumbel', 'stochastic', 'stochastic_gumbel')"),
     (["--run.checkpoint_replay", "maybe"], "'maybe' is not a boolean; expected true or false"),
     (["--learner.max_grad_norm", "off"], "could not convert string to float: 'off'"),
     # The comma syntax of the hand-written parser before tyro gets a pointer to the new one.

@@ -1,16 +1,18 @@
-"""Cost per simulation of `mctx.stochastic_muzero_policy` against `mctx.muzero_policy`.
+"""Cost per simulation of the searches over chance nodes against the plain searches:
+`mctx.stochastic_muzero_policy` against `mctx.muzero_policy`, and
+`stochastic_gumbel.gumbel_policy` against `mctx.gumbel_muzero_policy`.
 
     python -m benchmarks.stochastic_search [--out DIR] [--quick]
 
-Both searches run the same small MLP modules (`networks.Dynamics`, `networks.Prediction`:
-2 hidden layers of 64, latent 64, 601-atom value and reward supports) on 2048's
-observation size (4x4x31) and A = 4 actions, C = 32 chance codes:
+All four searches run the same small MLP modules (`networks.Dynamics`,
+`networks.Prediction`: 2 hidden layers of 64, latent 64, 601-atom value and reward
+supports) on 2048's observation size (4x4x31) and A = 4 actions, C = 32 chance codes:
 
-- plain: g then f per expanded node (`muzero_policy`);
-- stochastic: mctx evaluates both the decision function (afterstate dynamics phi, then
-  afterstate prediction psi) and the chance function (dynamics g, then f) at every
-  expanded node, and keeps one by the node's kind, over a tree whose nodes have A + C
-  children.
+- plain and gumbel: g then f per expanded node;
+- stochastic and stochastic_gumbel: the decision function (afterstate dynamics phi,
+  then afterstate prediction psi) and the chance function (dynamics g, then f) both
+  run at every expanded node, and the node's kind keeps one, over a tree whose nodes
+  have A + C children.
 
 Each figure is the median over repeats of one jitted search call (compilation apart),
 divided by the number of simulations. One stochastic simulation expands one node, a
@@ -36,8 +38,12 @@ from benchmarks import machine
 from benchmarks.timing import measure_interleaved
 from muzero_jax import support
 from muzero_jax.networks import Dynamics, Prediction, Representation
+from muzero_jax.stochastic_gumbel import gumbel_policy
 
 OBS_SHAPE, A, C, HIDDEN, LATENT, ATOMS = (4, 4, 31), 4, 32, (64, 64), 64, 601
+SEARCHES = ("plain", "stochastic", "gumbel", "stochastic_gumbel")
+# (search over chance nodes, the plain search it is measured against)
+RATIOS = (("stochastic", "plain"), ("stochastic_gumbel", "gumbel"))
 
 
 class _Net(nn.Module):
@@ -79,7 +85,8 @@ def _scalar(logits):
 
 
 def searches(num_simulations: int):
-    """(plain, stochastic) jitted searches of (params, key, obs) -> action weights."""
+    """The net and its four jitted searches of (params, key, obs) -> action weights, by
+    name (`SEARCHES`)."""
     net = _Net()
 
     def root(params, obs):
@@ -113,20 +120,30 @@ def searches(num_simulations: int):
         return mctx.stochastic_muzero_policy(params, key, root(params, obs), decision, chance,
                                              num_simulations).action_weights
 
-    return net, plain, stochastic
+    @jax.jit
+    def gumbel(params, key, obs):
+        return mctx.gumbel_muzero_policy(params, key, root(params, obs), recurrent,
+                                         num_simulations).action_weights
+
+    @jax.jit
+    def stochastic_gumbel(params, key, obs):
+        return gumbel_policy(params, key, root(params, obs), decision, chance,
+                             num_simulations).action_weights
+
+    return net, {"plain": plain, "stochastic": stochastic, "gumbel": gumbel,
+                 "stochastic_gumbel": stochastic_gumbel}
 
 
 def run(batches, simulations, repeats: int, min_repeat_seconds: float) -> list[dict]:
     rows = []
     for batch in batches:
         for sims in simulations:
-            net, plain, stochastic = searches(sims)
+            net, fns = searches(sims)
             obs = jax.random.uniform(jax.random.key(1), (batch, *OBS_SHAPE))
             params = net.init(jax.random.key(0), obs)
             key = jax.random.key(2)
             timing = measure_interleaved(
-                {"plain": functools.partial(plain, params, key, obs),
-                 "stochastic": functools.partial(stochastic, params, key, obs)},
+                {name: functools.partial(fn, params, key, obs) for name, fn in fns.items()},
                 repeats=repeats, min_repeat_seconds=min_repeat_seconds)
             row = {"batch": batch, "simulations": sims}
             for name, t in timing.items():
@@ -134,7 +151,9 @@ def run(batches, simulations, repeats: int, min_repeat_seconds: float) -> list[d
                 row[f"{name}_us_per_simulation"] = 1e6 * t.median_s / sims
                 row[f"{name}_spread"] = t.spread
                 row[f"{name}_first_call_s"] = t.first_call_s
-            row["ratio"] = timing["stochastic"].median_s / timing["plain"].median_s
+            for chance_search, base in RATIOS:
+                row[f"{chance_search}_ratio"] = (timing[chance_search].median_s
+                                                 / timing[base].median_s)
             rows.append(row)
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
                               for k, v in row.items()}), flush=True)
@@ -148,19 +167,23 @@ def write(rows: list[dict], out: pathlib.Path, argv: dict) -> None:
         {"machine": about, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
          "command": "python -m benchmarks.stochastic_search", "args": argv, "rows": rows},
         indent=2) + "\n")
-    lines = [f"# mctx stochastic_muzero_policy against muzero_policy ({about['cpu']}, "
+    lines = [f"# Searches over chance nodes against plain searches ({about['cpu']}, "
              f"{about['cpu_cores']} cores, mctx {about['versions']['mctx']})", "",
              "Median of one jitted search over interleaved repeats, compilation apart;",
              "microseconds per simulation; spread = (max - min) / median over the repeats",
              "(a shared machine). One stochastic simulation expands a decision or a chance",
-             "node: a tree as deep in plies needs about twice the simulations.", "",
-             "| batch | simulations | plain us/sim | spread | stochastic us/sim | spread "
-             "| ratio |", "|---:|---:|---:|---:|---:|---:|---:|"]
+             "node: a tree as deep in plies needs about twice the simulations. plain:",
+             "`mctx.muzero_policy`; stochastic: `mctx.stochastic_muzero_policy`; gumbel:",
+             "`mctx.gumbel_muzero_policy`; stochastic_gumbel: `muzero_jax.stochastic_gumbel`.",
+             "", "| batch | simulations | "
+             + " | ".join(f"{name} us/sim (spread)" for name in SEARCHES) + " | "
+             + " | ".join(f"{a} / {b}" for a, b in RATIOS) + " |",
+             "|---:|---:|" + "---:|" * (len(SEARCHES) + len(RATIOS))]
     for r in rows:
         lines.append(f"| {r['batch']} | {r['simulations']} | "
-                     f"{r['plain_us_per_simulation']:.0f} | {r['plain_spread']:.2f} | "
-                     f"{r['stochastic_us_per_simulation']:.0f} | "
-                     f"{r['stochastic_spread']:.2f} | {r['ratio']:.2f} |")
+                     + " | ".join(f"{r[f'{name}_us_per_simulation']:.0f} "
+                                  f"({r[f'{name}_spread']:.2f})" for name in SEARCHES)
+                     + " | " + " | ".join(f"{r[f'{a}_ratio']:.2f}" for a, _ in RATIOS) + " |")
     (out / "stochastic-search.md").write_text("\n".join(lines) + "\n")
 
 

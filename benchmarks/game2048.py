@@ -171,7 +171,8 @@ def benchmark(out: str, device: str, log, env_steps: int | None = None,
     os.makedirs(os.path.dirname(os.path.join(out, png)), exist_ok=True)
     lines = [(PLAYER_NAMES[p], r["mean_score"]) for p, r in players.items()]
     minatar.plot(runs, os.path.join(out, png), title="{}", ylabel="greedy score", lines=lines)
-    return {"config": f"preset 2048, seeds 0-{seeds - 1}, {env_steps:,} env steps per run, "
+    seed_range = f"seeds 0-{seeds - 1}" if seeds > 1 else "seed 0"
+    return {"config": f"preset 2048, {seed_range}, {env_steps:,} env steps per run, "
                       "cold process each (compilation included)",
             "env_steps_budget": env_steps, "variants": list(variants),
             "variant_flags": {v: " ".join(VARIANTS[v]) for v in variants},

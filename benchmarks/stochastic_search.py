@@ -110,28 +110,17 @@ def searches(num_simulations: int):
             action_logits=policy, value=_scalar(value), reward=reward,
             discount=jnp.full_like(reward, 0.997)), next_s
 
-    @jax.jit
-    def plain(params, key, obs):
-        return mctx.muzero_policy(params, key, root(params, obs), recurrent,
-                                  num_simulations).action_weights
+    def jitted(policy, *tree_fns):
+        def search(params, key, obs):
+            return policy(params, key, root(params, obs), *tree_fns,
+                          num_simulations).action_weights
 
-    @jax.jit
-    def stochastic(params, key, obs):
-        return mctx.stochastic_muzero_policy(params, key, root(params, obs), decision, chance,
-                                             num_simulations).action_weights
+        return jax.jit(search)
 
-    @jax.jit
-    def gumbel(params, key, obs):
-        return mctx.gumbel_muzero_policy(params, key, root(params, obs), recurrent,
-                                         num_simulations).action_weights
-
-    @jax.jit
-    def stochastic_gumbel(params, key, obs):
-        return gumbel_policy(params, key, root(params, obs), decision, chance,
-                             num_simulations).action_weights
-
-    return net, {"plain": plain, "stochastic": stochastic, "gumbel": gumbel,
-                 "stochastic_gumbel": stochastic_gumbel}
+    return net, {"plain": jitted(mctx.muzero_policy, recurrent),
+                 "stochastic": jitted(mctx.stochastic_muzero_policy, decision, chance),
+                 "gumbel": jitted(mctx.gumbel_muzero_policy, recurrent),
+                 "stochastic_gumbel": jitted(gumbel_policy, decision, chance)}
 
 
 def run(batches, simulations, repeats: int, min_repeat_seconds: float) -> list[dict]:

@@ -30,6 +30,8 @@ class ConfigError(ValueError):
 
 
 MODES = ("muzero", "alphazero")  # SearchConfig.mode
+# The SearchConfig.policy values that search chance nodes (a network with chance codes).
+CHANCE_POLICIES = ("stochastic", "stochastic_gumbel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -673,12 +675,11 @@ def _check_efficientzero(cfg: Config) -> None:
 def _check_stochastic(cfg: Config) -> None:
     """Stochastic MuZero: the network's chance codes and the search's policy go together."""
     codes, policy = cfg.network.chance_outcomes, cfg.search.policy
-    chance_policies = ("stochastic", "stochastic_gumbel")
-    if codes and policy not in chance_policies:
+    if codes and policy not in CHANCE_POLICIES:
         raise ConfigError(f"chance_outcomes={codes}: the chance codes are searched by "
                           f"policy 'stochastic' or 'stochastic_gumbel'; expected one of "
                           f"them (not {policy!r}) or chance_outcomes=0")
-    if policy in chance_policies and codes < 2:
+    if policy in CHANCE_POLICIES and codes < 2:
         raise ConfigError(f"chance_outcomes={codes}: policy={policy!r} needs a codebook; "
                           "expected an integer >= 2")
     if codes and cfg.network.kind not in ("mlp", "conv_mlp"):

@@ -43,7 +43,7 @@ import mctx
 from muzero_jax import sampled as sampled_lib
 from muzero_jax import stochastic as stochastic_lib
 from muzero_jax import stochastic_gumbel as stochastic_gumbel_lib
-from muzero_jax.config import Config, SearchConfig
+from muzero_jax.config import CHANCE_POLICIES, Config, SearchConfig
 from muzero_jax.networks import Model, Params
 
 RecurrentFn = Callable[[Params, chex.PRNGKey, chex.Array, chex.Array],
@@ -366,8 +366,6 @@ def stochastic_gumbel(search: SearchConfig, params: Params, key: chex.PRNGKey,
 # SearchConfig.policy -> the policy that searches.
 POLICIES: dict[str, PolicyFn] = {"muzero": puct, "gumbel": gumbel, "stochastic": stochastic,
                                  "stochastic_gumbel": stochastic_gumbel}
-# The policies that search chance nodes (a stochastic model's decision and chance steps).
-CHANCE_POLICIES = ("stochastic", "stochastic_gumbel")
 
 
 def tree_discount(discount: float, two_player: bool) -> float:

@@ -676,9 +676,10 @@ def _check_stochastic(cfg: Config) -> None:
     """Stochastic MuZero: the network's chance codes and the search's policy go together."""
     codes, policy = cfg.network.chance_outcomes, cfg.search.policy
     if codes and policy not in CHANCE_POLICIES:
+        named = " or ".join(repr(p) for p in CHANCE_POLICIES)
         raise ConfigError(f"chance_outcomes={codes}: the chance codes are searched by "
-                          f"policy 'stochastic' or 'stochastic_gumbel'; expected one of "
-                          f"them (not {policy!r}) or chance_outcomes=0")
+                          f"policy {named}; expected one of them (not {policy!r}) or "
+                          "chance_outcomes=0")
     if policy in CHANCE_POLICIES and codes < 2:
         raise ConfigError(f"chance_outcomes={codes}: policy={policy!r} needs a codebook; "
                           "expected an integer >= 2")

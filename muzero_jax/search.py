@@ -324,10 +324,15 @@ def gumbel(search: SearchConfig, params: Params, key: chex.PRNGKey,
     return mctx.gumbel_muzero_policy(
         params, key, root, recurrent_fn, search.num_simulations,
         invalid_actions=invalid_actions, max_depth=search.max_depth,
-        max_num_considered_actions=search.max_num_considered_actions,
-        gumbel_scale=exploration.gumbel_scale,
-        qtransform=functools.partial(mctx.qtransform_completed_by_mix_value,
-                                     epsilon=search.q_min_range))
+        **_gumbel_constants(search, exploration))
+
+
+def _gumbel_constants(search: SearchConfig, exploration: Exploration) -> dict:
+    """Gumbel's keyword arguments of mctx's Gumbel policy and `stochastic_gumbel`'s."""
+    return dict(max_num_considered_actions=search.max_num_considered_actions,
+                gumbel_scale=exploration.gumbel_scale,
+                qtransform=functools.partial(mctx.qtransform_completed_by_mix_value,
+                                             epsilon=search.q_min_range))
 
 
 def stochastic(search: SearchConfig, params: Params, key: chex.PRNGKey,
@@ -357,10 +362,7 @@ def stochastic_gumbel(search: SearchConfig, params: Params, key: chex.PRNGKey,
     return stochastic_gumbel_lib.gumbel_policy(
         params, key, root, decision_fn, chance_fn, search.num_simulations,
         invalid_actions=invalid_actions, max_depth=search.max_depth,
-        max_num_considered_actions=search.max_num_considered_actions,
-        gumbel_scale=exploration.gumbel_scale,
-        qtransform=functools.partial(mctx.qtransform_completed_by_mix_value,
-                                     epsilon=search.q_min_range))
+        **_gumbel_constants(search, exploration))
 
 
 # SearchConfig.policy -> the policy that searches.

@@ -188,9 +188,12 @@ def minatar_games(path: str) -> str:
 
 
 def _minatar_seeds(variant: str, game: str) -> list[dict[str, np.ndarray]]:
-    """The periodic evaluations of seeds 0-2 of a MinAtar variant and game; [] unless all
-    three have finished (written their summary.json)."""
-    runs = [_path("minatar", EPYC, variant, game, f"seed{s}") for s in range(3)]
+    """The periodic evaluations of seeds 0-2 of a MinAtar variant and game, each from the
+    machine that finished it (`minatar.run_dir`); [] unless all three have finished
+    (written their summary.json)."""
+    from benchmarks import minatar
+
+    runs = [minatar.run_dir(RESULTS, EPYC, variant, game, s) for s in range(3)]
     if not all(os.path.exists(os.path.join(r, "summary.json")) for r in runs):
         return []
     return [eval_runs(os.path.join(r, "metrics.csv"))[""] for r in runs]

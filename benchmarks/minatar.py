@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import glob
 import json
 import os
 import shutil
@@ -158,6 +159,25 @@ def _resolved(flags: tuple[str, ...]) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cli.parse_config(list(flags)))))
 
 
+def run_dir(out: str, device: str, variant: str, game: str, seed: int) -> str:
+    """Where the run of `variant`, `game` and `seed` lies under `out`: this machine's
+    directory, `out/minatar/DEVICE/VARIANT/GAME/seedS`, unless only another machine's
+    holds it finished (the first by name). A table of many CPU-hours is filled over
+    sittings on whichever machines they had, and a run finished anywhere is read, not
+    trained again."""
+    own = os.path.join(out, "minatar", device, variant, game, f"seed{seed}")
+    if os.path.exists(os.path.join(own, "summary.json")):
+        return own
+    elsewhere = sorted(glob.glob(os.path.join(out, "minatar", "*", variant, game,
+                                              f"seed{seed}", "summary.json")))
+    return os.path.dirname(elsewhere[0]) if elsewhere else own
+
+
+def machine_of(run_directory: str) -> str:
+    """The machine (device directory) a run directory from `run_dir` lies under."""
+    return os.path.normpath(run_directory).split(os.sep)[-4]
+
+
 def run_game(game: str, out: str, env_steps: int, seed: int = 0,
              extra_args: tuple[str, ...] = (), train: bool = True) -> dict | None:
     """Trains one game in a fresh process, unless `out` holds that run (`finished`);
@@ -256,15 +276,15 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
                     and game not in variant_games):
                 continue
             for seed in range(seeds):
-                run_dir = os.path.join(out, "minatar", device, variant, game, f"seed{seed}")
-                run = run_game(game, run_dir, env_steps, seed, VARIANTS[variant],
+                directory = run_dir(out, device, variant, game, seed)
+                run = run_game(game, directory, env_steps, seed, VARIANTS[variant],
                                train=not finished_only)
                 if run is None:
                     missing.append(f"{game} {variant} seed {seed}")
                     continue
-                run = dict(run, variant=variant)
+                run = dict(run, variant=variant, machine=machine_of(directory))
                 log(f"  {game:14s} {variant:13s} seed {seed}: {run['env_steps']:,} env steps "
-                    f"in {run['wall_seconds']:.0f} s, greedy return "
+                    f"in {run['wall_seconds']:.0f} s on {run['machine']}, greedy return "
                     f"{run['final_eval_return']:.1f} +- {run['final_eval_std']:.1f} "
                     f"({run['final_eval_episodes']} episodes)")
                 runs.append(run)
@@ -455,14 +475,23 @@ def markdown(section: dict) -> list[str]:
         lines += ["", "An addition helps where its median over the seeds is higher than "
                   "plain's and it is higher than plain's run of the same seed on most "
                   "seeds:", ""] + verdicts
-    lines += ["", "| game | variant | seed | env steps | wall s (compile included) | "
-              "env steps/s | final greedy return (100 ep.) | best periodic eval (32 ep.): "
-              "return at env steps |", "|---|---|---|---|---|---|---|---|"]
+    # Runs filled in over sittings may come from machines of different speeds: then each
+    # row names its own, as its wall time is that machine's.
+    machines = sorted({r["machine"] for r in section["runs"] if r.get("machine")})
+    several = len(machines) > 1
+    if several:
+        lines += ["", f"The runs come from {len(machines)} machines ({', '.join(machines)}); "
+                  "each run's wall time is its own machine's."]
+    lines += ["", "| game | variant | seed | " + "machine | " * several + "env steps | "
+              "wall s (compile included) | env steps/s | final greedy return (100 ep.) | "
+              "best periodic eval (32 ep.): return at env steps |",
+              "|---|---|---|---|---|---|---|---|" + "---|" * several]
     for (game, variant), group in sorted(groups.items(), key=lambda kv: (
             games.index(kv[0][0]), variants.index(kv[0][1]))):
         for r in group:
             best = max(r["curve"], key=lambda p: p["eval_return"], default=None)
-            lines.append(f"| {game} | {variant} | {r['seed']} | {r['env_steps']:,} | "
+            machine = f"{r.get('machine', '-')} | " if several else ""
+            lines.append(f"| {game} | {variant} | {r['seed']} | {machine}{r['env_steps']:,} | "
                          f"{wall_cell(r)} | {r['env_steps'] / r['wall_seconds']:.0f} | "
                          f"{r['final_eval_return']:.1f} +- {r['final_eval_std']:.1f} | "
                          + (f"{best['eval_return']:.1f} at {best['env_steps']:,}" if best

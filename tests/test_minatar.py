@@ -268,15 +268,16 @@ def test_an_addition_is_decided_before_its_last_seed_where_that_seed_cannot_matt
         "open (2 of 3 seeds run)"
 
 
-def _finished_run(out, variant: str, game: str, seed: int, final: float) -> None:
-    """A finished run of 1,000 env steps as the benchmark leaves it, under `out`'s device
-    "dev"."""
+def _finished_run(out, variant: str, game: str, seed: int, final: float,
+                  device: str = "dev") -> None:
+    """A finished run of 1,000 env steps as the benchmark leaves it, under `out`'s
+    `device`."""
     import dataclasses
 
     from benchmarks import minatar
     from muzero_jax import cli
 
-    run = out / "minatar" / "dev" / variant / game / f"seed{seed}"
+    run = out / "minatar" / device / variant / game / f"seed{seed}"
     run.mkdir(parents=True)
     flags = ("--preset", "minatar", *minatar.VARIANTS[variant])
     config = dataclasses.asdict(cli.parse_config([
@@ -336,6 +337,30 @@ def test_the_preset_runs_on_every_game_beside_plain_and_the_other_variants_where
     table = "\n".join(minatar.markdown(section))
     assert (f"| muzero_jax `minatar` {minatar.PRESET_VARIANT} (the preset), greedy, 100 "
             "episodes | 1,000 steps | 3.0 |") in table
+
+
+def test_a_table_gathers_the_runs_each_machine_finished_and_names_the_machines(
+        tmp_path, monkeypatch):
+    from benchmarks import minatar
+
+    monkeypatch.setattr(minatar, "train_cold", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(minatar, "plot", lambda runs, path: None)
+    _finished_run(tmp_path, "plain", "Breakout", 0, 2.0, device="slow")
+    _finished_run(tmp_path, "plain", "Breakout", 1, 3.0, device="fast")
+    # This machine's own run wins over another machine's of the same seed.
+    _finished_run(tmp_path, "plain", "Breakout", 1, 4.0, device="dev")
+    section = minatar.benchmark(str(tmp_path), "dev", lambda _: None, 1000,
+                                games=("Breakout",), seeds=3, variants=("plain",),
+                                finished_only=True)
+    assert [(r["seed"], r["machine"], r["final_eval_return"]) for r in section["runs"]] == [
+        (0, "slow", 2.0), (1, "dev", 4.0)]
+    assert section["missing"] == ["Breakout plain seed 2"]
+    table = "\n".join(minatar.markdown(section))
+    assert "The runs come from 2 machines (dev, slow)" in table
+    assert "| Breakout | plain | 0 | slow | 1,000 | 10 | 100 | 2.0 +- 0.5 | 2.0 at 1,000 |" in table
+    # One machine's runs keep the table without the column.
+    one = dict(section, runs=section["runs"][1:])
+    assert "| Breakout | plain | 1 | 1,000 | 10 |" in "\n".join(minatar.markdown(one))
 
 
 def test_every_committed_minatar_run_is_still_its_variant():

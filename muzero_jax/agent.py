@@ -172,7 +172,9 @@ class Agent:
         return self._make_batch(buffer, key, state)
 
     def _make_batch_impl(self, buffer, key, state):
-        return self.sample_batch(state, buffer, key)[0]
+        # The target network's values are computed here rather than read from replay's
+        # cache, which only `update` keeps up to date.
+        return self.sample_batch(state, buffer.replace(value_cache=None), key)[0]
 
     def priority_beta(self, step: chex.Array) -> chex.Array:
         """The importance-weight exponent at learner `step`, annealed linearly to 1."""

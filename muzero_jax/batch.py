@@ -15,6 +15,7 @@ inside a compiled loop or `shard_map`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import chex
@@ -22,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from muzero_jax import extensions as extensions_lib
-from muzero_jax import reanalyze, replay
+from muzero_jax import reanalyze, replay, target_cache
 from muzero_jax.config import LearnerConfig, LossConfig, ReplayConfig
 from muzero_jax.learner import Batch, TrainState
 from muzero_jax.networks import Model, Params
@@ -79,7 +80,9 @@ def make_sample_batch(*, replay_config: ReplayConfig, loss: LossConfig,
       `state` (a `TrainState`, or None when neither Reanalyze nor a target network
       needs parameters) gives beta's step and the fresh values' parameters; with
       `axis_name` (inside `shard_map` over a data axis) `buffer` is the shard's and the
-      batch its share (`replay.sample`). `stats`: Reanalyze's scalars.
+      batch its share (`replay.sample`). `stats`: Reanalyze's scalars. A buffer with a
+      `ValueCache` gives the bootstrap values from it, which must be up to date
+      (`target_cache.ensure`, as `make_update` does before each sample).
     """
     batch_size, unroll_steps = learner.batch_size, loss.unroll_steps
     num_reanalyzed, num_policies = replay_config.reanalyzed(batch_size)
@@ -104,10 +107,14 @@ def make_sample_batch(*, replay_config: ReplayConfig, loss: LossConfig,
         def policy_fn(obs):
             return search_policy(state.params, search_key, obs)
 
+        # A buffer that keeps the target network's values (`target_cache`) gives the
+        # bootstrap rows from them: `update` brought them up to date before sampling.
+        stored = (None if buffer.value_cache is None or not learner.target_update_period
+                  else functools.partial(target_cache.lookup, buffer))
         return reanalyze.reanalyze(
             buffer, window, value_fn=value_fn, policy_fn=policy_fn, num_values=num_values,
             num_policies=num_policies, td_steps=loss.td_steps, unroll_steps=unroll_steps,
-            history_length=history_length, horizon=horizon)
+            history_length=history_length, horizon=horizon, stored_value_fn=stored)
 
     def sample_batch(state, buffer, key, axis_name=None):
         # Split only when a search needs a key: one key serves the sampling otherwise.
@@ -151,12 +158,15 @@ def make_sample_batch(*, replay_config: ReplayConfig, loss: LossConfig,
 
 
 def make_update(sample_batch: SampleBatchFn, learner_step: LearnerStepFn, *,
-                replay_config: ReplayConfig, updates_per_iteration: int) -> UpdateFn:
+                replay_config: ReplayConfig, updates_per_iteration: int,
+                ensure_cache: Callable[[TrainState, ReplayBuffer], ReplayBuffer] | None = None
+                ) -> UpdateFn:
     """U = `updates_per_iteration` learner steps in one `lax.scan`, as one pure function.
 
-    Each step samples a batch (`sample_batch`), takes `learner_step` on it, writes the
-    fresh priorities |v - z| + priority_epsilon back (when priority_alpha > 0) and
-    updates the target network (inside the learner's step).
+    Each step brings a buffer's `ValueCache` up to date (`ensure_cache`, where given),
+    samples a batch (`sample_batch`), takes `learner_step` on it, writes the fresh
+    priorities |v - z| + priority_epsilon back (when priority_alpha > 0) and updates
+    the target network (inside the learner's step).
 
     Returns:
       `update(state, buffer, key, axis_name=None) -> (state, buffer, metrics)`: metrics
@@ -169,6 +179,8 @@ def make_update(sample_batch: SampleBatchFn, learner_step: LearnerStepFn, *,
 
     def step(carry, key, axis_name):
         state, buffer = carry
+        if ensure_cache is not None and buffer.value_cache is not None:
+            buffer = ensure_cache(state, buffer)
         batch, window, stats = sample_batch(state, buffer, key, axis_name)
         state, metrics, priority = learner_step(state, batch, axis_name=axis_name)
         # A zero priority would never be sampled again.

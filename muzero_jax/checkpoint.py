@@ -10,7 +10,8 @@ invisible; the next `Checkpointer` on the directory deletes the leftovers.
 
 Pytrees are stored generically, as nested dicts named by their paths, so a
 field added to `TrainState` (or any state) is saved without code here; typed
-PRNG keys are stored as their raw key data. Restoring takes a template of the
+PRNG keys are stored as their raw key data; fields computed from the rest
+(`NOT_SAVED`) are left out and come fresh from the template. Restoring takes a template of the
 expected pytree (fresh state from the same config) and checks every array's
 shape and dtype against what is on disk before reading, so a checkpoint written
 for another network shape fails with a message naming the first array that
@@ -44,6 +45,10 @@ from muzero_jax.config import Config
 from muzero_jax.errors import RunFault
 
 META = "loop"  # the JSON item: counters and host-side state
+# Fields computed from the rest of the state, left out of checkpoints and taken fresh from
+# the template on restore: replay's cache of target-network values (`target_cache`), which
+# the next update computes again.
+NOT_SAVED = ("value_cache",)
 _ITEMS = "_items"  # in the JSON item: the names saved beside it, to tell a missing one
 
 
@@ -188,19 +193,29 @@ def _nest(flat: dict[tuple[str, ...], Any]) -> dict:
     return nested
 
 
+def _derived(path: tuple[str, ...]) -> bool:
+    return any(name in NOT_SAVED for name in path)
+
+
 def to_nested(tree: Any) -> dict:
-    """`tree` as nested dicts of arrays keyed by path names, keys as raw key data."""
+    """`tree` as nested dicts of arrays keyed by path names, keys as raw key data; the
+    fields in `NOT_SAVED` left out."""
     return _nest({path: jax.random.key_data(leaf) if _is_key(leaf) else leaf
-                  for path, leaf in _flat(tree).items()})
+                  for path, leaf in _flat(tree).items() if not _derived(path)})
 
 
 def from_nested(nested: dict, template: Any) -> Any:
-    """Inverse of `to_nested`, using `template` for the structure and key types."""
+    """Inverse of `to_nested`, using `template` for the structure and key types, and for
+    the fields in `NOT_SAVED`."""
     values = _flat(nested)
     leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(template)
     leaves = []
     for path, leaf in leaves_with_path:
-        value = values[tuple(_path_name(e) for e in path)]
+        names = tuple(_path_name(e) for e in path)
+        if _derived(names):
+            leaves.append(leaf)
+            continue
+        value = values[names]
         if _is_key(leaf):
             value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
         leaves.append(value)

@@ -25,7 +25,16 @@ import jax
 import jax.numpy as jnp
 
 from muzero_jax import batch as batch_lib
-from muzero_jax import envs, extensions, history, replay, sampled, selfplay, support
+from muzero_jax import (
+    envs,
+    extensions,
+    history,
+    replay,
+    sampled,
+    selfplay,
+    support,
+    target_cache,
+)
 from muzero_jax.config import Config, ConfigError, validate
 from muzero_jax.learner import Learner
 from muzero_jax.networks import Model
@@ -46,7 +55,9 @@ class Pieces:
       for a JAX env, `rollout_fn(params, env_state, key, exploration, T)` -> (env states,
       `[B, T]` `selfplay.Trajectory`), the search included.
     init: key -> `TrainState`, fresh parameters and optimizer state.
-    init_replay: () -> an empty `replay.ReplayBuffer`, one stream per self-play env.
+    init_replay: () -> an empty `replay.ReplayBuffer`, one stream per self-play env, with
+      a `replay.ValueCache` where the target network's values are cheaper kept than
+      computed per window (`target_cache.pays`).
     sample_batch: (state, buffer, key, axis_name=None) -> (`learner.Batch`, its windows,
       Reanalyze statistics): sample -> Reanalyze -> targets.
     update: (state, buffer, key, axis_name=None) -> (state, buffer, scalar metrics):
@@ -116,7 +127,8 @@ def make_pieces(config: Config, env: envs.Env | None = None) -> Pieces:
         history_length=config.env.history_length, extensions=active)
     update = batch_lib.make_update(
         sample_batch, learner.step, replay_config=config.replay,
-        updates_per_iteration=config.learner.updates_per_iteration)
+        updates_per_iteration=config.learner.updates_per_iteration,
+        ensure_cache=target_cache.make_ensure(model, config))
     return Pieces(
         config=config, env=env, spec=spec, observation_shape=observation_shape,
         reward_limit=support.reward_limit(config, max_abs_reward), model=model,
@@ -130,10 +142,14 @@ def _init_replay(config: Config, spec: envs.EnvSpec, active,
                  children: int) -> replay.ReplayBuffer:
     # Frames are stored as the env gives them: one uint8 frame per position.
     dtype = jnp.uint8 if spec.frames else jnp.float32
-    return replay.init(config.acting.num_envs, config.replay_length, spec.observation_shape,
-                       children, observation_dtype=dtype,
-                       max_episode_steps=spec.max_episode_steps,
-                       extra_fields=extensions.fields(active, spec))
+    buffer = replay.init(config.acting.num_envs, config.replay_length, spec.observation_shape,
+                         children, observation_dtype=dtype,
+                         max_episode_steps=spec.max_episode_steps,
+                         extra_fields=extensions.fields(active, spec))
+    if target_cache.pays(config):
+        buffer = buffer.replace(value_cache=target_cache.init(config.acting.num_envs,
+                                                              config.replay_length))
+    return buffer
 
 
 def _observation_shape(spec: envs.EnvSpec, config: Config) -> tuple[int, ...]:

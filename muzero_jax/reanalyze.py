@@ -32,12 +32,15 @@ from muzero_jax.replay import ReplayBuffer, Window
 
 ValueFn = Callable[[chex.Array], chex.Array]  # obs [M, *obs_shape] -> values [M]
 PolicyFn = Callable[[chex.Array], chex.Array]  # obs [M, *obs_shape] -> policies [M, A]
+# (stream [M], slots [M, P]) -> [M, P] values of those positions, already computed
+StoredValueFn = Callable[[chex.Array, chex.Array], chex.Array]
 
 
 def reanalyze(buffer: ReplayBuffer, window: Window, *, value_fn: ValueFn | None,
               policy_fn: PolicyFn | None, num_values: int, num_policies: int,
               td_steps: int, unroll_steps: int, history_length: int = 0,
-              horizon: chex.Array | None = None
+              horizon: chex.Array | None = None,
+              stored_value_fn: StoredValueFn | None = None
               ) -> tuple[chex.Array, chex.Array, chex.Array, dict]:
     """Fresh bootstrap values and policy targets for the first windows of a batch.
 
@@ -53,6 +56,9 @@ def reanalyze(buffer: ReplayBuffer, window: Window, *, value_fn: ValueFn | None,
       history_length: H, frames per observation stack (`replay.observations`).
       horizon: optional `[N]` int32, each window's own n (`targets.corrected_td_steps`):
         the rows refreshed are then its n..n+K.
+      stored_value_fn: optional, `value_fn`'s values of buffer positions computed
+        before (`target_cache.lookup`): the bootstrap rows read them instead of calling
+        `value_fn` (which still gives the values at truncations).
 
     Returns:
       bootstrap_value: `[N, W]`, window.root_value with rows n..n+K of the first
@@ -86,10 +92,13 @@ def reanalyze(buffer: ReplayBuffer, window: Window, *, value_fn: ValueFn | None,
             rows = jnp.broadcast_to(n + jnp.arange(k1), (m, k1))
         else:
             rows = horizon[:m, None] + jnp.arange(k1)
-        obs = replay.observations(buffer, window.stream[:m],
-                                  jnp.take_along_axis(slots[:m], rows, axis=1),
-                                  history_length=history_length)
-        fresh = value_fn(obs.reshape((m * k1,) + obs.shape[2:])).reshape(m, k1)
+        row_slots = jnp.take_along_axis(slots[:m], rows, axis=1)
+        if stored_value_fn is not None:
+            fresh = stored_value_fn(window.stream[:m], row_slots)
+        else:
+            obs = replay.observations(buffer, window.stream[:m], row_slots,
+                                      history_length=history_length)
+            fresh = value_fn(obs.reshape((m * k1,) + obs.shape[2:])).reshape(m, k1)
         stored = jnp.take_along_axis(bootstrap[:m], rows, axis=1)
         stats["reanalyze_value_change"] = jnp.mean(jnp.abs(fresh - stored))
         bootstrap = bootstrap.at[jnp.arange(m)[:, None], rows].set(fresh)

@@ -50,6 +50,21 @@ _STORED = ("observation", "action", "reward", "terminated", "truncated",
 
 
 @chex.dataclass(frozen=True)
+class ValueCache:
+    """The target network's value of every position (`target_cache`), kept beside them.
+
+    value: `[B, L]` float32, by slot. count: `[]` int32, the buffer's `count` when the
+    values were last brought up to date: positions written since have none yet.
+    target_step: `[]` int32, the learner step whose parameters the target network copied
+      when the values were computed (-1: none yet).
+    """
+
+    value: chex.Array
+    count: chex.Array
+    target_step: chex.Array
+
+
+@chex.dataclass(frozen=True)
 class ReplayBuffer:
     """B streams of L positions each; per-position field shapes are `[B, L, ...]`.
 
@@ -66,6 +81,9 @@ class ReplayBuffer:
       head is count % L).
     max_priority: `[]` float32, the priority new positions get.
     extra: name -> `[B, L, ...]`, the extensions' fields (`Trajectory.extra`).
+    value_cache: the target network's values of the positions (`ValueCache`), where the
+      learner keeps them (`target_cache`); None otherwise. Derived from the rest, so
+      checkpoints leave it out.
     """
 
     observation: chex.Array
@@ -83,6 +101,7 @@ class ReplayBuffer:
     count: chex.Array
     max_priority: chex.Array
     extra: dict[str, chex.Array] = dataclasses.field(default_factory=dict)
+    value_cache: ValueCache | None = None
 
     @property
     def num_streams(self) -> int:
@@ -225,7 +244,8 @@ def bytes_per_position(buffer: ReplayBuffer) -> int:
     The ring of final observations comes on top: `final_slots` observations per stream.
     """
     per_position = ([getattr(buffer, name) for name in _STORED + ("priority",)]
-                    + list(buffer.extra.values()))
+                    + list(buffer.extra.values())
+                    + ([buffer.value_cache.value] if buffer.value_cache is not None else []))
     return sum(x.dtype.itemsize * x[0, 0].size for x in per_position)
 
 

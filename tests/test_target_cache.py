@@ -1,0 +1,178 @@
+"""Replay's cache of target-network values: the values it holds, when it computes them,
+and that updates and batches read from it are those computed without it."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import muzero_jax as mz
+from muzero_jax import checkpoint, replay, target_cache
+
+
+def _COPY_EVERY_8(config):
+    """A copy every 8 steps, over 128 positions: 128 / 8 + 32 / 2 = 32 calls a step with
+    the cache, against 48 without."""
+    return config.replace(capacity=128, target_update_period=8)
+
+
+def _filled(agent, iterations: int):
+    """A buffer after `iterations` rollouts of the agent's envs, and a state whose target
+    network's values differ from position to position (a fresh value head gives 0)."""
+    state = agent.init(jax.random.key(0))
+    leaves, tree = jax.tree.flatten(state.target_params)
+    keys = jax.random.split(jax.random.key(2), len(leaves))
+    state = state.replace(target_params=jax.tree.unflatten(tree, [
+        x + 0.3 * jax.random.normal(k, x.shape, x.dtype)
+        for x, k in zip(leaves, keys, strict=True)]))
+    buffer, env = agent.init_replay(), agent.reset(jax.random.key(1))
+    for i in range(iterations):
+        env, trajectory = agent.rollout(state, env, jax.random.key(10 + i))
+        buffer = agent.add(buffer, trajectory)
+    return state, buffer
+
+
+def _values(agent, params, buffer):
+    """The target network's value of every slot, computed directly: `[B, L]`.
+
+    In calls of the cache's 32 observations: a matmul's rounding depends on its number
+    of rows (in this network up to 1e-4 of a value between calls of 32 and of 256)."""
+    streams, length = buffer.num_streams, buffer.length
+    obs = replay.observations(buffer, jnp.arange(streams),
+                              jnp.broadcast_to(jnp.arange(length), (streams, length)))
+    chunks = obs.reshape((-1, 32) + obs.shape[2:])
+    value = jax.lax.map(lambda o: agent.model.initial_inference(params, o).value, chunks)
+    return np.asarray(value).reshape(streams, length)
+
+
+def _ensure(agent, state, buffer):
+    return jax.jit(target_cache.make_ensure(agent.model, agent.config))(state, buffer)
+
+
+def test_the_tiny_config_keeps_the_cache_and_an_average_target_does_not(tiny_config):
+    # 256 positions in chunks of one iteration's 32, over a period of 100 steps, and 32
+    # new positions over 2 steps: 18.56 calls a step against 16 windows x 3 rows.
+    assert target_cache.calls_per_step(tiny_config) == (256 / 100 + 32 / 2, 48.0)
+    assert target_cache.pays(tiny_config)
+    assert mz.Agent(tiny_config).init_replay().value_cache is not None
+    # The `minatar` preset: 100,000 positions (196 chunks of 512) every 200 steps.
+    assert target_cache.calls_per_step(mz.minatar()) == (196 * 512 / 200 + 512 / 16, 768.0)
+    for changed in ({"target_update_period": 0}, {"target_update_period": 0,
+                                                  "target_ema": 0.9},
+                    {"target_update_period": 5}):  # 51.2 + 16 calls a step: more than 48
+        assert not target_cache.pays(tiny_config.replace(**changed)), changed
+
+
+def test_the_cache_holds_the_target_networks_value_of_every_position(tiny_agent):
+    # 12 iterations of 32 positions wrap the 256-position ring.
+    state, buffer = _filled(tiny_agent, 12)
+    buffer = _ensure(tiny_agent, state, buffer)
+    cache = buffer.value_cache
+    assert (int(cache.count), int(cache.target_step)) == (12 * 8, 0)
+    np.testing.assert_allclose(cache.value, _values(tiny_agent, state.target_params, buffer),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_the_cache_computes_the_new_positions_alone_until_the_target_changes(tiny_agent):
+    state, buffer = _filled(tiny_agent, 4)
+    buffer = _ensure(tiny_agent, state, buffer)
+    # Marked: a value computed again loses its mark.
+    marked = buffer.replace(value_cache=buffer.value_cache.replace(
+        value=jnp.full_like(buffer.value_cache.value, 123.0)))
+    assert np.all(_ensure(tiny_agent, state, marked).value_cache.value == 123.0)
+    env = tiny_agent.reset(jax.random.key(5))
+    env, trajectory = tiny_agent.rollout(state, env, jax.random.key(6))
+    grown = tiny_agent.add(marked, trajectory)
+    caught_up = np.asarray(_ensure(tiny_agent, state, grown).value_cache.value)
+    new = np.arange(32, 40)  # the 8 positions of each stream the rollout wrote
+    np.testing.assert_allclose(caught_up[:, new],
+                               _values(tiny_agent, state.target_params, grown)[:, new],
+                               rtol=1e-6, atol=1e-6)
+    assert np.all(np.delete(caught_up, new, axis=1) == 123.0)
+    # One step past a copy of the parameters: every position again.
+    copied = state.replace(step=jnp.int32(100), target_params=jax.tree.map(
+        lambda x: x * 1.5, state.target_params))
+    again = _ensure(tiny_agent, copied, grown).value_cache
+    assert int(again.target_step) == 100
+    np.testing.assert_allclose(again.value, _values(tiny_agent, copied.target_params, grown),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_runs_side_by_side_each_compute_what_they_need(tiny_agent):
+    """Under vmap the chunk loop runs for the run that needs most, and each run's values
+    are its own: one run caught up, the other recomputed after a copy."""
+    state, buffer = _filled(tiny_agent, 4)
+    buffer = _ensure(tiny_agent, state, buffer)
+    copied = state.replace(step=jnp.int32(100), target_params=jax.tree.map(
+        lambda x: x * 1.5, state.target_params))
+    states = jax.tree.map(lambda a, b: jnp.stack([a, b]), state, copied)
+    buffers = jax.tree.map(lambda x: jnp.stack([x, x]), buffer)
+    both = jax.jit(jax.vmap(target_cache.make_ensure(tiny_agent.model, tiny_agent.config)))(
+        states, buffers).value_cache
+    np.testing.assert_array_equal(both.value[0], buffer.value_cache.value)
+    np.testing.assert_allclose(both.value[1], _values(tiny_agent, copied.target_params, buffer),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(both.target_step, [0, 100])
+
+
+def test_updates_read_from_the_cache_train_as_updates_without_it(tiny_config):
+    """Five iterations of 2 steps across a copy of the target (every 8 steps): the same
+    parameters with and without the cache."""
+    agent = mz.Agent(_COPY_EVERY_8(tiny_config))
+    state, buffer = _filled(agent, 6)
+    assert buffer.value_cache is not None
+    runs = {}
+    for name, start in (("direct", buffer.replace(value_cache=None)), ("cached", buffer)):
+        # `update` donates its state and buffer: each run starts from copies.
+        s, b = jax.tree.map(jnp.copy, state), jax.tree.map(jnp.copy, start)
+        for i in range(5):
+            s, b, metrics = agent.update(s, b, jax.random.key(20 + i))
+        runs[name] = (s, b, metrics)
+    assert int(runs["cached"][1].value_cache.target_step) == 8
+    params = [jax.tree.leaves(runs[name][0].params) for name in ("direct", "cached")]
+    for direct, cached in zip(*params, strict=True):
+        np.testing.assert_allclose(cached, direct, rtol=1e-5, atol=1e-6)
+    for key in ("loss", "value_target", "reanalyze_value_change"):
+        np.testing.assert_allclose(runs["cached"][2][key], runs["direct"][2][key], rtol=1e-5)
+
+
+def test_checkpoints_leave_the_cache_out_and_a_restore_computes_it_again(tiny_agent,
+                                                                         tmp_path):
+    state, buffer = _filled(tiny_agent, 2)
+    buffer = _ensure(tiny_agent, state, buffer)
+    assert not any("value_cache" in path for path in
+                   checkpoint._flat(checkpoint.to_nested(buffer)))
+    writer = checkpoint.Checkpointer(str(tmp_path / "ckpt"))
+    writer.save(1, {"replay": buffer}, {})
+    writer.close()
+    fresh = tiny_agent.init_replay()
+    _, trees, _ = checkpoint.Checkpointer(str(tmp_path / "ckpt"), create=False).restore(
+        {"replay": fresh})
+    restored = trees["replay"]
+    np.testing.assert_array_equal(restored.observation, buffer.observation)
+    assert (int(restored.value_cache.count), int(restored.value_cache.target_step)) == (0, -1)
+    again = _ensure(tiny_agent, state, restored).value_cache
+    np.testing.assert_allclose(again.value, buffer.value_cache.value, rtol=1e-6, atol=1e-6)
+
+
+def test_make_batch_computes_the_values_whatever_the_cache_holds(tiny_agent):
+    state, buffer = _filled(tiny_agent, 4)
+    # A cache never brought up to date holds zeros: make_batch must not read it.
+    batch = tiny_agent.make_batch(buffer, jax.random.key(3), state)
+    reference = tiny_agent.make_batch(buffer.replace(value_cache=None), jax.random.key(3),
+                                      state)
+    assert float(jnp.abs(batch.targets.value).max()) > 0
+    np.testing.assert_array_equal(batch.targets.value, reference.targets.value)
+
+
+def test_the_benchmark_times_both_paths_over_whole_target_periods(tiny_config, tmp_path):
+    from benchmarks import target_cache as bench
+
+    config = _COPY_EVERY_8(tiny_config)  # the update test's programs, compiled once
+    assert bench.period_calls(config) == 4  # 8 steps: one copy in each timed call
+    row = bench.measure("tiny", config, repeats=1, min_repeat_seconds=0.0)
+    assert row["steps_per_call"] == 8
+    assert (row["target_calls_per_step_cached"], row["target_calls_per_step_direct"]) == (
+        128 / 8 + 32 / 2, 48.0)
+    assert row["cached_ms_per_step"] > 0 and row["direct_ms_per_step"] > 0
+    bench.write([row], tmp_path, {})
+    assert "| tiny | 32 / 48 |" in (tmp_path / "target-cache.md").read_text()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
 import platform
 import re
+import time
 from importlib import metadata
 
 import jax
@@ -73,3 +76,14 @@ def describe() -> dict:
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "versions": versions,
     }
+
+
+def write_record(out: pathlib.Path, name: str, command: str, args: dict, rows: list[dict],
+                 table: list[str]) -> None:
+    """`out/NAME.json` (this machine, the date, the command, its arguments and `rows`)
+    and `out/NAME.md` (the lines of `table`): a standalone benchmark's results."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(
+        {"machine": describe(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+         "command": command, "args": args, "rows": rows}, indent=2) + "\n")
+    (out / f"{name}.md").write_text("\n".join(table) + "\n")

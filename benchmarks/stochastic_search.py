@@ -27,7 +27,6 @@ import argparse
 import functools
 import json
 import pathlib
-import time
 
 import flax.linen as nn
 import jax
@@ -150,12 +149,7 @@ def run(batches, simulations, repeats: int, min_repeat_seconds: float) -> list[d
 
 
 def write(rows: list[dict], out: pathlib.Path, argv: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     about = machine.describe()
-    (out / "stochastic-search.json").write_text(json.dumps(
-        {"machine": about, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-         "command": "python -m benchmarks.stochastic_search", "args": argv, "rows": rows},
-        indent=2) + "\n")
     lines = [f"# Searches over chance nodes against plain searches ({about['cpu']}, "
              f"{about['cpu_cores']} cores, mctx {about['versions']['mctx']})", "",
              "Median of one jitted search over interleaved repeats, compilation apart;",
@@ -173,7 +167,8 @@ def write(rows: list[dict], out: pathlib.Path, argv: dict) -> None:
                      + " | ".join(f"{r[f'{name}_us_per_simulation']:.0f} "
                                   f"({r[f'{name}_spread']:.2f})" for name in SEARCHES)
                      + " | " + " | ".join(f"{r[f'{a}_ratio']:.2f}" for a, _ in RATIOS) + " |")
-    (out / "stochastic-search.md").write_text("\n".join(lines) + "\n")
+    machine.write_record(out, "stochastic-search", "python -m benchmarks.stochastic_search",
+                         argv, rows, lines)
 
 
 def main(argv=None) -> None:

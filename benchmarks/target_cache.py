@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
@@ -80,12 +79,7 @@ def measure(name: str, config: mz.Config, repeats: int, min_repeat_seconds: floa
 
 
 def write(rows: list[dict], out: pathlib.Path, argv: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     about = machine.describe()
-    (out / "target-cache.json").write_text(json.dumps(
-        {"machine": about, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-         "command": "python -m benchmarks.target_cache", "args": argv, "rows": rows},
-        indent=2) + "\n")
     lines = [f"# Learner steps with and without replay's cache of target-network values "
              f"({about['cpu']}, {about['cpu_cores']} cores)", "",
              "Median over interleaved repeats of `update` calls spanning whole target",
@@ -99,7 +93,8 @@ def write(rows: list[dict], out: pathlib.Path, argv: dict) -> None:
                      f"{r['cached_ms_per_step']:.1f} ({r['cached_spread']:.2f}) | "
                      f"{r['direct_ms_per_step']:.1f} ({r['direct_spread']:.2f}) | "
                      f"{r['speedup']:.2f} |")
-    (out / "target-cache.md").write_text("\n".join(lines) + "\n")
+    machine.write_record(out, "target-cache", "python -m benchmarks.target_cache", argv,
+                         rows, lines)
 
 
 def main(argv=None) -> None:

@@ -9,12 +9,6 @@ import muzero_jax as mz
 from muzero_jax import checkpoint, replay, target_cache
 
 
-def _COPY_EVERY_8(config):
-    """A copy every 8 steps, over 128 positions: 128 / 8 + 32 / 2 = 32 calls a step with
-    the cache, against 48 without."""
-    return config.replace(capacity=128, target_update_period=8)
-
-
 def _filled(agent, iterations: int):
     """A buffer after `iterations` rollouts of the agent's envs, and a state whose target
     network's values differ from position to position (a fresh value head gives 0)."""
@@ -114,20 +108,20 @@ def test_runs_side_by_side_each_compute_what_they_need(tiny_agent):
     np.testing.assert_array_equal(both.target_step, [0, 100])
 
 
-def test_updates_read_from_the_cache_train_as_updates_without_it(tiny_config):
-    """Five iterations of 2 steps across a copy of the target (every 8 steps): the same
-    parameters with and without the cache."""
-    agent = mz.Agent(_COPY_EVERY_8(tiny_config))
-    state, buffer = _filled(agent, 6)
+def test_updates_read_from_the_cache_train_as_updates_without_it(tiny_agent):
+    """Five iterations of 2 steps from step 96, across the copy of the target at step 100:
+    the same parameters with and without the cache."""
+    state, buffer = _filled(tiny_agent, 6)
+    state = state.replace(step=jnp.int32(96))
     assert buffer.value_cache is not None
     runs = {}
     for name, start in (("direct", buffer.replace(value_cache=None)), ("cached", buffer)):
         # `update` donates its state and buffer: each run starts from copies.
         s, b = jax.tree.map(jnp.copy, state), jax.tree.map(jnp.copy, start)
         for i in range(5):
-            s, b, metrics = agent.update(s, b, jax.random.key(20 + i))
+            s, b, metrics = tiny_agent.update(s, b, jax.random.key(20 + i))
         runs[name] = (s, b, metrics)
-    assert int(runs["cached"][1].value_cache.target_step) == 8
+    assert int(runs["cached"][1].value_cache.target_step) == 100
     params = [jax.tree.leaves(runs[name][0].params) for name in ("direct", "cached")]
     for direct, cached in zip(*params, strict=True):
         np.testing.assert_allclose(cached, direct, rtol=1e-5, atol=1e-6)
@@ -167,12 +161,11 @@ def test_make_batch_computes_the_values_whatever_the_cache_holds(tiny_agent):
 def test_the_benchmark_times_both_paths_over_whole_target_periods(tiny_config, tmp_path):
     from benchmarks import target_cache as bench
 
-    config = _COPY_EVERY_8(tiny_config)  # the update test's programs, compiled once
-    assert bench.period_calls(config) == 4  # 8 steps: one copy in each timed call
-    row = bench.measure("tiny", config, repeats=1, min_repeat_seconds=0.0)
-    assert row["steps_per_call"] == 8
+    assert bench.period_calls(tiny_config) == 50  # 100 steps: one copy in each timed call
+    row = bench.measure("tiny", tiny_config, repeats=1, min_repeat_seconds=0.0)
+    assert row["steps_per_call"] == 100
     assert (row["target_calls_per_step_cached"], row["target_calls_per_step_direct"]) == (
-        128 / 8 + 32 / 2, 48.0)
+        256 / 100 + 32 / 2, 48.0)
     assert row["cached_ms_per_step"] > 0 and row["direct_ms_per_step"] > 0
     bench.write([row], tmp_path, {})
-    assert "| tiny | 32 / 48 |" in (tmp_path / "target-cache.md").read_text()
+    assert "| tiny | 19 / 48 |" in (tmp_path / "target-cache.md").read_text()

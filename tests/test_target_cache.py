@@ -169,3 +169,41 @@ def test_the_benchmark_times_both_paths_over_whole_target_periods(tiny_config, t
     assert row["cached_ms_per_step"] > 0 and row["direct_ms_per_step"] > 0
     bench.write([row], tmp_path, {})
     assert "| tiny | 19 / 48 |" in (tmp_path / "target-cache.md").read_text()
+
+
+def test_with_frame_stacks_a_cached_value_stays_that_of_its_positions_stack():
+    """A stack reaches H positions back; a position replay can still bootstrap from
+    (`replay._oldest_start` on) keeps its whole stack until it is overwritten itself, so
+    its value computed when it was new is still its value after the ring wrapped."""
+    from muzero_jax.selfplay import Trajectory
+
+    streams, length, steps, history_length, actions = 2, 16, 6, 3, 4
+    rng = np.random.default_rng(0)
+    weights = jnp.asarray(rng.normal(size=(2, 2, 2 * history_length)), jnp.float32)
+
+    def value_fn(obs):  # any function of the whole stack, frames and action planes
+        return jnp.sum(obs * weights, axis=(1, 2, 3))
+
+    ensure = jax.jit(lambda b: target_cache.ensure(b, value_fn, jnp.int32(0),
+                                                   chunk=streams * steps,
+                                                   history_length=history_length))
+    buffer = replay.init(streams, length, (2, 2, 1), actions, observation_dtype=jnp.uint8)
+    buffer = buffer.replace(value_cache=target_cache.init(streams, length))
+    zeros = jnp.zeros((streams, steps))
+    for _ in range(5):  # 30 positions a stream through a ring of 16
+        ends = rng.random((streams, steps)) < 0.2
+        frames = rng.integers(1, 255, (streams, steps, 2, 2, 1), dtype=np.uint8)
+        buffer = ensure(replay.add(buffer, Trajectory(
+            observation=frames, action=rng.integers(0, actions, (streams, steps), np.int32),
+            reward=zeros, terminated=ends, truncated=np.zeros_like(ends),
+            search_policy=jnp.full((streams, steps, actions), 1 / actions),
+            root_value=zeros, final_value=zeros, final_observation=frames,
+            episode_return=zeros, episode_length=zeros.astype(jnp.int32))))
+    oldest = int(replay._oldest_start(buffer, history_length))
+    positions = np.arange(oldest, int(buffer.count))
+    slots = jnp.asarray(np.broadcast_to(positions % length, (streams, len(positions))))
+    obs = replay.observations(buffer, jnp.arange(streams), slots,
+                              history_length=history_length)
+    expected = value_fn(obs.reshape((-1,) + obs.shape[2:])).reshape(slots.shape)
+    np.testing.assert_allclose(target_cache.lookup(buffer, jnp.arange(streams), slots),
+                               expected, rtol=1e-6, atol=1e-6)

@@ -11,11 +11,11 @@ invisible; the next `Checkpointer` on the directory deletes the leftovers.
 Pytrees are stored generically, as nested dicts named by their paths, so a
 field added to `TrainState` (or any state) is saved without code here; typed
 PRNG keys are stored as their raw key data; fields computed from the rest
-(`NOT_SAVED`) are left out and come fresh from the template. Restoring takes a template of the
-expected pytree (fresh state from the same config) and checks every array's
-shape and dtype against what is on disk before reading, so a checkpoint written
-for another network shape fails with a message naming the first array that
-differs. A checkpoint that cannot be read (an item missing, files damaged) is
+(`NOT_SAVED`) are left out and come fresh from the template. Restoring takes a
+template of the expected pytree (fresh state from the same config) and checks
+every array's shape and dtype against what is on disk before reading, so a
+checkpoint written for another network shape fails with a message naming the
+first array that differs. A checkpoint that cannot be read (an item missing, files damaged) is
 skipped for the newest one that can, with a one-line warning; a failed write (a
 full disk, a directory that cannot be written) is one `CheckpointError` naming
 the directory and the OS error, and leaves the earlier checkpoints as they were.

@@ -120,10 +120,14 @@ def ensure(buffer: ReplayBuffer, value_fn: ValueFn, target_step: chex.Array, *,
 
 
 def make_ensure(model: Model, config: Config
-                ) -> Callable[[TrainState, ReplayBuffer], ReplayBuffer]:
+                ) -> Callable[[TrainState, ReplayBuffer], ReplayBuffer] | None:
     """`ensure` for a learner state: `ensure_cache(state, buffer) -> buffer`, the values
-    of `state`'s target network (`batch.make_update` calls it before each sample)."""
+    of `state`'s target network (`batch.make_update` calls it before each sample); None
+    without a target network copied every `target_update_period` steps, whose values
+    no cache can hold."""
     period, rollout_length = config.learner.target_update_period, config.acting.rollout_length
+    if period <= 0 or config.learner.target_ema > 0:
+        return None
 
     def ensure_cache(state: TrainState, buffer: ReplayBuffer) -> ReplayBuffer:
         def value_fn(obs):

@@ -75,8 +75,8 @@ LONGEST_FIRST = ("test_faults.py", "test_stochastic.py", "test_loop.py", "test_e
                  "test_atari.py", "test_board.py", "test_sampled.py", "test_distributed.py",
                  "test_mjx.py", "test_learner.py", "test_selfplay.py", "test_notebook.py",
                  "test_benchmarks.py", "test_training_machinery.py", "test_minatar.py",
-                 "test_target_cache.py", "test_efficientzero.py", "test_reanalyze.py", "test_gymnasium_env.py",
-                 "test_extensions.py")
+                 "test_target_cache.py", "test_efficientzero.py", "test_reanalyze.py",
+                 "test_gymnasium_env.py", "test_extensions.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -54,6 +54,11 @@ def test_the_tiny_config_keeps_the_cache_and_an_average_target_does_not(tiny_con
                                                   "target_ema": 0.9},
                     {"target_update_period": 5}):  # 51.2 + 16 calls a step: more than 48
         assert not target_cache.pays(tiny_config.replace(**changed)), changed
+    # Only a copied target's values stay put between copies.
+    for changed in ({"target_update_period": 0}, {"target_update_period": 0,
+                                                  "target_ema": 0.9}):
+        config = tiny_config.replace(**changed)
+        assert target_cache.make_ensure(mz.Agent(config).model, config) is None
 
 
 def test_the_cache_holds_the_target_networks_value_of_every_position(tiny_agent):

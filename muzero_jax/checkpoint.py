@@ -15,10 +15,11 @@ PRNG keys are stored as their raw key data; fields computed from the rest
 template of the expected pytree (fresh state from the same config) and checks
 every array's shape and dtype against what is on disk before reading, so a
 checkpoint written for another network shape fails with a message naming the
-first array that differs. A checkpoint that cannot be read (an item missing, files damaged) is
-skipped for the newest one that can, with a one-line warning; a failed write (a
-full disk, a directory that cannot be written) is one `CheckpointError` naming
-the directory and the OS error, and leaves the earlier checkpoints as they were.
+first array that differs. A checkpoint that cannot be read (an item missing,
+files damaged) is skipped for the newest one that can, with a one-line warning;
+a failed write (a full disk, a directory that cannot be written) is one
+`CheckpointError` naming the directory and the OS error, and leaves the earlier
+checkpoints as they were.
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ def calls_per_step(config: Config) -> tuple[float, float]:
     amortised over a target period and an iteration."""
     learner = config.learner
     without = learner.batch_size * (config.loss.unroll_steps + 1)
-    if learner.target_update_period <= 0 or learner.target_ema > 0:
+    # No copied target (none, or an average: the config allows a period only without one).
+    if not learner.target_update_period:
         return float("inf"), float(without)
     streams = config.acting.num_envs
     chunk = streams * config.acting.rollout_length  # `make_ensure`'s: one iteration's
@@ -126,7 +127,7 @@ def make_ensure(model: Model, config: Config
     without a target network copied every `target_update_period` steps, whose values
     no cache can hold."""
     period, rollout_length = config.learner.target_update_period, config.acting.rollout_length
-    if period <= 0 or config.learner.target_ema > 0:
+    if not period:
         return None
 
     def ensure_cache(state: TrainState, buffer: ReplayBuffer) -> ReplayBuffer:

@@ -13,7 +13,14 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CARTPOLE = os.path.join(ROOT, "experiments", "cartpole.py")
 TRAIN = os.path.join(ROOT, "experiments", "train.py")
-ENV = dict(os.environ, PYTHONPATH=ROOT)
+
+
+def script_env() -> dict:
+    """The environment of a script's process: this one's as it is when called (conftest's
+    compile_cache fixture sets the shared compilation cache after the test modules import
+    this one), with the repository on PYTHONPATH."""
+    return dict(os.environ, PYTHONPATH=ROOT)
+
 
 # One tiny config for every test that runs experiments/cartpole.py to check plumbing
 # (summary, logs, checkpoints, resume), not learning: within one test run the later

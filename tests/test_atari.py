@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import ale_py
 import gymnasium as gym
@@ -11,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scripts import script_in_process
+from scripts import run_script, script_in_process
 
 import muzero_jax as mz
 from muzero_jax import history, replay
@@ -172,10 +170,12 @@ def test_host_self_play_keeps_each_games_history(atari_agent):
     assert returns.shape == (2,) and np.all(returns >= 0)
 
 
-def test_atari_experiment_smoke_run_writes_summary(tmp_path):
+def test_atari_experiment_smoke_run_writes_summary(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "experiments", "atari.py"), "--env",
+    # In this process: a new one would first import everything again.
+    run_script(
+        os.path.join(ROOT, "experiments", "atari.py"),
+        ["--env",
          "ALE/Breakout-v5", "--preset", "tiny", "--env-steps", "400", "--eval-episodes", "2",
          "--max-episode-steps", "100", "--out", str(out),
          # The preset's network with no residual blocks (its downsampling convolutions
@@ -187,8 +187,7 @@ def test_atari_experiment_smoke_run_writes_summary(tmp_path):
          "--env.frame_size", "32", "32",
          "--search.num_simulations", "2", "--search.max_num_considered_actions", "2",
          "--learner.batch_size", "8", "--loss.unroll_steps", "1", "--loss.td_steps", "2"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+        monkeypatch, tmp_path)
     summary = json.loads((out / "summary.json").read_text())
     cartpole_keys = {"env_steps", "train_steps", "wall_seconds", "train_seconds",
                      "eval_seconds", "eval_return_mean", "eval_return_std", "eval_return_min",

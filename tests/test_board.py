@@ -211,11 +211,14 @@ def _winnable(observation):
 
 
 def test_counterfactual_moves_label_the_win_not_played_and_the_moves_beside_one_played():
-    from muzero_jax.extensions.counterfactual import counterfactual_moves, move_rewards
+    from muzero_jax.extensions import counterfactual
 
+    # Jitted: op by op, every op of the game's step would compile alone.
+    move_rewards = jax.jit(lambda key, inner: counterfactual.move_rewards(TTT, key, inner))
+    counterfactual_moves = jax.jit(counterfactual.counterfactual_moves)
     win_state, _ = play_moves(WIN)
     states = jax.tree.map(lambda a: jnp.stack([a] * 100), win_state)
-    rewards = move_rewards(TTT, jax.random.key(0), states.inner)
+    rewards = move_rewards(jax.random.key(0), states.inner)
     legal = np.asarray(win_state.legal_action_mask)
     np.testing.assert_array_equal(np.asarray(rewards[0])[legal], [1, 0, 0, 0, 0])  # 2 5 6 7 8
     mask = states.legal_action_mask

@@ -26,12 +26,12 @@ import numpy as np
 import pytest
 from scripts import (
     CARTPOLE,
-    ENV,
     ROOT,
     TINY,
     TRAIN,
     assert_one_line,
     run_script,
+    script_env,
     script_in_process,
     snapshot,
 )
@@ -255,7 +255,7 @@ def test_no_readable_checkpoint_is_one_line_and_exit_2(trained_run, tmp_path, mo
     if damage == "empty_manifest":  # a process of its own: the noise came at its exit too
         proc = subprocess.run([sys.executable, CARTPOLE, "--resume", str(run)],
                               capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                              env=ENV)
+                              env=script_env())
         code, err = proc.returncode, proc.stderr
     else:
         code, err = script_in_process(CARTPOLE, ["--resume", str(run)], monkeypatch, capsys,
@@ -440,7 +440,7 @@ def test_a_signal_saves_a_checkpoint_and_the_resumed_run_ends_as_the_whole_one(
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, CARTPOLE, "--out", str(out), *TINY],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path, env=ENV)
+                            cwd=tmp_path, env=script_env())
     metrics = out / "metrics.csv"  # its first row: training has started
     deadline = time.monotonic() + 300
     while not metrics.exists():

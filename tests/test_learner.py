@@ -147,8 +147,8 @@ def test_learner_halves_the_gradient_through_states_g_made_not_the_root(
                                             policy_mask=jnp.zeros_like(t.policy_mask),
                                             reward_mask=jnp.zeros_like(t.reward_mask)))
 
-    def representation_grad():
-        grads = jax.grad(lambda p: agent.learner.loss(p, batch)[0])(params)
+    def representation_grad():  # jitted: op by op, each of the unroll's ops compiles alone
+        grads = jax.jit(jax.grad(lambda p: agent.learner.loss(p, batch)[0]))(params)
         return jax.tree.leaves(grads["params"]["representation"])
 
     scaled = representation_grad()

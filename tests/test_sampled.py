@@ -105,9 +105,12 @@ def test_enumerated_actions_equal_plain_muzero(policy):
     assert isinstance(enumerated.model, sampled.SampledModel)
     params = plain.model.init(jax.random.key(0))
     obs = jax.random.normal(jax.random.key(1), (5, 4))
+    # One program each (op by op, every op outside the tree's loops compiles alone); the
+    # exploration knobs are traced, so both settings run the same program.
+    search_plain, search_enumerated = jax.jit(plain.searcher), jax.jit(enumerated.searcher)
     for exploration in (Exploration.training(config), Exploration.greedy()):
-        a = plain.searcher(params, jax.random.key(2), obs, exploration)
-        b = enumerated.searcher(params, jax.random.key(2), obs, exploration)
+        a = search_plain(params, jax.random.key(2), obs, exploration)
+        b = search_enumerated(params, jax.random.key(2), obs, exploration)
         for field in ("action", "search_policy", "root_value", "prior_value"):
             np.testing.assert_array_equal(np.asarray(a[field]), np.asarray(b[field]))
         np.testing.assert_array_equal(np.asarray(b.root_actions), np.tile([0, 1], (5, 1)))

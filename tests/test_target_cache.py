@@ -189,7 +189,8 @@ def test_with_frame_stacks_a_cached_value_stays_that_of_its_positions_stack():
     def value_fn(obs):  # any function of the whole stack, frames and action planes
         return jnp.sum(obs * weights, axis=(1, 2, 3))
 
-    ensure = jax.jit(lambda b: target_cache.ensure(b, value_fn, jnp.int32(0),
+    # Adding and catching up in one program (op by op, each op would compile alone).
+    add = jax.jit(lambda b, t: target_cache.ensure(replay.add(b, t), value_fn, jnp.int32(0),
                                                    chunk=streams * steps,
                                                    history_length=history_length))
     buffer = replay.init(streams, length, (2, 2, 1), actions, observation_dtype=jnp.uint8)
@@ -198,12 +199,12 @@ def test_with_frame_stacks_a_cached_value_stays_that_of_its_positions_stack():
     for _ in range(5):  # 30 positions a stream through a ring of 16
         ends = rng.random((streams, steps)) < 0.2
         frames = rng.integers(1, 255, (streams, steps, 2, 2, 1), dtype=np.uint8)
-        buffer = ensure(replay.add(buffer, Trajectory(
+        buffer = add(buffer, Trajectory(
             observation=frames, action=rng.integers(0, actions, (streams, steps), np.int32),
             reward=zeros, terminated=ends, truncated=np.zeros_like(ends),
             search_policy=jnp.full((streams, steps, actions), 1 / actions),
             root_value=zeros, final_value=zeros, final_observation=frames,
-            episode_return=zeros, episode_length=zeros.astype(jnp.int32))))
+            episode_return=zeros, episode_length=zeros.astype(jnp.int32)))
     oldest = int(replay._oldest_start(buffer, history_length))
     positions = np.arange(oldest, int(buffer.count))
     slots = jnp.asarray(np.broadcast_to(positions % length, (streams, len(positions))))

@@ -204,6 +204,7 @@ def test_no_policy_loss_past_a_termination_but_absorbing_value_and_reward(tiny_c
         else x, params)
     window = _terminated_window()
 
+    @jax.jit  # op by op, every op of the targets and the unroll would compile alone
     def loss(window):
         t = window_targets(window, discount=0.5, td_steps=2, unroll_steps=3)
         batch = mz.Batch(observation=window.observation, targets=t, weight=jnp.ones(1))

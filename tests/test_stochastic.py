@@ -375,14 +375,15 @@ def test_a_conv_h_reads_the_board_and_the_other_steps_stay_mlps():
         search=dict(policy="stochastic"))
     validate(config, observation_shape=(4, 4, 5), num_actions=4)
     model = StochasticModel(config.network, 4, (4, 4, 5))
-    params = model.init(jax.random.key(0))["params"]
+    # Jitted: op by op, each of the networks' ops would compile alone.
+    params = jax.jit(model.init)(jax.random.key(0))["params"]
     # A 3x3 stem of 5 planes into 4 channels, one residual block, a dense layer over the
     # 4x4x4 board into the latent; the encoder still reads the flat planes.
     h = params["representation"]
     assert h["Conv_0"]["kernel"].shape == (3, 3, 5, 4)
     assert h["Dense_0"]["kernel"].shape == (4 * 4 * 4, 8)
     assert params["encoder"]["MLP_0"]["Dense_0"]["kernel"].shape == (4 * 4 * 5, 8)
-    root = model.initial_inference({"params": params}, jnp.ones((2, 4, 4, 5)))
+    root = jax.jit(model.initial_inference)({"params": params}, jnp.ones((2, 4, 4, 5)))
     assert root.state.shape == (2, 8) and root.policy_logits.shape == (2, 4)
 
 
@@ -395,17 +396,18 @@ def test_an_afterstate_reward_does_not_read_the_code(afterstate_reward):
                      afterstate_reward=afterstate_reward), search=dict(policy="stochastic"))
     validate(config)
     model = StochasticModel(config.network, 2, (5,))
-    params = model.init(jax.random.key(0))
+    params = jax.jit(model.init)(jax.random.key(0))  # op by op, each op would compile alone
+    chance = jax.jit(model.chance)
     # Random weights everywhere (the reward head starts at zero, paying 0 whatever it reads).
     leaves, tree = jax.tree.flatten(params)
     params = jax.tree.unflatten(tree, [jax.random.normal(jax.random.key(i), x.shape)
                                        for i, x in enumerate(leaves)])
     after = jax.random.uniform(jax.random.key(9), (4, 8))
     codes = jnp.eye(3)[jnp.array([0, 1, 2, 0])]
-    reward = model.chance(params, after, codes).reward
-    other = model.chance(params, after, jnp.roll(codes, 1, axis=-1)).reward
-    state = model.chance(params, after, codes).state
-    assert not np.allclose(state, model.chance(params, after, jnp.roll(codes, 1, -1)).state)
+    reward = chance(params, after, codes).reward
+    other = chance(params, after, jnp.roll(codes, 1, axis=-1)).reward
+    state = chance(params, after, codes).state
+    assert not np.allclose(state, chance(params, after, jnp.roll(codes, 1, -1)).state)
     if afterstate_reward:
         np.testing.assert_array_equal(reward, other)
     else:

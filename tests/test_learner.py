@@ -219,6 +219,7 @@ def test_sgd_with_momentum_takes_the_papers_steps(tiny_config):
     batch = _batch(agent)
     state0 = agent.init(jax.random.key(0))
 
+    @jax.jit  # op by op, each of the unroll's ops would compile alone
     def grad(params):
         return jax.grad(lambda p: agent.learner.loss(p, batch)[0])(params)
 

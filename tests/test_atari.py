@@ -175,9 +175,8 @@ def test_atari_experiment_smoke_run_writes_summary(tmp_path, monkeypatch):
     # In this process: a new one would first import everything again.
     run_script(
         os.path.join(ROOT, "experiments", "atari.py"),
-        ["--env",
-         "ALE/Breakout-v5", "--preset", "tiny", "--env-steps", "400", "--eval-episodes", "2",
-         "--max-episode-steps", "100", "--out", str(out),
+        ["--env", "ALE/Breakout-v5", "--preset", "tiny", "--env-steps", "400",
+         "--eval-episodes", "2", "--max-episode-steps", "100", "--out", str(out),
          # The preset's network with no residual blocks (its downsampling convolutions
          # alone), narrower, on smaller frames, with a shorter unroll: this checks the
          # run's plumbing, not what the preset learns.

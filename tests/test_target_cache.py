@@ -190,9 +190,9 @@ def test_with_frame_stacks_a_cached_value_stays_that_of_its_positions_stack():
         return jnp.sum(obs * weights, axis=(1, 2, 3))
 
     # Adding and catching up in one program (op by op, each op would compile alone).
-    add = jax.jit(lambda b, t: target_cache.ensure(replay.add(b, t), value_fn, jnp.int32(0),
-                                                   chunk=streams * steps,
-                                                   history_length=history_length))
+    add = jax.jit(lambda b, t: target_cache.ensure(
+        replay.add(b, t), value_fn, jnp.int32(0), chunk=streams * steps,
+        history_length=history_length))
     buffer = replay.init(streams, length, (2, 2, 1), actions, observation_dtype=jnp.uint8)
     buffer = buffer.replace(value_cache=target_cache.init(streams, length))
     zeros = jnp.zeros((streams, steps))

@@ -88,10 +88,15 @@ def _none_rule(info: PrimitiveTypeInfo) -> PrimitiveConstructorSpec | None:
         str_from_instance=lambda x: ["none"])
 
 
+def one_error_line(message: str, prog: str | None = None) -> str:
+    """`PROG: error: MESSAGE` on one line, as argparse writes it."""
+    prog = prog or os.path.basename(sys.argv[0])
+    return f"{prog}: error: {' '.join(str(message).split())}"
+
+
 def error(message: str, prog: str | None = None, *, code: int = 2) -> NoReturn:
     """Ends the program as argparse does: `PROG: error: MESSAGE` on one line, exit `code`."""
-    prog = prog or os.path.basename(sys.argv[0])
-    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(one_error_line(message, prog), file=sys.stderr)
     sys.exit(code)
 
 
@@ -132,6 +137,13 @@ def one_line_errors(debug: bool = False, prog: str | None = None):
     except (ConfigError, RunFault) as e:
         if debug:
             raise
+        if getattr(e, "at_once", False):
+            # The chunk under way still runs in XLA's threads, and the interpreter's exit
+            # would wait for it: minutes for a large preset on a CPU. Every file the run
+            # wrote is closed by now.
+            print(one_error_line(str(e), prog), file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(e.exit_code)
         error(str(e), prog, code=getattr(e, "exit_code", 2))
     except KeyboardInterrupt:
         # Outside training's own handler (which saves a checkpoint first): while building,

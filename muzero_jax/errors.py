@@ -21,11 +21,13 @@ class RunFault(RuntimeError):
 
 
 class Interrupted(RunFault):
-    """SIGINT or SIGTERM: the run stopped at a chunk's end and saved a checkpoint."""
+    """SIGINT or SIGTERM: the run stopped at a chunk's end and saved a checkpoint, or,
+    after a second signal (`at_once`), stopped in the middle of a chunk without one."""
 
-    def __init__(self, message: str, signum: int):
+    def __init__(self, message: str, signum: int, at_once: bool = False):
         super().__init__(message)
         self.exit_code = 128 + int(signum)  # the shell's convention: 130, 143
+        self.at_once = at_once
 
 
 class NonFiniteError(RunFault):

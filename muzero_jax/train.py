@@ -151,9 +151,10 @@ def train(config: Config, *, env: envs.Env | None = None,
         config.run.log_every); checkpoints fall between calls.
 
     SIGINT and SIGTERM (from the main thread, while training: the previous handlers
-    come back after) finish the current call of the compiled program (host envs: the
-    current iteration), save a checkpoint and raise `Interrupted`; a second signal
-    raises it at once.
+    come back after) log a line at once, finish the current call of the compiled
+    program (host envs: the current iteration), save a checkpoint and raise
+    `Interrupted`; a second signal raises it at once (`Interrupted.at_once`: the call
+    under way goes on in XLA's threads until it ends or the process exits).
 
     Raises:
       CheckpointError: `resume` without a readable checkpoint, a checkpoint that does
@@ -275,7 +276,7 @@ class _Session:
         """Chunks until the backend is finished or a signal came, then the last checkpoint.
         Raises `Interrupted` after a signal (once everything is saved and closed)."""
         backend = self.backend
-        stop = _StopSignals()
+        stop = _StopSignals(self.log)
         try:
             backend.compile()
             release_free_heap()  # compilation's working memory: about half the peak RSS
@@ -978,26 +979,34 @@ def _close(bar, checkpointer, logger) -> None:
 
 
 class _StopSignals:
-    """SIGINT and SIGTERM while training: noted, so that the loop stops at the end of the
-    current chunk and saves; a second one raises `Interrupted` at once. Installed from
-    the main thread only (signal handlers live there), the previous handlers restored
-    by `restore`, so that a notebook keeps its Ctrl-C outside `train`."""
+    """SIGINT and SIGTERM while training: noted, with a line to `notify` at once (a chunk
+    of a large preset runs for minutes on a CPU), so that the loop stops at the end of
+    the current chunk and saves; a second one raises `Interrupted` at once. Installed
+    from the main thread only (signal handlers live there), the previous handlers
+    restored by `restore`, so that a notebook keeps its Ctrl-C outside `train`."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, notify: Callable[[str], None] | None = None):
         self.signum: int | None = None
+        self.notify = notify
         self._previous: dict = {}
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
 
     def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
         if self.signum is not None:
-            raise Interrupted(f"{signal.Signals(signum).name} again: stopped at once, "
-                              f"without a checkpoint of the current chunk; resume from the "
-                              f"last one", signum)
+            raise Interrupted(f"{name} again: stopped at once, without a checkpoint of the "
+                              f"current chunk; resume from the last one", signum, at_once=True)
         self.signum = signum
+        if self.notify is not None:
+            try:
+                self.notify(f"{name}: stopping at the end of the current chunk, with a "
+                            f"checkpoint; {name} again stops at once, without it")
+            except RuntimeError:  # the signal came in the middle of a write to that stream
+                pass
 
     def restore(self) -> None:
         for signum, handler in self._previous.items():

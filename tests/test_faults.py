@@ -484,20 +484,44 @@ def test_a_signal_on_the_host_path_finishes_the_iteration_and_its_update(tiny_co
     assert step == 3 and int(state.step) == 3 * cfg.learner.updates_per_iteration  # its update too
 
 
+def test_a_second_signal_exits_without_waiting_for_the_chunk_under_way(monkeypatch, capsys):
+    from muzero_jax import cli
+
+    class Exited(Exception):
+        pass
+
+    def exit_now(code):  # os._exit: the interpreter's exit would wait for XLA's threads
+        raise Exited(code)
+
+    monkeypatch.setattr(cli.os, "_exit", exit_now)
+    with pytest.raises(Exited) as exited, cli.one_line_errors(prog="train.py"):
+        raise Interrupted("SIGINT again: stopped at once", signal.SIGINT, at_once=True)
+    assert exited.value.args == (130,)
+    assert_one_line(capsys.readouterr().err, "train.py: error: SIGINT again: stopped at once")
+    with pytest.raises(SystemExit) as stopped, cli.one_line_errors(prog="train.py"):
+        raise Interrupted("SIGINT: stopped after iteration 3", signal.SIGINT)
+    assert stopped.value.code == 130  # after a checkpoint: the ordinary exit
+
+
 def test_train_restores_the_signal_handlers_it_found():
     def mine(signum, frame):
         pass
 
     previous = signal.signal(signal.SIGTERM, mine)
     found = signal.getsignal(signal.SIGINT)  # SIG_IGN where pytest started in the background
+    notices = []
     try:
-        stop = train_lib._StopSignals()
+        stop = train_lib._StopSignals(notices.append)
         assert signal.getsignal(signal.SIGTERM) is not mine
         os.kill(os.getpid(), signal.SIGTERM)  # noted, not fatal, while training
         assert stop.signum == signal.SIGTERM
+        # Said at once, not when the chunk under way ends.
+        assert notices == ["SIGTERM: stopping at the end of the current chunk, with a "
+                           "checkpoint; SIGTERM again stops at once, without it"]
         with pytest.raises(Interrupted) as raised:  # a second one stops at once
             os.kill(os.getpid(), signal.SIGTERM)
-        assert raised.value.exit_code == 143
+        assert raised.value.exit_code == 143 and raised.value.at_once
+        assert len(notices) == 1
         stop.restore()
         assert signal.getsignal(signal.SIGTERM) is mine
         assert signal.getsignal(signal.SIGINT) is found

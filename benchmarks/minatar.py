@@ -1,5 +1,8 @@
 """MinAtar: return against env steps and wall seconds, beside published figures (`--only minatar`).
 
+The table also gives players without learning, measured here on the same env: random
+play, and the best single action played throughout (`untrained_players`).
+
 One cold process per game, variant and seed (`experiments/train.py --env
 gymnax/<Game>-MinAtar --preset minatar`, compilation included, no persistent compile
 cache), one after another so that runs do not share the cores. The learning curve is the
@@ -86,6 +89,62 @@ def seaquest_runs() -> bool:
         return obs.shape == (10, 10, 10)
     except Exception:  # noqa: BLE001  any failure of the port: leave the game out
         return False
+
+
+# MinAtar's full action set, by the index gymnax's `action_set` maps a game's actions to.
+_ACTION_NAMES = ("no-op", "left", "up", "right", "down", "fire")
+
+
+def untrained_players(game: str, episodes: int = 100, seed: int = 0,
+                      max_episode_steps: int | None = None) -> dict:
+    """Returns of players without learning, through the env the agent trains and is
+    evaluated on (MinAtar's sticky actions, gymnax's time limit or `max_episode_steps`):
+    a uniformly random action at every step, and each single action played throughout.
+    The best single action is the floor a learned policy has to clear: on Freeway,
+    "up" alone crosses the road between cars.
+
+    Returns {"episodes", "random": {"mean", "std"}, "single": [{"action", "name", "mean",
+    "std"}, one per action]}; all players in one jitted loop, `episodes` each.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from muzero_jax import envs
+    from muzero_jax.config import Config
+
+    env = envs.make(Config().replace(env=dict(id=f"gymnax/{game}-MinAtar",
+                                              max_episode_steps=max_episode_steps)))
+    limit = env.spec.max_episode_steps
+    num_actions = env.spec.num_actions
+
+    def episode(player, key):  # player -1: random; a >= 0: action a throughout
+        reset_key, key = jax.random.split(key)
+        inner, _ = env.initial(reset_key)
+
+        def body(carry):
+            inner, total, key, steps, _ = carry
+            key, act_key, step_key = jax.random.split(key, 3)
+            action = jnp.where(player < 0, jax.random.randint(act_key, (), 0, num_actions),
+                               player)
+            out = env.transition(inner, action, step_key)
+            return (out.inner, total + out.reward, key, steps + 1,
+                    out.terminated | (steps + 1 >= limit))
+
+        carry = (inner, jnp.float32(0.0), key, jnp.int32(0), jnp.bool_(False))
+        return jax.lax.while_loop(lambda c: ~c[4], body, carry)[1]
+
+    players = jnp.arange(-1, num_actions)
+    keys = jax.random.split(jax.random.key(seed), episodes)
+    returns = np.asarray(jax.jit(jax.vmap(jax.vmap(episode, (None, 0)), (0, None)))(
+        players, keys))
+
+    def stats(r):
+        return {"mean": float(r.mean()), "std": float(r.std())}
+
+    names = [_ACTION_NAMES[int(a)] for a in np.asarray(env.env.action_set)]
+    return {"episodes": episodes, "random": stats(returns[0]),
+            "single": [{"action": a, "name": names[a], **stats(returns[a + 1])}
+                       for a in range(num_actions)]}
 
 
 def finished(out: str, env_id: str, env_steps: int, seed: int,
@@ -294,15 +353,30 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
         raise NothingFinished(f"no finished MinAtar run under "
                               f"{os.path.join(out, 'minatar', device)} to report: run "
                               "without --minatar-finished-only to train them")
+    untrained = {}
+    for game in dict.fromkeys(r["game"] for r in runs):
+        untrained[game] = players = untrained_players(game)
+        best = max(players["single"], key=lambda p: p["mean"])
+        log(f"  {game:14s} without learning: random {players['random']['mean']:.2f}, "
+            f"{best['name']} throughout {best['mean']:.2f} ({players['episodes']} episodes)")
     png = f"minatar/{device}.png"  # relative to `out`, as the tables' links are
     os.makedirs(os.path.dirname(os.path.join(out, png)), exist_ok=True)
-    plot(runs, os.path.join(out, png))
+    plot(runs, os.path.join(out, png), game_lines={
+        game: untrained_lines(players) for game, players in untrained.items()})
     return {"config": f"preset minatar, seeds 0-{seeds - 1}, {env_steps:,} env steps per run, "
                       "MinAtar's sticky actions (0.1), cold process each (compilation "
                       "included)",
             "env_steps_budget": env_steps, "variants": list(variants),
             "variant_flags": {v: " ".join(VARIANTS[v]) for v in variants},
-            "seeds": seeds, "runs": runs, "missing": missing, "plot": png}
+            "seeds": seeds, "runs": runs, "missing": missing, "untrained": untrained,
+            "plot": png}
+
+
+def untrained_lines(players: dict) -> list[tuple[str, float]]:
+    """`untrained_players`' random play and best single action as (label, return) lines
+    (the same labels on every game, for one legend; the table names the action)."""
+    best = max(players["single"], key=lambda p: p["mean"])
+    return [("random play", players["random"]["mean"]), ("best single action", best["mean"])]
 
 
 def helps(variant_runs: list[dict], plain_runs: list[dict]) -> dict:
@@ -385,11 +459,13 @@ def band(runs: list[dict], x: str) -> tuple[list[float], list[float], list[float
 
 
 def plot(runs: list[dict], path: str, title: str = "{}-MinAtar", ylabel: str = "greedy return",
-         lines: tuple[tuple[str, float], ...] | list = ()) -> None:
+         lines: tuple[tuple[str, float], ...] | list = (),
+         game_lines: dict[str, list[tuple[str, float]]] | None = None) -> None:
     """Greedy eval return against env steps (top) and wall seconds (bottom), one column per
     game (`title` formats its name), one colour per variant: the median over seeds in a
     band from the lowest seed to the highest, the final 100-episode evaluations as points
-    at the runs' ends, and `lines` (label, value) as dotted horizontal lines."""
+    at the runs' ends, and `lines` (label, value) as dotted horizontal lines, with a
+    game's own `game_lines` after them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -413,7 +489,7 @@ def plot(runs: list[dict], path: str, title: str = "{}-MinAtar", ylabel: str = "
                 ax.plot([r[x] for r in group], [r["final_eval_return"] for r in group], "o",
                         color=f"C{colour}", markersize=3)
         for row, x in enumerate(("env_steps", "wall_seconds")):
-            for i, (label, value) in enumerate(lines):
+            for i, (label, value) in enumerate([*lines, *(game_lines or {}).get(game, ())]):
                 axes[row, col].axhline(value, color="k", linestyle=":", alpha=1 - 0.3 * i,
                                        label=label)
             axes[row, col].set_xlabel("env steps" if x == "env_steps"
@@ -453,6 +529,16 @@ def markdown(section: dict) -> list[str]:
     for source, budget, figures in PUBLISHED:
         lines.append(f"| {source} | {budget} | " + " | ".join(
             f"{figures[g]:g}" if g in figures else "-" for g in games) + " |")
+    untrained = section.get("untrained", {})
+    if untrained:
+        episodes = next(iter(untrained.values()))["episodes"]
+        lines.append(f"| random play | {episodes} episodes | " + " | ".join(
+            f"{untrained[g]['random']['mean']:.1f}" if g in untrained else "-"
+            for g in games) + " |")
+        best = {g: max(p["single"], key=lambda a: a["mean"]) for g, p in untrained.items()}
+        lines.append(f"| the best single action, played throughout | {episodes} episodes | "
+                     + " | ".join(f"{best[g]['mean']:.1f} ({best[g]['name']})" if g in best
+                                  else "-" for g in games) + " |")
     for variant in variants:
         cells = [_median_range([r["final_eval_return"] for r in groups[(g, variant)]])
                  if (g, variant) in groups else "-" for g in games]

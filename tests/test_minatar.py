@@ -125,9 +125,17 @@ def test_benchmark_reads_runs_into_a_table_beside_the_published_figures(tmp_path
     # Curve times are shifted from train() start to process start (10 s of start-up).
     assert runs[0]["curve"] == [{"wall_seconds": 60.5, "env_steps": 10_240, "eval_return": 1.5},
                                 {"wall_seconds": 90.0, "env_steps": 20_480, "eval_return": 3.0}]
-    section = {"config": "test", "env_steps_budget": 20_480, "runs": runs, "plot": "m.png"}
+    untrained = {game: {"episodes": 100, "random": {"mean": 0.25 + i, "std": 0.5},
+                        "single": [{"action": 0, "name": "no-op", "mean": 0.0, "std": 0.0},
+                                   {"action": 1, "name": "up", "mean": 1.0 + i, "std": 0.1}]}
+                 for i, game in enumerate(minatar.GAMES)}
+    section = {"config": "test", "env_steps_budget": 20_480, "runs": runs, "plot": "m.png",
+               "untrained": untrained}
     table = "\n".join(minatar.markdown(section))
     assert "| gymnax baselines, PPO | 10M steps | 28 | 15 | 58 | 131 |" in table
+    assert "| random play | 100 episodes | 0.2 | 1.2 | 2.2 | 3.2 | 4.2 |" in table
+    assert ("| the best single action, played throughout | 100 episodes | 1.0 (up) | 2.0 (up) "
+            "| 3.0 (up) | 4.0 (up) | 5.0 (up) |") in table
     assert "| Breakout | plain | 0 | 20,480 | 100 | 205 | 2.5 +- 1.0 | 3.0 at 20,480 |" in table
     # A run resumed in a later sitting says so beside its wall time.
     runs[1]["resumes"] = 2
@@ -135,6 +143,23 @@ def test_benchmark_reads_runs_into_a_table_beside_the_published_figures(tmp_path
     assert "| Asterix | plain | 0 | 20,480 | 101 (resumed 2x) | 203 | 3.5 +- 1.0 |" in table
     minatar.plot(runs, str(tmp_path / "m.png"))
     assert (tmp_path / "m.png").stat().st_size > 0
+
+
+def test_players_without_learning_play_the_env_the_agent_is_evaluated_on():
+    from benchmarks import minatar
+
+    # Freeway's chicken scores only at the top of the road: standing still or moving down
+    # never does, "up" alone does within 200 steps.
+    players = minatar.untrained_players("Freeway", episodes=2, max_episode_steps=200)
+    assert players["episodes"] == 2
+    assert [(a["action"], a["name"]) for a in players["single"]] == [
+        (0, "no-op"), (1, "up"), (2, "down")]
+    means = {a["name"]: a["mean"] for a in players["single"]}
+    assert means["no-op"] == means["down"] == 0.0
+    assert means["up"] >= 1.0
+    assert players["random"]["mean"] >= 0.0
+    assert minatar.untrained_lines(players) == [
+        ("random play", players["random"]["mean"]), ("best single action", means["up"])]
 
 
 def test_a_band_reads_seeds_that_evaluated_elsewhere_off_their_curves():
@@ -291,12 +316,21 @@ def _finished_run(out, variant: str, game: str, seed: int, final: float,
         f"iteration,env_steps,wall_seconds,eval_return\n1,1000,9.0,{final}\n")
 
 
+def _report_only(monkeypatch, minatar):
+    """Reports without training, drawing or playing: the players without learning are a
+    fake whose returns name the game."""
+    monkeypatch.setattr(minatar, "train_cold", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(minatar, "plot", lambda runs, path, **_: None)
+    monkeypatch.setattr(minatar, "untrained_players", lambda game: {
+        "episodes": 100, "random": {"mean": len(game) / 10, "std": 0.0},
+        "single": [{"action": 0, "name": "no-op", "mean": 0.0, "std": 0.0}]})
+
+
 def test_a_report_of_finished_runs_trains_nothing_and_names_what_is_missing(tmp_path,
                                                                             monkeypatch):
     from benchmarks import minatar
 
-    monkeypatch.setattr(minatar, "train_cold", lambda *a, **k: pytest.fail("trained"))
-    monkeypatch.setattr(minatar, "plot", lambda runs, path: None)
+    _report_only(monkeypatch, minatar)
     finals = {("plain", 0): 3.0, ("plain", 1): 5.0, ("plain", 2): 4.0,
               ("value_prefix", 0): 2.0, ("value_prefix", 1): 4.0, ("consistency", 0): 9.0}
     for (variant, seed), final in finals.items():
@@ -324,8 +358,7 @@ def test_the_preset_runs_on_every_game_beside_plain_and_the_other_variants_where
         tmp_path, monkeypatch):
     from benchmarks import minatar
 
-    monkeypatch.setattr(minatar, "train_cold", lambda *a, **k: pytest.fail("trained"))
-    monkeypatch.setattr(minatar, "plot", lambda runs, path: None)
+    _report_only(monkeypatch, minatar)
     _finished_run(tmp_path, "plain", "Breakout", 0, 2.0)
     _finished_run(tmp_path, minatar.PRESET_VARIANT, "Breakout", 0, 3.0)
     section = minatar.benchmark(
@@ -337,14 +370,16 @@ def test_the_preset_runs_on_every_game_beside_plain_and_the_other_variants_where
     table = "\n".join(minatar.markdown(section))
     assert (f"| muzero_jax `minatar` {minatar.PRESET_VARIANT} (the preset), greedy, 100 "
             "episodes | 1,000 steps | 3.0 |") in table
+    # Players without learning: the games with a finished run only.
+    assert list(section["untrained"]) == ["Breakout"]
+    assert "| random play | 100 episodes | 0.8 |" in table
 
 
 def test_a_table_gathers_the_runs_each_machine_finished_and_names_the_machines(
         tmp_path, monkeypatch):
     from benchmarks import minatar
 
-    monkeypatch.setattr(minatar, "train_cold", lambda *a, **k: pytest.fail("trained"))
-    monkeypatch.setattr(minatar, "plot", lambda runs, path: None)
+    _report_only(monkeypatch, minatar)
     _finished_run(tmp_path, "plain", "Breakout", 0, 2.0, device="slow")
     _finished_run(tmp_path, "plain", "Breakout", 1, 3.0, device="fast")
     # This machine's own run wins over another machine's of the same seed.

@@ -356,7 +356,7 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
     untrained = {}
     for game in dict.fromkeys(r["game"] for r in runs):
         untrained[game] = players = untrained_players(game)
-        best = max(players["single"], key=lambda p: p["mean"])
+        best = best_single_action(players)
         log(f"  {game:14s} without learning: random {players['random']['mean']:.2f}, "
             f"{best['name']} throughout {best['mean']:.2f} ({players['episodes']} episodes)")
     png = f"minatar/{device}.png"  # relative to `out`, as the tables' links are
@@ -372,11 +372,16 @@ def benchmark(out: str, device: str, log, env_steps: int = DEFAULT_STEPS,
             "plot": png}
 
 
+def best_single_action(players: dict) -> dict:
+    """The single action of `untrained_players`' result that scored most."""
+    return max(players["single"], key=lambda p: p["mean"])
+
+
 def untrained_lines(players: dict) -> list[tuple[str, float]]:
     """`untrained_players`' random play and best single action as (label, return) lines
     (the same labels on every game, for one legend; the table names the action)."""
-    best = max(players["single"], key=lambda p: p["mean"])
-    return [("random play", players["random"]["mean"]), ("best single action", best["mean"])]
+    return [("random play", players["random"]["mean"]),
+            ("best single action", best_single_action(players)["mean"])]
 
 
 def helps(variant_runs: list[dict], plain_runs: list[dict]) -> dict:
@@ -535,7 +540,7 @@ def markdown(section: dict) -> list[str]:
         lines.append(f"| random play | {episodes} episodes | " + " | ".join(
             f"{untrained[g]['random']['mean']:.1f}" if g in untrained else "-"
             for g in games) + " |")
-        best = {g: max(p["single"], key=lambda a: a["mean"]) for g, p in untrained.items()}
+        best = {g: best_single_action(p) for g, p in untrained.items()}
         lines.append(f"| the best single action, played throughout | {episodes} episodes | "
                      + " | ".join(f"{best[g]['mean']:.1f} ({best[g]['name']})" if g in best
                                   else "-" for g in games) + " |")

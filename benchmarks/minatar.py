@@ -114,24 +114,22 @@ def untrained_players(game: str, episodes: int = 100, seed: int = 0,
 
     env = envs.make(Config().replace(env=dict(id=f"gymnax/{game}-MinAtar",
                                               max_episode_steps=max_episode_steps)))
-    limit = env.spec.max_episode_steps
     num_actions = env.spec.num_actions
 
     def episode(player, key):  # player -1: random; a >= 0: action a throughout
         reset_key, key = jax.random.split(key)
-        inner, _ = env.initial(reset_key)
 
+        # `JaxEnv.step` keeps the time limit and the episode's return, as in evaluation.
         def body(carry):
-            inner, total, key, steps, _ = carry
-            key, act_key, step_key = jax.random.split(key, 3)
+            state, key, _, _ = carry
+            key, act_key = jax.random.split(key)
             action = jnp.where(player < 0, jax.random.randint(act_key, (), 0, num_actions),
                                player)
-            out = env.transition(inner, action, step_key)
-            return (out.inner, total + out.reward, key, steps + 1,
-                    out.terminated | (steps + 1 >= limit))
+            state, out = env.step(state, action)
+            return state, key, out.terminated | out.truncated, out.episode_return
 
-        carry = (inner, jnp.float32(0.0), key, jnp.int32(0), jnp.bool_(False))
-        return jax.lax.while_loop(lambda c: ~c[4], body, carry)[1]
+        carry = (env.reset(reset_key), key, jnp.bool_(False), jnp.float32(0.0))
+        return jax.lax.while_loop(lambda c: ~c[2], body, carry)[3]
 
     players = jnp.arange(-1, num_actions)
     keys = jax.random.split(jax.random.key(seed), episodes)

@@ -101,7 +101,7 @@ def _learning_figure(rows: list[tuple[str, list[dict[str, np.ndarray]]]], ylabel
             ax.set_ylabel(ylabel)
             ax.set_title(title, fontsize=10)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8, loc="lower right")
+            ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
 
 

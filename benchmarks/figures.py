@@ -67,17 +67,20 @@ def band(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray
 
 def _curves_panel(ax, runs: list[dict[str, np.ndarray]], x_key: str, label: str, color: str):
     """The median and range of three or more runs' evaluations against `x_key`; fewer
-    are drawn one line each (a median of two is no run's curve)."""
+    are drawn one line each (a median of two is no run's curve). An empty `label` leaves
+    the legend only the statistic, for a panel whose title names the runs."""
     if len(runs) < 3:
         for r, run in enumerate(runs):
+            name = f"seed {r}" if len(runs) > 1 else "evaluations"
             ax.plot(run[x_key], run["eval_return"], "-", color=f"C{int(color[1:]) + r}",
-                    linewidth=1, label=f"{label}, seed {r}" if len(runs) > 1 else label)
+                    linewidth=1, label=f"{label}, {name}" if label else name)
         return
     grid = np.unique(np.concatenate([r[x_key] for r in runs]))
     median, low, high = band([(r[x_key], r["eval_return"]) for r in runs], grid)
     ax.fill_between(grid, low, high, step="post", color=color, alpha=0.25, linewidth=0)
+    statistic = f"median, range of {len(runs)} seeds"
     ax.step(grid, median, where="post", color=color,
-            label=f"{label}: median, range of {len(runs)} seeds")
+            label=f"{label}: {statistic}" if label else statistic)
 
 
 def _learning_figure(rows: list[tuple[str, list[dict[str, np.ndarray]]]], ylabel: str,
@@ -94,7 +97,7 @@ def _learning_figure(rows: list[tuple[str, list[dict[str, np.ndarray]]]], ylabel
         for c, (x_key, xlabel) in enumerate((("env_steps", "env steps"),
                                              ("wall_seconds", "wall seconds"))):
             ax = axes[r, c]
-            _curves_panel(ax, runs, x_key, title, f"C{r}")
+            _curves_panel(ax, runs, x_key, "", f"C{r}")
             if line is not None:
                 ax.axhline(line, color="grey", linestyle=":", linewidth=1)
             ax.set_xlabel(xlabel)

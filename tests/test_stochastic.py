@@ -475,11 +475,12 @@ def test_the_2048_model_check_of_an_untrained_model(variant):
     assert record["model"] == variant and 0 < record["positions"] <= 60
     assert record["legal_moves"] > record["positions"] and record["mean_reward"] > 0
     # Zero-initialised reward heads pay 0 for every move (sigma's expectation included):
-    # the error is the mean reward itself.
-    assert record["reward_mae"] == pytest.approx(record["mean_reward"], rel=1e-6)
+    # the error is the mean reward itself, up to float32's rounding of the expectation
+    # over the uniform support (3e-5 on some CPUs: the summation order is XLA's choice).
+    assert record["reward_mae"] == pytest.approx(record["mean_reward"], abs=1e-3)
     assert 0 < record["best_move_by_chance"] < 1 and 0 <= record["best_move"] <= 1
     if variant == "stochastic":
-        assert record["teacher_forced_mae"] == pytest.approx(record["mean_reward"], rel=1e-6)
+        assert record["teacher_forced_mae"] == pytest.approx(record["mean_reward"], abs=1e-3)
         # and zero-initialised sigma heads are uniform over the codes.
         codes = config.network.chance_outcomes
         assert record["sigma_on_code"] == pytest.approx(1 / codes, rel=1e-5)
